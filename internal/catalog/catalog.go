@@ -1,0 +1,65 @@
+// Package catalog reads catalog files and knows the demo catalog.
+package catalog
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/dynaprice/dynaprice/internal/pricing"
+)
+
+// File is a catalog file: products and an optional catalog-wide default
+// strategy. A bare JSON array of products is accepted too.
+type File struct {
+	DefaultStrategy string            `json:"default_strategy,omitempty"`
+	Products        []pricing.Product `json:"products"`
+}
+
+// Parse decodes and validates a catalog file.
+func Parse(b []byte) (File, error) {
+	var f File
+	b = bytes.TrimSpace(b)
+	dec := func(v any) error {
+		d := json.NewDecoder(bytes.NewReader(b))
+		d.DisallowUnknownFields()
+		return d.Decode(v)
+	}
+	var err error
+	if len(b) > 0 && b[0] == '[' {
+		err = dec(&f.Products)
+	} else {
+		err = dec(&f)
+	}
+	if err != nil {
+		return File{}, fmt.Errorf("catalog: %w", err)
+	}
+	if len(f.Products) == 0 {
+		return File{}, errors.New("catalog: no products")
+	}
+	seen := map[string]bool{}
+	for i, p := range f.Products {
+		if err := p.Validate(); err != nil {
+			return File{}, fmt.Errorf("catalog: product %d (%q): %w", i, p.ID, err)
+		}
+		if seen[p.ID] {
+			return File{}, fmt.Errorf("catalog: product %q appears twice", p.ID)
+		}
+		seen[p.ID] = true
+	}
+	return f, nil
+}
+
+// Demo is the original system's demo catalog: PA..PJ with their base
+// prices, priced by the seed strategy.
+func Demo() File {
+	bases := []float64{299, 349, 129, 499, 219, 179, 649, 269, 399, 159}
+	names := []string{"Wireless Headphones", "Smart Watch", "Bluetooth Speaker", "Tablet", "Mechanical Keyboard",
+		"Gaming Mouse", "Smartphone", "Fitness Tracker", "Portable Monitor", "Webcam"}
+	f := File{DefaultStrategy: "seed"}
+	for i, b := range bases {
+		f.Products = append(f.Products, pricing.Product{ID: "P" + string(rune('A'+i)), Name: names[i], BasePrice: b})
+	}
+	return f
+}

@@ -1,0 +1,81 @@
+// Package cli is the dynaprice command line: it parses flags and
+// environment for each role and wires the components together. Only this
+// package reads flags and environment; everything below takes config
+// structs.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+)
+
+// Env looks up an environment variable (os.Getenv in main, a map in tests).
+type Env func(string) string
+
+const usage = `dynaprice — real-time dynamic pricing engine
+
+Usage:
+  dynaprice <command> [flags]
+
+Commands:
+  serve     run the whole system in one process (embedded store, live view, API, dashboard)
+  version   print the version
+
+Run "dynaprice <command> --help" for a command's flags.
+`
+
+// Version is set at build time with -ldflags "-X ...cli.Version=...".
+var Version = "dev"
+
+// Run runs the command line and returns the process exit status.
+func Run(ctx context.Context, args []string, getenv Env, stdout, stderr io.Writer) int {
+	if len(args) < 2 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[1] {
+	case "serve":
+		err = runServe(ctx, args[2:], getenv, stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "dynaprice", Version)
+	case "help", "-h", "--help", "-help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "dynaprice: unknown command %q\n\n%s", args[1], usage)
+		return 2
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	}
+	fmt.Fprintln(stderr, "dynaprice:", err)
+	return 1
+}
+
+// errUsage marks a flag error already reported by the flag package.
+var errUsage = errors.New("usage")
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch strings.ToLower(format) {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}

@@ -1,0 +1,396 @@
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	mrand "math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/dynaprice/dynaprice/internal/catalog"
+	"github.com/dynaprice/dynaprice/internal/engine"
+	"github.com/dynaprice/dynaprice/internal/fanout"
+	"github.com/dynaprice/dynaprice/internal/httpapi"
+	"github.com/dynaprice/dynaprice/internal/ingest"
+	"github.com/dynaprice/dynaprice/internal/live"
+	"github.com/dynaprice/dynaprice/internal/pricing"
+	"github.com/dynaprice/dynaprice/internal/sqlite"
+	"github.com/dynaprice/dynaprice/internal/traffic"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// ServeOptions are the settings of `dynaprice serve`, one per flag.
+type ServeOptions struct {
+	Addr            string
+	DataDir         string
+	CatalogFile     string
+	Demo            bool
+	DemoRate        float64
+	AutoCreate      bool
+	MaxBody         int64
+	AdminKey        string
+	APIKeys         string
+	KeyHeader       string
+	WSOrigins       string
+	HalfLife        time.Duration
+	Weights         string
+	Sync            string
+	DedupWindow     time.Duration
+	DedupMax        int
+	ShutdownTimeout time.Duration
+	LogLevel        string
+	LogFormat       string
+	// Listener, when set, is used instead of listening on Addr (tests pass
+	// one bound to port 0).
+	Listener net.Listener
+}
+
+func parseServe(args []string, getenv Env, stderr io.Writer) (ServeOptions, error) {
+	o := ServeOptions{}
+	fs := flag.NewFlagSet("dynaprice serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := ":8080"
+	if p := getenv("API_PORT"); p != "" {
+		addr = ":" + p
+	}
+	keyHeader := "X-API-Key"
+	if h := getenv("API_KEY_HEADER"); h != "" {
+		keyHeader = h
+	}
+	fs.StringVar(&o.Addr, "addr", addr, "listen address HOST:PORT (env API_PORT sets the port)")
+	fs.StringVar(&o.DataDir, "data", "./dynaprice-data", "data directory (created if missing)")
+	fs.StringVar(&o.CatalogFile, "catalog", "", "catalog JSON file to import or update products from")
+	fs.BoolVar(&o.Demo, "demo", false, "generate demo traffic (seed-format events) in-process")
+	fs.Float64Var(&o.DemoRate, "demo-rate", 20, "demo events per second")
+	fs.BoolVar(&o.AutoCreate, "auto-create", false, "create unknown products from an event's price instead of rejecting the event")
+	fs.Int64Var(&o.MaxBody, "max-body", 16<<20, "largest POST /events body in bytes")
+	fs.StringVar(&o.APIKeys, "api-keys", getenv("DYNAPRICE_API_KEYS"), "extra API keys as name:role:secret[,...]; roles viewer, operator, ingest, admin (env DYNAPRICE_API_KEYS)")
+	fs.StringVar(&o.KeyHeader, "key-header", keyHeader, "header carrying the API key (env API_KEY_HEADER)")
+	fs.StringVar(&o.WSOrigins, "ws-origins", getenv("DYNAPRICE_WS_ORIGINS"), "extra allowed WebSocket origin host patterns, comma separated (same-origin is always allowed; env DYNAPRICE_WS_ORIGINS)")
+	fs.DurationVar(&o.HalfLife, "half-life", time.Hour, "half-life of demand for the decay strategy")
+	fs.StringVar(&o.Weights, "weights", "view=1,cart=3,purchase=5", "demand weight per event type")
+	fs.StringVar(&o.Sync, "sync", "full", "SQLite durability: full (fsync every commit) or normal (survives process crashes, not power loss)")
+	fs.DurationVar(&o.DedupWindow, "dedup-window", 24*time.Hour, "how long event ids are remembered for deduplication")
+	fs.IntVar(&o.DedupMax, "dedup-max", 1_000_000, "most event ids remembered")
+	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 8*time.Second, "time allowed for a graceful shutdown")
+	fs.StringVar(&o.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&o.LogFormat, "log-format", "text", "log format: text or json")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: dynaprice serve [flags]
+
+Runs the whole pricing system in one process: HTTP API and WebSocket on
+--addr, an embedded SQLite store in --data, the in-memory live price view.
+With an empty data directory and no --catalog, the demo catalog (PA..PJ) is
+loaded.
+
+Environment: API_PORT, ADMIN_API_KEY (if unset a key is generated and printed
+once), API_KEY_HEADER, DYNAPRICE_API_KEYS, DYNAPRICE_WS_ORIGINS. A flag beats
+its environment variable.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return o, err
+		}
+		return o, errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "dynaprice serve: unexpected arguments %q\n", fs.Args())
+		return o, errUsage
+	}
+	o.AdminKey = getenv("ADMIN_API_KEY")
+	return o, nil
+}
+
+func parseWeights(s string) (pricing.Weights, error) {
+	w := pricing.Weights{}
+	seen := map[string]bool{}
+	for _, f := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(f), "=")
+		x, err := strconv.ParseFloat(v, 64)
+		if !ok || err != nil || x < 0 {
+			return w, fmt.Errorf("--weights %q: want view=N,cart=N,purchase=N with N >= 0", s)
+		}
+		switch k {
+		case "view":
+			w.View = x
+		case "cart":
+			w.Cart = x
+		case "purchase":
+			w.Purchase = x
+		default:
+			return w, fmt.Errorf("--weights: unknown event type %q", k)
+		}
+		seen[k] = true
+	}
+	if len(seen) != 3 {
+		return w, fmt.Errorf("--weights %q: give all of view, cart and purchase", s)
+	}
+	return w, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func runServe(ctx context.Context, args []string, getenv Env, stdout, stderr io.Writer) error {
+	o, err := parseServe(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, o.LogLevel, o.LogFormat)
+	if err != nil {
+		return err
+	}
+	return Serve(ctx, o, log, stdout)
+}
+
+// Serve runs the all-in-one server until ctx ends, then shuts down in order:
+// stop taking requests, finish and commit accepted work, close WebSockets,
+// close the store.
+func Serve(ctx context.Context, o ServeOptions, log *slog.Logger, stdout io.Writer) error {
+	weights, err := parseWeights(o.Weights)
+	if err != nil {
+		return err
+	}
+	keys, err := httpapi.ParseKeys(o.APIKeys)
+	if err != nil {
+		return err
+	}
+	generated := false
+	if o.AdminKey == "" {
+		b := make([]byte, 24)
+		_, _ = rand.Read(b)
+		o.AdminKey, generated = hex.EncodeToString(b), true
+	}
+	keys = append([]httpapi.Key{{Name: "admin", Role: httpapi.RoleAdmin, Secret: o.AdminKey}}, keys...)
+
+	var cat *catalog.File
+	if o.CatalogFile != "" {
+		b, err := os.ReadFile(o.CatalogFile)
+		if err != nil {
+			return fmt.Errorf("reading catalog: %w", err)
+		}
+		f, err := catalog.Parse(b)
+		if err != nil {
+			return fmt.Errorf("%s: %w", o.CatalogFile, err)
+		}
+		cat = &f
+	}
+	if err := os.MkdirAll(o.DataDir, 0o750); err != nil {
+		return fmt.Errorf("creating data directory: %w", err)
+	}
+	store, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(o.DataDir, "dynaprice.db"), Synchronous: o.Sync, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	view := live.New()
+	hub := fanout.New(fanout.Config{
+		OriginPatterns: splitList(o.WSOrigins), Logger: log, Registerer: reg,
+		Snapshot: func() []fanout.Update { return toUpdates(nil, view.Snapshot(), true) },
+	})
+	defer hub.Close()
+
+	ecfg := engine.DefaultConfig()
+	ecfg.Pricing.Weights, ecfg.Pricing.HalfLife = weights, o.HalfLife
+	ecfg.AutoCreate, ecfg.DedupWindow, ecfg.DedupMax = o.AutoCreate, o.DedupWindow, o.DedupMax
+	ecfg.Logger, ecfg.Metrics = log, engine.NewMetrics(reg)
+	eng, err := engine.New(ecfg, store, publishers{view, hubPublisher{hub}})
+	if err != nil {
+		return err
+	}
+	engCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopEngine()
+	engErr := make(chan error, 1)
+	go func() { engErr <- eng.Run(engCtx) }()
+	select {
+	case <-eng.Ready():
+	case err := <-engErr:
+		return err
+	}
+
+	if err := loadCatalog(ctx, eng, cat, log); err != nil {
+		stopEngine()
+		eng.Wait()
+		return err
+	}
+
+	var ready atomic.Bool
+	api, err := httpapi.New(httpapi.Config{
+		KeyHeader: o.KeyHeader, Keys: keys, MaxEventsBody: o.MaxBody, MaxBody: 64 << 10,
+		RequestTimeout: 30 * time.Second, Logger: log, Registerer: reg,
+	}, httpapi.Deps{
+		Engine: eng, Prices: view, Archive: store,
+		Decoder:   &ingest.Decoder{Now: time.Now},
+		WebSocket: hub, Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
+		Ready: ready.Load,
+	})
+	if err != nil {
+		return err
+	}
+	ln := o.Listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", o.Addr); err != nil {
+			return fmt.Errorf("listening on %s: %w", o.Addr, err)
+		}
+	}
+	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	srvErr := make(chan error, 1)
+	go func() { srvErr <- srv.Serve(ln) }()
+	ready.Store(true)
+
+	url := "http://" + displayAddr(ln.Addr())
+	fmt.Fprintf(stdout, "dynaprice %s serving on %s\n", Version, url)
+	fmt.Fprintf(stdout, "  prices:    %s/prices    live: %s/ws/prices    metrics: %s/metrics\n", url, strings.Replace(url, "http", "ws", 1), url)
+	fmt.Fprintf(stdout, "  data:      %s\n", o.DataDir)
+	if generated {
+		fmt.Fprintf(stdout, "  admin key: %s   (generated for this run; set ADMIN_API_KEY to choose one)\n", o.AdminKey)
+	}
+
+	demoDone := make(chan struct{})
+	demoCtx, stopDemo := context.WithCancel(ctx)
+	defer stopDemo()
+	if o.Demo {
+		go func() {
+			defer close(demoDone)
+			runDemo(demoCtx, eng, o.DemoRate, log)
+		}()
+		fmt.Fprintf(stdout, "  demo:      generating %.0f events/s\n", o.DemoRate)
+	} else {
+		close(demoDone)
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case runErr = <-engErr:
+		log.Error("engine stopped", "err", runErr)
+	case runErr = <-srvErr:
+		log.Error("http server stopped", "err", runErr)
+	}
+	ready.Store(false)
+	stopDemo()
+	<-demoDone
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.ShutdownTimeout)
+	defer cancel()
+	hub.Close()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("http shutdown", "err", err)
+	}
+	stopEngine()
+	if err := <-engErr; err != nil && runErr == nil {
+		runErr = err
+	}
+	log.Info("stopped")
+	return runErr
+}
+
+func displayAddr(a net.Addr) string {
+	host, port, _ := net.SplitHostPort(a.String())
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// loadCatalog imports the catalog file, or the demo catalog into an empty
+// store.
+func loadCatalog(ctx context.Context, eng *engine.Engine, f *catalog.File, log *slog.Logger) error {
+	if f == nil {
+		ps, err := eng.Products(ctx)
+		if err != nil || len(ps) > 0 {
+			return err
+		}
+		d := catalog.Demo()
+		f = &d
+		log.Info("empty store: loading the demo catalog", "products", len(f.Products))
+	}
+	if err := eng.ImportCatalog(ctx, f.Products, f.DefaultStrategy); err != nil {
+		return fmt.Errorf("importing catalog: %w", err)
+	}
+	return nil
+}
+
+func runDemo(ctx context.Context, eng *engine.Engine, rate float64, log *slog.Logger) {
+	ps, err := eng.Products(ctx)
+	if err != nil {
+		return
+	}
+	prods := make([]pricing.Product, len(ps))
+	for i, p := range ps {
+		prods[i] = p.Product
+	}
+	g, err := traffic.New(traffic.Config{Rate: rate, Products: prods, ViewShare: 0.8, CartShare: 0.15,
+		Rand: mrand.New(mrand.NewPCG(uint64(time.Now().UnixNano()), 1)), Now: time.Now})
+	if err != nil {
+		log.Error("demo traffic", "err", err)
+		return
+	}
+	err = g.Run(ctx, func(ctx context.Context, evs []ingest.Event) error {
+		_, err := eng.Submit(ctx, evs)
+		return err
+	})
+	if err != nil {
+		log.Error("demo traffic stopped", "err", err)
+	}
+}
+
+// publishers sends committed changes to the live view and the WebSocket
+// fan-out.
+type publishers []engine.Publisher
+
+func (ps publishers) Publish(cs []engine.Change) {
+	for _, p := range ps {
+		p.Publish(cs)
+	}
+}
+
+type hubPublisher struct{ hub *fanout.Hub }
+
+func (h hubPublisher) Publish(cs []engine.Change) {
+	if us := toUpdates(nil, cs, false); len(us) > 0 {
+		h.hub.Publish(us)
+	}
+}
+
+// toUpdates converts engine changes to WebSocket updates; only price
+// changes are sent unless all is set.
+func toUpdates(dst []fanout.Update, cs []engine.Change, all bool) []fanout.Update {
+	for _, c := range cs {
+		if !all && !c.PriceChanged {
+			continue
+		}
+		dst = append(dst, fanout.Update{ProductID: c.ProductID, Price: c.Price, Source: c.Source.String(),
+			Demand: live.Round(c.Demand, 4), Version: c.Version, At: time.Unix(0, c.At), Lowest30: c.Lowest30})
+	}
+	return dst
+}

@@ -1,0 +1,452 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+const (
+	adminKey    = "admin-secret"
+	viewerKey   = "viewer-secret"
+	operatorKey = "operator-secret"
+	ingestKey   = "ingest-secret"
+)
+
+// server is a real `dynaprice serve` on a random port.
+type server struct {
+	t    *testing.T
+	url  string
+	stop func() error
+}
+
+func testOptions(dir string) ServeOptions {
+	return ServeOptions{
+		DataDir: dir, DemoRate: 10, MaxBody: 1 << 20, AdminKey: adminKey,
+		APIKeys:   "viewer:viewer:" + viewerKey + ",ops:operator:" + operatorKey + ",feed:ingest:" + ingestKey,
+		KeyHeader: "X-API-Key", HalfLife: time.Hour, Weights: "view=1,cart=3,purchase=5", Sync: "normal",
+		DedupWindow: time.Hour, DedupMax: 1000, ShutdownTimeout: 5 * time.Second,
+	}
+}
+
+func startServer(t *testing.T, o ServeOptions) *server {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Listener = ln
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	go func() { done <- Serve(ctx, o, log, io.Discard) }()
+	s := &server{t: t, url: "http://" + ln.Addr().String()}
+	stopped := false
+	s.stop = func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(10 * time.Second):
+			return fmt.Errorf("serve did not stop within 10s")
+		}
+	}
+	t.Cleanup(func() { _ = s.stop() })
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(s.url + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return s
+			}
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("serve exited: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("server not ready")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// do sends a request and decodes a JSON answer into a map.
+func (s *server) do(method, path, key, ctype, body string) (int, map[string]any) {
+	s.t.Helper()
+	req, _ := http.NewRequest(method, s.url+path, strings.NewReader(body))
+	if key != "" {
+		req.Header.Set("X-API-Key", key)
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") && !strings.HasPrefix(ct, "text/plain; version=0.0.4") {
+		s.t.Fatalf("%s %s: content type %q, body %s", method, path, ct, b)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil && !strings.HasPrefix(path, "/metrics") {
+		s.t.Fatalf("%s %s: %d body not a JSON object: %s", method, path, resp.StatusCode, b)
+	}
+	return resp.StatusCode, m
+}
+
+func (s *server) price(id string) map[string]any {
+	s.t.Helper()
+	code, m := s.do("GET", "/price/"+id, "", "", "")
+	if code != 200 {
+		s.t.Fatalf("GET /price/%s = %d %v", id, code, m)
+	}
+	return m
+}
+
+func (s *server) post(body string) map[string]any {
+	s.t.Helper()
+	code, m := s.do("POST", "/events", ingestKey, "application/json", body)
+	if code != 202 {
+		s.t.Fatalf("POST /events = %d %v", code, m)
+	}
+	return m
+}
+
+func TestSeedContractEndToEnd(t *testing.T) {
+	s := startServer(t, testOptions(t.TempDir()))
+	p := s.price("PA")
+	if p["price"] != 299.0 || p["demand"] != 0.0 || p["price_source"] != "base" || p["product_id"] != "PA" {
+		t.Fatalf("initial PA = %v", p)
+	}
+	m := s.post(`[{"event_type":"view","product_id":"PA","user_id":"U1","timestamp":1773713139,"price":299},
+		{"event_type":"cart","product_id":"PA","user_id":"U1","timestamp":1773713140,"price":299},
+		{"event_type":"purchase","product_id":"PA","user_id":"U1","timestamp":1773713141000,"price":299}]`)
+	if m["accepted"] != 3.0 || m["rejected"] != 0.0 {
+		t.Fatalf("post = %v", m)
+	}
+	p = s.price("PA")
+	if p["price"] != 314.0 || p["demand"] != 9.0 || p["price_source"] != "dynamic" {
+		t.Fatalf("PA after demand 9 = %v, want 314.00 dynamic", p)
+	}
+	if p["lowest_30d"] != 299.0 {
+		t.Fatalf("lowest_30d = %v, want 299", p["lowest_30d"])
+	}
+	code, all := s.do("GET", "/prices", "", "", "")
+	if code != 200 || len(all["prices"].([]any)) != 10 {
+		t.Fatalf("GET /prices = %d %v", code, all)
+	}
+	want := map[string]float64{"PA": 314, "PB": 349, "PC": 129, "PD": 499, "PE": 219, "PF": 179, "PG": 649, "PH": 269, "PI": 399, "PJ": 159}
+	for _, x := range all["prices"].([]any) {
+		e := x.(map[string]any)
+		if want[e["product_id"].(string)] != e["price"] {
+			t.Errorf("%v: price %v", e["product_id"], e["price"])
+		}
+	}
+}
+
+func TestErrorsAreJSONWithRightStatus(t *testing.T) {
+	o := testOptions(t.TempDir())
+	o.MaxBody = 2048
+	s := startServer(t, o)
+	cases := []struct {
+		method, path, key, ctype, body string
+		want                           int
+		msg                            string
+	}{
+		{"GET", "/price/NOPE", "", "", "", 404, "unknown product_id"},
+		{"GET", "/price/bad%20id", "", "", "", 400, "invalid product id"},
+		{"GET", "/nowhere", "", "", "", 404, "no such endpoint"},
+		{"PATCH", "/price/PA", "", "", "", 405, "not allowed"},
+		{"POST", "/events", "", "", `{}`, 401, "missing API key"},
+		{"POST", "/events", "wrong", "", `{}`, 401, "invalid API key"},
+		{"POST", "/events", viewerKey, "", `{}`, 403, "may not"},
+		{"POST", "/events", ingestKey, "", `hello`, 400, ""},
+		{"POST", "/events", ingestKey, "", ``, 400, ""},
+		{"POST", "/events", ingestKey, "", `[` + strings.Repeat(`{"event_type":"view","product_id":"PA"},`, 100) + `{}]`, 413, "larger than"},
+		{"POST", "/override", viewerKey, "", `{}`, 403, "may not"},
+		{"POST", "/override", ingestKey, "", `{}`, 403, "may not"},
+		{"POST", "/override", operatorKey, "", `{"product_id":"PA","override_price":-5,"reason":"x"}`, 400, "override_price"},
+		{"POST", "/override", operatorKey, "", `{"product_id":"PA","override_price":0}`, 400, "override_price"},
+		{"POST", "/override", operatorKey, "", `{"product_id":"PA","reason":"x"}`, 400, "override_price is required"},
+		{"POST", "/override", operatorKey, "", `{"product_id":"PA","override_price":"12"}`, 400, "invalid JSON"},
+		{"POST", "/override", operatorKey, "", `{"product_id":"PA","overide_price":12}`, 400, "unknown field"},
+		{"POST", "/override", operatorKey, "", `{"product_id":"ZZ","override_price":12}`, 404, "unknown product_id"},
+		{"POST", "/override", operatorKey, "", `{"product_id":"a/b","override_price":12}`, 400, "product_id"},
+		{"POST", "/override", operatorKey, "", `{"product_id":"PA","override_price":12,"expires_at":"2001-01-01T00:00:00Z"}`, 400, "future"},
+		{"POST", "/override", operatorKey, "", `not json`, 400, "invalid JSON"},
+		{"DELETE", "/override/PA", operatorKey, "", "", 404, "no override"},
+		{"DELETE", "/override/ZZ", operatorKey, "", "", 404, "unknown product_id"},
+		{"GET", "/history/PA", "", "", "", 401, "missing API key"},
+		{"GET", "/history/PA?limit=0", viewerKey, "", "", 400, "positive integer"},
+		{"GET", "/history/PA?limit=abc", viewerKey, "", "", 400, "positive integer"},
+		{"GET", "/history/PA?limit=-3", viewerKey, "", "", 400, "positive integer"},
+		{"GET", "/history/ZZ", viewerKey, "", "", 404, "unknown product_id"},
+		{"PUT", "/products/PX", operatorKey, "", `{"base_price":10}`, 403, "may not"},
+		{"PUT", "/products/PX", adminKey, "", `{"base_price":-10}`, 400, "base_price"},
+		{"PUT", "/products/PX", adminKey, "", `{"product_id":"PY","base_price":10}`, 400, "differs"},
+		{"PUT", "/products/PX", adminKey, "", `{"base_price":10,"strategy":"magic"}`, 400, "unknown strategy"},
+		{"GET", "/price/PA?explain=1", "", "", "", 401, "API key"},
+		{"GET", "/price/PA?explain=1", ingestKey, "", "", 403, "may not"},
+	}
+	for _, c := range cases {
+		code, m := s.do(c.method, c.path, c.key, c.ctype, c.body)
+		msg, _ := m["error"].(string)
+		if code != c.want || msg == "" || !strings.Contains(msg, c.msg) {
+			t.Errorf("%s %s %q: %d %v; want %d with error containing %q", c.method, c.path, c.body, code, m, c.want, c.msg)
+		}
+	}
+	// Content-Length over the limit is refused before reading the body.
+	req, _ := http.NewRequest("POST", s.url+"/events", bytes.NewReader(make([]byte, 4096)))
+	req.Header.Set("X-API-Key", ingestKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 413 {
+		t.Fatalf("oversized body: %v %v", resp, err)
+	}
+	resp.Body.Close()
+}
+
+func TestEventsValidationDedupAndFormats(t *testing.T) {
+	s := startServer(t, testOptions(t.TempDir()))
+	m := s.post(`[{"event_type":"view","product_id":"PB"},
+		{"event_type":"click","product_id":"PB"},
+		{"event_type":"view","product_id":"NOPE"},
+		{"event_type":"view","product_id":"PB","price":-1},
+		7,
+		{"event_type":"cart","product_id":"PB","event_id":"e-1"},
+		{"event_type":"cart","product_id":"PB","event_id":"e-1"}]`)
+	if m["accepted"] != 3.0 || m["rejected"] != 4.0 || m["duplicates"] != 1.0 {
+		t.Fatalf("counts = %v", m)
+	}
+	errs := m["errors"].([]any)
+	idx := []float64{}
+	for _, e := range errs {
+		idx = append(idx, e.(map[string]any)["index"].(float64))
+		if e.(map[string]any)["error"].(string) == "" {
+			t.Errorf("empty reason: %v", e)
+		}
+	}
+	if fmt.Sprint(idx) != "[1 2 3 4]" {
+		t.Fatalf("reject indexes = %v, want [1 2 3 4]; %v", idx, errs)
+	}
+	if !strings.Contains(errs[1].(map[string]any)["error"].(string), "NOPE") {
+		t.Errorf("unknown product reason = %v", errs[1])
+	}
+	// demand 1 + 3 = 4 (the duplicate was not applied): 349 + 10 = 359
+	if p := s.price("PB"); p["price"] != 359.0 || p["demand"] != 4.0 {
+		t.Fatalf("PB = %v, want 359 with demand 4", p)
+	}
+	// A retry of the same id in a later request is also not applied.
+	if m := s.post(`{"event_type":"cart","product_id":"PB","event_id":"e-1"}`); m["duplicates"] != 1.0 || m["accepted"] != 1.0 {
+		t.Fatalf("retry = %v", m)
+	}
+	// NDJSON, with a malformed line rejected on its own.
+	code, m := s.do("POST", "/events", ingestKey, "application/x-ndjson",
+		"{\"event_type\":\"view\",\"product_id\":\"PB\"}\n{oops\n{\"event_type\":\"purchase\",\"product_id\":\"PB\",\"quantity\":2}\n")
+	if code != 202 || m["accepted"] != 2.0 || m["rejected"] != 1.0 {
+		t.Fatalf("ndjson = %d %v", code, m)
+	}
+	if p := s.price("PB"); p["demand"] != 15.0 {
+		t.Fatalf("PB demand = %v, want 15", p["demand"])
+	}
+}
+
+func TestOverrideHistoryAuditExplainAndCatalog(t *testing.T) {
+	s := startServer(t, testOptions(t.TempDir()))
+	s.post(`[{"event_type":"purchase","product_id":"PC"},{"event_type":"purchase","product_id":"PC"},{"event_type":"purchase","product_id":"PC"},{"event_type":"purchase","product_id":"PC"},{"event_type":"purchase","product_id":"PC"}]`)
+	if p := s.price("PC"); p["price"] != 154.0 { // 129 + sqrt(25)*5
+		t.Fatalf("PC = %v", p)
+	}
+	code, m := s.do("POST", "/override", operatorKey, "", `{"product_id":"PC","override_price":99.5,"reason":"clearance"}`)
+	if code != 200 || m["status"] != "upserted" || m["override_price"] != 99.5 || m["reason"] != "clearance" || m["product_id"] != "PC" {
+		t.Fatalf("override = %d %v", code, m)
+	}
+	if p := s.price("PC"); p["price"] != 99.5 || p["price_source"] != "override" || p["lowest_30d"] != 99.5 {
+		t.Fatalf("PC under override = %v", p)
+	}
+	code, e := s.do("GET", "/price/PC?explain=1", viewerKey, "", "")
+	if code != 200 || e["strategy"] != "seed" || e["dynamic_price"] != 154.0 || e["override"].(map[string]any)["reason"] != "clearance" {
+		t.Fatalf("explain = %d %v", code, e)
+	}
+	code, m = s.do("DELETE", "/override/PC", operatorKey, "", "")
+	if code != 200 || m["deleted"] != true || m["product_id"] != "PC" {
+		t.Fatalf("delete = %d %v", code, m)
+	}
+	if p := s.price("PC"); p["price"] != 154.0 || p["price_source"] != "dynamic" {
+		t.Fatalf("after delete = %v", p)
+	}
+	code, h := s.do("GET", "/history/PC?limit=3", viewerKey, "", "")
+	if code != 200 || h["product_id"] != "PC" {
+		t.Fatalf("history = %d %v", code, h)
+	}
+	hist := h["history"].([]any)
+	if len(hist) != 3 {
+		t.Fatalf("history len = %d: %v", len(hist), hist)
+	}
+	srcs := []string{}
+	for _, x := range hist {
+		r := x.(map[string]any)
+		srcs = append(srcs, r["price_source"].(string))
+		if _, err := time.Parse(time.RFC3339, r["event_time"].(string)); err != nil || !strings.HasSuffix(r["event_time"].(string), "Z") {
+			t.Errorf("event_time %v: %v", r["event_time"], err)
+		}
+	}
+	if fmt.Sprint(srcs) != "[dynamic override dynamic]" || hist[0].(map[string]any)["price"] != 154.0 || hist[1].(map[string]any)["price"] != 99.5 {
+		t.Fatalf("history newest first = %v", hist)
+	}
+	if code, h = s.do("GET", "/history/PC", operatorKey, "", ""); code != 200 || len(h["history"].([]any)) != 8 {
+		t.Fatalf("default history = %d, %d rows, want 8 (base + 5 events + override + removal)", code, len(h["history"].([]any)))
+	}
+	if code, h = s.do("GET", "/history/PC?limit=100000", viewerKey, "", ""); code != 200 || len(h["history"].([]any)) != 8 {
+		t.Fatalf("capped history = %d %v", code, h)
+	}
+	code, a := s.do("GET", "/overrides/PC", viewerKey, "", "")
+	ov := a["overrides"].([]any)
+	if code != 200 || len(ov) != 1 || ov[0].(map[string]any)["set_by"] != "ops" || ov[0].(map[string]any)["end_reason"] != "removed" {
+		t.Fatalf("audit = %d %v", code, a)
+	}
+	// Catalog: admin creates a product; it is priced and listed.
+	code, m = s.do("PUT", "/products/NEW-1", adminKey, "", `{"name":"New","base_price":10,"rounding":".99"}`)
+	if code != 201 || m["status"] != "created" {
+		t.Fatalf("put = %d %v", code, m)
+	}
+	if p := s.price("NEW-1"); p["price"] != 9.99 || p["price_source"] != "base" { // rounding applies to the base too
+		t.Fatalf("NEW-1 = %v", p)
+	}
+	s.post(`{"event_type":"cart","product_id":"NEW-1"}`) // 10 + sqrt(3)*5 = 18.66 -> 18.99
+	if p := s.price("NEW-1"); p["price"] != 18.99 {
+		t.Fatalf("NEW-1 = %v, want 18.99", p)
+	}
+	code, m = s.do("PUT", "/products/NEW-1", adminKey, "", `{"base_price":20}`)
+	if code != 200 || m["status"] != "updated" {
+		t.Fatalf("update = %d %v", code, m)
+	}
+	code, ps := s.do("GET", "/products", viewerKey, "", "")
+	if code != 200 || len(ps["products"].([]any)) != 11 {
+		t.Fatalf("products = %d %v", code, ps)
+	}
+	// An override with a TTL expires by itself.
+	code, m = s.do("POST", "/override", adminKey, "", `{"product_id":"PD","override_price":1,"ttl_seconds":1}`)
+	if code != 200 || m["expires_at"] == nil {
+		t.Fatalf("ttl override = %d %v", code, m)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for s.price("PD")["price_source"] == "override" {
+		if time.Now().After(deadline) {
+			t.Fatal("override did not expire")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	code, a = s.do("GET", "/overrides/PD", viewerKey, "", "")
+	if code != 200 || a["overrides"].([]any)[0].(map[string]any)["end_reason"] != "expired" {
+		t.Fatalf("audit after expiry = %v", a)
+	}
+}
+
+func TestWebSocketUpdatesAndOrigin(t *testing.T) {
+	s := startServer(t, testOptions(t.TempDir()))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ws := "ws" + strings.TrimPrefix(s.url, "http") + "/ws/prices"
+	c, _, err := websocket.Dial(ctx, ws, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	s.post(`{"event_type":"purchase","product_id":"PE"}`)
+	for {
+		_, b, err := c.Read(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		if m["product_id"] != "PE" {
+			continue
+		}
+		want := 219 + 5*2.23606797749979
+		if m["type"] != "price_update" || m["new_price"] != float64(int(want*100+0.5))/100 || m["timestamp"] == nil {
+			t.Fatalf("update = %v", m)
+		}
+		break
+	}
+	// A foreign origin is refused.
+	_, resp, err := websocket.Dial(ctx, ws, &websocket.DialOptions{HTTPHeader: http.Header{"Origin": {"https://evil.example"}}})
+	if err == nil || resp == nil || resp.StatusCode != 403 {
+		t.Fatalf("foreign origin: err %v resp %v", err, resp)
+	}
+	// Shutdown closes the socket and Serve returns nil.
+	if err := s.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Read(ctx); websocket.CloseStatus(err) != websocket.StatusGoingAway {
+		t.Fatalf("after shutdown read err = %v, want going away", err)
+	}
+}
+
+func TestHealthReadinessMetrics(t *testing.T) {
+	s := startServer(t, testOptions(t.TempDir()))
+	if code, m := s.do("GET", "/healthz", "", "", ""); code != 200 || m["status"] != "ok" {
+		t.Fatalf("healthz %d %v", code, m)
+	}
+	s.post(`{"event_type":"view","product_id":"PA"}`)
+	resp, err := http.Get(s.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"dynaprice_events_applied_total 1", "dynaprice_http_requests_total{code=\"202\",route=\"events\"} 1", "go_goroutines"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+}
+
+func TestRestartResumesExactly(t *testing.T) {
+	dir := t.TempDir()
+	s := startServer(t, testOptions(dir))
+	s.post(`[{"event_type":"purchase","product_id":"PF","event_id":"x1"},{"event_type":"cart","product_id":"PF"}]`)
+	s.do("POST", "/override", operatorKey, "", `{"product_id":"PG","override_price":500,"reason":"r"}`)
+	before := s.price("PF")
+	if err := s.stop(); err != nil {
+		t.Fatal(err)
+	}
+	s2 := startServer(t, testOptions(dir))
+	after := s2.price("PF")
+	for _, k := range []string{"price", "demand", "price_source", "version", "lowest_30d"} {
+		if before[k] != after[k] {
+			t.Errorf("%s: before %v after %v", k, before[k], after[k])
+		}
+	}
+	if p := s2.price("PG"); p["price"] != 500.0 || p["price_source"] != "override" {
+		t.Errorf("override lost: %v", p)
+	}
+	// The event id is still remembered.
+	if m := s2.post(`{"event_type":"purchase","product_id":"PF","event_id":"x1"}`); m["duplicates"] != 1.0 {
+		t.Errorf("dedup lost across restart: %v", m)
+	}
+	if s2.price("PF")["demand"] != 8.0 {
+		t.Errorf("demand changed: %v", s2.price("PF"))
+	}
+}

@@ -1,0 +1,388 @@
+// Package engine runs the pricing core as a service: it serialises every
+// change (events, overrides, catalog updates, clock ticks) through one
+// goroutine that owns the pricing.Book, group-commits the results to a Store
+// and only then acknowledges them and publishes the new prices.
+//
+// Group commit is what makes "202 means durable" affordable: requests that
+// arrive while a commit is in flight queue up and are written together by the
+// next one, so the cost of a transaction (and its fsync) is shared by
+// thousands of events instead of paid by each.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/dynaprice/dynaprice/internal/ingest"
+	"github.com/dynaprice/dynaprice/internal/pricing"
+)
+
+// Change is a committed change to one product's visible state.
+type Change struct {
+	ProductID string
+	Price     float64
+	Source    pricing.Source
+	Demand    float64
+	Version   uint64
+	// At is when the price took effect, unix ns.
+	At       int64
+	Lowest30 float64
+	// PriceChanged is false when only demand or the lowest price moved.
+	PriceChanged bool
+}
+
+// Publisher receives every committed batch of changes, in commit order, from
+// the engine goroutine. It must not block: the live view and the WebSocket
+// fan-out both satisfy that.
+type Publisher interface {
+	Publish(changes []Change)
+}
+
+// Config configures an Engine.
+type Config struct {
+	Pricing pricing.Config
+	// MaxBatch caps the events in one group commit.
+	MaxBatch int
+	// TickInterval is how often time-dependent prices, override expiries and
+	// the 30-day lowest price are re-evaluated.
+	TickInterval time.Duration
+	// DedupWindow and DedupMax bound how many applied event ids are
+	// remembered: ids are kept for DedupWindow, but at most DedupMax.
+	DedupWindow time.Duration
+	DedupMax    int
+	// AutoCreate creates unknown products from an event's price instead of
+	// rejecting the event.
+	AutoCreate bool
+	// QueueSize bounds requests waiting for the engine; beyond it Submit
+	// blocks until its context ends.
+	QueueSize int
+	Now       func() time.Time
+	Logger    *slog.Logger
+	Metrics   *Metrics
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		Pricing: pricing.DefaultConfig(), MaxBatch: 50000, TickInterval: time.Second,
+		DedupWindow: 24 * time.Hour, DedupMax: 1_000_000, QueueSize: 1024,
+		Now: time.Now, Logger: slog.Default(),
+	}
+}
+
+// Validate reports configuration errors.
+func (c Config) Validate() error {
+	if err := c.Pricing.Validate(); err != nil {
+		return err
+	}
+	switch {
+	case c.MaxBatch < 1:
+		return errors.New("engine: MaxBatch must be >= 1")
+	case c.TickInterval <= 0:
+		return errors.New("engine: TickInterval must be > 0")
+	case c.DedupWindow <= 0 || c.DedupMax < 1:
+		return errors.New("engine: dedup window and size must be > 0")
+	case c.QueueSize < 1:
+		return errors.New("engine: QueueSize must be >= 1")
+	case c.Now == nil || c.Logger == nil:
+		return errors.New("engine: Now and Logger are required")
+	}
+	return nil
+}
+
+// Engine is the pricing service. Create it with New, start it with Run; all
+// other methods are safe for concurrent use and talk to the Run goroutine.
+type Engine struct {
+	cfg   Config
+	store Store
+	pub   Publisher
+	book  *pricing.Book
+	seen  *seenSet
+
+	reqs    chan *request
+	stopped chan struct{}
+	mu      sync.RWMutex // guards closed against concurrent Submit/stop
+	closed  bool
+	ready   chan struct{}
+
+	// Reused per batch by the Run goroutine.
+	batch   Batch
+	dirty   []uint8
+	touched []int
+	changes []Change
+}
+
+// New returns an engine that persists to store and publishes to pub.
+func New(cfg Config, store Store, pub Publisher) (*Engine, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
+	}
+	return &Engine{
+		cfg: cfg, store: store, pub: pub,
+		reqs: make(chan *request, cfg.QueueSize), stopped: make(chan struct{}), ready: make(chan struct{}),
+	}, nil
+}
+
+// Ready is closed once Run has loaded the persisted state.
+func (e *Engine) Ready() <-chan struct{} { return e.ready }
+
+// Run loads state, publishes it, and serves requests until ctx ends. It then
+// processes every request already queued, commits, and returns: accepted
+// work is never dropped on shutdown.
+func (e *Engine) Run(ctx context.Context) error {
+	defer close(e.stopped)
+	if err := e.load(ctx); err != nil {
+		e.refuse()
+		return err
+	}
+	close(e.ready)
+	tick := time.NewTicker(e.cfg.TickInterval)
+	defer tick.Stop()
+	prune := time.NewTicker(time.Minute)
+	defer prune.Stop()
+	var pending []*request
+	for {
+		select {
+		case <-ctx.Done():
+			e.refuse()
+			pending = pending[:0]
+			for r := range e.reqs {
+				pending = append(pending, r)
+			}
+			if len(pending) > 0 {
+				if err := e.process(context.WithoutCancel(ctx), pending); err != nil {
+					return err
+				}
+			}
+			return nil
+		case r := <-e.reqs:
+			pending = append(pending[:0], r)
+			n := r.size()
+		more:
+			for n < e.cfg.MaxBatch {
+				select {
+				case r := <-e.reqs:
+					pending = append(pending, r)
+					n += r.size()
+				default:
+					break more
+				}
+			}
+			if err := e.process(ctx, pending); err != nil {
+				return err
+			}
+			clear(pending) // drop references to answered requests
+			pending = pending[:0]
+		case <-tick.C:
+			if err := e.process(ctx, []*request{{kind: reqTick}}); err != nil {
+				return err
+			}
+		case <-prune.C:
+			e.pruneSeen(ctx)
+		}
+	}
+}
+
+// refuse makes later Submit calls fail fast and closes the queue.
+func (e *Engine) refuse() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.closed {
+		e.closed = true
+		close(e.reqs)
+	}
+}
+
+// load rebuilds the book from the store.
+func (e *Engine) load(ctx context.Context) error {
+	snap, err := e.store.Load(ctx)
+	if err != nil {
+		return fmt.Errorf("engine: loading state: %w", err)
+	}
+	pc := e.cfg.Pricing
+	if s := snap.Settings["default_strategy"]; s != "" {
+		pc.DefaultStrategy = s
+	}
+	book, err := pricing.NewBook(pc)
+	if err != nil {
+		return fmt.Errorf("engine: %w", err)
+	}
+	now := e.now()
+	for _, p := range snap.Products {
+		i, _, err := book.Upsert(p, now)
+		if err != nil {
+			return fmt.Errorf("engine: stored product %s: %w", p.ID, err)
+		}
+		if s, ok := snap.States[p.ID]; ok {
+			book.Restore(i, s)
+		}
+	}
+	e.book = book
+	e.seen = newSeenSet(e.cfg.DedupMax)
+	for _, s := range snap.Seen {
+		e.seen.add(s.ID, s.At)
+	}
+	e.dirty = make([]uint8, book.Len())
+	all := make([]Change, 0, book.Len())
+	for i := 0; i < book.Len(); i++ {
+		all = append(all, e.change(i, true))
+	}
+	e.pub.Publish(all)
+	return nil
+}
+
+func (e *Engine) now() int64 { return e.cfg.Now().UnixNano() }
+
+func (e *Engine) change(i int, priceChanged bool) Change {
+	s := e.book.State(i)
+	return Change{
+		ProductID: e.book.Product(i).ID, Price: s.Price, Source: s.Source, Demand: s.DynDemand,
+		Version: s.Version, At: s.ChangedAt, Lowest30: s.Lowest30, PriceChanged: priceChanged,
+	}
+}
+
+// submit queues r and waits for its result.
+func (e *Engine) submit(ctx context.Context, r *request) error {
+	r.done = make(chan struct{})
+	e.mu.RLock()
+	if e.closed {
+		e.mu.RUnlock()
+		return ErrStopped
+	}
+	select {
+	case e.reqs <- r:
+		e.mu.RUnlock()
+	case <-ctx.Done():
+		e.mu.RUnlock()
+		return errorf(KindUnavailable, "engine queue is full: %v", ctx.Err())
+	}
+	// Once queued, the request will be processed even if ctx ends: wait for
+	// it so the caller never reports failure for work that was done.
+	<-r.done
+	return r.err
+}
+
+// SubmitResult reports what became of submitted events.
+type SubmitResult struct {
+	Accepted   int
+	Duplicates int
+	// Rejects index into the submitted slice.
+	Rejects []ingest.Reject
+}
+
+// Submit applies events and returns once they are durably committed. Events
+// naming unknown products are rejected (or create the product, with
+// AutoCreate); events whose id was applied before are acknowledged without
+// being applied again.
+func (e *Engine) Submit(ctx context.Context, events []ingest.Event) (SubmitResult, error) {
+	if len(events) == 0 {
+		return SubmitResult{}, nil
+	}
+	r := &request{kind: reqEvents, events: events}
+	if err := e.submit(ctx, r); err != nil {
+		return SubmitResult{}, err
+	}
+	return r.result, nil
+}
+
+// OverrideInput is an operator's override request.
+type OverrideInput struct {
+	ProductID string
+	Price     float64
+	Reason    string
+	By        string
+	// ExpiresAt is optional (zero: never).
+	ExpiresAt time.Time
+}
+
+// SetOverride sets or replaces a product's override.
+func (e *Engine) SetOverride(ctx context.Context, in OverrideInput) error {
+	return e.submit(ctx, &request{kind: reqSetOverride, override: in})
+}
+
+// ClearOverride removes a product's override; KindNotFound if it has none.
+func (e *Engine) ClearOverride(ctx context.Context, productID, by string) error {
+	return e.submit(ctx, &request{kind: reqClearOverride, override: OverrideInput{ProductID: productID, By: by}})
+}
+
+// UpsertProduct adds or updates a catalog product.
+func (e *Engine) UpsertProduct(ctx context.Context, p pricing.Product) (created bool, err error) {
+	r := &request{kind: reqUpsert, product: p}
+	err = e.submit(ctx, r)
+	return r.created, err
+}
+
+// ImportCatalog upserts many products in one commit, and sets the default
+// strategy when def is not empty.
+func (e *Engine) ImportCatalog(ctx context.Context, ps []pricing.Product, def string) error {
+	return e.submit(ctx, &request{kind: reqImport, products: ps, defStrategy: def})
+}
+
+// ProductInfo is a catalog entry with its effective strategy and state.
+type ProductInfo struct {
+	pricing.Product
+	EffectiveStrategy string `json:"effective_strategy"`
+	Price             float64
+	Source            pricing.Source
+	Demand            float64
+}
+
+// Products lists the catalog in insertion order.
+func (e *Engine) Products(ctx context.Context) ([]ProductInfo, error) {
+	r := &request{kind: reqProducts}
+	err := e.submit(ctx, r)
+	return r.products2, err
+}
+
+// Explain explains a product's current price.
+func (e *Engine) Explain(ctx context.Context, productID string) (pricing.Explanation, error) {
+	r := &request{kind: reqExplain, override: OverrideInput{ProductID: productID}}
+	err := e.submit(ctx, r)
+	return r.explanation, err
+}
+
+// Wait blocks until Run has returned.
+func (e *Engine) Wait() { <-e.stopped }
+
+type reqKind uint8
+
+const (
+	reqEvents reqKind = iota
+	reqSetOverride
+	reqClearOverride
+	reqUpsert
+	reqImport
+	reqProducts
+	reqExplain
+	reqTick
+)
+
+type request struct {
+	kind        reqKind
+	events      []ingest.Event
+	override    OverrideInput
+	product     pricing.Product
+	products    []pricing.Product
+	defStrategy string
+
+	result      SubmitResult
+	created     bool
+	products2   []ProductInfo
+	explanation pricing.Explanation
+	err         error
+	done        chan struct{}
+}
+
+func (r *request) size() int {
+	if r.kind == reqEvents {
+		return len(r.events)
+	}
+	return 1
+}

@@ -1,0 +1,113 @@
+package engine
+
+import (
+	"context"
+
+	"github.com/dynaprice/dynaprice/internal/pricing"
+)
+
+// Store is where the engine keeps what must survive a restart: the catalog,
+// each product's pricing state, the price history, the override audit trail
+// and the event ids already applied. The embedded implementation is SQLite;
+// PostgreSQL implements the same port.
+//
+// Commit must be atomic and durable: when it returns nil, all of the batch
+// survives a crash of the process; when it returns an error, none of it is
+// visible. The engine calls Load and Commit from one goroutine; readers
+// (History, OverrideAudit) may run concurrently with them.
+type Store interface {
+	Load(ctx context.Context) (Snapshot, error)
+	Commit(ctx context.Context, b *Batch) error
+	// PruneSeen forgets applied event ids older than before, and beyond the
+	// newest keep ids.
+	PruneSeen(ctx context.Context, before int64, keep int) error
+	Close() error
+}
+
+// Snapshot is the persisted state the engine resumes from.
+type Snapshot struct {
+	Products []pricing.Product
+	// States by product id; products without state have none yet.
+	States map[string]pricing.State
+	// Seen holds the remembered event ids, oldest first.
+	Seen []SeenID
+	// Settings are catalog-wide values such as the default strategy.
+	Settings map[string]string
+}
+
+// Batch is one group commit.
+type Batch struct {
+	// Products are catalog inserts or updates.
+	Products []pricing.Product
+	// States are the new states of every product the batch touched.
+	States []ProductState
+	// History holds one row per published price change, in order.
+	History []HistoryRow
+	// Seen are event ids applied in this batch.
+	Seen []SeenID
+	// OverridesSet start a new override; any open one for the same product
+	// is closed with EndReason "replaced".
+	OverridesSet []OverrideRecord
+	// OverridesEnded close a product's open override.
+	OverridesEnded []OverrideEnd
+	// Settings to upsert.
+	Settings map[string]string
+}
+
+// Reset empties b for reuse, keeping its capacity.
+func (b *Batch) Reset() {
+	b.Products, b.States, b.History, b.Seen = b.Products[:0], b.States[:0], b.History[:0], b.Seen[:0]
+	b.OverridesSet, b.OverridesEnded = b.OverridesSet[:0], b.OverridesEnded[:0]
+	b.Settings = nil
+}
+
+// Empty reports whether b has nothing to write.
+func (b *Batch) Empty() bool {
+	return len(b.Products) == 0 && len(b.States) == 0 && len(b.History) == 0 && len(b.Seen) == 0 &&
+		len(b.OverridesSet) == 0 && len(b.OverridesEnded) == 0 && len(b.Settings) == 0
+}
+
+// ProductState is one product's state to persist.
+type ProductState struct {
+	ID    string
+	State pricing.State
+}
+
+// HistoryRow is one published price change.
+type HistoryRow struct {
+	ProductID string
+	Price     float64
+	Demand    float64
+	Source    pricing.Source
+	// At is when the price took effect, unix nanoseconds.
+	At      int64
+	Version uint64
+}
+
+// SeenID is an applied event id and when it was applied (unix ns).
+type SeenID struct {
+	ID string
+	At int64
+}
+
+// OverrideRecord is one override in the audit trail.
+type OverrideRecord struct {
+	ProductID string  `json:"product_id"`
+	Price     float64 `json:"override_price"`
+	Reason    string  `json:"reason"`
+	By        string  `json:"set_by"`
+	CreatedAt int64   `json:"-"`
+	ExpiresAt int64   `json:"-"` // 0 = never
+	EndedAt   int64   `json:"-"` // 0 = still active
+	EndedBy   string  `json:"ended_by,omitempty"`
+	// EndReason is "removed", "expired" or "replaced".
+	EndReason string `json:"end_reason,omitempty"`
+}
+
+// OverrideEnd closes a product's open override.
+type OverrideEnd struct {
+	ProductID string
+	At        int64
+	By        string
+	Reason    string
+}

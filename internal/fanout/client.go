@@ -1,0 +1,210 @@
+package fanout
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// Disconnect reasons, as labels of dynaprice_ws_disconnects_total.
+const (
+	reasonClient   = "client"   // the client closed or the connection broke
+	reasonSlow     = "slow"     // a write did not finish within WriteTimeout
+	reasonPing     = "ping"     // a ping went unanswered within WriteTimeout
+	reasonShutdown = "shutdown" // Hub.Close
+)
+
+// client is one connection. Publish fills its queue; the handler goroutine
+// drains it.
+type client struct {
+	conn *websocket.Conn
+	// ctx ends the client; its cause says why: errShutdown, or the error
+	// that ended the reader.
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	// wake tells the writer that the queue is not empty. One slot is
+	// enough: the writer takes the whole queue per wake-up, so further
+	// signals before it runs would carry no news.
+	wake chan struct{}
+
+	mu sync.Mutex
+	// items are the pending updates in the order their products were first
+	// queued, at most one per product; index maps a product to its item.
+	// Replacing an item in place keeps the product's position, so a client
+	// sees each product's updates in order and the queue never holds more
+	// entries than there are products.
+	items []entry
+	index map[string]int
+}
+
+func newClient(conn *websocket.Conn) *client {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	return &client{
+		conn:   conn,
+		ctx:    ctx,
+		cancel: cancel,
+		wake:   make(chan struct{}, 1),
+		index:  make(map[string]int),
+	}
+}
+
+// push queues es, replacing a queued entry of the same product, wakes the
+// writer, and returns how many entries it replaced. It never blocks on the
+// connection: the lock is held by the writer only while it swaps the queue
+// out.
+func (c *client) push(es []entry) (coalesced int) {
+	if len(es) == 0 {
+		return 0
+	}
+	c.mu.Lock()
+	for _, e := range es {
+		if i, ok := c.index[e.id]; ok {
+			c.items[i] = e
+			coalesced++
+			continue
+		}
+		c.index[e.id] = len(c.items)
+		c.items = append(c.items, e)
+	}
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+	return coalesced
+}
+
+// take returns everything queued and leaves spare, emptied, as the new
+// queue. Swapping two slices back and forth means a client in a steady
+// state allocates nothing.
+func (c *client) take(spare []entry) []entry {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	items := c.items
+	c.items = spare[:0]
+	// Deleting the taken keys costs what was queued; clear(c.index) would
+	// cost the map's capacity, which stays at its high-water mark.
+	for _, e := range items {
+		delete(c.index, e.id)
+	}
+	return items
+}
+
+// serve runs the client until it ends and returns why it ended. It writes
+// queued updates, pings, and on the way out closes the connection and waits
+// for the goroutines it started.
+func (h *Hub) serve(c *client) string {
+	readDone := make(chan struct{})
+	go c.readLoop(readDone)
+
+	ticker := time.NewTicker(h.pingInterval)
+	defer ticker.Stop()
+	var pong chan error // non-nil while a ping is outstanding
+	var work []entry
+	reason := ""
+	for reason == "" {
+		select {
+		case <-c.ctx.Done():
+			reason = reasonClient
+		case <-c.wake:
+			work = c.take(work)
+			n, err := h.flush(c, work)
+			clear(work) // the messages are garbage once written
+			if n > 0 {
+				h.m.sent.Add(float64(n))
+			}
+			if err != nil {
+				reason = reasonClient
+				if errors.Is(err, context.DeadlineExceeded) {
+					reason = reasonSlow
+					h.log.Warn("fanout: dropping slow client", "timeout", h.writeTimeout)
+				}
+				c.cancel(err)
+			}
+		case <-ticker.C:
+			// A ping waits for its pong, which can take a round trip;
+			// waiting here would hold up updates, so a helper waits.
+			// Skip the tick if the last ping is still unanswered.
+			if pong == nil {
+				pong = make(chan error, 1)
+				go h.ping(c, pong)
+			}
+		case err := <-pong:
+			pong = nil
+			if err != nil {
+				reason = reasonPing
+				c.cancel(err)
+			}
+		}
+	}
+
+	if errors.Is(context.Cause(c.ctx), errShutdown) {
+		reason = reasonShutdown
+		// Waits for the client's close frame, within the library's bounds.
+		_ = c.conn.Close(websocket.StatusGoingAway, "server shutting down")
+	} else {
+		// The peer is gone or useless; a close handshake would only wait.
+		_ = c.conn.CloseNow()
+	}
+	// A closed connection ends the reader's read and the pinger's wait.
+	<-readDone
+	if pong != nil {
+		<-pong
+	}
+	return reason
+}
+
+// flush writes work in order and returns how many messages it wrote. It
+// stops early, without error, when the client is ending: a closing hub
+// should not wait for a backlog to drain.
+func (h *Hub) flush(c *client, work []entry) (int, error) {
+	for i, e := range work {
+		if c.ctx.Err() != nil {
+			return i, nil
+		}
+		// Not derived from c.ctx: cancelling a write's context makes the
+		// library drop the connection, and a hub that is closing wants to
+		// finish the current write and then say StatusGoingAway.
+		ctx, cancel := context.WithTimeout(context.Background(), h.writeTimeout)
+		err := c.conn.Write(ctx, websocket.MessageText, e.msg)
+		cancel()
+		if err != nil {
+			return i, err
+		}
+	}
+	return len(work), nil
+}
+
+// ping sends one ping and reports on done whether its pong came within
+// WriteTimeout. It ends at the latest when the connection closes.
+func (h *Hub) ping(c *client, done chan<- error) {
+	ctx, cancel := context.WithTimeout(context.Background(), h.writeTimeout)
+	defer cancel()
+	done <- c.conn.Ping(ctx)
+}
+
+// readLoop reads and discards what the client sends until the connection
+// fails or closes. Reading is what makes the library answer pings, take
+// pongs and complete close handshakes, and a failed read is how a vanished
+// client is noticed; the error ends the client.
+func (c *client) readLoop(done chan<- struct{}) {
+	defer close(done)
+	for {
+		// Background, not c.ctx: cancelling a read's context makes the
+		// library drop the connection, which would pre-empt the orderly
+		// close that serve performs.
+		_, r, err := c.conn.Reader(context.Background())
+		if err == nil {
+			_, err = io.Copy(io.Discard, r)
+		}
+		if err != nil {
+			c.cancel(fmt.Errorf("read: %w", err))
+			return
+		}
+	}
+}

@@ -1,0 +1,656 @@
+package fanout
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// wireMsg is a price_update as a client decodes it.
+type wireMsg struct {
+	Type        string  `json:"type"`
+	ProductID   string  `json:"product_id"`
+	NewPrice    float64 `json:"new_price"`
+	Timestamp   int64   `json:"timestamp"`
+	PriceSource string  `json:"price_source"`
+	Demand      float64 `json:"demand"`
+	Version     uint64  `json:"version"`
+	Lowest30    float64 `json:"lowest_30d"`
+	TimestampMS int64   `json:"timestamp_ms"`
+}
+
+type testEnv struct {
+	hub *Hub
+	srv *httptest.Server
+	reg *prometheus.Registry
+}
+
+func newEnv(t testing.TB, cfg Config) *testEnv {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	cfg.Registerer = reg
+	h := New(cfg)
+	mux := http.NewServeMux()
+	mux.Handle("GET /ws/prices", h)
+	srv := httptest.NewServer(mux)
+	// Cleanups run last-in first-out: the hub closes its clients before the
+	// server stops listening.
+	t.Cleanup(srv.Close)
+	t.Cleanup(h.Close)
+	return &testEnv{hub: h, srv: srv, reg: reg}
+}
+
+func (e *testEnv) url(query string) string {
+	return "ws" + strings.TrimPrefix(e.srv.URL, "http") + "/ws/prices" + query
+}
+
+// dial connects and waits until the hub has registered the client, so that
+// a following Publish reaches it.
+func (e *testEnv) dial(t testing.TB, query string, opts *websocket.DialOptions) *websocket.Conn {
+	t.Helper()
+	before := e.hub.Clients()
+	c := e.dialRaw(t, query, opts)
+	waitFor(t, "client registered", func() bool { return e.hub.Clients() > before })
+	return c
+}
+
+func (e *testEnv) dialRaw(t testing.TB, query string, opts *websocket.DialOptions) *websocket.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, e.url(query), opts)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(func() { c.CloseNow() })
+	return c
+}
+
+// dialRefused dials expecting an HTTP refusal and returns the response.
+func (e *testEnv) dialRefused(t *testing.T, opts *websocket.DialOptions) (*http.Response, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, resp, err := websocket.Dial(ctx, e.url(""), opts)
+	if err == nil {
+		c.CloseNow()
+		t.Fatal("dial succeeded, want refusal")
+	}
+	if resp == nil {
+		t.Fatalf("dial failed without a response: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	return resp, string(body)
+}
+
+func (e *testEnv) metric(t testing.TB, name string, labels ...string) float64 {
+	t.Helper()
+	mfs, err := e.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			for i := 0; i+1 < len(labels); i += 2 {
+				found := false
+				for _, lp := range m.GetLabel() {
+					if lp.GetName() == labels[i] && lp.GetValue() == labels[i+1] {
+						found = true
+					}
+				}
+				if !found {
+					continue next
+				}
+			}
+			if g := m.GetGauge(); g != nil {
+				return g.GetValue()
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return 0
+}
+
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func read(t testing.TB, c *websocket.Conn) wireMsg {
+	t.Helper()
+	m, err := tryRead(c, 10*time.Second)
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	return m
+}
+
+func tryRead(c *websocket.Conn, timeout time.Duration) (wireMsg, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	typ, p, err := c.Read(ctx)
+	if err != nil {
+		return wireMsg{}, err
+	}
+	if typ != websocket.MessageText {
+		return wireMsg{}, fmt.Errorf("message type %v, want text", typ)
+	}
+	var m wireMsg
+	if err := json.Unmarshal(p, &m); err != nil {
+		return wireMsg{}, fmt.Errorf("decode %s: %w", p, err)
+	}
+	return m, nil
+}
+
+func upd(id string, v uint64, price float64) Update {
+	return Update{ProductID: id, Version: v, Price: price, Source: "dynamic", At: time.Unix(1773713139, 0)}
+}
+
+func TestMessageOnTheWire(t *testing.T) {
+	e := newEnv(t, Config{})
+	c := e.dial(t, "", nil)
+	e.hub.Publish([]Update{{
+		ProductID: "PA", Price: 151.34, Source: "override", Demand: 3.25, Version: 42,
+		At: time.Unix(1773713139, 789_000_000), Lowest30: 140.5,
+	}})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	typ, p, err := c.Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if typ != websocket.MessageText {
+		t.Fatalf("type %v, want text", typ)
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(p, &m); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"type": `"price_update"`, "product_id": `"PA"`, "new_price": "151.34", "timestamp": "1773713139",
+		"price_source": `"override"`, "demand": "3.25", "version": "42", "lowest_30d": "140.5",
+		"timestamp_ms": "1773713139789",
+	}
+	if len(m) != len(want) {
+		t.Errorf("fields %s, want exactly %v", p, want)
+	}
+	for k, v := range want {
+		if string(m[k]) != v {
+			t.Errorf("%s = %s, want %s", k, m[k], v)
+		}
+	}
+	if got := e.metric(t, "dynaprice_ws_messages_sent_total"); got != 1 {
+		t.Errorf("messages sent = %v, want 1", got)
+	}
+}
+
+func TestZeroTimeMeansNow(t *testing.T) {
+	e := newEnv(t, Config{})
+	c := e.dial(t, "", nil)
+	before := time.Now()
+	e.hub.Publish([]Update{{ProductID: "PA", Price: 1, Version: 1}})
+	m := read(t, c)
+	if m.TimestampMS < before.UnixMilli() || m.TimestampMS > time.Now().UnixMilli() || m.Timestamp != m.TimestampMS/1000 {
+		t.Fatalf("timestamp %d / %d not the publish time", m.Timestamp, m.TimestampMS)
+	}
+}
+
+func TestSeveralClientsReceive(t *testing.T) {
+	e := newEnv(t, Config{})
+	var cs []*websocket.Conn
+	for range 4 {
+		cs = append(cs, e.dial(t, "", nil))
+	}
+	if n := e.hub.Clients(); n != 4 {
+		t.Fatalf("Clients() = %d, want 4", n)
+	}
+	e.hub.Publish([]Update{upd("A", 1, 10), upd("B", 1, 20), upd("C", 1, 30)})
+	e.hub.Publish([]Update{upd("A", 2, 11)})
+	for i, c := range cs {
+		for j, want := range []struct {
+			id string
+			v  uint64
+		}{{"A", 1}, {"B", 1}, {"C", 1}, {"A", 2}} {
+			m := read(t, c)
+			// Coalescing may merge A1 into A2 for a client that lagged;
+			// then A2 takes A1's place.
+			if j == 0 && m.ProductID == "A" && m.Version == 2 {
+				continue
+			}
+			if m.ProductID != want.id || m.Version != want.v {
+				t.Fatalf("client %d message %d = %s v%d, want %s v%d", i, j, m.ProductID, m.Version, want.id, want.v)
+			}
+		}
+	}
+	if got := e.metric(t, "dynaprice_ws_clients"); got != 4 {
+		t.Errorf("gauge = %v, want 4", got)
+	}
+}
+
+// stalledDialOptions shrink the client's socket receive buffer so that a
+// client that does not read blocks the server's writes after a few
+// kilobytes instead of after the kernel's autotuned megabytes.
+func stalledDialOptions() *websocket.DialOptions {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			if tc, ok := c.(*net.TCPConn); ok {
+				_ = tc.SetReadBuffer(4096)
+			}
+			return c, nil
+		},
+	}
+	return &websocket.DialOptions{HTTPClient: &http.Client{Transport: tr}}
+}
+
+// checkMonotonic records m and fails if it is not newer than the last
+// version of its product.
+func checkMonotonic(last map[string]uint64, m wireMsg) error {
+	if prev, ok := last[m.ProductID]; ok && m.Version <= prev {
+		return fmt.Errorf("product %s: version %d after %d", m.ProductID, m.Version, prev)
+	}
+	last[m.ProductID] = m.Version
+	return nil
+}
+
+// The core guarantee: a client that stops reading slows neither Publish nor
+// any other client, and once it reads again it gets the latest price of
+// every product, never an older version after a newer one.
+func TestStalledClientDoesNotBlock(t *testing.T) {
+	const products, versions = 10, 10_000 // 100,000 updates
+	// A WriteTimeout far above the publishing budget: if Publish ever
+	// waited on the stalled client, it would wait this long.
+	e := newEnv(t, Config{WriteTimeout: time.Minute})
+	stalled := e.dial(t, "", stalledDialOptions())
+	healthy := e.dial(t, "", nil)
+
+	healthyDone := make(chan error, 1)
+	go func() {
+		last := map[string]uint64{}
+		for done := 0; done < products; {
+			m, err := tryRead(healthy, 30*time.Second)
+			if err != nil {
+				healthyDone <- err
+				return
+			}
+			if err := checkMonotonic(last, m); err != nil {
+				healthyDone <- err
+				return
+			}
+			if m.Version == versions {
+				done++
+			}
+		}
+		healthyDone <- nil
+	}()
+
+	start := time.Now()
+	var slowest time.Duration
+	batch := make([]Update, 0, 100)
+	for v := uint64(1); v <= versions; v += 10 {
+		batch = batch[:0]
+		for dv := range uint64(10) {
+			for p := range products {
+				batch = append(batch, upd(fmt.Sprintf("P%d", p), v+dv, float64(v+dv)))
+			}
+		}
+		t0 := time.Now()
+		e.hub.Publish(batch)
+		slowest = max(slowest, time.Since(t0))
+	}
+	elapsed := time.Since(start)
+	t.Logf("published %d updates in %v; slowest Publish %v", products*versions, elapsed, slowest)
+	if elapsed > 15*time.Second || slowest > 5*time.Second {
+		t.Fatalf("Publish is held up by the stalled client: total %v, slowest call %v", elapsed, slowest)
+	}
+
+	if err := <-healthyDone; err != nil {
+		t.Fatalf("healthy client: %v", err)
+	}
+
+	// Now the stalled client reads everything it is given.
+	last := map[string]uint64{}
+	received := 0
+	for done := 0; done < products; {
+		m := read(t, stalled)
+		received++
+		if err := checkMonotonic(last, m); err != nil {
+			t.Fatalf("stalled client: %v", err)
+		}
+		if m.Version == versions {
+			done++
+		}
+	}
+	t.Logf("stalled client received %d of %d updates", received, products*versions)
+	if received >= products*versions {
+		t.Errorf("stalled client received all %d updates: nothing was coalesced", received)
+	}
+	if got := e.metric(t, "dynaprice_ws_updates_coalesced_total"); got == 0 {
+		t.Error("coalesced counter did not increase")
+	}
+	if n := e.hub.Clients(); n != 2 {
+		t.Errorf("Clients() = %d, want both still connected", n)
+	}
+}
+
+func TestSlowClientDropped(t *testing.T) {
+	e := newEnv(t, Config{WriteTimeout: 300 * time.Millisecond})
+	e.dial(t, "", stalledDialOptions())
+	healthy := e.dial(t, "", nil)
+	go func() {
+		for {
+			if _, _, err := healthy.Read(context.Background()); err != nil {
+				return
+			}
+		}
+	}()
+
+	batch := make([]Update, 1000)
+	deadline := time.Now().Add(20 * time.Second)
+	for v := uint64(1); e.hub.Clients() == 2; v++ {
+		if time.Now().After(deadline) {
+			t.Fatal("stalled client was never dropped")
+		}
+		for i := range batch {
+			batch[i] = upd(fmt.Sprintf("product-with-a-long-identifier-%04d", i), v, float64(v))
+		}
+		e.hub.Publish(batch)
+		time.Sleep(time.Millisecond)
+	}
+	if got := e.metric(t, "dynaprice_ws_disconnects_total", "reason", "slow"); got != 1 {
+		t.Errorf("slow disconnects = %v, want 1", got)
+	}
+	if n := e.hub.Clients(); n != 1 {
+		t.Errorf("Clients() = %d, want the healthy one", n)
+	}
+}
+
+func TestOrigin(t *testing.T) {
+	withOrigin := func(o string) *websocket.DialOptions {
+		return &websocket.DialOptions{HTTPHeader: http.Header{"Origin": {o}}}
+	}
+
+	t.Run("same origin and no origin accepted", func(t *testing.T) {
+		e := newEnv(t, Config{})
+		e.dial(t, "", withOrigin(e.srv.URL))
+		e.dial(t, "", nil)
+	})
+	t.Run("foreign origin rejected", func(t *testing.T) {
+		e := newEnv(t, Config{})
+		resp, _ := e.dialRefused(t, withOrigin("https://evil.example"))
+		if resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("status %d, want 403", resp.StatusCode)
+		}
+		if n := e.hub.Clients(); n != 0 {
+			t.Fatalf("Clients() = %d after refusal", n)
+		}
+	})
+	t.Run("allowed pattern", func(t *testing.T) {
+		e := newEnv(t, Config{OriginPatterns: []string{"*.shop.example", "[bad"}})
+		e.dial(t, "", withOrigin("https://www.shop.example"))
+		resp, _ := e.dialRefused(t, withOrigin("https://shop.example.evil"))
+		if resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("status %d, want 403", resp.StatusCode)
+		}
+	})
+	t.Run("explicit star allows all", func(t *testing.T) {
+		e := newEnv(t, Config{OriginPatterns: []string{"*"}})
+		e.dial(t, "", withOrigin("https://anything.example:8443"))
+	})
+}
+
+func TestSnapshotFirst(t *testing.T) {
+	snap := []Update{upd("A", 3, 10), upd("B", 1, 20), upd("C", 9, 30)}
+	e := newEnv(t, Config{Snapshot: func() []Update { return snap }})
+	// Published before anyone listened, and newer than the (lagging)
+	// snapshot's A: the new client must start from it.
+	e.hub.Publish([]Update{upd("A", 5, 12)})
+
+	c := e.dial(t, "?snapshot=1", nil)
+	plain := e.dial(t, "", nil)
+	e.hub.Publish([]Update{upd("B", 2, 21)})
+
+	for i, want := range []struct {
+		id    string
+		v     uint64
+		price float64
+	}{{"A", 5, 12}, {"B", 1, 20}, {"C", 9, 30}, {"B", 2, 21}} {
+		m := read(t, c)
+		if i == 1 && m.ProductID == "B" && m.Version == 2 {
+			// The live B2 coalesced into the snapshot's B1, keeping its
+			// place; C follows and nothing else.
+			if m = read(t, c); m.ProductID != "C" {
+				t.Fatalf("after coalesced B got %s", m.ProductID)
+			}
+			break
+		}
+		if m.ProductID != want.id || m.Version != want.v || m.NewPrice != want.price {
+			t.Fatalf("message %d = %+v, want %s v%d %v", i, m, want.id, want.v, want.price)
+		}
+	}
+	if m := read(t, plain); m.ProductID != "B" || m.Version != 2 {
+		t.Fatalf("client without snapshot got %+v first, want live B v2", m)
+	}
+}
+
+func TestStaleAndNonFiniteDropped(t *testing.T) {
+	e := newEnv(t, Config{})
+	c := e.dial(t, "", nil)
+	e.hub.Publish([]Update{upd("A", 5, 1)})
+	e.hub.Publish([]Update{upd("A", 3, 2), upd("A", 5, 3), {ProductID: "B", Version: 1, Price: nanf()}})
+	e.hub.Publish([]Update{upd("A", 6, 4), upd("A", 6, 5)})
+	for _, want := range []uint64{5, 6} {
+		if m := read(t, c); m.ProductID != "A" || m.Version != want {
+			t.Fatalf("got %s v%d, want A v%d", m.ProductID, m.Version, want)
+		}
+	}
+	if got := e.metric(t, "dynaprice_ws_updates_stale_total"); got != 3 {
+		t.Errorf("stale = %v, want 3", got)
+	}
+	if _, err := tryRead(c, 200*time.Millisecond); err == nil {
+		t.Error("got a message after the last valid update")
+	}
+}
+
+func nanf() float64 {
+	var zero float64
+	return zero / zero
+}
+
+func TestMaxClients(t *testing.T) {
+	e := newEnv(t, Config{MaxClients: 2})
+	a := e.dial(t, "", nil)
+	e.dial(t, "", nil)
+
+	resp, body := e.dialRefused(t, nil)
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("status %d, want 503", resp.StatusCode)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type %q", ct)
+	}
+	var msg struct{ Error string }
+	if err := json.Unmarshal([]byte(body), &msg); err != nil || msg.Error == "" {
+		t.Errorf("body %q is not {\"error\":...}", body)
+	}
+
+	a.Close(websocket.StatusNormalClosure, "")
+	waitFor(t, "slot freed", func() bool { return e.hub.Clients() == 1 })
+	e.dial(t, "", nil)
+}
+
+func TestClose(t *testing.T) {
+	e := newEnv(t, Config{})
+	a := e.dial(t, "", nil)
+	b := e.dial(t, "", nil)
+	e.hub.Publish([]Update{upd("A", 1, 1)})
+
+	closed := make(chan struct{})
+	go func() { e.hub.Close(); close(closed) }()
+	for _, c := range []*websocket.Conn{a, b} {
+		var err error
+		for err == nil {
+			_, err = tryRead(c, 10*time.Second)
+		}
+		if s := websocket.CloseStatus(err); s != websocket.StatusGoingAway {
+			t.Fatalf("close status %v (%v), want StatusGoingAway", s, err)
+		}
+	}
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return")
+	}
+	if n := e.hub.Clients(); n != 0 {
+		t.Errorf("Clients() = %d after Close", n)
+	}
+	resp, body := e.dialRefused(t, nil)
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, `"error"`) {
+		t.Errorf("after Close: %d %q, want 503 with JSON error", resp.StatusCode, body)
+	}
+	e.hub.Close() // twice is fine
+	e.hub.Publish([]Update{upd("A", 2, 2)})
+	if got := e.metric(t, "dynaprice_ws_disconnects_total", "reason", "shutdown"); got != 2 {
+		t.Errorf("shutdown disconnects = %v, want 2", got)
+	}
+}
+
+func TestClientsCountAndDisconnect(t *testing.T) {
+	e := newEnv(t, Config{})
+	a := e.dial(t, "", nil)
+	b := e.dial(t, "", nil)
+	e.dial(t, "", nil)
+	if n := e.hub.Clients(); n != 3 {
+		t.Fatalf("Clients() = %d, want 3", n)
+	}
+	a.Close(websocket.StatusNormalClosure, "bye")
+	waitFor(t, "orderly close noticed", func() bool { return e.hub.Clients() == 2 })
+	b.CloseNow() // no close handshake: a dropped connection
+	waitFor(t, "abrupt close noticed", func() bool { return e.hub.Clients() == 1 })
+	if got := e.metric(t, "dynaprice_ws_clients"); got != 1 {
+		t.Errorf("gauge = %v, want 1", got)
+	}
+	if got := e.metric(t, "dynaprice_ws_disconnects_total", "reason", "client"); got != 2 {
+		t.Errorf("client disconnects = %v, want 2", got)
+	}
+}
+
+// Older clients send messages of their own; they are read and ignored, not
+// punished.
+func TestClientMessagesIgnored(t *testing.T) {
+	e := newEnv(t, Config{})
+	c := e.dial(t, "", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for range 5 {
+		if err := c.Write(ctx, websocket.MessageText, []byte(`{"type":"subscribe","product_ids":["PA"]}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Write(ctx, websocket.MessageBinary, []byte{1, 2, 3}); err != nil {
+		t.Fatal(err)
+	}
+	e.hub.Publish([]Update{upd("PA", 1, 1)})
+	if m := read(t, c); m.ProductID != "PA" {
+		t.Fatalf("got %+v", m)
+	}
+	if n := e.hub.Clients(); n != 1 {
+		t.Fatalf("Clients() = %d", n)
+	}
+}
+
+func TestPingKeepsLiveClientsAndDropsDeadOnes(t *testing.T) {
+	e := newEnv(t, Config{PingInterval: 50 * time.Millisecond, WriteTimeout: 300 * time.Millisecond})
+	live := e.dial(t, "", nil)
+	// A client library answers pings only while something reads; this
+	// one never does, like a peer that vanished.
+	e.dial(t, "", nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			if _, _, err := live.Read(ctx); err != nil {
+				return
+			}
+		}
+	}()
+	waitFor(t, "dead client dropped", func() bool { return e.hub.Clients() == 1 })
+	time.Sleep(500 * time.Millisecond)
+	if n := e.hub.Clients(); n != 1 {
+		t.Fatalf("Clients() = %d, want the live one kept", n)
+	}
+	if got := e.metric(t, "dynaprice_ws_disconnects_total", "reason", "ping"); got != 1 {
+		t.Errorf("ping disconnects = %v, want 1", got)
+	}
+	cancel()
+	wg.Wait()
+}
+
+func TestNotAWebSocket(t *testing.T) {
+	e := newEnv(t, Config{})
+	resp, err := http.Get(e.srv.URL + "/ws/prices")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUpgradeRequired {
+		t.Fatalf("status %d, want 426", resp.StatusCode)
+	}
+	if n := e.hub.Clients(); n != 0 {
+		t.Fatalf("Clients() = %d", n)
+	}
+	// The refused handshake gave its slot back.
+	e.dial(t, "", nil)
+}
+
+func TestSharedRegistry(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	a := New(Config{Registerer: reg})
+	b := New(Config{Registerer: reg})
+	defer a.Close()
+	defer b.Close()
+	a.m.clients.Inc()
+	b.m.clients.Inc()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "dynaprice_ws_clients" {
+			if v := mf.GetMetric()[0].GetGauge().GetValue(); v != 2 {
+				t.Fatalf("shared gauge = %v, want 2", v)
+			}
+			return
+		}
+	}
+	t.Fatal(errors.New("gauge not registered"))
+}

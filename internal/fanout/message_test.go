@@ -1,0 +1,101 @@
+package fanout
+
+import (
+	"encoding/json"
+	"math"
+	"testing"
+	"time"
+)
+
+func TestAppendMessageExact(t *testing.T) {
+	u := Update{
+		ProductID: "PA", Price: 151.34, Source: "dynamic", Demand: 12.5, Version: 7,
+		At: time.Unix(1773713139, 456_000_000), Lowest30: 149.99,
+	}
+	got := string(appendMessage(nil, &u))
+	want := `{"type":"price_update","product_id":"PA","new_price":151.34,"timestamp":1773713139,` +
+		`"price_source":"dynamic","demand":12.5,"version":7,"lowest_30d":149.99,"timestamp_ms":1773713139456}`
+	if got != want {
+		t.Fatalf("message\n got %s\nwant %s", got, want)
+	}
+
+	u.Source = ""
+	var m map[string]any
+	if err := json.Unmarshal(appendMessage(nil, &u), &m); err != nil {
+		t.Fatal(err)
+	}
+	if m["price_source"] != "base" {
+		t.Fatalf("empty source sent as %v, want base", m["price_source"])
+	}
+}
+
+// The hand-written encoder must agree with encoding/json, which is what the
+// older system's clients were tested against.
+func TestEncodingMatchesEncodingJSON(t *testing.T) {
+	floats := []float64{0, math.Copysign(0, -1), 151.34, 0.1, 1e-6, 9.99e-7, 1e-7, -2.5e-10, 1e20, 1e21, 123456789.123,
+		5e-324, math.MaxFloat64, -math.MaxFloat64, 1.0 / 3, 100}
+	for _, f := range floats {
+		want, _ := json.Marshal(f)
+		if got := appendFloat(nil, f); string(got) != string(want) {
+			t.Errorf("float %v: got %s, want %s", f, got, want)
+		}
+	}
+	strs := []string{"", "PA", `a"b\c`, "<script>&amp;", "\x00\x01\x1f\x7f", "\b\f\n\r\t", "\u2028\u2029",
+		"héllo wörld ✓ 😀", "bad \xff utf8 \xc3", "SKU-123/x"}
+	for _, s := range strs {
+		want, _ := json.Marshal(s)
+		if got := appendString(nil, s); string(got) != string(want) {
+			t.Errorf("string %q: got %s, want %s", s, got, want)
+		}
+	}
+}
+
+func TestFinite(t *testing.T) {
+	for _, u := range []Update{{Price: math.NaN()}, {Demand: math.Inf(1)}, {Lowest30: math.Inf(-1)}} {
+		if finite(&u) {
+			t.Errorf("finite(%+v) = true", u)
+		}
+	}
+	if !finite(&Update{Price: 1, Demand: 2, Lowest30: 3}) {
+		t.Error("finite update reported non-finite")
+	}
+}
+
+// The queue is the core of the slow-client guarantee, so its invariants are
+// checked directly as well as through real connections.
+func TestClientQueueCoalesces(t *testing.T) {
+	c := &client{wake: make(chan struct{}, 1), index: make(map[string]int)}
+	e := func(id string, v uint64) entry { return entry{id: id, version: v} }
+
+	if n := c.push([]entry{e("A", 1), e("B", 1), e("C", 1)}); n != 0 {
+		t.Fatalf("coalesced %d on fresh queue", n)
+	}
+	if n := c.push([]entry{e("B", 2), e("A", 2), e("D", 1), e("A", 3)}); n != 3 {
+		t.Fatalf("coalesced %d, want 3", n)
+	}
+	select {
+	case <-c.wake:
+	default:
+		t.Fatal("push did not wake the writer")
+	}
+	got := c.take(nil)
+	want := []entry{e("A", 3), e("B", 2), e("C", 1), e("D", 1)}
+	if len(got) != len(want) {
+		t.Fatalf("took %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i].id != want[i].id || got[i].version != want[i].version {
+			t.Fatalf("took %v, want %v", got, want)
+		}
+	}
+	if len(c.index) != 0 || len(c.items) != 0 {
+		t.Fatalf("queue not empty after take: %v %v", c.items, c.index)
+	}
+	// After a take, a product queues afresh at the end.
+	c.push([]entry{e("C", 2)})
+	c.push([]entry{e("A", 4)})
+	got = c.take(got)
+	if len(got) != 2 || got[0].id != "C" || got[1].id != "A" {
+		t.Fatalf("took %v after reuse", got)
+	}
+}

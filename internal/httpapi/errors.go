@@ -1,0 +1,70 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/dynaprice/dynaprice/internal/engine"
+	"github.com/dynaprice/dynaprice/internal/ingest"
+)
+
+// apiError is an error with the status and message to send.
+type apiError struct {
+	status int
+	msg    string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func errStatus(status int, msg string) error { return &apiError{status, msg} }
+
+// statusOf maps any error to an HTTP status and a message safe to show.
+// It is the only place that does so; unknown errors become a generic 500
+// so internals never leak.
+func statusOf(err error) (int, string) {
+	var ae *apiError
+	var ee *engine.Error
+	var mb *http.MaxBytesError
+	switch {
+	case errors.As(err, &ae):
+		return ae.status, ae.msg
+	case errors.As(err, &ee):
+		switch ee.Kind {
+		case engine.KindInvalid:
+			return http.StatusBadRequest, ee.Msg
+		case engine.KindNotFound:
+			return http.StatusNotFound, ee.Msg
+		case engine.KindUnavailable:
+			return http.StatusServiceUnavailable, ee.Msg
+		}
+	case errors.As(err, &mb):
+		return http.StatusRequestEntityTooLarge, "request body is larger than " + strconv.FormatInt(mb.Limit, 10) + " bytes"
+	case errors.Is(err, ingest.ErrTooManyEvents):
+		return http.StatusRequestEntityTooLarge, err.Error()
+	case errors.Is(err, ingest.ErrNotJSON):
+		return http.StatusBadRequest, err.Error()
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return http.StatusServiceUnavailable, "request cancelled or timed out"
+	}
+	return http.StatusInternalServerError, "internal error"
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	b, _ := json.Marshal(struct {
+		Error string `json:"error"`
+	}{msg})
+	writeJSONBytes(w, status, append(b, '\n'))
+}
+
+func writeJSONBytes(w http.ResponseWriter, status int, b []byte) {
+	h := w.Header()
+	h["Content-Type"] = jsonContentType
+	h["Content-Length"] = []string{strconv.Itoa(len(b))}
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+var jsonContentType = []string{"application/json"}

@@ -1,0 +1,409 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dynaprice/dynaprice/internal/engine"
+	"github.com/dynaprice/dynaprice/internal/ingest"
+	"github.com/dynaprice/dynaprice/internal/live"
+	"github.com/dynaprice/dynaprice/internal/pricing"
+)
+
+const (
+	defaultHistoryLimit = 50
+	maxHistoryLimit     = 500
+)
+
+func (a *API) healthz(w http.ResponseWriter, _ *http.Request, _ Key) error {
+	writeJSONBytes(w, http.StatusOK, []byte(`{"status":"ok"}`+"\n"))
+	return nil
+}
+
+func (a *API) readyz(w http.ResponseWriter, _ *http.Request, _ Key) error {
+	if a.deps.Ready == nil || !a.deps.Ready() {
+		return errStatus(http.StatusServiceUnavailable, "not ready")
+	}
+	writeJSONBytes(w, http.StatusOK, []byte(`{"status":"ready"}`+"\n"))
+	return nil
+}
+
+// productID reads and validates the {id} path value.
+func productID(r *http.Request) (string, error) {
+	id := r.PathValue("id")
+	if !pricing.ValidID(id) {
+		return "", errStatus(http.StatusBadRequest, "invalid product id "+strconv.Quote(id)+": must match [A-Za-z0-9_-]{1,64}")
+	}
+	return id, nil
+}
+
+func (a *API) getPrice(w http.ResponseWriter, r *http.Request, _ Key) error {
+	id, err := productID(r)
+	if err != nil {
+		return err
+	}
+	if r.URL.RawQuery != "" {
+		if v := r.URL.Query().Get("explain"); v != "" && v != "0" && v != "false" {
+			return a.explain(w, r, id)
+		}
+	}
+	b, ok := a.deps.Prices.Price(id)
+	if !ok {
+		return errStatus(http.StatusNotFound, "unknown product_id "+strconv.Quote(id))
+	}
+	writeJSONBytes(w, http.StatusOK, b)
+	return nil
+}
+
+// explain needs a key with read access: an explanation reveals floors,
+// ceilings and strategy, which a shop may not want its competitors to see.
+func (a *API) explain(w http.ResponseWriter, r *http.Request, id string) error {
+	presented := r.Header.Get(a.cfg.KeyHeader)
+	if presented == "" {
+		return errStatus(http.StatusUnauthorized, "explain=1 needs an API key (header "+a.cfg.KeyHeader+")")
+	}
+	k, ok := a.keys.lookup(presented)
+	if !ok {
+		return errStatus(http.StatusUnauthorized, "invalid API key")
+	}
+	if !k.Role.can(permRead) {
+		return errStatus(http.StatusForbidden, "API key "+strconv.Quote(k.Name)+" (role "+k.Role.String()+") may not read explanations")
+	}
+	ctx, cancel := a.timeout(r)
+	defer cancel()
+	e, err := a.deps.Engine.Explain(ctx, id)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, e)
+}
+
+func (a *API) getPrices(w http.ResponseWriter, _ *http.Request, _ Key) error {
+	writeJSONBytes(w, http.StatusOK, a.deps.Prices.AppendAll(make([]byte, 0, 4096)))
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	writeJSONBytes(w, status, append(b, '\n'))
+	return nil
+}
+
+// timeout bounds how long a request waits for the engine.
+func (a *API) timeout(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), a.cfg.RequestTimeout)
+}
+
+// eventsResponse is POST /events' answer.
+type eventsResponse struct {
+	Accepted   int             `json:"accepted"`
+	Rejected   int             `json:"rejected"`
+	Duplicates int             `json:"duplicates"`
+	Errors     []ingest.Reject `json:"errors"`
+}
+
+type eventBuffers struct {
+	body   bytes.Buffer
+	events []ingest.Event
+	idx    []int
+}
+
+var bufPool = sync.Pool{New: func() any { return new(eventBuffers) }}
+
+// postEvents accepts one event, a JSON array or NDJSON and answers 202 once
+// every accepted event is durably committed.
+func (a *API) postEvents(w http.ResponseWriter, r *http.Request, _ Key) error {
+	if r.ContentLength > a.cfg.MaxEventsBody {
+		return errStatus(http.StatusRequestEntityTooLarge, "request body is larger than "+strconv.FormatInt(a.cfg.MaxEventsBody, 10)+" bytes")
+	}
+	bufs := bufPool.Get().(*eventBuffers)
+	defer func() {
+		if bufs.body.Cap() <= 32<<20 {
+			bufs.body.Reset()
+			clear(bufs.events)
+			bufPool.Put(bufs)
+		}
+	}()
+	bufs.body.Reset()
+	if _, err := bufs.body.ReadFrom(http.MaxBytesReader(w, r.Body, a.cfg.MaxEventsBody)); err != nil {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			return err
+		}
+		return errStatus(http.StatusBadRequest, "reading request body: "+err.Error())
+	}
+	events, idx, rejects, err := a.deps.Decoder.Decode(bufs.body.Bytes(), r.Header.Get("Content-Type"), bufs.events[:0], bufs.idx[:0])
+	bufs.events, bufs.idx = events, idx
+	if err != nil {
+		return err
+	}
+	ctx, cancel := a.timeout(r)
+	defer cancel()
+	res, err := a.deps.Engine.Submit(ctx, events)
+	if err != nil {
+		return err
+	}
+	// The engine's rejects index into the valid events; map them back to
+	// positions in the body.
+	for _, rj := range res.Rejects {
+		rejects = append(rejects, ingest.Reject{Index: idx[rj.Index], Error: rj.Error})
+	}
+	sortRejects(rejects)
+	if rejects == nil {
+		rejects = []ingest.Reject{}
+	}
+	return writeJSON(w, http.StatusAccepted, eventsResponse{
+		Accepted: res.Accepted, Rejected: len(rejects), Duplicates: res.Duplicates, Errors: rejects,
+	})
+}
+
+func sortRejects(rs []ingest.Reject) {
+	for i := 1; i < len(rs); i++ {
+		for j := i; j > 0 && rs[j].Index < rs[j-1].Index; j-- {
+			rs[j], rs[j-1] = rs[j-1], rs[j]
+		}
+	}
+}
+
+// decodeBody decodes a small JSON request body strictly: unknown fields are
+// errors, so a typo such as "overide_price" is caught rather than ignored.
+func (a *API) decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, a.cfg.MaxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			return err
+		}
+		if errors.Is(err, io.EOF) {
+			return errStatus(http.StatusBadRequest, "request body is empty; want a JSON object")
+		}
+		return errStatus(http.StatusBadRequest, "invalid JSON body: "+err.Error())
+	}
+	if dec.More() {
+		return errStatus(http.StatusBadRequest, "invalid JSON body: more than one value")
+	}
+	return nil
+}
+
+type overrideRequest struct {
+	ProductID     string   `json:"product_id"`
+	OverridePrice *float64 `json:"override_price"`
+	Reason        string   `json:"reason"`
+	// ExpiresAt (RFC 3339) or TTLSeconds set an optional expiry.
+	ExpiresAt  *time.Time `json:"expires_at,omitempty"`
+	TTLSeconds *float64   `json:"ttl_seconds,omitempty"`
+}
+
+type overrideResponse struct {
+	ProductID     string     `json:"product_id"`
+	OverridePrice float64    `json:"override_price"`
+	Reason        string     `json:"reason"`
+	ExpiresAt     *time.Time `json:"expires_at,omitempty"`
+	Status        string     `json:"status"`
+}
+
+func (a *API) postOverride(w http.ResponseWriter, r *http.Request, k Key) error {
+	var req overrideRequest
+	if err := a.decodeBody(w, r, &req); err != nil {
+		return err
+	}
+	if !pricing.ValidID(req.ProductID) {
+		return errStatus(http.StatusBadRequest, "product_id "+strconv.Quote(req.ProductID)+" must match [A-Za-z0-9_-]{1,64}")
+	}
+	if req.OverridePrice == nil {
+		return errStatus(http.StatusBadRequest, "override_price is required")
+	}
+	if !(*req.OverridePrice > 0) {
+		return errStatus(http.StatusBadRequest, "override_price must be a finite number > 0")
+	}
+	in := engine.OverrideInput{ProductID: req.ProductID, Price: *req.OverridePrice, Reason: strings.TrimSpace(req.Reason), By: k.Name}
+	switch {
+	case req.ExpiresAt != nil && req.TTLSeconds != nil:
+		return errStatus(http.StatusBadRequest, "give expires_at or ttl_seconds, not both")
+	case req.ExpiresAt != nil:
+		in.ExpiresAt = *req.ExpiresAt
+	case req.TTLSeconds != nil:
+		if !(*req.TTLSeconds > 0) || *req.TTLSeconds > 10*365*86400 {
+			return errStatus(http.StatusBadRequest, "ttl_seconds must be > 0 and at most ten years")
+		}
+		in.ExpiresAt = time.Now().Add(time.Duration(*req.TTLSeconds * float64(time.Second)))
+	}
+	ctx, cancel := a.timeout(r)
+	defer cancel()
+	if err := a.deps.Engine.SetOverride(ctx, in); err != nil {
+		return err
+	}
+	resp := overrideResponse{ProductID: in.ProductID, OverridePrice: live.RoundCents(in.Price), Reason: in.Reason, Status: "upserted"}
+	if !in.ExpiresAt.IsZero() {
+		t := in.ExpiresAt.UTC()
+		resp.ExpiresAt = &t
+	}
+	return writeJSON(w, http.StatusOK, resp)
+}
+
+func (a *API) deleteOverride(w http.ResponseWriter, r *http.Request, k Key) error {
+	id, err := productID(r)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := a.timeout(r)
+	defer cancel()
+	if err := a.deps.Engine.ClearOverride(ctx, id, k.Name); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"product_id": id, "deleted": true})
+}
+
+// parseLimit reads ?limit=N: default def, capped at max, 400 unless a
+// positive integer.
+func parseLimit(r *http.Request, def, max int) (int, error) {
+	s := r.URL.Query().Get("limit")
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		return 0, errStatus(http.StatusBadRequest, "limit must be a positive integer, got "+strconv.Quote(s))
+	}
+	return min(n, max), nil
+}
+
+// known returns 404 for a product that is not in the catalog.
+func (a *API) known(id string) error {
+	if _, ok := a.deps.Prices.Price(id); !ok {
+		return errStatus(http.StatusNotFound, "unknown product_id "+strconv.Quote(id))
+	}
+	return nil
+}
+
+type historyPoint struct {
+	Price       float64 `json:"price"`
+	EventTime   string  `json:"event_time"`
+	PriceSource string  `json:"price_source"`
+	Demand      float64 `json:"demand"`
+	Version     uint64  `json:"version"`
+}
+
+func (a *API) getHistory(w http.ResponseWriter, r *http.Request, _ Key) error {
+	id, err := productID(r)
+	if err != nil {
+		return err
+	}
+	limit, err := parseLimit(r, defaultHistoryLimit, maxHistoryLimit)
+	if err != nil {
+		return err
+	}
+	if err := a.known(id); err != nil {
+		return err
+	}
+	rows, err := a.deps.Archive.History(r.Context(), id, limit)
+	if err != nil {
+		return err
+	}
+	pts := make([]historyPoint, len(rows))
+	for i, h := range rows {
+		pts[i] = historyPoint{Price: h.Price, EventTime: time.Unix(0, h.At).UTC().Format(time.RFC3339Nano),
+			PriceSource: h.Source.String(), Demand: live.Round(h.Demand, 4), Version: h.Version}
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"product_id": id, "history": pts})
+}
+
+type auditEntry struct {
+	engine.OverrideRecord
+	CreatedAt string `json:"created_at"`
+	ExpiresAt string `json:"expires_at,omitempty"`
+	EndedAt   string `json:"ended_at,omitempty"`
+	Active    bool   `json:"active"`
+}
+
+func rfc3339(ns int64) string {
+	if ns == 0 {
+		return ""
+	}
+	return time.Unix(0, ns).UTC().Format(time.RFC3339Nano)
+}
+
+func (a *API) getOverrideAudit(w http.ResponseWriter, r *http.Request, _ Key) error {
+	id, err := productID(r)
+	if err != nil {
+		return err
+	}
+	limit, err := parseLimit(r, defaultHistoryLimit, maxHistoryLimit)
+	if err != nil {
+		return err
+	}
+	if err := a.known(id); err != nil {
+		return err
+	}
+	recs, err := a.deps.Archive.OverrideAudit(r.Context(), id, limit)
+	if err != nil {
+		return err
+	}
+	out := make([]auditEntry, len(recs))
+	for i, o := range recs {
+		out[i] = auditEntry{OverrideRecord: o, CreatedAt: rfc3339(o.CreatedAt), ExpiresAt: rfc3339(o.ExpiresAt),
+			EndedAt: rfc3339(o.EndedAt), Active: o.EndedAt == 0}
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"product_id": id, "overrides": out})
+}
+
+type productJSON struct {
+	pricing.Product
+	EffectiveStrategy string  `json:"effective_strategy"`
+	Price             float64 `json:"price"`
+	PriceSource       string  `json:"price_source"`
+	Demand            float64 `json:"demand"`
+}
+
+func (a *API) getProducts(w http.ResponseWriter, r *http.Request, _ Key) error {
+	ctx, cancel := a.timeout(r)
+	defer cancel()
+	ps, err := a.deps.Engine.Products(ctx)
+	if err != nil {
+		return err
+	}
+	out := make([]productJSON, len(ps))
+	for i, p := range ps {
+		out[i] = productJSON{Product: p.Product, EffectiveStrategy: p.EffectiveStrategy, Price: p.Price,
+			PriceSource: p.Source.String(), Demand: live.Round(p.Demand, 4)}
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"products": out})
+}
+
+func (a *API) putProduct(w http.ResponseWriter, r *http.Request, _ Key) error {
+	id, err := productID(r)
+	if err != nil {
+		return err
+	}
+	var p pricing.Product
+	if err := a.decodeBody(w, r, &p); err != nil {
+		return err
+	}
+	if p.ID != "" && p.ID != id {
+		return errStatus(http.StatusBadRequest, "product_id in the body ("+strconv.Quote(p.ID)+") differs from the path")
+	}
+	p.ID = id
+	ctx, cancel := a.timeout(r)
+	defer cancel()
+	created, err := a.deps.Engine.UpsertProduct(ctx, p)
+	if err != nil {
+		return err
+	}
+	status, word := http.StatusOK, "updated"
+	if created {
+		status, word = http.StatusCreated, "created"
+	}
+	return writeJSON(w, status, map[string]any{"product": p, "status": word})
+}

@@ -1,0 +1,269 @@
+// Package httpapi is dynaprice's HTTP API: the original system's paths and
+// JSON shapes (GET /price/{id}, POST /override, DELETE /override/{id},
+// GET /history/{id}, GET /ws/prices) plus event ingestion, the catalog,
+// explanations, health and metrics.
+//
+// Everything it needs comes through small interfaces declared here, so the
+// same handlers serve the all-in-one `serve` role and, later, stateless API
+// replicas in front of Kafka and Redis.
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/dynaprice/dynaprice/internal/engine"
+	"github.com/dynaprice/dynaprice/internal/ingest"
+	"github.com/dynaprice/dynaprice/internal/pricing"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Engine is the part of the pricing engine the API drives.
+type Engine interface {
+	Submit(ctx context.Context, events []ingest.Event) (engine.SubmitResult, error)
+	SetOverride(ctx context.Context, in engine.OverrideInput) error
+	ClearOverride(ctx context.Context, productID, by string) error
+	UpsertProduct(ctx context.Context, p pricing.Product) (created bool, err error)
+	Products(ctx context.Context) ([]engine.ProductInfo, error)
+	Explain(ctx context.Context, productID string) (pricing.Explanation, error)
+}
+
+// Prices is the live price view.
+type Prices interface {
+	// Price returns the JSON of one product's price.
+	Price(id string) ([]byte, bool)
+	// AppendAll appends the JSON of every price.
+	AppendAll(dst []byte) []byte
+}
+
+// Archive answers questions about the past.
+type Archive interface {
+	History(ctx context.Context, productID string, limit int) ([]engine.HistoryRow, error)
+	OverrideAudit(ctx context.Context, productID string, limit int) ([]engine.OverrideRecord, error)
+}
+
+// Config configures the API.
+type Config struct {
+	// KeyHeader is the header carrying the API key (the original's
+	// API_KEY_HEADER, default X-API-Key).
+	KeyHeader string
+	Keys      []Key
+	// MaxEventsBody limits POST /events bodies; MaxBody all other bodies.
+	MaxEventsBody int64
+	MaxBody       int64
+	// RequestTimeout bounds how long a request may wait for the engine.
+	RequestTimeout time.Duration
+	Logger         *slog.Logger
+	Registerer     prometheus.Registerer
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{KeyHeader: "X-API-Key", MaxEventsBody: 16 << 20, MaxBody: 64 << 10,
+		RequestTimeout: 30 * time.Second, Logger: slog.Default()}
+}
+
+// Validate reports configuration errors.
+func (c Config) Validate() error {
+	switch {
+	case c.KeyHeader == "":
+		return errors.New("httpapi: key header must not be empty")
+	case len(c.Keys) == 0:
+		return errors.New("httpapi: at least one API key is required")
+	case c.MaxEventsBody < 1 || c.MaxBody < 1:
+		return errors.New("httpapi: body limits must be > 0")
+	case c.RequestTimeout <= 0:
+		return errors.New("httpapi: request timeout must be > 0")
+	case c.Logger == nil:
+		return errors.New("httpapi: logger is required")
+	}
+	names := map[string]bool{}
+	for _, k := range c.Keys {
+		if names[k.Name] {
+			return fmt.Errorf("httpapi: duplicate API key name %q", k.Name)
+		}
+		names[k.Name] = true
+	}
+	return nil
+}
+
+// Deps are the components the API serves from.
+type Deps struct {
+	Engine  Engine
+	Prices  Prices
+	Archive Archive
+	Decoder *ingest.Decoder
+	// WebSocket serves GET /ws/prices.
+	WebSocket http.Handler
+	// Metrics serves GET /metrics.
+	Metrics http.Handler
+	// UI, when set, serves everything not matched by an API route.
+	UI http.Handler
+	// Ready reports readiness for GET /readyz.
+	Ready func() bool
+}
+
+// API is the HTTP handler. Build it with New.
+type API struct {
+	cfg     Config
+	deps    Deps
+	keys    *keyring
+	mux     *http.ServeMux
+	metrics *httpMetrics
+}
+
+// New returns the API handler.
+func New(cfg Config, deps Deps) (*API, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	a := &API{cfg: cfg, deps: deps, keys: newKeyring(cfg.Keys), mux: http.NewServeMux(), metrics: newHTTPMetrics(cfg.Registerer)}
+	a.routes()
+	return a, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+
+type route struct {
+	method, path, name string
+	perm               permission // 0 = public
+	h                  func(w http.ResponseWriter, r *http.Request, k Key) error
+}
+
+func (a *API) routes() {
+	rs := []route{
+		{"GET", "/healthz", "healthz", 0, a.healthz},
+		{"GET", "/readyz", "readyz", 0, a.readyz},
+		{"GET", "/price/{id}", "price", 0, a.getPrice},
+		{"GET", "/prices", "prices", 0, a.getPrices},
+		{"POST", "/events", "events", permIngest, a.postEvents},
+		{"POST", "/override", "override_set", permOverride, a.postOverride},
+		{"DELETE", "/override/{id}", "override_delete", permOverride, a.deleteOverride},
+		{"GET", "/overrides/{id}", "override_audit", permRead, a.getOverrideAudit},
+		{"GET", "/history/{id}", "history", permRead, a.getHistory},
+		{"GET", "/products", "products", permRead, a.getProducts},
+		{"PUT", "/products/{id}", "product_put", permAdmin, a.putProduct},
+	}
+	allowed := map[string][]string{}
+	for _, rt := range rs {
+		a.mux.Handle(rt.method+" "+rt.path, a.wrap(rt))
+		allowed[rt.path] = append(allowed[rt.path], rt.method)
+	}
+	if a.deps.WebSocket != nil {
+		a.mux.Handle("GET /ws/prices", a.deps.WebSocket)
+		allowed["/ws/prices"] = []string{"GET"}
+	}
+	if a.deps.Metrics != nil {
+		a.mux.Handle("GET /metrics", a.deps.Metrics)
+		allowed["/metrics"] = []string{"GET"}
+	}
+	// Any other method on a known path: 405 with JSON, not the mux's text.
+	for path, methods := range allowed {
+		allow := methods[0]
+		for _, m := range methods[1:] {
+			allow += ", " + m
+		}
+		if contains(methods, "GET") {
+			allow += ", HEAD"
+		}
+		a.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed; allowed: "+allow)
+		})
+	}
+	if a.deps.UI != nil {
+		a.mux.Handle("GET /", a.deps.UI)
+	} else {
+		a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
+		})
+	}
+}
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// wrap adds, around every API route: authentication and authorisation,
+// panic recovery, error mapping and metrics.
+func (a *API) wrap(rt route) http.Handler {
+	obs := a.metrics.forRoute(rt.name)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := statusWriter{ResponseWriter: w}
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				a.cfg.Logger.Error("panic in handler", "route", rt.name, "panic", p, "stack", string(debug.Stack()))
+				if sw.status == 0 {
+					writeError(&sw, http.StatusInternalServerError, "internal error")
+				}
+			}
+			obs.observe(sw.status, time.Since(start))
+		}()
+		var key Key
+		if rt.perm != 0 {
+			presented := r.Header.Get(a.cfg.KeyHeader)
+			if presented == "" {
+				writeError(&sw, http.StatusUnauthorized, "missing API key (header "+a.cfg.KeyHeader+")")
+				return
+			}
+			k, ok := a.keys.lookup(presented)
+			if !ok {
+				writeError(&sw, http.StatusUnauthorized, "invalid API key")
+				return
+			}
+			if !k.Role.can(rt.perm) {
+				writeError(&sw, http.StatusForbidden, "API key "+strconv.Quote(k.Name)+" (role "+k.Role.String()+") may not do this")
+				return
+			}
+			key = k
+		}
+		if err := rt.h(&sw, r, key); err != nil {
+			status, msg := statusOf(err)
+			if status >= 500 {
+				a.cfg.Logger.Error("request failed", "route", rt.name, "status", status, "err", err)
+			}
+			if sw.status == 0 {
+				writeError(&sw, status, msg)
+			}
+		}
+	})
+}
+
+// statusWriter remembers the status for metrics and to avoid writing an
+// error after a response has started.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }

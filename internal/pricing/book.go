@@ -1,0 +1,306 @@
+package pricing
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"time"
+)
+
+// Source says where a published price came from.
+type Source uint8
+
+// Price sources, as named on the wire.
+const (
+	SourceBase Source = iota
+	SourceDynamic
+	SourceOverride
+)
+
+func (s Source) String() string {
+	switch s {
+	case SourceDynamic:
+		return "dynamic"
+	case SourceOverride:
+		return "override"
+	}
+	return "base"
+}
+
+// ParseSource is the inverse of Source.String.
+func ParseSource(s string) (Source, bool) {
+	switch s {
+	case "base":
+		return SourceBase, true
+	case "dynamic":
+		return SourceDynamic, true
+	case "override":
+		return SourceOverride, true
+	}
+	return 0, false
+}
+
+// Override is an operator's fixed price. It beats strategy and guardrails.
+type Override struct {
+	Active bool    `json:"active"`
+	Price  float64 `json:"price"`
+	Reason string  `json:"reason"`
+	// By is the name of the API key that set it.
+	By      string `json:"by"`
+	Since   int64  `json:"since"`   // unix ns
+	Expires int64  `json:"expires"` // unix ns; 0 = never
+}
+
+// State is everything the engine knows about one product. It is what the
+// engine persists so that a restart resumes exactly.
+type State struct {
+	Demand Demand `json:"demand"`
+	// Price is the published price and Source where it came from.
+	Price  float64 `json:"price"`
+	Source Source  `json:"source"`
+	// Version increases by one with every published change.
+	Version uint64 `json:"version"`
+	// ChangedAt is when Price took effect, unix ns.
+	ChangedAt int64 `json:"changed_at"`
+	// DynDemand is the demand figure the strategy last priced on.
+	DynDemand float64 `json:"dyn_demand"`
+	// Trace is how the last dynamic price was reached; Trace.Final is the
+	// dynamic price that applies whenever no override is active.
+	Trace    Trace    `json:"trace"`
+	Override Override `json:"override"`
+	Low      Lowest   `json:"low"`
+	// Lowest30 caches Low's answer as of the last update or tick.
+	Lowest30 float64 `json:"lowest_30d"`
+}
+
+// Config configures a Book.
+type Config struct {
+	Weights Weights
+	// HalfLife is the half-life of decayed demand.
+	HalfLife time.Duration
+	// DefaultStrategy is used by products that name none.
+	DefaultStrategy string
+	// Strategies by name; nil means the built-ins (seed and decay, K=5).
+	Strategies map[string]Strategy
+}
+
+// DefaultConfig is the original's behaviour: weights 1/3/5, seed strategy.
+func DefaultConfig() Config {
+	return Config{Weights: DefaultWeights(), HalfLife: time.Hour, DefaultStrategy: "seed"}
+}
+
+// Validate reports configuration errors.
+func (c Config) Validate() error {
+	for _, w := range []float64{c.Weights.View, c.Weights.Cart, c.Weights.Purchase} {
+		if w < 0 || math.IsNaN(w) || math.IsInf(w, 0) {
+			return errors.New("pricing: demand weights must be finite and >= 0")
+		}
+	}
+	if c.HalfLife <= 0 {
+		return errors.New("pricing: half-life must be > 0")
+	}
+	if _, ok := c.strategies()[c.DefaultStrategy]; !ok {
+		return fmt.Errorf("pricing: unknown default strategy %q", c.DefaultStrategy)
+	}
+	return nil
+}
+
+func (c Config) strategies() map[string]Strategy {
+	if c.Strategies != nil {
+		return c.Strategies
+	}
+	return map[string]Strategy{
+		"seed":  Seed{K: 5},
+		"decay": Decay{K: 5, HalfLife: c.HalfLife},
+	}
+}
+
+// ErrUnknownStrategy is returned for a product naming no known strategy.
+var ErrUnknownStrategy = errors.New("unknown strategy")
+
+// Book holds the catalog and the pricing state of every product, indexed by
+// a dense product index so the hot path avoids map lookups.
+type Book struct {
+	cfg        Config
+	strategies map[string]Strategy
+	products   []Product
+	strat      []Strategy
+	guards     []guardrails
+	states     []State
+	index      map[string]int
+}
+
+// NewBook returns an empty book.
+func NewBook(cfg Config) (*Book, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Book{cfg: cfg, strategies: cfg.strategies(), index: map[string]int{}}, nil
+}
+
+// Len is the number of products.
+func (b *Book) Len() int { return len(b.products) }
+
+// Index returns a product's index.
+func (b *Book) Index(id string) (int, bool) {
+	i, ok := b.index[id]
+	return i, ok
+}
+
+// Product returns the product at index i.
+func (b *Book) Product(i int) Product { return b.products[i] }
+
+// State returns the state of product i. The pointer is owned by the Book.
+func (b *Book) State(i int) *State { return &b.states[i] }
+
+// StrategyName returns the effective strategy of product i.
+func (b *Book) StrategyName(i int) string { return b.strat[i].Name() }
+
+// CheckProduct validates p including its strategy name.
+func (b *Book) CheckProduct(p Product) error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	if p.Strategy != "" {
+		if _, ok := b.strategies[p.Strategy]; !ok {
+			return fmt.Errorf("%w %q", ErrUnknownStrategy, p.Strategy)
+		}
+	}
+	return nil
+}
+
+// Upsert adds or updates a product at now and reprices it. It returns the
+// product's index and whether its published price changed.
+func (b *Book) Upsert(p Product, now int64) (int, bool, error) {
+	if err := b.CheckProduct(p); err != nil {
+		return 0, false, err
+	}
+	name := p.Strategy
+	if name == "" {
+		name = b.cfg.DefaultStrategy
+	}
+	i, ok := b.index[p.ID]
+	if !ok {
+		i = len(b.products)
+		b.index[p.ID] = i
+		b.products = append(b.products, p)
+		b.strat = append(b.strat, b.strategies[name])
+		b.guards = append(b.guards, parseGuardrails(p.Guardrails))
+		b.states = append(b.states, State{})
+	} else {
+		b.products[i], b.strat[i], b.guards[i] = p, b.strategies[name], parseGuardrails(p.Guardrails)
+	}
+	return i, b.reprice(i, now), nil
+}
+
+// Restore puts persisted state back for product i (after Upsert).
+func (b *Book) Restore(i int, s State) { b.states[i] = s }
+
+// Apply adds an event's demand to product i and reprices it at now. It
+// reports whether the published price changed. qty multiplies the weight.
+func (b *Book) Apply(i int, t EventType, qty int32, now int64) bool {
+	s := &b.states[i]
+	w := b.cfg.Weights.of(t) * float64(qty)
+	d := &s.Demand
+	d.Total += w
+	if now > d.At {
+		d.Decayed *= decayFactor(now-d.At, b.cfg.HalfLife)
+		d.At = now
+	}
+	d.Decayed += w
+	return b.reprice(i, now)
+}
+
+// Tick re-evaluates product i at now: time-dependent strategies move,
+// overrides expire, the 30-day lowest price rolls. It reports whether the
+// published price changed and whether anything else visible (the lowest
+// price) did.
+func (b *Book) Tick(i int, now int64) (priceChanged, changed bool) {
+	s := &b.states[i]
+	if s.Override.Active && s.Override.Expires > 0 && now >= s.Override.Expires {
+		s.Override.Active = false
+	}
+	if b.reprice(i, now) {
+		return true, true
+	}
+	if low := s.Low.lowest(s.Price, now); low != s.Lowest30 {
+		s.Lowest30 = low
+		return false, true
+	}
+	return false, false
+}
+
+// SetOverride activates an override on product i.
+func (b *Book) SetOverride(i int, o Override, now int64) (bool, error) {
+	if !positive(o.Price) {
+		return false, errors.New("override_price must be a finite number > 0")
+	}
+	o.Active = true
+	o.Price = round2(o.Price)
+	b.states[i].Override = o
+	return b.reprice(i, now), nil
+}
+
+// ClearOverride removes product i's override, restoring its dynamic price.
+// It reports whether there was one.
+func (b *Book) ClearOverride(i int, now int64) (had, changed bool) {
+	s := &b.states[i]
+	if !s.Override.Active {
+		return false, false
+	}
+	s.Override.Active = false
+	return true, b.reprice(i, now)
+}
+
+// reprice recomputes product i's dynamic and published price.
+func (b *Book) reprice(i int, now int64) bool {
+	s := &b.states[i]
+	p := &b.products[i]
+	raw, dem := b.strat[i].Price(p.BasePrice, s.Demand, now)
+	ref := s.Trace.Final
+	if ref == 0 {
+		ref = p.BasePrice
+	}
+	s.Trace = b.guards[i].apply(raw, ref)
+	s.DynDemand = dem
+	price, src := s.Trace.Final, SourceDynamic
+	if s.Demand.Total == 0 { // no demand yet: the base price, guarded
+		src = SourceBase
+	}
+	if s.Override.Active {
+		price, src = s.Override.Price, SourceOverride
+	}
+	if price == s.Price && src == s.Source && s.Version > 0 {
+		return false
+	}
+	s.Low.observe(s.Price, price, now)
+	s.Price, s.Source = price, src
+	s.Version++
+	s.ChangedAt = now
+	s.Lowest30 = s.Low.lowest(price, now)
+	return true
+}
+
+// SetDefaultStrategy changes the catalog-wide default strategy at now and
+// reprices the products that follow it. It returns the indexes whose
+// published price changed.
+func (b *Book) SetDefaultStrategy(name string, now int64) ([]int, error) {
+	st, ok := b.strategies[name]
+	if !ok {
+		return nil, fmt.Errorf("%w %q", ErrUnknownStrategy, name)
+	}
+	b.cfg.DefaultStrategy = name
+	var changed []int
+	for i, p := range b.products {
+		if p.Strategy == "" {
+			b.strat[i] = st
+			if b.reprice(i, now) {
+				changed = append(changed, i)
+			}
+		}
+	}
+	return changed, nil
+}
+
+// DefaultStrategy is the catalog-wide default strategy's name.
+func (b *Book) DefaultStrategy() string { return b.cfg.DefaultStrategy }

@@ -1,0 +1,76 @@
+package pricing
+
+import "time"
+
+// Explanation says how a product's price came about. It is built on demand
+// from the State's Trace, so the hot path never formats anything.
+type Explanation struct {
+	ProductID     string          `json:"product_id"`
+	Price         float64         `json:"price"`
+	Source        string          `json:"price_source"`
+	Strategy      string          `json:"strategy"`
+	BasePrice     float64         `json:"base_price"`
+	Demand        float64         `json:"demand"`
+	TotalDemand   float64         `json:"total_demand"`
+	StrategyPrice float64         `json:"strategy_price"`
+	DynamicPrice  float64         `json:"dynamic_price"`
+	Guardrails    []GuardrailStep `json:"guardrails"`
+	Override      *OverrideInfo   `json:"override,omitempty"`
+	Lowest30      float64         `json:"lowest_30d"`
+	Version       uint64          `json:"version"`
+	UpdatedAt     time.Time       `json:"updated_at"`
+}
+
+// GuardrailStep is one guardrail that changed the price.
+type GuardrailStep struct {
+	Guardrail string  `json:"guardrail"`
+	Before    float64 `json:"before"`
+	After     float64 `json:"after"`
+	Detail    string  `json:"detail"`
+}
+
+// OverrideInfo describes the active override.
+type OverrideInfo struct {
+	Price     float64    `json:"override_price"`
+	Reason    string     `json:"reason"`
+	By        string     `json:"set_by"`
+	Since     time.Time  `json:"since"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+}
+
+// Explain describes product i's current price.
+func (b *Book) Explain(i int) Explanation {
+	p, s, g := b.products[i], &b.states[i], b.products[i].Guardrails
+	t := s.Trace
+	e := Explanation{
+		ProductID: p.ID, Price: s.Price, Source: s.Source.String(), Strategy: b.strat[i].Name(),
+		BasePrice: p.BasePrice, Demand: s.DynDemand, TotalDemand: s.Demand.Total,
+		StrategyPrice: t.Raw, DynamicPrice: t.Final, Guardrails: []GuardrailStep{},
+		Lowest30: s.Lowest30, Version: s.Version, UpdatedAt: time.Unix(0, s.ChangedAt).UTC(),
+	}
+	if t.Applied&GuardMaxChange != 0 {
+		e.Guardrails = append(e.Guardrails, GuardrailStep{"max_change", t.Raw, t.Limited,
+			"a single update may move the price at most " + ftoa(g.MaxChangePct) + "% from " + ftoa(t.Reference)})
+	}
+	if t.Applied&GuardFloor != 0 {
+		e.Guardrails = append(e.Guardrails, GuardrailStep{"floor", t.Limited, t.Bounded, "never below " + ftoa(g.Floor)})
+	}
+	if t.Applied&GuardCeiling != 0 {
+		e.Guardrails = append(e.Guardrails, GuardrailStep{"ceiling", t.Limited, t.Bounded, "never above " + ftoa(g.Ceiling)})
+	}
+	if t.Applied&GuardRounding != 0 {
+		rule := g.Rounding
+		if rule == "" {
+			rule = "cents"
+		}
+		e.Guardrails = append(e.Guardrails, GuardrailStep{"rounding", t.Bounded, t.Final, "rounded to " + rule})
+	}
+	if o := s.Override; o.Active {
+		e.Override = &OverrideInfo{Price: o.Price, Reason: o.Reason, By: o.By, Since: time.Unix(0, o.Since).UTC()}
+		if o.Expires > 0 {
+			x := time.Unix(0, o.Expires).UTC()
+			e.Override.ExpiresAt = &x
+		}
+	}
+	return e
+}

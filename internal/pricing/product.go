@@ -1,0 +1,116 @@
+package pricing
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+)
+
+// MaxIDLen is the longest accepted product id.
+const MaxIDLen = 64
+
+// ValidID reports whether id matches [A-Za-z0-9_-]{1,64}.
+func ValidID(id string) bool {
+	if len(id) == 0 || len(id) > MaxIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// Product is one catalog entry: its base price and how it is priced.
+//
+// The base price comes only from the catalog, never from events: an event's
+// price is what one client claims it saw, and letting it move the base would
+// let any ingest client (or a stale cache in a shop) reprice a product.
+type Product struct {
+	ID        string  `json:"product_id"`
+	Name      string  `json:"name,omitempty"`
+	BasePrice float64 `json:"base_price"`
+	// Strategy names the pricing strategy; empty means the catalog default.
+	Strategy string `json:"strategy,omitempty"`
+	Guardrails
+}
+
+// Guardrails bound what a strategy may do to a product's price. Zero values
+// mean "no limit".
+type Guardrails struct {
+	Floor   float64 `json:"floor,omitempty"`
+	Ceiling float64 `json:"ceiling,omitempty"`
+	// MaxChangePct limits one update's move, in percent of the previous
+	// dynamic price.
+	MaxChangePct float64 `json:"max_change_pct,omitempty"`
+	// Rounding is "cents" (the default), "whole", or a price ending such as
+	// ".99" or "0.95".
+	Rounding string `json:"rounding,omitempty"`
+}
+
+// Validate checks a product on its own (strategy names are checked by the
+// Book, which knows them).
+func (p Product) Validate() error {
+	if !ValidID(p.ID) {
+		return fmt.Errorf("product_id %q must match [A-Za-z0-9_-]{1,64}", p.ID)
+	}
+	if !positive(p.BasePrice) {
+		return errors.New("base_price must be a finite number > 0")
+	}
+	g := p.Guardrails
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"floor", g.Floor}, {"ceiling", g.Ceiling}, {"max_change_pct", g.MaxChangePct}} {
+		if f.v < 0 || math.IsNaN(f.v) || math.IsInf(f.v, 0) {
+			return fmt.Errorf("%s must be a finite number >= 0", f.name)
+		}
+	}
+	if g.Floor > 0 && g.Ceiling > 0 && g.Floor > g.Ceiling {
+		return errors.New("floor must not exceed ceiling")
+	}
+	if _, err := ParseRounding(g.Rounding); err != nil {
+		return err
+	}
+	return nil
+}
+
+func positive(v float64) bool { return v > 0 && !math.IsInf(v, 0) && !math.IsNaN(v) }
+
+// Rounding is a parsed rounding rule.
+type Rounding struct {
+	// Step is the rounding unit for plain rounding (0.01 or 1).
+	Step float64
+	// Ending, when HasEnding, is the fractional part every price ends in.
+	Ending    float64
+	HasEnding bool
+}
+
+// ParseRounding parses the Guardrails.Rounding syntax.
+func ParseRounding(s string) (Rounding, error) {
+	switch strings.TrimSpace(s) {
+	case "", "cents":
+		return Rounding{Step: 0.01}, nil
+	case "whole":
+		return Rounding{Step: 1}, nil
+	}
+	t := strings.TrimSpace(s)
+	if strings.HasPrefix(t, ".") {
+		t = "0" + t
+	}
+	v, err := strconv.ParseFloat(t, 64)
+	if err != nil || v < 0 || v >= 1 || !strings.HasPrefix(t, "0.") || len(t) > 4 {
+		return Rounding{}, fmt.Errorf("rounding %q: want \"cents\", \"whole\" or an ending such as \".99\"", s)
+	}
+	return Rounding{Step: 0.01, Ending: round2(v), HasEnding: true}, nil
+}
+
+func round2(v float64) float64 { return math.Round(v*100) / 100 }
+
+func ftoa(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }

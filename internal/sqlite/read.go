@@ -1,0 +1,165 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+
+	"github.com/dynaprice/dynaprice/internal/engine"
+	"github.com/dynaprice/dynaprice/internal/pricing"
+)
+
+// Load reads everything the engine resumes from, in one read transaction so
+// that the parts are consistent with each other.
+func (s *Store) Load(ctx context.Context) (engine.Snapshot, error) {
+	snap, err := s.load(ctx)
+	if err != nil {
+		return engine.Snapshot{}, fmt.Errorf("sqlite: load: %w", err)
+	}
+	return snap, nil
+}
+
+func (s *Store) load(ctx context.Context) (engine.Snapshot, error) {
+	snap := engine.Snapshot{States: map[string]pricing.State{}, Settings: map[string]string{}}
+	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return snap, err
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only
+
+	// Catalog order is insertion order: the rowid of a products row is
+	// assigned when it is first inserted and kept by later updates.
+	err = query(ctx, tx, `SELECT id, name, base_price, strategy, floor, ceiling, max_change_pct, rounding
+		FROM products ORDER BY rowid`, nil, func(r *sql.Rows) error {
+		var p pricing.Product
+		if err := r.Scan(&p.ID, &p.Name, &p.BasePrice, &p.Strategy, &p.Floor, &p.Ceiling, &p.MaxChangePct, &p.Rounding); err != nil {
+			return err
+		}
+		snap.Products = append(snap.Products, p)
+		return nil
+	})
+	if err != nil {
+		return snap, fmt.Errorf("products: %w", err)
+	}
+	err = query(ctx, tx, "SELECT product_id, state FROM product_state", nil, func(r *sql.Rows) error {
+		var id string
+		var blob sql.RawBytes
+		if err := r.Scan(&id, &blob); err != nil {
+			return err
+		}
+		var st pricing.State
+		if err := json.Unmarshal(blob, &st); err != nil {
+			return fmt.Errorf("state of %q: %w", id, err)
+		}
+		snap.States[id] = st
+		return nil
+	})
+	if err != nil {
+		return snap, fmt.Errorf("states: %w", err)
+	}
+	// Oldest first, as the engine rebuilds its bounded memory of ids in
+	// arrival order; the seen_at index delivers this order.
+	err = query(ctx, tx, "SELECT event_id, seen_at FROM seen_events ORDER BY seen_at, event_id", nil, func(r *sql.Rows) error {
+		var id engine.SeenID
+		if err := r.Scan(&id.ID, &id.At); err != nil {
+			return err
+		}
+		snap.Seen = append(snap.Seen, id)
+		return nil
+	})
+	if err != nil {
+		return snap, fmt.Errorf("seen: %w", err)
+	}
+	err = query(ctx, tx, "SELECT key, value FROM settings", nil, func(r *sql.Rows) error {
+		var k, v string
+		if err := r.Scan(&k, &v); err != nil {
+			return err
+		}
+		snap.Settings[k] = v
+		return nil
+	})
+	if err != nil {
+		return snap, fmt.Errorf("settings: %w", err)
+	}
+	return snap, nil
+}
+
+// History returns productID's price changes, newest first (by event time,
+// then by insertion order), at most limit of them; none when limit <= 0.
+// It reads the last committed state and may run during a Commit.
+func (s *Store) History(ctx context.Context, productID string, limit int) ([]engine.HistoryRow, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	var out []engine.HistoryRow
+	// The index on (product_id, event_time), read backwards, yields this
+	// order directly: its entries end with the rowid, which is insertion
+	// order.
+	err := query(ctx, s.r, `SELECT price, demand, source, event_time, version FROM price_history
+		WHERE product_id = ? ORDER BY event_time DESC, id DESC LIMIT ?`,
+		[]any{productID, limit}, func(r *sql.Rows) error {
+			h := engine.HistoryRow{ProductID: productID}
+			var src string
+			var version int64
+			if err := r.Scan(&h.Price, &h.Demand, &src, &h.At, &version); err != nil {
+				return err
+			}
+			var ok bool
+			if h.Source, ok = pricing.ParseSource(src); !ok {
+				return fmt.Errorf("unknown source %q", src)
+			}
+			h.Version = uint64(version)
+			out = append(out, h)
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: history: %w", err)
+	}
+	return out, nil
+}
+
+// OverrideAudit returns productID's overrides, newest first, at most limit
+// of them; none when limit <= 0. Zero times mean "never" (ExpiresAt) and
+// "still active" (EndedAt).
+func (s *Store) OverrideAudit(ctx context.Context, productID string, limit int) ([]engine.OverrideRecord, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	var out []engine.OverrideRecord
+	err := query(ctx, s.r, `SELECT override_price, reason, set_by, created_at, coalesce(expires_at, 0),
+			coalesce(ended_at, 0), coalesce(ended_by, ''), coalesce(end_reason, '')
+		FROM overrides WHERE product_id = ? ORDER BY created_at DESC, id DESC LIMIT ?`,
+		[]any{productID, limit}, func(r *sql.Rows) error {
+			o := engine.OverrideRecord{ProductID: productID}
+			if err := r.Scan(&o.Price, &o.Reason, &o.By, &o.CreatedAt, &o.ExpiresAt, &o.EndedAt, &o.EndedBy, &o.EndReason); err != nil {
+				return err
+			}
+			out = append(out, o)
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: override audit: %w", err)
+	}
+	return out, nil
+}
+
+// querier is what *sql.DB and *sql.Tx share.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// query runs q and calls row for each result row.
+func query(ctx context.Context, db querier, q string, args []any, row func(*sql.Rows) error) error {
+	rows, err := db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := row(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
