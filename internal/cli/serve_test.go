@@ -25,7 +25,7 @@ const (
 
 // server is a real `dynaprice serve` on a random port.
 type server struct {
-	t    *testing.T
+	t    testing.TB
 	url  string
 	stop func() error
 }
@@ -39,7 +39,7 @@ func testOptions(dir string) ServeOptions {
 	}
 }
 
-func startServer(t *testing.T, o ServeOptions) *server {
+func startServer(t testing.TB, o ServeOptions) *server {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -79,7 +79,9 @@ var errFallback = errors.New("stream malformed")
 // application/ndjson), and also when it is not and body holds several
 // top-level values. A malformed line of NDJSON is rejected on its own; a
 // body in which no JSON value can be found, or a malformed single object
-// or array, is ErrNotJSON. More than MaxEvents events is ErrTooManyEvents.
+// or array, is ErrNotJSON. More than MaxEvents events is ErrTooManyEvents;
+// the limit is enforced as the body is read, so a body is refused as too
+// large once it has shown more than MaxEvents events, whatever follows.
 // On error dst and idx come back with their original lengths.
 //
 // The returned events share no memory with body.
@@ -133,9 +135,15 @@ func (st *state) decode(body []byte, contentType string) error {
 	}
 	n0 := len(st.events)
 	err := st.stream()
-	if err == errFallback {
-		st.events, st.indexes, st.rejects = st.events[:n0], st.indexes[:n0], st.rejects[:0]
-		err = st.lines(body, start)
+	if err != errFallback {
+		return err
+	}
+	// Not a stream of values: perhaps NDJSON with bad lines. If no line is
+	// JSON either, the stream's error says best what is wrong.
+	streamErr := s.syntaxError()
+	st.events, st.indexes, st.rejects = st.events[:n0], st.indexes[:n0], st.rejects[:0]
+	if err = st.lines(body, start); errors.Is(err, ErrNotJSON) {
+		err = fmt.Errorf("%w: %s", ErrNotJSON, streamErr)
 	}
 	return err
 }
@@ -153,15 +161,16 @@ func (st *state) array() error {
 	var tooMany error
 	n := 0
 	ok := s.array(func() bool {
+		k, ok := st.element()
+		if !ok {
+			return false
+		}
 		if tooMany = st.count(n); tooMany != nil {
 			return false
 		}
-		k, ok := st.element()
-		if ok {
-			st.emit(k, n)
-		}
+		st.emit(k, n)
 		n++
-		return ok
+		return true
 	})
 	switch {
 	case tooMany != nil:
@@ -176,20 +185,24 @@ func (st *state) array() error {
 }
 
 // stream reads a body of one or more top-level values. It returns
-// errFallback when one of them is malformed.
+// errFallback when one of them is malformed. Past MaxEvents it goes on
+// scanning, as the body may yet turn out to be NDJSON with fewer lines.
 func (st *state) stream() error {
 	s := &st.s
+	var tooMany error
 	for n := 0; !s.atEnd(); n++ {
-		if err := st.count(n); err != nil {
-			return err
-		}
 		k, ok := st.element()
 		if !ok {
 			return errFallback
 		}
-		st.emit(k, n)
+		if tooMany == nil {
+			tooMany = st.count(n)
+		}
+		if tooMany == nil {
+			st.emit(k, n)
+		}
 	}
-	return nil
+	return tooMany
 }
 
 // lines reads body as NDJSON: each non-blank line is one value, and a
@@ -237,7 +250,7 @@ func (st *state) lines(body []byte, pos int) error {
 	return nil
 }
 
-// count checks that the body may hold an event number n (0-based).
+// count checks that the body may hold element number n (0-based).
 func (st *state) count(n int) error {
 	if st.maxEvents > 0 && n >= st.maxEvents {
 		return fmt.Errorf("%w: more than %d", ErrTooManyEvents, st.maxEvents)

@@ -1,0 +1,94 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+// BenchmarkIngestHTTP measures POST /events end to end on a real server:
+// decode, validate, price, group-commit durably to SQLite (synchronous=full)
+// and answer 202. Each op is one batch of 5,000 events; 8 clients post
+// concurrently.
+func BenchmarkIngestHTTP(b *testing.B) {
+	for _, withIDs := range []bool{false, true} {
+		b.Run(fmt.Sprintf("event_ids=%v", withIDs), func(b *testing.B) {
+			o := testOptions(b.TempDir())
+			o.Sync = syncMode()
+			o.MaxBody = 16 << 20
+			o.DedupMax = 10_000_000
+			s := startServer(b, o)
+			const perBatch = 5000
+			var seq atomic.Int64
+			body := func() string {
+				var sb strings.Builder
+				sb.WriteByte('[')
+				for i := 0; i < perBatch; i++ {
+					if i > 0 {
+						sb.WriteByte(',')
+					}
+					id := ""
+					if withIDs {
+						id = fmt.Sprintf(`"event_id":"e-%d",`, seq.Add(1))
+					}
+					fmt.Fprintf(&sb, `{%s"event_type":"%s","product_id":"P%c","user_id":"U%d","timestamp":1773713139,"price":299}`,
+						id, [...]string{"view", "cart", "purchase"}[i%3], 'A'+i%10, i)
+				}
+				sb.WriteByte(']')
+				return sb.String()
+			}
+			fixed := body()
+			const clients = 8
+			work := make(chan struct{})
+			var wg sync.WaitGroup
+			var failed atomic.Int64
+			for c := 0; c < clients; c++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for range work {
+						payload := fixed
+						if withIDs {
+							payload = body()
+						}
+						req, _ := http.NewRequest("POST", s.url+"/events", strings.NewReader(payload))
+						req.Header.Set("X-API-Key", ingestKey)
+						resp, err := http.DefaultClient.Do(req)
+						if err != nil || resp.StatusCode != 202 {
+							failed.Add(1)
+						}
+						if resp != nil {
+							_, _ = io.Copy(io.Discard, resp.Body)
+							resp.Body.Close()
+						}
+					}
+				}()
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				work <- struct{}{}
+			}
+			close(work)
+			wg.Wait()
+			b.StopTimer()
+			if failed.Load() > 0 {
+				b.Fatalf("%d requests failed", failed.Load())
+			}
+			b.ReportMetric(float64(b.N*perBatch)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
+
+// syncMode lets a benchmark run compare SQLite's durability levels:
+// DYNAPRICE_BENCH_SYNC=normal (default full).
+func syncMode() string {
+	if m := os.Getenv("DYNAPRICE_BENCH_SYNC"); m != "" {
+		return m
+	}
+	return "full"
+}

@@ -1,0 +1,224 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dynaprice/dynaprice/internal/engine"
+	"github.com/dynaprice/dynaprice/internal/ingest"
+	"github.com/dynaprice/dynaprice/internal/pricing"
+	"github.com/dynaprice/dynaprice/internal/sqlite"
+)
+
+// flakyStore is the real SQLite store with a switch that makes Commit fail,
+// standing in for a full disk or an I/O error.
+type flakyStore struct {
+	*sqlite.Store
+	fail atomic.Bool
+}
+
+func (f *flakyStore) Commit(ctx context.Context, b *engine.Batch) error {
+	if f.fail.Load() {
+		return errors.New("disk on fire")
+	}
+	return f.Store.Commit(ctx, b)
+}
+
+// recorder is a Publisher that keeps the latest change per product.
+type recorder struct {
+	mu     sync.Mutex
+	latest map[string]engine.Change
+	n      int
+}
+
+func (r *recorder) Publish(cs []engine.Change) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.latest == nil {
+		r.latest = map[string]engine.Change{}
+	}
+	for _, c := range cs {
+		r.latest[c.ProductID] = c
+	}
+	r.n++
+}
+
+func (r *recorder) get(id string) engine.Change {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.latest[id]
+}
+
+type clock struct{ ns atomic.Int64 }
+
+func (c *clock) Now() time.Time            { return time.Unix(0, c.ns.Load()) }
+func (c *clock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
+
+type harness struct {
+	eng   *engine.Engine
+	store *flakyStore
+	pub   *recorder
+	clock *clock
+	stop  func() error
+}
+
+func start(t *testing.T, path string, tune func(*engine.Config)) *harness {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, sqlite.Config{Path: path, Synchronous: "normal"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{store: &flakyStore{Store: st}, pub: &recorder{}, clock: &clock{}}
+	h.clock.ns.Store(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	cfg := engine.DefaultConfig()
+	cfg.Now = h.clock.Now
+	cfg.TickInterval = 5 * time.Millisecond
+	if tune != nil {
+		tune(&cfg)
+	}
+	h.eng, err = engine.New(cfg, h.store, h.pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- h.eng.Run(rctx) }()
+	<-h.eng.Ready()
+	var once sync.Once
+	var runErr error
+	h.stop = func() error {
+		once.Do(func() {
+			cancel()
+			runErr = <-done
+			st.Close()
+		})
+		return runErr
+	}
+	t.Cleanup(func() { _ = h.stop() })
+	return h
+}
+
+func ev(id, product string, t pricing.EventType) ingest.Event {
+	return ingest.Event{EventID: id, ProductID: product, Type: t, Quantity: 1}
+}
+
+func TestFailedCommitAnswersErrorAndRollsBack(t *testing.T) {
+	h := start(t, filepath.Join(t.TempDir(), "db"), nil)
+	ctx := context.Background()
+	if err := h.eng.ImportCatalog(ctx, []pricing.Product{{ID: "PA", BasePrice: 299}}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.eng.Submit(ctx, []ingest.Event{ev("1", "PA", pricing.Purchase)}); err != nil {
+		t.Fatal(err)
+	}
+	h.store.fail.Store(true)
+	_, err := h.eng.Submit(ctx, []ingest.Event{ev("2", "PA", pricing.Purchase), ev("3", "PA", pricing.Cart)})
+	var ee *engine.Error
+	if !errors.As(err, &ee) || ee.Kind != engine.KindUnavailable {
+		t.Fatalf("submit during failure = %v, want KindUnavailable", err)
+	}
+	h.store.fail.Store(false)
+	// Memory was rolled back to what is durable: demand 5, and the failed
+	// ids are not remembered, so a retry applies them.
+	if c := h.pub.get("PA"); c.Demand != 5 {
+		t.Fatalf("demand after failed commit = %v, want 5", c.Demand)
+	}
+	res, err := h.eng.Submit(ctx, []ingest.Event{ev("2", "PA", pricing.Purchase), ev("3", "PA", pricing.Cart)})
+	if err != nil || res.Duplicates != 0 || res.Accepted != 2 {
+		t.Fatalf("retry = %+v %v", res, err)
+	}
+	if c := h.pub.get("PA"); c.Demand != 13 {
+		t.Fatalf("demand = %v, want 13", c.Demand)
+	}
+}
+
+func TestShutdownCommitsQueuedWork(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db")
+	h := start(t, path, nil)
+	ctx := context.Background()
+	if err := h.eng.ImportCatalog(ctx, []pricing.Product{{ID: "PA", BasePrice: 10}}, ""); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var acked atomic.Int64
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if res, err := h.eng.Submit(ctx, []ingest.Event{ev("", "PA", pricing.View)}); err == nil {
+				acked.Add(int64(res.Accepted))
+			}
+		}()
+	}
+	time.Sleep(time.Millisecond)
+	if err := h.stop(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if _, err := h.eng.Submit(ctx, []ingest.Event{ev("", "PA", pricing.View)}); !errors.Is(err, engine.ErrStopped) {
+		t.Fatalf("submit after stop = %v", err)
+	}
+	h2 := start(t, path, nil)
+	if got := h2.pub.get("PA").Demand; got != float64(acked.Load()) {
+		t.Fatalf("demand after restart = %v, want the %d acknowledged events", got, acked.Load())
+	}
+}
+
+func TestTickDecaysAndExpiresOverrides(t *testing.T) {
+	h := start(t, filepath.Join(t.TempDir(), "db"), func(c *engine.Config) { c.Pricing.HalfLife = time.Minute })
+	ctx := context.Background()
+	if err := h.eng.ImportCatalog(ctx, []pricing.Product{{ID: "D", BasePrice: 100, Strategy: "decay"}, {ID: "S", BasePrice: 100}}, ""); err != nil {
+		t.Fatal(err)
+	}
+	evs := make([]ingest.Event, 16)
+	for i := range evs {
+		evs[i] = ev("", "D", pricing.View)
+	}
+	evs = append(evs, ev("", "S", pricing.Purchase))
+	if _, err := h.eng.Submit(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.eng.SetOverride(ctx, engine.OverrideInput{ProductID: "S", Price: 1, By: "t", ExpiresAt: h.clock.Now().Add(time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	if c := h.pub.get("D"); c.Price != 120 {
+		t.Fatalf("D = %v", c.Price)
+	}
+	h.clock.Advance(2 * time.Minute)
+	waitFor(t, func() bool { return h.pub.get("D").Price == 110 && h.pub.get("S").Source == pricing.SourceDynamic })
+	audit, err := h.store.OverrideAudit(ctx, "S", 10)
+	if err != nil || len(audit) != 1 || audit[0].EndReason != "expired" {
+		t.Fatalf("audit = %+v %v", audit, err)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in time")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestDedupWindowForgetsOldIDs(t *testing.T) {
+	h := start(t, filepath.Join(t.TempDir(), "db"), func(c *engine.Config) { c.DedupMax = 2 })
+	ctx := context.Background()
+	h.eng.ImportCatalog(ctx, []pricing.Product{{ID: "PA", BasePrice: 1}}, "")
+	for _, id := range []string{"a", "b", "c"} {
+		h.eng.Submit(ctx, []ingest.Event{ev(id, "PA", pricing.View)})
+	}
+	// "a" was evicted (max 2), "c" is remembered.
+	res, _ := h.eng.Submit(ctx, []ingest.Event{ev("c", "PA", pricing.View), ev("a", "PA", pricing.View)})
+	if res.Duplicates != 1 || res.Accepted != 2 {
+		t.Fatalf("res = %+v", res)
+	}
+}
