@@ -56,7 +56,7 @@ func (r *recorder) get(id string) engine.Change {
 
 type clock struct{ ns atomic.Int64 }
 
-func (c *clock) Now() time.Time            { return time.Unix(0, c.ns.Load()) }
+func (c *clock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
 func (c *clock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 
 type harness struct {

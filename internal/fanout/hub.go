@@ -360,10 +360,12 @@ func (h *Hub) register(c *client, snap []entry) bool {
 	return true
 }
 
+// unregister removes c. The metrics change under mu too, so that whoever
+// sees Clients() drop also sees the disconnect counted.
 func (h *Hub) unregister(c *client, reason string) {
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	delete(h.clients, c)
-	h.mu.Unlock()
 	h.m.clients.Dec()
 	h.m.disconnects.WithLabelValues(reason).Inc()
 }
