@@ -431,7 +431,8 @@ func TestSlowClientDropped(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	if got := e.metric(t, "dynaprice_ws_disconnects_total", "reason", "slow"); got != 1 {
-		t.Errorf("slow disconnects = %v, want 1", got)
+		t.Errorf("slow disconnects = %v, want 1 (client %v, ping %v)", got,
+			e.metric(t, "dynaprice_ws_disconnects_total", "reason", "client"), e.metric(t, "dynaprice_ws_disconnects_total", "reason", "ping"))
 	}
 	if n := e.hub.Clients(); n != 1 {
 		t.Errorf("Clients() = %d, want the healthy one", n)

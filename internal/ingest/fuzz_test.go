@@ -339,3 +339,51 @@ func checkInvariants(t *testing.T, d *Decoder, events []Event, idx []int, reject
 	}
 	return n
 }
+
+// FuzzDecodeFields builds objects from fuzzed JSON texts for each known
+// field (an empty text leaves the field out), so that most inputs are JSON
+// and reach the differential check on the field rules themselves.
+func FuzzDecodeFields(f *testing.F) {
+	type seed struct{ typ, id, user, eventID, ts, price, qty, extra string }
+	for _, s := range []seed{
+		{`"view"`, `"PA"`, `"U1"`, ``, `1773713139123`, `299`, ``, ``},
+		{`"purchase"`, `"PA"`, `""`, ``, `0`, `120`, ``, ``},
+		{`"cart"`, `"P_9-x"`, ``, `"e-1"`, `1773713139.123456789`, `12.5`, `3`, `"x":{"y":[1]}`},
+		{`"vi\u0065w"`, `"P\u0041"`, `"J\u00e9r\u00f4me \ud83d\ude00"`, `"a\"b\\c\/d"`, `1.773713139123E12`, `2.5e+2`, `10000`, ``},
+		{`"click"`, `"a b"`, `5`, `""`, `"1773713139"`, `"299"`, `1.5`, `"price":1`},
+		{`null`, `null`, `null`, `null`, `null`, `null`, `null`, `"event_type":"view"`},
+		{`"view"`, `"PA"`, "\"\xff\xfe\"", `"\ud800"`, `946684799.999999999`, `1e400`, `1e2`, ``},
+		{`"view"`, `"PA"`, ``, `"~"`, `-0.0e5`, `5e-324`, `-0`, `"event_type":"cart"`},
+		{`"view"`, `"PA"`, ``, ``, `17737131391234567899e-10`, `-1`, `0`, ``},
+		{`"view"`, `"PA"`, ``, ``, `1773799539.000000001`, `0.1`, `99999999999999999999`, ``},
+	} {
+		f.Add(s.typ, s.id, s.user, s.eventID, s.ts, s.price, s.qty, s.extra)
+	}
+	f.Fuzz(func(t *testing.T, typ, id, user, eventID, ts, price, qty, extra string) {
+		var b strings.Builder
+		b.WriteByte('{')
+		for _, kv := range [][2]string{{"event_type", typ}, {"product_id", id}, {"user_id", user},
+			{"event_id", eventID}, {"timestamp", ts}, {"price", price}, {"quantity", qty}} {
+			if kv[1] != "" {
+				b.WriteString(`"` + kv[0] + `":` + kv[1] + ",")
+			}
+		}
+		b.WriteString(extra)
+		body := []byte(strings.TrimSuffix(b.String(), ",") + "}")
+		v, ok := refJSON(body)
+		if !ok {
+			return
+		}
+		d := &Decoder{Now: func() time.Time { return fuzzNow }}
+		events, idx, rejects, err := d.Decode(body, "", nil, nil)
+		if n := checkInvariants(t, d, events, idx, rejects, err); err != nil || n != 1 {
+			t.Fatalf("%q: %d elements, error %v", body, n, err)
+		}
+		compare(t, body, v, 0, func(int) (Event, string) {
+			if len(events) == 1 {
+				return events[0], ""
+			}
+			return Event{}, rejects[0].Error
+		})
+	})
+}
