@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"testing"
 )
@@ -75,4 +76,30 @@ func BenchmarkDecode(b *testing.B) {
 			b.ReportMetric(b.Elapsed().Seconds()*1e9/float64(b.N)/n, "ns/event")
 		})
 	}
+}
+
+// BenchmarkEncodingJSON is the baseline the package doc argues from:
+// encoding/json decoding the same array into structs, validating nothing.
+func BenchmarkEncodingJSON(b *testing.B) {
+	const n = 10000
+	body := benchBody(n, false, false)
+	type wire struct {
+		EventID   string  `json:"event_id"`
+		EventType string  `json:"event_type"`
+		ProductID string  `json:"product_id"`
+		UserID    string  `json:"user_id"`
+		Timestamp float64 `json:"timestamp"`
+		Price     float64 `json:"price"`
+		Quantity  int32   `json:"quantity"`
+	}
+	dst := make([]wire, 0, n)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		dst = dst[:0]
+		if err := json.Unmarshal(body, &dst); err != nil || len(dst) != n {
+			b.Fatalf("%d events, %v", len(dst), err)
+		}
+	}
+	b.ReportMetric(float64(b.N)*n/b.Elapsed().Seconds(), "events/s")
 }

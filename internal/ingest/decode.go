@@ -66,6 +66,9 @@ type state struct {
 	rejects []Reject
 }
 
+// maxScratch is the largest scratch buffer kept between calls.
+const maxScratch = 64 << 10
+
 // errFallback tells Decode that a stream of values was malformed and the
 // body is to be read again as lines.
 var errFallback = errors.New("stream malformed")
@@ -108,6 +111,9 @@ func (d *Decoder) Decode(body []byte, contentType string, dst []Event, idx []int
 	events, indexes, rejects := st.events, st.indexes, st.rejects
 	st.events, st.indexes, st.rejects = nil, nil, nil
 	st.s.reset(nil, 0) // do not keep body alive in the pool
+	if cap(st.buf) > maxScratch || cap(st.s.key) > maxScratch {
+		st.buf, st.s.key = nil, nil // nor a buffer grown by one odd body
+	}
 	d.states.Put(st)
 	if err != nil {
 		return dst, idx, nil, err

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -202,6 +203,69 @@ func TestDecodeRejects(t *testing.T) {
 				t.Errorf("reason %q\nwant   %q (event %+v)", reason, tt.want, got)
 			}
 		})
+	}
+}
+
+// seedEvent is the old system's event, which its producer sent with
+// encoding/json.
+type seedEvent struct {
+	EventType string  `json:"event_type"`
+	ProductID string  `json:"product_id"`
+	UserID    string  `json:"user_id"`
+	Timestamp int64   `json:"timestamp"`
+	Price     float64 `json:"price"`
+}
+
+// TestSeedEvents decodes what the old system's producer sent for its whole
+// catalog, and the events its tests treated as invalid.
+func TestSeedEvents(t *testing.T) {
+	catalog := map[string]float64{"PA": 299, "PB": 349, "PC": 129, "PD": 499, "PE": 219,
+		"PF": 179, "PG": 649, "PH": 269, "PI": 399, "PJ": 159}
+	var sent []seedEvent
+	var want []Event
+	ms := testNow.UnixMilli() - 5000
+	for id, price := range catalog {
+		for _, typ := range []pricing.EventType{pricing.View, pricing.Cart, pricing.Purchase} {
+			ms++
+			sent = append(sent, seedEvent{typ.String(), id, fmt.Sprintf("U%d", ms%5), ms, price})
+			want = append(want, Event{Type: typ, ProductID: id, Timestamp: ms * 1e6, Price: price, Quantity: 1})
+		}
+	}
+	body, err := json.Marshal(sent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	events, idx, rejects, err := testDecoder().Decode(body, "", nil, nil)
+	if err != nil || len(rejects) != 0 || len(events) != len(want) {
+		t.Fatalf("%d events, rejects %v, error %v", len(events), rejects, err)
+	}
+	for i, e := range events {
+		if idx[i] != i || e != want[i] {
+			t.Errorf("event %d at %d: %+v, want %+v", i, idx[i], e, want[i])
+		}
+	}
+
+	// The old system's tests built events with only some fields set; the
+	// ones it rejected, we reject for the same reason.
+	for _, tt := range []struct {
+		ev   seedEvent
+		want string
+	}{
+		{seedEvent{EventType: "view", ProductID: "PA", Price: 100}, ""},
+		{seedEvent{EventType: "purchase", ProductID: "PA", Price: 120}, ""},
+		{seedEvent{EventType: "click", ProductID: "PA", Price: 100}, `event_type "click" is not one of view, cart, purchase`},
+		{seedEvent{EventType: "unknown", ProductID: "PA", Price: 100}, `event_type "unknown" is not one of view, cart, purchase`},
+		{seedEvent{EventType: "view", ProductID: "  ", Price: 100}, `product_id "  " must match [A-Za-z0-9_-]{1,64}`},
+		{seedEvent{EventType: "view", ProductID: "PA", Price: 0}, "price must be a finite number > 0, got 0"},
+	} {
+		body, _ := json.Marshal(tt.ev)
+		got, reason := one(t, testDecoder(), string(body), "")
+		if reason != tt.want {
+			t.Errorf("%s: reason %q, want %q", body, reason, tt.want)
+		}
+		if reason == "" && (got.Timestamp != nowNs || got.Price != tt.ev.Price) {
+			t.Errorf("%s: %+v; want the receive time for timestamp 0", body, got)
+		}
 	}
 }
 

@@ -15,7 +15,8 @@ type Event struct {
 	Type      pricing.EventType
 	ProductID string
 	// Timestamp is when the event happened, in unix nanoseconds: the
-	// receive time when the body gave none.
+	// receive time when the body gave none, or gave 0 (the old system's
+	// producers sent a zero time when they had none).
 	Timestamp int64
 	// Price is what the shopper saw, 0 when absent.
 	Price float64
@@ -154,8 +155,8 @@ func (st *state) fields(r *rawEvent) (Event, string) {
 		}
 		// string(f.raw) does not escape, so it needs no allocation for
 		// numbers of up to 32 bytes. The text is valid JSON, hence valid
-		// for ParseFloat, whose only possible error is ErrRange: ±Inf,
-		// rejected below.
+		// for ParseFloat, whose only possible error is ErrRange, with ±Inf
+		// or 0: both rejected below.
 		p, _ := strconv.ParseFloat(string(f.raw), 64)
 		if !(p > 0) || math.IsInf(p, 1) {
 			return e, "price must be a finite number > 0, got " + short(f.raw)
