@@ -1,0 +1,58 @@
+package httpapi
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParseKeys(t *testing.T) {
+	keys, err := ParseKeys("alice:operator:s1, feed:ingest:s:with:colons\n# comment\nbob:viewer:s3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 3 || keys[1].Secret != "s:with:colons" || keys[1].Role != RoleIngest || keys[2].Name != "bob" {
+		t.Fatalf("keys = %+v", keys)
+	}
+	for _, bad := range []string{"alice:operator", "alice:root:s", ":viewer:s", "a:viewer:"} {
+		_, err := ParseKeys(bad)
+		if err == nil {
+			t.Errorf("%q accepted", bad)
+			continue
+		}
+		if strings.Contains(err.Error(), ":s") && strings.HasSuffix(bad, ":s") && bad != ":viewer:s" {
+			t.Errorf("%q: error leaks the secret: %v", bad, err)
+		}
+	}
+}
+
+func TestRolePermissions(t *testing.T) {
+	want := map[Role][]permission{
+		RoleViewer:   {permRead},
+		RoleOperator: {permRead, permOverride},
+		RoleIngest:   {permIngest},
+		RoleAdmin:    {permRead, permOverride, permIngest, permAdmin},
+	}
+	for role, perms := range want {
+		for _, p := range []permission{permRead, permOverride, permIngest, permAdmin} {
+			allowed := false
+			for _, q := range perms {
+				allowed = allowed || q == p
+			}
+			if role.can(p) != allowed {
+				t.Errorf("%s can %d = %v, want %v", role, p, role.can(p), allowed)
+			}
+		}
+	}
+}
+
+func TestKeyringLookup(t *testing.T) {
+	k := newKeyring([]Key{{Name: "a", Role: RoleAdmin, Secret: "secret-a"}, {Name: "b", Role: RoleViewer, Secret: "secret-b"}})
+	if got, ok := k.lookup("secret-b"); !ok || got.Name != "b" {
+		t.Fatalf("lookup = %+v %v", got, ok)
+	}
+	for _, bad := range []string{"", "secret", "secret-a ", "SECRET-A"} {
+		if _, ok := k.lookup(bad); ok {
+			t.Errorf("%q matched", bad)
+		}
+	}
+}
