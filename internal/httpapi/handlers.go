@@ -280,12 +280,21 @@ func parseLimit(r *http.Request, def, max int) (int, error) {
 	return min(n, max), nil
 }
 
-// known returns 404 for a product that is not in the catalog.
-func (a *API) known(id string) error {
-	if _, ok := a.deps.Prices.Price(id); !ok {
-		return errStatus(http.StatusNotFound, "unknown product_id "+strconv.Quote(id))
+// archiveQuery reads the product id and ?limit= of a history or audit
+// query; an unknown product is a 404 rather than an empty list.
+func (a *API) archiveQuery(r *http.Request) (string, int, error) {
+	id, err := productID(r)
+	if err != nil {
+		return "", 0, err
 	}
-	return nil
+	limit, err := parseLimit(r, defaultHistoryLimit, maxHistoryLimit)
+	if err != nil {
+		return "", 0, err
+	}
+	if _, ok := a.deps.Prices.Price(id); !ok {
+		return "", 0, errStatus(http.StatusNotFound, "unknown product_id "+strconv.Quote(id))
+	}
+	return id, limit, nil
 }
 
 type historyPoint struct {
@@ -297,15 +306,8 @@ type historyPoint struct {
 }
 
 func (a *API) getHistory(w http.ResponseWriter, r *http.Request, _ Key) error {
-	id, err := productID(r)
+	id, limit, err := a.archiveQuery(r)
 	if err != nil {
-		return err
-	}
-	limit, err := parseLimit(r, defaultHistoryLimit, maxHistoryLimit)
-	if err != nil {
-		return err
-	}
-	if err := a.known(id); err != nil {
 		return err
 	}
 	rows, err := a.deps.Archive.History(r.Context(), id, limit)
@@ -336,15 +338,8 @@ func rfc3339(ns int64) string {
 }
 
 func (a *API) getOverrideAudit(w http.ResponseWriter, r *http.Request, _ Key) error {
-	id, err := productID(r)
+	id, limit, err := a.archiveQuery(r)
 	if err != nil {
-		return err
-	}
-	limit, err := parseLimit(r, defaultHistoryLimit, maxHistoryLimit)
-	if err != nil {
-		return err
-	}
-	if err := a.known(id); err != nil {
 		return err
 	}
 	recs, err := a.deps.Archive.OverrideAudit(r.Context(), id, limit)
