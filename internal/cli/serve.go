@@ -216,7 +216,6 @@ func Serve(ctx context.Context, o ServeOptions, log *slog.Logger, stdout io.Writ
 		OriginPatterns: splitList(o.WSOrigins), Logger: log, Registerer: reg,
 		Snapshot: func() []fanout.Update { return toUpdates(nil, view.Snapshot(), true) },
 	})
-	defer hub.Close()
 
 	ecfg := engine.DefaultConfig()
 	ecfg.Pricing.Weights, ecfg.Pricing.HalfLife = weights, o.HalfLife
@@ -302,13 +301,21 @@ func Serve(ctx context.Context, o ServeOptions, log *slog.Logger, stdout io.Writ
 	<-demoDone
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.ShutdownTimeout)
 	defer cancel()
-	hub.Close()
+	// Close WebSockets and stop HTTP together; a stuck WebSocket peer must
+	// not hold the process beyond the shutdown deadline.
+	hubClosed := make(chan struct{})
+	go func() { hub.Close(); close(hubClosed) }()
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("http shutdown", "err", err)
 	}
 	stopEngine()
 	if err := <-engErr; err != nil && runErr == nil {
 		runErr = err
+	}
+	select {
+	case <-hubClosed:
+	case <-sctx.Done():
+		log.Warn("some WebSocket clients did not close in time")
 	}
 	log.Info("stopped")
 	return runErr

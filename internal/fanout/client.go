@@ -40,6 +40,16 @@ type client struct {
 	// entries than there are products.
 	items []entry
 	index map[string]int
+	// A client that keeps up finds each batch in an empty queue. Then the
+	// queue simply becomes the batch, which Publish never modifies once
+	// pushed and which every such client shares: items is shared, and
+	// costs Publish neither a copy nor a map operation for that client.
+	// Only a push into a non-empty queue, from a client that has fallen
+	// behind, copies the queue into the client's own buf and builds index
+	// (indexed).
+	shared  bool
+	indexed bool
+	buf     []entry
 }
 
 func newClient(conn *websocket.Conn) *client {
@@ -53,15 +63,31 @@ func newClient(conn *websocket.Conn) *client {
 	}
 }
 
-// push queues es, replacing a queued entry of the same product, wakes the
-// writer, and returns how many entries it replaced. It never blocks on the
-// connection: the lock is held by the writer only while it swaps the queue
-// out.
+// push queues es, replacing a queued entry of the same product, and
+// returns how many entries it replaced. es must hold each product at most
+// once. It never blocks on the connection: the lock is held by the writer
+// only while it swaps the queue out. The caller wakes the writer with
+// signal.
 func (c *client) push(es []entry) (coalesced int) {
 	if len(es) == 0 {
 		return 0
 	}
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.items) == 0 {
+		c.items, c.shared = es, true
+		return 0
+	}
+	if c.shared {
+		c.items, c.shared = append(c.buf[:0], c.items...), false
+		c.buf = nil
+	}
+	if !c.indexed {
+		for i, e := range c.items {
+			c.index[e.id] = i
+		}
+		c.indexed = true
+	}
 	for _, e := range es {
 		if i, ok := c.index[e.id]; ok {
 			c.items[i] = e
@@ -71,28 +97,50 @@ func (c *client) push(es []entry) (coalesced int) {
 		c.index[e.id] = len(c.items)
 		c.items = append(c.items, e)
 	}
-	c.mu.Unlock()
+	return coalesced
+}
+
+// signal wakes the writer if it is not already due to wake.
+func (c *client) signal() {
 	select {
 	case c.wake <- struct{}{}:
 	default:
 	}
-	return coalesced
 }
 
-// take returns everything queued and leaves spare, emptied, as the new
-// queue. Swapping two slices back and forth means a client in a steady
-// state allocates nothing.
-func (c *client) take(spare []entry) []entry {
+// take empties the queue and returns what it held, and whether that is the
+// client's own buffer rather than a shared batch. The writer must not
+// modify it, and hands it back with done once written.
+func (c *client) take() (items []entry, own bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	items := c.items
-	c.items = spare[:0]
-	// Deleting the taken keys costs what was queued; clear(c.index) would
-	// cost the map's capacity, which stays at its high-water mark.
-	for _, e := range items {
-		delete(c.index, e.id)
+	items, own = c.items, !c.shared
+	c.items, c.shared = nil, false
+	if c.indexed {
+		// Deleting the taken keys costs what was queued; clear(c.index)
+		// would cost the map's capacity, which stays at its high-water
+		// mark.
+		for _, e := range items {
+			delete(c.index, e.id)
+		}
+		c.indexed = false
 	}
-	return items
+	return items, own
+}
+
+// done hands back what take returned, once written. The client's own
+// buffer becomes buf again, so that a client that keeps falling behind
+// does not allocate a queue per round; a shared batch is simply let go.
+func (c *client) done(items []entry, own bool) {
+	if !own {
+		return
+	}
+	clear(items) // the messages are garbage once written
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cap(items) > cap(c.buf) {
+		c.buf = items[:0]
+	}
 }
 
 // serve runs the client until it ends and returns why it ended. It writes
@@ -105,16 +153,15 @@ func (h *Hub) serve(c *client) string {
 	ticker := time.NewTicker(h.pingInterval)
 	defer ticker.Stop()
 	var pong chan error // non-nil while a ping is outstanding
-	var work []entry
 	reason := ""
 	for reason == "" {
 		select {
 		case <-c.ctx.Done():
 			reason = reasonClient
 		case <-c.wake:
-			work = c.take(work)
+			work, own := c.take()
 			n, err := h.flush(c, work)
-			clear(work) // the messages are garbage once written
+			c.done(work, own)
 			if n > 0 {
 				h.m.sent.Add(float64(n))
 			}

@@ -20,11 +20,14 @@
 package fanout
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"path"
 	"strconv"
 	"strings"
@@ -43,7 +46,9 @@ type Config struct {
 	// addition to same-origin pages and non-browser clients, which send no
 	// Origin. Empty allows same-origin only. "*" allows every origin; it is
 	// honoured only because someone wrote it down on purpose, since it
-	// exposes the feed to any web page.
+	// exposes the feed to any web page. Same-origin means the Origin's host
+	// equals the request's Host header: behind a proxy that rewrites Host,
+	// list the public host here.
 	OriginPatterns []string
 	// WriteTimeout bounds each write to a client, and the wait for the
 	// answer to a ping. A client that cannot take a write within it is
@@ -102,10 +107,10 @@ type Hub struct {
 	// in the order in which the hub accepted them, or a client could get a
 	// product's version 5 after its version 6 from two racing calls.
 	pubMu sync.Mutex
-	// batch and targets are Publish's reusable scratch space, so that a
-	// steady stream of batches allocates only the encoded messages.
-	batch   []entry
+	// targets and enc are Publish's reusable scratch space, so that a
+	// steady stream of batches allocates only the batch and its messages.
 	targets []*client
+	enc     []byte
 
 	// mu guards the fields below. Publish holds it only to record the
 	// batch in latest and to copy the client list, never while touching a
@@ -119,10 +124,12 @@ type Hub struct {
 	// latest is the newest accepted update of every product ever
 	// published. It drops stale updates and lifts a Snapshot that lags
 	// behind what was already published, so that a new client's first
-	// price of a product is never older than one it may receive next.
-	// Written only under both pubMu and mu, so Publish may read it under
-	// pubMu alone.
-	latest map[string]entry
+	// price of a product is never older than one it may receive next. It
+	// holds one entry per product of the catalog, like the engine itself.
+	latest map[string]latest
+	// seq numbers Publish calls, to tell which latest entries the current
+	// batch wrote.
+	seq uint64
 
 	wg        sync.WaitGroup // one per admitted connection
 	closeOnce sync.Once
@@ -137,7 +144,7 @@ func New(cfg Config) *Hub {
 		snapshot:     cfg.Snapshot,
 		log:          cfg.Logger,
 		clients:      make(map[*client]struct{}),
-		latest:       make(map[string]entry),
+		latest:       make(map[string]latest),
 	}
 	if h.writeTimeout <= 0 {
 		h.writeTimeout = DefaultWriteTimeout
@@ -168,9 +175,10 @@ func New(cfg Config) *Hub {
 // accepted one of its product is dropped as stale, and so is one with a NaN
 // or infinite number, which JSON cannot carry. us is not retained.
 //
-// The cost is one encoding per update plus, per client, one lock and one
-// map operation per update; nothing per client is allocated beyond a queue
-// entry for a product that had none.
+// The cost is one encoding and one allocation per update, plus per client a
+// lock and a wake-up; a client that has fallen behind also costs a map
+// operation per update, to coalesce, and at most one queue entry per
+// product.
 func (h *Hub) Publish(us []Update) {
 	if len(us) == 0 {
 		return
@@ -179,7 +187,10 @@ func (h *Hub) Publish(us []Update) {
 	defer h.pubMu.Unlock()
 
 	// Encode outside mu: it is the bulk of the work and needs no lock.
-	batch := h.batch[:0]
+	// The batch is new each time because clients that keep up share it
+	// instead of copying it (see client.push); it is never modified once
+	// pushed.
+	batch := make([]entry, 0, len(us))
 	var now time.Time
 	nonFinite := 0
 	for i := range us {
@@ -196,7 +207,10 @@ func (h *Hub) Publish(us []Update) {
 			c.At = now
 			u = &c
 		}
-		batch = append(batch, entry{id: u.ProductID, version: u.Version, msg: appendMessage(nil, u)})
+		// Encode into reusable scratch space and copy out once: a single
+		// allocation of the exact size instead of append's growth steps.
+		h.enc = appendMessage(h.enc[:0], u)
+		batch = append(batch, entry{id: u.ProductID, version: u.Version, msg: bytes.Clone(h.enc)})
 	}
 	if nonFinite > 0 {
 		h.log.Error("fanout: dropped updates with non-finite numbers", "count", nonFinite)
@@ -205,17 +219,28 @@ func (h *Hub) Publish(us []Update) {
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
-		clear(batch)
-		h.batch = batch[:0]
 		return
 	}
+	// Filter in place. A product that comes twice in the batch keeps its
+	// first position with its last update: clients get each product once
+	// per batch, which is also what lets a client's queue take a batch
+	// without looking anything up.
+	h.seq++
 	kept := batch[:0]
+	stale, superseded := 0, 0
 	for _, e := range batch {
-		if prev, ok := h.latest[e.id]; ok && e.version != 0 && e.version <= prev.version {
-			continue
+		prev, ok := h.latest[e.id]
+		switch {
+		case ok && e.version != 0 && e.version <= prev.version:
+			stale++
+		case ok && prev.seq == h.seq:
+			kept[prev.pos] = e
+			h.latest[e.id] = latest{entry: e, seq: h.seq, pos: prev.pos}
+			superseded++
+		default:
+			h.latest[e.id] = latest{entry: e, seq: h.seq, pos: len(kept)}
+			kept = append(kept, e)
 		}
-		h.latest[e.id] = e
-		kept = append(kept, e)
 	}
 	targets := h.targets[:0]
 	for c := range h.clients {
@@ -223,23 +248,38 @@ func (h *Hub) Publish(us []Update) {
 	}
 	h.mu.Unlock()
 
-	if stale := len(batch) - len(kept); stale > 0 {
+	if stale > 0 {
 		h.m.stale.Add(float64(stale))
 	}
-	coalesced := 0
+	// Queue for everyone first, then wake everyone. A woken writer is
+	// runnable at once, and with many of them waking mid-loop the engine's
+	// goroutine would be preempted and queued behind all of them before it
+	// could finish the batch.
+	coalesced := superseded
 	for _, c := range targets {
 		coalesced += c.push(kept)
+	}
+	if len(kept) > 0 {
+		for _, c := range targets {
+			c.signal()
+		}
 	}
 	if coalesced > 0 {
 		h.m.coalesced.Add(float64(coalesced))
 	}
 
 	// Drop references so that scratch space does not keep departed
-	// clients or old messages alive.
+	// clients alive.
 	clear(targets)
 	h.targets = targets[:0]
-	clear(batch)
-	h.batch = batch[:0]
+}
+
+// latest is a product's newest accepted update, and where the Publish call
+// numbered seq put it in its batch.
+type latest struct {
+	entry
+	seq uint64
+	pos int
 }
 
 // Clients returns the number of connected clients.
@@ -284,7 +324,14 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer h.wg.Done()
 
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: h.origins})
+	if !h.originAllowed(r) {
+		h.abandon()
+		writeError(w, http.StatusForbidden, "origin "+strconv.Quote(r.Header.Get("Origin"))+" is not allowed")
+		return
+	}
+	// The origin was checked above (so the refusal is JSON like every other
+	// error); the library need not check it again.
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {
 		h.abandon()
 		h.log.Debug("fanout: handshake refused", "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"), "err", err)
@@ -292,9 +339,12 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	conn.SetReadLimit(maxClientMessage)
 
-	var snap []entry
-	if want, _ := strconv.ParseBool(r.URL.Query().Get("snapshot")); want && h.snapshot != nil {
-		snap = encodeSnapshot(h.snapshot())
+	snap, err := h.snapshotFor(r)
+	if err != nil {
+		h.abandon()
+		h.log.Error("fanout: snapshot failed", "err", err)
+		conn.Close(websocket.StatusInternalError, "snapshot unavailable")
+		return
 	}
 	c := newClient(conn)
 	if !h.register(c, snap) {
@@ -351,10 +401,11 @@ func (h *Hub) register(c *client, snap []entry) bool {
 	}
 	for i, e := range snap {
 		if l, ok := h.latest[e.id]; ok && l.version > e.version {
-			snap[i] = l
+			snap[i] = l.entry
 		}
 	}
 	c.push(snap)
+	c.signal()
 	h.clients[c] = struct{}{}
 	h.m.clients.Inc()
 	return true
@@ -370,12 +421,29 @@ func (h *Hub) unregister(c *client, reason string) {
 	h.m.disconnects.WithLabelValues(reason).Inc()
 }
 
+// snapshotFor returns the encoded snapshot if r asks for one (?snapshot=1)
+// and Config.Snapshot is set. A panic in Snapshot, which is the engine's
+// code, becomes an error: the connection was already upgraded, and
+// net/http's own recovery would leave it and its slot open.
+func (h *Hub) snapshotFor(r *http.Request) (snap []entry, err error) {
+	if want, _ := strconv.ParseBool(r.URL.Query().Get("snapshot")); !want || h.snapshot == nil {
+		return nil, nil
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("fanout: Config.Snapshot panicked: %v", p)
+		}
+	}()
+	return encodeSnapshot(h.snapshot()), nil
+}
+
 // encodeSnapshot encodes what Config.Snapshot returned. It runs before the
 // client is registered, outside every lock, because a catalog-sized
 // snapshot takes a while to encode.
 func encodeSnapshot(us []Update) []entry {
 	now := time.Now()
 	out := make([]entry, 0, len(us))
+	pos := make(map[string]int, len(us))
 	for i := range us {
 		u := us[i]
 		if !finite(&u) {
@@ -384,7 +452,16 @@ func encodeSnapshot(us []Update) []entry {
 		if u.At.IsZero() {
 			u.At = now
 		}
-		out = append(out, entry{id: u.ProductID, version: u.Version, msg: appendMessage(nil, &u)})
+		e := entry{id: u.ProductID, version: u.Version, msg: appendMessage(nil, &u)}
+		// A client queue holds a product once; keep the newest.
+		if j, ok := pos[e.id]; ok {
+			if e.version >= out[j].version {
+				out[j] = e
+			}
+			continue
+		}
+		pos[e.id] = len(out)
+		out = append(out, e)
 	}
 	// Non-nil even when empty: the caller logs whether a snapshot was sent.
 	return out
@@ -398,4 +475,34 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(code)
 	_, _ = w.Write(append(body, '\n'))
+}
+
+// originAllowed applies the browser origin rule: no Origin header (not a
+// browser), the request's own host, or a host matching one of the
+// configured patterns (path.Match syntax, case-insensitive; a pattern with
+// "://" is matched against scheme://host).
+func (h *Hub) originAllowed(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	host := strings.ToLower(u.Host)
+	full := strings.ToLower(u.Scheme) + "://" + host
+	for _, p := range h.origins {
+		target := host
+		if strings.Contains(p, "://") {
+			target = full
+		}
+		if ok, _ := path.Match(strings.ToLower(p), target); ok {
+			return true
+		}
+	}
+	return false
 }

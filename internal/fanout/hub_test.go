@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -38,13 +39,25 @@ type testEnv struct {
 }
 
 func newEnv(t testing.TB, cfg Config) *testEnv {
+	return newEnvSendBuf(t, cfg, 0)
+}
+
+// newEnvSendBuf is newEnv with the server's socket send buffers fixed at
+// sendBuf bytes (0: the kernel's autotuning, up to megabytes). Tests that
+// stall a client use small buffers, so that its writer blocks after
+// kilobytes and it has little backlog to read afterwards.
+func newEnvSendBuf(t testing.TB, cfg Config, sendBuf int) *testEnv {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	cfg.Registerer = reg
 	h := New(cfg)
 	mux := http.NewServeMux()
 	mux.Handle("GET /ws/prices", h)
-	srv := httptest.NewServer(mux)
+	srv := httptest.NewUnstartedServer(mux)
+	if sendBuf > 0 {
+		srv.Listener = sendBufListener{srv.Listener, sendBuf}
+	}
+	srv.Start()
 	// Cleanups run last-in first-out: the hub closes its clients before the
 	// server stops listening.
 	t.Cleanup(srv.Close)
@@ -269,6 +282,19 @@ func TestSeveralClientsReceive(t *testing.T) {
 	}
 }
 
+type sendBufListener struct {
+	net.Listener
+	size int
+}
+
+func (l sendBufListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetWriteBuffer(l.size)
+	}
+	return c, err
+}
+
 // stalledDialOptions shrink the client's socket receive buffer so that a
 // client that does not read blocks the server's writes after a few
 // kilobytes instead of after the kernel's autotuned megabytes.
@@ -290,14 +316,16 @@ func stalledDialOptions() *websocket.DialOptions {
 
 // fillUntilBlocked publishes to the only, non-reading, client until its
 // writer is stuck in a write: new updates keep arriving but the count of
-// messages sent stops moving. From then on nothing reaches the client until
-// it reads.
+// messages sent stops moving. The counter moves once per flushed batch, and
+// a batch can take a while under the race detector, so "stopped" means
+// "stopped for half a second". From then on nothing reaches the client
+// until it reads.
 func fillUntilBlocked(t *testing.T, e *testEnv) {
 	t.Helper()
-	batch := make([]Update, 2000)
-	sent := -1.0
-	for v := uint64(1); ; v++ {
-		if v > 200 {
+	batch := make([]Update, 200)
+	sent, still := -1.0, 0
+	for v := uint64(1); still < 10; v++ {
+		if v > 1000 {
 			t.Fatal("the non-reading client's writer never blocked")
 		}
 		for i := range batch {
@@ -307,11 +335,12 @@ func fillUntilBlocked(t *testing.T, e *testEnv) {
 		time.Sleep(50 * time.Millisecond)
 		now := e.metric(t, "dynaprice_ws_messages_sent_total")
 		if now == sent {
-			t.Logf("writer blocked after %v messages", now)
-			return
+			still++
+		} else {
+			sent, still = now, 0
 		}
-		sent = now
 	}
+	t.Logf("writer blocked after %v messages", sent)
 }
 
 // checkMonotonic records m and fails if it is not newer than the last
@@ -331,7 +360,7 @@ func TestStalledClientDoesNotBlock(t *testing.T) {
 	const products, versions = 10, 10_000 // 100,000 updates
 	// A WriteTimeout far above the publishing budget: if Publish ever
 	// waited on the stalled client, it would wait this long.
-	e := newEnv(t, Config{WriteTimeout: time.Minute})
+	e := newEnvSendBuf(t, Config{WriteTimeout: time.Minute}, 64<<10)
 	stalled := e.dial(t, "", stalledDialOptions())
 	fillUntilBlocked(t, e)
 	healthy := e.dial(t, "", nil)
@@ -407,35 +436,28 @@ func TestStalledClientDoesNotBlock(t *testing.T) {
 }
 
 func TestSlowClientDropped(t *testing.T) {
-	e := newEnv(t, Config{WriteTimeout: 300 * time.Millisecond})
+	e := newEnvSendBuf(t, Config{WriteTimeout: 2 * time.Second}, 64<<10)
 	e.dial(t, "", stalledDialOptions())
+	fillUntilBlocked(t, e)
 	healthy := e.dial(t, "", nil)
-	go func() {
-		for {
-			if _, _, err := healthy.Read(context.Background()); err != nil {
-				return
-			}
-		}
-	}()
 
-	batch := make([]Update, 1000)
-	deadline := time.Now().Add(20 * time.Second)
-	for v := uint64(1); e.hub.Clients() == 2; v++ {
-		if time.Now().After(deadline) {
+	// The healthy client keeps getting updates while the stalled one's
+	// write runs into WriteTimeout.
+	for v := uint64(1_000); e.metric(t, "dynaprice_ws_disconnects_total", "reason", "slow") == 0; v++ {
+		if v > 1_000+200 {
 			t.Fatal("stalled client was never dropped")
 		}
-		for i := range batch {
-			batch[i] = upd(fmt.Sprintf("product-with-a-long-identifier-%04d", i), v, float64(v))
+		e.hub.Publish([]Update{upd("live", v, float64(v))})
+		if m := read(t, healthy); m.ProductID != "live" || m.Version != v {
+			t.Fatalf("healthy client got %+v, want live v%d", m, v)
 		}
-		e.hub.Publish(batch)
-		time.Sleep(time.Millisecond)
-	}
-	if got := e.metric(t, "dynaprice_ws_disconnects_total", "reason", "slow"); got != 1 {
-		t.Errorf("slow disconnects = %v, want 1 (client %v, ping %v)", got,
-			e.metric(t, "dynaprice_ws_disconnects_total", "reason", "client"), e.metric(t, "dynaprice_ws_disconnects_total", "reason", "ping"))
+		time.Sleep(20 * time.Millisecond)
 	}
 	if n := e.hub.Clients(); n != 1 {
 		t.Errorf("Clients() = %d, want the healthy one", n)
+	}
+	if got := e.metric(t, "dynaprice_ws_disconnects_total", "reason", "client"); got != 0 {
+		t.Errorf("client disconnects = %v, want 0", got)
 	}
 }
 
@@ -505,6 +527,32 @@ func TestSnapshotFirst(t *testing.T) {
 	if m := read(t, plain); m.ProductID != "B" || m.Version != 2 {
 		t.Fatalf("client without snapshot got %+v first, want live B v2", m)
 	}
+}
+
+// A product twice in one batch reaches clients once, at its first position
+// with its last update.
+func TestBatchDuplicatesMerged(t *testing.T) {
+	e := newEnv(t, Config{})
+	c := e.dial(t, "", nil)
+	e.hub.Publish([]Update{upd("A", 1, 1), upd("B", 1, 2), upd("A", 2, 3), upd("C", 1, 4)})
+	ms := readUntil(t, c, func(m wireMsg) bool { return m.ProductID == "C" })
+	if got := sequence(ms); got != "A2 B1 C1" {
+		t.Fatalf("received %s, want A2 B1 C1", got)
+	}
+	if got := e.metric(t, "dynaprice_ws_updates_coalesced_total"); got != 1 {
+		t.Errorf("coalesced = %v, want 1", got)
+	}
+}
+
+func TestSnapshotPanicClosesClient(t *testing.T) {
+	e := newEnv(t, Config{MaxClients: 1, Snapshot: func() []Update { panic("engine bug") }})
+	c := e.dialRaw(t, "?snapshot=1", nil)
+	_, err := tryRead(c, 5*time.Second)
+	if s := websocket.CloseStatus(err); s != websocket.StatusInternalError {
+		t.Fatalf("close status %v (%v), want StatusInternalError", s, err)
+	}
+	// The slot was given back.
+	e.dial(t, "", nil)
 }
 
 func TestStaleAndNonFiniteDropped(t *testing.T) {
@@ -587,8 +635,41 @@ func TestClose(t *testing.T) {
 	}
 	e.hub.Close() // twice is fine
 	e.hub.Publish([]Update{upd("A", 2, 2)})
+	if g := hubGoroutines(); g != "" {
+		t.Errorf("goroutines left after Close:\n%s", g)
+	}
 	if got := e.metric(t, "dynaprice_ws_disconnects_total", "reason", "shutdown"); got != 2 {
 		t.Errorf("shutdown disconnects = %v, want 2", got)
+	}
+}
+
+// hubGoroutines returns the stacks of goroutines running the package's
+// client code.
+func hubGoroutines() string {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "fanout.(*Hub).serve") || strings.Contains(g, "fanout.(*client).readLoop") ||
+			strings.Contains(g, "fanout.(*Hub).ping") {
+			out = append(out, g)
+		}
+	}
+	return strings.Join(out, "\n\n")
+}
+
+// A client stuck in a write delays Close by at most about WriteTimeout.
+func TestCloseWithStalledClient(t *testing.T) {
+	e := newEnvSendBuf(t, Config{WriteTimeout: 3 * time.Second}, 64<<10)
+	e.dial(t, "", stalledDialOptions())
+	fillUntilBlocked(t, e)
+	start := time.Now()
+	e.hub.Close()
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("Close took %v", d)
+	}
+	if g := hubGoroutines(); g != "" {
+		t.Errorf("goroutines left after Close:\n%s", g)
 	}
 }
 

@@ -70,15 +70,25 @@ func TestClientQueueCoalesces(t *testing.T) {
 	if n := c.push([]entry{e("A", 1), e("B", 1), e("C", 1)}); n != 0 {
 		t.Fatalf("coalesced %d on fresh queue", n)
 	}
-	if n := c.push([]entry{e("B", 2), e("A", 2), e("D", 1), e("A", 3)}); n != 3 {
-		t.Fatalf("coalesced %d, want 3", n)
+	// The queue is not empty now: the client is behind, and updates of
+	// queued products replace them in place.
+	if n := c.push([]entry{e("B", 2), e("A", 2), e("D", 1)}); n != 2 {
+		t.Fatalf("coalesced %d, want 2", n)
 	}
+	if n := c.push([]entry{e("A", 3)}); n != 1 {
+		t.Fatalf("coalesced %d, want 1", n)
+	}
+	c.signal()
+	c.signal() // a second signal before the writer runs is absorbed
 	select {
 	case <-c.wake:
 	default:
 		t.Fatal("push did not wake the writer")
 	}
-	got := c.take(nil)
+	got, own := c.take()
+	if !own {
+		t.Fatal("coalesced queue reported as a shared batch")
+	}
 	want := []entry{e("A", 3), e("B", 2), e("C", 1), e("D", 1)}
 	if len(got) != len(want) {
 		t.Fatalf("took %v, want %v", got, want)
@@ -88,14 +98,28 @@ func TestClientQueueCoalesces(t *testing.T) {
 			t.Fatalf("took %v, want %v", got, want)
 		}
 	}
-	if len(c.index) != 0 || len(c.items) != 0 {
+	if len(c.index) != 0 || len(c.items) != 0 || c.indexed {
 		t.Fatalf("queue not empty after take: %v %v", c.items, c.index)
 	}
-	// After a take, a product queues afresh at the end.
-	c.push([]entry{e("C", 2)})
-	c.push([]entry{e("A", 4)})
-	got = c.take(got)
-	if len(got) != 2 || got[0].id != "C" || got[1].id != "A" {
-		t.Fatalf("took %v after reuse", got)
+	c.done(got, own)
+	if cap(c.buf) == 0 {
+		t.Fatal("own buffer not kept for reuse")
+	}
+
+	// A batch pushed into an empty queue is shared, not copied...
+	b1 := []entry{e("C", 2)}
+	c.push(b1)
+	if !c.shared || &c.items[0] != &b1[0] {
+		t.Fatal("batch into empty queue was copied")
+	}
+	// ...until the client lags and the queue must coalesce: then the
+	// queue is copied and the shared batch left untouched.
+	c.push([]entry{e("A", 4), e("C", 3)})
+	if c.shared || b1[0].version != 2 {
+		t.Fatalf("shared batch modified: %v", b1)
+	}
+	got, _ = c.take()
+	if len(got) != 2 || got[0].id != "C" || got[0].version != 3 || got[1].id != "A" || got[1].version != 4 {
+		t.Fatalf("took %v after reuse, want [C3 A4]", got)
 	}
 }

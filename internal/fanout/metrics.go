@@ -29,7 +29,7 @@ func newMetrics(reg prometheus.Registerer, log *slog.Logger) metrics {
 		}),
 		coalesced: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "dynaprice_ws_updates_coalesced_total",
-			Help: "Queued updates replaced by a newer update of the same product before a slow client took them.",
+			Help: "Updates replaced by a newer update of the same product before being sent: once per update within a published batch, once per client in a lagging client's queue.",
 		}),
 		stale: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "dynaprice_ws_updates_stale_total",
