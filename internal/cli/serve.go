@@ -12,6 +12,7 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -54,6 +55,7 @@ type ServeOptions struct {
 	ShutdownTimeout time.Duration
 	LogLevel        string
 	LogFormat       string
+	DebugAddr       string
 	// Listener, when set, is used instead of listening on Addr (tests pass
 	// one bound to port 0).
 	Listener net.Listener
@@ -89,6 +91,7 @@ func parseServe(args []string, getenv Env, stderr io.Writer) (ServeOptions, erro
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 8*time.Second, "time allowed for a graceful shutdown")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&o.LogFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&o.DebugAddr, "debug-addr", "", "if set, serve Go's pprof profiles on this separate address (e.g. 127.0.0.1:6060); keep it private")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: dynaprice serve [flags]
 
@@ -262,6 +265,13 @@ func Serve(ctx context.Context, o ServeOptions, log *slog.Logger, stdout io.Writ
 	}
 	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	if o.DebugAddr != "" {
+		stopDebug, err := serveDebug(o.DebugAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stopDebug()
+	}
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- srv.Serve(ln) }()
 	ready.Store(true)
@@ -400,4 +410,27 @@ func toUpdates(dst []fanout.Update, cs []engine.Change, all bool) []fanout.Updat
 			Demand: live.Round(c.Demand, 4), Version: c.Version, At: time.Unix(0, c.At), Lowest30: c.Lowest30})
 	}
 	return dst
+}
+
+// serveDebug serves net/http/pprof on its own listener, so profiles are
+// never reachable through the public API port.
+func serveDebug(addr string, log *slog.Logger) (func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("debug listener: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Warn("debug server", "err", err)
+		}
+	}()
+	log.Info("pprof profiles", "addr", ln.Addr().String())
+	return func() { _ = srv.Close() }, nil
 }
