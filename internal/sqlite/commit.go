@@ -3,7 +3,7 @@ package sqlite
 import (
 	"cmp"
 	"context"
-	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,27 +12,47 @@ import (
 	"time"
 
 	"github.com/dynaprice/dynaprice/internal/engine"
+	"github.com/dynaprice/dynaprice/internal/pricing"
 )
 
-// bulk is a multi-row INSERT prepared in every power-of-two size up to
-// its maximum, so that any number of rows is written with full-size
-// statements plus at most one statement of each smaller size, and nothing
-// is ever prepared during a commit.
-type bulk struct {
-	cols  int
-	stmts []*sql.Stmt // stmts[k] inserts 1<<k rows
+// The write path talks to the driver directly (database/sql's Conn.Raw)
+// rather than through *sql.Tx and *sql.Stmt. For a 10,000-event batch
+// database/sql would allocate a fresh []driver.NamedValue for every
+// statement and convert every argument; here one argument slice is reused
+// by every statement of every commit. The connection is the writer pool's
+// only one, held by the Store for its whole life, so nothing else can use
+// it concurrently.
+
+// writeConn is what the write path needs of a driver connection.
+type writeConn interface {
+	driver.ConnPrepareContext
+	driver.ConnBeginTx
 }
 
-// prepareBulk prepares head + "(?,…),(?,…)…" + tail for 1, 2, 4 … maxRows rows.
-func prepareBulk(ctx context.Context, db *sql.DB, head string, cols int, tail string, maxRows int) (*bulk, error) {
+// bulk is a multi-row INSERT prepared in every power-of-two size up to its
+// maximum, so that any number of rows is written with full-size statements
+// plus at most one statement of each smaller size, and nothing is prepared
+// during a commit. One statement carrying hundreds of rows costs one
+// bind-step-reset round trip into SQLite instead of one per row.
+type bulk struct {
+	cols  int
+	stmts []driver.Stmt // stmts[k] inserts 1<<k rows
+}
+
+// prepareBulk prepares head + " VALUES (?,…),(?,…)…" for 1, 2, 4 … maxRows
+// rows. maxRows*cols must stay below SQLite's 32766 variables.
+func prepareBulk(ctx context.Context, c writeConn, head string, cols, maxRows int) (*bulk, error) {
 	if maxRows <= 0 || maxRows&(maxRows-1) != 0 {
 		return nil, fmt.Errorf("bulk insert size %d is not a power of two", maxRows)
+	}
+	if maxRows*cols > 32766 {
+		return nil, fmt.Errorf("bulk insert of %d rows of %d columns has too many variables", maxRows, cols)
 	}
 	b := &bulk{cols: cols}
 	tuple := "(" + strings.TrimSuffix(strings.Repeat("?,", cols), ",") + ")"
 	for n := 1; n <= maxRows; n *= 2 {
 		var q strings.Builder
-		q.Grow(len(head) + n*(len(tuple)+1) + len(tail) + 2)
+		q.Grow(len(head) + 8 + n*(len(tuple)+1))
 		q.WriteString(head)
 		q.WriteString(" VALUES ")
 		for i := range n {
@@ -41,9 +61,7 @@ func prepareBulk(ctx context.Context, db *sql.DB, head string, cols int, tail st
 			}
 			q.WriteString(tuple)
 		}
-		q.WriteByte(' ')
-		q.WriteString(tail)
-		st, err := db.PrepareContext(ctx, q.String())
+		st, err := c.PrepareContext(ctx, q.String())
 		if err != nil {
 			b.close()
 			return nil, err
@@ -53,26 +71,23 @@ func prepareBulk(ctx context.Context, db *sql.DB, head string, cols int, tail st
 	return b, nil
 }
 
-// exec inserts n rows; fill appends row i's cols values to args.
-func (b *bulk) exec(ctx context.Context, tx *sql.Tx, args *[]any, n int, fill func(args []any, i int) []any) error {
+// exec inserts n rows; fill sets row i's cols values in vals.
+func (b *bulk) exec(ctx context.Context, ws *writeStmts, n int, fill func(vals []driver.NamedValue, i int)) error {
 	maxRows := 1 << (len(b.stmts) - 1)
 	for i := 0; i < n; {
-		k := len(b.stmts) - 1
-		size := maxRows
+		k, size := len(b.stmts)-1, maxRows
 		for size > n-i {
 			k, size = k-1, size/2
 		}
-		a := (*args)[:0]
-		for j := i; j < i+size; j++ {
-			a = fill(a, j)
+		args := ws.argBuf(size * b.cols)
+		for j := range size {
+			fill(args[j*b.cols:(j+1)*b.cols], i+j)
 		}
-		*args = a
-		if _, err := tx.StmtContext(ctx, b.stmts[k]).ExecContext(ctx, a...); err != nil {
+		if _, err := b.stmts[k].(driver.StmtExecContext).ExecContext(ctx, args); err != nil {
 			return err
 		}
 		i += size
 	}
-	clear(*args) // do not pin the batch's strings until the next commit
 	return nil
 }
 
@@ -85,45 +100,114 @@ func (b *bulk) close() error {
 }
 
 // writeStmts are the statements Commit and PruneSeen use, prepared once on
-// the writer's only connection.
+// the writer's connection.
 type writeStmts struct {
+	conn any // the driver connection they belong to
+
 	history, seen, states *bulk
 
-	product, setting              *sql.Stmt
-	overrideClose, overrideInsert *sql.Stmt
-	pruneBefore, pruneKeep        *sql.Stmt
-	args                          []any
-	overrideOps                   []overrideOp
+	product, setting              driver.Stmt
+	overrideClose, overrideInsert driver.Stmt
+	pruneBefore, pruneKeep        driver.Stmt
+
+	args        []driver.NamedValue
+	overrideOps []overrideOp
+	order       []int32
+	// sources holds the names of pricing.Source values already converted
+	// to interface values, which saves an allocation per history row.
+	sources [3]any
 }
 
-func prepareWriteStmts(ctx context.Context, db *sql.DB, tun tuning) (_ *writeStmts, err error) {
-	ws := &writeStmts{}
+// historyOrder returns the indexes of h in primary-key order. Inserting in
+// key order keeps consecutive inserts on the same b-tree leaf, instead of
+// alternating between the leaves of every product in the batch.
+func (ws *writeStmts) historyOrder(h []engine.HistoryRow) []int32 {
+	order := ws.order[:0]
+	for i := range h {
+		order = append(order, int32(i))
+	}
+	slices.SortFunc(order, func(a, b int32) int {
+		x, y := &h[a], &h[b]
+		if c := strings.Compare(x.ProductID, y.ProductID); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(x.At, y.At); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.Version, y.Version)
+	})
+	ws.order = order
+	return order
+}
+
+// source returns src's name as a statement argument.
+func (ws *writeStmts) source(src pricing.Source) any {
+	if int(src) < len(ws.sources) {
+		return ws.sources[src]
+	}
+	return src.String()
+}
+
+// argBuf returns n reusable arguments with their ordinals set.
+func (ws *writeStmts) argBuf(n int) []driver.NamedValue {
+	if cap(ws.args) < n {
+		ws.args = make([]driver.NamedValue, n)
+		for i := range ws.args {
+			ws.args[i].Ordinal = i + 1
+		}
+	}
+	return ws.args[:n]
+}
+
+// exec runs a single-row statement.
+func (ws *writeStmts) exec(ctx context.Context, st driver.Stmt, vals ...any) error {
+	args := ws.argBuf(len(vals))
+	for i, v := range vals {
+		args[i].Value = v
+	}
+	_, err := st.(driver.StmtExecContext).ExecContext(ctx, args)
+	return err
+}
+
+// release drops the references the argument buffer holds into the last
+// batch, so that it can be collected before the next commit.
+func (ws *writeStmts) release() {
+	for i := range ws.args {
+		ws.args[i].Value = nil
+	}
+}
+
+func prepareWriteStmts(ctx context.Context, c writeConn, tun tuning) (_ *writeStmts, err error) {
+	ws := &writeStmts{conn: c}
+	for i := range ws.sources {
+		ws.sources[i] = pricing.Source(i).String()
+	}
 	defer func() {
 		if err != nil {
 			ws.close()
 		}
 	}()
-	if ws.history, err = prepareBulk(ctx, db,
-		"INSERT OR FAIL INTO price_history (product_id, price, demand, source, event_time, version)", 6, "",
+	// OR IGNORE, here and for seen_events: a row with the same key is the
+	// same fact recorded again. It also spares SQLite the statement journal
+	// a multi-row INSERT that may abort half-way needs, which measured as a
+	// sixth of Commit's time. Nothing else can make these inserts fail: no
+	// value bound is ever NULL and the source is always a valid name.
+	if ws.history, err = prepareBulk(ctx, c,
+		"INSERT OR IGNORE INTO price_history (product_id, event_time, version, price, demand, source)", 6,
 		tun.historyRows); err != nil {
 		return nil, err
 	}
-	// A redelivered id keeps the time it was first seen.
-	if ws.seen, err = prepareBulk(ctx, db,
-		"INSERT OR IGNORE INTO seen_events (event_id, seen_at)", 2, "",
-		tun.seenRows); err != nil {
+	if ws.seen, err = prepareBulk(ctx, c,
+		"INSERT OR IGNORE INTO seen_events (seen_at, event_id)", 2, tun.seenRows); err != nil {
 		return nil, err
 	}
-	if ws.states, err = prepareBulk(ctx, db,
-		"INSERT INTO product_state (product_id, price, demand, source, version, changed_at, state)", 7,
-		`ON CONFLICT (product_id) DO UPDATE SET price = excluded.price, demand = excluded.demand,
-			source = excluded.source, version = excluded.version, changed_at = excluded.changed_at,
-			state = excluded.state`,
+	if ws.states, err = prepareBulk(ctx, c,
+		"INSERT OR REPLACE INTO product_state (product_id, price, demand, source, version, changed_at, state)", 7,
 		tun.stateRows); err != nil {
 		return nil, err
 	}
 	for _, p := range []struct {
-		st **sql.Stmt
+		st *driver.Stmt
 		q  string
 	}{
 		{&ws.product, `INSERT INTO products (id, name, base_price, strategy, floor, ceiling, max_change_pct, rounding, created_at, updated_at)
@@ -137,13 +221,12 @@ func prepareWriteStmts(ctx context.Context, db *sql.DB, tun tuning) (_ *writeStm
 		{&ws.overrideInsert, `INSERT INTO overrides (product_id, override_price, reason, set_by, created_at, expires_at, ended_at, ended_by, end_reason)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&ws.pruneBefore, "DELETE FROM seen_events WHERE seen_at < ?"},
-		// Row values select the cut-off in (seen_at, event_id) order, which
-		// the seen_at index (whose entries end with the key) delivers
-		// without sorting, and then delete a range of that index.
+		// The cut-off is found by walking the primary key backwards from the
+		// newest id, and everything up to it is deleted as one range of it.
 		{&ws.pruneKeep, `DELETE FROM seen_events WHERE (seen_at, event_id) <= (
 			SELECT seen_at, event_id FROM seen_events ORDER BY seen_at DESC, event_id DESC LIMIT 1 OFFSET ?)`},
 	} {
-		if *p.st, err = db.PrepareContext(ctx, p.q); err != nil {
+		if *p.st, err = c.PrepareContext(ctx, p.q); err != nil {
 			return nil, err
 		}
 	}
@@ -157,12 +240,59 @@ func (ws *writeStmts) close() error {
 			errs = append(errs, b.close())
 		}
 	}
-	for _, st := range []*sql.Stmt{ws.product, ws.setting, ws.overrideClose, ws.overrideInsert, ws.pruneBefore, ws.pruneKeep} {
+	for _, st := range []driver.Stmt{ws.product, ws.setting, ws.overrideClose, ws.overrideInsert, ws.pruneBefore, ws.pruneKeep} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// withWriter runs f on the writer's connection, with the write statements
+// prepared on it.
+func (s *Store) withWriter(ctx context.Context, f func(c writeConn, ws *writeStmts) error) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.wc == nil {
+		return errors.New("store is closed")
+	}
+	return s.wc.Raw(func(dc any) (err error) {
+		c, ok := dc.(writeConn)
+		if !ok {
+			return fmt.Errorf("driver connection %T cannot prepare or begin with a context", dc)
+		}
+		if s.ws == nil || s.ws.conn != dc {
+			// First use, or database/sql replaced a broken connection.
+			if s.ws != nil {
+				s.ws.close() //nolint:errcheck // their connection is gone
+				s.ws = nil
+			}
+			if s.ws, err = prepareWriteStmts(ctx, c, s.tun); err != nil {
+				return fmt.Errorf("prepare: %w", err)
+			}
+		}
+		defer s.ws.release()
+		return f(c, s.ws)
+	})
+}
+
+// inWriteTx runs f in a transaction on the writer's connection and commits
+// if f succeeds. Any error rolls the transaction back, so nothing f did
+// becomes visible.
+func (s *Store) inWriteTx(ctx context.Context, f func(ws *writeStmts) error) error {
+	return s.withWriter(ctx, func(c writeConn, ws *writeStmts) error {
+		tx, err := c.BeginTx(ctx, driver.TxOptions{})
+		if err != nil {
+			return err
+		}
+		if err := f(ws); err != nil {
+			// The ROLLBACK runs even when ctx is done; its error is
+			// secondary to the one that caused it.
+			tx.Rollback() //nolint:errcheck
+			return err
+		}
+		return tx.Commit()
+	})
 }
 
 // Commit writes b in one transaction: all of it is durable when Commit
@@ -175,76 +305,113 @@ func (s *Store) Commit(ctx context.Context, b *engine.Batch) error {
 	if b == nil || b.Empty() {
 		return nil
 	}
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	if s.ws == nil {
-		return errors.New("sqlite: commit: store is closed")
-	}
-	if err := s.commit(ctx, b); err != nil {
+	states := encodeStates(b.States)
+	defer states.wait() // b may be reused once Commit returns
+	err := s.inWriteTx(ctx, func(ws *writeStmts) error { return writeBatch(ctx, ws, b, states) })
+	if err != nil {
 		return fmt.Errorf("sqlite: commit: %w", err)
 	}
+	s.ckpt.kick()
 	return nil
 }
 
-func (s *Store) commit(ctx context.Context, b *engine.Batch) error {
-	ws := s.ws
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+// encodedStates are a batch's states as JSON, encoded concurrently with the
+// first inserts when there are many of them: a batch spread over thousands
+// of products spends about a tenth of its commit in json.Marshal, which
+// another core can do while SQLite writes the history.
+type encodedStates struct {
+	blobs []string
+	err   error
+	done  chan struct{} // nil when encoded synchronously
+}
 
+// parallelStates is the number of states from which encoding them gets a
+// goroutine of its own.
+const parallelStates = 256
+
+func encodeStates(states []engine.ProductState) *encodedStates {
+	e := &encodedStates{}
+	if len(states) == 0 {
+		return e
+	}
+	enc := func() {
+		e.blobs = make([]string, len(states))
+		for i := range states {
+			j, err := json.Marshal(&states[i].State)
+			if err != nil {
+				e.err = fmt.Errorf("state of %q: %w", states[i].ID, err)
+				return
+			}
+			e.blobs[i] = string(j)
+		}
+	}
+	if len(states) < parallelStates {
+		enc()
+		return e
+	}
+	e.done = make(chan struct{})
+	go func() {
+		defer close(e.done)
+		enc()
+	}()
+	return e
+}
+
+// wait waits for the encoding to finish and returns its error.
+func (e *encodedStates) wait() error {
+	if e.done != nil {
+		<-e.done
+	}
+	return e.err
+}
+
+// writeBatch writes b inside the commit's transaction.
+func writeBatch(ctx context.Context, ws *writeStmts, b *engine.Batch, states *encodedStates) error {
 	// Products first: states and overrides reference them.
 	if len(b.Products) > 0 {
-		st := tx.StmtContext(ctx, ws.product)
 		now := time.Now().UnixNano()
 		for _, p := range b.Products {
-			if _, err := st.ExecContext(ctx, p.ID, p.Name, p.BasePrice, p.Strategy,
+			if err := ws.exec(ctx, ws.product, p.ID, p.Name, p.BasePrice, p.Strategy,
 				p.Floor, p.Ceiling, p.MaxChangePct, p.Rounding, now, now); err != nil {
 				return fmt.Errorf("product %q: %w", p.ID, err)
 			}
 		}
 	}
-	if len(b.States) > 0 {
-		blobs := make([]string, len(b.States))
-		for i := range b.States {
-			j, err := json.Marshal(&b.States[i].State)
-			if err != nil {
-				return fmt.Errorf("state of %q: %w", b.States[i].ID, err)
-			}
-			blobs[i] = string(j)
-		}
-		if err := ws.states.exec(ctx, tx, &ws.args, len(b.States), func(a []any, i int) []any {
-			ps := &b.States[i]
-			st := &ps.State
-			return append(a, ps.ID, st.Price, st.DynDemand, st.Source.String(), int64(st.Version), st.ChangedAt, blobs[i])
-		}); err != nil {
-			return fmt.Errorf("states: %w", err)
-		}
-	}
-	if err := ws.history.exec(ctx, tx, &ws.args, len(b.History), func(a []any, i int) []any {
-		h := &b.History[i]
-		return append(a, h.ProductID, h.Price, h.Demand, h.Source.String(), h.At, int64(h.Version))
+	order := ws.historyOrder(b.History)
+	if err := ws.history.exec(ctx, ws, len(b.History), func(v []driver.NamedValue, i int) {
+		h := &b.History[order[i]]
+		v[0].Value, v[1].Value, v[2].Value = h.ProductID, h.At, int64(h.Version)
+		v[3].Value, v[4].Value, v[5].Value = h.Price, h.Demand, ws.source(h.Source)
 	}); err != nil {
 		return fmt.Errorf("history: %w", err)
 	}
-	if err := ws.seen.exec(ctx, tx, &ws.args, len(b.Seen), func(a []any, i int) []any {
-		return append(a, b.Seen[i].ID, b.Seen[i].At)
+	if err := ws.seen.exec(ctx, ws, len(b.Seen), func(v []driver.NamedValue, i int) {
+		v[0].Value, v[1].Value = b.Seen[i].At, b.Seen[i].ID
 	}); err != nil {
 		return fmt.Errorf("seen: %w", err)
 	}
-	if err := s.writeOverrides(ctx, tx, b); err != nil {
+	if err := states.wait(); err != nil {
 		return err
 	}
-	if len(b.Settings) > 0 {
-		st := tx.StmtContext(ctx, ws.setting)
-		for k, v := range b.Settings {
-			if _, err := st.ExecContext(ctx, k, v); err != nil {
-				return fmt.Errorf("setting %q: %w", k, err)
-			}
+	// OR REPLACE rather than an upsert: every column is rewritten anyway.
+	if err := ws.states.exec(ctx, ws, len(b.States), func(v []driver.NamedValue, i int) {
+		ps := &b.States[i]
+		st := &ps.State
+		v[0].Value, v[1].Value, v[2].Value = ps.ID, st.Price, st.DynDemand
+		v[3].Value, v[4].Value, v[5].Value = ws.source(st.Source), int64(st.Version), st.ChangedAt
+		v[6].Value = states.blobs[i]
+	}); err != nil {
+		return fmt.Errorf("states: %w", err)
+	}
+	if err := writeOverrides(ctx, ws, b); err != nil {
+		return err
+	}
+	for k, v := range b.Settings {
+		if err := ws.exec(ctx, ws.setting, k, v); err != nil {
+			return fmt.Errorf("setting %q: %w", k, err)
 		}
 	}
-	return tx.Commit()
+	return nil
 }
 
 // overrideOp is one override change: set (set != nil) or end.
@@ -261,11 +428,10 @@ type overrideOp struct {
 // after a removal in the same batch. Ordering by time recovers the
 // sequence; at equal times an end goes first, so that "remove, then set"
 // leaves the new override open.
-func (s *Store) writeOverrides(ctx context.Context, tx *sql.Tx, b *engine.Batch) error {
+func writeOverrides(ctx context.Context, ws *writeStmts, b *engine.Batch) error {
 	if len(b.OverridesSet) == 0 && len(b.OverridesEnded) == 0 {
 		return nil
 	}
-	ws := s.ws
 	ops := ws.overrideOps[:0]
 	for i := range b.OverridesEnded {
 		ops = append(ops, overrideOp{at: b.OverridesEnded[i].At, end: &b.OverridesEnded[i]})
@@ -276,24 +442,22 @@ func (s *Store) writeOverrides(ctx context.Context, tx *sql.Tx, b *engine.Batch)
 	slices.SortStableFunc(ops, func(x, y overrideOp) int { return cmp.Compare(x.at, y.at) })
 	defer func() { clear(ops); ws.overrideOps = ops[:0] }()
 
-	closeOpen := tx.StmtContext(ctx, ws.overrideClose)
-	insert := tx.StmtContext(ctx, ws.overrideInsert)
 	for _, op := range ops {
 		if e := op.end; e != nil {
-			if _, err := closeOpen.ExecContext(ctx, e.At, e.By, e.Reason, e.ProductID); err != nil {
+			if err := ws.exec(ctx, ws.overrideClose, e.At, e.By, e.Reason, e.ProductID); err != nil {
 				return fmt.Errorf("end override of %q: %w", e.ProductID, err)
 			}
 			continue
 		}
 		o := op.set
-		if _, err := closeOpen.ExecContext(ctx, o.CreatedAt, o.By, "replaced", o.ProductID); err != nil {
+		if err := ws.exec(ctx, ws.overrideClose, o.CreatedAt, o.By, "replaced", o.ProductID); err != nil {
 			return fmt.Errorf("replace override of %q: %w", o.ProductID, err)
 		}
 		var endedAt, endedBy, endReason any
 		if o.EndedAt != 0 {
 			endedAt, endedBy, endReason = o.EndedAt, o.EndedBy, o.EndReason
 		}
-		if _, err := insert.ExecContext(ctx, o.ProductID, o.Price, o.Reason, o.By, o.CreatedAt,
+		if err := ws.exec(ctx, ws.overrideInsert, o.ProductID, o.Price, o.Reason, o.By, o.CreatedAt,
 			nullZero(o.ExpiresAt), endedAt, endedBy, endReason); err != nil {
 			return fmt.Errorf("set override of %q: %w", o.ProductID, err)
 		}
@@ -314,25 +478,16 @@ func nullZero(v int64) any {
 // would let any redelivered event apply twice, which is never what a
 // caller computing a limit means.
 func (s *Store) PruneSeen(ctx context.Context, before int64, keep int) error {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	if s.ws == nil {
-		return errors.New("sqlite: prune seen: store is closed")
-	}
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("sqlite: prune seen: %w", err)
-	}
-	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	if _, err := tx.StmtContext(ctx, s.ws.pruneBefore).ExecContext(ctx, before); err != nil {
-		return fmt.Errorf("sqlite: prune seen: %w", err)
-	}
-	if keep > 0 {
-		if _, err := tx.StmtContext(ctx, s.ws.pruneKeep).ExecContext(ctx, keep); err != nil {
-			return fmt.Errorf("sqlite: prune seen: %w", err)
+	err := s.inWriteTx(ctx, func(ws *writeStmts) error {
+		if err := ws.exec(ctx, ws.pruneBefore, before); err != nil {
+			return err
 		}
-	}
-	if err := tx.Commit(); err != nil {
+		if keep > 0 {
+			return ws.exec(ctx, ws.pruneKeep, int64(keep))
+		}
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("sqlite: prune seen: %w", err)
 	}
 	return nil

@@ -58,14 +58,24 @@ func (s *Store) load(ctx context.Context) (engine.Snapshot, error) {
 	if err != nil {
 		return snap, fmt.Errorf("states: %w", err)
 	}
-	// Oldest first, as the engine rebuilds its bounded memory of ids in
-	// arrival order; the seen_at index delivers this order.
-	err = query(ctx, tx, "SELECT event_id, seen_at FROM seen_events ORDER BY seen_at, event_id", nil, func(r *sql.Rows) error {
+	// Oldest first, the primary key's order. An id stored more than once
+	// (redelivered after the engine had forgotten it, but before it was
+	// pruned here) keeps its earliest time, as a unique key would have.
+	var n int
+	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM seen_events").Scan(&n); err != nil {
+		return snap, fmt.Errorf("seen: %w", err)
+	}
+	snap.Seen = make([]engine.SeenID, 0, n)
+	dup := make(map[string]struct{}, n)
+	err = query(ctx, tx, "SELECT seen_at, event_id FROM seen_events ORDER BY seen_at, event_id", nil, func(r *sql.Rows) error {
 		var id engine.SeenID
-		if err := r.Scan(&id.ID, &id.At); err != nil {
+		if err := r.Scan(&id.At, &id.ID); err != nil {
 			return err
 		}
-		snap.Seen = append(snap.Seen, id)
+		if _, ok := dup[id.ID]; !ok {
+			dup[id.ID] = struct{}{}
+			snap.Seen = append(snap.Seen, id)
+		}
 		return nil
 	})
 	if err != nil {
@@ -86,18 +96,17 @@ func (s *Store) load(ctx context.Context) (engine.Snapshot, error) {
 }
 
 // History returns productID's price changes, newest first (by event time,
-// then by insertion order), at most limit of them; none when limit <= 0.
+// then by version), at most limit of them; none when limit <= 0.
 // It reads the last committed state and may run during a Commit.
 func (s *Store) History(ctx context.Context, productID string, limit int) ([]engine.HistoryRow, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
 	var out []engine.HistoryRow
-	// The index on (product_id, event_time), read backwards, yields this
-	// order directly: its entries end with the rowid, which is insertion
-	// order.
+	// The primary key (product_id, event_time, version), read backwards,
+	// yields this order directly.
 	err := query(ctx, s.r, `SELECT price, demand, source, event_time, version FROM price_history
-		WHERE product_id = ? ORDER BY event_time DESC, id DESC LIMIT ?`,
+		WHERE product_id = ? ORDER BY event_time DESC, version DESC LIMIT ?`,
 		[]any{productID, limit}, func(r *sql.Rows) error {
 			h := engine.HistoryRow{ProductID: productID}
 			var src string

@@ -3,13 +3,17 @@
 // cgo-free build of SQLite, so that `dynaprice serve` stays a single static
 // binary.
 //
-// The store holds two database/sql pools on the same file. Writes (Commit,
-// PruneSeen, migrations) go through a pool of exactly one connection, which
-// is SQLite's reality anyway (one writer at a time) and lets the hot insert
-// statements be prepared once and reused by every commit. Reads (Load,
-// History, OverrideAudit) go through a separate pool of query-only
-// connections; in WAL mode they read the last committed snapshot without
-// waiting for, or delaying, a commit in progress.
+// The store opens the file three times:
+//
+//   - the writer, a pool of exactly one connection that the Store holds for
+//     its whole life. SQLite allows one writer at a time anyway; holding the
+//     connection lets Commit's statements be prepared once and reused.
+//   - the readers, a bounded pool of query-only connections for Load,
+//     History and OverrideAudit. In WAL mode they read the last committed
+//     snapshot without waiting for, or delaying, a commit in progress.
+//   - the checkpointer, one connection a background goroutine uses to copy
+//     the write-ahead log back into the database file while the writer
+//     goes on committing (see checkpoint.go).
 package sqlite
 
 import (
@@ -24,6 +28,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/dynaprice/dynaprice/internal/engine"
 
@@ -33,36 +38,54 @@ import (
 var _ engine.Store = (*Store)(nil)
 
 // busyTimeoutMS bounds how long a connection waits for a lock held by
-// another connection (a reader finishing a checkpoint, another process
-// opening the file) before failing with SQLITE_BUSY.
+// another connection (another process opening the file, a checkpoint
+// finishing) before failing with SQLITE_BUSY.
 const busyTimeoutMS = 10000
 
-// tuning holds the knobs BenchmarkCommit was used to choose; see
-// defaultTuning for the values and why.
+// tuning holds the knobs chosen by measuring BenchmarkCommit; see
+// defaultTuning for the values and the reasons. Tests and benchmarks open
+// stores with other values through open.
 type tuning struct {
-	// pageSize applies only when the file is created.
-	pageSize int
-	// writeCacheKiB is the writer's page cache, readCacheKiB each reader's.
+	pageSize                    int
 	writeCacheKiB, readCacheKiB int
-	// walAutocheckpoint is the WAL size, in pages, past which a commit also
-	// copies the log back into the database file.
-	walAutocheckpoint int
-	// journalSizeLimit truncates the WAL file after a checkpoint resets it.
-	journalSizeLimit int
-	// Rows per multi-row INSERT; powers of two.
-	historyRows, seenRows, stateRows int
+	walAutocheckpoint           int
+	journalSizeLimit            int
+	checkpointEvery             time.Duration
+	historyRows, seenRows       int
+	stateRows                   int
 }
 
 func defaultTuning() tuning {
 	return tuning{
-		pageSize:          4096,
-		writeCacheKiB:     64 << 10,
-		readCacheKiB:      16 << 10,
-		walAutocheckpoint: 1000,
-		journalSizeLimit:  64 << 20,
-		historyRows:       256,
-		seenRows:          256,
-		stateRows:         32,
+		// Applies only when the file is created. Larger pages mean fewer
+		// b-tree splits and fewer write system calls for the same log. The
+		// hot tables are written at a few points each (the right edge of
+		// seen_events, one point per product in price_history), so larger
+		// pages do not multiply the bytes a commit writes. Measured, 16 KiB
+		// pages beat 4 KiB and 64 KiB ones by 5-10% in BenchmarkCommit, and
+		// 4 KiB ones by a quarter with batches spread over 10,000 products.
+		pageSize: 16384,
+		// The writer's cache holds the pages the inserts keep coming back
+		// to. 32 and 64 MiB measured 5-15% slower than 8-16 MiB for
+		// BenchmarkCommit's batches (they only add page allocations while
+		// they fill), though 64 MiB was faster for batches spread over
+		// 10,000 products, whose history lands on many more pages.
+		writeCacheKiB: 16 << 10,
+		readCacheKiB:  8 << 10,
+		// The writer itself checkpoints once the log is this many pages
+		// (32 MiB) long; see checkpointer for why it still does.
+		walAutocheckpoint: 2048,
+		// Truncate the log file after a reset, so that a burst does not
+		// leave a huge file behind.
+		journalSizeLimit: 32 << 20,
+		// The background checkpointer runs at most this often: each run
+		// ends with a sync of the database file.
+		checkpointEvery: 50 * time.Millisecond,
+		// Rows per multi-row INSERT (powers of two). 512 measured no
+		// faster than 256.
+		historyRows: 256,
+		seenRows:    256,
+		stateRows:   32,
 	}
 }
 
@@ -74,13 +97,15 @@ type Store struct {
 	path string // absolute
 	log  *slog.Logger
 
-	w *sql.DB // exactly one connection: all writes
-	r *sql.DB // query-only connections: Load, History, OverrideAudit
+	w    *sql.DB // the writer pool: one connection, held as wc
+	r    *sql.DB // query-only connections
+	ckpt *checkpointer
 
-	// wmu serializes the writers of w and guards ws. The engine already
-	// calls Commit from one goroutine; the mutex keeps a second caller
-	// (PruneSeen from a timer, say) from interleaving statements.
+	// wmu serializes the users of wc and guards ws. The engine calls Commit
+	// from one goroutine; the mutex keeps another caller (PruneSeen from a
+	// timer, say) from interleaving statements with it.
 	wmu sync.Mutex
+	wc  *sql.Conn
 	ws  *writeStmts
 
 	closeOnce sync.Once
@@ -93,7 +118,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	return open(ctx, cfg, defaultTuning())
 }
 
-func open(ctx context.Context, cfg Config, tun tuning) (*Store, error) {
+func open(ctx context.Context, cfg Config, tun tuning) (_ *Store, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -102,20 +127,22 @@ func open(ctx context.Context, cfg Config, tun tuning) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
-	if dir := filepath.Dir(path); dir != "" {
-		if fi, err := os.Stat(dir); err != nil {
-			return nil, fmt.Errorf("sqlite: open: %w", err)
-		} else if !fi.IsDir() {
-			return nil, fmt.Errorf("sqlite: open: %s is not a directory", dir)
-		}
+	if fi, err := os.Stat(filepath.Dir(path)); err != nil {
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	} else if !fi.IsDir() {
+		return nil, fmt.Errorf("sqlite: open: %s is not a directory", filepath.Dir(path))
 	}
 	s := &Store{cfg: cfg, tun: tun, path: path, log: cfg.logger()}
+	defer func() {
+		if err != nil {
+			s.closeAll() //nolint:errcheck // reporting the cause instead
+		}
+	}()
 
 	// The writer. _txlock=immediate makes BEGIN take the write lock at once,
-	// so a transaction can never fail half-way with SQLITE_BUSY when it
-	// first writes. page_size is a _pragma so that it runs before the
-	// shorthand _journal_mode: a new file is created with it, and it is a
-	// no-op on an existing one.
+	// so a transaction never fails half-way with SQLITE_BUSY. page_size is a
+	// _pragma so that it runs before the shorthand _journal_mode: a new file
+	// is created with it, and it is a no-op on an existing one.
 	s.w, err = sql.Open("sqlite", dsn(path, url.Values{
 		"_pragma": {
 			"busy_timeout(" + strconv.Itoa(busyTimeoutMS) + ")",
@@ -137,14 +164,28 @@ func open(ctx context.Context, cfg Config, tun tuning) (*Store, error) {
 	s.w.SetMaxIdleConns(1)
 	s.w.SetConnMaxLifetime(0)
 	s.w.SetConnMaxIdleTime(0)
-
-	if err := s.initWriter(ctx); err != nil {
-		s.w.Close()
+	var mode string
+	if err := s.w.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+	if mode != "wal" {
+		// WAL is what lets readers run during a commit; without it the
+		// HTTP API would stall behind every batch.
+		return nil, fmt.Errorf("sqlite: open: journal_mode is %q, not wal", mode)
+	}
+	if err := migrate(ctx, s.w, s.log); err != nil {
 		return nil, err
 	}
+	if s.wc, err = s.w.Conn(ctx); err != nil {
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+	// Prepare now, so that a statement the schema does not support fails
+	// Open rather than the first Commit.
+	if err := s.withWriter(ctx, func(writeConn, *writeStmts) error { return nil }); err != nil {
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
 
-	// The readers, opened after the writer has created the file and put it
-	// in WAL mode. query_only turns an accidental write through this pool
+	// The readers. query_only turns an accidental write through this pool
 	// into an error instead of a second writer contending for the lock.
 	s.r, err = sql.Open("sqlite", dsn(path, url.Values{
 		"_pragma": {
@@ -156,7 +197,6 @@ func open(ctx context.Context, cfg Config, tun tuning) (*Store, error) {
 		"_query_only":   {"1"},
 	}))
 	if err != nil {
-		s.closeWriter()
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
 	// Each connection has its own page cache and libc state; bound the pool
@@ -165,35 +205,17 @@ func open(ctx context.Context, cfg Config, tun tuning) (*Store, error) {
 	s.r.SetMaxOpenConns(n)
 	s.r.SetMaxIdleConns(n)
 	if err := s.r.PingContext(ctx); err != nil {
-		s.r.Close()
-		s.closeWriter()
 		return nil, fmt.Errorf("sqlite: open: readers: %w", err)
+	}
+
+	if s.ckpt, err = startCheckpointer(ctx, dsn(path, url.Values{
+		"_pragma":      {"busy_timeout(" + strconv.Itoa(busyTimeoutMS) + ")"},
+		"_synchronous": {syncLevel},
+	}), tun.checkpointEvery, s.log); err != nil {
+		return nil, fmt.Errorf("sqlite: open: checkpointer: %w", err)
 	}
 	s.log.Debug("sqlite: opened", "path", path, "synchronous", syncLevel)
 	return s, nil
-}
-
-// initWriter checks the writer's connection, migrates the schema and
-// prepares the write statements.
-func (s *Store) initWriter(ctx context.Context) error {
-	var mode string
-	if err := s.w.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
-		return fmt.Errorf("sqlite: open: %w", err)
-	}
-	if mode != "wal" {
-		// WAL is what lets readers run during a commit; without it the
-		// HTTP API would stall behind every batch.
-		return fmt.Errorf("sqlite: open: journal_mode is %q, not wal (is the file on a network file system?)", mode)
-	}
-	if err := migrate(ctx, s.w, s.log); err != nil {
-		return err
-	}
-	ws, err := prepareWriteStmts(ctx, s.w, s.tun)
-	if err != nil {
-		return fmt.Errorf("sqlite: open: %w", err)
-	}
-	s.ws = ws
-	return nil
 }
 
 // dsn builds a "file:" URI for path, so that a '?' or '#' in the path is
@@ -206,32 +228,39 @@ func dsn(path string, params url.Values) string {
 // Path returns the absolute path of the database file.
 func (s *Store) Path() string { return s.path }
 
-// Close closes both pools. The last connection to close checkpoints the
-// WAL into the database file. Close is idempotent; it must not be called
-// while a Commit is running.
+// Close stops the checkpointer and closes every connection; the last one
+// to close checkpoints the whole log into the database file. Close is
+// idempotent. It waits for a Commit in progress to finish.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
-		var errs []error
-		if s.r != nil {
-			errs = append(errs, s.r.Close())
-		}
-		errs = append(errs, s.closeWriter())
-		if err := errors.Join(errs...); err != nil {
+		if err := s.closeAll(); err != nil {
 			s.closeErr = fmt.Errorf("sqlite: close: %w", err)
 		}
 	})
 	return s.closeErr
 }
 
-// closeWriter releases the prepared statements and closes the writer.
-func (s *Store) closeWriter() error {
+func (s *Store) closeAll() error {
+	var errs []error
+	if s.ckpt != nil {
+		errs = append(errs, s.ckpt.close())
+	}
+	if s.r != nil {
+		errs = append(errs, s.r.Close())
+	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	var errs []error
-	if s.ws != nil {
-		errs = append(errs, s.ws.close())
-		s.ws = nil
+	if s.wc != nil {
+		if s.ws != nil {
+			// Statements belong to the connection: finalize them on it.
+			errs = append(errs, s.wc.Raw(func(any) error { return s.ws.close() }))
+			s.ws = nil
+		}
+		errs = append(errs, s.wc.Close())
+		s.wc = nil
 	}
-	errs = append(errs, s.w.Close())
+	if s.w != nil {
+		errs = append(errs, s.w.Close())
+	}
 	return errors.Join(errs...)
 }
