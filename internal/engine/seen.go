@@ -48,5 +48,3 @@ func (s *seenSet) expire(cutoff int64) {
 		s.popOldest()
 	}
 }
-
-func (s *seenSet) len() int { return len(s.at) }

@@ -19,7 +19,7 @@ type Store interface {
 	Load(ctx context.Context) (Snapshot, error)
 	Commit(ctx context.Context, b *Batch) error
 	// PruneSeen forgets applied event ids older than before, and beyond the
-	// newest keep ids.
+	// newest keep ids; keep <= 0 sets no count limit.
 	PruneSeen(ctx context.Context, before int64, keep int) error
 	Close() error
 }
@@ -43,7 +43,9 @@ type Batch struct {
 	States []ProductState
 	// History holds one row per published price change, in order.
 	History []HistoryRow
-	// Seen are event ids applied in this batch.
+	// Seen are event ids applied in this batch. The engine filters repeats
+	// in memory, so they are never ids already remembered; stores need no
+	// unique index on them.
 	Seen []SeenID
 	// OverridesSet start a new override; any open one for the same product
 	// is closed with EndReason "replaced".
