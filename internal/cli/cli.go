@@ -23,7 +23,7 @@ Usage:
   dynaprice <command> [flags]
 
 Commands:
-  serve     run the whole system in one process (embedded store, live view, API, dashboard)
+  serve     run the whole system in one process (embedded store, live view, HTTP API, WebSocket)
   version   print the version
 
 Run "dynaprice <command> --help" for a command's flags.
