@@ -103,11 +103,13 @@ type Engine struct {
 	book  *pricing.Book
 	seen  *seenSet
 
-	reqs    chan *request
-	stopped chan struct{}
-	mu      sync.RWMutex // guards closed against concurrent Submit/stop
-	closed  bool
-	ready   chan struct{}
+	reqs     chan *request
+	stopped  chan struct{}
+	quit     chan struct{} // closed first on stop, to release blocked senders
+	quitOnce sync.Once
+	mu       sync.RWMutex // guards closed against concurrent Submit/stop
+	closed   bool
+	ready    chan struct{}
 
 	// Reused per batch by the Run goroutine.
 	batch   Batch
@@ -127,6 +129,7 @@ func New(cfg Config, store Store, pub Publisher) (*Engine, error) {
 	return &Engine{
 		cfg: cfg, store: store, pub: pub,
 		reqs: make(chan *request, cfg.QueueSize), stopped: make(chan struct{}), ready: make(chan struct{}),
+		quit: make(chan struct{}),
 	}, nil
 }
 
@@ -192,6 +195,9 @@ func (e *Engine) Run(ctx context.Context) error {
 
 // refuse makes later Submit calls fail fast and closes the queue.
 func (e *Engine) refuse() {
+	// Senders blocked on a full queue hold the read lock; release them
+	// before taking the write lock.
+	e.quitOnce.Do(func() { close(e.quit) })
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if !e.closed {
@@ -259,6 +265,9 @@ func (e *Engine) submit(ctx context.Context, r *request) error {
 	select {
 	case e.reqs <- r:
 		e.mu.RUnlock()
+	case <-e.quit:
+		e.mu.RUnlock()
+		return ErrStopped
 	case <-ctx.Done():
 		e.mu.RUnlock()
 		return errorf(KindUnavailable, "engine queue is full: %v", ctx.Err())

@@ -20,9 +20,14 @@ import (
 type flakyStore struct {
 	*sqlite.Store
 	fail atomic.Bool
+	// gate, when set, holds every Commit until it is closed.
+	gate atomic.Pointer[chan struct{}]
 }
 
 func (f *flakyStore) Commit(ctx context.Context, b *engine.Batch) error {
+	if g := f.gate.Load(); g != nil {
+		<-*g
+	}
 	if f.fail.Load() {
 		return errors.New("disk on fire")
 	}
@@ -220,5 +225,66 @@ func TestDedupWindowForgetsOldIDs(t *testing.T) {
 	res, _ := h.eng.Submit(ctx, []ingest.Event{ev("c", "PA", pricing.View), ev("a", "PA", pricing.View)})
 	if res.Duplicates != 1 || res.Accepted != 2 {
 		t.Fatalf("res = %+v", res)
+	}
+}
+
+func TestFailedTickCommitDoesNotStopTheEngine(t *testing.T) {
+	h := start(t, filepath.Join(t.TempDir(), "db"), func(c *engine.Config) { c.Pricing.HalfLife = time.Second })
+	ctx := context.Background()
+	if err := h.eng.ImportCatalog(ctx, []pricing.Product{{ID: "D", BasePrice: 100, Strategy: "decay"}}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.eng.Submit(ctx, []ingest.Event{ev("", "D", pricing.Purchase), ev("", "D", pricing.Purchase)}); err != nil {
+		t.Fatal(err)
+	}
+	h.store.fail.Store(true)
+	for i := 0; i < 5; i++ { // ticks now reprice D and fail to commit
+		h.clock.Advance(time.Second)
+		time.Sleep(10 * time.Millisecond)
+	}
+	h.store.fail.Store(false)
+	if _, err := h.eng.Submit(ctx, []ingest.Event{ev("", "D", pricing.View)}); err != nil {
+		t.Fatalf("engine did not survive failed tick commits: %v", err)
+	}
+}
+
+func TestStopReleasesSendersBlockedOnAFullQueue(t *testing.T) {
+	h := start(t, filepath.Join(t.TempDir(), "db"), func(c *engine.Config) { c.QueueSize = 1; c.MaxBatch = 1 })
+	ctx := context.Background()
+	if err := h.eng.ImportCatalog(ctx, []pricing.Product{{ID: "PA", BasePrice: 1}}, ""); err != nil {
+		t.Fatal(err)
+	}
+	gate := make(chan struct{})
+	h.store.gate.Store(&gate)
+	var wg sync.WaitGroup
+	errs := make(chan error, 20)
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := h.eng.Submit(ctx, []ingest.Event{ev("", "PA", pricing.View)})
+			errs <- err
+		}()
+	}
+	time.Sleep(50 * time.Millisecond) // the queue is full, senders block
+	stopped := make(chan error, 1)
+	go func() { stopped <- h.stop() }()
+	time.Sleep(50 * time.Millisecond)
+	h.store.gate.Store(nil)
+	close(gate)
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("engine did not stop while senders were blocked")
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil && !errors.Is(err, engine.ErrStopped) {
+			t.Fatalf("submit error %v, want nil or ErrStopped", err)
+		}
 	}
 }

@@ -62,12 +62,15 @@ func (e *Engine) process(ctx context.Context, pending []*request) error {
 	m := e.cfg.Metrics
 	if !b.Empty() {
 		start := time.Now()
-		if err := e.store.Commit(ctx, b); err != nil {
+		// Shutdown must not abort a commit: its requests are already taken.
+		if err := e.store.Commit(context.WithoutCancel(ctx), b); err != nil {
 			m.CommitErrors.Inc()
 			e.cfg.Logger.Error("commit failed; answering the batch with errors and reloading state", "err", err, "requests", len(pending))
 			for _, r := range pending {
-				r.err = errorf(KindUnavailable, "could not persist the change; retry later")
-				close(r.done)
+				if r.done != nil { // ticks have no waiter
+					r.err = errorf(KindUnavailable, "could not persist the change; retry later")
+					close(r.done)
+				}
 			}
 			if lerr := e.load(context.WithoutCancel(ctx)); lerr != nil {
 				return fmt.Errorf("engine: reloading after failed commit: %w", lerr)
