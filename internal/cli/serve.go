@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/dynaprice/dynaprice/internal/catalog"
+	"github.com/dynaprice/dynaprice/internal/dashboard"
 	"github.com/dynaprice/dynaprice/internal/engine"
 	"github.com/dynaprice/dynaprice/internal/fanout"
 	"github.com/dynaprice/dynaprice/internal/httpapi"
@@ -252,7 +253,7 @@ func Serve(ctx context.Context, o ServeOptions, log *slog.Logger, stdout io.Writ
 		Engine: eng, Prices: view, Archive: store,
 		Decoder:   &ingest.Decoder{Now: time.Now},
 		WebSocket: hub, Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
-		Ready: ready.Load,
+		Ready: ready.Load, UI: dashboard.Handler(),
 	})
 	if err != nil {
 		return err

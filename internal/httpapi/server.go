@@ -178,13 +178,15 @@ func (a *API) routes() {
 			writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed; allowed: "+allow)
 		})
 	}
-	if a.deps.UI != nil {
-		a.mux.Handle("GET /", a.deps.UI)
-	} else {
-		a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-			writeError(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
-		})
-	}
+	// Unknown paths: the UI answers GET and HEAD when there is one (a "GET /"
+	// pattern would conflict with the method-less 405 patterns above).
+	a.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if a.deps.UI != nil && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			a.deps.UI.ServeHTTP(w, r)
+			return
+		}
+		writeError(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
+	})
 }
 
 func contains(ss []string, s string) bool {

@@ -1,0 +1,90 @@
+// Refreshes docs/screenshots/ (npm run screenshots): the main views against a
+// real server with demo traffic. Not part of the test suite: the pictures
+// change with every run.
+import { mkdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Browser, BrowserContextOptions, Page } from 'playwright-core';
+import { afterAll, beforeAll, inject, it } from 'vitest';
+import { api, ADMIN_KEY, eventually, launchBrowser, OPERATOR_KEY, postEvents, startServer, type Server } from './harness';
+
+const out = fileURLToPath(new URL('../../docs/screenshots/', import.meta.url));
+const desktop: BrowserContextOptions = { viewport: { width: 1400, height: 860 } };
+const phone: BrowserContextOptions = { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 };
+
+let server: Server;
+let browser: Browser;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+beforeAll(async () => {
+  mkdirSync(out, { recursive: true });
+  server = await startServer(inject('bin'), ['--demo', '--demo-rate', '25']);
+  browser = await launchBrowser(inject('chromium'));
+  // Some history for PA: demand, an override period, more demand.
+  const ev = (n: number) => Array.from({ length: n }, (_, i) => ({ event_type: i % 3 ? 'view' : 'cart', product_id: 'PA', user_id: `U${i}`, timestamp: 0, price: 299 }));
+  for (let i = 0; i < 6; i++) {
+    await postEvents(server.url, ev(4));
+    await sleep(700);
+  }
+  await api(server.url, 'POST', '/override', ADMIN_KEY, { product_id: 'PA', override_price: 305, reason: 'flash sale' });
+  await sleep(3000);
+  await api(server.url, 'DELETE', '/override/PA', ADMIN_KEY);
+  for (let i = 0; i < 6; i++) {
+    await postEvents(server.url, ev(3));
+    await sleep(700);
+  }
+  await api(server.url, 'POST', '/override', ADMIN_KEY, { product_id: 'PG', override_price: 599, reason: 'clearance', ttl_seconds: 86400 });
+}, 120_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+async function open(opts: BrowserContextOptions & { colorScheme?: 'light' | 'dark' }): Promise<Page> {
+  const page = await (await browser.newContext(opts)).newPage();
+  await page.goto(server.url);
+  await eventually(() => page.getAttribute('#conn', 'data-state'), 'live');
+  await sleep(4000); // let sparklines and "change" fill in from live updates
+  return page;
+}
+
+async function withKey(page: Page): Promise<void> {
+  await page.fill('#key-input', OPERATOR_KEY);
+  await page.click('#key-form button[type=submit]');
+  await eventually(() => page.textContent('#key-status'), 'Key accepted for this tab.');
+}
+
+async function openPA(page: Page): Promise<void> {
+  await page.click('#row-PA');
+  await eventually(() => page.locator('#chart canvas').count(), 1);
+  await eventually(() => page.textContent('#audit-msg'), '');
+  await sleep(500);
+}
+
+it('takes the screenshots', async () => {
+  const page = await open({ ...desktop, colorScheme: 'light' });
+  await withKey(page);
+  await page.screenshot({ path: `${out}table.png` });
+  await openPA(page);
+  await page.screenshot({ path: `${out}detail.png` });
+  await page.fill('#ov-price', '289.99');
+  await page.fill('#ov-reason', 'weekend promo');
+  await page.selectOption('#ov-expiry', '86400');
+  await page.click('#ov-submit');
+  await eventually(() => page.textContent('#override-msg'), 'Override set: PA is now 289.99.');
+  await eventually(async () => (await page.textContent('#override-active'))?.startsWith('Active'), true);
+  await sleep(500);
+  await page.screenshot({ path: `${out}override.png` });
+
+  const dark = await open({ ...desktop, colorScheme: 'dark' });
+  await withKey(dark);
+  await openPA(dark);
+  await dark.screenshot({ path: `${out}dark.png` });
+
+  const mobile = await open({ ...phone, colorScheme: 'light' });
+  await mobile.screenshot({ path: `${out}phone.png` });
+  await withKey(mobile);
+  await openPA(mobile);
+  await mobile.screenshot({ path: `${out}phone-detail.png` });
+}, 120_000);

@@ -1,0 +1,68 @@
+import type { AuditEntry, CatalogProduct, Explanation, HistoryPoint } from './types';
+
+/** The header carrying the API key (the server's default). */
+export const KEY_HEADER = 'X-API-Key';
+
+/** ApiError.status for failures that have no HTTP status. */
+export const NETWORK_ERROR = 0;
+export const TIMEOUT = -1;
+export const BAD_RESPONSE = -2;
+
+/** A failed API call: an HTTP error status, or one of the constants above. */
+export class ApiError extends Error {
+  constructor(readonly status: number, readonly serverMessage: string) {
+    super(serverMessage || `HTTP ${status}`);
+    this.name = 'ApiError';
+  }
+}
+
+export interface CallOptions {
+  key?: string;
+  body?: unknown;
+  timeoutMs?: number;
+}
+
+/** Calls the API and returns its JSON answer; every failure is an ApiError. */
+export async function call<T>(method: string, path: string, o: CallOptions = {}): Promise<T> {
+  const headers: Record<string, string> = { Accept: 'application/json' };
+  if (o.key) headers[KEY_HEADER] = o.key;
+  const init: RequestInit = { method, headers, cache: 'no-store', signal: AbortSignal.timeout(o.timeoutMs ?? 15_000) };
+  if (o.body !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(o.body);
+  }
+  let text: string;
+  let status: number;
+  try {
+    const res = await fetch(path, init);
+    status = res.status;
+    text = await res.text();
+  } catch (e) {
+    throw new ApiError(e instanceof DOMException && e.name === 'TimeoutError' ? TIMEOUT : NETWORK_ERROR, '');
+  }
+  let data: unknown = null;
+  try {
+    data = text === '' ? null : JSON.parse(text);
+  } catch {
+    // Not JSON: a proxy's error page, for instance.
+  }
+  if (status < 200 || status > 299) {
+    const msg = typeof data === 'object' && data !== null && typeof (data as { error?: unknown }).error === 'string'
+      ? (data as { error: string }).error : '';
+    throw new ApiError(status, msg);
+  }
+  if (data === null) throw new ApiError(BAD_RESPONSE, '');
+  return data as T;
+}
+
+const p = encodeURIComponent;
+
+export const api = {
+  prices: () => call<{ prices: unknown[] }>('GET', '/prices'),
+  products: (key: string) => call<{ products: CatalogProduct[] }>('GET', '/products', { key }),
+  history: (id: string, key: string) => call<{ history: HistoryPoint[] }>('GET', `/history/${p(id)}?limit=500`, { key }),
+  explain: (id: string, key: string) => call<Explanation>('GET', `/price/${p(id)}?explain=1`, { key }),
+  audit: (id: string, key: string) => call<{ overrides: AuditEntry[] }>('GET', `/overrides/${p(id)}?limit=500`, { key }),
+  setOverride: (body: object, key: string) => call<unknown>('POST', '/override', { key, body }),
+  removeOverride: (id: string, key: string) => call<unknown>('DELETE', `/override/${p(id)}`, { key }),
+};
