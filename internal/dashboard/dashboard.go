@@ -12,13 +12,14 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/base64"
-	"encoding/json"
 	"io/fs"
 	"net/http"
 	"path"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/dynaprice/dynaprice/internal/httperror"
 )
 
 //go:embed dist
@@ -196,11 +197,5 @@ func notFound(w http.ResponseWriter, p string) {
 }
 
 func writeJSONError(w http.ResponseWriter, status int, msg string) {
-	b, _ := json.Marshal(struct {
-		Error string `json:"error"`
-	}{msg})
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
+	httperror.Write(w, status, msg)
 }

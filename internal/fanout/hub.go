@@ -22,7 +22,6 @@ package fanout
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,6 +34,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/dynaprice/dynaprice/internal/httperror"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -467,14 +467,8 @@ func encodeSnapshot(us []Update) []entry {
 	return out
 }
 
-func writeError(w http.ResponseWriter, code int, msg string) {
-	body, _ := json.Marshal(struct {
-		Error string `json:"error"`
-	}{msg})
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(code)
-	_, _ = w.Write(append(body, '\n'))
+func writeError(w http.ResponseWriter, status int, msg string) {
+	httperror.Write(w, status, msg)
 }
 
 // originAllowed applies the browser origin rule: no Origin header (not a

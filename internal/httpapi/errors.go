@@ -2,12 +2,12 @@ package httpapi
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
 
 	"github.com/dynaprice/dynaprice/internal/engine"
+	"github.com/dynaprice/dynaprice/internal/httperror"
 	"github.com/dynaprice/dynaprice/internal/ingest"
 )
 
@@ -53,10 +53,7 @@ func statusOf(err error) (int, string) {
 }
 
 func writeError(w http.ResponseWriter, status int, msg string) {
-	b, _ := json.Marshal(struct {
-		Error string `json:"error"`
-	}{msg})
-	writeJSONBytes(w, status, append(b, '\n'))
+	httperror.Write(w, status, msg)
 }
 
 func writeJSONBytes(w http.ResponseWriter, status int, b []byte) {
