@@ -155,7 +155,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		hd.Set("Allow", "GET, HEAD")
-		writeJSONError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed; allowed: GET, HEAD")
+		httperror.Write(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed; allowed: GET, HEAD")
 		return
 	}
 	hd.Set("Content-Type", f.ctype)
@@ -193,9 +193,5 @@ func acceptsGzip(ae string) bool {
 
 // notFound answers as the API does for unknown paths.
 func notFound(w http.ResponseWriter, p string) {
-	writeJSONError(w, http.StatusNotFound, "no such endpoint: "+p)
-}
-
-func writeJSONError(w http.ResponseWriter, status int, msg string) {
-	httperror.Write(w, status, msg)
+	httperror.Write(w, http.StatusNotFound, "no such endpoint: "+p)
 }

@@ -337,7 +337,7 @@ func (e *Engine) ImportCatalog(ctx context.Context, ps []pricing.Product, def st
 // ProductInfo is a catalog entry with its effective strategy and state.
 type ProductInfo struct {
 	pricing.Product
-	EffectiveStrategy string `json:"effective_strategy"`
+	EffectiveStrategy string
 	Price             float64
 	Source            pricing.Source
 	Demand            float64
@@ -347,7 +347,7 @@ type ProductInfo struct {
 func (e *Engine) Products(ctx context.Context) ([]ProductInfo, error) {
 	r := &request{kind: reqProducts}
 	err := e.submit(ctx, r)
-	return r.products2, err
+	return r.listed, err
 }
 
 // Explain explains a product's current price.
@@ -383,7 +383,7 @@ type request struct {
 
 	result      SubmitResult
 	created     bool
-	products2   []ProductInfo
+	listed      []ProductInfo
 	explanation pricing.Explanation
 	err         error
 	done        chan struct{}

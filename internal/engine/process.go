@@ -42,7 +42,7 @@ func (e *Engine) process(ctx context.Context, pending []*request) error {
 		case reqImport:
 			r.err = e.importCatalog(r.products, r.defStrategy, now)
 		case reqProducts:
-			r.products2 = e.listProducts()
+			r.listed = e.listProducts()
 		case reqExplain:
 			i, ok := e.book.Index(r.override.ProductID)
 			if !ok {

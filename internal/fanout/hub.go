@@ -319,14 +319,14 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			// cannot see it, so their reconnect backoff matters more.
 			w.Header().Set("Retry-After", "5")
 		}
-		writeError(w, http.StatusServiceUnavailable, msg)
+		httperror.Write(w, http.StatusServiceUnavailable, msg)
 		return
 	}
 	defer h.wg.Done()
 
 	if !h.originAllowed(r) {
 		h.abandon()
-		writeError(w, http.StatusForbidden, "origin "+strconv.Quote(r.Header.Get("Origin"))+" is not allowed")
+		httperror.Write(w, http.StatusForbidden, "origin "+strconv.Quote(r.Header.Get("Origin"))+" is not allowed")
 		return
 	}
 	// The origin was checked above (so the refusal is JSON like every other
@@ -465,10 +465,6 @@ func encodeSnapshot(us []Update) []entry {
 	}
 	// Non-nil even when empty: the caller logs whether a snapshot was sent.
 	return out
-}
-
-func writeError(w http.ResponseWriter, status int, msg string) {
-	httperror.Write(w, status, msg)
 }
 
 // originAllowed applies the browser origin rule: no Origin header (not a

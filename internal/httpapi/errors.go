@@ -7,7 +7,6 @@ import (
 	"strconv"
 
 	"github.com/dynaprice/dynaprice/internal/engine"
-	"github.com/dynaprice/dynaprice/internal/httperror"
 	"github.com/dynaprice/dynaprice/internal/ingest"
 )
 
@@ -50,10 +49,6 @@ func statusOf(err error) (int, string) {
 		return http.StatusServiceUnavailable, "request cancelled or timed out"
 	}
 	return http.StatusInternalServerError, "internal error"
-}
-
-func writeError(w http.ResponseWriter, status int, msg string) {
-	httperror.Write(w, status, msg)
 }
 
 func writeJSONBytes(w http.ResponseWriter, status int, b []byte) {

@@ -2,11 +2,13 @@ package httpapi
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -66,16 +68,8 @@ func (a *API) getPrice(w http.ResponseWriter, r *http.Request, _ Key) error {
 // explain needs a key with read access: an explanation reveals floors,
 // ceilings and strategy, which a shop may not want its competitors to see.
 func (a *API) explain(w http.ResponseWriter, r *http.Request, id string) error {
-	presented := r.Header.Get(a.cfg.KeyHeader)
-	if presented == "" {
-		return errStatus(http.StatusUnauthorized, "explain=1 needs an API key (header "+a.cfg.KeyHeader+")")
-	}
-	k, ok := a.keys.lookup(presented)
-	if !ok {
-		return errStatus(http.StatusUnauthorized, "invalid API key")
-	}
-	if !k.Role.can(permRead) {
-		return errStatus(http.StatusForbidden, "API key "+strconv.Quote(k.Name)+" (role "+k.Role.String()+") may not read explanations")
+	if _, err := a.authorize(r, permRead); err != nil {
+		return err
 	}
 	ctx, cancel := a.timeout(r)
 	defer cancel()
@@ -159,21 +153,13 @@ func (a *API) postEvents(w http.ResponseWriter, r *http.Request, _ Key) error {
 	for _, rj := range res.Rejects {
 		rejects = append(rejects, ingest.Reject{Index: idx[rj.Index], Error: rj.Error})
 	}
-	sortRejects(rejects)
+	slices.SortStableFunc(rejects, func(x, y ingest.Reject) int { return cmp.Compare(x.Index, y.Index) })
 	if rejects == nil {
 		rejects = []ingest.Reject{}
 	}
 	return writeJSON(w, http.StatusAccepted, eventsResponse{
 		Accepted: res.Accepted, Rejected: len(rejects), Duplicates: res.Duplicates, Errors: rejects,
 	})
-}
-
-func sortRejects(rs []ingest.Reject) {
-	for i := 1; i < len(rs); i++ {
-		for j := i; j > 0 && rs[j].Index < rs[j-1].Index; j-- {
-			rs[j], rs[j-1] = rs[j-1], rs[j]
-		}
-	}
 }
 
 // decodeBody decodes a small JSON request body strictly: unknown fields are

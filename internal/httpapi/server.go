@@ -15,10 +15,12 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/dynaprice/dynaprice/internal/engine"
+	"github.com/dynaprice/dynaprice/internal/httperror"
 	"github.com/dynaprice/dynaprice/internal/ingest"
 	"github.com/dynaprice/dynaprice/internal/pricing"
 	"github.com/prometheus/client_golang/prometheus"
@@ -170,12 +172,12 @@ func (a *API) routes() {
 		for _, m := range methods[1:] {
 			allow += ", " + m
 		}
-		if contains(methods, "GET") {
+		if slices.Contains(methods, "GET") {
 			allow += ", HEAD"
 		}
 		a.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allow)
-			writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed; allowed: "+allow)
+			httperror.Write(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed; allowed: "+allow)
 		})
 	}
 	// Unknown paths: the UI answers GET and HEAD when there is one (a "GET /"
@@ -185,17 +187,8 @@ func (a *API) routes() {
 			a.deps.UI.ServeHTTP(w, r)
 			return
 		}
-		writeError(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
+		httperror.Write(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
 	})
-}
-
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // wrap adds, around every API route: authentication and authorisation,
@@ -212,25 +205,17 @@ func (a *API) wrap(rt route) http.Handler {
 				}
 				a.cfg.Logger.Error("panic in handler", "route", rt.name, "panic", p, "stack", string(debug.Stack()))
 				if sw.status == 0 {
-					writeError(&sw, http.StatusInternalServerError, "internal error")
+					httperror.Write(&sw, http.StatusInternalServerError, "internal error")
 				}
 			}
 			obs.observe(sw.status, time.Since(start))
 		}()
 		var key Key
 		if rt.perm != 0 {
-			presented := r.Header.Get(a.cfg.KeyHeader)
-			if presented == "" {
-				writeError(&sw, http.StatusUnauthorized, "missing API key (header "+a.cfg.KeyHeader+")")
-				return
-			}
-			k, ok := a.keys.lookup(presented)
-			if !ok {
-				writeError(&sw, http.StatusUnauthorized, "invalid API key")
-				return
-			}
-			if !k.Role.can(rt.perm) {
-				writeError(&sw, http.StatusForbidden, "API key "+strconv.Quote(k.Name)+" (role "+k.Role.String()+") may not do this")
+			k, err := a.authorize(r, rt.perm)
+			if err != nil {
+				status, msg := statusOf(err)
+				httperror.Write(&sw, status, msg)
 				return
 			}
 			key = k
@@ -241,10 +226,27 @@ func (a *API) wrap(rt route) http.Handler {
 				a.cfg.Logger.Error("request failed", "route", rt.name, "status", status, "err", err)
 			}
 			if sw.status == 0 {
-				writeError(&sw, status, msg)
+				httperror.Write(&sw, status, msg)
 			}
 		}
 	})
+}
+
+// authorize finds the request's API key and checks that its role grants
+// perm: 401 without a key or with an unknown one, 403 for the wrong role.
+func (a *API) authorize(r *http.Request, perm permission) (Key, error) {
+	presented := r.Header.Get(a.cfg.KeyHeader)
+	if presented == "" {
+		return Key{}, errStatus(http.StatusUnauthorized, "missing API key (header "+a.cfg.KeyHeader+")")
+	}
+	k, ok := a.keys.lookup(presented)
+	if !ok {
+		return Key{}, errStatus(http.StatusUnauthorized, "invalid API key")
+	}
+	if !k.Role.can(perm) {
+		return Key{}, errStatus(http.StatusForbidden, "API key "+strconv.Quote(k.Name)+" (role "+k.Role.String()+") may not do this")
+	}
+	return k, nil
 }
 
 // statusWriter remembers the status for metrics and to avoid writing an

@@ -46,7 +46,6 @@ func (c Config) Validate() error {
 type Generator struct {
 	cfg Config
 	cum []float64 // cumulative popularity
-	n   uint64
 }
 
 // New returns a generator.
@@ -84,7 +83,6 @@ func (g *Generator) Next(dst []ingest.Event, n int) []ingest.Event {
 			t = pricing.Cart
 		}
 		p := g.cfg.Products[i]
-		g.n++
 		dst = append(dst, ingest.Event{Type: t, ProductID: p.ID, Timestamp: now, Price: p.BasePrice, Quantity: 1})
 	}
 	return dst
