@@ -18,15 +18,38 @@ import (
 	"time"
 )
 
+var (
+	binOnce sync.Once
+	binDir  string
+	binPath string
+	binErr  error
+)
+
+// TestMain removes the binary buildBinary shares between tests.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
 // buildBinary compiles dynaprice once per test run.
 func buildBinary(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "dynaprice")
-	cmd := exec.Command("go", "build", "-o", bin, "../../cmd/dynaprice")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	binOnce.Do(func() {
+		if binDir, binErr = os.MkdirTemp("", "dynaprice-bin-"); binErr != nil {
+			return
+		}
+		binPath = filepath.Join(binDir, "dynaprice")
+		if out, err := exec.Command("go", "build", "-o", binPath, "../../cmd/dynaprice").CombinedOutput(); err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
 	}
-	return bin
+	return binPath
 }
 
 // startProcess runs `dynaprice serve` as a child process and returns its

@@ -13,13 +13,13 @@ func TestParseKeys(t *testing.T) {
 	if len(keys) != 3 || keys[1].Secret != "s:with:colons" || keys[1].Role != RoleIngest || keys[2].Name != "bob" {
 		t.Fatalf("keys = %+v", keys)
 	}
-	for _, bad := range []string{"alice:operator", "alice:root:s", ":viewer:s", "a:viewer:"} {
+	for _, bad := range []string{"alice:operator", "alice:root:TOPSECRET", ":viewer:TOPSECRET", "a:viewer:", "nocolons-TOPSECRET"} {
 		_, err := ParseKeys(bad)
 		if err == nil {
 			t.Errorf("%q accepted", bad)
 			continue
 		}
-		if strings.Contains(err.Error(), ":s") && strings.HasSuffix(bad, ":s") && bad != ":viewer:s" {
+		if strings.Contains(err.Error(), "TOPSECRET") {
 			t.Errorf("%q: error leaks the secret: %v", bad, err)
 		}
 	}
