@@ -100,8 +100,7 @@ type Engine struct {
 	cfg   Config
 	store Store
 	pub   Publisher
-	book  *pricing.Book
-	seen  *seenSet
+	m     *Machine
 
 	reqs     chan *request
 	stopped  chan struct{}
@@ -110,12 +109,6 @@ type Engine struct {
 	mu       sync.RWMutex // guards closed against concurrent Submit/stop
 	closed   bool
 	ready    chan struct{}
-
-	// Reused per batch by the Run goroutine.
-	batch   Batch
-	dirty   []uint8
-	touched []int
-	changes []Change
 }
 
 // New returns an engine that persists to store and publishes to pub.
@@ -127,7 +120,7 @@ func New(cfg Config, store Store, pub Publisher) (*Engine, error) {
 		cfg.Metrics = NewMetrics(nil)
 	}
 	return &Engine{
-		cfg: cfg, store: store, pub: pub,
+		cfg: cfg, store: store, pub: pub, m: NewMachine(cfg),
 		reqs: make(chan *request, cfg.QueueSize), stopped: make(chan struct{}), ready: make(chan struct{}),
 		quit: make(chan struct{}),
 	}, nil
@@ -206,53 +199,21 @@ func (e *Engine) refuse() {
 	}
 }
 
-// load rebuilds the book from the store.
+// load rebuilds the machine from the store and publishes every price.
 func (e *Engine) load(ctx context.Context) error {
 	snap, err := e.store.Load(ctx)
 	if err != nil {
 		return fmt.Errorf("engine: loading state: %w", err)
 	}
-	pc := e.cfg.Pricing
-	if s := snap.Settings["default_strategy"]; s != "" {
-		pc.DefaultStrategy = s
-	}
-	book, err := pricing.NewBook(pc)
+	all, err := e.m.Load(snap, e.now())
 	if err != nil {
 		return fmt.Errorf("engine: %w", err)
-	}
-	now := e.now()
-	for _, p := range snap.Products {
-		i, _, err := book.Upsert(p, now)
-		if err != nil {
-			return fmt.Errorf("engine: stored product %s: %w", p.ID, err)
-		}
-		if s, ok := snap.States[p.ID]; ok {
-			book.Restore(i, s)
-		}
-	}
-	e.book = book
-	e.seen = newSeenSet(e.cfg.DedupMax)
-	for _, s := range snap.Seen {
-		e.seen.add(s.ID, s.At)
-	}
-	e.dirty = make([]uint8, book.Len())
-	all := make([]Change, 0, book.Len())
-	for i := 0; i < book.Len(); i++ {
-		all = append(all, e.change(i, true))
 	}
 	e.pub.Publish(all)
 	return nil
 }
 
 func (e *Engine) now() int64 { return e.cfg.Now().UnixNano() }
-
-func (e *Engine) change(i int, priceChanged bool) Change {
-	s := e.book.State(i)
-	return Change{
-		ProductID: e.book.Product(i).ID, Price: s.Price, Source: s.Source, Demand: s.DynDemand,
-		Version: s.Version, At: s.ChangedAt, Lowest30: s.Lowest30, PriceChanged: priceChanged,
-	}
-}
 
 // submit queues r and waits for its result.
 func (e *Engine) submit(ctx context.Context, r *request) error {

@@ -33,6 +33,9 @@ type Snapshot struct {
 	Seen []SeenID
 	// Settings are catalog-wide values such as the default strategy.
 	Settings map[string]string
+	// Cursor is the input position last committed (see Batch.Cursor); ""
+	// when none was ever committed.
+	Cursor string
 }
 
 // Batch is one group commit.
@@ -54,6 +57,12 @@ type Batch struct {
 	OverridesEnded []OverrideEnd
 	// Settings to upsert.
 	Settings map[string]string
+	// Cursor, when not empty, replaces the stored input position in the
+	// same transaction. A stream-fed engine puts its consumed offsets here,
+	// which is what makes its effect exactly once: state, history and the
+	// position that produced them are committed together or not at all.
+	// The store treats it as opaque.
+	Cursor string
 }
 
 // Reset empties b for reuse, keeping its capacity.
@@ -61,12 +70,13 @@ func (b *Batch) Reset() {
 	b.Products, b.States, b.History, b.Seen = b.Products[:0], b.States[:0], b.History[:0], b.Seen[:0]
 	b.OverridesSet, b.OverridesEnded = b.OverridesSet[:0], b.OverridesEnded[:0]
 	b.Settings = nil
+	b.Cursor = ""
 }
 
 // Empty reports whether b has nothing to write.
 func (b *Batch) Empty() bool {
 	return len(b.Products) == 0 && len(b.States) == 0 && len(b.History) == 0 && len(b.Seen) == 0 &&
-		len(b.OverridesSet) == 0 && len(b.OverridesEnded) == 0 && len(b.Settings) == 0
+		len(b.OverridesSet) == 0 && len(b.OverridesEnded) == 0 && len(b.Settings) == 0 && b.Cursor == ""
 }
 
 // ProductState is one product's state to persist.

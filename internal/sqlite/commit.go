@@ -106,7 +106,7 @@ type writeStmts struct {
 
 	history, seen, states *bulk
 
-	product, setting              driver.Stmt
+	product, setting, cursor      driver.Stmt
 	overrideClose, overrideInsert driver.Stmt
 	pruneBefore, pruneKeep        driver.Stmt
 
@@ -217,6 +217,7 @@ func prepareWriteStmts(ctx context.Context, c writeConn, tun tuning) (_ *writeSt
 				max_change_pct = excluded.max_change_pct, rounding = excluded.rounding,
 				updated_at = excluded.updated_at`},
 		{&ws.setting, "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"},
+		{&ws.cursor, "INSERT INTO cursor (id, value) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET value = excluded.value"},
 		{&ws.overrideClose, "UPDATE overrides SET ended_at = ?, ended_by = ?, end_reason = ? WHERE product_id = ? AND ended_at IS NULL"},
 		{&ws.overrideInsert, `INSERT INTO overrides (product_id, override_price, reason, set_by, created_at, expires_at, ended_at, ended_by, end_reason)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`},
@@ -240,7 +241,7 @@ func (ws *writeStmts) close() error {
 			errs = append(errs, b.close())
 		}
 	}
-	for _, st := range []driver.Stmt{ws.product, ws.setting, ws.overrideClose, ws.overrideInsert, ws.pruneBefore, ws.pruneKeep} {
+	for _, st := range []driver.Stmt{ws.product, ws.setting, ws.cursor, ws.overrideClose, ws.overrideInsert, ws.pruneBefore, ws.pruneKeep} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -409,6 +410,11 @@ func writeBatch(ctx context.Context, ws *writeStmts, b *engine.Batch, states *en
 	for k, v := range b.Settings {
 		if err := ws.exec(ctx, ws.setting, k, v); err != nil {
 			return fmt.Errorf("setting %q: %w", k, err)
+		}
+	}
+	if b.Cursor != "" {
+		if err := ws.exec(ctx, ws.cursor, b.Cursor); err != nil {
+			return fmt.Errorf("cursor: %w", err)
 		}
 	}
 	return nil

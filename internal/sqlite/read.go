@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/dynaprice/dynaprice/internal/engine"
@@ -91,6 +92,10 @@ func (s *Store) load(ctx context.Context) (engine.Snapshot, error) {
 	})
 	if err != nil {
 		return snap, fmt.Errorf("settings: %w", err)
+	}
+	err = tx.QueryRowContext(ctx, "SELECT value FROM cursor WHERE id = 1").Scan(&snap.Cursor)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return snap, fmt.Errorf("cursor: %w", err)
 	}
 	return snap, nil
 }

@@ -67,6 +67,7 @@ func Run(t *testing.T, open Opener) {
 		{"Overrides", s.overrides},
 		{"OverridesInOneBatch", s.overridesInOneBatch},
 		{"Seen", s.seen},
+		{"Cursor", s.cursor},
 		{"PruneSeen", s.pruneSeen},
 		{"CancelledContext", s.cancelledContext},
 		{"CancelDuringCommit", s.cancelDuringCommit},
@@ -281,6 +282,31 @@ func (s *suite) roundTrip(t *testing.T) {
 	closeStore()
 	st, _ = s.openStore(t, name)
 	check("after reopen")
+}
+
+// cursor checks that the input position commits with the batch, survives a
+// reopen, is left alone by batches without one, and rolls back with a
+// failed commit.
+func (s *suite) cursor(t *testing.T) {
+	name := storeName(t, "")
+	st, closeStore := s.openStore(t, name)
+	if c := load(t, st).Cursor; c != "" {
+		t.Fatalf("Cursor of a new store = %q, want empty", c)
+	}
+	commit(t, st, &engine.Batch{Cursor: `{"p":3,"o":41}`})
+	commit(t, st, &engine.Batch{Products: []pricing.Product{product("sku-1")}})
+	equal(t, "cursor after a batch without one", load(t, st).Cursor, `{"p":3,"o":41}`)
+	commit(t, st, &engine.Batch{Cursor: `{"p":3,"o":42}`, States: []engine.ProductState{{ID: "sku-1", State: state(1)}},
+		Products: []pricing.Product{product("sku-1")}})
+	closeStore()
+	st, _ = s.openStore(t, name)
+	equal(t, "cursor after reopen", load(t, st).Cursor, `{"p":3,"o":42}`)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := st.Commit(ctx, &engine.Batch{Cursor: "lost"}); err == nil {
+		t.Fatal("Commit with a cancelled context succeeded")
+	}
+	equal(t, "cursor after a failed commit", load(t, st).Cursor, `{"p":3,"o":42}`)
 }
 
 func (s *suite) productUpdate(t *testing.T) {

@@ -1,0 +1,311 @@
+package engine
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/dynaprice/dynaprice/internal/ingest"
+	"github.com/dynaprice/dynaprice/internal/pricing"
+)
+
+const (
+	flagTouched = 1 << iota
+	flagPriceChanged
+)
+
+// Longest accepted override reason.
+const maxReasonLen = 500
+
+// Machine is the engine's state machine without any I/O: it applies events,
+// overrides, catalog changes and clock ticks to a pricing.Book and collects
+// what must be committed (a Batch) and what must be published (Changes).
+//
+// It is what the engine and the stream processor of scale-out mode share:
+// the Engine feeds it from HTTP requests and group-commits to its Store; a
+// Kafka partition's processor feeds it from records and commits the batch
+// with the consumed offsets. Both then publish only what was committed.
+// A Machine is not safe for concurrent use.
+type Machine struct {
+	cfg  Config
+	book *pricing.Book
+	seen *seenSet
+
+	// Reused per batch.
+	batch   Batch
+	dirty   []uint8
+	touched []int
+	changes []Change
+}
+
+// NewMachine returns an empty machine; Load gives it its state. cfg must
+// be valid (Config.Validate).
+func NewMachine(cfg Config) *Machine {
+	return &Machine{cfg: cfg}
+}
+
+// Load replaces the machine's state with snap and returns every product's
+// current state, to publish. Pending (unsealed) changes are discarded.
+func (m *Machine) Load(snap Snapshot, now int64) ([]Change, error) {
+	pc := m.cfg.Pricing
+	if s := snap.Settings["default_strategy"]; s != "" {
+		pc.DefaultStrategy = s
+	}
+	book, err := pricing.NewBook(pc)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range snap.Products {
+		i, _, err := book.Upsert(p, now)
+		if err != nil {
+			return nil, fmt.Errorf("stored product %s: %w", p.ID, err)
+		}
+		if s, ok := snap.States[p.ID]; ok {
+			book.Restore(i, s)
+		}
+	}
+	m.book = book
+	m.seen = newSeenSet(m.cfg.DedupMax)
+	for _, s := range snap.Seen {
+		m.seen.add(s.ID, s.At)
+	}
+	m.dirty = make([]uint8, book.Len())
+	m.batch.Reset()
+	m.touched, m.changes = m.touched[:0], m.changes[:0]
+	all := make([]Change, 0, book.Len())
+	for i := 0; i < book.Len(); i++ {
+		all = append(all, m.change(i, true))
+	}
+	return all, nil
+}
+
+// Seal completes the batch of everything applied since the last Seal (or
+// Load) and returns it with the changes to publish once it is committed.
+// Both stay valid until the next call that changes the machine.
+func (m *Machine) Seal() (*Batch, []Change) {
+	b := &m.batch
+	for _, i := range m.touched {
+		b.States = append(b.States, ProductState{ID: m.book.Product(i).ID, State: *m.book.State(i)})
+		m.changes = append(m.changes, m.change(i, m.dirty[i]&flagPriceChanged != 0))
+		m.dirty[i] = 0
+	}
+	m.touched = m.touched[:0]
+	return b, m.changes
+}
+
+// Begin starts a new batch, forgetting the sealed one.
+func (m *Machine) Begin() {
+	m.batch.Reset()
+	m.touched, m.changes = m.touched[:0], m.changes[:0]
+}
+
+// Explain explains a product's current price.
+func (m *Machine) Explain(id string) (pricing.Explanation, error) {
+	i, ok := m.book.Index(id)
+	if !ok {
+		return pricing.Explanation{}, errorf(KindNotFound, "unknown product_id %q", id)
+	}
+	return m.book.Explain(i), nil
+}
+
+// Has reports whether id is in the catalog.
+func (m *Machine) Has(id string) bool {
+	_, ok := m.book.Index(id)
+	return ok
+}
+
+// ForgetSeen forgets applied event ids older than cutoff (unix ns).
+func (m *Machine) ForgetSeen(cutoff int64) { m.seen.expire(cutoff) }
+
+func (m *Machine) change(i int, priceChanged bool) Change {
+	s := m.book.State(i)
+	return Change{
+		ProductID: m.book.Product(i).ID, Price: s.Price, Source: s.Source, Demand: s.DynDemand,
+		Version: s.Version, At: s.ChangedAt, Lowest30: s.Lowest30, PriceChanged: priceChanged,
+	}
+}
+
+
+// touch records that product i changed and, if its price changed, adds the
+// history row.
+func (m *Machine) touch(i int, priceChanged bool) {
+	if m.dirty[i] == 0 {
+		m.touched = append(m.touched, i)
+	}
+	m.dirty[i] |= flagTouched
+	if priceChanged {
+		m.dirty[i] |= flagPriceChanged
+		s := m.book.State(i)
+		m.batch.History = append(m.batch.History, HistoryRow{
+			ProductID: m.book.Product(i).ID, Price: s.Price, Demand: s.DynDemand,
+			Source: s.Source, At: s.ChangedAt, Version: s.Version,
+		})
+	}
+}
+
+// ApplyEvents applies events, adding to res: events naming unknown products
+// are rejected (or create the product, with AutoCreate); events whose id was
+// applied before are counted as accepted duplicates and not applied again.
+func (m *Machine) ApplyEvents(events []ingest.Event, now int64, res *SubmitResult) {
+	for k := range events {
+		ev := &events[k]
+		if ev.EventID != "" && m.seen.has(ev.EventID) {
+			res.Accepted++
+			res.Duplicates++
+			continue
+		}
+		i, ok := m.book.Index(ev.ProductID)
+		if !ok {
+			var err error
+			if i, err = m.autoCreate(ev.ProductID, ev.Price, now); err != nil {
+				res.Rejects = append(res.Rejects, rejectAt(k, err.Error()))
+				continue
+			}
+		}
+		qty := ev.Quantity
+		if qty <= 0 {
+			qty = 1
+		}
+		m.touch(i, m.book.Apply(i, ev.Type, qty, now))
+		if ev.EventID != "" {
+			m.seen.add(ev.EventID, now)
+			m.batch.Seen = append(m.batch.Seen, SeenID{ID: ev.EventID, At: now})
+		}
+		res.Accepted++
+	}
+}
+
+func (m *Machine) autoCreate(id string, price float64, now int64) (int, error) {
+	if !m.cfg.AutoCreate {
+		return 0, fmt.Errorf("unknown product_id %q (not in the catalog)", id)
+	}
+	if !(price > 0) || math.IsInf(price, 0) {
+		return 0, fmt.Errorf("unknown product_id %q and no price to create it from", id)
+	}
+	p := pricing.Product{ID: id, BasePrice: math.Round(price*100) / 100}
+	i, _, err := m.book.Upsert(p, now)
+	if err != nil {
+		return 0, err
+	}
+	m.growDirty()
+	m.batch.Products = append(m.batch.Products, p)
+	return i, nil
+}
+
+func (m *Machine) growDirty() {
+	for len(m.dirty) < m.book.Len() {
+		m.dirty = append(m.dirty, 0)
+	}
+}
+
+// SetOverride sets or replaces a product's override.
+func (m *Machine) SetOverride(in OverrideInput, now int64) error {
+	i, ok := m.book.Index(in.ProductID)
+	if !ok {
+		return errorf(KindNotFound, "unknown product_id %q", in.ProductID)
+	}
+	if len(in.Reason) > maxReasonLen {
+		return errorf(KindInvalid, "reason is longer than %d bytes", maxReasonLen)
+	}
+	var exp int64
+	if !in.ExpiresAt.IsZero() {
+		exp = in.ExpiresAt.UnixNano()
+		if exp <= now {
+			return errorf(KindInvalid, "expires_at must be in the future")
+		}
+	}
+	o := pricing.Override{Price: in.Price, Reason: in.Reason, By: in.By, Since: now, Expires: exp}
+	changed, err := m.book.SetOverride(i, o, now)
+	if err != nil {
+		return &Error{Kind: KindInvalid, Msg: err.Error()}
+	}
+	m.touch(i, changed)
+	m.batch.OverridesSet = append(m.batch.OverridesSet, OverrideRecord{
+		ProductID: in.ProductID, Price: m.book.State(i).Override.Price, Reason: in.Reason, By: in.By,
+		CreatedAt: now, ExpiresAt: exp,
+	})
+	return nil
+}
+
+// ClearOverride removes a product's override; KindNotFound if it has none.
+func (m *Machine) ClearOverride(in OverrideInput, now int64) error {
+	i, ok := m.book.Index(in.ProductID)
+	if !ok {
+		return errorf(KindNotFound, "unknown product_id %q", in.ProductID)
+	}
+	had, changed := m.book.ClearOverride(i, now)
+	if !had {
+		return errorf(KindNotFound, "product %q has no override", in.ProductID)
+	}
+	m.touch(i, changed)
+	m.batch.OverridesEnded = append(m.batch.OverridesEnded, OverrideEnd{ProductID: in.ProductID, At: now, By: in.By, Reason: "removed"})
+	return nil
+}
+
+// Upsert adds or updates a catalog product.
+func (m *Machine) Upsert(p pricing.Product, now int64) (bool, error) {
+	_, existed := m.book.Index(p.ID)
+	i, changed, err := m.book.Upsert(p, now)
+	if err != nil {
+		return false, &Error{Kind: KindInvalid, Msg: err.Error()}
+	}
+	m.growDirty()
+	m.batch.Products = append(m.batch.Products, p)
+	m.touch(i, changed)
+	return !existed, nil
+}
+
+// Import upserts products and, when def is not empty, sets the default
+// strategy; it checks every product first, so an invalid one changes nothing.
+func (m *Machine) Import(ps []pricing.Product, def string, now int64) error {
+	for _, p := range ps {
+		if err := m.book.CheckProduct(p); err != nil {
+			return &Error{Kind: KindInvalid, Msg: fmt.Sprintf("product %q: %v", p.ID, err)}
+		}
+	}
+	if def != "" && def != m.book.DefaultStrategy() {
+		changed, err := m.book.SetDefaultStrategy(def, now)
+		if err != nil {
+			return &Error{Kind: KindInvalid, Msg: "default_strategy: " + err.Error()}
+		}
+		for _, i := range changed {
+			m.touch(i, true)
+		}
+		m.batch.Settings = map[string]string{"default_strategy": def}
+	}
+	for _, p := range ps {
+		if _, err := m.Upsert(p, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Products lists the catalog in insertion order.
+func (m *Machine) Products() []ProductInfo {
+	out := make([]ProductInfo, m.book.Len())
+	for i := range out {
+		s := m.book.State(i)
+		out[i] = ProductInfo{Product: m.book.Product(i), EffectiveStrategy: m.book.StrategyName(i),
+			Price: s.Price, Source: s.Source, Demand: s.DynDemand}
+	}
+	return out
+}
+
+// Tick re-evaluates time-dependent prices, override expiries and the
+// 30-day lowest price.
+func (m *Machine) Tick(now int64) {
+	for i := 0; i < m.book.Len(); i++ {
+		s := m.book.State(i)
+		hadOverride := s.Override.Active
+		priceChanged, changed := m.book.Tick(i, now)
+		if hadOverride && !s.Override.Active {
+			m.batch.OverridesEnded = append(m.batch.OverridesEnded, OverrideEnd{
+				ProductID: m.book.Product(i).ID, At: now, By: "system", Reason: "expired"})
+		}
+		if changed {
+			m.touch(i, priceChanged)
+		}
+	}
+}
+
+func rejectAt(i int, msg string) ingest.Reject { return ingest.Reject{Index: i, Error: msg} }
