@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 
 	"github.com/dynaprice/dynaprice/internal/pricing"
 )
@@ -123,3 +124,10 @@ type OverrideEnd struct {
 	By        string
 	Reason    string
 }
+
+// ErrFenced is wrapped by a Store's Commit when another writer committed
+// for the same data since this one's Load: in scale-out mode, another
+// engine took over the partition (this one is a zombie, or its previous
+// commit succeeded without it hearing so). Nothing of the batch is
+// written; the caller must Load again before committing.
+var ErrFenced = errors.New("store: another writer committed since Load (fenced)")

@@ -209,7 +209,7 @@ func (h *Hub) Publish(us []Update) {
 		}
 		// Encode into reusable scratch space and copy out once: a single
 		// allocation of the exact size instead of append's growth steps.
-		h.enc = appendMessage(h.enc[:0], u)
+		h.enc = AppendMessage(h.enc[:0], u)
 		batch = append(batch, entry{id: u.ProductID, version: u.Version, msg: bytes.Clone(h.enc)})
 	}
 	if nonFinite > 0 {
@@ -452,7 +452,7 @@ func encodeSnapshot(us []Update) []entry {
 		if u.At.IsZero() {
 			u.At = now
 		}
-		e := entry{id: u.ProductID, version: u.Version, msg: appendMessage(nil, &u)}
+		e := entry{id: u.ProductID, version: u.Version, msg: AppendMessage(nil, &u)}
 		// A client queue holds a product once; keep the newest.
 		if j, ok := pos[e.id]; ok {
 			if e.version >= out[j].version {

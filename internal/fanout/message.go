@@ -1,6 +1,9 @@
 package fanout
 
 import (
+	"encoding/json"
+	"errors"
+	"fmt"
 	"math"
 	"strconv"
 	"time"
@@ -33,14 +36,15 @@ type entry struct {
 	msg     []byte
 }
 
-// appendMessage appends u's wire form. The field order and names are the
+// AppendMessage appends u's wire form, the WebSocket message and also the
+// value of a price-updates record in scale-out mode. The field order and names are the
 // older system's ("type", "product_id", "new_price", "timestamp" in unix
 // seconds) followed by ours; its clients parse the first four and must keep
 // working. Hand-written instead of encoding/json because this runs once per
 // published update on the engine's goroutine; the output is what
 // encoding/json would produce for the same fields (the tests check that).
 // Non-finite numbers have no JSON form; the caller drops such updates.
-func appendMessage(b []byte, u *Update) []byte {
+func AppendMessage(b []byte, u *Update) []byte {
 	b = append(b, `{"type":"price_update","product_id":`...)
 	b = appendString(b, u.ProductID)
 	b = append(b, `,"new_price":`...)
@@ -151,4 +155,36 @@ func appendString(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+// wireMessage is the decoded form of AppendMessage's output.
+type wireMessage struct {
+	Type      string   `json:"type"`
+	ProductID string   `json:"product_id"`
+	Price     *float64 `json:"new_price"`
+	Source    string   `json:"price_source"`
+	Demand    float64  `json:"demand"`
+	Version   uint64   `json:"version"`
+	Lowest30  float64  `json:"lowest_30d"`
+	Timestamp int64    `json:"timestamp"`
+	AtMillis  int64    `json:"timestamp_ms"`
+}
+
+// ParseMessage decodes a message written by AppendMessage (or by the older
+// system, which wrote only type, product_id, new_price and timestamp). API
+// replicas use it to turn price-updates records back into Updates.
+func ParseMessage(b []byte) (Update, error) {
+	var m wireMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return Update{}, fmt.Errorf("fanout: price update: %w", err)
+	}
+	if m.Type != "price_update" || m.ProductID == "" || m.Price == nil {
+		return Update{}, errors.New("fanout: price update: need type price_update, product_id and new_price")
+	}
+	at := time.UnixMilli(m.AtMillis)
+	if m.AtMillis == 0 {
+		at = time.Unix(m.Timestamp, 0)
+	}
+	return Update{ProductID: m.ProductID, Price: *m.Price, Source: m.Source, Demand: m.Demand,
+		Version: m.Version, At: at, Lowest30: m.Lowest30}, nil
 }

@@ -12,7 +12,7 @@ func TestAppendMessageExact(t *testing.T) {
 		ProductID: "PA", Price: 151.34, Source: "dynamic", Demand: 12.5, Version: 7,
 		At: time.Unix(1773713139, 456_000_000), Lowest30: 149.99,
 	}
-	got := string(appendMessage(nil, &u))
+	got := string(AppendMessage(nil, &u))
 	want := `{"type":"price_update","product_id":"PA","new_price":151.34,"timestamp":1773713139,` +
 		`"price_source":"dynamic","demand":12.5,"version":7,"lowest_30d":149.99,"timestamp_ms":1773713139456}`
 	if got != want {
@@ -21,7 +21,7 @@ func TestAppendMessageExact(t *testing.T) {
 
 	u.Source = ""
 	var m map[string]any
-	if err := json.Unmarshal(appendMessage(nil, &u), &m); err != nil {
+	if err := json.Unmarshal(AppendMessage(nil, &u), &m); err != nil {
 		t.Fatal(err)
 	}
 	if m["price_source"] != "base" {
@@ -121,5 +121,26 @@ func TestClientQueueCoalesces(t *testing.T) {
 	got, _ = c.take()
 	if len(got) != 2 || got[0].id != "C" || got[0].version != 3 || got[1].id != "A" || got[1].version != 4 {
 		t.Fatalf("took %v after reuse, want [C3 A4]", got)
+	}
+}
+
+func TestParseMessageRoundTrip(t *testing.T) {
+	u := Update{ProductID: "PA", Price: 314, Source: "dynamic", Demand: 9, Version: 12,
+		At: time.UnixMilli(1795608000123), Lowest30: 299}
+	got, err := ParseMessage(AppendMessage(nil, &u))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != u {
+		t.Errorf("ParseMessage(AppendMessage(u)) = %+v, want %+v", got, u)
+	}
+	old, err := ParseMessage([]byte(`{"type":"price_update","product_id":"PB","new_price":151.34,"timestamp":1773713139}`))
+	if err != nil || old.Price != 151.34 || !old.At.Equal(time.Unix(1773713139, 0)) {
+		t.Errorf("ParseMessage(original format) = %+v, %v", old, err)
+	}
+	for _, bad := range []string{`{}`, `not json`, `{"type":"other","product_id":"PA","new_price":1}`, `{"type":"price_update","product_id":"PA"}`} {
+		if _, err := ParseMessage([]byte(bad)); err == nil {
+			t.Errorf("ParseMessage(%s) succeeded", bad)
+		}
 	}
 }

@@ -1,0 +1,23 @@
+package cli
+
+// Commands lists the roles of the binary, for docs and the deployment
+// checks in deploy/ (which verify that manifests only run roles that exist).
+func Commands() []string {
+	return []string{"serve", "engine", "api", "migrate", "loadgen", "version", "help"}
+}
+
+// EnvNames lists every environment variable any role reads. The deployment
+// checks in deploy/ fail when a manifest sets a variable not listed here, so
+// a typo in a manifest cannot silently fall back to a default.
+func EnvNames() []string {
+	return []string{
+		// The original's names.
+		"KAFKA_BROKERS", "PRODUCT_EVENTS_TOPIC", "PRICE_UPDATES_TOPIC", "REDIS_ADDR",
+		"API_PORT", "ADMIN_API_KEY", "API_KEY_HEADER",
+		// DATABASE_URL takes the place of the original's ORACLE_DSN.
+		"DATABASE_URL",
+		// dynaprice's own.
+		"DYNAPRICE_API_KEYS", "DYNAPRICE_WS_ORIGINS", "DYNAPRICE_PARTITIONS",
+		"DYNAPRICE_LOG_LEVEL", "DYNAPRICE_LOG_FORMAT",
+	}
+}

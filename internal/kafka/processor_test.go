@@ -1,0 +1,286 @@
+package kafka
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dynaprice/dynaprice/internal/catalog"
+	"github.com/dynaprice/dynaprice/internal/engine"
+	"github.com/dynaprice/dynaprice/internal/pricing"
+	"github.com/dynaprice/dynaprice/internal/sqlite"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+func TestPartitionOfMatchesFranzGo(t *testing.T) {
+	part := kgo.StickyKeyPartitioner(nil).ForTopic("t")
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 20000; i++ {
+		key := make([]byte, r.IntN(40))
+		for k := range key {
+			key[k] = byte(r.IntN(256))
+		}
+		for _, n := range []int{1, 3, 12, 50} {
+			want := part.Partition(&kgo.Record{Key: key}, n)
+			if got := PartitionOf(string(key), int32(n)); int(got) != want {
+				t.Fatalf("PartitionOf(%q, %d) = %d, franz-go says %d", key, n, got, want)
+			}
+		}
+	}
+}
+
+// memLive is a LiveWriter keeping the newest version per product, the
+// behaviour the Redis adapter guarantees (tested there against Redis).
+type memLive struct {
+	mu sync.Mutex
+	m  map[string]engine.Change
+}
+
+func (l *memLive) Write(_ context.Context, cs []engine.Change) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, c := range cs {
+		if old, ok := l.m[c.ProductID]; ok && old.Version >= c.Version {
+			continue
+		}
+		l.m[c.ProductID] = c
+		n++
+	}
+	return n, nil
+}
+
+func (l *memLive) get(id string) (engine.Change, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c, ok := l.m[id]
+	return c, ok
+}
+
+// sqliteStores opens one SQLite store per partition in dir, seeding each
+// with the demo products it owns.
+type sqliteStores struct {
+	t   *testing.T
+	dir string
+	n   int32
+	mu  sync.Mutex
+}
+
+func (s *sqliteStores) open(q int32, owns func(string) bool) engine.Store {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, err := sqlite.Open(context.Background(), sqlite.Config{Path: filepath.Join(s.dir, fmt.Sprintf("p%d.db", q)), Synchronous: "normal"})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	snap, err := st.Load(context.Background())
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if len(snap.Products) == 0 {
+		var mine []pricing.Product
+		for _, p := range catalog.Demo().Products {
+			if owns(p.ID) {
+				mine = append(mine, p)
+			}
+		}
+		if err := st.Commit(context.Background(), &engine.Batch{Products: mine, Settings: map[string]string{"default_strategy": "seed"}}); err != nil {
+			s.t.Fatal(err)
+		}
+	}
+	return st
+}
+
+type rig struct {
+	t       *testing.T
+	brokers []string
+	topics  Topics
+	stores  *sqliteStores
+	live    *memLive
+}
+
+func newRig(t *testing.T, partitions int32) *rig {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return &rig{t: t, brokers: c.ListenAddrs(), topics: DefaultTopics(),
+		stores: &sqliteStores{t: t, dir: t.TempDir(), n: partitions}, live: &memLive{m: map[string]engine.Change{}}}
+}
+
+// start runs a processor until the returned stop is called.
+func (r *rig) start() (stop func()) {
+	cfg := engine.DefaultConfig()
+	cfg.TickInterval = 200 * time.Millisecond
+	p, err := NewProcessor(ProcessorConfig{
+		Brokers: r.brokers, Topics: r.topics, Group: "engines", Partitions: r.stores.n,
+		Engine: cfg, Stores: r.stores.open, Live: r.live,
+		ClientOpts: []kgo.Opt{kgo.SessionTimeout(time.Second), kgo.RebalanceTimeout(2 * time.Second), kgo.HeartbeatInterval(100 * time.Millisecond)},
+	})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			r.t.Errorf("Run: %v", err)
+		}
+	}
+}
+
+func (r *rig) client(opts ...kgo.Opt) *kgo.Client {
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(r.brokers...)}, opts...)...)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Cleanup(cl.Close)
+	return cl
+}
+
+var weights = map[string]float64{"view": 1, "cart": 3, "purchase": 5}
+
+// waitDemand waits until every product's live demand equals want.
+func (r *rig) waitDemand(want map[string]float64, timeout time.Duration) {
+	r.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		bad := ""
+		for id, d := range want {
+			c, ok := r.live.get(id)
+			if !ok || math.Abs(c.Demand-d) > 1e-9 {
+				bad = fmt.Sprintf("%s: live demand %v (ok=%v), want %v", id, c.Demand, ok, d)
+				break
+			}
+		}
+		if bad == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatal(bad)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func seedEvent(typ, id string) []byte {
+	return []byte(`{"event_type":"` + typ + `","product_id":"` + id + `","user_id":"U1","timestamp":` +
+		strconv.FormatInt(time.Now().UnixMilli(), 10) + `,"price":1}`)
+}
+
+// TestProcessorExactlyOnce streams keyed and unkeyed events plus malformed
+// records, restarts the processor mid-stream, and checks that demand is the
+// exact weighted sum, history has one row per event, and dead letters carry
+// their reasons.
+func TestProcessorExactlyOnce(t *testing.T) {
+	r := newRig(t, 4)
+	stop := r.start()
+	keyed := r.client(kgo.DefaultProduceTopic(r.topics.Events))
+	// The original's producers set no key: spread such records round-robin.
+	unkeyed := r.client(kgo.DefaultProduceTopic(r.topics.Events), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+	ids := []string{"PA", "PB", "PC", "PD", "PE", "PF", "PG", "PH", "PI", "PJ"}
+	types := []string{"view", "cart", "purchase"}
+	want := map[string]float64{}
+	count := map[string]int{}
+	rnd := rand.New(rand.NewPCG(3, 4))
+	ctx := context.Background()
+	produce := func(n int) {
+		var recs []*kgo.Record
+		for i := 0; i < n; i++ {
+			id, typ := ids[rnd.IntN(len(ids))], types[rnd.IntN(3)]
+			want[id] += weights[typ]
+			count[id]++
+			rec := &kgo.Record{Value: seedEvent(typ, id)}
+			if i%2 == 0 {
+				rec.Key = []byte(id)
+				recs = append(recs, rec)
+				continue
+			}
+			if err := unkeyed.ProduceSync(ctx, rec).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := keyed.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	produce(1500)
+	bad := []*kgo.Record{
+		{Value: []byte("not json")},
+		{Value: []byte(`{"event_type":"zap","product_id":"PA"}`)},
+		{Value: []byte(`{"event_type":"view","product_id":"NOPE"}`)},
+		{Key: []byte("PA"), Value: []byte(`{"product_id":"PA"}`), Headers: []kgo.RecordHeader{{Key: HeaderControl, Value: []byte("bogus")}}},
+	}
+	if err := keyed.ProduceSync(ctx, bad...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	r.waitDemand(want, 20*time.Second)
+	stop()
+	produce(1500) // while no engine runs
+	stop = r.start()
+	r.waitDemand(want, 20*time.Second)
+	stop()
+
+	// History: exactly one row per event (the seed formula moves the price
+	// with every event), across all partition stores.
+	for _, id := range ids {
+		q := PartitionOf(id, 4)
+		st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(r.stores.dir, fmt.Sprintf("p%d.db", q))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := st.History(ctx, id, 100000)
+		st.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dyn := 0
+		for _, row := range h {
+			if row.Source == pricing.SourceDynamic {
+				dyn++
+			}
+		}
+		if dyn != count[id] {
+			t.Errorf("%s: %d dynamic history rows, want %d (one per event)", id, dyn, count[id])
+		}
+		c, _ := r.live.get(id)
+		base := 0.0
+		for _, p := range catalog.Demo().Products {
+			if p.ID == id {
+				base = p.BasePrice
+			}
+		}
+		if wantPrice := math.Round((base+math.Sqrt(want[id])*5)*100) / 100; math.Abs(c.Price-wantPrice) > 1e-9 {
+			t.Errorf("%s: live price %v, want %v", id, c.Price, wantPrice)
+		}
+	}
+
+	// Dead letters: the four bad records, each with a reason.
+	dlq := r.client(kgo.ConsumeTopics(r.topics.DeadLetter()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	reasons := map[string]bool{}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for len(reasons) < 4 && pctx.Err() == nil {
+		dlq.PollFetches(pctx).EachRecord(func(rec *kgo.Record) {
+			why := string(header(rec, HeaderError))
+			if why == "" || header(rec, HeaderOrigin) == nil {
+				t.Errorf("dead letter %q without reason or origin", rec.Value)
+			}
+			reasons[why] = true
+		})
+	}
+	if len(reasons) != 4 {
+		t.Errorf("dead letter reasons = %v, want 4 distinct", reasons)
+	}
+}

@@ -1,0 +1,199 @@
+package kafka
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/dynaprice/dynaprice/internal/fanout"
+	"github.com/dynaprice/dynaprice/internal/ingest"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// ClientConfig configures the API replicas' Kafka clients.
+type ClientConfig struct {
+	Brokers []string
+	Topics  Topics
+	Logger  *slog.Logger
+	// ClientOpts are appended to the franz-go options.
+	ClientOpts []kgo.Opt
+}
+
+// Producer writes events and control records for API replicas. Events are
+// keyed by product id, so each lands on its product's partition and needs
+// no forwarding.
+type Producer struct {
+	cfg ClientConfig
+	cl  *kgo.Client
+	adm *kadm.Client
+}
+
+// partitionKey carries an explicit partition in a record's Context, for
+// control records that go to every partition.
+type partitionKey struct{}
+
+// NewProducer returns a producer; it connects lazily, so an API replica
+// starts (and reports not ready) while Kafka is down.
+func NewProducer(cfg ClientConfig) (*Producer, error) {
+	if len(cfg.Brokers) == 0 || cfg.Topics.Events == "" {
+		return nil, errors.New("kafka: brokers and the events topic are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	part := kgo.BasicConsistentPartitioner(func(string) func(*kgo.Record, int) int {
+		return func(r *kgo.Record, n int) int {
+			if r.Context != nil {
+				if p, ok := r.Context.Value(partitionKey{}).(int32); ok {
+					return int(p)
+				}
+			}
+			return int(PartitionOf(string(r.Key), int32(n)))
+		}
+	})
+	opts := []kgo.Opt{kgo.SeedBrokers(cfg.Brokers...), kgo.RecordPartitioner(part),
+		kgo.DefaultProduceTopic(cfg.Topics.Events), kgo.WithLogger(slogAdapter{cfg.Logger})}
+	cl, err := kgo.NewClient(append(opts, cfg.ClientOpts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: %w", err)
+	}
+	return &Producer{cfg: cfg, cl: cl, adm: kadm.NewClient(cl)}, nil
+}
+
+// Close flushes and closes the client.
+func (p *Producer) Close() { p.cl.Close() }
+
+// Ping checks that a broker answers.
+func (p *Producer) Ping(ctx context.Context) error { return p.cl.Ping(ctx) }
+
+// Events produces evs and returns once every one is acknowledged by all
+// in-sync replicas: after that, they survive the loss of this process.
+func (p *Producer) Events(ctx context.Context, evs []ingest.Event) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	var buf []byte
+	ends := make([]int, len(evs))
+	for i := range evs {
+		buf = ingest.AppendJSON(buf, &evs[i])
+		ends[i] = len(buf)
+	}
+	recs := make([]kgo.Record, len(evs))
+	start := 0
+	for i := range evs {
+		recs[i] = kgo.Record{Key: []byte(evs[i].ProductID), Value: buf[start:ends[i]:ends[i]]}
+		start = ends[i]
+	}
+	return p.produce(ctx, recs)
+}
+
+func (p *Producer) produce(ctx context.Context, recs []kgo.Record) error {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	wg.Add(len(recs))
+	for i := range recs {
+		p.cl.Produce(ctx, &recs[i], func(_ *kgo.Record, err error) {
+			if err != nil {
+				mu.Lock()
+				if first == nil {
+					first = err
+				}
+				mu.Unlock()
+			}
+			wg.Done()
+		})
+	}
+	wg.Wait()
+	if first != nil {
+		return fmt.Errorf("kafka: producing: %w", first)
+	}
+	return nil
+}
+
+// Control produces one control record for the product key.
+func (p *Producer) Control(ctx context.Context, kind, key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("kafka: encoding %s control record: %w", kind, err)
+	}
+	return p.produce(ctx, []kgo.Record{controlRecord(kind, []byte(key), b)})
+}
+
+// Broadcast produces one control record to every partition of the events
+// topic, for changes every engine must apply (the default strategy).
+func (p *Producer) Broadcast(ctx context.Context, kind string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("kafka: encoding %s control record: %w", kind, err)
+	}
+	td, err := p.adm.ListTopics(ctx, p.cfg.Topics.Events)
+	if err != nil {
+		return fmt.Errorf("kafka: %w", err)
+	}
+	d, ok := td[p.cfg.Topics.Events]
+	if !ok || d.Err != nil || len(d.Partitions) == 0 {
+		return fmt.Errorf("kafka: topic %s not found", p.cfg.Topics.Events)
+	}
+	recs := make([]kgo.Record, len(d.Partitions))
+	for i := range recs {
+		recs[i] = controlRecord(kind, nil, b)
+		recs[i].Context = context.WithValue(ctx, partitionKey{}, int32(i))
+	}
+	return p.produce(ctx, recs)
+}
+
+func controlRecord(kind string, key, value []byte) kgo.Record {
+	return kgo.Record{Key: key, Value: value, Headers: []kgo.RecordHeader{{Key: HeaderControl, Value: []byte(kind)}}}
+}
+
+// Follow consumes the price-updates topic from its end, as every API
+// replica does on its own (no consumer group: each needs every update),
+// and passes each polled batch to fn, in order, without updates older than
+// one already passed for the same product. It returns when ctx ends.
+func Follow(ctx context.Context, cfg ClientConfig, fn func([]fanout.Update)) error {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	opts := []kgo.Opt{kgo.SeedBrokers(cfg.Brokers...), kgo.ConsumeTopics(cfg.Topics.Updates),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()), kgo.WithLogger(slogAdapter{cfg.Logger}),
+		kgo.FetchMaxWait(100 * 1e6)}
+	cl, err := kgo.NewClient(append(opts, cfg.ClientOpts...)...)
+	if err != nil {
+		return fmt.Errorf("kafka: %w", err)
+	}
+	defer cl.Close()
+	versions := make(map[string]uint64)
+	var us []fanout.Update
+	for {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil || fs.IsClientClosed() {
+			return nil
+		}
+		fs.EachError(func(t string, p int32, err error) {
+			cfg.Logger.Warn("following price updates: fetch failed; retrying", "topic", t, "partition", p, "err", err)
+		})
+		us = us[:0]
+		fs.EachRecord(func(r *kgo.Record) {
+			u, err := fanout.ParseMessage(r.Value)
+			if err != nil {
+				cfg.Logger.Warn("skipping a malformed price update", "offset", r.Offset, "partition", r.Partition, "err", err)
+				return
+			}
+			if u.Version != 0 {
+				if v, ok := versions[u.ProductID]; ok && u.Version <= v {
+					return
+				}
+				versions[u.ProductID] = u.Version
+			}
+			us = append(us, u)
+		})
+		if len(us) > 0 {
+			fn(us)
+		}
+	}
+}
