@@ -124,7 +124,6 @@ func (m *Machine) change(i int, priceChanged bool) Change {
 	}
 }
 
-
 // touch records that product i changed and, if its price changed, adds the
 // history row.
 func (m *Machine) touch(i int, priceChanged bool) {

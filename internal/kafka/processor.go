@@ -648,4 +648,3 @@ func (a slogAdapter) Log(level kgo.LogLevel, msg string, kv ...any) {
 	}
 	a.l.Log(context.Background(), lv, "kafka: "+msg, kv...)
 }
-
