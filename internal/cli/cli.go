@@ -24,6 +24,13 @@ Usage:
 
 Commands:
   serve     run the whole system in one process (embedded store, live view, HTTP API, WebSocket)
+
+  Scale-out (Kafka, Redis, PostgreSQL):
+  engine    price events from Kafka; commit to PostgreSQL, update Redis, publish price updates
+  api       a stateless API replica: REST, WebSocket and dashboard over Redis, PostgreSQL and Kafka
+  migrate   apply PostgreSQL migrations and seed an empty catalog
+  loadgen   produce events into Kafka and measure throughput and produce-to-update latency
+
   version   print the version
 
 Run "dynaprice <command> --help" for a command's flags.
@@ -42,6 +49,14 @@ func Run(ctx context.Context, args []string, getenv Env, stdout, stderr io.Write
 	switch args[1] {
 	case "serve":
 		err = runServe(ctx, args[2:], getenv, stdout, stderr)
+	case "engine":
+		err = runEngine(ctx, args[2:], getenv, stdout, stderr)
+	case "api":
+		err = runAPI(ctx, args[2:], getenv, stdout, stderr)
+	case "migrate":
+		err = runMigrate(ctx, args[2:], getenv, stdout, stderr)
+	case "loadgen":
+		err = runLoadgen(ctx, args[2:], getenv, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "dynaprice", Version)
 	case "help", "-h", "--help", "-help":

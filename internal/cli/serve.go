@@ -250,7 +250,7 @@ func Serve(ctx context.Context, o ServeOptions, log *slog.Logger, stdout io.Writ
 		KeyHeader: o.KeyHeader, Keys: keys, MaxEventsBody: o.MaxBody, MaxBody: 64 << 10,
 		RequestTimeout: 30 * time.Second, Logger: log, Registerer: reg,
 	}, httpapi.Deps{
-		Engine: eng, Prices: view, Archive: store,
+		Engine: eng, Prices: live.Prices{V: view}, Archive: store,
 		Decoder:   &ingest.Decoder{Now: time.Now},
 		WebSocket: hub, Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 		Ready: ready.Load, UI: dashboard.Handler(),

@@ -20,6 +20,15 @@ func (e *apiError) Error() string { return e.msg }
 
 func errStatus(status int, msg string) error { return &apiError{status, msg} }
 
+// errPricesUnavailable reports a failing live view (Redis down) as 503; the
+// cause is logged by the caller's middleware, never sent.
+func errPricesUnavailable(err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return errStatus(http.StatusServiceUnavailable, "live prices are unavailable; retry later")
+}
+
 // statusOf maps any error to an HTTP status and a message safe to show.
 // It is the only place that does so; unknown errors become a generic 500
 // so internals never leak.

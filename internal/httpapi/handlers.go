@@ -57,7 +57,10 @@ func (a *API) getPrice(w http.ResponseWriter, r *http.Request, _ Key) error {
 			return a.explain(w, r, id)
 		}
 	}
-	b, ok := a.deps.Prices.Price(id)
+	b, ok, err := a.deps.Prices.Price(r.Context(), id)
+	if err != nil {
+		return errPricesUnavailable(err)
+	}
 	if !ok {
 		return errStatus(http.StatusNotFound, "unknown product_id "+strconv.Quote(id))
 	}
@@ -80,8 +83,12 @@ func (a *API) explain(w http.ResponseWriter, r *http.Request, id string) error {
 	return writeJSON(w, http.StatusOK, e)
 }
 
-func (a *API) getPrices(w http.ResponseWriter, _ *http.Request, _ Key) error {
-	writeJSONBytes(w, http.StatusOK, a.deps.Prices.AppendAll(make([]byte, 0, 4096)))
+func (a *API) getPrices(w http.ResponseWriter, r *http.Request, _ Key) error {
+	b, err := a.deps.Prices.AppendAll(r.Context(), make([]byte, 0, 4096))
+	if err != nil {
+		return errPricesUnavailable(err)
+	}
+	writeJSONBytes(w, http.StatusOK, b)
 	return nil
 }
 
@@ -277,7 +284,11 @@ func (a *API) archiveQuery(r *http.Request) (string, int, error) {
 	if err != nil {
 		return "", 0, err
 	}
-	if _, ok := a.deps.Prices.Price(id); !ok {
+	_, ok, err := a.deps.Prices.Price(r.Context(), id)
+	if err != nil {
+		return "", 0, errPricesUnavailable(err)
+	}
+	if !ok {
 		return "", 0, errStatus(http.StatusNotFound, "unknown product_id "+strconv.Quote(id))
 	}
 	return id, limit, nil

@@ -139,7 +139,7 @@ func newOpenAPITestAPI(t *testing.T) *API {
 	cfg.Registerer = reg
 	cfg.RequestTimeout = 5 * time.Second
 	a, err := New(cfg, Deps{
-		Engine: openapiEngine{}, Prices: view, Archive: openapiArchive{}, Decoder: &ingest.Decoder{},
+		Engine: openapiEngine{}, Prices: live.Prices{V: view}, Archive: openapiArchive{}, Decoder: &ingest.Decoder{},
 		WebSocket: hub, Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		Ready: func() bool { return true },
 	})

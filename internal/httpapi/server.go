@@ -36,12 +36,14 @@ type Engine interface {
 	Explain(ctx context.Context, productID string) (pricing.Explanation, error)
 }
 
-// Prices is the live price view.
+// Prices is the live price view: in memory for serve, Redis for API
+// replicas (hence the context and the error).
 type Prices interface {
-	// Price returns the JSON of one product's price.
-	Price(id string) ([]byte, bool)
+	// Price returns the JSON of one product's price; ok is false for an
+	// unknown product.
+	Price(ctx context.Context, id string) (body []byte, ok bool, err error)
 	// AppendAll appends the JSON of every price.
-	AppendAll(dst []byte) []byte
+	AppendAll(ctx context.Context, dst []byte) ([]byte, error)
 }
 
 // Archive answers questions about the past.

@@ -100,6 +100,8 @@ func EnsureTopics(ctx context.Context, adm *kadm.Client, t Topics, partitions in
 
 func ensureTopic(ctx context.Context, adm *kadm.Client, topic string, partitions int32, replication int16) (int32, error) {
 	for attempt := 0; ; attempt++ {
+		// adm's client must have a short metadata min age (see
+		// Processor.ensureTopics): the answer comes from its cache.
 		td, err := adm.ListTopics(ctx, topic)
 		if err != nil {
 			return 0, fmt.Errorf("kafka: listing topic %s: %w", topic, err)

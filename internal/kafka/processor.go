@@ -245,7 +245,10 @@ func (p *Processor) Run(ctx context.Context) error {
 }
 
 func (p *Processor) ensureTopics(ctx context.Context) error {
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(p.cfg.Brokers...)}, p.cfg.ClientOpts...)...)
+	// kadm answers ListTopics from the client's metadata cache, which
+	// must not hide a topic created a moment ago for the default 5s.
+	opts := append([]kgo.Opt{kgo.SeedBrokers(p.cfg.Brokers...)}, p.cfg.ClientOpts...)
+	cl, err := kgo.NewClient(append(opts, kgo.MetadataMinAge(10*time.Millisecond))...)
 	if err != nil {
 		return fmt.Errorf("kafka: %w", err)
 	}

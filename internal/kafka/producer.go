@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/dynaprice/dynaprice/internal/fanout"
 	"github.com/dynaprice/dynaprice/internal/ingest"
@@ -19,6 +21,10 @@ type ClientConfig struct {
 	Brokers []string
 	Topics  Topics
 	Logger  *slog.Logger
+	// DeliveryTimeout bounds how long Producer waits for Kafka to take a
+	// record (default 10s): a client gets 503 instead of a hanging request
+	// while Kafka is down.
+	DeliveryTimeout time.Duration
 	// ClientOpts are appended to the franz-go options.
 	ClientOpts []kgo.Opt
 }
@@ -55,7 +61,10 @@ func NewProducer(cfg ClientConfig) (*Producer, error) {
 			return int(PartitionOf(string(r.Key), int32(n)))
 		}
 	})
-	opts := []kgo.Opt{kgo.SeedBrokers(cfg.Brokers...), kgo.RecordPartitioner(part),
+	if cfg.DeliveryTimeout <= 0 {
+		cfg.DeliveryTimeout = 10 * time.Second
+	}
+	opts := []kgo.Opt{kgo.SeedBrokers(cfg.Brokers...), kgo.RecordPartitioner(part), kgo.RecordDeliveryTimeout(cfg.DeliveryTimeout),
 		kgo.DefaultProduceTopic(cfg.Topics.Events), kgo.WithLogger(slogAdapter{cfg.Logger})}
 	cl, err := kgo.NewClient(append(opts, cfg.ClientOpts...)...)
 	if err != nil {
@@ -154,19 +163,28 @@ func controlRecord(kind string, key, value []byte) kgo.Record {
 // Follow consumes the price-updates topic from its end, as every API
 // replica does on its own (no consumer group: each needs every update),
 // and passes each polled batch to fn, in order, without updates older than
-// one already passed for the same product. It returns when ctx ends.
-func Follow(ctx context.Context, cfg ClientConfig, fn func([]fanout.Update)) error {
+// one already passed for the same product. It finds the end offsets first
+// (waiting for the engines to create the topic), sets following once it
+// consumes from them, and returns when ctx ends.
+func Follow(ctx context.Context, cfg ClientConfig, fn func([]fanout.Update), following *atomic.Bool) error {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	opts := []kgo.Opt{kgo.SeedBrokers(cfg.Brokers...), kgo.ConsumeTopics(cfg.Topics.Updates),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()), kgo.WithLogger(slogAdapter{cfg.Logger}),
-		kgo.FetchMaxWait(100 * 1e6)}
+	start, err := endOffsets(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	opts := []kgo.Opt{kgo.SeedBrokers(cfg.Brokers...), kgo.ConsumePartitions(start),
+		kgo.WithLogger(slogAdapter{cfg.Logger}), kgo.FetchMaxWait(100 * time.Millisecond)}
 	cl, err := kgo.NewClient(append(opts, cfg.ClientOpts...)...)
 	if err != nil {
 		return fmt.Errorf("kafka: %w", err)
 	}
 	defer cl.Close()
+	if following != nil {
+		following.Store(true)
+		defer following.Store(false)
+	}
 	versions := make(map[string]uint64)
 	var us []fanout.Update
 	for {
@@ -194,6 +212,39 @@ func Follow(ctx context.Context, cfg ClientConfig, fn func([]fanout.Update)) err
 		})
 		if len(us) > 0 {
 			fn(us)
+		}
+	}
+}
+
+// endOffsets returns the current end of every partition of the updates
+// topic, retrying until the topic exists.
+func endOffsets(ctx context.Context, cfg ClientConfig) (map[string]map[int32]kgo.Offset, error) {
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...), kgo.MetadataMinAge(10 * time.Millisecond)}, cfg.ClientOpts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: %w", err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		ends, err := adm.ListEndOffsets(ctx, cfg.Topics.Updates)
+		if err == nil {
+			err = ends.Error()
+		}
+		if err == nil && len(ends[cfg.Topics.Updates]) > 0 {
+			out := map[string]map[int32]kgo.Offset{cfg.Topics.Updates: {}}
+			ends.Each(func(o kadm.ListedOffset) {
+				out[o.Topic][o.Partition] = kgo.NewOffset().At(o.Offset)
+			})
+			return out, nil
+		}
+		if err == nil {
+			err = fmt.Errorf("topic %s does not exist yet", cfg.Topics.Updates)
+		}
+		cfg.Logger.Warn("cannot follow price updates yet; retrying", "err", err, "in", wait)
+		select {
+		case <-ctx.Done():
+			return nil, nil
+		case <-time.After(wait):
 		}
 	}
 }

@@ -39,7 +39,8 @@ func New() *View {
 }
 
 // Publish implements engine.Publisher. New products copy the index (rare);
-// known ones swap their bytes in place.
+// known ones swap their bytes in place. A change older (by version) than
+// the one held is ignored.
 func (v *View) Publish(changes []engine.Change) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -63,6 +64,11 @@ func (v *View) Publish(changes []engine.Change) {
 			e = &entry{}
 			grown[c.ProductID] = e
 			order = append(order, e)
+		}
+		if old := e.change.Load(); old != nil && c.Version < old.Version {
+			// Only an API replica's view, fed from Redis and price-updates
+			// which can overlap, ever sees an older version.
+			continue
 		}
 		b := AppendPrice(nil, c)
 		e.json.Store(&b)

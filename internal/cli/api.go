@@ -1,0 +1,311 @@
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/dynaprice/dynaprice/internal/dashboard"
+	"github.com/dynaprice/dynaprice/internal/engine"
+	"github.com/dynaprice/dynaprice/internal/fanout"
+	"github.com/dynaprice/dynaprice/internal/gateway"
+	"github.com/dynaprice/dynaprice/internal/httpapi"
+	"github.com/dynaprice/dynaprice/internal/ingest"
+	"github.com/dynaprice/dynaprice/internal/kafka"
+	"github.com/dynaprice/dynaprice/internal/live"
+	"github.com/dynaprice/dynaprice/internal/pricing"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// APIOptions are the settings of `dynaprice api`.
+type APIOptions struct {
+	ClusterOptions
+	Addr            string
+	AdminKey        string
+	APIKeys         string
+	KeyHeader       string
+	WSOrigins       string
+	MaxBody         int64
+	AutoCreate      bool
+	HalfLife        time.Duration
+	Weights         string
+	ShutdownTimeout time.Duration
+}
+
+func parseAPI(args []string, getenv Env, stderr io.Writer) (APIOptions, error) {
+	var o APIOptions
+	fs := flag.NewFlagSet("dynaprice api", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addClusterFlags(fs, &o.ClusterOptions, getenv, true, true, true)
+	addr := ":8080"
+	if p := getenv("API_PORT"); p != "" {
+		addr = ":" + p
+	}
+	fs.StringVar(&o.Addr, "addr", addr, "listen address HOST:PORT (env API_PORT sets the port)")
+	fs.StringVar(&o.APIKeys, "api-keys", getenv("DYNAPRICE_API_KEYS"), "extra API keys as name:role:secret[,...]; roles viewer, operator, ingest, admin (env DYNAPRICE_API_KEYS)")
+	fs.StringVar(&o.KeyHeader, "key-header", envOr(getenv, "API_KEY_HEADER", "X-API-Key"), "header carrying the API key (env API_KEY_HEADER)")
+	fs.StringVar(&o.WSOrigins, "ws-origins", getenv("DYNAPRICE_WS_ORIGINS"), "extra allowed WebSocket origin host patterns, comma separated (env DYNAPRICE_WS_ORIGINS)")
+	fs.Int64Var(&o.MaxBody, "max-body", 16<<20, "largest POST /events body in bytes")
+	fs.BoolVar(&o.AutoCreate, "auto-create", false, "accept events for unknown products (the engines must run with --auto-create too)")
+	fs.DurationVar(&o.HalfLife, "half-life", time.Hour, "half-life of demand for the decay strategy (as the engines', for explanations)")
+	fs.StringVar(&o.Weights, "weights", "view=1,cart=3,purchase=5", "demand weight per event type (as the engines')")
+	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 8*time.Second, "time allowed for a graceful shutdown")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: dynaprice api [flags]
+
+Runs a stateless API replica of a scale-out deployment: the same REST API,
+WebSocket and dashboard as serve. Prices are read from Redis (with
+client-side caching), history and the catalog from PostgreSQL; events,
+overrides and catalog changes are written to Kafka for the engines. Each
+replica follows the price-updates topic on its own and fans it out to its
+WebSocket clients. Run as many as you need behind a load balancer.
+
+Environment: API_PORT, ADMIN_API_KEY (required unless DYNAPRICE_API_KEYS
+names an admin key), API_KEY_HEADER, DYNAPRICE_API_KEYS,
+DYNAPRICE_WS_ORIGINS, KAFKA_BROKERS, PRODUCT_EVENTS_TOPIC,
+PRICE_UPDATES_TOPIC, REDIS_ADDR, DATABASE_URL. A flag beats its environment
+variable.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return o, err
+	}
+	o.AdminKey = getenv("ADMIN_API_KEY")
+	return o, nil
+}
+
+func runAPI(ctx context.Context, args []string, getenv Env, stdout, stderr io.Writer) error {
+	o, err := parseAPI(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, o.LogLevel, o.LogFormat)
+	if err != nil {
+		return err
+	}
+	return API(ctx, o, log, stdout)
+}
+
+// API runs an API replica until ctx ends.
+func API(ctx context.Context, o APIOptions, log *slog.Logger, stdout io.Writer) error {
+	pc, err := pricingConfig(o.Weights, o.HalfLife)
+	if err != nil {
+		return err
+	}
+	keys, err := httpapi.ParseKeys(o.APIKeys)
+	if err != nil {
+		return err
+	}
+	generated := false
+	if o.AdminKey == "" {
+		b := make([]byte, 24)
+		_, _ = rand.Read(b)
+		o.AdminKey, generated = hex.EncodeToString(b), true
+	}
+	keys = append([]httpapi.Key{{Name: "admin", Role: httpapi.RoleAdmin, Secret: o.AdminKey}}, keys...)
+
+	db, err := openDB(ctx, o.DatabaseURL, log)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	rc, err := openRedis(ctx, o.RedisAddr, log)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	pr, err := kafka.NewProducer(kafka.ClientConfig{Brokers: o.brokers(), Topics: o.topics(), Logger: log})
+	if err != nil {
+		return err
+	}
+	defer pr.Close()
+
+	reg := newRegistry()
+	hub := fanout.New(fanout.Config{
+		OriginPatterns: splitList(o.WSOrigins), Logger: log, Registerer: reg,
+		Snapshot: func() []fanout.Update {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			cs, err := rc.Changes(sctx)
+			if err != nil {
+				log.Warn("WebSocket snapshot: reading live prices failed", "err", err)
+			}
+			return toUpdates(nil, cs, true)
+		},
+	})
+	// The replica's own copy of the live prices, fed by price-updates, is
+	// what it answers from while Redis is down.
+	view := live.New()
+	if cs, err := rc.Changes(ctx); err == nil {
+		view.Publish(cs)
+	}
+	var following atomic.Bool
+	followCtx, stopFollow := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopFollow()
+	followDone := make(chan struct{})
+	go func() {
+		defer close(followDone)
+		err := kafka.Follow(followCtx, kafka.ClientConfig{Brokers: o.brokers(), Topics: o.topics(), Logger: log}, func(us []fanout.Update) {
+			hub.Publish(us)
+			view.Publish(toChanges(us))
+		}, &following)
+		if err != nil {
+			log.Error("following price updates stopped", "err", err)
+		}
+	}()
+
+	var ready atomic.Bool
+	checkCtx, stopCheck := context.WithCancel(ctx)
+	defer stopCheck()
+	go watchReady(checkCtx, &ready, log, map[string]func(context.Context) error{
+		"postgres": db.Ping, "redis": rc.Ping, "kafka": pr.Ping,
+		"price-updates": func(context.Context) error {
+			if !following.Load() {
+				return errors.New("not following price updates yet")
+			}
+			return nil
+		},
+	})
+
+	api, err := httpapi.New(httpapi.Config{
+		KeyHeader: o.KeyHeader, Keys: keys, MaxEventsBody: o.MaxBody, MaxBody: 64 << 10,
+		RequestTimeout: 30 * time.Second, Logger: log, Registerer: reg,
+	}, httpapi.Deps{
+		Engine: gateway.New(pr, rc, db, pc, o.AutoCreate), Archive: db,
+		Prices:    &fallbackPrices{primary: rc, backup: live.Prices{V: view}, log: log},
+		Decoder:   &ingest.Decoder{Now: time.Now},
+		WebSocket: hub, Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
+		Ready: ready.Load, UI: dashboard.Handler(),
+	})
+	if err != nil {
+		return err
+	}
+	srv, ln, srvErr, err := serveHTTP(o.Addr, api, log)
+	if err != nil {
+		return err
+	}
+	url := "http://" + displayAddr(ln.Addr())
+	fmt.Fprintf(stdout, "dynaprice %s api serving on %s\n", Version, url)
+	fmt.Fprintf(stdout, "  prices:    %s/prices    live: %s/ws/prices    metrics: %s/metrics\n", url, strings.Replace(url, "http", "ws", 1), url)
+	if generated {
+		fmt.Fprintf(stdout, "  admin key: %s   (generated for this run; set ADMIN_API_KEY to share one across replicas)\n", o.AdminKey)
+	}
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case runErr = <-srvErr:
+		log.Error("http server stopped", "err", runErr)
+	}
+	ready.Store(false)
+	stopCheck()
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.ShutdownTimeout)
+	defer cancel()
+	hubClosed := make(chan struct{})
+	go func() { hub.Close(); close(hubClosed) }()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("http shutdown", "err", err)
+	}
+	stopFollow()
+	<-followDone
+	select {
+	case <-hubClosed:
+	case <-sctx.Done():
+		log.Warn("some WebSocket clients did not close in time")
+	}
+	log.Info("stopped")
+	return runErr
+}
+
+// fallbackPrices reads Redis and, while Redis fails, the replica's own view:
+// an API replica keeps serving the last known prices through a Redis outage
+// (and reports not ready meanwhile).
+type fallbackPrices struct {
+	primary, backup httpapi.Prices
+	log             *slog.Logger
+	failing         atomic.Bool
+}
+
+func (f *fallbackPrices) fail(err error) {
+	if !f.failing.Swap(true) {
+		f.log.Warn("reading live prices from Redis failed; answering from this replica's copy", "err", err)
+	}
+}
+
+func (f *fallbackPrices) Price(ctx context.Context, id string) ([]byte, bool, error) {
+	b, ok, err := f.primary.Price(ctx, id)
+	if err == nil {
+		f.failing.Store(false)
+		return b, ok, nil
+	}
+	f.fail(err)
+	if b, ok, _ := f.backup.Price(ctx, id); ok {
+		return b, true, nil
+	}
+	return nil, false, err
+}
+
+func (f *fallbackPrices) AppendAll(ctx context.Context, dst []byte) ([]byte, error) {
+	b, err := f.primary.AppendAll(ctx, dst)
+	if err == nil {
+		f.failing.Store(false)
+		return b, nil
+	}
+	f.fail(err)
+	return f.backup.AppendAll(ctx, dst)
+}
+
+// toChanges converts price updates back to engine changes.
+func toChanges(us []fanout.Update) []engine.Change {
+	cs := make([]engine.Change, 0, len(us))
+	for _, u := range us {
+		src, _ := pricing.ParseSource(u.Source)
+		cs = append(cs, engine.Change{ProductID: u.ProductID, Price: u.Price, Source: src, Demand: u.Demand,
+			Version: u.Version, At: u.At.UnixNano(), Lowest30: u.Lowest30, PriceChanged: true})
+	}
+	return cs
+}
+
+// watchReady keeps ready true while every dependency answers a ping.
+// Checking in the background keeps /readyz cheap and lets the API keep
+// serving the last known prices (Redis caches) while reporting not ready.
+func watchReady(ctx context.Context, ready *atomic.Bool, log *slog.Logger, checks map[string]func(context.Context) error) {
+	failing := map[string]bool{}
+	for {
+		ok := true
+		for name, ping := range checks {
+			pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			err := ping(pctx)
+			cancel()
+			if ctx.Err() != nil {
+				return
+			}
+			if err != nil {
+				ok = false
+				if !failing[name] {
+					log.Warn("dependency is down; reporting not ready", "dependency", name, "err", err)
+				}
+			} else if failing[name] {
+				log.Info("dependency is back", "dependency", name)
+			}
+			failing[name] = err != nil
+		}
+		ready.Store(ok)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}

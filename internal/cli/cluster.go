@@ -1,0 +1,195 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/dynaprice/dynaprice/internal/catalog"
+	"github.com/dynaprice/dynaprice/internal/kafka"
+	"github.com/dynaprice/dynaprice/internal/postgres"
+	"github.com/dynaprice/dynaprice/internal/pricing"
+	"github.com/dynaprice/dynaprice/internal/redis"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// ClusterOptions are the settings every scale-out role shares, with the
+// original system's environment names.
+type ClusterOptions struct {
+	Brokers      string
+	EventsTopic  string
+	UpdatesTopic string
+	Partitions   int
+	Replication  int
+	RedisAddr    string
+	DatabaseURL  string
+	LogLevel     string
+	LogFormat    string
+}
+
+func envOr(getenv Env, name, def string) string {
+	if v := getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// addClusterFlags registers the shared flags; which ones depends on what
+// the role talks to.
+func addClusterFlags(fs *flag.FlagSet, o *ClusterOptions, getenv Env, kafkaFlags, redisFlag, dbFlag bool) {
+	if kafkaFlags {
+		fs.StringVar(&o.Brokers, "brokers", envOr(getenv, "KAFKA_BROKERS", "localhost:9092"), "Kafka brokers, comma separated (env KAFKA_BROKERS)")
+		fs.StringVar(&o.EventsTopic, "events-topic", envOr(getenv, "PRODUCT_EVENTS_TOPIC", "product-events"), "topic of shopper events (env PRODUCT_EVENTS_TOPIC)")
+		fs.StringVar(&o.UpdatesTopic, "updates-topic", envOr(getenv, "PRICE_UPDATES_TOPIC", "price-updates"), "topic of price updates (env PRICE_UPDATES_TOPIC)")
+		parts, _ := strconv.Atoi(envOr(getenv, "DYNAPRICE_PARTITIONS", "12"))
+		fs.IntVar(&o.Partitions, "partitions", parts, "partitions of topics created when missing; bounds how many engines share the work (env DYNAPRICE_PARTITIONS)")
+		fs.IntVar(&o.Replication, "replication", 1, "replication factor of topics created when missing (3 in production)")
+	}
+	if redisFlag {
+		fs.StringVar(&o.RedisAddr, "redis", envOr(getenv, "REDIS_ADDR", "localhost:6379"), "Redis HOST:PORT (env REDIS_ADDR)")
+	}
+	if dbFlag {
+		fs.StringVar(&o.DatabaseURL, "database", getenv("DATABASE_URL"), "PostgreSQL URL postgres://user:pass@host:5432/db (env DATABASE_URL)")
+	}
+	fs.StringVar(&o.LogLevel, "log-level", envOr(getenv, "DYNAPRICE_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env DYNAPRICE_LOG_LEVEL)")
+	fs.StringVar(&o.LogFormat, "log-format", envOr(getenv, "DYNAPRICE_LOG_FORMAT", "text"), "log format: text or json (env DYNAPRICE_LOG_FORMAT)")
+}
+
+func (o ClusterOptions) topics() kafka.Topics {
+	return kafka.Topics{Events: o.EventsTopic, Updates: o.UpdatesTopic}
+}
+
+func (o ClusterOptions) brokers() []string { return splitList(o.Brokers) }
+
+// parseFlags parses args with fs, mapping errors the way Run expects.
+func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "%s: unexpected arguments %q\n", fs.Name(), fs.Args())
+		return errUsage
+	}
+	return nil
+}
+
+// retry calls f with backoff until it succeeds or ctx ends: dependencies
+// that are down at start are waited for, as they are when they fail later.
+func retry[T any](ctx context.Context, log *slog.Logger, what string, f func(context.Context) (T, error)) (T, error) {
+	for wait := 200 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		v, err := f(ctx)
+		if err == nil {
+			return v, nil
+		}
+		log.Warn("cannot reach "+what+" yet; retrying", "err", err, "in", wait)
+		select {
+		case <-ctx.Done():
+			return v, fmt.Errorf("%s: %w", what, err)
+		case <-time.After(wait):
+		}
+	}
+}
+
+func openDB(ctx context.Context, url string, log *slog.Logger) (*postgres.DB, error) {
+	if url == "" {
+		return nil, errors.New("no database: set --database or DATABASE_URL (postgres://user:pass@host:5432/db)")
+	}
+	return retry(ctx, log, "PostgreSQL", func(ctx context.Context) (*postgres.DB, error) {
+		return postgres.Open(ctx, postgres.Config{URL: url, Logger: log})
+	})
+}
+
+func openRedis(ctx context.Context, addr string, log *slog.Logger) (*redis.Client, error) {
+	return retry(ctx, log, "Redis", func(ctx context.Context) (*redis.Client, error) {
+		return redis.Open(ctx, redis.Config{Addr: addr, Logger: log})
+	})
+}
+
+// readCatalog reads a catalog file; "" gives nil.
+func readCatalog(path string) (*catalog.File, error) {
+	if path == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading catalog: %w", err)
+	}
+	f, err := catalog.Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &f, nil
+}
+
+// migrateAndSeed applies migrations and gives an empty catalog the file's
+// products, or the demo's.
+func migrateAndSeed(ctx context.Context, db *postgres.DB, f *catalog.File, log *slog.Logger) (seeded bool, err error) {
+	applied, err := retry(ctx, log, "PostgreSQL migrations", db.Migrate)
+	if err != nil {
+		return false, err
+	}
+	for _, m := range applied {
+		log.Info("migration applied", "migration", m)
+	}
+	src := f
+	if src == nil {
+		d := catalog.Demo()
+		src = &d
+	}
+	seeded, err = db.SeedCatalog(ctx, src.Products, src.DefaultStrategy)
+	if err != nil {
+		return false, err
+	}
+	if seeded {
+		log.Info("empty catalog seeded", "products", len(src.Products), "from_file", f != nil)
+	}
+	return seeded, nil
+}
+
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// serveHTTP serves h on addr until ctx ends, then shuts down within
+// timeout. It returns once listening, with a channel for the serve error.
+func serveHTTP(addr string, h http.Handler, log *slog.Logger) (*http.Server, net.Listener, chan error, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("listening on %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	errc := make(chan error, 1)
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- err
+		}
+		close(errc)
+	}()
+	return srv, ln, errc, nil
+}
+
+// pricingConfig builds the pricing configuration from the shared flags.
+func pricingConfig(weights string, halfLife time.Duration) (pricing.Config, error) {
+	pc := pricing.DefaultConfig()
+	w, err := parseWeights(weights)
+	if err != nil {
+		return pc, err
+	}
+	pc.Weights, pc.HalfLife = w, halfLife
+	return pc, pc.Validate()
+}

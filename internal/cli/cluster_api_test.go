@@ -1,0 +1,178 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// eventually retries f until it reports success or the timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, f func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, got := f()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: still %s after %v", what, got, timeout)
+		}
+		time.Sleep(30 * time.Millisecond)
+	}
+}
+
+// TestClusterAPIReplicas runs one engine and two API replicas and drives
+// the original's API through both: an event posted to one replica moves
+// the price (the seed contract, PA demand 9 = 314.00) on the other and on
+// the other's WebSocket clients; overrides travel through Kafka to the
+// engine and back; history, explanations and the catalog come from
+// PostgreSQL.
+func TestClusterAPIReplicas(t *testing.T) {
+	c := newCluster(t)
+	c.migrate()
+	c.env = append(c.env, "DYNAPRICE_LOG_LEVEL=info")
+	eng := c.engine("engine")
+	keys := []string{"DYNAPRICE_API_KEYS=viewer:viewer:" + viewerKey + ",ops:operator:" + operatorKey + ",shop:ingest:" + ingestKey}
+	a1 := c.start("api-1", keys, "api", "--addr", "127.0.0.1:0")
+	a2 := c.start("api-2", keys, "api", "--addr", "127.0.0.1:0")
+	s1, s2 := &server{t: t, url: a1.addr}, &server{t: t, url: a2.addr}
+
+	eventually(t, 20*time.Second, "replicas ready", func() (bool, string) {
+		c1, _ := s1.do("GET", "/readyz", "", "", "")
+		c2, _ := s2.do("GET", "/readyz", "", "", "")
+		return c1 == 200 && c2 == 200, "not ready"
+	})
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("engine log:\n%s\napi-1 log:\n%s", c.log("engine"), c.log("api-1"))
+		}
+	})
+	eventually(t, 20*time.Second, "PA at its base price", func() (bool, string) {
+		code, m := s2.do("GET", "/price/PA", "", "", "")
+		return code == 200 && m["price"] == 299.0 && m["price_source"] == "base", jsonString(m)
+	})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(s2.url, "http")+"/ws/prices", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+
+	// Demand 9 (view + cart + purchase) through replica 1.
+	code, m := s1.do("POST", "/events", ingestKey, "application/json",
+		`[{"event_type":"view","product_id":"PA","user_id":"U1","timestamp":1773713139,"price":299},
+		  {"event_type":"cart","product_id":"PA","user_id":"U1","timestamp":1773713140,"price":299},
+		  {"event_type":"purchase","product_id":"PA","user_id":"U1","timestamp":1773713141,"price":299},
+		  {"event_type":"view","product_id":"NOPE","user_id":"U1"}]`)
+	if code != 202 || m["accepted"] != 3.0 || m["rejected"] != 1.0 {
+		t.Fatalf("POST /events = %d %v, want 3 accepted and the unknown product rejected", code, m)
+	}
+	eventually(t, 20*time.Second, "PA priced on replica 2", func() (bool, string) {
+		code, m := s2.do("GET", "/price/PA", "", "", "")
+		return code == 200 && m["price"] == 314.0 && m["demand"] == 9.0 && m["price_source"] == "dynamic", jsonString(m)
+	})
+	for {
+		_, b, err := ws.Read(ctx)
+		if err != nil {
+			t.Fatalf("WebSocket on replica 2: %v", err)
+		}
+		var u map[string]any
+		if err := json.Unmarshal(b, &u); err != nil {
+			t.Fatal(err)
+		}
+		if u["product_id"] == "PA" && u["new_price"] == 314.0 {
+			if u["type"] != "price_update" || u["timestamp"] == nil {
+				t.Fatalf("update = %v", u)
+			}
+			break
+		}
+	}
+
+	// Overrides: set on replica 2, seen on replica 1; wrong role 403.
+	if code, _ := s2.do("POST", "/override", viewerKey, "application/json", `{"product_id":"PA","override_price":250,"reason":"promo"}`); code != 403 {
+		t.Fatalf("override with a viewer key = %d, want 403", code)
+	}
+	if code, m := s2.do("POST", "/override", operatorKey, "application/json", `{"product_id":"NOPE","override_price":250}`); code != 404 {
+		t.Fatalf("override of an unknown product = %d %v, want 404", code, m)
+	}
+	code, m = s2.do("POST", "/override", operatorKey, "application/json", `{"product_id":"PA","override_price":250,"reason":"promo"}`)
+	if code != 200 || m["status"] != "upserted" || m["override_price"] != 250.0 {
+		t.Fatalf("POST /override = %d %v", code, m)
+	}
+	eventually(t, 20*time.Second, "override visible on replica 1", func() (bool, string) {
+		_, m := s1.do("GET", "/price/PA", "", "", "")
+		return m["price"] == 250.0 && m["price_source"] == "override", jsonString(m)
+	})
+	code, m = s1.do("DELETE", "/override/PA", operatorKey, "", "")
+	if code != 200 || m["deleted"] != true {
+		t.Fatalf("DELETE /override/PA = %d %v", code, m)
+	}
+	eventually(t, 20*time.Second, "dynamic price restored", func() (bool, string) {
+		_, m := s2.do("GET", "/price/PA", "", "", "")
+		return m["price"] == 314.0 && m["price_source"] == "dynamic", jsonString(m)
+	})
+	if code, m := s1.do("DELETE", "/override/PA", operatorKey, "", ""); code != 404 {
+		t.Fatalf("second DELETE /override/PA = %d %v, want 404", code, m)
+	}
+
+	// History and audit from PostgreSQL, newest first.
+	code, m = s1.do("GET", "/history/PA?limit=10", viewerKey, "", "")
+	hist, _ := m["history"].([]any)
+	if code != 200 || len(hist) < 5 {
+		t.Fatalf("GET /history/PA = %d %v", code, m)
+	}
+	if first := hist[0].(map[string]any); first["price"] != 314.0 || first["price_source"] != "dynamic" {
+		t.Errorf("newest history point = %v, want the restored 314 dynamic", first)
+	}
+	if code, _ := s1.do("GET", "/history/PA", "", "", ""); code != 401 {
+		t.Errorf("history without a key = %d, want 401", code)
+	}
+	code, m = s1.do("GET", "/overrides/PA", viewerKey, "", "")
+	if trail, _ := m["overrides"].([]any); code != 200 || len(trail) != 1 {
+		t.Errorf("GET /overrides/PA = %d %v, want one audited override", code, m)
+	}
+
+	// Explanation and catalog.
+	code, m = s2.do("GET", "/price/PA?explain=1", viewerKey, "", "")
+	if code != 200 || m["strategy"] != "seed" {
+		t.Errorf("explain = %d %v", code, m)
+	}
+	code, m = s1.do("PUT", "/products/PK", adminKey, "application/json", `{"product_id":"PK","base_price":99}`)
+	if code != 200 && code != 201 {
+		t.Fatalf("PUT /products/PK = %d %v", code, m)
+	}
+	eventually(t, 20*time.Second, "new product priced", func() (bool, string) {
+		code, m := s2.do("GET", "/price/PK", "", "", "")
+		return code == 200 && m["price"] == 99.0, jsonString(m)
+	})
+	code, m = s2.do("GET", "/products", viewerKey, "", "")
+	if ps, _ := m["products"].([]any); code != 200 || len(ps) != 11 {
+		t.Errorf("GET /products = %d, %d products, want 11", code, len(ps))
+	}
+	code, m = s1.do("GET", "/prices", "", "", "")
+	if ps, _ := m["prices"].([]any); code != 200 || len(ps) != 11 {
+		t.Errorf("GET /prices = %d %v", code, m)
+	}
+	// A foreign WebSocket origin is refused by replicas too.
+	_, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(s1.url, "http")+"/ws/prices",
+		&websocket.DialOptions{HTTPHeader: http.Header{"Origin": {"https://evil.example"}}})
+	if err == nil || resp == nil || resp.StatusCode != 403 {
+		t.Errorf("foreign origin: err %v resp %v", err, resp)
+	}
+	a1.stop(t)
+	a2.stop(t)
+	eng.stop(t)
+}
+
+func jsonString(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}

@@ -1,0 +1,265 @@
+// Package gateway is the pricing engine as an API replica sees it in
+// scale-out mode: changes (events, overrides, catalog updates) are written
+// to Kafka for the engines to apply in order; reads come from the live
+// view in Redis and the catalog and state in PostgreSQL. A replica holds no
+// state of its own, so any number of them can run behind a load balancer.
+//
+// It validates what it can before writing, so a client still gets 400 or
+// 404 for a bad request instead of a dead letter: unknown products (per
+// the live view), invalid override prices or expiries, invalid catalog
+// entries. The engine validates again when it applies the record, because
+// Kafka also accepts records from producers that bypass the API.
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/dynaprice/dynaprice/internal/engine"
+	"github.com/dynaprice/dynaprice/internal/ingest"
+	"github.com/dynaprice/dynaprice/internal/kafka"
+	"github.com/dynaprice/dynaprice/internal/pricing"
+)
+
+// Log is where changes are written (Kafka).
+type Log interface {
+	Events(ctx context.Context, evs []ingest.Event) error
+	Control(ctx context.Context, kind, key string, v any) error
+	Broadcast(ctx context.Context, kind string, v any) error
+}
+
+// Live is the live price view (Redis).
+type Live interface {
+	Price(ctx context.Context, id string) (body []byte, ok bool, err error)
+}
+
+// Catalog is the committed catalog and state (PostgreSQL).
+type Catalog interface {
+	Products(ctx context.Context) ([]pricing.Product, error)
+	Product(ctx context.Context, id string) (pricing.Product, pricing.State, bool, error)
+	Settings(ctx context.Context) (map[string]string, error)
+}
+
+// Gateway implements the API's engine port for replicas.
+type Gateway struct {
+	log        Log
+	live       Live
+	cat        Catalog
+	pricing    pricing.Config
+	autoCreate bool
+	now        func() time.Time
+}
+
+// New returns a gateway; pc must be the engines' pricing configuration
+// (used to validate products and explain prices the way engines do).
+func New(log Log, live Live, cat Catalog, pc pricing.Config, autoCreate bool) *Gateway {
+	return &Gateway{log: log, live: live, cat: cat, pricing: pc, autoCreate: autoCreate, now: time.Now}
+}
+
+func unavailable(what string, err error) error {
+	return &engine.Error{Kind: engine.KindUnavailable, Msg: fmt.Sprintf("%s is unavailable; retry later (%v)", what, shortErr(err))}
+}
+
+// shortErr keeps dependency errors short and free of addresses' secrets
+// (URLs with passwords never reach here: pgx and franz-go do not put them
+// in errors).
+func shortErr(err error) string {
+	s := err.Error()
+	if len(s) > 120 {
+		s = s[:120] + "…"
+	}
+	return s
+}
+
+// livePrice is what the gateway reads from a live price's JSON.
+type livePrice struct {
+	Source string `json:"price_source"`
+}
+
+func (g *Gateway) lookup(ctx context.Context, id string) (livePrice, bool, error) {
+	b, ok, err := g.live.Price(ctx, id)
+	if err != nil || !ok {
+		return livePrice{}, ok, err
+	}
+	var lp livePrice
+	if err := json.Unmarshal(b, &lp); err != nil {
+		return livePrice{}, false, fmt.Errorf("live price of %s: %w", id, err)
+	}
+	return lp, true, nil
+}
+
+// Submit writes events to Kafka and returns once Kafka has them: from
+// then on they survive the loss of this replica, and the engines price
+// each exactly once.
+func (g *Gateway) Submit(ctx context.Context, evs []ingest.Event) (engine.SubmitResult, error) {
+	var res engine.SubmitResult
+	ok := evs
+	if !g.autoCreate {
+		known := make(map[string]bool)
+		ok = make([]ingest.Event, 0, len(evs))
+		for i := range evs {
+			id := evs[i].ProductID
+			k, seen := known[id]
+			if !seen {
+				_, found, err := g.lookup(ctx, id)
+				if err != nil {
+					return res, unavailable("the live price view", err)
+				}
+				k, known[id] = found, found
+			}
+			if !k {
+				res.Rejects = append(res.Rejects, ingest.Reject{Index: i, Error: fmt.Sprintf("unknown product_id %q (not in the catalog)", id)})
+				continue
+			}
+			ok = append(ok, evs[i])
+		}
+	}
+	if err := g.log.Events(ctx, ok); err != nil {
+		return engine.SubmitResult{}, unavailable("the event log", err)
+	}
+	res.Accepted = len(ok)
+	return res, nil
+}
+
+// SetOverride validates and writes an override for the product's engine.
+func (g *Gateway) SetOverride(ctx context.Context, in engine.OverrideInput) error {
+	if _, found, err := g.lookup(ctx, in.ProductID); err != nil {
+		return unavailable("the live price view", err)
+	} else if !found {
+		return &engine.Error{Kind: engine.KindNotFound, Msg: fmt.Sprintf("unknown product_id %q", in.ProductID)}
+	}
+	switch {
+	case !(in.Price > 0) || math.IsInf(in.Price, 0):
+		return &engine.Error{Kind: engine.KindInvalid, Msg: "override_price must be a finite number > 0"}
+	case len(in.Reason) > 500:
+		return &engine.Error{Kind: engine.KindInvalid, Msg: "reason is longer than 500 bytes"}
+	case !in.ExpiresAt.IsZero() && !in.ExpiresAt.After(g.now()):
+		return &engine.Error{Kind: engine.KindInvalid, Msg: "expires_at must be in the future"}
+	}
+	msg := kafka.OverrideMsg{ProductID: in.ProductID, Price: in.Price, Reason: in.Reason, By: in.By}
+	if !in.ExpiresAt.IsZero() {
+		msg.ExpiresAt = in.ExpiresAt.UnixNano()
+	}
+	if err := g.log.Control(ctx, kafka.ControlOverride, in.ProductID, msg); err != nil {
+		return unavailable("the event log", err)
+	}
+	return nil
+}
+
+// ClearOverride writes the removal of a product's override; KindNotFound
+// if the live view shows none.
+func (g *Gateway) ClearOverride(ctx context.Context, id, by string) error {
+	lp, found, err := g.lookup(ctx, id)
+	switch {
+	case err != nil:
+		return unavailable("the live price view", err)
+	case !found:
+		return &engine.Error{Kind: engine.KindNotFound, Msg: fmt.Sprintf("unknown product_id %q", id)}
+	case lp.Source != pricing.SourceOverride.String():
+		return &engine.Error{Kind: engine.KindNotFound, Msg: fmt.Sprintf("product %q has no override", id)}
+	}
+	if err := g.log.Control(ctx, kafka.ControlOverrideClear, id, kafka.OverrideMsg{ProductID: id, By: by}); err != nil {
+		return unavailable("the event log", err)
+	}
+	return nil
+}
+
+// UpsertProduct validates p and writes it for its engine.
+func (g *Gateway) UpsertProduct(ctx context.Context, p pricing.Product) (bool, error) {
+	book, err := pricing.NewBook(g.pricing)
+	if err != nil {
+		return false, err
+	}
+	if err := book.CheckProduct(p); err != nil {
+		return false, &engine.Error{Kind: engine.KindInvalid, Msg: err.Error()}
+	}
+	_, found, err := g.lookup(ctx, p.ID)
+	if err != nil {
+		return false, unavailable("the live price view", err)
+	}
+	if err := g.log.Control(ctx, kafka.ControlProduct, p.ID, p); err != nil {
+		return false, unavailable("the event log", err)
+	}
+	return !found, nil
+}
+
+// SetDefaultStrategy writes a new catalog-wide default to every engine.
+func (g *Gateway) SetDefaultStrategy(ctx context.Context, name string) error {
+	pc := g.pricing
+	pc.DefaultStrategy = name
+	if _, err := pricing.NewBook(pc); err != nil {
+		return &engine.Error{Kind: engine.KindInvalid, Msg: "default_strategy: " + err.Error()}
+	}
+	if err := g.log.Broadcast(ctx, kafka.ControlDefaultStrategy, kafka.DefaultStrategyMsg{DefaultStrategy: name}); err != nil {
+		return unavailable("the event log", err)
+	}
+	return nil
+}
+
+// book returns a pricing book configured as the engines' are now.
+func (g *Gateway) book(ctx context.Context) (*pricing.Book, error) {
+	settings, err := g.cat.Settings(ctx)
+	if err != nil {
+		return nil, unavailable("the database", err)
+	}
+	pc := g.pricing
+	if s := settings["default_strategy"]; s != "" {
+		pc.DefaultStrategy = s
+	}
+	return pricing.NewBook(pc)
+}
+
+// Products lists the catalog with each product's committed state.
+func (g *Gateway) Products(ctx context.Context) ([]engine.ProductInfo, error) {
+	ps, err := g.cat.Products(ctx)
+	if err != nil {
+		return nil, unavailable("the database", err)
+	}
+	book, err := g.book(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := g.now().UnixNano()
+	out := make([]engine.ProductInfo, 0, len(ps))
+	for _, p := range ps {
+		i, _, err := book.Upsert(p, now)
+		if err != nil {
+			continue // a product the engines could not have stored either
+		}
+		info := engine.ProductInfo{Product: p, EffectiveStrategy: book.StrategyName(i)}
+		_, st, ok, err := g.cat.Product(ctx, p.ID)
+		if err != nil {
+			return nil, unavailable("the database", err)
+		}
+		if ok {
+			info.Price, info.Source, info.Demand = st.Price, st.Source, st.DynDemand
+		}
+		out = append(out, info)
+	}
+	return out, nil
+}
+
+// Explain explains a product's committed price, with the same code the
+// engine uses, from the state the engine committed.
+func (g *Gateway) Explain(ctx context.Context, id string) (pricing.Explanation, error) {
+	p, st, ok, err := g.cat.Product(ctx, id)
+	if err != nil {
+		return pricing.Explanation{}, unavailable("the database", err)
+	}
+	if !ok {
+		return pricing.Explanation{}, &engine.Error{Kind: engine.KindNotFound, Msg: fmt.Sprintf("unknown product_id %q", id)}
+	}
+	book, err := g.book(ctx)
+	if err != nil {
+		return pricing.Explanation{}, err
+	}
+	i, _, err := book.Upsert(p, g.now().UnixNano())
+	if err != nil {
+		return pricing.Explanation{}, &engine.Error{Kind: engine.KindInvalid, Msg: err.Error()}
+	}
+	book.Restore(i, st)
+	return book.Explain(i), nil
+}

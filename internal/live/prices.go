@@ -1,0 +1,18 @@
+package live
+
+import "context"
+
+// Prices adapts a View to the API's price port, whose other implementation
+// (Redis, for API replicas) can fail; the in-memory view cannot.
+type Prices struct{ V *View }
+
+// Price returns the JSON of a product's current price.
+func (p Prices) Price(_ context.Context, id string) ([]byte, bool, error) {
+	b, ok := p.V.Price(id)
+	return b, ok, nil
+}
+
+// AppendAll appends {"prices":[...]} with every product.
+func (p Prices) AppendAll(_ context.Context, dst []byte) ([]byte, error) {
+	return p.V.AppendAll(dst), nil
+}

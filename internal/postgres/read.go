@@ -1,0 +1,235 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/dynaprice/dynaprice/internal/engine"
+	"github.com/dynaprice/dynaprice/internal/pricing"
+)
+
+// Load reads what the engine resumes from for this slot: the products it
+// owns (in catalog order) and their states, the slot's remembered event
+// ids and cursor, and all settings. It creates the slot's checkpoint row if
+// missing and remembers the slot's generation, which the next Commit
+// expects.
+func (s *Store) Load(ctx context.Context) (engine.Snapshot, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	snap, gen, err := s.load(ctx)
+	if err != nil {
+		return engine.Snapshot{}, fmt.Errorf("postgres: load (slot %d): %w", s.slot, err)
+	}
+	s.gen, s.known = gen, true
+	return snap, nil
+}
+
+func (s *Store) load(ctx context.Context) (engine.Snapshot, int64, error) {
+	snap := engine.Snapshot{States: map[string]pricing.State{}, Settings: map[string]string{}}
+	// Its own transaction: created inside the snapshot below, a row
+	// another process created concurrently would be a serialization error.
+	if _, err := s.db.pool.Exec(ctx, "INSERT INTO checkpoints (slot) VALUES ($1) ON CONFLICT (slot) DO NOTHING", s.slot); err != nil {
+		return snap, 0, fmt.Errorf("checkpoint: %w", err)
+	}
+	// One snapshot for everything, so that the generation read is the one
+	// the state read belongs to: if another process commits for the slot
+	// after it, this Store's next Commit is fenced.
+	tx, err := s.db.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return snap, 0, err
+	}
+	defer rollback(ctx, tx)
+
+	var gen int64
+	if err := tx.QueryRow(ctx, "SELECT cursor, generation FROM checkpoints WHERE slot = $1", s.slot).Scan(&snap.Cursor, &gen); err != nil {
+		return snap, 0, fmt.Errorf("checkpoint: %w", err)
+	}
+	all, err := queryProducts(ctx, tx)
+	if err != nil {
+		return snap, 0, fmt.Errorf("products: %w", err)
+	}
+	for _, p := range all {
+		if s.owns == nil || s.owns(p.ID) {
+			snap.Products = append(snap.Products, p)
+		}
+	}
+	// The states of the owned products, as owns decides: the slot column
+	// only records the last writer, and ownership moves when partitions do.
+	// A join rather than "= ANY": its cost stays linear with thousands of
+	// ids.
+	var id string
+	var blob []byte
+	var rows pgx.Rows
+	if s.owns == nil {
+		rows, _ = tx.Query(ctx, "SELECT product_id, state FROM product_state")
+	} else {
+		ids := make([]string, len(snap.Products))
+		for i, p := range snap.Products {
+			ids[i] = p.ID
+		}
+		rows, _ = tx.Query(ctx, `SELECT s.product_id, s.state FROM product_state s
+			JOIN unnest($1::text[]) AS o (id) ON o.id = s.product_id`, ids)
+	}
+	_, err = pgx.ForEachRow(rows, []any{&id, &blob}, func() error {
+		var st pricing.State
+		if err := json.Unmarshal(blob, &st); err != nil {
+			return fmt.Errorf("state of %q: %w", id, err)
+		}
+		snap.States[id] = st
+		return nil
+	})
+	if err != nil {
+		return snap, 0, fmt.Errorf("states: %w", err)
+	}
+	// Oldest first, the index's order. An id stored more than once
+	// (redelivered after the engine had forgotten it, but before it was
+	// pruned here) keeps its earliest time, as a unique key would have.
+	var n int
+	if err := tx.QueryRow(ctx, "SELECT count(*) FROM seen_events WHERE slot = $1", s.slot).Scan(&n); err != nil {
+		return snap, 0, fmt.Errorf("seen: %w", err)
+	}
+	snap.Seen = make([]engine.SeenID, 0, n)
+	dup := make(map[string]struct{}, n)
+	var seen engine.SeenID
+	rows, _ = tx.Query(ctx, "SELECT seen_at, event_id FROM seen_events WHERE slot = $1 ORDER BY seen_at, event_id", s.slot)
+	_, err = pgx.ForEachRow(rows, []any{&seen.At, &seen.ID}, func() error {
+		if _, ok := dup[seen.ID]; !ok {
+			dup[seen.ID] = struct{}{}
+			snap.Seen = append(snap.Seen, seen)
+		}
+		return nil
+	})
+	if err != nil {
+		return snap, 0, fmt.Errorf("seen: %w", err)
+	}
+	if snap.Settings, err = querySettings(ctx, tx); err != nil {
+		return snap, 0, fmt.Errorf("settings: %w", err)
+	}
+	return snap, gen, nil
+}
+
+// querier is what the pool and a transaction share.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// queryProducts returns the catalog in insertion order.
+func queryProducts(ctx context.Context, q querier) ([]pricing.Product, error) {
+	var p pricing.Product
+	var out []pricing.Product
+	rows, _ := q.Query(ctx, `SELECT id, name, base_price, strategy, floor, ceiling, max_change_pct, rounding
+		FROM products ORDER BY seq`)
+	_, err := pgx.ForEachRow(rows, []any{&p.ID, &p.Name, &p.BasePrice, &p.Strategy, &p.Floor, &p.Ceiling, &p.MaxChangePct, &p.Rounding},
+		func() error {
+			out = append(out, p)
+			return nil
+		})
+	return out, err
+}
+
+func querySettings(ctx context.Context, q querier) (map[string]string, error) {
+	var k, v string
+	out := map[string]string{}
+	rows, _ := q.Query(ctx, "SELECT key, value FROM settings")
+	_, err := pgx.ForEachRow(rows, []any{&k, &v}, func() error {
+		out[k] = v
+		return nil
+	})
+	return out, err
+}
+
+// History returns productID's price changes, newest first (by event time,
+// then by version), at most limit of them; none when limit <= 0. It reads
+// the last committed state and may run during a Commit.
+func (db *DB) History(ctx context.Context, productID string, limit int) ([]engine.HistoryRow, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	var out []engine.HistoryRow
+	h := engine.HistoryRow{ProductID: productID}
+	var src string
+	var version int64
+	rows, _ := db.pool.Query(ctx, `SELECT price, demand, source, event_time, version FROM price_history
+		WHERE product_id = $1 ORDER BY event_time DESC, version DESC LIMIT $2`, productID, limit)
+	_, err := pgx.ForEachRow(rows, []any{&h.Price, &h.Demand, &src, &h.At, &version}, func() error {
+		var ok bool
+		if h.Source, ok = pricing.ParseSource(src); !ok {
+			return fmt.Errorf("unknown source %q", src)
+		}
+		h.Version = uint64(version)
+		out = append(out, h)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: history: %w", err)
+	}
+	return out, nil
+}
+
+// OverrideAudit returns productID's overrides, newest first, at most limit
+// of them; none when limit <= 0. Zero times mean "never" (ExpiresAt) and
+// "still active" (EndedAt).
+func (db *DB) OverrideAudit(ctx context.Context, productID string, limit int) ([]engine.OverrideRecord, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	var out []engine.OverrideRecord
+	o := engine.OverrideRecord{ProductID: productID}
+	rows, _ := db.pool.Query(ctx, `SELECT override_price, reason, set_by, created_at, coalesce(expires_at, 0),
+			coalesce(ended_at, 0), coalesce(ended_by, ''), coalesce(end_reason, '')
+		FROM overrides WHERE product_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2`, productID, limit)
+	_, err := pgx.ForEachRow(rows, []any{&o.Price, &o.Reason, &o.By, &o.CreatedAt, &o.ExpiresAt, &o.EndedAt, &o.EndedBy, &o.EndReason},
+		func() error {
+			out = append(out, o)
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: override audit: %w", err)
+	}
+	return out, nil
+}
+
+// Products returns the whole catalog, in insertion order, whichever slots
+// own the products.
+func (db *DB) Products(ctx context.Context) ([]pricing.Product, error) {
+	ps, err := queryProducts(ctx, db.pool)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: products: %w", err)
+	}
+	return ps, nil
+}
+
+// Product returns the product id and its persisted state (the zero State
+// if it has none yet), for explaining a price outside the engine that owns
+// it. ok is false when there is no such product.
+func (db *DB) Product(ctx context.Context, id string) (p pricing.Product, st pricing.State, ok bool, err error) {
+	var blob []byte
+	err = db.pool.QueryRow(ctx, `SELECT p.id, p.name, p.base_price, p.strategy, p.floor, p.ceiling, p.max_change_pct, p.rounding, s.state
+		FROM products p LEFT JOIN product_state s ON s.product_id = p.id WHERE p.id = $1`, id).
+		Scan(&p.ID, &p.Name, &p.BasePrice, &p.Strategy, &p.Floor, &p.Ceiling, &p.MaxChangePct, &p.Rounding, &blob)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return pricing.Product{}, pricing.State{}, false, nil
+	}
+	if err != nil {
+		return pricing.Product{}, pricing.State{}, false, fmt.Errorf("postgres: product %q: %w", id, err)
+	}
+	if blob != nil {
+		if err := json.Unmarshal(blob, &st); err != nil {
+			return pricing.Product{}, pricing.State{}, false, fmt.Errorf("postgres: product %q: state: %w", id, err)
+		}
+	}
+	return p, st, true, nil
+}
+
+// Settings returns the catalog-wide settings.
+func (db *DB) Settings(ctx context.Context) (map[string]string, error) {
+	m, err := querySettings(ctx, db.pool)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: settings: %w", err)
+	}
+	return m, nil
+}

@@ -1,0 +1,64 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/dynaprice/dynaprice/internal/pricing"
+)
+
+// SeedCatalog writes ps, in order, as the catalog, and the setting
+// default_strategy when defaultStrategy is not empty, but only if the
+// catalog is empty; seeded reports whether it was. Engines starting
+// together may all call it: the check and the inserts run in one
+// transaction under an advisory lock, so exactly one of them seeds. ps is
+// taken as valid (see catalog.Parse).
+//
+// Products a running engine commits meanwhile do not take that lock; a
+// product both write keeps the engine's version.
+func (db *DB) SeedCatalog(ctx context.Context, ps []pricing.Product, defaultStrategy string) (seeded bool, err error) {
+	if len(ps) == 0 {
+		return false, nil
+	}
+	err = pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock("+lockKey("seed")+")"); err != nil {
+			return fmt.Errorf("lock: %w", err)
+		}
+		// Read after the lock, in a statement of its own: under read
+		// committed it sees what a seeder that held the lock committed.
+		var exists bool
+		if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM products)").Scan(&exists); err != nil {
+			return err
+		}
+		if exists {
+			return nil
+		}
+		var c productCols
+		for i := range ps {
+			c.add(&ps[i])
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO products (id, name, base_price, strategy, floor, ceiling, max_change_pct, rounding)
+			SELECT id, name, base_price, strategy, floor, ceiling, max_change_pct, rounding
+			FROM unnest($1::text[], $2::text[], $3::float8[], $4::text[], $5::float8[], $6::float8[], $7::float8[], $8::text[])
+				WITH ORDINALITY AS t (id, name, base_price, strategy, floor, ceiling, max_change_pct, rounding, ord)
+			ORDER BY ord
+			ON CONFLICT (id) DO NOTHING`,
+			c.ids, c.names, c.bases, c.strategies, c.floors, c.ceilings, c.maxChanges, c.roundings); err != nil {
+			return fmt.Errorf("products: %w", err)
+		}
+		if defaultStrategy != "" {
+			if _, err := tx.Exec(ctx, `INSERT INTO settings (key, value) VALUES ('default_strategy', $1)
+				ON CONFLICT (key) DO UPDATE SET value = excluded.value`, defaultStrategy); err != nil {
+				return fmt.Errorf("settings: %w", err)
+			}
+		}
+		seeded = true
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("postgres: seed catalog: %w", err)
+	}
+	return seeded, nil
+}

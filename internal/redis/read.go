@@ -1,0 +1,178 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/redis/rueidis"
+
+	"github.com/dynaprice/dynaprice/internal/engine"
+	"github.com/dynaprice/dynaprice/internal/pricing"
+)
+
+// Price returns the GET /price body of a product, from the client-side
+// cache when possible. ok is false for an unknown product; that answer is
+// cached too, and invalidated as soon as an engine writes the product.
+func (c *Client) Price(ctx context.Context, id string) (body []byte, ok bool, err error) {
+	s, err := c.rc.DoCache(ctx, c.jsonCmd(id), c.ttl).ToString()
+	if err != nil {
+		if rueidis.IsRedisNil(err) {
+			return nil, false, nil
+		}
+		return nil, false, fmt.Errorf("redis: price %q: %w", id, err)
+	}
+	// Copied: the string is shared with the cache, and a caller writing to
+	// the slice must not corrupt what the next reader gets.
+	return []byte(s), true, nil
+}
+
+func (c *Client) jsonCmd(id string) rueidis.Cacheable {
+	return c.rc.B().Hget().Key(c.k.product + id).Field("json").Cache()
+}
+
+// ids returns every product id in listing order. The order set only changes
+// when a product is created, so this is nearly always a cache hit.
+func (c *Client) ids(ctx context.Context) ([]string, error) {
+	ids, err := c.rc.DoCache(ctx, c.rc.B().Zrange().Key(c.k.order).Min("0").Max("-1").Cache(), c.ttl).AsStrSlice()
+	if err != nil {
+		return nil, fmt.Errorf("redis: listing products: %w", err)
+	}
+	return ids, nil
+}
+
+// AppendAll appends the GET /prices body, {"prices":[...]}, with every
+// product in the order it was first written: the same bytes live.View gives
+// for the same changes. Per-product entries come from the client-side cache;
+// only the ones evicted since the last listing are fetched, in one round
+// trip. On error dst is returned unchanged.
+func (c *Client) AppendAll(ctx context.Context, dst []byte) ([]byte, error) {
+	ids, err := c.ids(ctx)
+	if err != nil {
+		return dst, err
+	}
+	out := append(dst, `{"prices":[`...)
+	if len(ids) > 0 {
+		cmds := make([]rueidis.CacheableTTL, len(ids))
+		for i, id := range ids {
+			cmds[i] = rueidis.CT(c.jsonCmd(id), c.ttl)
+		}
+		n := 0
+		for i, r := range c.rc.DoMultiCache(ctx, cmds...) {
+			s, err := r.ToString()
+			if rueidis.IsRedisNil(err) {
+				continue // removed by hand since the listing was cached
+			}
+			if err != nil {
+				return dst, fmt.Errorf("redis: price %q: %w", ids[i], err)
+			}
+			if n > 0 {
+				out = append(out, ',')
+			}
+			out = append(out, s...)
+			n++
+		}
+	}
+	return append(out, "]}"...), nil
+}
+
+// changeFields lists the hash fields Changes reads, in the order parseChange
+// expects them. An array is returned by value so that no caller can alter it.
+func changeFields() [6]string {
+	return [6]string{"v", "price", "demand", "source", "at", "low30"}
+}
+
+// Changes returns every product's latest state in listing order, for the
+// snapshot a new WebSocket subscriber receives. Each change is rebuilt from
+// the hash fields, which hold full-precision numbers. PriceChanged is always
+// true: a snapshot presents every price as news to its receiver, and it is
+// the one field that describes a transition rather than a state.
+func (c *Client) Changes(ctx context.Context) ([]engine.Change, error) {
+	ids, err := c.ids(ctx)
+	if err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	fields := changeFields()
+	cmds := make([]rueidis.CacheableTTL, len(ids))
+	for i, id := range ids {
+		cmds[i] = rueidis.CT(c.rc.B().Hmget().Key(c.k.product+id).Field(fields[:]...).Cache(), c.ttl)
+	}
+	out := make([]engine.Change, 0, len(ids))
+	for i, r := range c.rc.DoMultiCache(ctx, cmds...) {
+		vals, err := r.ToArray()
+		if err != nil {
+			return nil, fmt.Errorf("redis: product %q: %w", ids[i], err)
+		}
+		ch, ok, err := parseChange(ids[i], vals)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, ch)
+		}
+	}
+	return out, nil
+}
+
+// parseChange rebuilds a change from the HMGET of changeFields. ok is false
+// when the hash does not exist (every field nil).
+func parseChange(id string, vals []rueidis.RedisMessage) (ch engine.Change, ok bool, err error) {
+	fields := changeFields()
+	if len(vals) != len(fields) {
+		return ch, false, fmt.Errorf("redis: product %q: %d fields, want %d", id, len(vals), len(fields))
+	}
+	var s [len(fields)]string
+	missing := 0
+	for i := range vals {
+		if vals[i].IsNil() {
+			missing++
+			continue
+		}
+		if s[i], err = vals[i].ToString(); err != nil {
+			return ch, false, fmt.Errorf("redis: product %q field %s: %w", id, fields[i], err)
+		}
+	}
+	switch missing {
+	case 0:
+	case len(vals):
+		return ch, false, nil
+	default:
+		return ch, false, fmt.Errorf("redis: product %q: incomplete hash", id)
+	}
+	ch = engine.Change{ProductID: id, PriceChanged: true}
+	var ok2 bool
+	if ch.Source, ok2 = pricing.ParseSource(s[3]); !ok2 {
+		return ch, false, fmt.Errorf("redis: product %q: unknown source %q", id, s[3])
+	}
+	var errs [5]error
+	ch.Version, errs[0] = strconv.ParseUint(s[0], 10, 64)
+	ch.Price, errs[1] = strconv.ParseFloat(s[1], 64)
+	ch.Demand, errs[2] = strconv.ParseFloat(s[2], 64)
+	ch.At, errs[3] = strconv.ParseInt(s[4], 10, 64)
+	ch.Lowest30, errs[4] = strconv.ParseFloat(s[5], 64)
+	for _, e := range errs {
+		if e != nil {
+			return ch, false, fmt.Errorf("redis: product %q: %w", id, e)
+		}
+	}
+	return ch, true, nil
+}
+
+// Version returns the version stored for a product. It bypasses the
+// client-side cache: callers use it to decide what still has to be written
+// (e.g. an engine catching Redis up after a restart), so it must reflect
+// Redis itself, not a copy that an in-flight invalidation is about to evict.
+func (c *Client) Version(ctx context.Context, id string) (uint64, bool, error) {
+	s, err := c.rc.Do(ctx, c.rc.B().Hget().Key(c.k.product+id).Field("v").Build()).ToString()
+	if err != nil {
+		if rueidis.IsRedisNil(err) {
+			return 0, false, nil
+		}
+		return 0, false, fmt.Errorf("redis: version %q: %w", id, err)
+	}
+	v, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, false, fmt.Errorf("redis: version %q: %w", id, err)
+	}
+	return v, true, nil
+}

@@ -1,0 +1,543 @@
+package redis
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/dynaprice/dynaprice/internal/engine"
+	"github.com/dynaprice/dynaprice/internal/live"
+	"github.com/dynaprice/dynaprice/internal/pricing"
+)
+
+// testEnv gives a test its own key prefix on the Redis named by
+// DYNAPRICE_TEST_REDIS and deletes every key under it when the test ends.
+type testEnv struct {
+	tb     testing.TB
+	addr   string
+	prefix string
+}
+
+func newTestEnv(tb testing.TB) *testEnv {
+	tb.Helper()
+	addr := os.Getenv("DYNAPRICE_TEST_REDIS")
+	if addr == "" {
+		tb.Skip("DYNAPRICE_TEST_REDIS not set")
+	}
+	// Only letters and digits from the name: the prefix is used in a SCAN
+	// MATCH pattern, where *, ?, [ and \ are special.
+	name := []byte(tb.Name())
+	for i, b := range name {
+		if !('a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9') {
+			name[i] = '_'
+		}
+	}
+	e := &testEnv{tb: tb, addr: addr, prefix: fmt.Sprintf("dynaprice-test:%s:%016x:", name, rand.Uint64())}
+	admin := e.open()
+	tb.Cleanup(func() {
+		ctx := context.Background()
+		var cursor uint64
+		for {
+			se, err := admin.rc.Do(ctx, admin.rc.B().Scan().Cursor(cursor).Match(e.prefix+"*").Count(1000).Build()).AsScanEntry()
+			if err != nil {
+				tb.Errorf("cleanup scan: %v", err)
+				break
+			}
+			if len(se.Elements) > 0 {
+				if err := admin.rc.Do(ctx, admin.rc.B().Del().Key(se.Elements...).Build()).Error(); err != nil {
+					tb.Errorf("cleanup del: %v", err)
+				}
+			}
+			if cursor = se.Cursor; cursor == 0 {
+				break
+			}
+		}
+		admin.Close()
+	})
+	return e
+}
+
+// open returns a client on the test's prefix, closed when the test ends.
+// The long cache TTL makes any fresh read after a write the work of
+// invalidation, never of expiry.
+func (e *testEnv) open() *Client {
+	e.tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	log := slog.New(slog.NewTextHandler(e.tb.Output(), nil))
+	c, err := Open(ctx, Config{Addr: e.addr, Prefix: e.prefix, CacheTTL: time.Hour, Logger: log})
+	if err != nil {
+		e.tb.Fatal(err)
+	}
+	e.tb.Cleanup(c.Close)
+	return c
+}
+
+// get runs a command without the cache and returns its string reply.
+func (e *testEnv) get(c *Client, cmd rueidis.Completed) string {
+	e.tb.Helper()
+	s, err := c.rc.Do(context.Background(), cmd).ToString()
+	if err != nil {
+		e.tb.Fatalf("%v: %v", cmd.Commands(), err)
+	}
+	return s
+}
+
+func write(t testing.TB, c *Client, want int, changes ...engine.Change) {
+	t.Helper()
+	n, err := c.Write(context.Background(), changes)
+	if err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	if n != want {
+		t.Fatalf("Write applied %d, want %d", n, want)
+	}
+}
+
+func price(t testing.TB, c *Client, id string) (string, bool) {
+	t.Helper()
+	b, ok, err := c.Price(context.Background(), id)
+	if err != nil {
+		t.Fatalf("Price(%q): %v", id, err)
+	}
+	return string(b), ok
+}
+
+func change(id string, version uint64, p float64) engine.Change {
+	return engine.Change{
+		ProductID: id, Price: p, Source: pricing.SourceDynamic, Demand: 9.5,
+		Version: version, At: time.Date(2025, 3, 1, 12, 0, 0, 123456789, time.UTC).UnixNano() + int64(version),
+		Lowest30: 299, PriceChanged: true,
+	}
+}
+
+func TestOpenUnreachable(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	start := time.Now()
+	c, err := Open(ctx, Config{Addr: "127.0.0.1:1"})
+	if err == nil {
+		c.Close()
+		t.Fatal("Open of a closed port succeeded")
+	}
+	if time.Since(start) > 3*time.Second {
+		t.Errorf("Open took %v, want it bounded by the context", time.Since(start))
+	}
+	t.Log(err)
+}
+
+func TestOpenURL(t *testing.T) {
+	e := newTestEnv(t)
+	ctx := context.Background()
+	c, err := Open(ctx, Config{Addr: "redis://" + e.addr + "/0", Prefix: e.prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(ctx, Config{Addr: "redis://user:s3cret@bad host:1"})
+	if err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("Open of a bad URL: %v; want an error without the password", err)
+	}
+}
+
+func TestWriteLayout(t *testing.T) {
+	e := newTestEnv(t)
+	c := e.open()
+	pa := engine.Change{ProductID: "PA", Price: 314.00, Source: pricing.SourceDynamic, Demand: 9.123456,
+		Version: 7, At: 1740830400123456789, Lowest30: 299.99, PriceChanged: true}
+	pb := engine.Change{ProductID: "PB", Price: 19.99, Source: pricing.SourceOverride, Demand: 0,
+		Version: 1, At: 1740830400000000000, Lowest30: 19.99}
+	write(t, c, 2, pa, pb)
+
+	for _, ch := range []engine.Change{pa, pb} {
+		got, ok := price(t, c, ch.ProductID)
+		if want := string(live.AppendPrice(nil, ch)); !ok || got != want {
+			t.Errorf("Price(%s) = %q, %v; want %q", ch.ProductID, got, ok, want)
+		}
+	}
+	b := c.rc.B()
+	p := e.prefix
+	for key, want := range map[string]string{
+		p + "product:price:PA":  "314",
+		p + "product:demand:PA": "9.123456",
+		p + "product:price:PB":  "19.99",
+		p + "product:demand:PB": "0",
+	} {
+		if got := e.get(c, b.Get().Key(key).Build()); got != want {
+			t.Errorf("GET %s = %q, want %q", key, got, want)
+		}
+	}
+	// The original's tools adjust prices with INCRBYFLOAT: the value must be
+	// a number Redis itself accepts.
+	if got := e.get(c, b.Incrbyfloat().Key(p+"product:price:PB").Increment(0.01).Build()); got != "20" {
+		t.Errorf("INCRBYFLOAT product:price:PB = %q, want 20", got)
+	}
+
+	h, err := c.rc.Do(context.Background(), b.Hgetall().Key(p+"dynaprice:product:PA").Build()).AsStrMap()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantHash := map[string]string{"v": "7", "price": "314", "demand": "9.123456", "source": "dynamic",
+		"at": "1740830400123456789", "low30": "299.99", "json": string(live.AppendPrice(nil, pa))}
+	if fmt.Sprint(h) != fmt.Sprint(wantHash) {
+		t.Errorf("hash = %v\nwant  %v", h, wantHash)
+	}
+	members, err := c.rc.Do(context.Background(), b.Smembers().Key(p+"dynaprice:products").Build()).AsStrSlice()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(members) != 2 || !(members[0] == "PA" && members[1] == "PB" || members[0] == "PB" && members[1] == "PA") {
+		t.Errorf("SMEMBERS dynaprice:products = %v, want PA and PB", members)
+	}
+
+	if _, ok := price(t, c, "nope"); ok {
+		t.Error("Price of an unknown id: ok = true")
+	}
+	if v, ok, err := c.Version(context.Background(), "PA"); err != nil || !ok || v != 7 {
+		t.Errorf("Version(PA) = %d, %v, %v; want 7", v, ok, err)
+	}
+	if _, ok, err := c.Version(context.Background(), "nope"); err != nil || ok {
+		t.Errorf("Version(nope) = _, %v, %v; want not found", ok, err)
+	}
+}
+
+func TestWriteRejectsInvalid(t *testing.T) {
+	e := newTestEnv(t)
+	c := e.open()
+	for _, bad := range []engine.Change{
+		{ProductID: "", Version: 1},
+		{ProductID: "X", Version: 1, Price: math.NaN()},
+		{ProductID: "X", Version: 1, Demand: math.Inf(1)},
+		{ProductID: "X", Version: 1, Lowest30: math.Inf(-1)},
+	} {
+		n, err := c.Write(context.Background(), []engine.Change{change("OK", 1, 1), bad})
+		if err == nil || n != 0 {
+			t.Errorf("Write(%+v) = %d, %v; want an error and nothing applied", bad, n, err)
+		}
+	}
+	if _, ok := price(t, c, "OK"); ok {
+		t.Error("a batch with an invalid change was partly written")
+	}
+	if n, err := c.Write(context.Background(), nil); n != 0 || err != nil {
+		t.Errorf("Write(nil) = %d, %v", n, err)
+	}
+}
+
+func TestVersionsNeverGoBack(t *testing.T) {
+	e := newTestEnv(t)
+	c := e.open()
+	ctx := context.Background()
+	// In one batch: the older and the equal versions after v5 are skipped.
+	write(t, c, 3,
+		change("PA", 5, 105),
+		change("PA", 3, 103),
+		change("PA", 5, 999), // same version, different content: a replay never wins
+		change("PB", 1, 1),
+		change("PA", 7, 107),
+	)
+	checkPrice := func(id string, want engine.Change) {
+		t.Helper()
+		got, ok := price(t, c, id)
+		if w := string(live.AppendPrice(nil, want)); !ok || got != w {
+			t.Fatalf("Price(%s) = %q, want %q", id, got, w)
+		}
+		if got := e.get(c, c.rc.B().Get().Key(e.prefix+"product:price:"+id).Build()); got != formatFloat(want.Price) {
+			t.Fatalf("product:price:%s = %q, want %v", id, got, want.Price)
+		}
+	}
+	checkPrice("PA", change("PA", 7, 107))
+	// Across batches: a full replay applies nothing.
+	write(t, c, 0, change("PA", 5, 105), change("PA", 7, 1), change("PA", 6, 106), change("PB", 1, 2))
+	checkPrice("PA", change("PA", 7, 107))
+	checkPrice("PB", change("PB", 1, 1))
+	write(t, c, 2, change("PA", 8, 108), change("PB", 2, 2))
+	checkPrice("PA", change("PA", 8, 108))
+	checkPrice("PB", change("PB", 2, 2))
+
+	// Versions beyond 2^53, where a Lua number could no longer tell them
+	// apart, and across a change in digit count.
+	big := uint64(1)<<60 + 1
+	write(t, c, 2, change("PC", big, 1), change("PC", big+1, 2))
+	write(t, c, 0, change("PC", big, 3), change("PC", big+1, 4))
+	write(t, c, 1, change("PC", math.MaxUint64, 5))
+	write(t, c, 0, change("PC", math.MaxUint64-1, 6))
+	if v, _, err := c.Version(ctx, "PC"); err != nil || v != math.MaxUint64 {
+		t.Fatalf("Version(PC) = %d, %v; want MaxUint64", v, err)
+	}
+	checkPrice("PC", change("PC", math.MaxUint64, 5))
+	write(t, c, 2, change("PD", 9, 9), change("PD", 10, 10))
+	write(t, c, 0, change("PD", 9, 9))
+	checkPrice("PD", change("PD", 10, 10))
+	// Around the script's split of long versions into 15-digit parts.
+	write(t, c, 3, change("PE", 999_999_999_999_999, 1), change("PE", 1_999_999_999_999_999, 2),
+		change("PE", 2_000_000_000_000_000, 3))
+	write(t, c, 0, change("PE", 1_999_999_999_999_999, 4), change("PE", 1_000_000_000_000_000, 5),
+		change("PE", 999_999_999_999_999, 6))
+	write(t, c, 1, change("PE", 2_000_000_000_000_001, 7))
+	checkPrice("PE", change("PE", 2_000_000_000_000_001, 7))
+}
+
+// TestLargeBatch crosses several script chunks in one Write, including
+// repeated products whose versions must still be honoured across chunks.
+func TestLargeBatch(t *testing.T) {
+	e := newTestEnv(t)
+	c := e.open()
+	v := live.New()
+	var batch []engine.Change
+	for round := range 3 {
+		for i := range writeChunk + 7 {
+			batch = append(batch, change(fmt.Sprintf("P%04d", (i*37)%(writeChunk+7)), uint64(round+1), float64(round*1000+i)))
+		}
+	}
+	// Stale copies of round 1 at the very end must be ignored.
+	batch = append(batch, change("P0000", 1, -1), change("P0001", 2, -1))
+	write(t, c, 3*(writeChunk+7), batch...)
+	v.Publish(batch[:len(batch)-2])
+	got, err := c.AppendAll(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := v.AppendAll(nil); !bytes.Equal(got, want) {
+		t.Fatalf("AppendAll differs from live.View:\n got %.300s\nwant %.300s", got, want)
+	}
+}
+
+func TestCacheInvalidation(t *testing.T) {
+	e := newTestEnv(t)
+	writer, reader := e.open(), e.open()
+	ctx := context.Background()
+	write(t, writer, 1, change("PA", 1, 100))
+
+	if got, _ := price(t, reader, "PA"); got != string(live.AppendPrice(nil, change("PA", 1, 100))) {
+		t.Fatalf("first read = %q", got)
+	}
+	if _, ok := price(t, reader, "PB"); ok {
+		t.Fatal("PB exists before it is written")
+	}
+	all0, err := reader.AppendAll(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The reads above must now be served locally, or this test would prove
+	// nothing about invalidation.
+	for _, id := range []string{"PA", "PB"} {
+		if !reader.rc.DoCache(ctx, reader.jsonCmd(id), reader.ttl).IsCacheHit() {
+			t.Fatalf("second read of %s was not a cache hit", id)
+		}
+	}
+
+	write(t, writer, 2, change("PA", 2, 200), change("PB", 1, 50))
+	// The invalidation travels on the reader's own connection and may land a
+	// moment after the writer's reply; with an hour-long TTL only it can
+	// explain a fresh value.
+	want := map[string]string{
+		"PA": string(live.AppendPrice(nil, change("PA", 2, 200))),
+		"PB": string(live.AppendPrice(nil, change("PB", 1, 50))),
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for id, w := range want {
+		for {
+			got, _ := price(t, reader, id)
+			if got == w {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("reader still sees %s = %q after the write, want %q", id, got, w)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	for {
+		all, err := reader.AppendAll(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(all, []byte(want["PB"])) && bytes.Contains(all, []byte(want["PA"])) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("reader's listing is stale: %s (was %s)", all, all0)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestReadYourWrites checks that a Client's cached reads never trail its
+// own completed Write, which Redis 7 alone does not guarantee: it sends a
+// writer's own invalidations after the write's reply.
+func TestReadYourWrites(t *testing.T) {
+	e := newTestEnv(t)
+	c := e.open()
+	ctx := context.Background()
+	for v := uint64(1); v <= 200; v++ {
+		ch := change("PA", v, float64(v))
+		write(t, c, 2, ch, change(fmt.Sprintf("N%03d", v), 1, 1))
+		if got, _ := price(t, c, "PA"); got != string(live.AppendPrice(nil, ch)) {
+			t.Fatalf("after writing v%d, Price = %s", v, got)
+		}
+		all, err := c.AppendAll(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(all, []byte(fmt.Sprintf(`"N%03d"`, v))) {
+			t.Fatalf("after writing N%03d, AppendAll misses it", v)
+		}
+	}
+}
+
+func TestAppendAllMatchesLiveView(t *testing.T) {
+	e := newTestEnv(t)
+	c := e.open()
+	ctx := context.Background()
+	v := live.New()
+	check := func() {
+		t.Helper()
+		want := v.AppendAll([]byte("prefix"))
+		got, err := c.AppendAll(ctx, []byte("prefix"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("AppendAll\n got %s\nwant %s", got, want)
+		}
+	}
+	check() // empty: {"prices":[]}
+
+	batches := [][]engine.Change{
+		{change("zeta", 1, 10), change("alpha", 1, 20.5), change("Mu", 1, 0.1+0.2)},
+		{change("alpha", 2, 21), change("beta", 1, 1e9), change("zeta", 2, 11)},
+		{{ProductID: "quote\"and\\slash é", Price: 1, Version: 1, Source: pricing.SourceOverride, At: -1}},
+	}
+	for _, b := range batches {
+		write(t, c, len(b), b...)
+		v.Publish(b)
+		check()
+	}
+}
+
+func TestChangesRoundTrip(t *testing.T) {
+	e := newTestEnv(t)
+	c := e.open()
+	in := []engine.Change{
+		{ProductID: "B", Price: 0.1 + 0.2, Source: pricing.SourceBase, Demand: 1e-7, Version: 3, At: math.MaxInt64, Lowest30: 0.30000000000000004, PriceChanged: true},
+		{ProductID: "A", Price: 123456789.125, Source: pricing.SourceDynamic, Demand: 17.123456789, Version: math.MaxUint64, At: 0, Lowest30: 1e-300, PriceChanged: true},
+		{ProductID: "C", Price: -0.5, Source: pricing.SourceOverride, Demand: -2, Version: 1, At: -1, Lowest30: 5e15},
+	}
+	write(t, c, 3, in...)
+	got, err := c.Changes(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(in) {
+		t.Fatalf("Changes returned %d, want %d", len(got), len(in))
+	}
+	for i := range in {
+		want := in[i]
+		want.PriceChanged = true // a snapshot reports every price as news
+		if got[i] != want {
+			t.Errorf("Changes()[%d]\n got %+v\nwant %+v", i, got[i], want)
+		}
+	}
+
+	empty := newTestEnv(t).open()
+	if got, err := empty.Changes(context.Background()); err != nil || len(got) != 0 {
+		t.Errorf("Changes of an empty prefix = %v, %v", got, err)
+	}
+}
+
+func TestScriptReloaded(t *testing.T) {
+	e := newTestEnv(t)
+	c := e.open()
+	ctx := context.Background()
+	write(t, c, 1, change("PA", 1, 1))
+	// Harmless to concurrent users of this Redis: every rueidis script
+	// helper falls back to EVAL, as Write must.
+	if err := c.rc.Do(ctx, c.rc.B().ScriptFlush().Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	batch := []engine.Change{change("PA", 2, 2)}
+	for i := range 2*writeChunk + 1 {
+		batch = append(batch, change(fmt.Sprintf("Q%d", i), 1, 1))
+	}
+	write(t, c, len(batch), batch...)
+	if v, _, err := c.Version(ctx, "PA"); err != nil || v != 2 {
+		t.Fatalf("Version(PA) = %d, %v; want 2", v, err)
+	}
+}
+
+func TestConcurrentWriters(t *testing.T) {
+	e := newTestEnv(t)
+	const writers, products, maxVersion = 8, 20, 400
+	clients := make([]*Client, 4)
+	for i := range clients {
+		clients[i] = e.open()
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	applied := 0
+	for w := range writers {
+		wg.Go(func() {
+			// Writer w owns versions ≡ w (mod writers), sent in random order
+			// and in small batches, so writers keep overtaking one another.
+			var mine []engine.Change
+			for v := uint64(w + 1); v <= maxVersion; v += writers {
+				for p := range products {
+					mine = append(mine, change(fmt.Sprintf("P%02d", p), v, float64(v)))
+				}
+			}
+			rand.Shuffle(len(mine), func(i, j int) { mine[i], mine[j] = mine[j], mine[i] })
+			c := clients[w%len(clients)]
+			for len(mine) > 0 {
+				n := min(len(mine), 1+rand.IntN(40))
+				a, err := c.Write(context.Background(), mine[:n])
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				applied += a
+				mu.Unlock()
+				mine = mine[n:]
+			}
+		})
+	}
+	wg.Wait()
+	if applied < products || applied > products*maxVersion {
+		t.Errorf("applied %d changes", applied)
+	}
+	c := clients[0]
+	for p := range products {
+		id := fmt.Sprintf("P%02d", p)
+		if v, ok, err := c.Version(context.Background(), id); err != nil || !ok || v != maxVersion {
+			t.Errorf("Version(%s) = %d, %v, %v; want %d", id, v, ok, err, maxVersion)
+		}
+		// Every replica converges, cached or not.
+		for _, r := range clients {
+			deadline := time.Now().Add(5 * time.Second)
+			want := string(live.AppendPrice(nil, change(id, maxVersion, maxVersion)))
+			for {
+				got, _ := price(t, r, id)
+				if got == want {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("Price(%s) = %q, want %q", id, got, want)
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}
+}
