@@ -178,12 +178,12 @@ func API(ctx context.Context, o APIOptions, log *slog.Logger, stdout io.Writer) 
 		},
 	})
 
+	prices := &fallbackPrices{primary: rc, backup: live.Prices{V: view}, log: log}
 	api, err := httpapi.New(httpapi.Config{
 		KeyHeader: o.KeyHeader, Keys: keys, MaxEventsBody: o.MaxBody, MaxBody: 64 << 10,
 		RequestTimeout: 30 * time.Second, Logger: log, Registerer: reg,
 	}, httpapi.Deps{
-		Engine: gateway.New(pr, rc, db, pc, o.AutoCreate), Archive: db,
-		Prices:    &fallbackPrices{primary: rc, backup: live.Prices{V: view}, log: log},
+		Engine: gateway.New(pr, prices, db, pc, o.AutoCreate), Archive: db, Prices: prices,
 		Decoder:   &ingest.Decoder{Now: time.Now},
 		WebSocket: hub, Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 		Ready: ready.Load, UI: dashboard.Handler(),
@@ -230,39 +230,68 @@ func API(ctx context.Context, o APIOptions, log *slog.Logger, stdout io.Writer) 
 
 // fallbackPrices reads Redis and, while Redis fails, the replica's own view:
 // an API replica keeps serving the last known prices through a Redis outage
-// (and reports not ready meanwhile).
+// (and reports not ready meanwhile). Redis reads get a short deadline, and
+// after a failure Redis is tried again at most once per retryEvery, so an
+// outage costs requests nothing but a map lookup.
 type fallbackPrices struct {
 	primary, backup httpapi.Prices
 	log             *slog.Logger
-	failing         atomic.Bool
+	failedAt        atomic.Int64 // unix ns of the last failure, 0 when healthy
 }
 
-func (f *fallbackPrices) fail(err error) {
-	if !f.failing.Swap(true) {
+const (
+	redisReadTimeout = 250 * time.Millisecond
+	retryEvery       = time.Second
+)
+
+// usePrimary reports whether to try Redis: it is healthy, or the last
+// failure is old enough to probe again.
+func (f *fallbackPrices) usePrimary() bool {
+	t := f.failedAt.Load()
+	return t == 0 || time.Since(time.Unix(0, t)) >= retryEvery
+}
+
+func (f *fallbackPrices) result(err error) {
+	if err == nil {
+		if f.failedAt.Swap(0) != 0 {
+			f.log.Info("reading live prices from Redis works again")
+		}
+		return
+	}
+	if f.failedAt.Swap(time.Now().UnixNano()) == 0 {
 		f.log.Warn("reading live prices from Redis failed; answering from this replica's copy", "err", err)
 	}
 }
 
 func (f *fallbackPrices) Price(ctx context.Context, id string) ([]byte, bool, error) {
-	b, ok, err := f.primary.Price(ctx, id)
-	if err == nil {
-		f.failing.Store(false)
-		return b, ok, nil
+	if f.usePrimary() {
+		rctx, cancel := context.WithTimeout(ctx, redisReadTimeout)
+		b, ok, err := f.primary.Price(rctx, id)
+		cancel()
+		if ctx.Err() != nil {
+			return nil, false, ctx.Err()
+		}
+		f.result(err)
+		if err == nil {
+			return b, ok, nil
+		}
 	}
-	f.fail(err)
-	if b, ok, _ := f.backup.Price(ctx, id); ok {
-		return b, true, nil
-	}
-	return nil, false, err
+	return f.backup.Price(ctx, id)
 }
 
 func (f *fallbackPrices) AppendAll(ctx context.Context, dst []byte) ([]byte, error) {
-	b, err := f.primary.AppendAll(ctx, dst)
-	if err == nil {
-		f.failing.Store(false)
-		return b, nil
+	if f.usePrimary() {
+		rctx, cancel := context.WithTimeout(ctx, redisReadTimeout)
+		b, err := f.primary.AppendAll(rctx, dst)
+		cancel()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		f.result(err)
+		if err == nil {
+			return b, nil
+		}
 	}
-	f.fail(err)
 	return f.backup.AppendAll(ctx, dst)
 }
 

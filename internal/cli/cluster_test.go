@@ -47,16 +47,16 @@ type cluster struct {
 	env      []string
 }
 
-// newCluster prepares the services of one test. partitions is the events
-// topic's partition count.
-func newCluster(t *testing.T) *cluster {
+// newCluster prepares the services of one test; kopts configure the
+// Kafka broker.
+func newCluster(t *testing.T, kopts ...kfake.Opt) *cluster {
 	t.Helper()
 	pg, rd := os.Getenv("DYNAPRICE_TEST_POSTGRES"), os.Getenv("DYNAPRICE_TEST_REDIS")
 	if pg == "" || rd == "" {
 		t.Skip("DYNAPRICE_TEST_POSTGRES and DYNAPRICE_TEST_REDIS not set")
 	}
 	c := &cluster{t: t, bin: buildBinary(t), logDir: t.TempDir()}
-	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(100*time.Millisecond))
+	kc, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(100 * time.Millisecond)}, kopts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,278 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// outageDuration is how long each dependency stays down: the 30 s the
+// scale-out issue names. Engines back off up to 5 s between retries, so
+// this spans several retries.
+const outageDuration = 30 * time.Second
+
+// proxy is a TCP forwarder the test can take down (listener and every
+// connection closed: the service looks dead, connections are refused) and
+// bring back on the same address.
+type proxy struct {
+	t      *testing.T
+	target string
+	addr   string
+	mu     sync.Mutex
+	ln     net.Listener
+	conns  map[net.Conn]bool
+}
+
+func newProxy(t *testing.T, target string) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{t: t, target: target, addr: ln.Addr().String(), ln: ln, conns: map[net.Conn]bool{}}
+	go p.serve(ln)
+	t.Cleanup(p.down)
+	return p
+}
+
+func (p *proxy) serve(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		d, err := net.Dial("tcp", p.target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		p.mu.Lock()
+		if p.ln != ln { // went down meanwhile
+			p.mu.Unlock()
+			c.Close()
+			d.Close()
+			return
+		}
+		p.conns[c], p.conns[d] = true, true
+		p.mu.Unlock()
+		pipe := func(dst, src net.Conn) {
+			_, _ = io.Copy(dst, src)
+			dst.Close()
+			src.Close()
+			p.mu.Lock()
+			delete(p.conns, dst)
+			delete(p.conns, src)
+			p.mu.Unlock()
+		}
+		go pipe(c, d)
+		go pipe(d, c)
+	}
+}
+
+func (p *proxy) down() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		p.ln.Close()
+		p.ln = nil
+	}
+	for c := range p.conns {
+		c.Close()
+	}
+	clear(p.conns)
+}
+
+func (p *proxy) up() {
+	p.t.Helper()
+	var ln net.Listener
+	var err error
+	for i := 0; i < 100; i++ {
+		if ln, err = net.Listen("tcp", p.addr); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		p.t.Fatalf("proxy back up on %s: %v", p.addr, err)
+	}
+	p.mu.Lock()
+	p.ln = ln
+	p.mu.Unlock()
+	go p.serve(ln)
+}
+
+// TestClusterOutages takes PostgreSQL, Redis and Kafka down for 30 s each,
+// in parallel subtests with a cluster each, while events keep streaming.
+// During the outage the API keeps answering GET /price with the last known
+// price and reports not ready; afterwards demand and history are exact:
+// nothing was lost or applied twice.
+func TestClusterOutages(t *testing.T) {
+	for _, dep := range []string{"postgres", "redis", "kafka"} {
+		t.Run(dep, func(t *testing.T) {
+			t.Parallel()
+			outage(t, dep)
+		})
+	}
+}
+
+func outage(t *testing.T, dep string) {
+	kafkaPort, kafkaDir := freePort(t), t.TempDir()
+	var kopts []kfake.Opt
+	if dep == "kafka" {
+		// Kafka goes down for real: the broker stops and comes back on the
+		// same port with its log (kfake clients learn broker addresses from
+		// metadata, so a proxy in front would be bypassed).
+		kopts = []kfake.Opt{kfake.Ports(kafkaPort), kfake.DataDir(kafkaDir)}
+	}
+	c := newCluster(t, kopts...)
+	c.migrate()
+	// PostgreSQL and Redis are reached through proxies.
+	pgu, _ := url.Parse(c.pgURL)
+	pgProxy := newProxy(t, pgu.Host)
+	pgu.Host = pgProxy.addr
+	ru := regexp.MustCompile(`^redis://([^/]+)/(\d+)$`).FindStringSubmatch(c.redisURL)
+	redisProxy := newProxy(t, ru[1])
+	env := []string{"DATABASE_URL=" + pgu.String(), "REDIS_ADDR=redis://" + redisProxy.addr + "/" + ru[2]}
+	eng := c.start("engine", env, "engine", "--metrics-addr", "127.0.0.1:0", "--partitions", "4", "--tick", "200ms",
+		"--session-timeout", "3s", "--no-migrate")
+	api := c.start("api", env, "api", "--addr", "127.0.0.1:0")
+	s := &server{t: t, url: api.addr}
+	engine := &server{t: t, url: eng.addr}
+	eventually(t, 30*time.Second, "API ready", func() (bool, string) {
+		code, m := s.do("GET", "/readyz", "", "", "")
+		return code == 200, fmt.Sprint(code, m)
+	})
+
+	st := c.stream(uint64(len(dep)))
+	ctx, stopStream := context.WithCancel(context.Background())
+	streamDone := make(chan error, 1)
+	go func() {
+		for ctx.Err() == nil {
+			if err := st.send(ctx, 200); err != nil && ctx.Err() == nil {
+				streamDone <- err
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		streamDone <- nil
+	}()
+	time.Sleep(2 * time.Second)
+	eventually(t, 30*time.Second, "prices moving", func() (bool, string) {
+		code, m := s.do("GET", "/price/PA", "", "", "")
+		return code == 200 && m["price_source"] == "dynamic", fmt.Sprint(code, m)
+	})
+
+	var restartKafka func()
+	switch dep {
+	case "postgres":
+		pgProxy.down()
+	case "redis":
+		redisProxy.down()
+	case "kafka":
+		c.kfake.Close()
+		restartKafka = func() {
+			kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(100*time.Millisecond),
+				kfake.Ports(kafkaPort), kfake.DataDir(kafkaDir))
+			if err != nil {
+				t.Fatalf("restarting Kafka: %v", err)
+			}
+			t.Cleanup(kc.Close)
+		}
+	}
+	down := time.Now()
+	// While it is down: last known prices, not ready.
+	eventually(t, 20*time.Second, "API reports not ready", func() (bool, string) {
+		code, m := s.do("GET", "/readyz", "", "", "")
+		return code == 503, fmt.Sprint(code, m)
+	})
+	if dep != "kafka" {
+		eventually(t, 20*time.Second, "engine reports not ready", func() (bool, string) {
+			code, m := engine.do("GET", "/readyz", "", "", "")
+			return code == 503, fmt.Sprint(code, m)
+		})
+	}
+	for time.Since(down) < outageDuration {
+		for _, id := range []string{"PA", "PJ"} {
+			if code, m := s.do("GET", "/price/"+id, "", "", ""); code != 200 || m["price"] == nil {
+				t.Fatalf("%s outage: GET /price/%s = %d %v, want the last known price", dep, id, code, m)
+			}
+		}
+		if code, m := s.do("GET", "/prices", "", "", ""); code != 200 || len(m["prices"].([]any)) != 10 {
+			t.Fatalf("%s outage: GET /prices = %d %v", dep, code, m)
+		}
+		time.Sleep(time.Second)
+	}
+	switch dep {
+	case "postgres":
+		pgProxy.up()
+	case "redis":
+		redisProxy.up()
+	case "kafka":
+		restartKafka()
+	}
+	eventually(t, 60*time.Second, "API ready again", func() (bool, string) {
+		code, m := s.do("GET", "/readyz", "", "", "")
+		return code == 200, fmt.Sprint(code, m)
+	})
+	time.Sleep(2 * time.Second)
+	stopStream()
+	if err := <-streamDone; err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s was down %v; %d events streamed", dep, outageDuration, st.sent)
+	c.waitDemand(st.want, 90*time.Second)
+	got := c.historyCounts()
+	for _, id := range demoIDs {
+		if got[id] != st.count[id] {
+			t.Errorf("%s: %d dynamic history rows, want %d", id, got[id], st.count[id])
+		}
+	}
+	// The engine counted the outage in its metrics.
+	metric := map[string]string{"postgres": "dynaprice_stream_commit_errors_total", "redis": "dynaprice_stream_live_write_errors_total"}[dep]
+	if metric != "" {
+		if v := metricValue(t, engine.url+"/metrics", metric); v <= 0 {
+			t.Errorf("%s = %v after the outage, want > 0", metric, v)
+		}
+	}
+	api.stop(t)
+	eng.stop(t)
+}
+
+// metricValue reads one unlabelled metric from a Prometheus endpoint.
+func metricValue(t *testing.T, url, name string) float64 {
+	t.Helper()
+	resp, err := httpGet(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(resp, "\n") {
+		if v, ok := strings.CutPrefix(l, name+" "); ok {
+			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return f
+		}
+	}
+	return -1
+}
+
+var httpClient = &http.Client{Timeout: 10 * time.Second}
+
+func httpGet(url string) (string, error) {
+	resp, err := httpClient.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
