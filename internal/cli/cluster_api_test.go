@@ -3,12 +3,14 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // eventually retries f until it reports success or the timeout passes.
@@ -167,6 +169,39 @@ func TestClusterAPIReplicas(t *testing.T) {
 	if err == nil || resp == nil || resp.StatusCode != 403 {
 		t.Errorf("foreign origin: err %v resp %v", err, resp)
 	}
+
+	// Malformed records written straight to Kafka go to the dead-letter
+	// topic with their reason; the engine counts them and keeps going.
+	raw := c.client(kgo.DefaultProduceTopic("product-events"))
+	bad := []*kgo.Record{{Value: []byte("{not json")}, {Key: []byte("PB"), Value: []byte(`{"event_type":"teleport","product_id":"PB"}`)}}
+	if err := raw.ProduceSync(ctx, bad...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	dlq := c.client(kgo.ConsumeTopics("product-events-dlq"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	var reasons []string
+	for len(reasons) < 2 && ctx.Err() == nil {
+		dlq.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			for _, h := range r.Headers {
+				if h.Key == "dynaprice-error" {
+					reasons = append(reasons, string(h.Value))
+				}
+			}
+		})
+	}
+	if len(reasons) != 2 || !strings.Contains(reasons[1], "event_type") {
+		t.Errorf("dead-letter reasons = %q", reasons)
+	}
+	eventually(t, 10*time.Second, "dead letters counted", func() (bool, string) {
+		v := metricValue(t, eng.addr+"/metrics", "dynaprice_stream_dead_letters_total")
+		return v == 2, fmt.Sprint(v)
+	})
+	// The engine still prices after them.
+	s1.do("POST", "/events", ingestKey, "application/json", `{"event_type":"view","product_id":"PB"}`)
+	eventually(t, 20*time.Second, "PB priced after the dead letters", func() (bool, string) {
+		_, m := s2.do("GET", "/price/PB", "", "", "")
+		return m["demand"] == 1.0, jsonString(m)
+	})
+
 	a1.stop(t)
 	a2.stop(t)
 	eng.stop(t)
