@@ -65,3 +65,43 @@ func TestRunExitCodes(t *testing.T) {
 		t.Errorf("bad weights: %d", code)
 	}
 }
+
+func TestScaleOutRolesFlagsAndEnvironment(t *testing.T) {
+	var stderr bytes.Buffer
+	e := env(map[string]string{"KAFKA_BROKERS": "k1:9092,k2:9092", "PRODUCT_EVENTS_TOPIC": "ev", "PRICE_UPDATES_TOPIC": "up",
+		"REDIS_ADDR": "r:6379", "DATABASE_URL": "postgres://db/x", "DYNAPRICE_PARTITIONS": "24", "API_PORT": "9000",
+		"ADMIN_API_KEY": "k", "API_KEY_HEADER": "X-K"})
+	eo, err := parseEngine(nil, e, &stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := eo.brokers(); len(got) != 2 || got[1] != "k2:9092" || eo.topics().Events != "ev" || eo.topics().Updates != "up" ||
+		eo.RedisAddr != "r:6379" || eo.DatabaseURL != "postgres://db/x" || eo.Partitions != 24 || eo.MetricsAddr != ":9090" {
+		t.Errorf("engine from environment: %+v", eo)
+	}
+	eo, err = parseEngine([]string{"--brokers", "b:1", "--events-topic", "e2", "--partitions", "3"}, e, &stderr)
+	if err != nil || eo.Brokers != "b:1" || eo.EventsTopic != "e2" || eo.Partitions != 3 {
+		t.Errorf("a flag beats its environment variable: %+v %v", eo, err)
+	}
+	ao, err := parseAPI(nil, e, &stderr)
+	if err != nil || ao.Addr != ":9000" || ao.AdminKey != "k" || ao.KeyHeader != "X-K" || ao.UpdatesTopic != "up" {
+		t.Errorf("api from environment: %+v %v", ao, err)
+	}
+	var out bytes.Buffer
+	ctx := context.Background()
+	for _, role := range []string{"engine", "api", "migrate", "loadgen"} {
+		stderr.Reset()
+		if code := Run(ctx, []string{"dynaprice", role, "--help"}, env(nil), &out, &stderr); code != 0 || !strings.Contains(stderr.String(), "Usage: dynaprice "+role) {
+			t.Errorf("%s --help: exit %d, %q", role, code, stderr.String())
+		}
+		if code := Run(ctx, []string{"dynaprice", role, "--nope"}, env(nil), &out, &stderr); code != 2 {
+			t.Errorf("%s with an unknown flag: exit %d, want 2", role, code)
+		}
+	}
+	if code := Run(ctx, []string{"dynaprice", "loadgen"}, env(nil), &out, &stderr); code != 2 {
+		t.Errorf("loadgen without --events or --duration: exit %d, want 2", code)
+	}
+	if code := Run(ctx, []string{"dynaprice", "migrate"}, env(nil), &out, &stderr); code != 1 || !strings.Contains(stderr.String(), "DATABASE_URL") {
+		t.Errorf("migrate without a database: exit %d, %q", code, stderr.String())
+	}
+}
