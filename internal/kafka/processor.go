@@ -82,10 +82,11 @@ type slot struct {
 	store engine.Store
 	cur   cursor
 
+	dec    *ingest.Decoder // one per partition: it pools its scratch space
 	evs    []ingest.Event
 	srcs   []*kgo.Record // record of each event in evs
 	idx    []int         // index of each event in its record
-	dec    []ingest.Event
+	decEvs []ingest.Event
 	decIdx []int
 	times  map[string]int64 // newest record time per product this round
 	out    []*kgo.Record    // forwards and dead letters of this round
@@ -361,7 +362,8 @@ func (p *Processor) revoke(_ context.Context, _ *kgo.Client, revoked map[string]
 func (p *Processor) load(ctx context.Context, q int32) (*slot, error) {
 	n := p.n
 	owns := func(id string) bool { return PartitionOf(id, n) == q }
-	s := &slot{p: q, store: p.cfg.Stores(q, owns), times: make(map[string]int64)}
+	s := &slot{p: q, store: p.cfg.Stores(q, owns), times: make(map[string]int64),
+		dec: &ingest.Decoder{Now: p.cfg.Engine.Now, MaxEvents: maxEventsPerRecord}}
 	if err := p.loadInto(ctx, s); err != nil {
 		return nil, err
 	}
@@ -473,7 +475,7 @@ func (p *Processor) process(ctx context.Context, s *slot, recs []*kgo.Record) er
 				continue
 			}
 		}
-		evs, idx, rejects, err := p.decode(s, r, now)
+		evs, idx, rejects, err := p.decode(s, r)
 		if err != nil {
 			s.out = append(s.out, deadLetter(p.cfg.Topics.DeadLetter(), r, -1, err.Error()))
 			dead++
@@ -537,14 +539,13 @@ func (p *Processor) process(ctx context.Context, s *slot, recs []*kgo.Record) er
 }
 
 // decode reads r's events into s's scratch space.
-func (p *Processor) decode(s *slot, r *kgo.Record, now int64) ([]ingest.Event, []int, []ingest.Reject, error) {
-	d := ingest.Decoder{Now: func() time.Time { return time.Unix(0, now) }, MaxEvents: maxEventsPerRecord}
+func (p *Processor) decode(s *slot, r *kgo.Record) ([]ingest.Event, []int, []ingest.Reject, error) {
 	ctype := "application/json"
 	if v := header(r, "content-type"); v != nil {
 		ctype = string(v)
 	}
-	evs, idx, rejects, err := d.Decode(r.Value, ctype, s.dec[:0], s.decIdx[:0])
-	s.dec, s.decIdx = evs, idx
+	evs, idx, rejects, err := s.dec.Decode(r.Value, ctype, s.decEvs[:0], s.decIdx[:0])
+	s.decEvs, s.decIdx = evs, idx
 	return evs, idx, rejects, err
 }
 
