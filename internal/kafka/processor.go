@@ -230,6 +230,9 @@ func (p *Processor) Run(ctx context.Context) error {
 		p.forEachSlot(ctx, work, func(ctx context.Context, s *slot, recs []*kgo.Record) error {
 			return p.process(ctx, s, recs)
 		})
+		if len(work) > 0 {
+			p.commitToKafka(ctx)
+		}
 		if now := time.Now(); now.Sub(lastTick) >= tick {
 			lastTick = now
 			prune := now.Sub(lastPrune) >= time.Minute
@@ -530,12 +533,25 @@ func (p *Processor) process(ctx context.Context, s *slot, recs []*kgo.Record) er
 	p.met.forwarded.Add(float64(forwarded))
 	p.met.deadLetters.Add(float64(dead))
 	p.met.historyRows.Add(float64(len(b.History)))
-	// Kafka's committed offsets only serve lag monitoring.
-	p.cl.CommitOffsets(ctx, map[string]map[int32]kgo.EpochOffset{
-		p.cfg.Topics.Events: {s.p: {Epoch: -1, Offset: max(next.Events, 0)}},
-		repart:              {s.p: {Epoch: -1, Offset: max(next.Repartition, 0)}},
-	}, nil)
 	return nil
+}
+
+// commitToKafka records every owned partition's committed position as the
+// group's Kafka offsets too. Only lag monitoring reads them (kadm, Kafka
+// tools); the engine resumes from the store.
+func (p *Processor) commitToKafka(ctx context.Context) {
+	offs := map[string]map[int32]kgo.EpochOffset{p.cfg.Topics.Events: {}, p.cfg.Topics.Repartition(): {}}
+	p.mu.Lock()
+	for q, s := range p.slots {
+		if s.cur.Events >= 0 {
+			offs[p.cfg.Topics.Events][q] = kgo.EpochOffset{Epoch: -1, Offset: s.cur.Events}
+		}
+		if s.cur.Repartition >= 0 {
+			offs[p.cfg.Topics.Repartition()][q] = kgo.EpochOffset{Epoch: -1, Offset: s.cur.Repartition}
+		}
+	}
+	p.mu.Unlock()
+	p.cl.CommitOffsets(ctx, offs, nil)
 }
 
 // decode reads r's events into s's scratch space.
