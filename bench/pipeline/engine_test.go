@@ -2,6 +2,8 @@ package pipeline
 
 import (
 	"context"
+	"os"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,6 +25,7 @@ type dynaprice struct {
 	cancel context.CancelFunc
 	done   chan error
 	failed *errOnce
+	trace  *commitTrace // nil unless DYNAPRICE_BENCH_TRACE is set
 }
 
 func (r *rig) startEngine() *dynaprice {
@@ -44,21 +47,34 @@ func (r *rig) startEngine() *dynaprice {
 	reg := prometheus.NewRegistry()
 	session := 10 * time.Second // --session-timeout default
 	db := r.db
+	stores := func(q int32, owns func(string) bool) engine.Store { return db.Store(int(q), owns) }
+	var trace *commitTrace
+	if traceCommits {
+		trace = &commitTrace{}
+		plain := stores
+		stores = func(q int32, owns func(string) bool) engine.Store {
+			return tracedStore{Store: plain(q, owns), t: trace}
+		}
+	}
+	copts := []kgo.Opt{kgo.SessionTimeout(session), kgo.HeartbeatInterval(max(session/10, 100*time.Millisecond)),
+		kgo.RebalanceTimeout(max(2*session, 10*time.Second))}
+	if fetchPartitionBytes > 0 {
+		copts = append(copts, kgo.FetchMaxPartitionBytes(int32(fetchPartitionBytes)))
+	}
 	proc, err := kafka.NewProcessor(kafka.ProcessorConfig{
 		Brokers: r.brokers, Topics: topics, Group: "dynaprice-engine",
 		Partitions: r.partitions, Replication: 1,
 		Engine: ecfg, Live: rc, Registerer: reg, Logger: r.log,
-		Stores:         func(q int32, owns func(string) bool) engine.Store { return db.Store(int(q), owns) },
+		Stores:         stores,
 		MaxPollRecords: benchMaxPoll,
-		ClientOpts: []kgo.Opt{kgo.SessionTimeout(session), kgo.HeartbeatInterval(max(session/10, 100*time.Millisecond)),
-			kgo.RebalanceTimeout(max(2*session, 10*time.Second))},
+		ClientOpts:     copts,
 	})
 	if err != nil {
 		rc.Close()
 		r.tb.Fatal(err)
 	}
 	runCtx, cancel := context.WithCancel(ctx)
-	d := &dynaprice{proc: proc, reg: reg, live: rc, cancel: cancel, done: make(chan error, 1), failed: newErrOnce()}
+	d := &dynaprice{proc: proc, reg: reg, live: rc, cancel: cancel, done: make(chan error, 1), failed: newErrOnce(), trace: trace}
 	go func() {
 		err := proc.Run(runCtx)
 		if err == nil {
@@ -110,4 +126,57 @@ func (d *dynaprice) commitStats() (commits uint64, mean time.Duration, records f
 		}
 	}
 	return commits, mean, records
+}
+
+// traceCommits (DYNAPRICE_BENCH_TRACE=1) wraps each partition's store to
+// measure how much of the wall time PostgreSQL commits are in flight. Off
+// by default, so that the engine is wired exactly as in production.
+var traceCommits = os.Getenv("DYNAPRICE_BENCH_TRACE") != ""
+
+// fetchPartitionBytes (DYNAPRICE_BENCH_FETCH_PARTITION_BYTES) sets the
+// processor client's FetchMaxPartitionBytes (franz-go's default: 1 MiB),
+// an experiment on how records of a backlog spread over poll rounds. Off
+// by default: `dynaprice engine` does not set it.
+var fetchPartitionBytes = envInt("DYNAPRICE_BENCH_FETCH_PARTITION_BYTES", 0)
+
+// commitTrace accumulates the wall time during which at least one, and at
+// least two, store commits are in flight.
+type commitTrace struct {
+	mu       sync.Mutex
+	inflight int
+	last     time.Time
+	busy     time.Duration // >= 1 commit in flight
+	overlap  time.Duration // >= 2 commits in flight
+}
+
+func (t *commitTrace) step(delta int) {
+	now := time.Now()
+	t.mu.Lock()
+	if t.inflight >= 1 {
+		t.busy += now.Sub(t.last)
+	}
+	if t.inflight >= 2 {
+		t.overlap += now.Sub(t.last)
+	}
+	t.inflight += delta
+	t.last = now
+	t.mu.Unlock()
+}
+
+func (t *commitTrace) totals() (busy, overlap time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.busy, t.overlap
+}
+
+// tracedStore is a partition's store with its commits timed.
+type tracedStore struct {
+	engine.Store
+	t *commitTrace
+}
+
+func (s tracedStore) Commit(ctx context.Context, b *engine.Batch) error {
+	s.t.step(+1)
+	defer s.t.step(-1)
+	return s.Store.Commit(ctx, b)
 }

@@ -79,7 +79,7 @@ func (r *rig) startNaive() *naive {
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &naive{r: r, cancel: cancel, done: make(chan struct{}), failed: newErrOnce(), assigned: make(chan struct{})}
 	var err error
-	n.conn, err = pgx.Connect(ctx, r.pgURL)
+	n.conn, err = pgx.Connect(ctx, r.appURL)
 	if err != nil {
 		r.tb.Fatal(err)
 	}

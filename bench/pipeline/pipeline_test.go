@@ -54,15 +54,21 @@ func benchDynaprice(b *testing.B) {
 	o := r.observe()
 	cpu0 := sampleCPU()
 
+	stopProfile := profileTimed(b)
 	b.StartTimer()
 	start := time.Now()
 	d := r.startEngine()
 	var readyAt time.Duration
 	elapsed := r.waitFinished(start, o, r.engineFinished(o, w.want), d.failed.ch, d.proc.Ready, &readyAt, finishTimeout(b.N))
 	b.StopTimer()
+	stopProfile()
 
-	cpu1 := sampleCPU()
+	cpu1 := r.sampleEnd()
 	commits, mean, _ := d.commitStats()
+	var busy, overlap time.Duration
+	if d.trace != nil {
+		busy, overlap = d.trace.totals()
+	}
 	d.stop()
 	// Correctness: one dynamic history row per event that changed its
 	// product's rounded price (see workload), each event applied once.
@@ -81,7 +87,11 @@ func benchDynaprice(b *testing.B) {
 		b.ReportMetric(float64(b.N)/float64(commits), "events/commit")
 		b.ReportMetric(ms(mean), "ms/commit")
 	}
-	reportCPU(b, cpu0, cpu1, elapsed)
+	r.reportCPU(b, cpu0, cpu1, elapsed)
+	if d.trace != nil {
+		b.ReportMetric(100*busy.Seconds()/elapsed.Seconds(), "commit-busy-%")
+		b.ReportMetric(100*overlap.Seconds()/elapsed.Seconds(), "commit-overlap-%")
+	}
 }
 
 func benchNaive(b *testing.B) {
@@ -109,7 +119,7 @@ func benchNaive(b *testing.B) {
 	elapsed := r.waitFinished(start, o, r.naiveFinished(o, w.want), nv.failed.ch, ready, &readyAt, finishTimeout(n)+time.Duration(n)*10*time.Millisecond)
 	b.StopTimer()
 
-	cpu1 := sampleCPU()
+	cpu1 := r.sampleEnd()
 	nv.stop()
 	rows := r.count(naiveTable, "")
 	if rows != int64(n) {
@@ -123,7 +133,7 @@ func benchNaive(b *testing.B) {
 		b.ReportMetric(float64(n)/(elapsed-readyAt).Seconds(), "after-ready-events/s")
 	}
 	b.ReportMetric(float64(rows), "history-rows")
-	reportCPU(b, cpu0, cpu1, elapsed)
+	r.reportCPU(b, cpu0, cpu1, elapsed)
 }
 
 // BenchmarkLatency10k measures produce-to-price-update latency at 10,000
@@ -141,12 +151,17 @@ func BenchmarkLatency10k(b *testing.B) {
 	t0 := time.Now()
 	rep, err := loadgen.Run(context.Background(), loadgen.Config{Brokers: r.brokers, Rate: 10_000, Duration: latencyRun, Seed: 1})
 	wall := time.Since(t0)
-	cpu1 := sampleCPU()
+	cpu1 := r.sampleEnd()
+	commits, mean, _ := d.commitStats()
 	if err != nil {
 		b.Fatal(err)
 	}
 	reportLatency(b, rep)
-	reportCPU(b, cpu0, cpu1, wall)
+	r.reportCPU(b, cpu0, cpu1, wall)
+	if commits > 0 {
+		b.ReportMetric(float64(commits), "commits")
+		b.ReportMetric(ms(mean), "ms/commit")
+	}
 	// Correctness: every acknowledged event ends up as one history row.
 	deadline := time.Now().Add(time.Minute)
 	for {
@@ -182,7 +197,7 @@ func BenchmarkLatency10kNaive(b *testing.B) {
 	t0 := time.Now()
 	rep, err := loadgen.Run(context.Background(), loadgen.Config{Brokers: r.brokers, Rate: 10_000, Duration: naiveLatencyRun, Seed: 1})
 	wall := time.Since(t0)
-	cpu1 := sampleCPU()
+	cpu1 := r.sampleEnd()
 	processed := r.count(naiveTable, "")
 	nv.stop()
 	if err != nil {
@@ -190,7 +205,7 @@ func BenchmarkLatency10kNaive(b *testing.B) {
 	}
 	reportLatency(b, rep)
 	b.ReportMetric(float64(processed)/wall.Seconds(), "processed-events/s")
-	reportCPU(b, cpu0, cpu1, wall)
+	r.reportCPU(b, cpu0, cpu1, wall)
 }
 
 // waitLoaded waits until the engine has loaded every partition: loading

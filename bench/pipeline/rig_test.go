@@ -18,7 +18,9 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"net/url"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,13 +43,15 @@ import (
 	"github.com/dynaprice/dynaprice/internal/traffic"
 )
 
-// Knobs, from the environment so that one can explore without editing:
+// Knobs, from the environment, so that one can explore without editing:
 //
-//	DYNAPRICE_BENCH_PARTITIONS  partitions of the events topic (default 6)
-//	DYNAPRICE_BENCH_MAX_POLL    the processor's MaxPollRecords (default 20000, its own default)
-//	DYNAPRICE_BENCH_NAIVE_MAX   events the naive end-to-end run processes at most (default 5000)
-//	DYNAPRICE_BENCH_LATENCY     sending phase of BenchmarkLatency10k (default 10s)
+//	DYNAPRICE_BENCH_PARTITIONS     partitions of the topics (default 6; see README.md)
+//	DYNAPRICE_BENCH_MAX_POLL       the processor's MaxPollRecords (default 20000, its own default)
+//	DYNAPRICE_BENCH_NAIVE_MAX      events the naive end-to-end run processes at most (default 5000)
+//	DYNAPRICE_BENCH_LATENCY        sending phase of BenchmarkLatency10k (default 10s)
 //	DYNAPRICE_BENCH_NAIVE_LATENCY  sending phase of BenchmarkLatency10kNaive (default 3s)
+//	DYNAPRICE_BENCH_FETCH_PARTITION_BYTES, DYNAPRICE_BENCH_TRACE, DYNAPRICE_BENCH_CPUPROFILE:
+//	                               experiments, see engine_test.go and profileTimed
 var (
 	benchPartitions   = int32(envInt("DYNAPRICE_BENCH_PARTITIONS", 6))
 	benchMaxPoll      = envInt("DYNAPRICE_BENCH_MAX_POLL", 20000)
@@ -82,7 +86,9 @@ type rig struct {
 	tb         testing.TB
 	brokers    []string
 	partitions int32
-	pgURL      string
+	pgURL      string // as given
+	appURL     string // with application_name set to appName
+	appName    string
 	schema     string
 	db         *postgres.DB
 	redisAddr  string
@@ -130,10 +136,21 @@ func newRig(tb testing.TB, partitions int32) *rig {
 		tb.Fatalf("events topic has %d partitions, want %d", n, partitions)
 	}
 
+	// The pipeline's connections name themselves, so that the CPU of their
+	// server processes can be told from other sessions' (see pgPIDs).
+	r.appName = fmt.Sprintf("dynaprice-bench-%d-%d", os.Getpid(), seq)
+	r.appURL = pg
+	if u, err := url.Parse(pg); err == nil && u.Scheme != "" {
+		q := u.Query()
+		q.Set("application_name", r.appName)
+		u.RawQuery = q.Encode()
+		r.appURL = u.String()
+	}
+
 	// PostgreSQL: a schema of our own, as `dynaprice engine` would migrate
 	// and seed an empty database (demo catalog, seed strategy).
 	tb.Cleanup(func() { r.dropSchema() })
-	r.db, err = postgres.Open(ctx, postgres.Config{URL: pg, Schema: r.schema, Logger: r.log})
+	r.db, err = postgres.Open(ctx, postgres.Config{URL: r.appURL, Schema: r.schema, Logger: r.log})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -499,11 +516,13 @@ func (r *rig) waitFinished(start time.Time, o *observer, finished func(context.C
 }
 
 // cpuTimes is the CPU time used so far by this process (engine, kfake and
-// the benchmark's clients), by PostgreSQL's processes and by Redis, read
-// from /proc. ok is false where /proc is not available.
+// the benchmark's clients), by every PostgreSQL process (by pid) and by
+// Redis, read from /proc. ok is false where /proc is not available.
 type cpuTimes struct {
-	self, pg, redis time.Duration
-	ok              bool
+	self, redis time.Duration
+	pg          map[int]time.Duration
+	pids        []int // see sampleEnd
+	ok          bool
 }
 
 // clockTick is USER_HZ, 100 on every Linux configuration in practice.
@@ -533,7 +552,7 @@ func procCPU(pid string) (comm string, cpu time.Duration, ok bool) {
 }
 
 func sampleCPU() cpuTimes {
-	var c cpuTimes
+	c := cpuTimes{pg: map[int]time.Duration{}}
 	var ok bool
 	if _, c.self, ok = procCPU("self"); !ok {
 		return c
@@ -543,7 +562,8 @@ func sampleCPU() cpuTimes {
 		return c
 	}
 	for _, e := range ents {
-		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
 			continue
 		}
 		comm, cpu, ok := procCPU(e.Name())
@@ -552,7 +572,7 @@ func sampleCPU() cpuTimes {
 		}
 		switch {
 		case comm == "postgres" || strings.HasPrefix(comm, "postgres:"):
-			c.pg += cpu
+			c.pg[pid] = cpu
 		case comm == "redis-server":
 			c.redis += cpu
 		}
@@ -561,15 +581,80 @@ func sampleCPU() cpuTimes {
 	return c
 }
 
-// reportCPU reports the cores each party used on average between a and b.
-func reportCPU(b *testing.B, from, to cpuTimes, elapsed time.Duration) {
+// pgPIDs returns the server processes that worked for this rig: the
+// backends of its connections (they carry its application_name) and the
+// server's background processes (WAL writer, checkpointer ...), which
+// other users of the server share. Backends of other sessions on the same
+// server (other tests running at the same time) are left out.
+func (r *rig) pgPIDs() []int {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, r.pgURL)
+	if err != nil {
+		return nil
+	}
+	defer c.Close(ctx)
+	rows, _ := c.Query(ctx, "SELECT pid FROM pg_stat_activity WHERE application_name = $1 OR backend_type <> 'client backend'", r.appName)
+	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		return nil
+	}
+	out := make([]int, len(pids))
+	for i, p := range pids {
+		out[i] = int(p)
+	}
+	return out
+}
+
+// sampleEnd is sampleCPU at the end of a measurement, which also notes
+// the rig's PostgreSQL processes: call it while the pipeline's connections
+// are still open.
+func (r *rig) sampleEnd() cpuTimes {
+	c := sampleCPU()
+	c.pids = r.pgPIDs()
+	return c
+}
+
+// reportCPU reports the cores each party used on average between from and
+// to (from sampleEnd).
+func (r *rig) reportCPU(b *testing.B, from, to cpuTimes, elapsed time.Duration) {
 	if !from.ok || !to.ok || elapsed <= 0 {
 		return
 	}
+	var pg time.Duration
+	for _, pid := range to.pids {
+		pg += to.pg[pid] - from.pg[pid] // a backend started since: from.pg[pid] is 0
+	}
 	s := elapsed.Seconds()
 	b.ReportMetric((to.self-from.self).Seconds()/s, "go-cores")
-	b.ReportMetric((to.pg-from.pg).Seconds()/s, "pg-cores")
+	b.ReportMetric(pg.Seconds()/s, "pg-cores")
 	b.ReportMetric((to.redis-from.redis).Seconds()/s, "redis-cores")
+}
+
+// profileTimed starts a CPU profile of the timed part of a run when
+// DYNAPRICE_BENCH_CPUPROFILE names a file (go test's -cpuprofile also
+// covers the setup, which pre-produces the events through kfake, and the
+// two cannot be combined). Only runs with b.N > 1 write it, so the
+// framework's first b.N=1 call does not. It returns the stop function.
+func profileTimed(b *testing.B) func() {
+	path := os.Getenv("DYNAPRICE_BENCH_CPUPROFILE")
+	if path == "" || b.N == 1 {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			b.Error(err)
+		}
+	}
 }
 
 // ms converts a duration to float milliseconds for ReportMetric.

@@ -30,6 +30,7 @@ type EngineOptions struct {
 	DedupMax        int
 	TickInterval    time.Duration
 	SessionTimeout  time.Duration
+	MaxPollRecords  int
 	ShutdownTimeout time.Duration
 }
 
@@ -48,6 +49,7 @@ func parseEngine(args []string, getenv Env, stderr io.Writer) (EngineOptions, er
 	fs.DurationVar(&o.DedupWindow, "dedup-window", 24*time.Hour, "how long event ids are remembered for deduplication")
 	fs.IntVar(&o.DedupMax, "dedup-max", 1_000_000, "most event ids remembered per partition")
 	fs.DurationVar(&o.TickInterval, "tick", time.Second, "how often time-dependent prices and override expiries are re-evaluated")
+	fs.IntVar(&o.MaxPollRecords, "max-poll-records", 60000, "most records processed per round (larger: fewer, bigger commits)")
 	fs.DurationVar(&o.SessionTimeout, "session-timeout", 10*time.Second, "how long Kafka waits for a silent engine before giving its partitions to others")
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "time allowed for a graceful shutdown")
 	fs.Usage = func() {
@@ -137,7 +139,7 @@ func Engine(ctx context.Context, o EngineOptions, log *slog.Logger, stdout io.Wr
 	proc, err := kafka.NewProcessor(kafka.ProcessorConfig{
 		Brokers: o.brokers(), Topics: o.topics(), Group: o.Group,
 		Partitions: int32(o.Partitions), Replication: int16(o.Replication),
-		Engine: ecfg, Live: rc, Registerer: reg, Logger: log,
+		Engine: ecfg, Live: rc, Registerer: reg, Logger: log, MaxPollRecords: o.MaxPollRecords,
 		Stores: func(q int32, owns func(string) bool) engine.Store { return db.Store(int(q), owns) },
 		ClientOpts: []kgo.Opt{kgo.SessionTimeout(o.SessionTimeout), kgo.HeartbeatInterval(max(o.SessionTimeout/10, 100*time.Millisecond)),
 			kgo.RebalanceTimeout(max(2*o.SessionTimeout, 10*time.Second))},
