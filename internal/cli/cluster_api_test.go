@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/dynaprice/dynaprice/internal/catalog"
+	"github.com/dynaprice/dynaprice/internal/pricing"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -188,7 +191,7 @@ func TestClusterAPIReplicas(t *testing.T) {
 			}
 		})
 	}
-	if len(reasons) != 2 || !strings.Contains(reasons[1], "event_type") {
+	if len(reasons) != 2 || !strings.Contains(strings.Join(reasons, "|"), "not JSON") || !strings.Contains(strings.Join(reasons, "|"), `"teleport"`) {
 		t.Errorf("dead-letter reasons = %q", reasons)
 	}
 	eventually(t, 10*time.Second, "dead letters counted", func() (bool, string) {
@@ -200,6 +203,41 @@ func TestClusterAPIReplicas(t *testing.T) {
 	eventually(t, 20*time.Second, "PB priced after the dead letters", func() (bool, string) {
 		_, m := s2.do("GET", "/price/PB", "", "", "")
 		return m["demand"] == 1.0, jsonString(m)
+	})
+
+
+	// A retried event (same event_id, through either replica) counts once.
+	for _, s := range []*server{s1, s2, s1} {
+		if code, m := s.do("POST", "/events", ingestKey, "application/json", `{"event_id":"order-77","event_type":"purchase","product_id":"PC"}`); code != 202 {
+			t.Fatalf("POST /events = %d %v", code, m)
+		}
+	}
+	s1.do("POST", "/events", ingestKey, "application/json", `{"event_id":"order-78","event_type":"view","product_id":"PC"}`)
+	eventually(t, 20*time.Second, "PC demand 5 + 1", func() (bool, string) {
+		_, m := s2.do("GET", "/price/PC", "", "", "")
+		return m["demand"] == 6.0, jsonString(m)
+	})
+	time.Sleep(300 * time.Millisecond)
+	if _, m := s2.do("GET", "/price/PC", "", "", ""); m["demand"] != 6.0 {
+		t.Errorf("PC after a retried event_id: %v, want demand 6", m)
+	}
+
+	// A catalog file given to an engine of a running deployment travels to
+	// the engines as control records.
+	f := &catalog.File{DefaultStrategy: "seed", Products: []pricing.Product{{ID: "PL", BasePrice: 42, Guardrails: pricing.Guardrails{Ceiling: 45}}}}
+	if err := sendCatalog(ctx, ClusterOptions{Brokers: c.brokers, EventsTopic: "product-events", UpdatesTopic: "price-updates"}, f, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "PL imported", func() (bool, string) {
+		code, m := s1.do("GET", "/price/PL", "", "", "")
+		return code == 200 && m["price"] == 42.0, jsonString(m)
+	})
+	if code, m := s1.do("POST", "/events", ingestKey, "application/json", `[{"event_type":"purchase","product_id":"PL"},{"event_type":"purchase","product_id":"PL"}]`); code != 202 || m["accepted"] != 2.0 {
+		t.Fatalf("POST /events for PL = %d %v", code, m)
+	}
+	eventually(t, 20*time.Second, "PL imported and capped by its ceiling", func() (bool, string) {
+		_, m := s2.do("GET", "/price/PL", "", "", "")
+		return m["price"] == 45.0 && m["demand"] == 10.0, jsonString(m)
 	})
 
 	a1.stop(t)

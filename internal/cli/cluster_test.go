@@ -440,6 +440,74 @@ loop:
 			t.Errorf("%s: newest price update says %v, Redis %v", id, m["new_price"], price)
 		}
 	}
+	// And through the API, as clients of the original read it.
+	api := c.start("api", nil, "api", "--addr", "127.0.0.1:0")
+	sv := &server{t: t, url: api.addr}
+	code, m := sv.do("GET", "/prices", "", "", "")
+	ps, _ := m["prices"].([]any)
+	if code != 200 || len(ps) != len(demoIDs) {
+		t.Fatalf("GET /prices = %d %v", code, m)
+	}
+	for _, p := range ps {
+		p := p.(map[string]any)
+		if id := p["product_id"].(string); p["demand"] != s.want[id] {
+			t.Errorf("GET /prices: %s demand %v, want %v", id, p["demand"], s.want[id])
+		}
+	}
+	api.stop(t)
+	for _, e := range engines {
+		e.stop(t)
+	}
+}
+
+// TestClusterRebalance has a third engine join two others mid-stream and
+// leave again, and checks that it really took partitions over and gave
+// them back, and that nothing was lost or applied twice across the moves.
+func TestClusterRebalance(t *testing.T) {
+	c := newCluster(t)
+	c.migrate()
+	engines := []*proc{c.engine("engine-0"), c.engine("engine-1")}
+	owned := func(p *proc) float64 { return metricValue(t, p.addr+"/metrics", "dynaprice_stream_partitions_owned") }
+	eventually(t, 20*time.Second, "two engines share the partitions", func() (bool, string) {
+		a, b := owned(engines[0]), owned(engines[1])
+		return a > 0 && b > 0 && a+b == 6, fmt.Sprint(a, b)
+	})
+	s := c.stream(21)
+	ctx := context.Background()
+	send := func(rounds int) {
+		for i := 0; i < rounds; i++ {
+			if err := s.send(ctx, 500); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	send(20)
+	third := c.engine("engine-2")
+	joined := make(chan struct{})
+	go func() {
+		defer close(joined)
+		send(40) // keeps streaming through the rebalance
+	}()
+	eventually(t, 30*time.Second, "the third engine takes partitions over", func() (bool, string) {
+		a, b, x := owned(engines[0]), owned(engines[1]), owned(third)
+		return x > 0 && a+b+x == 6, fmt.Sprint(a, b, x)
+	})
+	<-joined
+	third.stop(t) // leaves the group gracefully, mid-stream
+	send(20)
+	eventually(t, 30*time.Second, "the two engines own every partition again", func() (bool, string) {
+		a, b := owned(engines[0]), owned(engines[1])
+		return a+b == 6, fmt.Sprint(a, b)
+	})
+	c.waitDemand(s.want, 60*time.Second)
+	got := c.historyCounts()
+	for _, id := range demoIDs {
+		if got[id] != s.count[id] {
+			t.Errorf("%s: %d dynamic history rows, want %d", id, got[id], s.count[id])
+		}
+	}
+	t.Logf("%d events across a join and a leave", s.sent)
 	for _, e := range engines {
 		e.stop(t)
 	}
