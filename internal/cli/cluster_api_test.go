@@ -205,7 +205,6 @@ func TestClusterAPIReplicas(t *testing.T) {
 		return m["demand"] == 1.0, jsonString(m)
 	})
 
-
 	// A retried event (same event_id, through either replica) counts once.
 	for _, s := range []*server{s1, s2, s1} {
 		if code, m := s.do("POST", "/events", ingestKey, "application/json", `{"event_id":"order-77","event_type":"purchase","product_id":"PC"}`); code != 202 {
