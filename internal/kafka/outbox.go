@@ -14,49 +14,87 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// outbox carries committed changes to Redis and the price-updates topic,
-// after the store commit and off the processing path. While Redis or Kafka
-// is down it keeps only the newest change per product, so memory stays
-// bounded by the catalog and catching up costs one write per product.
-// Delivery is at least once: a crash loses only what the restart
-// republishes from the store anyway.
+// outbox carries committed changes to Redis and to the price-updates
+// topic, after the store commit and off the processing path. The two are
+// independent sinks, so Redis being down does not stop price updates (API
+// replicas keep their WebSocket clients and their own copy of the prices
+// current) and Kafka being slow does not hold Redis back.
+//
+// While a sink cannot deliver it keeps only the newest change per product,
+// so memory stays bounded by the catalog and catching up costs one write
+// per product. Delivery is at least once: a crash loses only what the
+// restart republishes from the store anyway.
 type outbox struct {
-	live  LiveWriter
-	cl    *kgo.Client
-	topic string
-	log   *slog.Logger
-	met   *metrics
-
-	mu      sync.Mutex
-	pending map[string]pending
-	busy    bool // a batch is being written
-	idle    *sync.Cond
-	wake    chan struct{}
-
-	failing atomic.Bool
+	live, updates *sink
 }
 
+// pending is a product's newest undelivered change.
 type pending struct {
 	c         engine.Change
 	eventTime int64
 }
 
 func newOutbox(lw LiveWriter, cl *kgo.Client, topic string, log *slog.Logger, met *metrics) *outbox {
-	o := &outbox{live: lw, cl: cl, topic: topic, log: log, met: met,
-		pending: make(map[string]pending), wake: make(chan struct{}, 1)}
-	o.idle = sync.NewCond(&o.mu)
+	o := &outbox{}
+	o.live = newSink(func(ctx context.Context, batch []pending) bool {
+		return writeLive(ctx, lw, batch, &o.live.failing, log, met)
+	})
+	o.updates = newSink(func(ctx context.Context, batch []pending) bool {
+		produceUpdates(ctx, cl, topic, batch, log, met)
+		return true
+	})
 	return o
 }
 
-// publish queues changes; times holds the newest input record time per
-// product (may be nil). It never blocks on I/O.
+// publish queues changes for both sinks; times holds the newest input
+// record time per product (may be nil). It never blocks on I/O.
 func (o *outbox) publish(cs []engine.Change, times map[string]int64) {
+	o.live.add(cs, times)
+	o.updates.add(cs, times)
+}
+
+// failing reports whether Redis writes are failing.
+func (o *outbox) failing() bool { return o.live.failing.Load() }
+
+func (o *outbox) run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, s := range []*sink{o.live, o.updates} {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.run(ctx) }()
+	}
+	wg.Wait()
+}
+
+// drain waits up to timeout for everything queued to be delivered.
+func (o *outbox) drain(timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	o.live.drain(deadline)
+	o.updates.drain(deadline)
+}
+
+// sink coalesces changes per product and delivers them in batches from
+// one goroutine.
+type sink struct {
+	deliver func(ctx context.Context, batch []pending) bool // false: ctx ended
+
+	mu      sync.Mutex
+	pending map[string]pending
+	busy    bool // a batch is being delivered
+	wake    chan struct{}
+	failing atomic.Bool
+}
+
+func newSink(deliver func(context.Context, []pending) bool) *sink {
+	return &sink{deliver: deliver, pending: make(map[string]pending), wake: make(chan struct{}, 1)}
+}
+
+func (s *sink) add(cs []engine.Change, times map[string]int64) {
 	if len(cs) == 0 {
 		return
 	}
-	o.mu.Lock()
+	s.mu.Lock()
 	for _, c := range cs {
-		old, ok := o.pending[c.ProductID]
+		old, ok := s.pending[c.ProductID]
 		if ok && old.c.Version > c.Version {
 			continue
 		}
@@ -69,92 +107,87 @@ func (o *outbox) publish(cs []engine.Change, times map[string]int64) {
 		if ok && old.c.PriceChanged {
 			c.PriceChanged = true
 		}
-		o.pending[c.ProductID] = pending{c: c, eventTime: t}
+		s.pending[c.ProductID] = pending{c: c, eventTime: t}
 	}
-	o.mu.Unlock()
+	s.mu.Unlock()
+	s.signal()
+}
+
+func (s *sink) signal() {
 	select {
-	case o.wake <- struct{}{}:
+	case s.wake <- struct{}{}:
 	default:
 	}
 }
 
-func (o *outbox) run(ctx context.Context) {
+func (s *sink) run(ctx context.Context) {
 	var batch []pending
-	var cs []engine.Change
-	var buf []byte
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-o.wake:
+		case <-s.wake:
 		}
-		o.mu.Lock()
+		s.mu.Lock()
 		batch = batch[:0]
-		for _, p := range o.pending {
+		for _, p := range s.pending {
 			batch = append(batch, p)
 		}
-		clear(o.pending)
-		o.busy = len(batch) > 0
-		o.mu.Unlock()
+		clear(s.pending)
+		s.busy = len(batch) > 0
+		s.mu.Unlock()
 		if len(batch) == 0 {
 			continue
 		}
-		cs = cs[:0]
-		for _, p := range batch {
-			cs = append(cs, p.c)
+		ok := s.deliver(ctx, batch)
+		if !ok {
+			// ctx ended: requeue, so that nothing looks delivered.
+			for _, p := range batch {
+				s.add([]engine.Change{p.c}, map[string]int64{p.c.ProductID: p.eventTime})
+			}
 		}
-		if !o.writeLive(ctx, cs) {
-			// ctx ended: requeue so drain's caller sees them unsent.
-			o.publish(cs, nil)
-			o.done()
+		s.mu.Lock()
+		s.busy = false
+		s.mu.Unlock()
+		if !ok {
 			return
 		}
-		for _, p := range batch {
-			if !p.c.PriceChanged {
-				continue
-			}
-			u := fanout.Update{ProductID: p.c.ProductID, Price: p.c.Price, Source: p.c.Source.String(),
-				Demand: live.Round(p.c.Demand, 4), Version: p.c.Version, At: time.Unix(0, p.c.At), Lowest30: p.c.Lowest30}
-			buf = fanout.AppendMessage(buf[:0], &u)
-			r := &kgo.Record{Topic: o.topic, Key: []byte(u.ProductID), Value: append([]byte(nil), buf...)}
-			if p.eventTime > 0 {
-				r.Headers = []kgo.RecordHeader{{Key: HeaderEventTime, Value: strconv.AppendInt(nil, p.eventTime, 10)}}
-			}
-			// At least once: franz-go retries until Kafka is back.
-			o.cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
-				if err != nil {
-					o.met.updateErrors.Inc()
-					o.log.Warn("publishing a price update failed", "err", err)
-				} else {
-					o.met.updates.Inc()
-				}
-			})
-		}
-		o.done()
 	}
 }
 
-func (o *outbox) done() {
-	o.mu.Lock()
-	o.busy = false
-	o.idle.Broadcast()
-	o.mu.Unlock()
+func (s *sink) drain(deadline time.Time) {
+	for time.Now().Before(deadline) {
+		s.mu.Lock()
+		empty := len(s.pending) == 0 && !s.busy
+		s.mu.Unlock()
+		if empty {
+			return
+		}
+		s.signal()
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
-// writeLive writes cs to Redis, retrying with backoff until it succeeds or
-// ctx ends. Changes published meanwhile wait in pending.
-func (o *outbox) writeLive(ctx context.Context, cs []engine.Change) bool {
+// writeLive writes batch to Redis, retrying with backoff until it succeeds
+// or ctx ends. Changes published meanwhile wait in the sink.
+func writeLive(ctx context.Context, lw LiveWriter, batch []pending, failing *atomic.Bool, log *slog.Logger, met *metrics) bool {
+	cs := make([]engine.Change, len(batch))
+	for i, p := range batch {
+		cs[i] = p.c
+	}
 	for wait := 50 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
 		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err := o.live.Write(wctx, cs)
+		_, err := lw.Write(wctx, cs)
 		cancel()
 		if err == nil {
-			o.failing.Store(false)
+			if failing.Swap(false) {
+				log.Info("writing live prices works again")
+			}
 			return true
 		}
-		o.met.liveErrors.Inc()
-		if !o.failing.Swap(true) {
-			o.log.Warn("writing live prices failed; retrying", "err", err)
+		met.liveErrors.Inc()
+		if !failing.Swap(true) {
+			log.Warn("writing live prices failed; retrying", "err", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -164,20 +197,29 @@ func (o *outbox) writeLive(ctx context.Context, cs []engine.Change) bool {
 	}
 }
 
-// drain waits up to timeout for everything queued to be written.
-func (o *outbox) drain(timeout time.Duration) {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		o.mu.Lock()
-		empty := len(o.pending) == 0 && !o.busy
-		o.mu.Unlock()
-		if empty {
-			return
+// produceUpdates publishes one price-updates record per price change,
+// keyed by product id; franz-go retries until Kafka takes them.
+func produceUpdates(ctx context.Context, cl *kgo.Client, topic string, batch []pending, log *slog.Logger, met *metrics) {
+	var buf []byte
+	for _, p := range batch {
+		if !p.c.PriceChanged {
+			continue
 		}
-		select {
-		case o.wake <- struct{}{}:
-		default:
+		u := fanout.Update{ProductID: p.c.ProductID, Price: p.c.Price, Source: p.c.Source.String(),
+			Demand: live.Round(p.c.Demand, 4), Version: p.c.Version, At: time.Unix(0, p.c.At), Lowest30: p.c.Lowest30}
+		start := len(buf)
+		buf = fanout.AppendMessage(buf, &u)
+		r := &kgo.Record{Topic: topic, Key: []byte(u.ProductID), Value: buf[start:len(buf):len(buf)]}
+		if p.eventTime > 0 {
+			r.Headers = []kgo.RecordHeader{{Key: HeaderEventTime, Value: strconv.AppendInt(nil, p.eventTime, 10)}}
 		}
-		time.Sleep(5 * time.Millisecond)
+		cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
+			if err != nil {
+				met.updateErrors.Inc()
+				log.Warn("publishing a price update failed", "err", err)
+			} else {
+				met.updates.Inc()
+			}
+		})
 	}
 }

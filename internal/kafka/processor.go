@@ -165,7 +165,7 @@ func NewProcessor(cfg ProcessorConfig) (*Processor, error) {
 // Ready reports whether the processor has joined its group and nothing is
 // stalled on a failing dependency.
 func (p *Processor) Ready() bool {
-	return p.ready.Load() && p.stalls.Load() == 0 && (p.out == nil || !p.out.failing.Load())
+	return p.ready.Load() && p.stalls.Load() == 0 && (p.out == nil || !p.out.failing())
 }
 
 // Run consumes until ctx ends, then finishes the round in progress,
