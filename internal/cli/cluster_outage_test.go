@@ -196,12 +196,10 @@ func outage(t *testing.T, dep string) {
 		code, m := s.do("GET", "/readyz", "", "", "")
 		return code == 503, fmt.Sprint(code, m)
 	})
-	if dep != "kafka" {
-		eventually(t, 20*time.Second, "engine reports not ready", func() (bool, string) {
-			code, m := engine.do("GET", "/readyz", "", "", "")
-			return code == 503, fmt.Sprint(code, m)
-		})
-	}
+	eventually(t, 20*time.Second, "engine reports not ready", func() (bool, string) {
+		code, m := engine.do("GET", "/readyz", "", "", "")
+		return code == 503, fmt.Sprint(code, m)
+	})
 	_, before := s.do("GET", "/price/PA", "", "", "")
 	for time.Since(down) < outageDuration {
 		for _, id := range []string{"PA", "PJ"} {
@@ -229,9 +227,10 @@ func outage(t *testing.T, dep string) {
 	case "kafka":
 		restartKafka()
 	}
-	eventually(t, 60*time.Second, "API ready again", func() (bool, string) {
+	eventually(t, 60*time.Second, "API and engine ready again", func() (bool, string) {
 		code, m := s.do("GET", "/readyz", "", "", "")
-		return code == 200, fmt.Sprint(code, m)
+		ecode, em := engine.do("GET", "/readyz", "", "", "")
+		return code == 200 && ecode == 200, fmt.Sprint(code, m, ecode, em)
 	})
 	time.Sleep(2 * time.Second)
 	stopStream()

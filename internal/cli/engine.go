@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/dynaprice/dynaprice/internal/catalog"
@@ -98,11 +99,17 @@ func Engine(ctx context.Context, o EngineOptions, log *slog.Logger, stdout io.Wr
 		return err
 	}
 	reg := newRegistry()
-	p := &engineProcess{}
+	// Ready: every dependency answers and the processor owns its
+	// partitions with nothing stalled.
+	var depsOK atomic.Bool
+	var proc *kafka.Processor
+	var procSet atomic.Bool
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeStatus(w, true) })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) { writeStatus(w, p.ready()) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		writeStatus(w, depsOK.Load() && procSet.Load() && proc.Ready())
+	})
 	srv, ln, srvErr, err := serveHTTP(o.MetricsAddr, mux, log)
 	if err != nil {
 		return err
@@ -136,7 +143,7 @@ func Engine(ctx context.Context, o EngineOptions, log *slog.Logger, stdout io.Wr
 	ecfg.Pricing, ecfg.AutoCreate = pc, o.AutoCreate
 	ecfg.DedupWindow, ecfg.DedupMax, ecfg.TickInterval = o.DedupWindow, o.DedupMax, o.TickInterval
 	ecfg.Logger = log
-	proc, err := kafka.NewProcessor(kafka.ProcessorConfig{
+	proc, err = kafka.NewProcessor(kafka.ProcessorConfig{
 		Brokers: o.brokers(), Topics: o.topics(), Group: o.Group,
 		Partitions: int32(o.Partitions), Replication: int16(o.Replication),
 		Engine: ecfg, Live: rc, Registerer: reg, Logger: log, MaxPollRecords: o.MaxPollRecords,
@@ -147,7 +154,12 @@ func Engine(ctx context.Context, o EngineOptions, log *slog.Logger, stdout io.Wr
 	if err != nil {
 		return err
 	}
-	p.proc = proc
+	procSet.Store(true)
+	checkCtx, stopCheck := context.WithCancel(ctx)
+	defer stopCheck()
+	go watchReady(checkCtx, &depsOK, log, map[string]func(context.Context) error{
+		"postgres": db.Ping, "redis": rc.Ping, "kafka": proc.Ping,
+	})
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	defer stop()
 	done := make(chan error, 1)
@@ -176,10 +188,6 @@ func Engine(ctx context.Context, o EngineOptions, log *slog.Logger, stdout io.Wr
 	log.Info("stopped")
 	return runErr
 }
-
-type engineProcess struct{ proc *kafka.Processor }
-
-func (p *engineProcess) ready() bool { return p.proc != nil && p.proc.Ready() }
 
 func writeStatus(w http.ResponseWriter, ok bool) {
 	w.Header().Set("Content-Type", "application/json")

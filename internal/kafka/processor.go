@@ -168,6 +168,17 @@ func (p *Processor) Ready() bool {
 	return p.ready.Load() && p.stalls.Load() == 0 && (p.out == nil || !p.out.failing())
 }
 
+// Ping checks that a Kafka broker answers the processor's client.
+func (p *Processor) Ping(ctx context.Context) error {
+	p.mu.Lock()
+	cl := p.cl
+	p.mu.Unlock()
+	if cl == nil {
+		return errors.New("kafka: not connected yet")
+	}
+	return cl.Ping(ctx)
+}
+
 // Run consumes until ctx ends, then finishes the round in progress,
 // publishes what was committed and leaves the group.
 func (p *Processor) Run(ctx context.Context) error {
@@ -200,7 +211,9 @@ func (p *Processor) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("kafka: %w", err)
 	}
+	p.mu.Lock()
 	p.cl = cl
+	p.mu.Unlock()
 	p.out = newOutbox(p.cfg.Live, cl, p.cfg.Topics.Updates, p.log, p.met)
 	outCtx, stopOut := context.WithCancel(context.WithoutCancel(ctx))
 	outDone := make(chan struct{})
