@@ -103,6 +103,8 @@ type rig struct {
 	brokers []string
 	topics  Topics
 	stores  *sqliteStores
+	// stores2, when set, replaces stores.open (to wrap the stores).
+	stores2 StoreOpener
 	live    *memLive
 }
 
@@ -121,9 +123,13 @@ func newRig(t *testing.T, partitions int32) *rig {
 func (r *rig) start() (stop func()) {
 	cfg := engine.DefaultConfig()
 	cfg.TickInterval = 200 * time.Millisecond
+	stores := r.stores2
+	if stores == nil {
+		stores = r.stores.open
+	}
 	p, err := NewProcessor(ProcessorConfig{
 		Brokers: r.brokers, Topics: r.topics, Group: "engines", Partitions: r.stores.n,
-		Engine: cfg, Stores: r.stores.open, Live: r.live,
+		Engine: cfg, Stores: stores, Live: r.live,
 		ClientOpts: []kgo.Opt{kgo.SessionTimeout(time.Second), kgo.RebalanceTimeout(2 * time.Second), kgo.HeartbeatInterval(100 * time.Millisecond)},
 	})
 	if err != nil {
@@ -283,4 +289,87 @@ func TestProcessorExactlyOnce(t *testing.T) {
 	if len(reasons) != 4 {
 		t.Errorf("dead letter reasons = %v, want 4 distinct", reasons)
 	}
+}
+
+// fenced wraps a store so that some commits report ErrFenced: every third
+// one after it went through (its acknowledgement was lost), every fifth one
+// without writing anything (another owner committed first). Either way the
+// processor must reload from the store and resume from the committed
+// offsets, applying everything exactly once.
+type fenced struct {
+	engine.Store
+	mu      sync.Mutex
+	commits int
+}
+
+func (f *fenced) Commit(ctx context.Context, b *engine.Batch) error {
+	f.mu.Lock()
+	f.commits++
+	n := f.commits
+	f.mu.Unlock()
+	if n%5 == 0 {
+		return fmt.Errorf("overtaken: %w", engine.ErrFenced)
+	}
+	if err := f.Store.Commit(ctx, b); err != nil {
+		return err
+	}
+	if n%3 == 0 {
+		return fmt.Errorf("commit acknowledgement lost: %w", engine.ErrFenced)
+	}
+	return nil
+}
+
+func TestProcessorReloadsAfterFencedCommit(t *testing.T) {
+	r := newRig(t, 2)
+	open := r.stores.open
+	r.stores2 = func(q int32, owns func(string) bool) engine.Store { return &fenced{Store: open(q, owns)} }
+	stop := r.start()
+	cl := r.client(kgo.DefaultProduceTopic(r.topics.Events))
+	want := map[string]float64{}
+	ctx := context.Background()
+	for round := 0; round < 20; round++ {
+		var recs []*kgo.Record
+		for i := 0; i < 50; i++ {
+			id := []string{"PA", "PB", "PC"}[i%3]
+			want[id] += 3
+			recs = append(recs, &kgo.Record{Key: []byte(id), Value: seedEvent("cart", id)})
+		}
+		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	r.waitDemand(want, 20*time.Second)
+	time.Sleep(300 * time.Millisecond) // a double count would show up now
+	stop()
+	for id, d := range want {
+		if c, _ := r.live.get(id); c.Demand != d {
+			t.Errorf("%s: demand %v after fenced commits, want %v", id, c.Demand, d)
+		}
+		if n := r.historyRows(id, 2); n != int(d/3) {
+			t.Errorf("%s: %d history rows after fenced commits, want %d", id, n, int(d/3))
+		}
+	}
+}
+
+// historyRows counts id's dynamic history rows in its partition's store.
+func (r *rig) historyRows(id string, partitions int32) int {
+	r.t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(r.stores.dir, fmt.Sprintf("p%d.db", PartitionOf(id, partitions)))})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer st.Close()
+	h, err := st.History(ctx, id, 1_000_000)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	n := 0
+	for _, row := range h {
+		if row.Source == pricing.SourceDynamic {
+			n++
+		}
+	}
+	return n
 }
