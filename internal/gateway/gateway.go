@@ -39,6 +39,7 @@ type Live interface {
 // Catalog is the committed catalog and state (PostgreSQL).
 type Catalog interface {
 	Products(ctx context.Context) ([]pricing.Product, error)
+	States(ctx context.Context) (map[string]pricing.State, error)
 	Product(ctx context.Context, id string) (pricing.Product, pricing.State, bool, error)
 	Settings(ctx context.Context) (map[string]string, error)
 }
@@ -218,6 +219,10 @@ func (g *Gateway) Products(ctx context.Context) ([]engine.ProductInfo, error) {
 	if err != nil {
 		return nil, unavailable("the database", err)
 	}
+	states, err := g.cat.States(ctx)
+	if err != nil {
+		return nil, unavailable("the database", err)
+	}
 	book, err := g.book(ctx)
 	if err != nil {
 		return nil, err
@@ -230,11 +235,7 @@ func (g *Gateway) Products(ctx context.Context) ([]engine.ProductInfo, error) {
 			continue // a product the engines could not have stored either
 		}
 		info := engine.ProductInfo{Product: p, EffectiveStrategy: book.StrategyName(i)}
-		_, st, ok, err := g.cat.Product(ctx, p.ID)
-		if err != nil {
-			return nil, unavailable("the database", err)
-		}
-		if ok {
+		if st, ok := states[p.ID]; ok {
 			info.Price, info.Source, info.Demand = st.Price, st.Source, st.DynDemand
 		}
 		out = append(out, info)

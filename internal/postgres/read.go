@@ -225,6 +225,33 @@ func (db *DB) Product(ctx context.Context, id string) (p pricing.Product, st pri
 	return p, st, true, nil
 }
 
+// States returns every product's persisted state, by product id, in one
+// query (API replicas list the catalog with it).
+func (db *DB) States(ctx context.Context) (map[string]pricing.State, error) {
+	rows, err := db.pool.Query(ctx, "SELECT product_id, state FROM product_state")
+	if err != nil {
+		return nil, fmt.Errorf("postgres: states: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[string]pricing.State)
+	for rows.Next() {
+		var id string
+		var blob []byte
+		if err := rows.Scan(&id, &blob); err != nil {
+			return nil, fmt.Errorf("postgres: states: %w", err)
+		}
+		var st pricing.State
+		if err := json.Unmarshal(blob, &st); err != nil {
+			return nil, fmt.Errorf("postgres: state of %q: %w", id, err)
+		}
+		out[id] = st
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: states: %w", err)
+	}
+	return out, nil
+}
+
 // Settings returns the catalog-wide settings.
 func (db *DB) Settings(ctx context.Context) (map[string]string, error) {
 	m, err := querySettings(ctx, db.pool)

@@ -520,3 +520,24 @@ func TestOpenErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestStatesReadsEveryProduct(t *testing.T) {
+	db := freshDB(t)
+	ctx := context.Background()
+	st := db.Store(0, nil)
+	if _, err := st.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b := &engine.Batch{Products: []pricing.Product{{ID: "a", BasePrice: 1}, {ID: "b", BasePrice: 2}, {ID: "c", BasePrice: 3}},
+		States: []engine.ProductState{{ID: "a", State: pricing.State{Price: 1.5, Version: 3}}, {ID: "b", State: pricing.State{Price: 2.5, DynDemand: 4, Version: 7}}}}
+	if err := st.Commit(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.States(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got["a"].Version != 3 || got["b"].DynDemand != 4 || got["b"].Price != 2.5 {
+		t.Errorf("States = %+v, want a and b (c has no state yet)", got)
+	}
+}
