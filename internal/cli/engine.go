@@ -12,6 +12,7 @@ import (
 
 	"github.com/dynaprice/dynaprice/internal/catalog"
 	"github.com/dynaprice/dynaprice/internal/engine"
+	"github.com/dynaprice/dynaprice/internal/httperror"
 	"github.com/dynaprice/dynaprice/internal/kafka"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -106,9 +107,18 @@ func Engine(ctx context.Context, o EngineOptions, log *slog.Logger, stdout io.Wr
 	var procSet atomic.Bool
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { writeStatus(w, true) })
+	// The same answers as the API's /healthz and /readyz.
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		writeStatus(w, depsOK.Load() && procSet.Load() && proc.Ready())
+		if !depsOK.Load() || !procSet.Load() || !proc.Ready() {
+			httperror.Write(w, http.StatusServiceUnavailable, "not ready")
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"ready"}` + "\n"))
 	})
 	srv, ln, srvErr, err := serveHTTP(o.MetricsAddr, mux, log)
 	if err != nil {
@@ -187,16 +197,6 @@ func Engine(ctx context.Context, o EngineOptions, log *slog.Logger, stdout io.Wr
 	}
 	log.Info("stopped")
 	return runErr
-}
-
-func writeStatus(w http.ResponseWriter, ok bool) {
-	w.Header().Set("Content-Type", "application/json")
-	if !ok {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = w.Write([]byte(`{"status":"not ready"}`))
-		return
-	}
-	_, _ = w.Write([]byte(`{"status":"ok"}`))
 }
 
 // sendCatalog sends a catalog file's products to the engines as control
