@@ -31,6 +31,8 @@ Commands:
   migrate   apply PostgreSQL migrations and seed an empty catalog
   loadgen   produce events into Kafka and measure throughput and produce-to-update latency
 
+  simulate  compare pricing strategies on a simulated market (revenue, margin, % of optimum)
+
   version   print the version
 
 Run "dynaprice <command> --help" for a command's flags.
@@ -57,6 +59,8 @@ func Run(ctx context.Context, args []string, getenv Env, stdout, stderr io.Write
 		err = runMigrate(ctx, args[2:], getenv, stdout, stderr)
 	case "loadgen":
 		err = runLoadgen(ctx, args[2:], getenv, stdout, stderr)
+	case "simulate":
+		err = runSimulate(ctx, args[2:], getenv, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "dynaprice", Version)
 	case "help", "-h", "--help", "-help":

@@ -3,7 +3,7 @@ package cli
 // Commands lists the roles of the binary, for docs and the deployment
 // checks in deploy/ (which verify that manifests only run roles that exist).
 func Commands() []string {
-	return []string{"serve", "engine", "api", "migrate", "loadgen", "version", "help"}
+	return []string{"serve", "engine", "api", "migrate", "loadgen", "simulate", "version", "help"}
 }
 
 // EnvNames lists every environment variable any role reads. The deployment

@@ -3,8 +3,10 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
+	"os"
 	"strings"
 	"testing"
 )
@@ -89,7 +91,7 @@ func TestScaleOutRolesFlagsAndEnvironment(t *testing.T) {
 	}
 	var out bytes.Buffer
 	ctx := context.Background()
-	for _, role := range []string{"engine", "api", "migrate", "loadgen"} {
+	for _, role := range []string{"engine", "api", "migrate", "loadgen", "simulate"} {
 		stderr.Reset()
 		if code := Run(ctx, []string{"dynaprice", role, "--help"}, env(nil), &out, &stderr); code != 0 || !strings.Contains(stderr.String(), "Usage: dynaprice "+role) {
 			t.Errorf("%s --help: exit %d, %q", role, code, stderr.String())
@@ -103,5 +105,41 @@ func TestScaleOutRolesFlagsAndEnvironment(t *testing.T) {
 	}
 	if code := Run(ctx, []string{"dynaprice", "migrate"}, env(nil), &out, &stderr); code != 1 || !strings.Contains(stderr.String(), "DATABASE_URL") {
 		t.Errorf("migrate without a database: exit %d, %q", code, stderr.String())
+	}
+}
+
+func TestSimulateCommand(t *testing.T) {
+	var out, errb bytes.Buffer
+	ctx := context.Background()
+	dir := t.TempDir()
+	code := Run(ctx, []string{"dynaprice", "simulate", "--strategies", "static,decay", "--json", dir + "/r.json", "--csv", dir + "/r.csv",
+		"../../scenarios/steady.json"}, env(nil), &out, &errb)
+	if code != 0 {
+		t.Fatalf("simulate: exit %d, %s", code, errb.String())
+	}
+	for _, want := range []string{"strategy", "static", "decay", "oracle", "100.0%"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+	var doc struct {
+		Scenario string
+		Results  []map[string]any
+	}
+	b, err := os.ReadFile(dir + "/r.json")
+	if err != nil || json.Unmarshal(b, &doc) != nil || doc.Scenario != "steady" || len(doc.Results) != 3 {
+		t.Errorf("JSON results: %v %s", err, b)
+	}
+	if b, err := os.ReadFile(dir + "/r.csv"); err != nil || strings.Count(string(b), "\n") != 4 {
+		t.Errorf("CSV results: %v %s", err, b)
+	}
+	if code := Run(ctx, []string{"dynaprice", "simulate"}, env(nil), &out, &errb); code != 2 {
+		t.Errorf("no scenario: exit %d, want 2", code)
+	}
+	if code := Run(ctx, []string{"dynaprice", "simulate", "--strategies", "nope", "../../scenarios/steady.json"}, env(nil), &out, &errb); code != 1 {
+		t.Errorf("unknown strategy: exit %d, want 1", code)
+	}
+	if code := Run(ctx, []string{"dynaprice", "simulate", dir + "/missing.json"}, env(nil), &out, &errb); code != 1 {
+		t.Errorf("missing scenario file: exit %d, want 1", code)
 	}
 }

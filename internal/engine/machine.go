@@ -107,6 +107,13 @@ func (m *Machine) Explain(id string) (pricing.Explanation, error) {
 	return m.book.Explain(i), nil
 }
 
+// Index returns a product's position in the catalog (load order), for
+// callers that address products by index on a hot path (the simulator).
+func (m *Machine) Index(id string) (int, bool) { return m.book.Index(id) }
+
+// PriceAt returns the current price of the product at index i.
+func (m *Machine) PriceAt(i int) float64 { return m.book.State(i).Price }
+
 // Has reports whether id is in the catalog.
 func (m *Machine) Has(id string) bool {
 	_, ok := m.book.Index(id)

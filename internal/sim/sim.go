@@ -1,0 +1,200 @@
+// Package sim runs pricing strategies against a simulated market: the real
+// engine code (engine.Machine: strategies, guardrails, overrides) prices
+// every product while shoppers from internal/market arrive, see the current
+// price, and view, add to cart or buy. Every strategy faces the same
+// shoppers (same arrivals, same random draws), so differences in revenue
+// come from the prices, not from luck.
+//
+// Besides the strategies asked for, every run includes "oracle": each
+// product at the best fixed price knowing its true demand curve and unit
+// cost, the clairvoyant benchmark the others are measured against.
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"time"
+
+	"github.com/dynaprice/dynaprice/internal/engine"
+	"github.com/dynaprice/dynaprice/internal/ingest"
+	"github.com/dynaprice/dynaprice/internal/market"
+	"github.com/dynaprice/dynaprice/internal/pricing"
+)
+
+// Oracle is the name of the clairvoyant fixed-price benchmark.
+const Oracle = "oracle"
+
+// Static is the list-price strategy: the catalog's base price, unchanged.
+const Static = "static"
+
+// Config configures a run.
+type Config struct {
+	Scenario *market.Scenario
+	// Strategies to compare, by name: static, seed, decay (and any in
+	// Pricing.Strategies). The oracle is always added.
+	Strategies []string
+	// Pricing configures the engine (weights, half-life, strategies).
+	Pricing pricing.Config
+	// MarginFloor, when true, floors every price at the product's unit
+	// cost (a guardrail any shop would set).
+	MarginFloor bool
+	// Progress, when set, receives a progress line about every second.
+	Progress io.Writer
+}
+
+// Result is one strategy's outcome.
+type Result struct {
+	Strategy  string  `json:"strategy"`
+	Revenue   float64 `json:"revenue"`
+	Margin    float64 `json:"margin"`
+	Units     int64   `json:"units"`
+	StockOuts int64   `json:"stock_outs"`
+	// OfOptimum is revenue as a percentage of the oracle's.
+	OfOptimum float64 `json:"revenue_pct_of_optimum"`
+	// PriceChanges counts published price changes; Volatility is their
+	// mean absolute size in percent.
+	PriceChanges int64   `json:"price_changes"`
+	Volatility   float64 `json:"volatility_pct"`
+	Shoppers     int64   `json:"shoppers"`
+	Elapsed      time.Duration
+}
+
+// staticStrategy prices at the base price.
+type staticStrategy struct{}
+
+func (staticStrategy) Name() string { return Static }
+func (staticStrategy) Price(base float64, d pricing.Demand, _ int64) (float64, float64) {
+	return base, d.Total
+}
+
+// Run simulates every strategy in turn on the same shoppers and returns
+// their results, the oracle last.
+func Run(ctx context.Context, cfg Config) ([]Result, error) {
+	if cfg.Scenario == nil {
+		return nil, errors.New("sim: no scenario")
+	}
+	names := append(append([]string(nil), cfg.Strategies...), Oracle)
+	pc := cfg.Pricing
+	if pc.Weights == (pricing.Weights{}) {
+		pc = pricing.DefaultConfig()
+	}
+	strategies := map[string]pricing.Strategy{
+		"seed": pricing.Seed{K: 5}, "decay": pricing.Decay{K: 5, HalfLife: pc.HalfLife}, Static: staticStrategy{},
+	}
+	for n, s := range pc.Strategies {
+		strategies[n] = s
+	}
+	pc.Strategies = strategies
+	var out []Result
+	for _, name := range names {
+		r, err := runOne(ctx, cfg, pc, name)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, r)
+	}
+	best := out[len(out)-1].Revenue
+	for i := range out {
+		if best > 0 {
+			out[i].OfOptimum = 100 * out[i].Revenue / best
+		}
+	}
+	return out, nil
+}
+
+func runOne(ctx context.Context, cfg Config, pc pricing.Config, name string) (Result, error) {
+	start := time.Now()
+	m, err := market.New(cfg.Scenario)
+	if err != nil {
+		return Result{}, err
+	}
+	strategy := name
+	if name == Oracle {
+		strategy = Static
+	}
+	if _, ok := pc.Strategies[strategy]; !ok {
+		return Result{}, fmt.Errorf("sim: unknown strategy %q", name)
+	}
+	pc.DefaultStrategy = strategy
+	ecfg := engine.DefaultConfig()
+	ecfg.Pricing = pc
+	mach := engine.NewMachine(ecfg)
+	products := make([]pricing.Product, len(m.Products))
+	lo, hi := math.Inf(1), 0.0
+	for _, p := range m.Products {
+		lo, hi = math.Min(lo, p.BasePrice), math.Max(hi, p.BasePrice)
+	}
+	for i, p := range m.Products {
+		pp := pricing.Product{ID: p.ID, BasePrice: p.BasePrice}
+		if name == Oracle {
+			// The best fixed price, searched well around the list price.
+			pp.BasePrice = math.Round(market.OptimalPrice(p.Curve, p.Cost, p.BasePrice/10, p.BasePrice*10)*100) / 100
+		}
+		if cfg.MarginFloor && p.Cost > 0 {
+			pp.Floor = p.Cost
+		}
+		products[i] = pp
+	}
+	now := cfg.Scenario.Start.UnixNano()
+	if _, err := mach.Load(engine.Snapshot{Products: products}, now); err != nil {
+		return Result{}, fmt.Errorf("sim: %s: %w", name, err)
+	}
+	stream, err := m.Stream()
+	if err != nil {
+		return Result{}, err
+	}
+	r := Result{Strategy: name}
+	var sh market.Shopper
+	evs := make([]ingest.Event, 0, 3)
+	var res engine.SubmitResult
+	var volSum float64
+	lastProgress := time.Now()
+	for stream.Next(&sh) {
+		r.Shoppers++
+		if r.Shoppers%65536 == 0 {
+			if err := ctx.Err(); err != nil {
+				return r, err
+			}
+			// Drop the batch the machine collects for a store; nothing
+			// is persisted in a simulation.
+			mach.Seal()
+			mach.Begin()
+			if cfg.Progress != nil && time.Since(lastProgress) >= time.Second {
+				lastProgress = time.Now()
+				fmt.Fprintf(cfg.Progress, "  %-8s %s  %d shoppers\n", name, sh.At.Format(time.DateTime), r.Shoppers)
+			}
+		}
+		i := sh.Product
+		price := mach.PriceAt(i)
+		out := m.Visit(&sh, price)
+		if out.StockOut {
+			r.StockOuts++
+		}
+		t := sh.At.UnixNano()
+		id := products[i].ID
+		evs = append(evs[:0], ingest.Event{Type: pricing.View, ProductID: id, Timestamp: t, Quantity: 1})
+		if out.Stage >= pricing.Cart {
+			evs = append(evs, ingest.Event{Type: pricing.Cart, ProductID: id, Timestamp: t, Quantity: 1})
+		}
+		if out.Stage == pricing.Purchase {
+			evs = append(evs, ingest.Event{Type: pricing.Purchase, ProductID: id, Timestamp: t, Quantity: 1})
+			r.Units++
+			r.Revenue += price
+			r.Margin += price - m.Products[i].Cost
+		}
+		mach.ApplyEvents(evs, t, &res)
+		if np := mach.PriceAt(i); np != price {
+			r.PriceChanges++
+			volSum += math.Abs(np-price) / price
+		}
+	}
+	if r.PriceChanges > 0 {
+		r.Volatility = 100 * volSum / float64(r.PriceChanges)
+	}
+	r.Revenue, r.Margin = math.Round(r.Revenue*100)/100, math.Round(r.Margin*100)/100
+	r.Elapsed = time.Since(start)
+	return r, nil
+}

@@ -1,0 +1,88 @@
+package sim
+
+import (
+	"context"
+	"testing"
+
+	"github.com/dynaprice/dynaprice/internal/market"
+)
+
+func load(t *testing.T, name string) *market.Scenario {
+	t.Helper()
+	sc, err := market.LoadScenario("../../scenarios/" + name + ".json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sc
+}
+
+func TestDeterministicForASeed(t *testing.T) {
+	cfg := Config{Scenario: load(t, "steady"), Strategies: []string{"static", "decay"}, MarginFloor: true}
+	a, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range a {
+		a[i].Elapsed, b[i].Elapsed = 0, 0
+		if a[i] != b[i] {
+			t.Errorf("run 1 %+v, run 2 %+v", a[i], b[i])
+		}
+	}
+	sc := load(t, "steady")
+	sc.Seed++
+	c, err := Run(context.Background(), Config{Scenario: sc, Strategies: []string{"static"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c[0].Revenue == a[0].Revenue {
+		t.Error("another seed gave the same revenue")
+	}
+}
+
+// TestRevenueRanking is the regression test of the comparison: on steady
+// demand with ample stock, the clairvoyant fixed price earns most, the
+// list price a little less, prices that fall again (decay) less, and the
+// original's formula, whose prices only ever rise, least.
+func TestRevenueRanking(t *testing.T) {
+	rs, err := Run(context.Background(), Config{Scenario: load(t, "steady"), Strategies: []string{"seed", "decay", "static"}, MarginFloor: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	by := map[string]Result{}
+	for _, r := range rs {
+		by[r.Strategy] = r
+		if r.Shoppers != rs[0].Shoppers {
+			t.Errorf("%s saw %d shoppers, %s %d: the stream must be shared", r.Strategy, r.Shoppers, rs[0].Strategy, rs[0].Shoppers)
+		}
+	}
+	if !(by[Oracle].Revenue > by[Static].Revenue && by[Static].Revenue > by["decay"].Revenue && by["decay"].Revenue > by["seed"].Revenue) {
+		t.Errorf("ranking oracle > static > decay > seed broken: %+v", rs)
+	}
+	if by[Oracle].OfOptimum != 100 || by[Static].PriceChanges != 0 || by["seed"].PriceChanges == 0 {
+		t.Errorf("oracle at 100%%, static never changing, seed changing: %+v", rs)
+	}
+}
+
+func TestUnknownStrategy(t *testing.T) {
+	if _, err := Run(context.Background(), Config{Scenario: load(t, "steady"), Strategies: []string{"nope"}}); err == nil {
+		t.Fatal("an unknown strategy was accepted")
+	}
+}
+
+// BenchmarkLarge is the size: 10,000 products and 1,000,000
+// shoppers, per strategy.
+func BenchmarkLarge(b *testing.B) {
+	sc, err := market.LoadScenario("../../scenarios/large.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := Run(context.Background(), Config{Scenario: sc, Strategies: []string{"decay"}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
