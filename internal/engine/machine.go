@@ -84,7 +84,7 @@ func (m *Machine) Load(snap Snapshot, now int64) ([]Change, error) {
 func (m *Machine) Seal() (*Batch, []Change) {
 	b := &m.batch
 	for _, i := range m.touched {
-		b.States = append(b.States, ProductState{ID: m.book.Product(i).ID, State: *m.book.State(i)})
+		b.States = append(b.States, ProductState{ID: m.book.Product(i).ID, State: m.book.State(i).Copy()})
 		m.changes = append(m.changes, m.change(i, m.dirty[i]&flagPriceChanged != 0))
 		m.dirty[i] = 0
 	}
@@ -171,7 +171,7 @@ func (m *Machine) ApplyEvents(events []ingest.Event, now int64, res *SubmitResul
 		if qty <= 0 {
 			qty = 1
 		}
-		m.touch(i, m.book.Apply(i, ev.Type, qty, now))
+		m.touch(i, m.book.ApplyShown(i, ev.Type, qty, ev.Price, now))
 		if ev.EventID != "" {
 			m.seen.add(ev.EventID, now)
 			m.batch.Seen = append(m.batch.Seen, SeenID{ID: ev.EventID, At: now})

@@ -71,6 +71,16 @@ type State struct {
 	Low      Lowest   `json:"low"`
 	// Lowest30 caches Low's answer as of the last update or tick.
 	Lowest30 float64 `json:"lowest_30d"`
+	// Learn is what a learning strategy (Learner) knows about the
+	// product; nil for the others.
+	Learn *Learning `json:"learn,omitempty"`
+}
+
+// Copy returns s with its own copy of the learning state, for callers
+// that keep a State beyond the Book's next change (to commit it).
+func (s State) Copy() State {
+	s.Learn = s.Learn.clone()
+	return s
 }
 
 // Config configures a Book.
@@ -110,8 +120,9 @@ func (c Config) strategies() map[string]Strategy {
 		return c.Strategies
 	}
 	return map[string]Strategy{
-		"seed":  Seed{K: 5},
-		"decay": Decay{K: 5, HalfLife: c.HalfLife},
+		"seed":     Seed{K: 5},
+		"decay":    Decay{K: 5, HalfLife: c.HalfLife},
+		"thompson": Thompson{Ladder: DefaultLadder()},
 	}
 }
 
@@ -125,6 +136,7 @@ type Book struct {
 	strategies map[string]Strategy
 	products   []Product
 	strat      []Strategy
+	learners   []Learner // strat[i] if it learns, else nil
 	guards     []guardrails
 	states     []State
 	index      map[string]int
@@ -185,21 +197,51 @@ func (b *Book) Upsert(p Product, now int64) (int, bool, error) {
 		b.index[p.ID] = i
 		b.products = append(b.products, p)
 		b.strat = append(b.strat, b.strategies[name])
+		b.learners = append(b.learners, nil)
 		b.guards = append(b.guards, parseGuardrails(p.Guardrails))
 		b.states = append(b.states, State{})
 	} else {
 		b.products[i], b.strat[i], b.guards[i] = p, b.strategies[name], parseGuardrails(p.Guardrails)
 	}
+	b.setLearner(i)
 	return i, b.reprice(i, now), nil
 }
 
+// setLearner records whether product i's strategy learns, and gives it
+// learning state if it has none.
+func (b *Book) setLearner(i int) {
+	l, _ := b.strat[i].(Learner)
+	b.learners[i] = l
+	if l != nil && b.states[i].Learn == nil {
+		// Each product its own random stream, the same on every run.
+		h := uint64(14695981039346656037)
+		for _, c := range []byte(b.products[i].ID) {
+			h = (h ^ uint64(c)) * 1099511628211
+		}
+		b.states[i].Learn = &Learning{Rand: h}
+	}
+}
+
 // Restore puts persisted state back for product i (after Upsert).
-func (b *Book) Restore(i int, s State) { b.states[i] = s }
+func (b *Book) Restore(i int, s State) {
+	b.states[i] = s
+	b.setLearner(i)
+}
 
 // Apply adds an event's demand to product i and reprices it at now. It
 // reports whether the published price changed. qty multiplies the weight.
 func (b *Book) Apply(i int, t EventType, qty int32, now int64) bool {
+	return b.ApplyShown(i, t, qty, 0, now)
+}
+
+// ApplyShown is Apply for an event that says which price the shopper was
+// shown (0 if it does not); learning strategies credit what they learn to
+// that price.
+func (b *Book) ApplyShown(i int, t EventType, qty int32, shown float64, now int64) bool {
 	s := &b.states[i]
+	if l := b.learners[i]; l != nil {
+		l.Observe(s.Learn, b.products[i].BasePrice, t, qty, shown)
+	}
 	w := b.cfg.Weights.of(t) * float64(qty)
 	d := &s.Demand
 	d.Total += w
@@ -256,7 +298,12 @@ func (b *Book) ClearOverride(i int, now int64) (had, changed bool) {
 func (b *Book) reprice(i int, now int64) bool {
 	s := &b.states[i]
 	p := &b.products[i]
-	raw, dem := b.strat[i].Price(p.BasePrice, s.Demand, now)
+	var raw, dem float64
+	if l := b.learners[i]; l != nil {
+		raw, dem = l.Choose(p.BasePrice, s.Learn, s.Demand, now)
+	} else {
+		raw, dem = b.strat[i].Price(p.BasePrice, s.Demand, now)
+	}
 	ref := s.Trace.Final
 	if ref == 0 {
 		ref = p.BasePrice
@@ -294,6 +341,7 @@ func (b *Book) SetDefaultStrategy(name string, now int64) ([]int, error) {
 	for i, p := range b.products {
 		if p.Strategy == "" {
 			b.strat[i] = st
+			b.setLearner(i)
 			if b.reprice(i, now) {
 				changed = append(changed, i)
 			}

@@ -6,8 +6,10 @@
 // come from the prices, not from luck.
 //
 // Besides the strategies asked for, every run includes "oracle": each
-// product at the best fixed price knowing its true demand curve and unit
-// cost, the clairvoyant benchmark the others are measured against.
+// product at the best fixed price knowing its true demand curve, its
+// traffic and its stock (the revenue-maximising price, raised to the price
+// that just sells the stock when stock is short), the clairvoyant benchmark
+// the others are measured against.
 package sim
 
 import (
@@ -83,6 +85,7 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 	}
 	strategies := map[string]pricing.Strategy{
 		"seed": pricing.Seed{K: 5}, "decay": pricing.Decay{K: 5, HalfLife: pc.HalfLife}, Static: staticStrategy{},
+		"thompson": pricing.Thompson{Ladder: pricing.DefaultLadder()},
 	}
 	for n, s := range pc.Strategies {
 		strategies[n] = s
@@ -123,15 +126,30 @@ func runOne(ctx context.Context, cfg Config, pc pricing.Config, name string) (Re
 	ecfg.Pricing = pc
 	mach := engine.NewMachine(ecfg)
 	products := make([]pricing.Product, len(m.Products))
-	lo, hi := math.Inf(1), 0.0
-	for _, p := range m.Products {
-		lo, hi = math.Min(lo, p.BasePrice), math.Max(hi, p.BasePrice)
+	var views []float64
+	if name == Oracle {
+		if views, err = countViews(m); err != nil {
+			return Result{}, err
+		}
 	}
 	for i, p := range m.Products {
 		pp := pricing.Product{ID: p.ID, BasePrice: p.BasePrice}
 		if name == Oracle {
-			// The best fixed price, searched well around the list price.
-			pp.BasePrice = math.Round(market.OptimalPrice(p.Curve, p.Cost, p.BasePrice/10, p.BasePrice*10)*100) / 100
+			// The revenue-maximising fixed price (the figure reported is
+			// revenue), searched well around the list price and, like
+			// every strategy's, not below cost with the margin floor.
+			lo := p.BasePrice / 10
+			if cfg.MarginFloor {
+				lo = math.Max(lo, p.Cost)
+			}
+			hi := math.Max(lo, p.BasePrice*10)
+			best := market.OptimalPrice(p.Curve, 0, lo, hi)
+			// With limited stock, no fixed price below the one that just
+			// sells the stock to the shoppers who come earns more.
+			if c := capacity(p.Stock, cfg.Scenario.Horizon.Duration); views[i]*p.Curve.Buy(best) > c {
+				best = math.Max(best, sellOutPrice(p.Curve, views[i], c, lo, hi))
+			}
+			pp.BasePrice = math.Round(best*100) / 100
 		}
 		if cfg.MarginFloor && p.Cost > 0 {
 			pp.Floor = p.Cost
@@ -175,12 +193,13 @@ func runOne(ctx context.Context, cfg Config, pc pricing.Config, name string) (Re
 		}
 		t := sh.At.UnixNano()
 		id := products[i].ID
-		evs = append(evs[:0], ingest.Event{Type: pricing.View, ProductID: id, Timestamp: t, Quantity: 1})
+		// Events say which price the shopper saw, as a shop's do.
+		evs = append(evs[:0], ingest.Event{Type: pricing.View, ProductID: id, Timestamp: t, Price: price, Quantity: 1})
 		if out.Stage >= pricing.Cart {
-			evs = append(evs, ingest.Event{Type: pricing.Cart, ProductID: id, Timestamp: t, Quantity: 1})
+			evs = append(evs, ingest.Event{Type: pricing.Cart, ProductID: id, Timestamp: t, Price: price, Quantity: 1})
 		}
 		if out.Stage == pricing.Purchase {
-			evs = append(evs, ingest.Event{Type: pricing.Purchase, ProductID: id, Timestamp: t, Quantity: 1})
+			evs = append(evs, ingest.Event{Type: pricing.Purchase, ProductID: id, Timestamp: t, Price: price, Quantity: 1})
 			r.Units++
 			r.Revenue += price
 			r.Margin += price - m.Products[i].Cost
@@ -197,4 +216,49 @@ func runOne(ctx context.Context, cfg Config, pc pricing.Config, name string) (Re
 	r.Revenue, r.Margin = math.Round(r.Revenue*100)/100, math.Round(r.Margin*100)/100
 	r.Elapsed = time.Since(start)
 	return r, nil
+}
+
+// countViews counts the shoppers each product gets over the horizon: the
+// clairvoyant knows the traffic as well as the curves.
+func countViews(m *market.Market) ([]float64, error) {
+	st, err := m.Stream()
+	if err != nil {
+		return nil, err
+	}
+	views := make([]float64, len(m.Products))
+	var sh market.Shopper
+	for st.Next(&sh) {
+		views[sh.Product]++
+	}
+	return views, nil
+}
+
+// capacity is how many units a product can sell over the horizon.
+func capacity(s market.StockSpec, horizon time.Duration) float64 {
+	if s.Unlimited {
+		return math.Inf(1)
+	}
+	c := float64(s.Initial)
+	if s.RestockEvery.Duration > 0 {
+		n := float64(horizon / s.RestockEvery.Duration)
+		c += n * float64(max(s.RestockTo, s.RestockBy))
+	}
+	return c
+}
+
+// sellOutPrice is the price at which views shoppers buy c units, found by
+// bisection (purchase probability falls with price).
+func sellOutPrice(cv market.Curve, views, c, lo, hi float64) float64 {
+	if views*cv.Buy(hi) >= c {
+		return hi
+	}
+	for range 100 {
+		mid := (lo + hi) / 2
+		if views*cv.Buy(mid) > c {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return hi
 }

@@ -2,7 +2,9 @@ package sim
 
 import (
 	"context"
+	"math"
 	"testing"
+	"time"
 
 	"github.com/dynaprice/dynaprice/internal/market"
 )
@@ -84,5 +86,30 @@ func BenchmarkLarge(b *testing.B) {
 		if _, err := Run(context.Background(), Config{Scenario: sc, Strategies: []string{"decay"}}); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestOracleKnowsTheStock: where stock is short the clairvoyant raises its
+// price to what just sells the stock, and no strategy beats it.
+func TestOracleKnowsTheStock(t *testing.T) {
+	rs, err := Run(context.Background(), Config{Scenario: load(t, "scarce-inventory"), Strategies: []string{"static", "decay", "thompson"}, MarginFloor: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs[:len(rs)-1] {
+		if r.OfOptimum >= 100 {
+			t.Errorf("%s earned %.1f%% of the stock-aware optimum", r.Strategy, r.OfOptimum)
+		}
+	}
+}
+
+func TestSellOutPrice(t *testing.T) {
+	cv := market.Linear{P0: 1, Slope: 0.01} // buys at 1 - p/100
+	p := sellOutPrice(cv, 1000, 300, 1, 100)
+	if got := 1000 * cv.Buy(p); math.Abs(got-300) > 1e-6 {
+		t.Errorf("at %v, 1000 views buy %v, want 300", p, got)
+	}
+	if capacity(market.StockSpec{Initial: 10, RestockEvery: market.Duration{Duration: 24 * time.Hour}, RestockTo: 50}, 7*24*time.Hour) != 360 {
+		t.Error("capacity of 10 + 7 restocks to 50 is not 360")
 	}
 }

@@ -1,0 +1,194 @@
+package pricing
+
+import (
+	"math"
+)
+
+// Learner is implemented by strategies that learn from how shoppers
+// respond to the prices they set. For such a strategy the Book passes every
+// event to Observe (with the price the shopper saw) before repricing, and
+// prices with Choose instead of Strategy.Price. What a learner knows lives
+// in the product's State (State.Learn), so it is committed and restored
+// with demand, and a restart resumes the learning exactly.
+//
+// Like Price, both must be cheap, free of I/O and deterministic: any
+// randomness comes from the state's own generator, so that replaying the
+// same events gives the same prices.
+type Learner interface {
+	Strategy
+	// Observe records an event: t of qty units, when the shopper was shown
+	// the price shown (0: unknown, take the current price).
+	Observe(l *Learning, base float64, t EventType, qty int32, shown float64)
+	// Choose returns the price to show next and the demand figure to
+	// report.
+	Choose(base float64, l *Learning, d Demand, now int64) (price, demand float64)
+}
+
+// Learning is a learner's per-product state: per price arm (a rung of the
+// strategy's ladder) the views it got and the purchases they led to.
+type Learning struct {
+	// Arm is the arm currently shown.
+	Arm int `json:"arm"`
+	// Views and Buys per arm.
+	Views []float64 `json:"views"`
+	Buys  []float64 `json:"buys"`
+	// Redraw is set by a view: the next shopper gets a fresh decision.
+	Redraw bool `json:"redraw"`
+	// Rand is the state of the product's random generator (splitmix64).
+	Rand uint64 `json:"rand"`
+}
+
+// clone returns a deep copy, so that a State copied out of the Book (to be
+// committed or published) does not share the arrays the Book mutates.
+func (l *Learning) clone() *Learning {
+	if l == nil {
+		return nil
+	}
+	c := *l
+	c.Views = append([]float64(nil), l.Views...)
+	c.Buys = append([]float64(nil), l.Buys...)
+	return &c
+}
+
+// Thompson prices by Thompson sampling over a ladder of prices (multiples
+// of the product's base price), learning each rung's purchase probability
+// per view online from the event stream, as in Ferreira, Simchi-Levi and
+// Wang, "Online Network Revenue Management using Thompson Sampling"
+// (Operations Research, 2018), without their inventory constraint (the
+// engine does not know stock levels yet; see docs/SIMULATE.md).
+//
+// On each view the product's next price is decided: for every rung a
+// purchase probability is drawn from its Beta posterior (a uniform prior
+// updated with the rung's views and purchases), and the rung with the
+// highest price × probability, the expected revenue per view, is shown.
+// Rungs that look good are shown more; rungs that are uncertain still get
+// tried now and then, so the strategy keeps learning.
+type Thompson struct {
+	// Ladder holds the price multipliers of the base price, ascending.
+	Ladder []float64
+}
+
+// DefaultLadder spans half to three times the base price in steps of about
+// 18%, with the base price itself on it.
+func DefaultLadder() []float64 {
+	l := make([]float64, 0, 12)
+	for k := -4; k <= 7; k++ {
+		l = append(l, math.Round(math.Pow(1.18, float64(k))*1000)/1000)
+	}
+	return l
+}
+
+// Name implements Strategy.
+func (Thompson) Name() string { return "thompson" }
+
+// Price implements Strategy for callers without learning state: the base
+// price.
+func (Thompson) Price(base float64, d Demand, _ int64) (float64, float64) { return base, d.Total }
+
+func (s Thompson) init(l *Learning) {
+	if len(l.Views) != len(s.Ladder) {
+		l.Views = make([]float64, len(s.Ladder))
+		l.Buys = make([]float64, len(s.Ladder))
+		l.Arm = s.baseArm()
+		l.Redraw = false
+	}
+}
+
+// baseArm is the rung closest to the base price.
+func (s Thompson) baseArm() int { return s.nearest(1) }
+
+func (s Thompson) nearest(mult float64) int {
+	best, bd := 0, math.Inf(1)
+	for k, m := range s.Ladder {
+		if d := math.Abs(math.Log(m / mult)); d < bd {
+			best, bd = k, d
+		}
+	}
+	return best
+}
+
+// Observe implements Learner.
+func (s Thompson) Observe(l *Learning, base float64, t EventType, qty int32, shown float64) {
+	s.init(l)
+	arm := l.Arm
+	if shown > 0 && base > 0 {
+		arm = s.nearest(shown / base)
+	}
+	switch t {
+	case View:
+		l.Views[arm] += float64(qty)
+		l.Redraw = true
+	case Purchase:
+		l.Buys[arm] += float64(qty)
+		// A purchase without its view (a shop that sends only
+		// purchases) still counts as one trial.
+		if l.Buys[arm] > l.Views[arm] {
+			l.Views[arm] = l.Buys[arm]
+		}
+	}
+}
+
+// Choose implements Learner.
+func (s Thompson) Choose(base float64, l *Learning, d Demand, _ int64) (float64, float64) {
+	s.init(l)
+	if l.Redraw {
+		l.Redraw = false
+		best, bv := l.Arm, -1.0
+		for k, m := range s.Ladder {
+			theta := l.beta(1+l.Buys[k], 1+l.Views[k]-l.Buys[k])
+			if v := m * theta; v > bv {
+				best, bv = k, v
+			}
+		}
+		l.Arm = best
+	}
+	return base * s.Ladder[l.Arm], d.Total
+}
+
+// next is splitmix64: tiny, fast, good enough for sampling, and its whole
+// state is one word that fits in the persisted Learning.
+func (l *Learning) next() uint64 {
+	l.Rand += 0x9e3779b97f4a7c15
+	z := l.Rand
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return z ^ (z >> 31)
+}
+
+// uniform returns a float in (0, 1).
+func (l *Learning) uniform() float64 {
+	return (float64(l.next()>>11) + 0.5) / (1 << 53)
+}
+
+func (l *Learning) normal() float64 {
+	// Box-Muller; the second variate is dropped to keep the state one word.
+	return math.Sqrt(-2*math.Log(l.uniform())) * math.Cos(2*math.Pi*l.uniform())
+}
+
+// gamma draws from Gamma(a, 1) by Marsaglia and Tsang's method (a >= 1;
+// smaller shapes are boosted by the usual U^(1/a) trick).
+func (l *Learning) gamma(a float64) float64 {
+	if a < 1 {
+		return l.gamma(a+1) * math.Pow(l.uniform(), 1/a)
+	}
+	d := a - 1.0/3
+	c := 1 / math.Sqrt(9*d)
+	for {
+		x := l.normal()
+		v := 1 + c*x
+		if v <= 0 {
+			continue
+		}
+		v = v * v * v
+		u := l.uniform()
+		if u < 1-0.0331*x*x*x*x || math.Log(u) < 0.5*x*x+d*(1-v+math.Log(v)) {
+			return d * v
+		}
+	}
+}
+
+// beta draws from Beta(a, b).
+func (l *Learning) beta(a, b float64) float64 {
+	x := l.gamma(a)
+	return x / (x + l.gamma(b))
+}

@@ -1,0 +1,143 @@
+package pricing
+
+import (
+	"encoding/json"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+func TestBetaSamplerMoments(t *testing.T) {
+	for _, c := range []struct{ a, b float64 }{{1, 1}, {2, 8}, {30, 70}, {0.5, 0.5}, {200, 5}} {
+		l := &Learning{Rand: 42}
+		const n = 200000
+		var sum, sq float64
+		for i := 0; i < n; i++ {
+			x := l.beta(c.a, c.b)
+			if !(x > 0 && x < 1) {
+				t.Fatalf("Beta(%v,%v) draw %v outside (0,1)", c.a, c.b, x)
+			}
+			sum += x
+			sq += x * x
+		}
+		mean, v := sum/n, sq/n-(sum/n)*(sum/n)
+		wantMean := c.a / (c.a + c.b)
+		wantVar := c.a * c.b / ((c.a + c.b) * (c.a + c.b) * (c.a + c.b + 1))
+		// 6 standard errors of the mean; 5% on the variance.
+		if math.Abs(mean-wantMean) > 6*math.Sqrt(wantVar/n) || math.Abs(v-wantVar) > 0.05*wantVar {
+			t.Errorf("Beta(%v,%v): mean %v var %v, want %v %v", c.a, c.b, mean, v, wantMean, wantVar)
+		}
+	}
+}
+
+// bandit runs n shoppers against a Book pricing one product with
+// Thompson sampling, each buying with probability conv(price).
+func bandit(t *testing.T, b *Book, n int, conv func(float64) float64, seed uint64) (shown map[float64]int) {
+	t.Helper()
+	r := rand.New(rand.NewPCG(seed, 1))
+	shown = map[float64]int{}
+	for k := 0; k < n; k++ {
+		p := b.State(0).Price
+		if k >= n*9/10 {
+			shown[p]++
+		}
+		b.ApplyShown(0, View, 1, p, int64(k))
+		if r.Float64() < conv(p) {
+			b.ApplyShown(0, Purchase, 1, p, int64(k))
+		}
+	}
+	return shown
+}
+
+func thompsonBook(t *testing.T, g Guardrails) *Book {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.DefaultStrategy = "thompson"
+	b, err := NewBook(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := b.Upsert(Product{ID: "P", BasePrice: 100, Guardrails: g}, 0); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestThompsonLearnsTheBestRung: with a linear demand curve whose revenue
+// optimum is at 140, near the 1.392 × base rung, Thompson sampling ends up showing that rung
+// most of the time.
+func TestThompsonLearnsTheBestRung(t *testing.T) {
+	conv := func(p float64) float64 { return math.Max(0, 0.6-0.6*p/280) } // revenue optimum at 140
+	b := thompsonBook(t, Guardrails{})
+	shown := bandit(t, b, 30000, conv, 7)
+	best, bestN, total := 0.0, 0, 0
+	for p, n := range shown {
+		total += n
+		if n > bestN {
+			best, bestN = p, n
+		}
+	}
+	if best != 139.2 || float64(bestN) < 0.6*float64(total) {
+		t.Errorf("in the last 10%% of shoppers the most shown price was %v (%d of %d), want 139.2 (1.392 × base) most of the time; %v", best, bestN, total, shown)
+	}
+	l := b.State(0).Learn
+	if l == nil || len(l.Views) != len(DefaultLadder()) {
+		t.Fatalf("learning state = %+v", l)
+	}
+}
+
+// TestThompsonStateSurvivesRestart: the learning state is part of the
+// product's State; restored from its JSON into a new Book it prices the
+// next shoppers exactly as the original does.
+func TestThompsonStateSurvivesRestart(t *testing.T) {
+	conv := func(p float64) float64 { return math.Max(0, 0.5-p/400) }
+	a := thompsonBook(t, Guardrails{})
+	bandit(t, a, 2000, conv, 3)
+	js, err := json.Marshal(a.State(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st State
+	if err := json.Unmarshal(js, &st); err != nil {
+		t.Fatal(err)
+	}
+	b := thompsonBook(t, Guardrails{})
+	b.Restore(0, st)
+	for k := 0; k < 500; k++ {
+		pa, pb := a.State(0).Price, b.State(0).Price
+		if pa != pb {
+			t.Fatalf("shopper %d after restart: price %v, original %v", k, pb, pa)
+		}
+		a.ApplyShown(0, View, 1, pa, int64(k))
+		b.ApplyShown(0, View, 1, pb, int64(k))
+		if k%7 == 0 {
+			a.ApplyShown(0, Purchase, 1, pa, int64(k))
+			b.ApplyShown(0, Purchase, 1, pb, int64(k))
+		}
+	}
+	// A State copied out owns its learning arrays.
+	c := a.State(0).Copy()
+	a.ApplyShown(0, View, 1, a.State(0).Price, 1)
+	if sum(c.Learn.Views) == sum(a.State(0).Learn.Views) {
+		t.Error("State.Copy shares the learning arrays with the Book")
+	}
+}
+
+func sum(xs []float64) (s float64) {
+	for _, x := range xs {
+		s += x
+	}
+	return s
+}
+
+// TestThompsonHonoursGuardrails: floor and ceiling bound every price the
+// learner picks.
+func TestThompsonHonoursGuardrails(t *testing.T) {
+	b := thompsonBook(t, Guardrails{Floor: 90, Ceiling: 120})
+	shown := bandit(t, b, 3000, func(p float64) float64 { return 0.3 }, 5)
+	for p := range shown {
+		if p < 90 || p > 120 {
+			t.Errorf("price %v outside the floor 90 and ceiling 120", p)
+		}
+	}
+}
