@@ -212,6 +212,10 @@ func state(n int) pricing.State {
 		Override: pricing.Override{Active: n%2 == 0, Price: 15.5, Reason: "clearance, \"final\"", By: "alice",
 			Since: base - 5000, Expires: base + 86_400_000_000_000},
 		Lowest30: 1e-7 + f,
+		// A learning strategy's state, with a random-generator word above
+		// 2^63 that must not pass through a float.
+		Learn: &pricing.Learning{Arm: n % 3, Views: []float64{12, 0.1 + 0.2, f}, Buys: []float64{3, 0, 1e-9 * f},
+			Redraw: n%2 == 1, Rand: 0xfedcba9876543210 + uint64(n)},
 	}
 	for i := range st.Low.Day {
 		st.Low.Day[i] = int32(20_000 + i + n)
