@@ -112,7 +112,7 @@ func TestSimulateCommand(t *testing.T) {
 	var out, errb bytes.Buffer
 	ctx := context.Background()
 	dir := t.TempDir()
-	code := Run(ctx, []string{"dynaprice", "simulate", "--strategies", "static,decay", "--json", dir + "/r.json", "--csv", dir + "/r.csv",
+	code := Run(ctx, []string{"dynaprice", "simulate", "--strategies", "static,decay", "--json", dir + "/r.json", "--csv", dir + "/r.csv", "--svg", dir + "/charts",
 		"../../scenarios/steady.json"}, env(nil), &out, &errb)
 	if code != 0 {
 		t.Fatalf("simulate: exit %d, %s", code, errb.String())
@@ -132,6 +132,12 @@ func TestSimulateCommand(t *testing.T) {
 	}
 	if b, err := os.ReadFile(dir + "/r.csv"); err != nil || strings.Count(string(b), "\n") != 4 {
 		t.Errorf("CSV results: %v %s", err, b)
+	}
+	for _, chart := range []string{"revenue", "regret", "price"} {
+		b, err := os.ReadFile(dir + "/charts/" + chart + ".svg")
+		if err != nil || !strings.HasPrefix(string(b), "<svg") || strings.Count(string(b), "<path") < 2 {
+			t.Errorf("%s.svg: %v %.200s", chart, err, b)
+		}
 	}
 	if code := Run(ctx, []string{"dynaprice", "simulate"}, env(nil), &out, &errb); code != 2 {
 		t.Errorf("no scenario: exit %d, want 2", code)

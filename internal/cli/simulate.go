@@ -7,18 +7,21 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
+	"path/filepath"
 	"strconv"
 	"text/tabwriter"
 	"time"
 
 	"github.com/dynaprice/dynaprice/internal/market"
+	"github.com/dynaprice/dynaprice/internal/plot"
 	"github.com/dynaprice/dynaprice/internal/sim"
 )
 
 // runSimulate is `dynaprice simulate`.
 func runSimulate(ctx context.Context, args []string, getenv Env, stdout, stderr io.Writer) error {
-	var strategies, jsonOut, csvOut, weights string
+	var strategies, jsonOut, csvOut, svgDir, weights string
 	var halfLife time.Duration
 	var noFloor bool
 	fs := flag.NewFlagSet("dynaprice simulate", flag.ContinueOnError)
@@ -26,6 +29,7 @@ func runSimulate(ctx context.Context, args []string, getenv Env, stdout, stderr 
 	fs.StringVar(&strategies, "strategies", "static,seed,decay,thompson", "strategies to compare, comma separated (the clairvoyant oracle is always added)")
 	fs.StringVar(&jsonOut, "json", "", "also write the results as JSON to this file")
 	fs.StringVar(&csvOut, "csv", "", "also write the results as CSV to this file")
+	fs.StringVar(&svgDir, "svg", "", "also draw charts into this directory: revenue.svg, regret.svg, price.svg")
 	fs.StringVar(&weights, "weights", "view=1,cart=3,purchase=5", "demand weight per event type")
 	fs.DurationVar(&halfLife, "half-life", time.Hour, "half-life of demand for the decay strategy")
 	fs.BoolVar(&noFloor, "no-margin-floor", false, "let prices fall below unit cost")
@@ -82,6 +86,70 @@ Flags:
 	}
 	if csvOut != "" {
 		if err := writeCSV(csvOut, rs); err != nil {
+			return err
+		}
+	}
+	if svgDir != "" {
+		if err := writeCharts(svgDir, sc.Name, rs); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "charts written to %s\n", svgDir)
+	}
+	return nil
+}
+
+// writeCharts draws cumulative revenue, regret against the oracle and the
+// most popular product's price over simulated time, one line per strategy.
+func writeCharts(dir, scenario string, rs []sim.Result) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	oracle := rs[len(rs)-1]
+	line := func(r sim.Result, y func(k int, s sim.Sample) float64) plot.Series {
+		ps := plot.Series{Name: r.Strategy}
+		for k, smp := range r.Series {
+			ps.X = append(ps.X, smp.Hours)
+			ps.Y = append(ps.Y, y(k, smp))
+		}
+		return ps
+	}
+	charts := map[string]plot.Chart{
+		"revenue.svg": {Title: "Cumulative revenue — " + scenario, YLabel: "revenue"},
+		"regret.svg":  {Title: "Regret: revenue behind the clairvoyant fixed prices — " + scenario, YLabel: "revenue lost"},
+		"price.svg":   {Title: "Price of the most popular product — " + scenario, YLabel: "price"},
+	}
+	for _, r := range rs {
+		for name, c := range charts {
+			c.XLabel = "hours of simulated time"
+			switch name {
+			case "revenue.svg":
+				c.Series = append(c.Series, line(r, func(_ int, s sim.Sample) float64 { return s.Revenue }))
+			case "regret.svg":
+				if r.Strategy == sim.Oracle {
+					continue
+				}
+				c.Series = append(c.Series, line(r, func(k int, s sim.Sample) float64 {
+					if k < len(oracle.Series) {
+						return oracle.Series[k].Revenue - s.Revenue
+					}
+					return math.NaN()
+				}))
+			case "price.svg":
+				c.Series = append(c.Series, line(r, func(_ int, s sim.Sample) float64 { return s.Price }))
+			}
+			charts[name] = c
+		}
+	}
+	for name, c := range charts {
+		f, err := os.Create(filepath.Join(dir, name))
+		if err != nil {
+			return err
+		}
+		if err := c.WriteSVG(f); err != nil {
+			f.Close()
+			return err
+		}
+		if err := f.Close(); err != nil {
 			return err
 		}
 	}

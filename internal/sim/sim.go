@@ -62,7 +62,23 @@ type Result struct {
 	Volatility   float64 `json:"volatility_pct"`
 	Shoppers     int64   `json:"shoppers"`
 	Elapsed      time.Duration
+	// Series samples the run at regular steps of simulated time, for
+	// charts.
+	Series []Sample `json:"series"`
 }
+
+// Sample is the state of a run at one moment of simulated time.
+type Sample struct {
+	// Hours since the scenario's start.
+	Hours float64 `json:"hours"`
+	// Revenue so far.
+	Revenue float64 `json:"revenue"`
+	// Price of the most popular product (the scenario's first).
+	Price float64 `json:"price"`
+}
+
+// samples is how many samples a run keeps.
+const samples = 200
 
 // staticStrategy prices at the base price.
 type staticStrategy struct{}
@@ -170,7 +186,16 @@ func runOne(ctx context.Context, cfg Config, pc pricing.Config, name string) (Re
 	var res engine.SubmitResult
 	var volSum float64
 	lastProgress := time.Now()
+	startAt, step := cfg.Scenario.Start, cfg.Scenario.Horizon.Duration/samples
+	nextSample := startAt
+	sample := func(at time.Time) {
+		r.Series = append(r.Series, Sample{Hours: at.Sub(startAt).Hours(), Revenue: math.Round(r.Revenue*100) / 100, Price: mach.PriceAt(0)})
+	}
 	for stream.Next(&sh) {
+		for step > 0 && !sh.At.Before(nextSample) {
+			sample(nextSample)
+			nextSample = nextSample.Add(step)
+		}
 		r.Shoppers++
 		if r.Shoppers%65536 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -210,6 +235,7 @@ func runOne(ctx context.Context, cfg Config, pc pricing.Config, name string) (Re
 			volSum += math.Abs(np-price) / price
 		}
 	}
+	sample(startAt.Add(cfg.Scenario.Horizon.Duration))
 	if r.PriceChanges > 0 {
 		r.Volatility = 100 * volSum / float64(r.PriceChanges)
 	}

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"reflect"
 	"math"
 	"testing"
 	"time"
@@ -30,7 +31,7 @@ func TestDeterministicForASeed(t *testing.T) {
 	}
 	for i := range a {
 		a[i].Elapsed, b[i].Elapsed = 0, 0
-		if a[i] != b[i] {
+		if !reflect.DeepEqual(a[i], b[i]) {
 			t.Errorf("run 1 %+v, run 2 %+v", a[i], b[i])
 		}
 	}
@@ -66,6 +67,20 @@ func TestRevenueRanking(t *testing.T) {
 	}
 	if by[Oracle].OfOptimum != 100 || by[Static].PriceChanges != 0 || by["seed"].PriceChanges == 0 {
 		t.Errorf("oracle at 100%%, static never changing, seed changing: %+v", rs)
+	}
+	// The series: samples of simulated time, revenue never falling, ending
+	// at the total.
+	for _, r := range rs {
+		ser := r.Series
+		if len(ser) != samples+1 || ser[0].Hours != 0 || ser[len(ser)-1].Hours != 168 || ser[len(ser)-1].Revenue != r.Revenue {
+			t.Fatalf("%s: series of %d samples from %v to %v h ending at %v, want %d to 168 h ending at %v",
+				r.Strategy, len(ser), ser[0].Hours, ser[len(ser)-1].Hours, ser[len(ser)-1].Revenue, samples+1, r.Revenue)
+		}
+		for k := 1; k < len(ser); k++ {
+			if ser[k].Revenue < ser[k-1].Revenue || ser[k].Price <= 0 {
+				t.Fatalf("%s: sample %d = %+v after %+v", r.Strategy, k, ser[k], ser[k-1])
+			}
+		}
 	}
 }
 
