@@ -2,8 +2,8 @@ package sim
 
 import (
 	"context"
-	"reflect"
 	"math"
+	"reflect"
 	"testing"
 	"time"
 
