@@ -78,6 +78,9 @@ func DefaultLadder() []float64 {
 	return l
 }
 
+// priorViews is the weight of a rung's prior, in views.
+const priorViews = 2
+
 // Name implements Strategy.
 func (Thompson) Name() string { return "thompson" }
 
@@ -133,9 +136,20 @@ func (s Thompson) Choose(base float64, l *Learning, d Demand, _ int64) (float64,
 	s.init(l)
 	if l.Redraw {
 		l.Redraw = false
+		// The prior of every rung is centred on the product's conversion
+		// over all rungs so far, worth priorViews views: an untried rung
+		// is expected to sell like the product does, not at a coin flip,
+		// which would make the dearest rungs look best until each had
+		// been shown many times.
+		var views, buys float64
+		for k := range s.Ladder {
+			views, buys = views+l.Views[k], buys+l.Buys[k]
+		}
+		mean := (buys + 1) / (views + 2)
+		a0, b0 := priorViews*mean, priorViews*(1-mean)
 		best, bv := l.Arm, -1.0
 		for k, m := range s.Ladder {
-			theta := l.beta(1+l.Buys[k], 1+l.Views[k]-l.Buys[k])
+			theta := l.beta(a0+l.Buys[k], b0+l.Views[k]-l.Buys[k])
 			if v := m * theta; v > bv {
 				best, bv = k, v
 			}
