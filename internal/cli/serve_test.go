@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/dynaprice/dynaprice/internal/pricing"
 )
 
 const (
@@ -448,5 +450,43 @@ func TestRestartResumesExactly(t *testing.T) {
 	}
 	if s2.price("PF")["demand"] != 8.0 {
 		t.Errorf("demand changed: %v", s2.price("PF"))
+	}
+}
+
+// TestThompsonProductLearnsAcrossRestart: a product priced by Thompson
+// sampling shows ladder prices, learns from the events' shown prices, and
+// after a restart continues with exactly the same learned state.
+func TestThompsonProductLearnsAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	s := startServer(t, testOptions(dir))
+	if code, m := s.do("PUT", "/products/PT", adminKey, "application/json", `{"product_id":"PT","base_price":100,"strategy":"thompson"}`); code != 201 {
+		t.Fatalf("PUT /products/PT = %d %v", code, m)
+	}
+	rungs := map[float64]bool{}
+	for _, m := range pricing.DefaultLadder() {
+		rungs[math.Round(100*m*100)/100] = true
+	}
+	for k := 0; k < 60; k++ {
+		p := s.price("PT")["price"].(float64)
+		if !rungs[p] {
+			t.Fatalf("price %v is not a rung of the ladder", p)
+		}
+		body := fmt.Sprintf(`{"event_type":"view","product_id":"PT","price":%v}`, p)
+		if p <= 100 {
+			body = fmt.Sprintf(`[{"event_type":"view","product_id":"PT","price":%v},{"event_type":"purchase","product_id":"PT","price":%v}]`, p, p)
+		}
+		s.post(body)
+	}
+	code, m := s.do("GET", "/price/PT?explain=1", viewerKey, "", "")
+	if code != 200 || m["strategy"] != "thompson" {
+		t.Fatalf("explain = %d %v", code, m)
+	}
+	before := s.price("PT")
+	if err := s.stop(); err != nil {
+		t.Fatal(err)
+	}
+	s2 := startServer(t, testOptions(dir))
+	if after := s2.price("PT"); after["price"] != before["price"] || after["version"] != before["version"] {
+		t.Fatalf("after restart %v, before %v", after, before)
 	}
 }
