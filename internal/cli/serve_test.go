@@ -481,6 +481,21 @@ func TestThompsonProductLearnsAcrossRestart(t *testing.T) {
 	if code != 200 || m["strategy"] != "thompson" {
 		t.Fatalf("explain = %d %v", code, m)
 	}
+	rungList, _ := m["learning"].([]any)
+	views, shown := 0.0, 0
+	for _, r := range rungList {
+		r := r.(map[string]any)
+		views += r["views"].(float64)
+		if r["shown"] == true {
+			shown++
+			if r["price"] != m["price"] {
+				t.Errorf("the shown rung %v is not the price %v", r["price"], m["price"])
+			}
+		}
+	}
+	if len(rungList) != len(pricing.DefaultLadder()) || views != 60 || shown != 1 {
+		t.Errorf("explanation's learning = %v, want %d rungs, 60 views, one shown", rungList, len(pricing.DefaultLadder()))
+	}
 	before := s.price("PT")
 	if err := s.stop(); err != nil {
 		t.Fatal(err)

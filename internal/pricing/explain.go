@@ -16,9 +16,20 @@ type Explanation struct {
 	DynamicPrice  float64         `json:"dynamic_price"`
 	Guardrails    []GuardrailStep `json:"guardrails"`
 	Override      *OverrideInfo   `json:"override,omitempty"`
-	Lowest30      float64         `json:"lowest_30d"`
-	Version       uint64          `json:"version"`
-	UpdatedAt     time.Time       `json:"updated_at"`
+	// Learning is what a learning strategy knows, per price it tries.
+	Learning  []RungInfo `json:"learning,omitempty"`
+	Lowest30  float64    `json:"lowest_30d"`
+	Version   uint64     `json:"version"`
+	UpdatedAt time.Time  `json:"updated_at"`
+}
+
+// RungInfo is one price a learning strategy tries and what it learned.
+type RungInfo struct {
+	Price float64 `json:"price"`
+	Views float64 `json:"views"`
+	Buys  float64 `json:"purchases"`
+	// Shown marks the rung shown now.
+	Shown bool `json:"shown"`
 }
 
 // GuardrailStep is one guardrail that changed the price.
@@ -64,6 +75,12 @@ func (b *Book) Explain(i int) Explanation {
 			rule = "cents"
 		}
 		e.Guardrails = append(e.Guardrails, GuardrailStep{"rounding", t.Bounded, t.Final, "rounded to " + rule})
+	}
+	if th, ok := b.strat[i].(Thompson); ok && s.Learn != nil && len(s.Learn.Views) == len(th.Ladder) {
+		for k, m := range th.Ladder {
+			e.Learning = append(e.Learning, RungInfo{Price: round2(p.BasePrice * m), Views: s.Learn.Views[k],
+				Buys: s.Learn.Buys[k], Shown: k == s.Learn.Arm})
+		}
 	}
 	if o := s.Override; o.Active {
 		e.Override = &OverrideInfo{Price: o.Price, Reason: o.Reason, By: o.By, Since: time.Unix(0, o.Since).UTC()}
