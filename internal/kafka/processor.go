@@ -534,8 +534,8 @@ func (p *Processor) process(ctx context.Context, s *slot, recs []*kgo.Record) er
 	flush()
 	// Forwards and dead letters must be in Kafka before the offsets that
 	// consumed their source are committed.
-	if err := p.produceAll(ctx, s.out); err != nil {
-		return err
+	if err := produceAndWait(ctx, p.cl, len(s.out), func(i int) *kgo.Record { return s.out[i] }); err != nil {
+		return fmt.Errorf("producing forwards and dead letters: %w", err)
 	}
 	clear(s.out)
 	b, changes := s.m.Seal()
@@ -581,34 +581,6 @@ func (p *Processor) decode(s *slot, r *kgo.Record) ([]ingest.Event, []int, []ing
 	evs, idx, rejects, err := s.dec.Decode(r.Value, ctype, s.decEvs[:0], s.decIdx[:0])
 	s.decEvs, s.decIdx = evs, idx
 	return evs, idx, rejects, err
-}
-
-// produceAll produces recs and waits until all are acknowledged.
-func (p *Processor) produceAll(ctx context.Context, recs []*kgo.Record) error {
-	if len(recs) == 0 {
-		return nil
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var first error
-	wg.Add(len(recs))
-	for _, r := range recs {
-		p.cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
-			if err != nil {
-				mu.Lock()
-				if first == nil {
-					first = err
-				}
-				mu.Unlock()
-			}
-			wg.Done()
-		})
-	}
-	wg.Wait()
-	if first != nil {
-		return fmt.Errorf("producing forwards and dead letters: %w", first)
-	}
-	return nil
 }
 
 // commit commits b, retrying with backoff while the store is unavailable.
