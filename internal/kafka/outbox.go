@@ -205,8 +205,7 @@ func produceUpdates(ctx context.Context, cl *kgo.Client, topic string, batch []p
 		if !p.c.PriceChanged {
 			continue
 		}
-		u := fanout.Update{ProductID: p.c.ProductID, Price: p.c.Price, Source: p.c.Source.String(),
-			Demand: live.Round(p.c.Demand, 4), Version: p.c.Version, At: time.Unix(0, p.c.At), Lowest30: p.c.Lowest30}
+		u := live.UpdateOf(p.c)
 		start := len(buf)
 		buf = fanout.AppendMessage(buf, &u)
 		r := &kgo.Record{Topic: topic, Key: []byte(u.ProductID), Value: buf[start:len(buf):len(buf)]}
