@@ -2,8 +2,6 @@ package cli
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -103,17 +101,10 @@ func API(ctx context.Context, o APIOptions, log *slog.Logger, stdout io.Writer) 
 	if err != nil {
 		return err
 	}
-	keys, err := httpapi.ParseKeys(o.APIKeys)
+	keys, generated, err := apiKeys(&o.AdminKey, o.APIKeys)
 	if err != nil {
 		return err
 	}
-	generated := false
-	if o.AdminKey == "" {
-		b := make([]byte, 24)
-		_, _ = rand.Read(b)
-		o.AdminKey, generated = hex.EncodeToString(b), true
-	}
-	keys = append([]httpapi.Key{{Name: "admin", Role: httpapi.RoleAdmin, Secret: o.AdminKey}}, keys...)
 
 	db, err := openDB(ctx, o.DatabaseURL, log)
 	if err != nil {

@@ -6,12 +6,16 @@ package cli
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"strings"
+
+	"github.com/dynaprice/dynaprice/internal/httpapi"
 )
 
 // Env looks up an environment variable (os.Getenv in main, a map in tests).
@@ -97,4 +101,19 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
+// apiKeys parses the extra keys and puts the admin key first, generating
+// one into *admin when none is set (the caller prints it once).
+func apiKeys(admin *string, extra string) (keys []httpapi.Key, generated bool, err error) {
+	keys, err = httpapi.ParseKeys(extra)
+	if err != nil {
+		return nil, false, err
+	}
+	if *admin == "" {
+		b := make([]byte, 24)
+		_, _ = rand.Read(b)
+		*admin, generated = hex.EncodeToString(b), true
+	}
+	return append([]httpapi.Key{{Name: "admin", Role: httpapi.RoleAdmin, Secret: *admin}}, keys...), generated, nil
 }

@@ -2,8 +2,6 @@ package cli
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -180,17 +178,10 @@ func Serve(ctx context.Context, o ServeOptions, log *slog.Logger, stdout io.Writ
 	if err != nil {
 		return err
 	}
-	keys, err := httpapi.ParseKeys(o.APIKeys)
+	keys, generated, err := apiKeys(&o.AdminKey, o.APIKeys)
 	if err != nil {
 		return err
 	}
-	generated := false
-	if o.AdminKey == "" {
-		b := make([]byte, 24)
-		_, _ = rand.Read(b)
-		o.AdminKey, generated = hex.EncodeToString(b), true
-	}
-	keys = append([]httpapi.Key{{Name: "admin", Role: httpapi.RoleAdmin, Secret: o.AdminKey}}, keys...)
 
 	var cat *catalog.File
 	if o.CatalogFile != "" {
@@ -407,8 +398,7 @@ func toUpdates(dst []fanout.Update, cs []engine.Change, all bool) []fanout.Updat
 		if !all && !c.PriceChanged {
 			continue
 		}
-		dst = append(dst, fanout.Update{ProductID: c.ProductID, Price: c.Price, Source: c.Source.String(),
-			Demand: live.Round(c.Demand, 4), Version: c.Version, At: time.Unix(0, c.At), Lowest30: c.Lowest30})
+		dst = append(dst, live.UpdateOf(c))
 	}
 	return dst
 }
