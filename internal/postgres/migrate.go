@@ -1,15 +1,12 @@
 package postgres
 
 import (
-	"cmp"
 	"context"
 	"embed"
 	"fmt"
-	"io/fs"
 	"slices"
-	"strconv"
-	"strings"
 
+	"github.com/dynaprice/dynaprice/internal/migrations"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -20,45 +17,6 @@ import (
 //
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
-
-// migration is one schema version.
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-// loadMigrations returns the migrations in fsys in version order.
-func loadMigrations(fsys fs.FS) ([]migration, error) {
-	names, err := fs.Glob(fsys, "migrations/*.sql")
-	if err != nil {
-		return nil, err
-	}
-	var ms []migration
-	for _, name := range names {
-		base := strings.TrimSuffix(strings.TrimPrefix(name, "migrations/"), ".sql")
-		num, _, _ := strings.Cut(base, "_")
-		v, err := strconv.Atoi(num)
-		if err != nil || v <= 0 {
-			return nil, fmt.Errorf("migration %s: name must start with a positive version number", name)
-		}
-		b, err := fs.ReadFile(fsys, name)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: base, sql: string(b)})
-	}
-	if len(ms) == 0 {
-		return nil, fmt.Errorf("no migrations")
-	}
-	slices.SortFunc(ms, func(a, b migration) int { return cmp.Compare(a.version, b.version) })
-	for i := 1; i < len(ms); i++ {
-		if ms[i].version == ms[i-1].version {
-			return nil, fmt.Errorf("migrations %s and %s have the same version", ms[i-1].name, ms[i].name)
-		}
-	}
-	return ms, nil
-}
 
 // lockKey is the SQL for the advisory lock key named name. Advisory locks
 // are database-wide, so the key includes the schema: databases shared by
@@ -76,7 +34,7 @@ func lockKey(name string) string {
 // boundary. It refuses a database migrated by a newer build, whose schema
 // this one does not know.
 func (db *DB) Migrate(ctx context.Context) (applied []string, err error) {
-	ms, err := loadMigrations(migrationFiles)
+	ms, err := migrations.Load(migrationFiles)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: migrate: %w", err)
 	}
@@ -104,27 +62,27 @@ func (db *DB) Migrate(ctx context.Context) (applied []string, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: migrate: %w", err)
 	}
-	if latest, known := slices.Max(append(done, 0)), ms[len(ms)-1].version; int(latest) > known {
+	if latest, known := slices.Max(append(done, 0)), ms[len(ms)-1].Version; int(latest) > known {
 		return nil, fmt.Errorf("postgres: migrate: database is at schema version %d, this build knows up to %d", latest, known)
 	}
 	for _, m := range ms {
-		if slices.Contains(done, int32(m.version)) {
+		if slices.Contains(done, int32(m.Version)) {
 			continue
 		}
 		err := pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
 			// No arguments: pgx sends it as a simple query, which may hold
 			// several statements.
-			if _, err := tx.Exec(ctx, m.sql); err != nil {
+			if _, err := tx.Exec(ctx, m.SQL); err != nil {
 				return err
 			}
-			_, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", m.version, m.name)
+			_, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", m.Version, m.Name)
 			return err
 		})
 		if err != nil {
-			return applied, fmt.Errorf("postgres: migrate: %s: %w", m.name, err)
+			return applied, fmt.Errorf("postgres: migrate: %s: %w", m.Name, err)
 		}
-		applied = append(applied, m.name)
-		db.log.Info("postgres: applied migration", "version", m.version, "name", m.name)
+		applied = append(applied, m.Name)
+		db.log.Info("postgres: applied migration", "version", m.Version, "name", m.Name)
 	}
 	return applied, nil
 }

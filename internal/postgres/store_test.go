@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dynaprice/dynaprice/internal/migrations"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/dynaprice/dynaprice/internal/engine"
@@ -339,13 +340,13 @@ func TestMigrate(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	ms, err := loadMigrations(migrationFiles)
+	ms, err := migrations.Load(migrationFiles)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var want []string
 	for _, m := range ms {
-		want = append(want, m.name)
+		want = append(want, m.Name)
 	}
 	applied, err := db.Migrate(ctx)
 	if err != nil || !slices.Equal(applied, want) {
@@ -392,7 +393,7 @@ func TestMigrateConcurrent(t *testing.T) {
 		}
 		total += len(results[i])
 	}
-	ms, _ := loadMigrations(migrationFiles)
+	ms, _ := migrations.Load(migrationFiles)
 	if total != len(ms) {
 		t.Errorf("migrations applied %d times in all (%v), want %d", total, results, len(ms))
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/dynaprice/dynaprice/internal/engine"
 	"github.com/dynaprice/dynaprice/internal/engine/storetest"
+	"github.com/dynaprice/dynaprice/internal/migrations"
 	"github.com/dynaprice/dynaprice/internal/pricing"
 )
 
@@ -157,7 +158,7 @@ func TestConfigValidate(t *testing.T) {
 
 func TestMigrationsIdempotent(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "m.db")
-	ms, err := loadMigrations(migrationFiles)
+	ms, err := migrations.Load(migrationFiles)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,8 +177,8 @@ func TestMigrationsIdempotent(t *testing.T) {
 		if err := s.r.QueryRowContext(ctx, "SELECT count(*), max(version) FROM schema_migrations").Scan(&n, &latest); err != nil {
 			t.Fatal(err)
 		}
-		if n != len(ms) || latest != ms[len(ms)-1].version {
-			t.Errorf("open %d: %d migrations recorded up to version %d, want %d up to %d", i, n, latest, len(ms), ms[len(ms)-1].version)
+		if n != len(ms) || latest != ms[len(ms)-1].Version {
+			t.Errorf("open %d: %d migrations recorded up to version %d, want %d up to %d", i, n, latest, len(ms), ms[len(ms)-1].Version)
 		}
 		snap, err := s.Load(ctx)
 		if err != nil || len(snap.Products) != 1 {
@@ -205,13 +206,13 @@ func TestMigrationsIdempotent(t *testing.T) {
 }
 
 func TestLoadMigrationsRejectsBadNames(t *testing.T) {
-	ms, err := loadMigrations(migrationFiles)
-	if err != nil || len(ms) == 0 || ms[0].version != 1 {
+	ms, err := migrations.Load(migrationFiles)
+	if err != nil || len(ms) == 0 || ms[0].Version != 1 {
 		t.Fatalf("embedded migrations: %v, %+v", err, ms)
 	}
 	for i := 1; i < len(ms); i++ {
-		if ms[i].version <= ms[i-1].version {
-			t.Errorf("migrations out of order: %s after %s", ms[i].name, ms[i-1].name)
+		if ms[i].Version <= ms[i-1].Version {
+			t.Errorf("migrations out of order: %s after %s", ms[i].Name, ms[i-1].Name)
 		}
 	}
 }
