@@ -26,6 +26,7 @@ import (
 // restart republishes from the store anyway.
 type outbox struct {
 	live, updates *sink
+	cl            *kgo.Client // set by run; only the sinks' goroutines use it
 }
 
 // pending is a product's newest undelivered change.
@@ -34,13 +35,16 @@ type pending struct {
 	eventTime int64
 }
 
-func newOutbox(lw LiveWriter, cl *kgo.Client, topic string, log *slog.Logger, met *metrics) *outbox {
+// newOutbox returns an outbox that takes changes at once; it delivers them
+// once run is given the Kafka client. The processor creates it before its
+// client, whose group callbacks publish as soon as partitions load.
+func newOutbox(lw LiveWriter, topic string, log *slog.Logger, met *metrics) *outbox {
 	o := &outbox{}
 	o.live = newSink(func(ctx context.Context, batch []pending) bool {
 		return writeLive(ctx, lw, batch, &o.live.failing, log, met)
 	})
 	o.updates = newSink(func(ctx context.Context, batch []pending) bool {
-		produceUpdates(ctx, cl, topic, batch, log, met)
+		produceUpdates(ctx, o.cl, topic, batch, log, met)
 		return true
 	})
 	return o
@@ -56,7 +60,8 @@ func (o *outbox) publish(cs []engine.Change, times map[string]int64) {
 // failing reports whether Redis writes are failing.
 func (o *outbox) failing() bool { return o.live.failing.Load() }
 
-func (o *outbox) run(ctx context.Context) {
+func (o *outbox) run(ctx context.Context, cl *kgo.Client) {
+	o.cl = cl
 	var wg sync.WaitGroup
 	for _, s := range []*sink{o.live, o.updates} {
 		wg.Add(1)

@@ -159,13 +159,18 @@ func NewProcessor(cfg ProcessorConfig) (*Processor, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Processor{cfg: cfg, log: cfg.Logger, met: newMetrics(cfg.Registerer), slots: make(map[int32]*slot)}, nil
+	met := newMetrics(cfg.Registerer)
+	// The outbox exists before Run creates the client: the client's group
+	// callbacks, on its own goroutines, load partitions and publish their
+	// state, and Ready may be asked from anywhere.
+	return &Processor{cfg: cfg, log: cfg.Logger, met: met, slots: make(map[int32]*slot),
+		out: newOutbox(cfg.Live, cfg.Topics.Updates, cfg.Logger, met)}, nil
 }
 
 // Ready reports whether the processor has joined its group and nothing is
 // stalled on a failing dependency.
 func (p *Processor) Ready() bool {
-	return p.ready.Load() && p.stalls.Load() == 0 && (p.out == nil || !p.out.failing())
+	return p.ready.Load() && p.stalls.Load() == 0 && !p.out.failing()
 }
 
 // Ping checks that a Kafka broker answers the processor's client.
@@ -214,10 +219,9 @@ func (p *Processor) Run(ctx context.Context) error {
 	p.mu.Lock()
 	p.cl = cl
 	p.mu.Unlock()
-	p.out = newOutbox(p.cfg.Live, cl, p.cfg.Topics.Updates, p.log, p.met)
 	outCtx, stopOut := context.WithCancel(context.WithoutCancel(ctx))
 	outDone := make(chan struct{})
-	go func() { defer close(outDone); p.out.run(outCtx) }()
+	go func() { defer close(outDone); p.out.run(outCtx, cl) }()
 	defer func() {
 		// Publish what was committed, then leave the group.
 		p.out.drain(5 * time.Second)
