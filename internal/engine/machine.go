@@ -161,17 +161,28 @@ func (m *Machine) ApplyEvents(events []ingest.Event, now int64, res *SubmitResul
 		}
 		i, ok := m.book.Index(ev.ProductID)
 		if !ok {
+			if ev.Type.Signal() {
+				res.Rejects = append(res.Rejects, rejectAt(k, fmt.Sprintf("unknown product_id %q (not in the catalog)", ev.ProductID)))
+				continue
+			}
 			var err error
 			if i, err = m.autoCreate(ev.ProductID, ev.Price, now); err != nil {
 				res.Rejects = append(res.Rejects, rejectAt(k, err.Error()))
 				continue
 			}
 		}
-		qty := ev.Quantity
-		if qty <= 0 {
-			qty = 1
+		switch ev.Type {
+		case pricing.Stock:
+			m.touch(i, m.book.SetStock(i, float64(ev.Quantity), now))
+		case pricing.CompetitorPrice:
+			m.touch(i, m.book.SetCompetitorPrice(i, ev.Competitor, ev.Price, now))
+		default:
+			qty := ev.Quantity
+			if qty <= 0 {
+				qty = 1
+			}
+			m.touch(i, m.book.ApplyShown(i, ev.Type, qty, ev.Price, now))
 		}
-		m.touch(i, m.book.ApplyShown(i, ev.Type, qty, ev.Price, now))
 		if ev.EventID != "" {
 			m.seen.add(ev.EventID, now)
 			m.batch.Seen = append(m.batch.Seen, SeenID{ID: ev.EventID, At: now})

@@ -56,6 +56,7 @@ type state struct {
 	ev        rawEvent
 	buf       []byte            // scratch for decoded strings
 	ids       map[string]string // interned product ids
+	names     map[string]string // interned competitor names
 	now       int64             // receive time, unix ns
 	latest    int64             // latest acceptable timestamp, unix ns
 	maxFuture time.Duration
@@ -91,7 +92,7 @@ var errFallback = errors.New("stream malformed")
 func (d *Decoder) Decode(body []byte, contentType string, dst []Event, idx []int) ([]Event, []int, []Reject, error) {
 	st, _ := d.states.Get().(*state)
 	if st == nil {
-		st = &state{ids: make(map[string]string)}
+		st = &state{ids: make(map[string]string), names: make(map[string]string)}
 	}
 	now := time.Now
 	if d.Now != nil {

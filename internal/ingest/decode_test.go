@@ -46,6 +46,46 @@ func ev(typ pricing.EventType, id string) Event {
 	return Event{Type: typ, ProductID: id, Timestamp: nowNs, Quantity: 1}
 }
 
+func TestDecodeMarketSignals(t *testing.T) {
+	d := testDecoder()
+	valid := []struct {
+		body string
+		want Event
+	}{
+		{`{"event_type":"stock","product_id":"PA","quantity":0}`, Event{Type: pricing.Stock, ProductID: "PA", Timestamp: nowNs, Quantity: 0}},
+		{`{"event_type":"stock","product_id":"PA","quantity":1000000000}`, Event{Type: pricing.Stock, ProductID: "PA", Timestamp: nowNs, Quantity: MaxStock}},
+		{`{"event_type":"competitor_price","product_id":"PA","competitor":"Shop B","price":289.9}`,
+			Event{Type: pricing.CompetitorPrice, ProductID: "PA", Timestamp: nowNs, Quantity: 1, Price: 289.9, Competitor: "Shop B"}},
+	}
+	for _, c := range valid {
+		if got, reason := one(t, d, c.body, ""); reason != "" || got != c.want {
+			t.Errorf("%s: got %+v %q, want %+v", c.body, got, reason, c.want)
+		}
+	}
+	rejected := []struct{ body, reason string }{
+		{`{"event_type":"stock","product_id":"PA"}`, "a stock event needs quantity, the units on hand"},
+		{`{"event_type":"stock","product_id":"PA","quantity":-1}`, "quantity of a stock event (units on hand) must be an integer from 0 to 1000000000, got -1"},
+		{`{"event_type":"stock","product_id":"PA","quantity":1000000001}`, "quantity of a stock event (units on hand) must be an integer from 0 to 1000000000, got 1000000001"},
+		{`{"event_type":"view","product_id":"PA","quantity":0}`, "quantity must be an integer from 1 to 10000, got 0"},
+		{`{"event_type":"competitor_price","product_id":"PA","competitor":"B"}`, "a competitor_price event needs price, the competitor's price"},
+		{`{"event_type":"competitor_price","product_id":"PA","price":10}`, "a competitor_price event needs competitor, the competitor's name"},
+		{`{"event_type":"competitor_price","product_id":"PA","price":10,"competitor":""}`, `competitor "" must be 1-64 bytes of printable ASCII`},
+		{`{"event_type":"competitor_price","product_id":"PA","price":10,"competitor":7}`, "competitor must be a string, got number"},
+		{`{"event_type":"view","product_id":"PA","competitor":"B"}`, "competitor is only for competitor_price events"},
+	}
+	for _, c := range rejected {
+		if _, reason := one(t, d, c.body, ""); reason != c.reason {
+			t.Errorf("%s: reason %q, want %q", c.body, reason, c.reason)
+		}
+	}
+	// A competitor name is not a product id: interning one must not let
+	// the same text through as a product_id later.
+	one(t, d, `{"event_type":"competitor_price","product_id":"PA","price":10,"competitor":"a b"}`, "")
+	if _, reason := one(t, d, `{"event_type":"view","product_id":"a b"}`, ""); reason == "" {
+		t.Error(`product_id "a b" accepted after a competitor of that name`)
+	}
+}
+
 func TestDecodeValid(t *testing.T) {
 	with := func(e Event, f func(*Event)) Event { f(&e); return e }
 	long128 := strings.Repeat("u", 128)
@@ -124,12 +164,12 @@ func TestDecodeRejects(t *testing.T) {
 	tests := []struct{ name, body, want string }{
 		{"event_type missing", `{"product_id":"PA"}`, "event_type is required"},
 		{"event_type null", `{"event_type":null,"product_id":"PA"}`, "event_type is required"},
-		{"event_type unknown", `{"event_type":"click","product_id":"PA"}`, `event_type "click" is not one of view, cart, purchase`},
-		{"event_type case", `{"event_type":"View","product_id":"PA"}`, `event_type "View" is not one of view, cart, purchase`},
-		{"event_type empty", `{"event_type":"","product_id":"PA"}`, `event_type "" is not one of view, cart, purchase`},
+		{"event_type unknown", `{"event_type":"click","product_id":"PA"}`, `event_type "click" is not one of view, cart, purchase, stock, competitor_price`},
+		{"event_type case", `{"event_type":"View","product_id":"PA"}`, `event_type "View" is not one of view, cart, purchase, stock, competitor_price`},
+		{"event_type empty", `{"event_type":"","product_id":"PA"}`, `event_type "" is not one of view, cart, purchase, stock, competitor_price`},
 		{"event_type number", `{"event_type":1,"product_id":"PA"}`, "event_type must be a string, got number"},
 		{"event_type array", `{"event_type":["view"],"product_id":"PA"}`, "event_type must be a string, got array"},
-		{"event_type reported first", `{"event_type":"x","product_id":"a b","price":"1"}`, `event_type "x" is not one of view, cart, purchase`},
+		{"event_type reported first", `{"event_type":"x","product_id":"a b","price":"1"}`, `event_type "x" is not one of view, cart, purchase, stock, competitor_price`},
 
 		{"product_id missing", `{"event_type":"view"}`, "product_id is required"},
 		{"product_id null", `{"event_type":"view","product_id":null}`, "product_id is required"},
@@ -253,8 +293,8 @@ func TestSeedEvents(t *testing.T) {
 	}{
 		{seedEvent{EventType: "view", ProductID: "PA", Price: 100}, ""},
 		{seedEvent{EventType: "purchase", ProductID: "PA", Price: 120}, ""},
-		{seedEvent{EventType: "click", ProductID: "PA", Price: 100}, `event_type "click" is not one of view, cart, purchase`},
-		{seedEvent{EventType: "unknown", ProductID: "PA", Price: 100}, `event_type "unknown" is not one of view, cart, purchase`},
+		{seedEvent{EventType: "click", ProductID: "PA", Price: 100}, `event_type "click" is not one of view, cart, purchase, stock, competitor_price`},
+		{seedEvent{EventType: "unknown", ProductID: "PA", Price: 100}, `event_type "unknown" is not one of view, cart, purchase, stock, competitor_price`},
 		{seedEvent{EventType: "view", ProductID: "  ", Price: 100}, `product_id "  " must match [A-Za-z0-9_-]{1,64}`},
 		{seedEvent{EventType: "view", ProductID: "PA", Price: 0}, "price must be a finite number > 0, got 0"},
 	} {
@@ -353,7 +393,7 @@ func TestDecodeFraming(t *testing.T) {
 		{"empty array", "[]", "", ""},
 		{"empty array with whitespace", " [ \n ] ", "", ""},
 		{"array rejects by index", "[" + a + `,{"event_type":"click","product_id":"PA"},5,"x",[],null,` + c + "]", "",
-			`0:view/PA 6:purchase/PC 1:!event_type "click" is not one of view, cart, purchase 2:!event must be a JSON object, got number ` +
+			`0:view/PA 6:purchase/PC 1:!event_type "click" is not one of view, cart, purchase, stock, competitor_price 2:!event must be a JSON object, got number ` +
 				`3:!event must be a JSON object, got string 4:!event must be a JSON object, got array 5:!event must be a JSON object, got null`},
 		{"ndjson", a + "\n" + b + "\n" + c + "\n", ndjson, "0:view/PA 1:cart/PB 2:purchase/PC"},
 		{"ndjson without content type", a + "\n" + b + "\n" + c + "\n", "", "0:view/PA 1:cart/PB 2:purchase/PC"},
@@ -453,7 +493,7 @@ func TestMaxEvents(t *testing.T) {
 			}
 			d.MaxEvents = 3 // rejected events count too, and exactly the limit is fine
 			events, idx, rejects, err := d.Decode([]byte(body), "", nil, nil)
-			if err != nil || elements(events, idx, rejects) != `0:view/PA 2:view/PA 1:!event_type "x" is not one of view, cart, purchase` {
+			if err != nil || elements(events, idx, rejects) != `0:view/PA 2:view/PA 1:!event_type "x" is not one of view, cart, purchase, stock, competitor_price` {
 				t.Errorf("MaxEvents 3: %v %s", err, elements(events, idx, rejects))
 			}
 		})

@@ -3,6 +3,8 @@ package ingest
 import (
 	"encoding/json"
 	"strconv"
+
+	"github.com/dynaprice/dynaprice/internal/pricing"
 )
 
 // AppendJSON appends ev in the wire format Decode reads, as one JSON object.
@@ -28,9 +30,13 @@ func AppendJSON(b []byte, ev *Event) []byte {
 		b = append(b, `,"price":`...)
 		b = strconv.AppendFloat(b, ev.Price, 'g', -1, 64)
 	}
-	if ev.Quantity > 1 {
+	if ev.Quantity > 1 || ev.Type == pricing.Stock {
 		b = append(b, `,"quantity":`...)
 		b = strconv.AppendInt(b, int64(ev.Quantity), 10)
+	}
+	if ev.Competitor != "" {
+		b = append(b, `,"competitor":`...)
+		b = appendJSONString(b, ev.Competitor)
 	}
 	return append(b, '}')
 }

@@ -14,6 +14,9 @@ func TestAppendJSONRoundTrips(t *testing.T) {
 		{Type: pricing.View, ProductID: "PA", Timestamp: now.Add(-time.Minute).UnixNano(), Price: 299, Quantity: 1},
 		{EventID: "e-1\"x", Type: pricing.Purchase, ProductID: "sku_9-Z", Timestamp: now.UnixMilli() * 1e6, Quantity: 7},
 		{EventID: "e~2 x", Type: pricing.Cart, ProductID: "PB", Timestamp: now.UnixMilli() * 1e6, Price: 0.1 + 0.2, Quantity: 1},
+		{Type: pricing.Stock, ProductID: "PC", Timestamp: now.UnixMilli() * 1e6, Quantity: 0},
+		{Type: pricing.Stock, ProductID: "PC", Timestamp: now.UnixMilli() * 1e6, Quantity: 1},
+		{Type: pricing.CompetitorPrice, ProductID: "PD", Timestamp: now.UnixMilli() * 1e6, Price: 489.5, Quantity: 1, Competitor: "Shop \"B\""},
 	}
 	for _, ev := range in {
 		b := AppendJSON(nil, &ev)

@@ -20,8 +20,12 @@ type Event struct {
 	Timestamp int64
 	// Price is what the shopper saw, 0 when absent.
 	Price float64
-	// Quantity is at least 1 (1 when absent).
+	// Quantity is at least 1 (1 when absent); for a stock event it is the
+	// units on hand, 0 to MaxStock.
 	Quantity int32
+	// Competitor names the competitor of a competitor_price event, whose
+	// Price is the competitor's.
+	Competitor string
 }
 
 // Limits on event fields.
@@ -29,6 +33,10 @@ const (
 	MaxUserIDLen  = 128
 	MaxEventIDLen = 128
 	MaxQuantity   = 10000
+	// MaxStock is the largest stock level a stock event may report.
+	MaxStock = 1_000_000_000
+	// MaxCompetitorLen is the longest competitor name.
+	MaxCompetitorLen = 64
 )
 
 // minTimestamp is the earliest accepted event time, 2000-01-01T00:00:00Z,
@@ -47,7 +55,7 @@ func (f *rawField) present() bool { return f.kind != kindAbsent && f.kind != kin
 // rawEvent holds the fields of one object that the decoder knows. Unknown
 // fields are skipped (the old system ignored them too).
 type rawEvent struct {
-	eventType, productID, userID, eventID, timestamp, price, quantity rawField
+	eventType, productID, userID, eventID, timestamp, price, quantity, competitor rawField
 }
 
 func (ev *rawEvent) field(key []byte) *rawField {
@@ -66,6 +74,8 @@ func (ev *rawEvent) field(key []byte) *rawField {
 		return &ev.price
 	case "quantity":
 		return &ev.quantity
+	case "competitor":
+		return &ev.competitor
 	}
 	return nil
 }
@@ -88,7 +98,7 @@ func (st *state) fields(r *rawEvent) (Event, string) {
 	}
 	t, ok := pricing.ParseEventType(string(b))
 	if !ok {
-		return e, fmt.Sprintf("event_type %s is not one of view, cart, purchase", quote(b))
+		return e, fmt.Sprintf("event_type %s is not one of view, cart, purchase, stock, competitor_price", quote(b))
 	}
 	e.Type = t
 
@@ -168,11 +178,48 @@ func (st *state) fields(r *rawEvent) (Event, string) {
 		if f.kind != kindNumber {
 			return e, typeError("quantity", "number", f.kind)
 		}
-		q, ok := quantity(f.raw)
-		if !ok {
-			return e, fmt.Sprintf("quantity must be an integer from 1 to %d, got %s", MaxQuantity, short(f.raw))
+		if t == pricing.Stock {
+			q, ok := integer(f.raw, 0, MaxStock)
+			if !ok {
+				return e, fmt.Sprintf("quantity of a stock event (units on hand) must be an integer from 0 to %d, got %s", MaxStock, short(f.raw))
+			}
+			e.Quantity = q
+		} else {
+			q, ok := integer(f.raw, 1, MaxQuantity)
+			if !ok {
+				return e, fmt.Sprintf("quantity must be an integer from 1 to %d, got %s", MaxQuantity, short(f.raw))
+			}
+			e.Quantity = q
 		}
-		e.Quantity = q
+	} else if t == pricing.Stock {
+		return e, "a stock event needs quantity, the units on hand"
+	}
+
+	switch {
+	case t == pricing.CompetitorPrice:
+		if e.Price == 0 {
+			return e, "a competitor_price event needs price, the competitor's price"
+		}
+		if !r.competitor.present() {
+			return e, "a competitor_price event needs competitor, the competitor's name"
+		}
+		if b, reason = st.string(&r.competitor, "competitor"); reason != "" {
+			return e, reason
+		}
+		if !printableASCII(b) || len(b) > MaxCompetitorLen {
+			return e, fmt.Sprintf("competitor %s must be 1-%d bytes of printable ASCII", quote(b), MaxCompetitorLen)
+		}
+		name, ok := st.names[string(b)]
+		if !ok {
+			if len(st.names) >= maxInterned {
+				clear(st.names)
+			}
+			name = string(b)
+			st.names[name] = name
+		}
+		e.Competitor = name
+	case r.competitor.present():
+		return e, "competitor is only for competitor_price events"
 	}
 	return e, ""
 }
@@ -233,20 +280,20 @@ func printableASCII(b []byte) bool {
 	return true
 }
 
-// quantity parses a JSON integer in 1..MaxQuantity. Fractions and
+// integer parses a JSON integer in lo..hi (hi < 2^31). Fractions and
 // exponents are refused, as encoding/json refuses them for integer fields.
-func quantity(num []byte) (int32, bool) {
-	if len(num) > 5 {
+func integer(num []byte, lo, hi int32) (int32, bool) {
+	if len(num) > 10 {
 		return 0, false
 	}
-	var q int32
+	var q int64
 	for _, c := range num {
 		if c < '0' || c > '9' {
 			return 0, false // '-', '.', 'e', 'E', '+'
 		}
-		q = q*10 + int32(c-'0')
+		q = q*10 + int64(c-'0')
 	}
-	return q, q >= 1 && q <= MaxQuantity
+	return int32(q), q >= int64(lo) && q <= int64(hi)
 }
 
 // Classes of a timestamp, returned by unixNanos.

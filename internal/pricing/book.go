@@ -74,12 +74,16 @@ type State struct {
 	// Learn is what a learning strategy (Learner) knows about the
 	// product; nil for the others.
 	Learn *Learning `json:"learn,omitempty"`
+	// Market holds the stock and competitor prices signalled for the
+	// product; nil until the first signal.
+	Market *Market `json:"market,omitempty"`
 }
 
-// Copy returns s with its own copy of the learning state, for callers
-// that keep a State beyond the Book's next change (to commit it).
+// Copy returns s with its own copy of the learning and market state, for
+// callers that keep a State beyond the Book's next change (to commit it).
 func (s State) Copy() State {
 	s.Learn = s.Learn.clone()
+	s.Market = s.Market.clone()
 	return s
 }
 
@@ -112,6 +116,11 @@ func (c Config) Validate() error {
 	if _, ok := c.strategies()[c.DefaultStrategy]; !ok {
 		return fmt.Errorf("pricing: unknown default strategy %q", c.DefaultStrategy)
 	}
+	for name, st := range c.strategies() {
+		if th, ok := st.(Thompson); ok && (len(th.Ladder) == 0 || len(th.Ladder) > maxRungs) {
+			return fmt.Errorf("pricing: strategy %q: a ladder of 1 to %d rungs, got %d", name, maxRungs, len(th.Ladder))
+		}
+	}
 	return nil
 }
 
@@ -122,7 +131,9 @@ func (c Config) strategies() map[string]Strategy {
 	return map[string]Strategy{
 		"seed":     Seed{K: 5},
 		"decay":    Decay{K: 5, HalfLife: c.HalfLife},
-		"thompson": Thompson{Ladder: DefaultLadder()},
+		"thompson":   Thompson{Ladder: DefaultLadder()},
+		"inventory":  DefaultInventory(),
+		"competitor": DefaultCompetitor(),
 	}
 }
 
@@ -198,10 +209,10 @@ func (b *Book) Upsert(p Product, now int64) (int, bool, error) {
 		b.products = append(b.products, p)
 		b.strat = append(b.strat, b.strategies[name])
 		b.learners = append(b.learners, nil)
-		b.guards = append(b.guards, parseGuardrails(p.Guardrails))
+		b.guards = append(b.guards, parseGuardrails(p))
 		b.states = append(b.states, State{})
 	} else {
-		b.products[i], b.strat[i], b.guards[i] = p, b.strategies[name], parseGuardrails(p.Guardrails)
+		b.products[i], b.strat[i], b.guards[i] = p, b.strategies[name], parseGuardrails(p)
 	}
 	b.setLearner(i)
 	return i, b.reprice(i, now), nil
@@ -236,11 +247,21 @@ func (b *Book) Apply(i int, t EventType, qty int32, now int64) bool {
 
 // ApplyShown is Apply for an event that says which price the shopper was
 // shown (0 if it does not); learning strategies credit what they learn to
-// that price.
+// that price. A purchase takes its quantity off the known stock; a view
+// counts towards the selling period's traffic.
 func (b *Book) ApplyShown(i int, t EventType, qty int32, shown float64, now int64) bool {
 	s := &b.states[i]
 	if l := b.learners[i]; l != nil {
 		l.Observe(s.Learn, b.products[i].BasePrice, t, qty, shown)
+	}
+	if m := s.Market; m != nil && m.StockKnown {
+		b.roll(i, now)
+		switch t {
+		case View:
+			m.Views += float64(qty)
+		case Purchase:
+			m.Stock = math.Max(0, m.Stock-float64(qty))
+		}
 	}
 	w := b.cfg.Weights.of(t) * float64(qty)
 	d := &s.Demand
@@ -298,12 +319,7 @@ func (b *Book) ClearOverride(i int, now int64) (had, changed bool) {
 func (b *Book) reprice(i int, now int64) bool {
 	s := &b.states[i]
 	p := &b.products[i]
-	var raw, dem float64
-	if l := b.learners[i]; l != nil {
-		raw, dem = l.Choose(p.BasePrice, s.Learn, s.Demand, now)
-	} else {
-		raw, dem = b.strat[i].Price(p.BasePrice, s.Demand, now)
-	}
+	raw, dem := b.strat[i].Price(Input{Product: p, State: s, Now: now, Selling: b.selling(i, now)})
 	ref := s.Trace.Final
 	if ref == 0 {
 		ref = p.BasePrice
@@ -311,7 +327,7 @@ func (b *Book) reprice(i int, now int64) bool {
 	s.Trace = b.guards[i].apply(raw, ref)
 	s.DynDemand = dem
 	price, src := s.Trace.Final, SourceDynamic
-	if s.Demand.Total == 0 { // no demand yet: the base price, guarded
+	if s.Demand.Total == 0 && raw == p.BasePrice { // nothing moved it yet: the base price, guarded
 		src = SourceBase
 	}
 	if s.Override.Active {

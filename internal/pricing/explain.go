@@ -17,7 +17,9 @@ type Explanation struct {
 	Guardrails    []GuardrailStep `json:"guardrails"`
 	Override      *OverrideInfo   `json:"override,omitempty"`
 	// Learning is what a learning strategy knows, per price it tries.
-	Learning  []RungInfo `json:"learning,omitempty"`
+	Learning []RungInfo `json:"learning,omitempty"`
+	// Market is the stock and competitor prices the engine knows of.
+	Market    *MarketInfo `json:"market,omitempty"`
 	Lowest30  float64    `json:"lowest_30d"`
 	Version   uint64     `json:"version"`
 	UpdatedAt time.Time  `json:"updated_at"`
@@ -30,6 +32,39 @@ type RungInfo struct {
 	Buys  float64 `json:"purchases"`
 	// Shown marks the rung shown now.
 	Shown bool `json:"shown"`
+}
+
+// MarketInfo explains the market signals a price was set on.
+type MarketInfo struct {
+	// Stock on hand, when known.
+	Stock *float64 `json:"stock,omitempty"`
+	// Selling is the product's selling period, when its plan applies.
+	Selling *SellingInfo `json:"selling,omitempty"`
+	// Competitors are the latest competitor prices; Reference is the one
+	// the competitor strategy positions against (the lowest fresh one).
+	Competitors []QuoteInfo `json:"competitors,omitempty"`
+	Reference   *QuoteInfo  `json:"reference,omitempty"`
+}
+
+// SellingInfo is where a product stands against its selling plan.
+type SellingInfo struct {
+	PeriodStart time.Time `json:"period_start"`
+	PeriodEnd   time.Time `json:"period_end"`
+	Opening     float64   `json:"opening_stock"`
+	Keep        float64   `json:"keep"`
+	ToSell      float64   `json:"to_sell"`
+	OnPlan      float64   `json:"to_sell_on_plan"`
+	Views       float64   `json:"views"`
+	// Multiplier is what the inventory strategy applies to the base
+	// price (1 for other strategies).
+	Multiplier float64 `json:"multiplier"`
+}
+
+// QuoteInfo is one competitor's price.
+type QuoteInfo struct {
+	Competitor string    `json:"competitor"`
+	Price      float64   `json:"price"`
+	At         time.Time `json:"at"`
 }
 
 // GuardrailStep is one guardrail that changed the price.
@@ -66,6 +101,14 @@ func (b *Book) Explain(i int) Explanation {
 	if t.Applied&GuardFloor != 0 {
 		e.Guardrails = append(e.Guardrails, GuardrailStep{"floor", t.Limited, t.Bounded, "never below " + ftoa(g.Floor)})
 	}
+	if t.Applied&GuardMargin != 0 {
+		before := t.Limited
+		if t.Applied&GuardFloor != 0 {
+			before = g.Floor
+		}
+		e.Guardrails = append(e.Guardrails, GuardrailStep{"margin_floor", before, t.Bounded,
+			"never below unit cost " + ftoa(p.UnitCost) + " plus " + ftoa(g.MinMarginPct) + "% margin"})
+	}
 	if t.Applied&GuardCeiling != 0 {
 		e.Guardrails = append(e.Guardrails, GuardrailStep{"ceiling", t.Limited, t.Bounded, "never above " + ftoa(g.Ceiling)})
 	}
@@ -82,6 +125,9 @@ func (b *Book) Explain(i int) Explanation {
 				Buys: s.Learn.Buys[k], Shown: k == s.Learn.Arm})
 		}
 	}
+	if m := s.Market; m != nil {
+		e.Market = b.explainMarket(i, m)
+	}
 	if o := s.Override; o.Active {
 		e.Override = &OverrideInfo{Price: o.Price, Reason: o.Reason, By: o.By, Since: time.Unix(0, o.Since).UTC()}
 		if o.Expires > 0 {
@@ -90,4 +136,34 @@ func (b *Book) Explain(i int) Explanation {
 		}
 	}
 	return e
+}
+
+func (b *Book) explainMarket(i int, m *Market) *MarketInfo {
+	s := &b.states[i]
+	now := s.ChangedAt
+	info := &MarketInfo{}
+	if m.StockKnown {
+		st := m.Stock
+		info.Stock = &st
+	}
+	if sell := b.selling(i, now); sell.Active {
+		mult := 1.0
+		if inv, ok := b.strat[i].(Inventory); ok {
+			mult = inv.Multiplier(sell, now)
+		}
+		info.Selling = &SellingInfo{PeriodStart: time.Unix(0, sell.Start).UTC(), PeriodEnd: time.Unix(0, sell.End).UTC(),
+			Opening: sell.Opening, Keep: sell.Keep, ToSell: sell.ToSell(), OnPlan: sell.OnPlan(now), Views: sell.Views,
+			Multiplier: mult}
+	}
+	for _, q := range m.Quotes {
+		info.Competitors = append(info.Competitors, QuoteInfo{Competitor: q.Competitor, Price: q.Price, At: time.Unix(0, q.At).UTC()})
+	}
+	maxAge := DefaultCompetitor().MaxAge
+	if c, ok := b.strat[i].(Competitor); ok {
+		maxAge = c.MaxAge
+	}
+	if q, ok := m.reference(now, maxAge); ok {
+		info.Reference = &QuoteInfo{Competitor: q.Competitor, Price: q.Price, At: time.Unix(0, q.At).UTC()}
+	}
+	return info
 }

@@ -11,6 +11,7 @@ const (
 	GuardFloor
 	GuardCeiling
 	GuardRounding
+	GuardMargin
 )
 
 // Trace records each stage of a dynamic price so it can explain itself
@@ -27,20 +28,24 @@ type Trace struct {
 // guardrails are a product's parsed Guardrails.
 type guardrails struct {
 	floor, ceiling, maxChange float64
-	round                     Rounding
+	// margin is the margin floor (unit cost plus the minimum margin).
+	margin float64
+	round  Rounding
 }
 
-func parseGuardrails(g Guardrails) guardrails {
+func parseGuardrails(p Product) guardrails {
+	g := p.Guardrails
 	r, err := ParseRounding(g.Rounding)
 	if err != nil {
 		r = Rounding{Step: 0.01}
 	}
-	return guardrails{floor: g.Floor, ceiling: g.Ceiling, maxChange: g.MaxChangePct, round: r}
+	return guardrails{floor: g.Floor, ceiling: g.Ceiling, maxChange: g.MaxChangePct, margin: p.MarginFloor(), round: r}
 }
 
 // apply runs the guardrails, in order: maximum change (relative to ref, the
-// previous dynamic price), then floor and ceiling (hard limits that beat the
-// change limit), then rounding (which stays inside floor and ceiling).
+// previous dynamic price), then floor, margin floor and ceiling (hard
+// limits that beat the change limit), then rounding (which stays inside
+// them). Validation keeps the margin floor below the ceiling.
 func (g *guardrails) apply(raw, ref float64) Trace {
 	t := Trace{Raw: raw, Reference: ref}
 	p := raw
@@ -59,11 +64,14 @@ func (g *guardrails) apply(raw, ref float64) Trace {
 	if g.floor > 0 && p < g.floor {
 		p, t.Applied = g.floor, t.Applied|GuardFloor
 	}
+	if g.margin > 0 && p < g.margin {
+		p, t.Applied = g.margin, t.Applied|GuardMargin
+	}
 	if g.ceiling > 0 && p > g.ceiling {
 		p, t.Applied = g.ceiling, t.Applied|GuardCeiling
 	}
 	t.Bounded = p
-	t.Final = g.round.apply(p, g.floor, g.ceiling)
+	t.Final = g.round.apply(p, math.Max(g.floor, g.margin), g.ceiling)
 	if math.Abs(t.Final-p) > 1e-9 {
 		t.Applied |= GuardRounding
 	}

@@ -6,12 +6,13 @@ import (
 
 // Learner is implemented by strategies that learn from how shoppers
 // respond to the prices they set. For such a strategy the Book passes every
-// event to Observe (with the price the shopper saw) before repricing, and
-// prices with Choose instead of Strategy.Price. What a learner knows lives
-// in the product's State (State.Learn), so it is committed and restored
-// with demand, and a restart resumes the learning exactly.
+// shopper event to Observe (with the price the shopper saw) before
+// repricing, and its Price may update the state's Learning (to draw its
+// next decision). What a learner knows lives in the product's State
+// (State.Learn), so it is committed and restored with demand, and a
+// restart resumes the learning exactly.
 //
-// Like Price, both must be cheap, free of I/O and deterministic: any
+// Like Price, Observe must be cheap, free of I/O and deterministic: any
 // randomness comes from the state's own generator, so that replaying the
 // same events gives the same prices.
 type Learner interface {
@@ -19,9 +20,6 @@ type Learner interface {
 	// Observe records an event: t of qty units, when the shopper was shown
 	// the price shown (0: unknown, take the current price).
 	Observe(l *Learning, base float64, t EventType, qty int32, shown float64)
-	// Choose returns the price to show next and the demand figure to
-	// report.
-	Choose(base float64, l *Learning, d Demand, now int64) (price, demand float64)
 }
 
 // Learning is a learner's per-product state: per price arm (a rung of the
@@ -54,8 +52,7 @@ func (l *Learning) clone() *Learning {
 // of the product's base price), learning each rung's purchase probability
 // per view online from the event stream, as in Ferreira, Simchi-Levi and
 // Wang, "Online Network Revenue Management using Thompson Sampling"
-// (Operations Research, 2018), without their inventory constraint (the
-// engine does not know stock levels yet; see docs/SIMULATE.md).
+// (Operations Research, 2018).
 //
 // On each view the product's next price is decided: for every rung a
 // purchase probability is drawn from its Beta posterior (a prior centred
@@ -64,6 +61,14 @@ func (l *Learning) clone() *Learning {
 // the expected revenue per view, is shown.
 // Rungs that look good are shown more; rungs that are uncertain still get
 // tried now and then, so the strategy keeps learning.
+//
+// With an inventory plan and a known stock it is their inventory-aware
+// variant (TS-update): the drawn probabilities go into a linear program
+// that maximises expected revenue per view subject to selling no more
+// per view than the stock left to sell divided by the views expected in
+// the rest of the period, and the rung is drawn from the program's
+// solution (a mix of at most two rungs). Scarce stock is thus rationed by
+// price instead of selling out early at a price that is too low.
 type Thompson struct {
 	// Ladder holds the price multipliers of the base price, ascending.
 	Ladder []float64
@@ -85,9 +90,6 @@ const priorViews = 2
 // Name implements Strategy.
 func (Thompson) Name() string { return "thompson" }
 
-// Price implements Strategy for callers without learning state: the base
-// price.
-func (Thompson) Price(base float64, d Demand, _ int64) (float64, float64) { return base, d.Total }
 
 func (s Thompson) init(l *Learning) {
 	if len(l.Views) != len(s.Ladder) {
@@ -132,8 +134,18 @@ func (s Thompson) Observe(l *Learning, base float64, t EventType, qty int32, sho
 	}
 }
 
-// Choose implements Learner.
-func (s Thompson) Choose(base float64, l *Learning, d Demand, _ int64) (float64, float64) {
+// minPlanViews is how many views of a period Thompson waits for before
+// it trusts its estimate of the period's traffic for the inventory
+// constraint.
+const minPlanViews = 20
+
+// Price implements Strategy: on the view after a redraw it draws the rung
+// to show; otherwise it keeps showing the current one.
+func (s Thompson) Price(in Input) (float64, float64) {
+	l, base := in.State.Learn, in.Product.BasePrice
+	if l == nil { // no learning state (a caller outside a Book)
+		return base, in.State.Demand.Total
+	}
 	s.init(l)
 	if l.Redraw {
 		l.Redraw = false
@@ -148,16 +160,74 @@ func (s Thompson) Choose(base float64, l *Learning, d Demand, _ int64) (float64,
 		}
 		mean := (buys + 1) / (views + 2)
 		a0, b0 := priorViews*mean, priorViews*(1-mean)
-		best, bv := l.Arm, -1.0
-		for k, m := range s.Ladder {
-			theta := l.beta(a0+l.Buys[k], b0+l.Views[k]-l.Buys[k])
-			if v := m * theta; v > bv {
-				best, bv = k, v
+		var theta [maxRungs]float64
+		for k := range s.Ladder {
+			theta[k] = l.beta(a0+l.Buys[k], b0+l.Views[k]-l.Buys[k])
+		}
+		l.Arm = s.decide(theta[:len(s.Ladder)], l, in)
+	}
+	return base * s.Ladder[l.Arm], in.State.Demand.Total
+}
+
+// maxRungs bounds a ladder, so the drawn probabilities live on the stack.
+const maxRungs = 32
+
+// decide picks the rung for drawn purchase probabilities theta: the best
+// expected revenue per view, or with an active selling plan the solution
+// of the inventory-constrained program.
+func (s Thompson) decide(theta []float64, l *Learning, in Input) int {
+	best, bv := 0, -1.0
+	for k, m := range s.Ladder {
+		if v := m * theta[k]; v > bv {
+			best, bv = k, v
+		}
+	}
+	sell := in.Selling
+	if !sell.Active {
+		return best
+	}
+	top := len(s.Ladder) - 1
+	toSell := sell.ToSell()
+	if toSell <= 0 {
+		return top // the plan's target is reached: ration what is left
+	}
+	elapsed, left := float64(in.Now-sell.Start), float64(sell.End-in.Now)
+	if sell.Views < minPlanViews || elapsed <= 0 || left <= 0 {
+		return best
+	}
+	// c: the units per view the stock allows for the rest of the period.
+	c := toSell / (sell.Views / elapsed * left)
+	if theta[best] <= c {
+		return best // the unconstrained choice fits the stock
+	}
+	// The optimum of max sum p_k θ_k x_k s.t. sum θ_k x_k <= c,
+	// sum x_k <= 1 lies on a vertex: one rung selling at most c, or two
+	// rungs, one above c and one below, mixed to sell exactly c.
+	hi, lo, x, val := top, top, 1.0, -1.0
+	for i := range s.Ladder {
+		if theta[i] <= c {
+			if v := s.Ladder[i] * theta[i]; v > val {
+				hi, lo, x, val = i, i, 1, v
+			}
+			continue
+		}
+		for j := range s.Ladder {
+			if theta[j] >= c {
+				continue
+			}
+			xi := (c - theta[j]) / (theta[i] - theta[j]) // share of rung i
+			if v := xi*s.Ladder[i]*theta[i] + (1-xi)*s.Ladder[j]*theta[j]; v > val {
+				hi, lo, x, val = i, j, xi, v
 			}
 		}
-		l.Arm = best
 	}
-	return base * s.Ladder[l.Arm], d.Total
+	if val < 0 {
+		return top // every rung sells faster than the stock allows
+	}
+	if hi != lo && l.uniform() >= x {
+		return lo
+	}
+	return hi
 }
 
 // next is splitmix64: tiny, fast, good enough for sampling, and its whole

@@ -38,7 +38,16 @@ type Product struct {
 	BasePrice float64 `json:"base_price"`
 	// Strategy names the pricing strategy; empty means the catalog default.
 	Strategy string `json:"strategy,omitempty"`
+	// UnitCost is what one unit costs the shop; with it, no price goes
+	// below cost plus MinMarginPct (the margin floor guardrail).
+	UnitCost float64 `json:"unit_cost,omitempty"`
 	Guardrails
+	// Inventory is the product's selling plan, for the inventory strategy
+	// and the inventory-aware thompson.
+	Inventory *InventoryPlan `json:"inventory,omitempty"`
+	// Competition is how the competitor strategy positions the product
+	// against competitors' prices.
+	Competition *CompetitorRule `json:"competitor,omitempty"`
 }
 
 // Guardrails bound what a strategy may do to a product's price. Zero values
@@ -52,6 +61,18 @@ type Guardrails struct {
 	// Rounding is "cents" (the default), "whole", or a price ending such as
 	// ".99" or "0.95".
 	Rounding string `json:"rounding,omitempty"`
+	// MinMarginPct is the least margin over UnitCost, in percent of the
+	// cost; it applies only when UnitCost is set (then 0 means "never
+	// below cost").
+	MinMarginPct float64 `json:"min_margin_pct,omitempty"`
+}
+
+// MarginFloor is the lowest price the margin floor allows (0: none).
+func (p Product) MarginFloor() float64 {
+	if p.UnitCost <= 0 {
+		return 0
+	}
+	return p.UnitCost * (1 + p.MinMarginPct/100)
 }
 
 // Validate checks a product on its own (strategy names are checked by the
@@ -67,7 +88,8 @@ func (p Product) Validate() error {
 	for _, f := range []struct {
 		name string
 		v    float64
-	}{{"floor", g.Floor}, {"ceiling", g.Ceiling}, {"max_change_pct", g.MaxChangePct}} {
+	}{{"floor", g.Floor}, {"ceiling", g.Ceiling}, {"max_change_pct", g.MaxChangePct},
+		{"unit_cost", p.UnitCost}, {"min_margin_pct", g.MinMarginPct}} {
 		if f.v < 0 || math.IsNaN(f.v) || math.IsInf(f.v, 0) {
 			return fmt.Errorf("%s must be a finite number >= 0", f.name)
 		}
@@ -75,8 +97,17 @@ func (p Product) Validate() error {
 	if g.Floor > 0 && g.Ceiling > 0 && g.Floor > g.Ceiling {
 		return errors.New("floor must not exceed ceiling")
 	}
+	if mf := p.MarginFloor(); mf > 0 && g.Ceiling > 0 && mf > g.Ceiling {
+		return fmt.Errorf("unit_cost with min_margin_pct allows no price below %s, above the ceiling %s", ftoa(round2(mf)), ftoa(g.Ceiling))
+	}
 	if _, err := ParseRounding(g.Rounding); err != nil {
 		return err
+	}
+	if err := p.Inventory.validate(); err != nil {
+		return fmt.Errorf("inventory: %w", err)
+	}
+	if err := p.Competition.validate(); err != nil {
+		return fmt.Errorf("competitor: %w", err)
 	}
 	return nil
 }

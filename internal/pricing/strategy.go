@@ -15,7 +15,17 @@ const (
 	Purchase
 )
 
-// ParseEventType maps the wire name ("view", "cart", "purchase").
+// Market signals: events that carry no demand but tell the engine about
+// the product's market. Stock reports the units on hand (its quantity is
+// the level, not a change); CompetitorPrice reports what a competitor asks
+// (its price field).
+const (
+	Stock EventType = iota + 4
+	CompetitorPrice
+)
+
+// ParseEventType maps the wire name ("view", "cart", "purchase", "stock",
+// "competitor_price").
 func ParseEventType(s string) (EventType, bool) {
 	switch s {
 	case "view":
@@ -24,9 +34,16 @@ func ParseEventType(s string) (EventType, bool) {
 		return Cart, true
 	case "purchase":
 		return Purchase, true
+	case "stock":
+		return Stock, true
+	case "competitor_price":
+		return CompetitorPrice, true
 	}
 	return 0, false
 }
+
+// Signal reports whether t is a market signal rather than shopper demand.
+func (t EventType) Signal() bool { return t == Stock || t == CompetitorPrice }
 
 func (t EventType) String() string {
 	switch t {
@@ -36,6 +53,10 @@ func (t EventType) String() string {
 		return "cart"
 	case Purchase:
 		return "purchase"
+	case Stock:
+		return "stock"
+	case CompetitorPrice:
+		return "competitor_price"
 	}
 	return "unknown"
 }
@@ -81,14 +102,28 @@ func decayFactor(elapsed int64, halfLife time.Duration) float64 {
 	return math.Exp2(-float64(elapsed) / float64(halfLife))
 }
 
-// Strategy turns a base price and demand into an unguarded price.
+// Strategy turns a product's state into an unguarded price.
 //
-// Implementations must be pure and cheap (they run once per event) and safe
-// for concurrent use. The demand they return is the figure they priced on,
-// which is what the API reports as the product's demand.
+// Implementations must be cheap (they run once per event), free of I/O,
+// deterministic and safe for concurrent use on different products. The
+// demand they return is the figure they priced on, which is what the API
+// reports as the product's demand. Only a Learner may change the state it
+// is given, and only its Learning.
 type Strategy interface {
 	Name() string
-	Price(base float64, d Demand, now int64) (price, demand float64)
+	Price(in Input) (price, demand float64)
+}
+
+// Input is what a strategy prices from. It is passed by value and points
+// into the Book, so building it costs nothing.
+type Input struct {
+	Product *Product
+	State   *State
+	// Now is the time of pricing, unix ns.
+	Now int64
+	// Selling is where the product stands in its selling period (only
+	// Active when the product has an inventory plan and a known stock).
+	Selling Selling
 }
 
 // Seed is the original system's formula: base + sqrt(cumulative demand) * K.
@@ -98,8 +133,9 @@ type Seed struct{ K float64 }
 func (Seed) Name() string { return "seed" }
 
 // Price implements Strategy.
-func (s Seed) Price(base float64, d Demand, _ int64) (float64, float64) {
-	return base + math.Sqrt(d.Total)*s.K, d.Total
+func (s Seed) Price(in Input) (float64, float64) {
+	d := in.State.Demand.Total
+	return in.Product.BasePrice + math.Sqrt(d)*s.K, d
 }
 
 // Decay is Seed's shape on exponentially decayed demand, so a product's
@@ -113,7 +149,8 @@ type Decay struct {
 func (Decay) Name() string { return "decay" }
 
 // Price implements Strategy.
-func (s Decay) Price(base float64, d Demand, now int64) (float64, float64) {
-	dem := d.Decayed * decayFactor(now-d.At, s.HalfLife)
-	return base + math.Sqrt(dem)*s.K, dem
+func (s Decay) Price(in Input) (float64, float64) {
+	d := in.State.Demand
+	dem := d.Decayed * decayFactor(in.Now-d.At, s.HalfLife)
+	return in.Product.BasePrice + math.Sqrt(dem)*s.K, dem
 }

@@ -84,8 +84,8 @@ const samples = 200
 type staticStrategy struct{}
 
 func (staticStrategy) Name() string { return Static }
-func (staticStrategy) Price(base float64, d pricing.Demand, _ int64) (float64, float64) {
-	return base, d.Total
+func (staticStrategy) Price(in pricing.Input) (float64, float64) {
+	return in.Product.BasePrice, in.State.Demand.Total
 }
 
 // Run simulates every strategy in turn on the same shoppers and returns

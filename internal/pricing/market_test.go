@@ -1,0 +1,253 @@
+package pricing
+
+import (
+	"encoding/json"
+	"math"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+var (
+	hour  = int64(time.Hour)
+	start = time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
+	s0    = start.UnixNano()
+)
+
+func TestMarginFloorFromUnitCost(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.DefaultStrategy = "competitor"
+	b := newBook(t, cfg, Product{ID: "P", BasePrice: 100, UnitCost: 90, Guardrails: Guardrails{MinMarginPct: 20},
+		Competition: &CompetitorRule{Mode: "match"}})
+	b.SetCompetitorPrice(0, "B", 80, s0)
+	s := b.State(0)
+	if s.Price != 108 || s.Trace.Applied != GuardMargin {
+		t.Fatalf("price %v applied %b, want 108 by the margin floor (cost 90 + 20%%)", s.Price, s.Trace.Applied)
+	}
+	e := b.Explain(0)
+	if len(e.Guardrails) != 1 || e.Guardrails[0].Guardrail != "margin_floor" || e.Guardrails[0].Before != 80 || e.Guardrails[0].After != 108 {
+		t.Fatalf("explanation %+v", e.Guardrails)
+	}
+	// Cost alone: never below cost.
+	b2 := newBook(t, cfg, Product{ID: "P", BasePrice: 100, UnitCost: 85.004, Competition: &CompetitorRule{Mode: "match"},
+		Guardrails: Guardrails{Rounding: "whole"}})
+	b2.SetCompetitorPrice(0, "B", 80, s0)
+	if got := b2.State(0).Price; got != 86 { // rounding stays above the margin floor
+		t.Fatalf("price %v, want 86 (cost 85.004 rounded up to a whole unit)", got)
+	}
+	if err := (Product{ID: "P", BasePrice: 100, UnitCost: 90, Guardrails: Guardrails{MinMarginPct: 20, Ceiling: 100}}).Validate(); err == nil ||
+		!strings.Contains(err.Error(), "above the ceiling") {
+		t.Fatalf("margin floor above the ceiling: %v", err)
+	}
+	if err := (Product{ID: "P", BasePrice: 100, UnitCost: -1}).Validate(); err == nil {
+		t.Fatal("negative unit cost accepted")
+	}
+}
+
+func TestCompetitorModes(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.DefaultStrategy = "competitor"
+	for _, c := range []struct {
+		rule CompetitorRule
+		want float64
+	}{
+		{CompetitorRule{Mode: "match"}, 90},
+		{CompetitorRule{Mode: "beat"}, 89.99},
+		{CompetitorRule{Mode: "beat", Pct: 5}, 85.5},
+		{CompetitorRule{Mode: "beat", Amount: 2}, 88},
+		{CompetitorRule{Mode: "above", Pct: 10, Amount: 1}, 100},
+	} {
+		rule := c.rule
+		b := newBook(t, cfg, Product{ID: "P", BasePrice: 120, Competition: &rule})
+		if b.State(0).Price != 120 || b.State(0).Source != SourceBase {
+			t.Fatalf("%+v: before any quote: %v %v, want the base price", rule, b.State(0).Price, b.State(0).Source)
+		}
+		b.SetCompetitorPrice(0, "dear", 130, s0)
+		b.SetCompetitorPrice(0, "cheap", 90, s0+1)
+		if got := b.State(0).Price; got != c.want || b.State(0).Source != SourceDynamic {
+			t.Errorf("%+v against 90 and 130: %v %v, want %v dynamic", rule, got, b.State(0).Source, c.want)
+		}
+	}
+}
+
+func TestCompetitorQuotesAgeAndBound(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.DefaultStrategy = "competitor"
+	b := newBook(t, cfg, Product{ID: "P", BasePrice: 120, Competition: &CompetitorRule{Mode: "match"}})
+	b.SetCompetitorPrice(0, "A", 100, s0)
+	b.SetCompetitorPrice(0, "B", 110, s0+10*hour)
+	b.SetCompetitorPrice(0, "A", 95, s0-hour) // older than A's known quote: ignored
+	if got := b.State(0).Price; got != 100 {
+		t.Fatalf("price %v, want 100 (A's newest quote)", got)
+	}
+	// 72 h after A's quote only B's is fresh.
+	if changed, _ := b.Tick(0, s0+73*hour); !changed || b.State(0).Price != 110 {
+		t.Fatalf("after A's quote went stale: %v", b.State(0).Price)
+	}
+	e := b.Explain(0)
+	if e.Market == nil || e.Market.Reference == nil || e.Market.Reference.Competitor != "B" || len(e.Market.Competitors) != 2 {
+		t.Fatalf("explanation market %+v", e.Market)
+	}
+	// All stale: the base price.
+	b.Tick(0, s0+83*hour)
+	if got := b.State(0).Price; got != 120 {
+		t.Fatalf("all quotes stale: %v, want the base 120", got)
+	}
+	// The memory is bounded: the stalest quote makes room.
+	for k := range MaxQuotes + 4 {
+		b.SetCompetitorPrice(0, string(rune('a'+k)), 50+float64(k), s0+100*hour+int64(k))
+	}
+	q := b.State(0).Market.Quotes
+	if len(q) != MaxQuotes {
+		t.Fatalf("%d quotes kept, want %d", len(q), MaxQuotes)
+	}
+	for _, x := range q {
+		if x.Competitor == "a" || x.Competitor == "A" {
+			t.Fatalf("stalest quote %q kept", x.Competitor)
+		}
+	}
+}
+
+func inventoryBook(t *testing.T, strategy string, plan InventoryPlan) *Book {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.DefaultStrategy = strategy
+	return newBook(t, cfg, Product{ID: "P", BasePrice: 100, Inventory: &plan})
+}
+
+func TestStockFollowsEventsAndPeriods(t *testing.T) {
+	b := inventoryBook(t, "inventory", InventoryPlan{PeriodStart: start, PeriodEnd: start.Add(48 * time.Hour), Repeat: true})
+	b.SetStock(0, 20, s0)
+	b.Apply(0, View, 1, s0+hour)
+	b.Apply(0, Purchase, 3, s0+hour)
+	m := b.State(0).Market
+	if m.Stock != 17 || m.Opening != 20 || m.Views != 1 {
+		t.Fatalf("after 3 sold: %+v", m)
+	}
+	b.SetStock(0, 22, s0+2*hour) // restock of 5
+	if m.Stock != 22 || m.Opening != 25 {
+		t.Fatalf("after restock: %+v", m)
+	}
+	b.SetStock(0, 21, s0+3*hour) // shrinkage: not a restock
+	if m.Opening != 25 {
+		t.Fatalf("after a lower count: %+v", m)
+	}
+	for range 30 {
+		b.Apply(0, Purchase, 1, s0+4*hour)
+	}
+	if m.Stock != 0 {
+		t.Fatalf("stock went to %v, want 0 (never negative)", m.Stock)
+	}
+	// The next period opens with what is on hand.
+	b.SetStock(0, 10, s0+50*hour)
+	if m.Period != s0+48*hour || m.Opening != 10 || m.Views != 0 {
+		t.Fatalf("second period: %+v", m)
+	}
+	// The state round-trips through JSON (it is what the stores keep).
+	var back State
+	raw, _ := json.Marshal(b.State(0).Copy())
+	if err := json.Unmarshal(raw, &back); err != nil || !reflect.DeepEqual(back.Market, m) {
+		t.Fatalf("round trip %+v, %v", back.Market, err)
+	}
+}
+
+func TestInventoryStrategySteersToPlan(t *testing.T) {
+	plan := InventoryPlan{PeriodStart: start, PeriodEnd: start.Add(48 * time.Hour)}
+	for _, c := range []struct {
+		name string
+		sold float64 // by half time, of 20
+		want float64
+	}{
+		{"on plan", 10, 100},
+		{"ahead: 15 sold, 5 left vs 10 on plan", 15, 200},
+		{"behind: 2 sold, 18 left vs 10 on plan", 2, 55.56},
+		{"sold out", 20, 300},
+	} {
+		b := inventoryBook(t, "inventory", plan)
+		if b.State(0).Price != 100 {
+			t.Fatalf("no stock known: %v, want base", b.State(0).Price)
+		}
+		b.SetStock(0, 20, s0)
+		if c.sold > 0 {
+			b.Apply(0, Purchase, int32(c.sold), s0+24*hour)
+		}
+		if got := b.State(0).Price; got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+	// A target sell-through below 1 keeps a share back: 20 opening, keep
+	// 10, half time, 15 on hand: 5 to sell vs 5 on plan.
+	plan.TargetSellThrough = 0.5
+	b := inventoryBook(t, "inventory", plan)
+	b.SetStock(0, 20, s0)
+	b.Apply(0, Purchase, 5, s0+24*hour)
+	if got := b.State(0).Price; got != 100 {
+		t.Fatalf("target 0.5 on plan: %v, want 100", got)
+	}
+	e := b.Explain(0)
+	if e.Market == nil || e.Market.Selling == nil || e.Market.Selling.Keep != 10 || e.Market.Selling.ToSell != 5 || e.Market.Selling.Multiplier != 1 {
+		t.Fatalf("explanation %+v", e.Market)
+	}
+	// After a period without Repeat the plan no longer applies.
+	b.Tick(0, s0+49*hour)
+	if got := b.State(0).Price; got != 100 {
+		t.Fatalf("after the period: %v, want the base price", got)
+	}
+	if err := (&InventoryPlan{PeriodStart: start, PeriodEnd: start}).validate(); err == nil {
+		t.Fatal("empty period accepted")
+	}
+	if err := (&InventoryPlan{PeriodStart: start, PeriodEnd: start.Add(time.Hour), TargetSellThrough: 1.5}).validate(); err == nil {
+		t.Fatal("target above 1 accepted")
+	}
+}
+
+func TestThompsonRationsScarceStock(t *testing.T) {
+	th := Thompson{Ladder: []float64{1, 2, 3}}
+	l := &Learning{Rand: 7}
+	theta := []float64{0.5, 0.3, 0.1} // revenue per view 0.5, 0.6, 0.3
+	in := func(toSell, views float64) Input {
+		return Input{Now: s0 + 10*hour, Selling: Selling{Active: true, Start: s0, End: s0 + 20*hour,
+			Stock: toSell, Opening: 100, Views: views}}
+	}
+	if got := th.decide(theta, l, Input{}); got != 1 {
+		t.Fatalf("no plan: rung %d, want 1 (best revenue per view)", got)
+	}
+	// 100 views in 10 h, 10 h left: 100 views to come.
+	if got := th.decide(theta, l, in(40, 100)); got != 1 {
+		t.Fatalf("ample stock (0.4 a view allowed): rung %d, want 1", got)
+	}
+	if got := th.decide(theta, l, in(40, 10)); got != 1 {
+		t.Fatalf("too few views to plan on: rung %d, want 1", got)
+	}
+	// 0.2 a view allowed: the best mix is rungs 1 and 2 half each.
+	n := map[int]int{}
+	for range 10000 {
+		n[th.decide(theta, l, in(20, 100))]++
+	}
+	if n[0] != 0 || math.Abs(float64(n[1])/10000-0.5) > 0.03 || math.Abs(float64(n[2])/10000-0.5) > 0.03 {
+		t.Fatalf("mix %v, want rungs 1 and 2 half each", n)
+	}
+	// Less than any rung sells: the dearest.
+	if got := th.decide(theta, l, in(5, 100)); got != 2 {
+		t.Fatalf("0.05 a view: rung %d, want 2", got)
+	}
+	if got := th.decide(theta, l, in(0, 100)); got != 2 {
+		t.Fatalf("nothing to sell: rung %d, want 2", got)
+	}
+}
+
+func TestSignalsNeedNoStrategy(t *testing.T) {
+	// Stock and competitor prices are kept for every product, whatever
+	// its strategy, and add no demand.
+	b := newBook(t, DefaultConfig(), Product{ID: "P", BasePrice: 100})
+	b.SetStock(0, 5, s0)
+	b.SetCompetitorPrice(0, "B", 90, s0)
+	s := b.State(0)
+	if s.Demand.Total != 0 || s.Price != 100 || s.Market.Stock != 5 || len(s.Market.Quotes) != 1 {
+		t.Fatalf("state %+v market %+v", s, s.Market)
+	}
+	if DefaultWeights().of(Stock) != 0 || DefaultWeights().of(CompetitorPrice) != 0 {
+		t.Fatal("signals weigh as demand")
+	}
+}
