@@ -5,31 +5,51 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { eventually, launchBrowser, startServer, watch, type Server } from './harness';
 
 const PRODUCTS = 10_000;
+/** The brief's load: price updates per second reaching the page. */
 const RATE = 200;
+/**
+ * Demo events per second that yield RATE price updates. The engine commits
+ * the demo's 100 ms batches one at a time and sends one update per product
+ * changed in a commit, and the demo's Zipf-like popularity sends several of
+ * a batch's events to the most popular products (the demo catalog's PA..PJ,
+ * first in the catalog, get 30% of them). With the seed strategy every
+ * event changes its product's price, so 250 events/s give about 218
+ * updates/s (the expected number of distinct products per batch, times 10).
+ */
+const DEMO_RATE = 250;
+/** The page must receive at least this share of RATE over the window. */
+const MIN_SHARE = 0.9;
+/** How long frames and updates are measured. */
+const WINDOW_MS = 5000;
+/** The 95th-percentile frame interval may not reach two frames at 60 Hz. */
+const P95_MAX_MS = 25;
 
-// The brief's load: 10,000 products and 200 price updates a second, from the
-// server's own demo traffic.
+// 10,000 products and RATE price updates a second, from the server's own
+// demo traffic.
 describe(`${PRODUCTS} products at ${RATE} updates/s`, () => {
   let server: Server;
   let browser: Browser;
   let page: Page;
   let problems: string[];
-  let frames = 0;
+  // When each price update reached the page (Node's clock).
+  const arrivals: number[] = [];
 
   beforeAll(async () => {
     const products = Array.from({ length: PRODUCTS }, (_, i) => ({
       product_id: `S${String(i + 1).padStart(5, '0')}`, name: `Scale product ${i + 1}`, base_price: 10 + (i % 990),
     }));
-    server = await startServer(inject('bin'), ['--demo', '--demo-rate', String(RATE)]);
+    server = await startServer(inject('bin'), ['--demo', '--demo-rate', String(DEMO_RATE)]);
     const catalog = join(server.data, 'catalog.json');
     writeFileSync(catalog, JSON.stringify({ default_strategy: 'seed', products }));
     // Restart on the same data with the big catalog (the demo catalog stays too).
     await server.kill();
-    server = await startServer(inject('bin'), ['--demo', '--demo-rate', String(RATE), '--catalog', catalog], { data: server.data });
+    server = await startServer(inject('bin'), ['--demo', '--demo-rate', String(DEMO_RATE), '--catalog', catalog], { data: server.data });
     browser = await launchBrowser(inject('chromium'));
     page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
     problems = watch(page);
-    page.on('websocket', (ws) => ws.on('framereceived', () => frames++));
+    page.on('websocket', (ws) => ws.on('framereceived', (f) => {
+      if (String(f.payload).includes('"type":"price_update"')) arrivals.push(performance.now());
+    }));
     await page.goto(server.url);
   });
 
@@ -49,15 +69,15 @@ describe(`${PRODUCTS} products at ${RATE} updates/s`, () => {
     await eventually(() => page.locator('#row-S10000').count(), 1);
   });
 
-  it('keeps frames flowing under the update stream', async () => {
+  it(`receives ${RATE} updates/s and keeps frames flowing`, async () => {
     await page.click('[data-sort=price]'); // order follows live prices: the worst case
-    const before = frames;
-    const { intervals, longTasks } = await page.evaluate(() => new Promise<{ intervals: number[]; longTasks: number[] }>((resolve) => {
+    const t0 = performance.now();
+    const { intervals, longTasks } = await page.evaluate((ms) => new Promise<{ intervals: number[]; longTasks: number[] }>((resolve) => {
       const longTasks: number[] = [];
       new PerformanceObserver((l) => l.getEntries().forEach((e) => longTasks.push(e.duration))).observe({ type: 'longtask' });
       const intervals: number[] = [];
       let last = performance.now();
-      const end = last + 3000;
+      const end = last + ms;
       const step = (t: number) => {
         intervals.push(t - last);
         last = t;
@@ -65,17 +85,23 @@ describe(`${PRODUCTS} products at ${RATE} updates/s`, () => {
         else resolve({ intervals, longTasks });
       };
       requestAnimationFrame(step);
-    }));
-    const received = frames - before;
+    }), WINDOW_MS);
+    const t1 = performance.now();
+    const received = arrivals.filter((t) => t >= t0 && t < t1).length;
+    const rate = received / ((t1 - t0) / 1000);
     intervals.sort((a, b) => a - b);
     const p95 = intervals[Math.floor(intervals.length * 0.95)]!;
     const worst = intervals[intervals.length - 1]!;
-    console.log(`updates received in 3 s: ${received}; frames: ${intervals.length}; ` +
+    console.log(`${received} price updates in ${((t1 - t0) / 1000).toFixed(2)} s: ${rate.toFixed(0)}/s ` +
+      `(need ${(MIN_SHARE * RATE).toFixed(0)}/s); ${intervals.length} frames, ` +
       `p95 frame interval ${p95.toFixed(1)} ms, worst ${worst.toFixed(1)} ms; long tasks: ${longTasks.map((d) => d.toFixed(0)).join(', ') || 'none'}`);
-    expect(received).toBeGreaterThan(RATE); // the load was there (≥ 1/3 of the rate)
-    // Smooth: most frames on time even on a 2-core CI machine without a GPU.
-    expect(intervals.length).toBeGreaterThan(90);
-    expect(p95).toBeLessThan(50);
+    // The load was there: at least 90% of the brief's rate reached the page.
+    expect(rate).toBeGreaterThanOrEqual(MIN_SHARE * RATE);
+    // Smooth: headless Chromium paces frames at 60 Hz (16.7 ms). Nearly
+    // every frame on time: fewer than 5% of them late by a whole frame,
+    // and no fewer than 90% of the frames the window holds.
+    expect(intervals.length).toBeGreaterThan(0.9 * (WINDOW_MS / 1000) * 60);
+    expect(p95).toBeLessThan(P95_MAX_MS);
     // The table still shows prices, highest first.
     const prices = await page.locator('#viewport .row:not([hidden]) .c-price').allTextContents();
     expect(prices.length).toBeGreaterThan(10);
