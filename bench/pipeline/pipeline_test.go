@@ -208,6 +208,55 @@ func BenchmarkLatency10kNaive(b *testing.B) {
 	r.reportCPU(b, cpu0, cpu1, wall)
 }
 
+// sustainedDrain is how long BenchmarkSustained waits after the last event
+// for the price updates still owed (it ends early once every event is
+// matched): long enough for an engine a little behind the rate to work
+// through its backlog, so that matched-% says whether it kept up at all
+// and priced-events/s how fast it went.
+const sustainedDrain = 30 * time.Second
+
+// BenchmarkSustained is the paced, sustained run: the real processor,
+// already running, and `dynaprice loadgen`'s Run sending keyed demo
+// traffic at DYNAPRICE_BENCH_SUSTAINED_RATE events/s (100,000 by default)
+// for DYNAPRICE_BENCH_SUSTAINED (60s by default), then draining for up to
+// sustainedDrain. Unlike BenchmarkEndToEnd (a backlog produced before the
+// engine starts), Kafka, the engine, PostgreSQL and Redis work while
+// events keep arriving, as in production. It reports priced-events/s
+// (matched events over the time from the first send to the last matched
+// price update: the rate sustained end to end), matched-%, and latency
+// percentiles. Like BenchmarkLatency10k it runs once whatever b.N is: use
+// -benchtime=1x. ns/op is suppressed.
+func BenchmarkSustained(b *testing.B) {
+	r := newRig(b, benchPartitions)
+	d := r.startEngine()
+	r.waitLoaded(d.failed.ch)
+	cpu0 := sampleCPU()
+	t0 := time.Now()
+	rep, err := loadgen.Run(context.Background(), loadgen.Config{Brokers: r.brokers, Rate: float64(sustainedRate),
+		Duration: sustainedRun, Drain: sustainedDrain, Seed: 1})
+	wall := time.Since(t0)
+	cpu1 := r.sampleEnd()
+	commits, mean, _ := d.commitStats()
+	if err != nil {
+		b.Fatal(err)
+	}
+	reportLatency(b, rep)
+	matched := 0.0
+	if rep.Sent > 0 {
+		matched = 100 * float64(rep.Matched) / float64(rep.Sent)
+	}
+	b.ReportMetric(matched, "matched-%")
+	r.reportCPU(b, cpu0, cpu1, wall)
+	if commits > 0 {
+		b.ReportMetric(float64(commits), "commits")
+		b.ReportMetric(ms(mean), "ms/commit")
+	}
+	b.Logf("%d events/s for %v: %d sent (%.0f/s into Kafka), %.1f%% matched, priced %.0f events/s over %v; "+
+		"latency p50 %.1f ms, p99 %.1f ms, max %.1f ms",
+		sustainedRate, sustainedRun, rep.Sent, rep.SendRate, matched, rep.PricedRate, rep.PricedElapsed.Round(time.Millisecond),
+		ms(rep.Latency.P50), ms(rep.Latency.P99), ms(rep.Latency.Max))
+}
+
 // waitLoaded waits until the engine has loaded every partition: loading
 // republishes every product, so Redis then holds a demand for each.
 func (r *rig) waitLoaded(failed <-chan error) {
@@ -248,6 +297,7 @@ func reportLatency(b *testing.B, rep loadgen.Report) {
 	}
 	b.ReportMetric(float64(rep.Sent), "sent")
 	b.ReportMetric(rep.SendRate, "sent-events/s")
+	b.ReportMetric(rep.PricedRate, "priced-events/s")
 }
 
 // TestWorkload checks, without any service, that the benchmark's events

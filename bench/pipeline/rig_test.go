@@ -50,6 +50,8 @@ import (
 //	DYNAPRICE_BENCH_NAIVE_MAX      events the naive end-to-end run processes at most (default 5000)
 //	DYNAPRICE_BENCH_LATENCY        sending phase of BenchmarkLatency10k (default 10s)
 //	DYNAPRICE_BENCH_NAIVE_LATENCY  sending phase of BenchmarkLatency10kNaive (default 3s)
+//	DYNAPRICE_BENCH_SUSTAINED      sending phase of BenchmarkSustained (default 60s)
+//	DYNAPRICE_BENCH_SUSTAINED_RATE events/s BenchmarkSustained sends (default 100000)
 //	DYNAPRICE_BENCH_FETCH_PARTITION_BYTES, DYNAPRICE_BENCH_TRACE, DYNAPRICE_BENCH_CPUPROFILE:
 //	                               experiments, see engine_test.go and profileTimed
 var (
@@ -58,6 +60,8 @@ var (
 	naiveMax          = envInt("DYNAPRICE_BENCH_NAIVE_MAX", 5000)
 	latencyRun        = envDuration("DYNAPRICE_BENCH_LATENCY", 10*time.Second)
 	naiveLatencyRun   = envDuration("DYNAPRICE_BENCH_NAIVE_LATENCY", 3*time.Second)
+	sustainedRun      = envDuration("DYNAPRICE_BENCH_SUSTAINED", 60*time.Second)
+	sustainedRate     = envInt("DYNAPRICE_BENCH_SUSTAINED_RATE", 100_000)
 	benchLogLevel     = slog.LevelWarn
 	rigSeq            atomic.Int32
 	errPipelineExited = errors.New("pipeline stopped before finishing")

@@ -165,9 +165,19 @@ type Report struct {
 	Sent  int64 `json:"sent"`
 	Acked int64 `json:"acked"`
 	// Elapsed is the sending phase, from the first event to the last
-	// acknowledgement; SendRate is Acked over it.
+	// acknowledgement; SendRate is Acked over it: the rate Kafka accepted
+	// events, which says nothing about whether the engines kept up.
 	Elapsed  time.Duration `json:"elapsed_ns"`
 	SendRate float64       `json:"send_rate"`
+	// PricedElapsed is from sending the first event to the arrival of the
+	// last price update that matched an event; PricedRate is Matched over
+	// it, the rate events were priced end to end. An engine that keeps up
+	// prices at about the send rate (PricedElapsed is then the sending
+	// phase plus the last event's latency); one that falls behind prices
+	// at the rate it works through its backlog. Both are 0 when nothing
+	// matched.
+	PricedElapsed time.Duration `json:"priced_elapsed_ns"`
+	PricedRate    float64       `json:"priced_rate"`
 	// Matched is the events whose price update arrived, Unmatched the
 	// others (still owed when the drain ended).
 	Matched   int64 `json:"matched"`
@@ -240,19 +250,29 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	r.prod.Close()
 	stopProgress()
 
-	s := r.m.snapshot()
-	rep := Report{
-		Sent: r.sent.Load(), Acked: r.acked.Load(), Elapsed: elapsed,
-		Matched: s.matched, Unmatched: s.outstanding, Updates: s.updates, Stale: s.stale,
-		Latency: Latencies{P50: s.p50, P90: s.p90, P99: s.p99, P999: s.p999, Max: s.max},
-	}
-	if elapsed > 0 {
-		rep.SendRate = float64(rep.Acked) / elapsed.Seconds()
-	}
+	rep := newReport(r.m.snapshot(), r.sent.Load(), r.acked.Load(), elapsed)
 	if err := ctx.Err(); err != nil {
 		return rep, fmt.Errorf("loadgen: run stopped: %w", err)
 	}
 	return rep, r.failure()
+}
+
+// newReport makes the report of a run from the matcher's final snapshot,
+// the events sent and acknowledged, and the sending phase's length.
+func newReport(s snapshot, sent, acked int64, elapsed time.Duration) Report {
+	rep := Report{
+		Sent: sent, Acked: acked, Elapsed: elapsed,
+		Matched: s.matched, Unmatched: s.outstanding, Updates: s.updates, Stale: s.stale,
+		Latency: Latencies{P50: s.p50, P90: s.p90, P99: s.p99, P999: s.p999, Max: s.max},
+	}
+	if elapsed > 0 {
+		rep.SendRate = float64(acked) / elapsed.Seconds()
+	}
+	if s.matched > 0 && s.priced > 0 {
+		rep.PricedElapsed = s.priced
+		rep.PricedRate = float64(s.matched) / s.priced.Seconds()
+	}
+	return rep
 }
 
 // run is the state of one Run.

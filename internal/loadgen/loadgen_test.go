@@ -366,6 +366,20 @@ func TestLatencyMatching(t *testing.T) {
 			if l.Max > 20*time.Second {
 				t.Fatalf("max latency %v is longer than the run", l.Max)
 			}
+			// Priced from the first send to the last matched update: at
+			// least as long as sending the events at the rate, and
+			// consistent with the counts.
+			if c.rate > 0 {
+				if least := time.Duration(float64(c.events-1) / c.rate * float64(time.Second)); rep.PricedElapsed < least {
+					t.Fatalf("priced over %v, but sending %d events at %v/s takes at least %v", rep.PricedElapsed, c.events, c.rate, least)
+				}
+			}
+			if rep.PricedElapsed <= 0 || rep.PricedElapsed > rep.Elapsed+20*time.Second {
+				t.Fatalf("priced over %v, sending took %v (drain 20s)", rep.PricedElapsed, rep.Elapsed)
+			}
+			if want := float64(rep.Matched) / rep.PricedElapsed.Seconds(); rep.PricedRate != want {
+				t.Fatalf("priced rate %v, want matched/priced elapsed = %v", rep.PricedRate, want)
+			}
 		})
 	}
 }
@@ -387,25 +401,27 @@ func TestDrainEndsWithUnmatchedEvents(t *testing.T) {
 
 func TestWriteText(t *testing.T) {
 	r := Report{Sent: 123456, Acked: 123450, Elapsed: 61234 * time.Millisecond, SendRate: 2016.4,
+		PricedElapsed: 61300 * time.Millisecond, PricedRate: 2006.5,
 		Matched: 123000, Unmatched: 456, Updates: 7890, Stale: 12,
 		Latency: Latencies{P50: 1234567 * time.Nanosecond, P90: 4 * time.Millisecond, P99: 12345 * time.Microsecond,
 			P999: 250 * time.Millisecond, Max: 1500 * time.Millisecond}}
 	var b bytes.Buffer
 	r.WriteText(&b)
 	out := b.String()
-	for _, want := range []string{"123456", "123450", "1m1.234s", "2016 events/s", "7890", "12 stale",
+	for _, want := range []string{"123456", "123450", "1m1.234s", "2016 events/s", "priced rate", "2006 events/s", "1m1.3s", "7890", "12 stale",
 		"123000", "99.6%", "456", "1.235ms", "4ms", "12.345ms", "250ms", "1.5s", "p99.9"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}
 	}
 	j, err := json.Marshal(r)
-	if err != nil || !strings.Contains(string(j), `"latency_ns":{"p50":1234567,`) || !strings.Contains(string(j), `"elapsed_ns":61234000000`) {
+	if err != nil || !strings.Contains(string(j), `"latency_ns":{"p50":1234567,`) || !strings.Contains(string(j), `"elapsed_ns":61234000000`) ||
+		!strings.Contains(string(j), `"priced_elapsed_ns":61300000000,"priced_rate":2006.5`) {
 		t.Errorf("JSON form %s (%v)", j, err)
 	}
 	b.Reset()
 	Report{Sent: 5, Unmatched: 5}.WriteText(&b)
-	if strings.Contains(b.String(), "latency") {
-		t.Errorf("latencies shown without a matched event:\n%s", b.String())
+	if strings.Contains(b.String(), "latency") || strings.Contains(b.String(), "priced rate") {
+		t.Errorf("latencies or a priced rate shown without a matched event:\n%s", b.String())
 	}
 }

@@ -64,6 +64,11 @@ type matcher struct {
 	matched     int64
 	updates     int64 // updates for known products, stale ones included
 	stale       int64
+	// firstSent is the send time of the first event added (started says
+	// whether there was one), lastMatch the arrival of the newest update
+	// that matched an event: the span over which events were priced.
+	firstSent, lastMatch time.Duration
+	started              bool
 
 	// done is closed once sending has finished and nothing is
 	// outstanding, which ends the drain early.
@@ -84,6 +89,9 @@ func newMatcher(products int) *matcher {
 func (m *matcher) add(products []int, evs []pending) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if !m.started && len(evs) > 0 {
+		m.firstSent, m.started = evs[0].sent, true
+	}
 	for i, p := range evs {
 		m.pending[products[i]].push(p)
 	}
@@ -113,6 +121,7 @@ func (m *matcher) apply(us []update, arrival time.Duration) {
 			q.head++
 			m.matched++
 			m.outstanding--
+			m.lastMatch = arrival
 		}
 	}
 	m.closeIfDone()
@@ -137,14 +146,21 @@ func (m *matcher) closeIfDone() {
 type snapshot struct {
 	matched, outstanding, updates, stale int64
 	p50, p90, p99, p999, max             time.Duration
+	// priced is from the first event's send to the arrival of the last
+	// update that matched an event; 0 while nothing is matched.
+	priced time.Duration
 }
 
 func (m *matcher) snapshot() snapshot {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return snapshot{
+	s := snapshot{
 		matched: m.matched, outstanding: m.outstanding, updates: m.updates, stale: m.stale,
 		p50: m.hist.quantile(0.50), p90: m.hist.quantile(0.90), p99: m.hist.quantile(0.99),
 		p999: m.hist.quantile(0.999), max: m.hist.max,
 	}
+	if m.matched > 0 {
+		s.priced = m.lastMatch - m.firstSent
+	}
+	return s
 }

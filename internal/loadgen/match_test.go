@@ -17,8 +17,8 @@ func TestMatcherCoalescedAndStaleUpdates(t *testing.T) {
 	})
 	// One update reflecting the first two events of product 0.
 	m.apply([]update{{product: 0, version: 5, eventTime: 2 * ms}}, 50*time.Millisecond)
-	if s := m.snapshot(); s.matched != 2 || s.outstanding != 3 || s.max != 40*time.Millisecond {
-		t.Fatalf("after a coalesced update: %+v, want 2 matched, 3 outstanding, max 40ms", s)
+	if s := m.snapshot(); s.matched != 2 || s.outstanding != 3 || s.max != 40*time.Millisecond || s.priced != 40*time.Millisecond {
+		t.Fatalf("after a coalesced update: %+v, want 2 matched, 3 outstanding, max 40ms, priced over 40ms (10 to 50)", s)
 	}
 	// A stale re-send claiming everything: ignored. An update without
 	// the header matches nothing.
@@ -26,16 +26,16 @@ func TestMatcherCoalescedAndStaleUpdates(t *testing.T) {
 		{product: 0, version: 4, eventTime: 1 << 62},
 		{product: 1, version: 1, eventTime: -1},
 	}, 60*time.Millisecond)
-	if s := m.snapshot(); s.matched != 2 || s.stale != 1 || s.updates != 3 {
-		t.Fatalf("after a stale update: %+v, want 2 matched, 1 stale, 3 updates", s)
+	if s := m.snapshot(); s.matched != 2 || s.stale != 1 || s.updates != 3 || s.priced != 40*time.Millisecond {
+		t.Fatalf("after a stale update: %+v, want 2 matched, 1 stale, 3 updates, and updates that matched nothing not extending the priced span", s)
 	}
 	// An update at 3 ms takes both events of that millisecond; the equal
 	// version is a re-send of the newest state, not stale. Unversioned
 	// updates (0) are never stale.
 	m.apply([]update{{product: 0, version: 5, eventTime: 3 * ms}, {product: 1, version: 0, eventTime: 1 * ms}}, 70*time.Millisecond)
 	s := m.snapshot()
-	if s.matched != 5 || s.outstanding != 0 || s.stale != 1 {
-		t.Fatalf("at the end: %+v, want all 5 matched, 1 stale", s)
+	if s.matched != 5 || s.outstanding != 0 || s.stale != 1 || s.priced != 60*time.Millisecond {
+		t.Fatalf("at the end: %+v, want all 5 matched, 1 stale, priced from 10 to 70 ms", s)
 	}
 	// Latencies 40, 30, 40, 39 and 60 ms; the median is 40 ms to within
 	// its histogram bucket.
@@ -54,6 +54,41 @@ func TestMatcherCoalescedAndStaleUpdates(t *testing.T) {
 		t.Fatal("not done with sending finished and nothing outstanding")
 	}
 	m.finishSending() // closes once
+}
+
+func TestMatcherPricedSpanStartsAtTheFirstSend(t *testing.T) {
+	m := newMatcher(1)
+	if s := m.snapshot(); s.priced != 0 {
+		t.Fatalf("priced %v before any event", s.priced)
+	}
+	m.add([]int{0}, []pending{{1 * ms, 100 * time.Millisecond}})
+	m.add([]int{0}, []pending{{2 * ms, 200 * time.Millisecond}})
+	if s := m.snapshot(); s.priced != 0 {
+		t.Fatalf("priced %v with nothing matched", s.priced)
+	}
+	// Only the second event's update arrives: the span still starts at the
+	// first send, the run's start, not at the send of an event matched.
+	m.apply([]update{{eventTime: 2 * ms}}, 250*time.Millisecond)
+	if s := m.snapshot(); s.priced != 150*time.Millisecond {
+		t.Fatalf("priced %v, want 150ms (100 to 250)", s.priced)
+	}
+}
+
+func TestReportRates(t *testing.T) {
+	r := newReport(snapshot{matched: 900, outstanding: 100, priced: 3 * time.Second}, 1000, 1000, 2*time.Second)
+	if r.SendRate != 500 || r.PricedRate != 300 || r.PricedElapsed != 3*time.Second {
+		t.Fatalf("send rate %v, priced rate %v over %v; want 500/s (1000 acked in 2 s), 300/s (900 matched in 3 s)",
+			r.SendRate, r.PricedRate, r.PricedElapsed)
+	}
+	if r.Matched != 900 || r.Unmatched != 100 || r.Sent != 1000 || r.Acked != 1000 {
+		t.Fatalf("counts %+v", r)
+	}
+	// Nothing matched (no engine running): no priced rate, not a division
+	// by zero.
+	r = newReport(snapshot{outstanding: 1000}, 1000, 1000, 2*time.Second)
+	if r.PricedRate != 0 || r.PricedElapsed != 0 {
+		t.Fatalf("priced rate %v over %v with nothing matched", r.PricedRate, r.PricedElapsed)
+	}
 }
 
 func TestFifoReclaimsPoppedEvents(t *testing.T) {

@@ -18,7 +18,10 @@ func (r Report) WriteText(w io.Writer) {
 	p("events sent\t%d", r.Sent)
 	p("events acked\t%d", r.Acked)
 	p("elapsed\t%s", fmtDuration(r.Elapsed))
-	p("send rate\t%.0f events/s", r.SendRate)
+	p("send rate\t%.0f events/s\t(accepted by Kafka)", r.SendRate)
+	if r.Matched > 0 {
+		p("priced rate\t%.0f events/s\t(matched, first send to last matched update: %s)", r.PricedRate, fmtDuration(r.PricedElapsed))
+	}
 	p("price updates\t%d\t(%d stale)", r.Updates, r.Stale)
 	p("matched\t%d\t(%s)", r.Matched, percent(r.Matched, r.Sent))
 	p("unmatched\t%d", r.Unmatched)
