@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 )
 
 var (
@@ -52,11 +55,12 @@ func buildBinary(t *testing.T) string {
 	return binPath
 }
 
-// startProcess runs `dynaprice serve` as a child process and returns its
-// base URL.
-func startProcess(t *testing.T, bin, dir string) (*exec.Cmd, string) {
+// startProcess runs `dynaprice serve` as a child process, with extra flags
+// if given, and returns its base URL once it is ready.
+func startProcess(t *testing.T, bin, dir string, extra ...string) (*exec.Cmd, string) {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--data", dir, "--sync", "full", "--log-level", "warn")
+	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--data", dir, "--sync", "full", "--log-level", "warn"}, extra...)
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "ADMIN_API_KEY="+adminKey)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -241,34 +245,139 @@ func TestKill9LosesNothingAcknowledged(t *testing.T) {
 	t.Logf("%d events, acknowledged demand %v", len(all), acked)
 }
 
-// TestSIGTERMGracefulShutdown checks the lifecycle promise: on SIGTERM the
-// process finishes what it accepted and exits 0 within 10 s.
+// TestSIGTERMGracefulShutdown checks the lifecycle promise with traffic in
+// progress: a WebSocket client connected and a POST /events whose body is
+// still arriving when SIGTERM comes. /readyz turns 503 at once while
+// requests are still served for the drain period; then the listener closes,
+// the request in flight is finished and acknowledged, the WebSocket client
+// gets "going away", and the process exits 0 within 10 s. A restart shows
+// every acknowledged event.
 func TestSIGTERMGracefulShutdown(t *testing.T) {
 	bin := buildBinary(t)
 	dir := t.TempDir()
-	cmd, url := startProcess(t, bin, dir)
+	cmd, url := startProcess(t, bin, dir, "--drain", "2s")
 	if ok, err := postBatch(url, []crashEvent{{id: "a", product: "PA", typ: "purchase"}, {id: "b", product: "PA", typ: "cart"}}); !ok {
 		t.Fatal(err)
 	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(url, "http")+"/ws/prices", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	wsErr := make(chan error, 1)
+	go func() {
+		for {
+			if _, _, err := ws.Read(ctx); err != nil {
+				wsErr <- err
+				return
+			}
+		}
+	}()
+
+	// A POST /events whose body has begun but not ended (chunked, from a
+	// pipe), on a connection of its own.
+	body, more := io.Pipe()
+	defer more.Close()
+	req, _ := http.NewRequest("POST", url+"/events", body)
+	req.Header.Set("X-API-Key", adminKey)
+	type answer struct {
+		code int
+		body map[string]any
+		err  error
+	}
+	inFlight := make(chan answer, 1)
+	go func() {
+		resp, err := (&http.Client{Transport: &http.Transport{}}).Do(req)
+		if err != nil {
+			inFlight <- answer{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		err = json.NewDecoder(resp.Body).Decode(&m)
+		inFlight <- answer{resp.StatusCode, m, err}
+	}()
+	if _, err := io.WriteString(more, "["+crashEvent{id: "c", product: "PB", typ: "purchase"}.json()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the first chunk reaches the server
+
 	start := time.Now()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+
+	// Draining: not ready, but alive and still serving.
+	for {
+		code, m, h, err := get(url + "/readyz")
+		if err != nil {
+			t.Fatalf("/readyz after SIGTERM: %v (the listener closed before /readyz turned 503)", err)
+		}
+		if code == 503 {
+			if h.Get("Content-Type") != "application/json" || m["error"] == nil {
+				t.Fatalf("/readyz while draining: %v %v, want a JSON error", h.Get("Content-Type"), m)
+			}
+			break
+		}
+		if time.Since(start) > time.Second {
+			t.Fatalf("/readyz still %d %v 1s after SIGTERM", code, m)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if code, _, _, err := get(url + "/healthz"); err != nil || code != 200 {
+		t.Fatalf("/healthz while draining: %d %v", code, err)
+	}
+	if ok, err := postBatch(url, []crashEvent{{id: "d", product: "PC", typ: "cart"}}); !ok {
+		t.Fatalf("POST /events while draining: %v", err)
+	}
+	if time.Since(start) > 2*time.Second {
+		t.Fatalf("the checks of the drain took %v, longer than the drain; the test cannot tell what it saw", time.Since(start))
+	}
+
+	// After the drain the listener closes...
+	for {
+		if _, _, _, err := get(url + "/healthz"); err != nil {
+			break
+		}
+		if time.Since(start) > 8*time.Second {
+			t.Fatal("still accepting connections 8s after SIGTERM")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// ...while the request in flight is still finished and acknowledged.
+	if _, err := io.WriteString(more, ","+crashEvent{id: "e", product: "PB", typ: "view"}.json()+"]"); err != nil {
+		t.Fatal(err)
+	}
+	more.Close()
+	a := <-inFlight
+	if a.err != nil || a.code != 202 || a.body["accepted"] != 2.0 || a.body["rejected"] != 0.0 {
+		t.Fatalf("request in flight at SIGTERM: %d %v %v, want 202 with 2 accepted", a.code, a.body, a.err)
+	}
+	if err := <-wsErr; websocket.CloseStatus(err) != websocket.StatusGoingAway {
+		t.Fatalf("WebSocket after SIGTERM: %v, want going away (1001)", err)
+	}
+
 	select {
-	case err := <-done:
+	case err := <-exited:
 		if err != nil {
 			t.Fatalf("exit: %v", err)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(10*time.Second - time.Since(start)):
 		_ = cmd.Process.Kill()
 		t.Fatal("did not exit within 10s of SIGTERM")
 	}
 	t.Logf("exited in %v", time.Since(start))
+
 	cmd, url = startProcess(t, bin, dir)
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	if d := demandOf(t, url, "PA"); d != 8 {
-		t.Fatalf("demand after restart = %v, want 8", d)
+	for p, want := range map[string]float64{"PA": 8, "PB": 6, "PC": 3} {
+		if d := demandOf(t, url, p); d != want {
+			t.Errorf("%s demand after restart = %v, want %v", p, d, want)
+		}
 	}
 }

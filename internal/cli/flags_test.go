@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 func env(m map[string]string) Env { return func(k string) string { return m[k] } }
@@ -35,6 +36,34 @@ func TestServeFlagsAndEnvironment(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "ADMIN_API_KEY") {
 		t.Fatal("serve --help does not mention ADMIN_API_KEY")
+	}
+}
+
+// TestServeDrainAndShutdownFlags: the drain lasts 1 s and the whole
+// shutdown 10 s by default, both are in --help, and a drain that would leave
+// the shutdown no time is refused.
+func TestServeDrainAndShutdownFlags(t *testing.T) {
+	var stderr bytes.Buffer
+	o, err := parseServe(nil, env(nil), &stderr)
+	if err != nil || o.Drain != time.Second || o.ShutdownTimeout != 10*time.Second {
+		t.Fatalf("defaults: drain %v, shutdown timeout %v, %v", o.Drain, o.ShutdownTimeout, err)
+	}
+	if o, err = parseServe([]string{"--drain", "0"}, env(nil), &stderr); err != nil || o.Drain != 0 {
+		t.Fatalf("--drain 0: %v %v", o.Drain, err)
+	}
+	if _, err := parseServe([]string{"--help"}, env(nil), &stderr); !errors.Is(err, flag.ErrHelp) {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"-drain", "-shutdown-timeout", "0 disables"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("serve --help does not mention %q", want)
+		}
+	}
+	for _, args := range [][]string{{"--drain", "10s"}, {"--drain", "-1s"}, {"--shutdown-timeout", "0"}} {
+		var out, errb bytes.Buffer
+		if code := Run(context.Background(), append([]string{"dynaprice", "serve", "--data", t.TempDir(), "--addr", "127.0.0.1:0"}, args...), env(nil), &out, &errb); code != 1 || !strings.Contains(errb.String(), args[0]) {
+			t.Errorf("%v: exit %d, %q; want 1 naming the flag", args, code, errb.String())
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -30,6 +31,7 @@ type server struct {
 	t    testing.TB
 	url  string
 	stop func() error
+	done <-chan error // Serve's result, until stop takes it
 }
 
 func testOptions(dir string) ServeOptions {
@@ -43,6 +45,15 @@ func testOptions(dir string) ServeOptions {
 
 func startServer(t testing.TB, o ServeOptions) *server {
 	t.Helper()
+	s := launchServer(t, o, io.Discard)
+	s.waitReady()
+	return s
+}
+
+// launchServer starts Serve in-process, logging to logw, without waiting
+// for it to be ready.
+func launchServer(t testing.TB, o ServeOptions, logw io.Writer) *server {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -50,9 +61,9 @@ func startServer(t testing.TB, o ServeOptions) *server {
 	o.Listener = ln
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := slog.New(slog.NewTextHandler(logw, nil))
 	go func() { done <- Serve(ctx, o, log, io.Discard) }()
-	s := &server{t: t, url: "http://" + ln.Addr().String()}
+	s := &server{t: t, url: "http://" + ln.Addr().String(), done: done}
 	stopped := false
 	s.stop = func() error {
 		if stopped {
@@ -68,22 +79,28 @@ func startServer(t testing.TB, o ServeOptions) *server {
 		}
 	}
 	t.Cleanup(func() { _ = s.stop() })
+	return s
+}
+
+// waitReady waits until /readyz answers 200.
+func (s *server) waitReady() {
+	s.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		resp, err := http.Get(s.url + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return s
+				return
 			}
 		}
 		select {
-		case err := <-done:
-			t.Fatalf("serve exited: %v", err)
+		case err := <-s.done:
+			s.t.Fatalf("serve exited: %v", err)
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("server not ready")
+			s.t.Fatal("server not ready")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -201,6 +218,9 @@ func TestErrorsAreJSONWithRightStatus(t *testing.T) {
 		{"GET", "/history/PA?limit=0", viewerKey, "", "", 400, "positive integer"},
 		{"GET", "/history/PA?limit=abc", viewerKey, "", "", 400, "positive integer"},
 		{"GET", "/history/PA?limit=-3", viewerKey, "", "", 400, "positive integer"},
+		{"GET", "/history/PA?limit=1.5", viewerKey, "", "", 400, "positive integer"},
+		{"GET", "/history/PA?limit=", viewerKey, "", "", 400, "positive integer"},
+		{"GET", "/history/PA?limit=-99999999999999999999", viewerKey, "", "", 400, "positive integer"},
 		{"GET", "/history/ZZ", viewerKey, "", "", 404, "unknown product_id"},
 		{"PUT", "/products/PX", operatorKey, "", `{"base_price":10}`, 403, "may not"},
 		{"PUT", "/products/PX", adminKey, "", `{"base_price":-10}`, 400, "base_price"},
@@ -224,6 +244,83 @@ func TestErrorsAreJSONWithRightStatus(t *testing.T) {
 		t.Fatalf("oversized body: %v %v", resp, err)
 	}
 	resp.Body.Close()
+}
+
+// TestOversizedChunkedEventsBody: a body without Content-Length is limited
+// while it is read; over the limit it gets 413 with a JSON error, and none
+// of the events it carried is applied, though it begins with valid ones.
+func TestOversizedChunkedEventsBody(t *testing.T) {
+	o := testOptions(t.TempDir())
+	o.MaxBody = 2048
+	s := startServer(t, o)
+	body := "[" + strings.Repeat(`{"event_type":"purchase","product_id":"PA"},`, 100) + `{"event_type":"purchase","product_id":"PA"}]`
+	// Written by hand, so it is certain that no Content-Length is sent: two
+	// chunks, the first of them valid events and within the limit.
+	conn, err := net.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(conn, "POST /events HTTP/1.1\r\nHost: x\r\nX-API-Key: %s\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n", ingestKey)
+	for _, chunk := range []string{body[:1000], body[1000:]} {
+		fmt.Fprintf(conn, "%x\r\n%s\r\n", len(chunk), chunk)
+	}
+	fmt.Fprint(conn, "0\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var m map[string]any
+	if resp.StatusCode != 413 || resp.Header.Get("Content-Type") != "application/json" || json.Unmarshal(b, &m) != nil ||
+		!strings.Contains(fmt.Sprint(m["error"]), "larger than 2048 bytes") {
+		t.Fatalf("oversized chunked body: %d %q %s, want 413 with a JSON error", resp.StatusCode, resp.Header.Get("Content-Type"), b)
+	}
+	if p := s.price("PA"); p["demand"] != 0.0 || p["price_source"] != "base" {
+		t.Fatalf("PA after the refused body = %v, want it untouched", p)
+	}
+	if code, h := s.do("GET", "/history/PA", viewerKey, "", ""); code != 200 || len(h["history"].([]any)) != 1 {
+		t.Fatalf("history after the refused body = %d %v, want the base price only", code, h)
+	}
+}
+
+// TestHistoryLimitIsCappedAt500: with more than 500 price changes, a larger
+// limit, even one too large for an int, returns exactly the newest 500.
+func TestHistoryLimitIsCappedAt500(t *testing.T) {
+	s := startServer(t, testOptions(t.TempDir()))
+	// 600 purchases in one body: each moves PA's price (by at least 22
+	// cents at demand 3000), so each adds a history row to the base one.
+	body := "[" + strings.Repeat(`{"event_type":"purchase","product_id":"PA"},`, 599) + `{"event_type":"purchase","product_id":"PA"}]`
+	if m := s.post(body); m["accepted"] != 600.0 {
+		t.Fatalf("post = %v", m)
+	}
+	cur := s.price("PA")
+	if code, h := s.do("GET", "/history/PA?limit=500", viewerKey, "", ""); code != 200 || len(h["history"].([]any)) != 500 {
+		t.Fatalf("limit=500: %d, %d rows", code, len(h["history"].([]any)))
+	}
+	for _, limit := range []string{"100000", "99999999999999999999"} {
+		code, h := s.do("GET", "/history/PA?limit="+limit, viewerKey, "", "")
+		if code != 200 {
+			t.Fatalf("limit=%s: %d %v", limit, code, h)
+		}
+		rows := h["history"].([]any)
+		if len(rows) != 500 {
+			t.Fatalf("limit=%s: %d rows, want 500 of 601", limit, len(rows))
+		}
+		first := rows[0].(map[string]any)
+		if first["price"] != cur["price"] || first["version"] != cur["version"] {
+			t.Fatalf("limit=%s: newest row %v, current price %v", limit, first, cur)
+		}
+		// Newest first: versions count down by one, prices fall with them.
+		for i := 1; i < len(rows); i++ {
+			prev, r := rows[i-1].(map[string]any), rows[i].(map[string]any)
+			if r["version"].(float64) != prev["version"].(float64)-1 || !(r["price"].(float64) < prev["price"].(float64)) {
+				t.Fatalf("limit=%s: row %d %v after %v is not the next older change", limit, i, r, prev)
+			}
+		}
+	}
 }
 
 func TestEventsValidationDedupAndFormats(t *testing.T) {

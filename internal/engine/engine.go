@@ -54,6 +54,11 @@ type Config struct {
 	// remembered: ids are kept for DedupWindow, but at most DedupMax.
 	DedupWindow time.Duration
 	DedupMax    int
+	// PruneInterval is how often ids older than DedupWindow are forgotten,
+	// in memory and in the store; zero means once a minute. An id is thus
+	// remembered for DedupWindow and at most PruneInterval longer. Tests
+	// that move Now shorten it to see expiry without waiting.
+	PruneInterval time.Duration
 	// AutoCreate creates unknown products from an event's price instead of
 	// rejecting the event.
 	AutoCreate bool
@@ -141,7 +146,11 @@ func (e *Engine) Run(ctx context.Context) error {
 	close(e.ready)
 	tick := time.NewTicker(e.cfg.TickInterval)
 	defer tick.Stop()
-	prune := time.NewTicker(time.Minute)
+	pruneEvery := e.cfg.PruneInterval
+	if pruneEvery <= 0 {
+		pruneEvery = time.Minute
+	}
+	prune := time.NewTicker(pruneEvery)
 	defer prune.Stop()
 	var pending []*request
 	for {

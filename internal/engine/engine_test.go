@@ -228,6 +228,53 @@ func TestDedupWindowForgetsOldIDs(t *testing.T) {
 	}
 }
 
+// TestDedupWindowExpiresIDsByAge: an id older than DedupWindow (by the
+// engine's clock) is applied again; a younger one is still a duplicate, and
+// the re-applied id is remembered anew, across a restart too.
+func TestDedupWindowExpiresIDsByAge(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db")
+	tune := func(c *engine.Config) { c.DedupWindow = time.Hour; c.PruneInterval = 5 * time.Millisecond }
+	h := start(t, path, tune)
+	ctx := context.Background()
+	if err := h.eng.ImportCatalog(ctx, []pricing.Product{{ID: "PA", BasePrice: 1}}, ""); err != nil {
+		t.Fatal(err)
+	}
+	submit := func(id string) engine.SubmitResult {
+		t.Helper()
+		res, err := h.eng.Submit(ctx, []ingest.Event{ev(id, "PA", pricing.View)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	submit("old")
+	h.clock.Advance(40 * time.Minute)
+	submit("young")
+	// Within the window both are duplicates, however often the pruner runs.
+	time.Sleep(20 * time.Millisecond)
+	if res := submit("old"); res.Duplicates != 1 {
+		t.Fatalf("old within the window: %+v, want a duplicate", res)
+	}
+	h.clock.Advance(30 * time.Minute) // old is 70 min old, young 30
+	waitFor(t, func() bool { return submit("old").Duplicates == 0 })
+	if res := submit("young"); res.Duplicates != 1 {
+		t.Fatalf("young after old expired: %+v, want a duplicate", res)
+	}
+	if d := h.pub.get("PA").Demand; d != 3 {
+		t.Fatalf("demand = %v, want 3 (old, young, old again)", d)
+	}
+	if err := h.stop(); err != nil {
+		t.Fatal(err)
+	}
+	h2 := start(t, path, tune)
+	h2.clock.ns.Store(h.clock.ns.Load())
+	for _, id := range []string{"old", "young"} {
+		if res, err := h2.eng.Submit(ctx, []ingest.Event{ev(id, "PA", pricing.View)}); err != nil || res.Duplicates != 1 {
+			t.Fatalf("%s after restart: %+v %v, want a duplicate", id, res, err)
+		}
+	}
+}
+
 func TestFailedTickCommitDoesNotStopTheEngine(t *testing.T) {
 	h := start(t, filepath.Join(t.TempDir(), "db"), func(c *engine.Config) { c.Pricing.HalfLife = time.Second })
 	ctx := context.Background()

@@ -22,6 +22,7 @@ package fanout
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -308,11 +309,19 @@ func (h *Hub) Close() {
 }
 
 // ServeHTTP upgrades the request to a WebSocket that receives price updates
-// until either side closes it. Refusals: 503 with a JSON error when the hub
-// is closed or full, 403 for an origin that is neither the request's host
-// nor allowed by Config.OriginPatterns, and the WebSocket library's own
-// answers to requests that are not WebSocket handshakes.
+// until either side closes it. Every refusal is a JSON error: 426 for a
+// request that is not a WebSocket handshake (or asks for a protocol version
+// other than 13), 400 for a malformed handshake, 503 when the hub is closed
+// or full, and 403 for an origin that is neither the request's host nor
+// allowed by Config.OriginPatterns.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Checked before admission: a request that cannot become a WebSocket
+	// never takes a slot, and is told so in JSON rather than in the
+	// library's plain text.
+	if status, msg := checkHandshake(w.Header(), r); status != 0 {
+		httperror.Write(w, status, msg)
+		return
+	}
 	if msg := h.admit(); msg != "" {
 		if msg == msgFull {
 			// A hint for clients that honour it; browsers' WebSocket API
@@ -356,6 +365,57 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.unregister(c, reason)
 	h.log.Debug("fanout: client disconnected", "remote", r.RemoteAddr, "reason", reason,
 		"cause", context.Cause(c.ctx))
+}
+
+// checkHandshake applies RFC 6455's rules for an opening handshake (section
+// 4.2.1), the same ones websocket.Accept applies, so that a refusal can be
+// answered with dynaprice's JSON error instead of the library's plain text.
+// It returns 0 for a valid handshake, otherwise the status and message, and
+// sets on h the headers that tell the client what would be accepted.
+func checkHandshake(h http.Header, r *http.Request) (int, string) {
+	if !r.ProtoAtLeast(1, 1) {
+		return http.StatusUpgradeRequired, "a WebSocket handshake needs HTTP/1.1 or later, got " + r.Proto
+	}
+	if !hasToken(r.Header, "Connection", "upgrade") || !hasToken(r.Header, "Upgrade", "websocket") {
+		h.Set("Connection", "Upgrade")
+		h.Set("Upgrade", "websocket")
+		return http.StatusUpgradeRequired, "this endpoint is a WebSocket: send Connection: Upgrade and Upgrade: websocket"
+	}
+	if r.Method != http.MethodGet {
+		h.Set("Allow", "GET")
+		return http.StatusMethodNotAllowed, "a WebSocket handshake is a GET, not " + r.Method
+	}
+	// Section 4.4: an unknown version gets 426 and the versions the server
+	// speaks; a missing one is a malformed handshake.
+	switch v := r.Header.Values("Sec-WebSocket-Version"); {
+	case len(v) == 0:
+		h.Set("Sec-WebSocket-Version", "13")
+		return http.StatusBadRequest, "missing Sec-WebSocket-Version; only version 13 is supported"
+	case len(v) > 1 || strings.TrimSpace(v[0]) != "13":
+		h.Set("Sec-WebSocket-Version", "13")
+		return http.StatusUpgradeRequired, "unsupported Sec-WebSocket-Version " + strconv.Quote(strings.Join(v, ", ")) + "; only version 13 is supported"
+	}
+	keys := r.Header.Values("Sec-WebSocket-Key")
+	if len(keys) != 1 {
+		return http.StatusBadRequest, "want exactly one Sec-WebSocket-Key header, got " + strconv.Itoa(len(keys))
+	}
+	if k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(keys[0])); err != nil || len(k) != 16 {
+		return http.StatusBadRequest, "invalid Sec-WebSocket-Key: want 16 bytes in base64"
+	}
+	return 0, ""
+}
+
+// hasToken reports whether the comma-separated header key contains token,
+// ignoring case.
+func hasToken(hdr http.Header, key, token string) bool {
+	for _, v := range hdr.Values(key) {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Refusal messages, sent as {"error": ...}.

@@ -747,20 +747,63 @@ func TestPingKeepsLiveClientsAndDropsDeadOnes(t *testing.T) {
 	wg.Wait()
 }
 
+// TestNotAWebSocket: requests that are not valid WebSocket handshakes get a
+// JSON error with the status RFC 6455 asks for, not the library's plain
+// text, and never hold a connection slot.
 func TestNotAWebSocket(t *testing.T) {
-	e := newEnv(t, Config{})
-	resp, err := http.Get(e.srv.URL + "/ws/prices")
-	if err != nil {
-		t.Fatal(err)
+	e := newEnv(t, Config{MaxClients: 1})
+	upgrade := http.Header{"Connection": {"keep-alive, Upgrade"}, "Upgrade": {"websocket"}}
+	with := func(kv ...string) http.Header {
+		h := upgrade.Clone()
+		for i := 0; i < len(kv); i += 2 {
+			h.Set(kv[i], kv[i+1])
+		}
+		return h
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusUpgradeRequired {
-		t.Fatalf("status %d, want 426", resp.StatusCode)
+	cases := []struct {
+		name   string
+		header http.Header
+		status int
+		// wantHeader is a response header the client needs to fix its
+		// request, and its value.
+		wantHeader, wantValue string
+	}{
+		{"plain GET", nil, http.StatusUpgradeRequired, "Upgrade", "websocket"},
+		{"no Upgrade header", http.Header{"Connection": {"Upgrade"}}, http.StatusUpgradeRequired, "Upgrade", "websocket"},
+		{"no version", upgrade, http.StatusBadRequest, "Sec-WebSocket-Version", "13"},
+		{"version 8", with("Sec-WebSocket-Version", "8", "Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="), http.StatusUpgradeRequired, "Sec-WebSocket-Version", "13"},
+		{"no key", with("Sec-WebSocket-Version", "13"), http.StatusBadRequest, "", ""},
+		{"short key", with("Sec-WebSocket-Version", "13", "Sec-WebSocket-Key", "c2hvcnQ="), http.StatusBadRequest, "", ""},
+	}
+	for _, c := range cases {
+		req, _ := http.NewRequest("GET", e.srv.URL+"/ws/prices", nil)
+		for k, v := range c.header {
+			req.Header[k] = v
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var body map[string]any
+		if resp.StatusCode != c.status {
+			t.Errorf("%s: status %d, want %d (%s)", c.name, resp.StatusCode, c.status, b)
+		}
+		if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+			t.Errorf("%s: Content-Type %q, want application/json", c.name, ct)
+		}
+		if err := json.Unmarshal(b, &body); err != nil || len(body) != 1 || body["error"] == "" || body["error"] == nil {
+			t.Errorf("%s: body %q, want {\"error\": \"...\"}", c.name, b)
+		}
+		if c.wantHeader != "" && resp.Header.Get(c.wantHeader) != c.wantValue {
+			t.Errorf("%s: %s: %q, want %q", c.name, c.wantHeader, resp.Header.Get(c.wantHeader), c.wantValue)
+		}
 	}
 	if n := e.hub.Clients(); n != 0 {
 		t.Fatalf("Clients() = %d", n)
 	}
-	// The refused handshake gave its slot back.
+	// None of the refusals kept the only slot.
 	e.dial(t, "", nil)
 }
 

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/dynaprice/dynaprice/internal/engine"
+	"github.com/dynaprice/dynaprice/internal/httperror"
 	"github.com/dynaprice/dynaprice/internal/ingest"
 	"github.com/dynaprice/dynaprice/internal/live"
 	"github.com/dynaprice/dynaprice/internal/pricing"
@@ -26,13 +27,16 @@ const (
 )
 
 func (a *API) healthz(w http.ResponseWriter, _ *http.Request, _ Key) error {
-	writeJSONBytes(w, http.StatusOK, []byte(`{"status":"ok"}`+"\n"))
+	writeJSONBytes(w, http.StatusOK, healthBody)
 	return nil
 }
 
 func (a *API) readyz(w http.ResponseWriter, _ *http.Request, _ Key) error {
 	if a.deps.Ready == nil || !a.deps.Ready() {
-		return errStatus(http.StatusServiceUnavailable, "not ready")
+		// Written here rather than returned: not being ready while starting
+		// or draining is expected, and every probe would log an error.
+		httperror.Write(w, http.StatusServiceUnavailable, "not ready")
+		return nil
 	}
 	writeJSONBytes(w, http.StatusOK, []byte(`{"status":"ready"}`+"\n"))
 	return nil
@@ -259,14 +263,19 @@ func (a *API) deleteOverride(w http.ResponseWriter, r *http.Request, k Key) erro
 	return writeJSON(w, http.StatusOK, map[string]any{"product_id": id, "deleted": true})
 }
 
-// parseLimit reads ?limit=N: default def, capped at max, 400 unless a
-// positive integer.
+// parseLimit reads ?limit=N: default def when absent, capped at max, 400
+// unless a positive integer. A positive integer too large for an int is a
+// large limit like any other and is capped, not refused.
 func parseLimit(r *http.Request, def, max int) (int, error) {
-	s := r.URL.Query().Get("limit")
-	if s == "" {
+	q := r.URL.Query()
+	if !q.Has("limit") {
 		return def, nil
 	}
+	s := q.Get("limit")
 	n, err := strconv.Atoi(s)
+	if errors.Is(err, strconv.ErrRange) && s[0] != '-' {
+		return max, nil
+	}
 	if err != nil || n < 1 {
 		return 0, errStatus(http.StatusBadRequest, "limit must be a positive integer, got "+strconv.Quote(s))
 	}
