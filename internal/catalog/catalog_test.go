@@ -1,8 +1,12 @@
 package catalog
 
 import (
+	"reflect"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/dynaprice/dynaprice/internal/pricing"
 )
 
 func TestDemoMatchesOriginal(t *testing.T) {
@@ -29,10 +33,31 @@ func TestParse(t *testing.T) {
 	if f, err := Parse([]byte(`[{"product_id":"A","base_price":1}]`)); err != nil || len(f.Products) != 1 {
 		t.Fatalf("array form: %+v %v", f, err)
 	}
+	// The margin floor and the strategy plans come from the file too.
+	f, err = Parse([]byte(`[{"product_id":"S","base_price":20,"unit_cost":8.5,"min_margin_pct":15,
+		"inventory":{"period_start":"2025-06-01T00:00:00Z","period_end":"2025-07-01T00:00:00.5+02:00","repeat":true,"target_sell_through":0.8},
+		"competitor":{"mode":"beat","pct":2}}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := pricing.Product{ID: "S", BasePrice: 20, UnitCost: 8.5, Guardrails: pricing.Guardrails{MinMarginPct: 15},
+		Inventory: &pricing.InventoryPlan{PeriodStart: time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC),
+			PeriodEnd: time.Date(2025, 6, 30, 22, 0, 0, 500_000_000, time.UTC), Repeat: true, TargetSellThrough: 0.8},
+		Competition: &pricing.CompetitorRule{Mode: "beat", Pct: 2}}
+	got := f.Products[0]
+	if inv := got.Inventory; inv != nil { // the same instants, in UTC
+		u := *inv
+		u.PeriodStart, u.PeriodEnd = u.PeriodStart.UTC(), u.PeriodEnd.UTC()
+		got.Inventory = &u
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("plans: got %+v %+v %+v, want %+v %+v %+v", got, got.Inventory, got.Competition, want, want.Inventory, want.Competition)
+	}
 	for in, want := range map[string]string{
 		`{"products":[]}`: "no products",
 		`{"products":[{"product_id":"A","base_price":1},{"product_id":"A","base_price":2}]}`: "twice",
 		`{"products":[{"product_id":"A","base_price":-1}]}`:                                  "base_price",
+		`{"products":[{"product_id":"A","base_price":1,"competitor":{"mode":"undercut"}}]}`:  "competitor",
 		`{"produkts":[]}`: "unknown field",
 		`nope`:            "invalid character",
 	} {

@@ -154,17 +154,13 @@ func (s *Store) buildBatch(b *engine.Batch) (labelledBatch, *int64, error) {
 		for i := range ps {
 			c.add(&ps[i])
 		}
-		// ORDER BY ord: new products get their catalog position (seq) in
-		// batch order.
-		lb.exec("products", `INSERT INTO products (id, name, base_price, strategy, floor, ceiling, max_change_pct, rounding)
-			SELECT id, name, base_price, strategy, floor, ceiling, max_change_pct, rounding
-			FROM unnest($1::text[], $2::text[], $3::float8[], $4::text[], $5::float8[], $6::float8[], $7::float8[], $8::text[])
-				WITH ORDINALITY AS t (id, name, base_price, strategy, floor, ceiling, max_change_pct, rounding, ord)
-			ORDER BY ord
+		lb.exec("products", insertProducts+`
 			ON CONFLICT (id) DO UPDATE SET name = excluded.name, base_price = excluded.base_price,
 				strategy = excluded.strategy, floor = excluded.floor, ceiling = excluded.ceiling,
-				max_change_pct = excluded.max_change_pct, rounding = excluded.rounding, updated_at = now()`,
-			c.ids, c.names, c.bases, c.strategies, c.floors, c.ceilings, c.maxChanges, c.roundings)
+				max_change_pct = excluded.max_change_pct, rounding = excluded.rounding,
+				unit_cost = excluded.unit_cost, min_margin_pct = excluded.min_margin_pct, plans = excluded.plans,
+				updated_at = now()`,
+			c.args()...)
 	}
 
 	if sts := lastOf(b.States, func(p *engine.ProductState) string { return p.ID }); len(sts) > 0 {
@@ -241,10 +237,26 @@ func lastOf[T any](xs []T, key func(*T) string) []T {
 	return out
 }
 
+// insertProducts inserts productCols' arrays (its args, in order); the
+// caller appends the ON CONFLICT clause. Commit and SeedCatalog share it so
+// that a new column cannot reach one and not the other. ORDER BY ord: new
+// products get their catalog position (seq) in the order given. A
+// product's plans travel as text, "" when it has none, which is stored as
+// NULL (see the product_plans migration).
+const insertProducts = `INSERT INTO products (id, name, base_price, strategy, floor, ceiling, max_change_pct, rounding,
+		unit_cost, min_margin_pct, plans)
+	SELECT id, name, base_price, strategy, floor, ceiling, max_change_pct, rounding,
+		unit_cost, min_margin_pct, nullif(plans, '')::jsonb
+	FROM unnest($1::text[], $2::text[], $3::float8[], $4::text[], $5::float8[], $6::float8[], $7::float8[], $8::text[],
+			$9::float8[], $10::float8[], $11::text[])
+		WITH ORDINALITY AS t (id, name, base_price, strategy, floor, ceiling, max_change_pct, rounding,
+			unit_cost, min_margin_pct, plans, ord)
+	ORDER BY ord`
+
 // productCols are products as column arrays, for unnest.
 type productCols struct {
-	ids, names, strategies, roundings   []string
-	bases, floors, ceilings, maxChanges []float64
+	ids, names, strategies, roundings, plans               []string
+	bases, floors, ceilings, maxChanges, costs, minMargins []float64
 }
 
 func (c *productCols) add(p *pricing.Product) {
@@ -252,6 +264,14 @@ func (c *productCols) add(p *pricing.Product) {
 	c.strategies, c.roundings = append(c.strategies, p.Strategy), append(c.roundings, p.Rounding)
 	c.bases, c.floors = append(c.bases, p.BasePrice), append(c.floors, p.Floor)
 	c.ceilings, c.maxChanges = append(c.ceilings, p.Ceiling), append(c.maxChanges, p.MaxChangePct)
+	c.costs, c.minMargins = append(c.costs, p.UnitCost), append(c.minMargins, p.MinMarginPct)
+	c.plans = append(c.plans, p.PlansJSON())
+}
+
+// args returns the arrays in insertProducts' parameter order.
+func (c *productCols) args() []any {
+	return []any{c.ids, c.names, c.bases, c.strategies, c.floors, c.ceilings, c.maxChanges, c.roundings,
+		c.costs, c.minMargins, c.plans}
 }
 
 // overrideOp is one override change: set (set != nil) or end.

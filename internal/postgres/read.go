@@ -117,17 +117,33 @@ type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
+// productSelect lists the products columns in productDest's order, for
+// queries that alias products as p. plans comes back as text, "" when NULL.
+const productSelect = `p.id, p.name, p.base_price, p.strategy, p.floor, p.ceiling, p.max_change_pct, p.rounding,
+	p.unit_cost, p.min_margin_pct, coalesce(p.plans::text, '')`
+
+// productDest returns the scan destinations for productSelect's columns
+// into p and plans, which the caller then decodes with p.SetPlansJSON.
+func productDest(p *pricing.Product, plans *string) []any {
+	return []any{&p.ID, &p.Name, &p.BasePrice, &p.Strategy, &p.Floor, &p.Ceiling, &p.MaxChangePct, &p.Rounding,
+		&p.UnitCost, &p.MinMarginPct, plans}
+}
+
 // queryProducts returns the catalog in insertion order.
 func queryProducts(ctx context.Context, q querier) ([]pricing.Product, error) {
 	var p pricing.Product
+	var plans string
 	var out []pricing.Product
-	rows, _ := q.Query(ctx, `SELECT id, name, base_price, strategy, floor, ceiling, max_change_pct, rounding
-		FROM products ORDER BY seq`)
-	_, err := pgx.ForEachRow(rows, []any{&p.ID, &p.Name, &p.BasePrice, &p.Strategy, &p.Floor, &p.Ceiling, &p.MaxChangePct, &p.Rounding},
-		func() error {
-			out = append(out, p)
-			return nil
-		})
+	rows, _ := q.Query(ctx, "SELECT "+productSelect+" FROM products p ORDER BY p.seq")
+	_, err := pgx.ForEachRow(rows, productDest(&p, &plans), func() error {
+		// SetPlansJSON gives every product plans of its own, although p is
+		// reused for each row.
+		if err := p.SetPlansJSON(plans); err != nil {
+			return err
+		}
+		out = append(out, p)
+		return nil
+	})
 	return out, err
 }
 
@@ -208,14 +224,18 @@ func (db *DB) Products(ctx context.Context) ([]pricing.Product, error) {
 // it. ok is false when there is no such product.
 func (db *DB) Product(ctx context.Context, id string) (p pricing.Product, st pricing.State, ok bool, err error) {
 	var blob []byte
-	err = db.pool.QueryRow(ctx, `SELECT p.id, p.name, p.base_price, p.strategy, p.floor, p.ceiling, p.max_change_pct, p.rounding, s.state
+	var plans string
+	err = db.pool.QueryRow(ctx, "SELECT "+productSelect+`, s.state
 		FROM products p LEFT JOIN product_state s ON s.product_id = p.id WHERE p.id = $1`, id).
-		Scan(&p.ID, &p.Name, &p.BasePrice, &p.Strategy, &p.Floor, &p.Ceiling, &p.MaxChangePct, &p.Rounding, &blob)
+		Scan(append(productDest(&p, &plans), &blob)...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return pricing.Product{}, pricing.State{}, false, nil
 	}
 	if err != nil {
 		return pricing.Product{}, pricing.State{}, false, fmt.Errorf("postgres: product %q: %w", id, err)
+	}
+	if err := p.SetPlansJSON(plans); err != nil {
+		return pricing.Product{}, pricing.State{}, false, fmt.Errorf("postgres: %w", err)
 	}
 	if blob != nil {
 		if err := json.Unmarshal(blob, &st); err != nil {

@@ -39,13 +39,7 @@ func (db *DB) SeedCatalog(ctx context.Context, ps []pricing.Product, defaultStra
 		for i := range ps {
 			c.add(&ps[i])
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO products (id, name, base_price, strategy, floor, ceiling, max_change_pct, rounding)
-			SELECT id, name, base_price, strategy, floor, ceiling, max_change_pct, rounding
-			FROM unnest($1::text[], $2::text[], $3::float8[], $4::text[], $5::float8[], $6::float8[], $7::float8[], $8::text[])
-				WITH ORDINALITY AS t (id, name, base_price, strategy, floor, ceiling, max_change_pct, rounding, ord)
-			ORDER BY ord
-			ON CONFLICT (id) DO NOTHING`,
-			c.ids, c.names, c.bases, c.strategies, c.floors, c.ceilings, c.maxChanges, c.roundings); err != nil {
+		if _, err := tx.Exec(ctx, insertProducts+" ON CONFLICT (id) DO NOTHING", c.args()...); err != nil {
 			return fmt.Errorf("products: %w", err)
 		}
 		if defaultStrategy != "" {

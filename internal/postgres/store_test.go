@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -127,9 +128,15 @@ func TestStore(t *testing.T) {
 	})
 }
 
+// product returns a product with every field set, so that the reads the
+// conformance suite does not cover (Products, Product) and SeedCatalog are
+// checked for every column too.
 func product(id string) pricing.Product {
-	return pricing.Product{ID: id, Name: "Product " + id, BasePrice: 10, Strategy: "decay",
-		Guardrails: pricing.Guardrails{Floor: 5, Ceiling: 20, MaxChangePct: 10, Rounding: ".99"}}
+	return pricing.Product{ID: id, Name: "Product " + id, BasePrice: 10, Strategy: "decay", UnitCost: 4.5,
+		Guardrails: pricing.Guardrails{Floor: 5, Ceiling: 20, MaxChangePct: 10, Rounding: ".99", MinMarginPct: 12.5},
+		Inventory: &pricing.InventoryPlan{PeriodStart: time.Date(2025, 6, 1, 0, 0, 0, 1, time.UTC),
+			PeriodEnd: time.Date(2025, 7, 1, 0, 0, 0, 999_999_999, time.UTC), TargetSellThrough: 0.9},
+		Competition: &pricing.CompetitorRule{Mode: "match"}}
 }
 
 func mustLoad(t *testing.T, s *Store) engine.Snapshot {
@@ -431,7 +438,7 @@ func TestSeedCatalog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(got, ps) {
+	if !reflect.DeepEqual(got, ps) {
 		t.Errorf("Products = %+v, want %+v", got, ps)
 	}
 	settings, err := db.Settings(ctx)
@@ -471,22 +478,27 @@ func TestProductRead(t *testing.T) {
 	st := pricing.State{Price: 12.34, Source: pricing.SourceOverride, Version: 1<<63 + 5, ChangedAt: 1_750_000_000_123_456_789,
 		Demand: pricing.Demand{Total: 1e-7, Decayed: 0.1 + 0.2}}
 	mustCommit(t, db.Store(0, nil), &engine.Batch{
-		Products: []pricing.Product{product("a"), product("b"), product("a")}, // a twice: the last wins
+		// a twice: the last wins; c has no plans (a NULL plans column).
+		Products: []pricing.Product{product("a"), product("b"), product("a"), {ID: "c", BasePrice: 1}},
 		States:   []engine.ProductState{{ID: "a", State: pricing.State{Price: 1}}, {ID: "a", State: st}},
 	})
 	p, got, ok, err := db.Product(ctx, "a")
-	if err != nil || !ok || p != product("a") || got != st {
+	if err != nil || !ok || !reflect.DeepEqual(p, product("a")) || got != st {
 		t.Errorf("Product(a) = %+v, %+v, %v, %v; want %+v, %+v", p, got, ok, err, product("a"), st)
 	}
 	p, got, ok, err = db.Product(ctx, "b")
-	if err != nil || !ok || p != product("b") || got != (pricing.State{}) {
+	if err != nil || !ok || !reflect.DeepEqual(p, product("b")) || got != (pricing.State{}) {
 		t.Errorf("Product(b) = %+v, %+v, %v, %v; want it with a zero state", p, got, ok, err)
+	}
+	p, _, ok, err = db.Product(ctx, "c")
+	if err != nil || !ok || !reflect.DeepEqual(p, pricing.Product{ID: "c", BasePrice: 1}) {
+		t.Errorf("Product(c) = %+v, %v, %v; want it without plans", p, ok, err)
 	}
 	if _, _, ok, err := db.Product(ctx, "nope"); ok || err != nil {
 		t.Errorf("Product(nope) = %v, %v; want not found", ok, err)
 	}
-	if ps, err := db.Products(ctx); err != nil || !slices.Equal(ids(ps), []string{"a", "b"}) {
-		t.Errorf("Products = %v, %v; want [a b]", ids(ps), err)
+	if ps, err := db.Products(ctx); err != nil || !slices.Equal(ids(ps), []string{"a", "b", "c"}) {
+		t.Errorf("Products = %v, %v; want [a b c]", ids(ps), err)
 	}
 }
 

@@ -31,10 +31,16 @@ func (s *Store) load(ctx context.Context) (engine.Snapshot, error) {
 
 	// Catalog order is insertion order: the rowid of a products row is
 	// assigned when it is first inserted and kept by later updates.
-	err = query(ctx, tx, `SELECT id, name, base_price, strategy, floor, ceiling, max_change_pct, rounding
+	err = query(ctx, tx, `SELECT id, name, base_price, strategy, floor, ceiling, max_change_pct, rounding,
+			unit_cost, min_margin_pct, plans
 		FROM products ORDER BY rowid`, nil, func(r *sql.Rows) error {
 		var p pricing.Product
-		if err := r.Scan(&p.ID, &p.Name, &p.BasePrice, &p.Strategy, &p.Floor, &p.Ceiling, &p.MaxChangePct, &p.Rounding); err != nil {
+		var plans string
+		if err := r.Scan(&p.ID, &p.Name, &p.BasePrice, &p.Strategy, &p.Floor, &p.Ceiling, &p.MaxChangePct, &p.Rounding,
+			&p.UnitCost, &p.MinMarginPct, &plans); err != nil {
+			return err
+		}
+		if err := p.SetPlansJSON(plans); err != nil {
 			return err
 		}
 		snap.Products = append(snap.Products, p)

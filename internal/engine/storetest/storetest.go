@@ -22,6 +22,7 @@ package storetest
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"slices"
@@ -189,12 +190,54 @@ func normalize(v any) any {
 	return v
 }
 
-// product returns a catalog entry with every field set.
+// product returns a catalog entry with every field set. The plan's times
+// have nanoseconds and a zone other than UTC, which a store that keeps
+// them as timestamps with less precision, or as UTC, would not return
+// exactly; compare products with productsEqual, which ignores only the
+// zone (an instant's zone changes no price).
 func product(id string) pricing.Product {
+	cest := time.FixedZone("CEST", 2*60*60)
 	return pricing.Product{
 		ID: id, Name: "Product " + id + " – «ünïcode» \"quoted\"", BasePrice: 19.99, Strategy: "decay",
-		Guardrails: pricing.Guardrails{Floor: 9.5, Ceiling: 49.75, MaxChangePct: 12.5, Rounding: ".99"},
+		UnitCost: 7.123456789,
+		Guardrails: pricing.Guardrails{Floor: 9.5, Ceiling: 49.75, MaxChangePct: 12.5, Rounding: ".99",
+			MinMarginPct: 0.1 + 0.2},
+		Inventory: &pricing.InventoryPlan{
+			PeriodStart:       time.Date(2025, 6, 15, 8, 30, 0, 123_456_789, cest),
+			PeriodEnd:         time.Date(2025, 7, 15, 8, 30, 0, 987_654_321, cest),
+			Repeat:            true,
+			TargetSellThrough: 0.85,
+		},
+		Competition: &pricing.CompetitorRule{Mode: "beat", Pct: 2.5, Amount: 0.01},
 	}
+}
+
+// productsEqual fails the test unless got and want hold the same products
+// in the same order, field by field and plan by plan, with plan times
+// compared as instants.
+// A difference is shown as JSON, which shows the plans rather than the
+// pointers to them.
+func productsEqual(t *testing.T, what string, got, want []pricing.Product) {
+	t.Helper()
+	g, w := utcPlans(got), utcPlans(want)
+	if !reflect.DeepEqual(normalize(g), normalize(w)) {
+		gj, _ := json.Marshal(g)
+		wj, _ := json.Marshal(w)
+		t.Errorf("%s:\n got: %s\nwant: %s", what, gj, wj)
+	}
+}
+
+// utcPlans returns ps with copies of their plans whose times are in UTC.
+func utcPlans(ps []pricing.Product) []pricing.Product {
+	out := slices.Clone(ps)
+	for i := range out {
+		if inv := out[i].Inventory; inv != nil {
+			c := *inv
+			c.PeriodStart, c.PeriodEnd = c.PeriodStart.UTC(), c.PeriodEnd.UTC()
+			out[i].Inventory = &c
+		}
+	}
+	return out
 }
 
 // state returns a pricing state with every field set, varied by n.
@@ -216,6 +259,11 @@ func state(n int) pricing.State {
 		// 2^63 that must not pass through a float.
 		Learn: &pricing.Learning{Arm: n % 3, Views: []float64{12, 0.1 + 0.2, f}, Buys: []float64{3, 0, 1e-9 * f},
 			Redraw: n%2 == 1, Rand: 0xfedcba9876543210 + uint64(n)},
+		Market: &pricing.Market{Stock: 41.5 + f, StockKnown: true, Period: base - 86_400_000_000_000 + int64(n),
+			Opening: 120 + f, Views: 0.1 + 0.2 + f, Quotes: []pricing.Quote{
+				{Competitor: "rival – «ü»", Price: 18.49 + f, At: base - 3_600_000_000_123},
+				{Competitor: "other", Price: 1e-3, At: base + int64(n)},
+			}},
 	}
 	for i := range st.Low.Day {
 		st.Low.Day[i] = int32(20_000 + i + n)
@@ -268,7 +316,7 @@ func (s *suite) roundTrip(t *testing.T) {
 		slices.SortFunc(got, func(a, b pricing.Product) int { return strings.Compare(a.ID, b.ID) })
 		want := slices.Clone(products)
 		slices.SortFunc(want, func(a, b pricing.Product) int { return strings.Compare(a.ID, b.ID) })
-		equal(t, when+": products", got, want)
+		productsEqual(t, when+": products", got, want)
 		if len(snap.States) != len(states) {
 			t.Errorf("%s: %d states, want %d", when, len(snap.States), len(states))
 		}
@@ -313,20 +361,26 @@ func (s *suite) cursor(t *testing.T) {
 	equal(t, "cursor after a failed commit", load(t, st).Cursor, `{"p":3,"o":42}`)
 }
 
+// productUpdate checks that an update replaces every field: one that is
+// cleared (sku-1 loses its cost, margin and both plans) is gone, and one
+// that is set appears (sku-3 gains a competitor rule and only that).
 func (s *suite) productUpdate(t *testing.T) {
 	name := storeName(t, "")
 	st, closeStore := s.openStore(t, name)
 	p := product("sku-1")
-	commit(t, st, &engine.Batch{Products: []pricing.Product{p, product("sku-2")}})
+	q := pricing.Product{ID: "sku-3", BasePrice: 3}
+	commit(t, st, &engine.Batch{Products: []pricing.Product{p, product("sku-2"), q}})
 	p.Name, p.BasePrice, p.Strategy, p.Guardrails = "", 5.25, "", pricing.Guardrails{Rounding: "whole"}
-	commit(t, st, &engine.Batch{Products: []pricing.Product{p}, Settings: map[string]string{"k": "v2"}})
+	p.UnitCost, p.Inventory, p.Competition = 0, nil, nil
+	q.Competition = &pricing.CompetitorRule{Mode: "above", Amount: 1.5}
+	commit(t, st, &engine.Batch{Products: []pricing.Product{p, q}, Settings: map[string]string{"k": "v2"}})
 	commit(t, st, &engine.Batch{Settings: map[string]string{"k": "v3", "other": "x"}})
 	closeStore()
 	st, _ = s.openStore(t, name)
 	snap := load(t, st)
 	got := slices.Clone(snap.Products)
 	slices.SortFunc(got, func(a, b pricing.Product) int { return strings.Compare(a.ID, b.ID) })
-	equal(t, "products after update", got, []pricing.Product{p, product("sku-2")})
+	productsEqual(t, "products after update", got, []pricing.Product{p, product("sku-2"), q})
 	equal(t, "settings after update", snap.Settings, map[string]string{"k": "v3", "other": "x"})
 }
 
