@@ -26,7 +26,7 @@ func runSimulate(ctx context.Context, args []string, getenv Env, stdout, stderr 
 	var noFloor bool
 	fs := flag.NewFlagSet("dynaprice simulate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&strategies, "strategies", "static,seed,decay,thompson", "strategies to compare, comma separated (the clairvoyant oracle is always added)")
+	fs.StringVar(&strategies, "strategies", "static,seed,decay,inventory,thompson", "strategies to compare, comma separated (the clairvoyant oracle is always added)")
 	fs.StringVar(&jsonOut, "json", "", "also write the results as JSON to this file")
 	fs.StringVar(&csvOut, "csv", "", "also write the results as CSV to this file")
 	fs.StringVar(&svgDir, "svg", "", "also draw charts into this directory: revenue.svg, regret.svg, price.svg")

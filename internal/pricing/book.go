@@ -129,9 +129,9 @@ func (c Config) strategies() map[string]Strategy {
 		return c.Strategies
 	}
 	return map[string]Strategy{
-		"seed":     Seed{K: 5},
-		"decay":    Decay{K: 5, HalfLife: c.HalfLife},
-		"thompson":   Thompson{Ladder: DefaultLadder()},
+		"seed":       Seed{K: 5},
+		"decay":      Decay{K: 5, HalfLife: c.HalfLife},
+		"thompson":   DefaultThompson(),
 		"inventory":  DefaultInventory(),
 		"competitor": DefaultCompetitor(),
 	}

@@ -20,9 +20,9 @@ type Explanation struct {
 	Learning []RungInfo `json:"learning,omitempty"`
 	// Market is the stock and competitor prices the engine knows of.
 	Market    *MarketInfo `json:"market,omitempty"`
-	Lowest30  float64    `json:"lowest_30d"`
-	Version   uint64     `json:"version"`
-	UpdatedAt time.Time  `json:"updated_at"`
+	Lowest30  float64     `json:"lowest_30d"`
+	Version   uint64      `json:"version"`
+	UpdatedAt time.Time   `json:"updated_at"`
 }
 
 // RungInfo is one price a learning strategy tries and what it learned.
@@ -54,7 +54,8 @@ type SellingInfo struct {
 	Keep        float64   `json:"keep"`
 	ToSell      float64   `json:"to_sell"`
 	OnPlan      float64   `json:"to_sell_on_plan"`
-	Views       float64   `json:"views"`
+	// ViewsPerHour is the product's traffic since its stock is known.
+	ViewsPerHour float64 `json:"views_per_hour"`
 	// Multiplier is what the inventory strategy applies to the base
 	// price (1 for other strategies).
 	Multiplier float64 `json:"multiplier"`
@@ -152,7 +153,7 @@ func (b *Book) explainMarket(i int, m *Market) *MarketInfo {
 			mult = inv.Multiplier(sell, now)
 		}
 		info.Selling = &SellingInfo{PeriodStart: time.Unix(0, sell.Start).UTC(), PeriodEnd: time.Unix(0, sell.End).UTC(),
-			Opening: sell.Opening, Keep: sell.Keep, ToSell: sell.ToSell(), OnPlan: sell.OnPlan(now), Views: sell.Views,
+			Opening: sell.Opening, Keep: sell.Keep, ToSell: sell.ToSell(), OnPlan: sell.OnPlan(now), ViewsPerHour: round2(sell.ViewRate * float64(time.Hour)),
 			Multiplier: mult}
 	}
 	for _, q := range m.Quotes {

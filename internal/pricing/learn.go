@@ -34,6 +34,9 @@ type Learning struct {
 	Redraw bool `json:"redraw"`
 	// Rand is the state of the product's random generator (splitmix64).
 	Rand uint64 `json:"rand"`
+	// Fit is the pooled demand model's last fit (level, slope), the
+	// starting point of the next.
+	Fit []float64 `json:"fit,omitempty"`
 }
 
 // clone returns a deep copy, so that a State copied out of the Book (to be
@@ -45,6 +48,7 @@ func (l *Learning) clone() *Learning {
 	c := *l
 	c.Views = append([]float64(nil), l.Views...)
 	c.Buys = append([]float64(nil), l.Buys...)
+	c.Fit = append([]float64(nil), l.Fit...)
 	return &c
 }
 
@@ -72,14 +76,18 @@ func (l *Learning) clone() *Learning {
 type Thompson struct {
 	// Ladder holds the price multipliers of the base price, ascending.
 	Ladder []float64
+	// Pool is how many views' worth of weight each rung's prior gets from
+	// the demand model fitted to all rungs (0: independent rungs, each
+	// prior centred on the product's overall conversion).
+	Pool float64
 }
 
 // DefaultLadder spans half to three times the base price in steps of about
 // 18%, with the base price itself on it.
 func DefaultLadder() []float64 {
-	l := make([]float64, 0, 12)
-	for k := -4; k <= 7; k++ {
-		l = append(l, math.Round(math.Pow(1.18, float64(k))*1000)/1000)
+	l := make([]float64, 0, 22)
+	for k := -8; k <= 13; k++ {
+		l = append(l, math.Round(math.Pow(1.09, float64(k))*1000)/1000)
 	}
 	return l
 }
@@ -89,7 +97,6 @@ const priorViews = 2
 
 // Name implements Strategy.
 func (Thompson) Name() string { return "thompson" }
-
 
 func (s Thompson) init(l *Learning) {
 	if len(l.Views) != len(s.Ladder) {
@@ -113,6 +120,97 @@ func (s Thompson) nearest(mult float64) int {
 	return best
 }
 
+// Prior of the pooled demand model: purchase probability per view
+// σ(a − b·x) at x times the base price. b, the slope, starts at 2 (an
+// elasticity of about 2 at the base price, typical of retail) with a wide
+// spread; a is centred so the model starts at the product's conversion.
+const (
+	priorSlope    = 2.0
+	priorSlopeVar = 4.0
+	priorLevelVar = 4.0
+)
+
+// draw draws a purchase probability per rung from the posterior.
+//
+// Without Pool every rung is its own Beta-Bernoulli arm. With Pool the
+// rungs share what they teach through a logistic demand model fitted to
+// all of them (a maximum a posteriori fit by Newton's method, warm-started
+// from the last one, with its Laplace approximation): a draw of the model
+// gives each rung a prior mean, worth Pool views, which the rung's own
+// views and purchases then update. One purchase at a price thus says
+// something about every price, so far fewer views go to exploring, while
+// a rung shown often enough follows its own data even where the model's
+// shape is wrong.
+func (s Thompson) draw(l *Learning, theta []float64) {
+	var views, buys float64
+	for k := range s.Ladder {
+		views, buys = views+l.Views[k], buys+l.Buys[k]
+	}
+	mean := (buys + 1) / (views + 2)
+	if s.Pool <= 0 {
+		// The prior of every rung is centred on the product's conversion
+		// over all rungs so far, worth priorViews views: an untried rung
+		// is expected to sell like the product does, not at a coin flip,
+		// which would make the dearest rungs look best until each had
+		// been shown many times.
+		a0, b0 := priorViews*mean, priorViews*(1-mean)
+		for k := range s.Ladder {
+			theta[k] = l.beta(a0+l.Buys[k], b0+l.Views[k]-l.Buys[k])
+		}
+		return
+	}
+	a0 := math.Log(mean/(1-mean)) + priorSlope
+	if len(l.Fit) != 2 {
+		l.Fit = []float64{a0, priorSlope}
+	}
+	a, b := l.Fit[0], l.Fit[1]
+	var haa, hab, hbb float64
+	for range 4 {
+		ga, gb := (a-a0)/priorLevelVar, (b-priorSlope)/priorSlopeVar
+		haa, hab, hbb = 1/priorLevelVar, 0, 1/priorSlopeVar
+		for k, x := range s.Ladder {
+			n := l.Views[k]
+			if n == 0 {
+				continue
+			}
+			p := sigmoid(a - b*x)
+			r := n*p - math.Min(l.Buys[k], n)
+			ga += r
+			gb -= x * r
+			w := n * p * (1 - p)
+			haa += w
+			hab -= x * w
+			hbb += x * x * w
+		}
+		det := haa*hbb - hab*hab
+		da, db := (hbb*ga-hab*gb)/det, (haa*gb-hab*ga)/det
+		// Newton's method on a logistic likelihood can overshoot far
+		// from the optimum; a bounded step keeps it on the way there.
+		if step := math.Abs(da) + math.Abs(db); step > 1 {
+			da, db = da/step, db/step
+		}
+		a, b = a-da, b-db
+		if math.Abs(da)+math.Abs(db) < 1e-6 {
+			break
+		}
+	}
+	l.Fit[0], l.Fit[1] = a, b
+	// A draw from N((a, b), H⁻¹) through the Cholesky factor of H⁻¹.
+	det := haa*hbb - hab*hab
+	caa, cab, cbb := hbb/det, -hab/det, haa/det
+	la := math.Sqrt(caa)
+	lb := cab / la
+	lc := math.Sqrt(math.Max(cbb-lb*lb, 0))
+	z1, z2 := l.normal(), l.normal()
+	da, db := a+la*z1, b+lb*z1+lc*z2
+	for k, x := range s.Ladder {
+		mu := math.Min(1-1e-6, math.Max(1e-6, sigmoid(da-db*x)))
+		theta[k] = l.beta(s.Pool*mu+l.Buys[k], s.Pool*(1-mu)+math.Max(0, l.Views[k]-l.Buys[k]))
+	}
+}
+
+func sigmoid(z float64) float64 { return 1 / (1 + math.Exp(-z)) }
+
 // Observe implements Learner.
 func (s Thompson) Observe(l *Learning, base float64, t EventType, qty int32, shown float64) {
 	s.init(l)
@@ -134,9 +232,8 @@ func (s Thompson) Observe(l *Learning, base float64, t EventType, qty int32, sho
 	}
 }
 
-// minPlanViews is how many views of a period Thompson waits for before
-// it trusts its estimate of the period's traffic for the inventory
-// constraint.
+// minPlanViews is how many views Thompson waits for before it trusts its
+// estimate of the product's traffic for the inventory constraint.
 const minPlanViews = 20
 
 // Price implements Strategy: on the view after a redraw it draws the rung
@@ -149,21 +246,8 @@ func (s Thompson) Price(in Input) (float64, float64) {
 	s.init(l)
 	if l.Redraw {
 		l.Redraw = false
-		// The prior of every rung is centred on the product's conversion
-		// over all rungs so far, worth priorViews views: an untried rung
-		// is expected to sell like the product does, not at a coin flip,
-		// which would make the dearest rungs look best until each had
-		// been shown many times.
-		var views, buys float64
-		for k := range s.Ladder {
-			views, buys = views+l.Views[k], buys+l.Buys[k]
-		}
-		mean := (buys + 1) / (views + 2)
-		a0, b0 := priorViews*mean, priorViews*(1-mean)
 		var theta [maxRungs]float64
-		for k := range s.Ladder {
-			theta[k] = l.beta(a0+l.Buys[k], b0+l.Views[k]-l.Buys[k])
-		}
+		s.draw(l, theta[:len(s.Ladder)])
 		l.Arm = s.decide(theta[:len(s.Ladder)], l, in)
 	}
 	return base * s.Ladder[l.Arm], in.State.Demand.Total
@@ -191,12 +275,12 @@ func (s Thompson) decide(theta []float64, l *Learning, in Input) int {
 	if toSell <= 0 {
 		return top // the plan's target is reached: ration what is left
 	}
-	elapsed, left := float64(in.Now-sell.Start), float64(sell.End-in.Now)
-	if sell.Views < minPlanViews || elapsed <= 0 || left <= 0 {
+	left := float64(sell.End - in.Now)
+	if sell.Views < minPlanViews || sell.ViewRate <= 0 || left <= 0 {
 		return best
 	}
 	// c: the units per view the stock allows for the rest of the period.
-	c := toSell / (sell.Views / elapsed * left)
+	c := toSell / (sell.ViewRate * left)
 	if theta[best] <= c {
 		return best // the unconstrained choice fits the stock
 	}
@@ -277,3 +361,11 @@ func (l *Learning) beta(a, b float64) float64 {
 	x := l.gamma(a)
 	return x / (x + l.gamma(b))
 }
+
+// DefaultThompson is the thompson strategy as shipped: the default ladder,
+// rungs pooled through the demand model.
+func DefaultThompson() Thompson { return Thompson{Ladder: DefaultLadder(), Pool: thompsonPool} }
+
+// thompsonPool is the default Pool, chosen on the shipped scenarios
+// (docs/SIMULATE.md).
+const thompsonPool = 30

@@ -17,13 +17,15 @@ type Market struct {
 	// Stock is the units on hand, when StockKnown.
 	Stock      float64 `json:"stock"`
 	StockKnown bool    `json:"stock_known,omitempty"`
-	// Period is the start (unix ns) of the selling period that Opening and
-	// Views belong to.
+	// Period is the start (unix ns) of the selling period that Opening
+	// belongs to.
 	Period int64 `json:"period,omitempty"`
 	// Opening is the stock the period started with plus its restocks.
 	Opening float64 `json:"opening,omitempty"`
-	// Views counts the product's views in the period.
+	// Views counts the product's views since Since, when its stock first
+	// became known: the traffic the stock is planned against.
 	Views float64 `json:"views,omitempty"`
+	Since int64   `json:"since,omitempty"`
 	// Quotes are the latest price of each competitor, at most MaxQuotes.
 	Quotes []Quote `json:"quotes,omitempty"`
 }
@@ -154,7 +156,10 @@ type Selling struct {
 	Opening    float64
 	// Keep is what the plan means to have left at End.
 	Keep float64
-	// Views in the period so far.
+	// ViewRate is the product's views per nanosecond since its stock is
+	// known (0 before there are any).
+	ViewRate float64
+	// Views is how many views that rate rests on.
 	Views float64
 }
 
@@ -185,12 +190,16 @@ func (b *Book) selling(i int, now int64) Selling {
 	if !ok {
 		return Selling{}
 	}
-	opening, views := m.Opening, m.Views
+	opening := m.Opening
 	if m.Period != start {
-		opening, views = m.Stock, 0
+		opening = m.Stock
+	}
+	var rate float64
+	if now > m.Since {
+		rate = m.Views / float64(now-m.Since)
 	}
 	return Selling{Active: true, Start: start, End: end, Stock: m.Stock, Opening: opening,
-		Keep: opening * (1 - p.target()), Views: views}
+		Keep: opening * (1 - p.target()), ViewRate: rate, Views: m.Views}
 }
 
 // roll moves product i's market state into the selling period that
@@ -198,7 +207,7 @@ func (b *Book) selling(i int, now int64) Selling {
 func (b *Book) roll(i int, now int64) {
 	m := b.states[i].Market
 	if s := b.selling(i, now); s.Active && m.Period != s.Start {
-		m.Period, m.Opening, m.Views = s.Start, s.Opening, s.Views
+		m.Period, m.Opening = s.Start, s.Opening
 	}
 }
 
@@ -217,7 +226,7 @@ func (b *Book) market(i int) *Market {
 func (b *Book) SetStock(i int, level float64, now int64) bool {
 	m := b.market(i)
 	if !m.StockKnown {
-		m.Stock, m.StockKnown = level, true
+		m.Stock, m.StockKnown, m.Since = level, true, now
 		b.roll(i, now)
 		m.Opening = level
 	} else {

@@ -141,7 +141,7 @@ func TestStockFollowsEventsAndPeriods(t *testing.T) {
 	}
 	// The next period opens with what is on hand.
 	b.SetStock(0, 10, s0+50*hour)
-	if m.Period != s0+48*hour || m.Opening != 10 || m.Views != 0 {
+	if m.Period != s0+48*hour || m.Opening != 10 || m.Views != 1 || m.Since != s0 {
 		t.Fatalf("second period: %+v", m)
 	}
 	// The state round-trips through JSON (it is what the stores keep).
@@ -208,7 +208,7 @@ func TestThompsonRationsScarceStock(t *testing.T) {
 	theta := []float64{0.5, 0.3, 0.1} // revenue per view 0.5, 0.6, 0.3
 	in := func(toSell, views float64) Input {
 		return Input{Now: s0 + 10*hour, Selling: Selling{Active: true, Start: s0, End: s0 + 20*hour,
-			Stock: toSell, Opening: 100, Views: views}}
+			Stock: toSell, Opening: 100, Views: views, ViewRate: views / float64(10*hour)}}
 	}
 	if got := th.decide(theta, l, Input{}); got != 1 {
 		t.Fatalf("no plan: rung %d, want 1 (best revenue per view)", got)

@@ -101,7 +101,8 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 	}
 	strategies := map[string]pricing.Strategy{
 		"seed": pricing.Seed{K: 5}, "decay": pricing.Decay{K: 5, HalfLife: pc.HalfLife}, Static: staticStrategy{},
-		"thompson": pricing.Thompson{Ladder: pricing.DefaultLadder()},
+		"thompson": pricing.DefaultThompson(), "inventory": pricing.DefaultInventory(),
+		"competitor": pricing.DefaultCompetitor(),
 	}
 	for n, s := range pc.Strategies {
 		strategies[n] = s
@@ -168,8 +169,9 @@ func runOne(ctx context.Context, cfg Config, pc pricing.Config, name string) (Re
 			pp.BasePrice = math.Round(best*100) / 100
 		}
 		if cfg.MarginFloor && p.Cost > 0 {
-			pp.Floor = p.Cost
+			pp.UnitCost = p.Cost
 		}
+		pp.Inventory = plan(cfg.Scenario, p.Stock)
 		products[i] = pp
 	}
 	now := cfg.Scenario.Start.UnixNano()
@@ -182,7 +184,15 @@ func runOne(ctx context.Context, cfg Config, pc pricing.Config, name string) (Re
 	}
 	r := Result{Strategy: name}
 	var sh market.Shopper
-	evs := make([]ingest.Event, 0, 3)
+	evs := make([]ingest.Event, 0, 4)
+	// known is the stock level the engine was last told of, less the
+	// purchases it has seen since (-1: not told yet). The shop reports its
+	// stock when it changes other than by a sale: at the start and on
+	// every restock.
+	known := make([]int64, len(products))
+	for i := range known {
+		known[i] = -1
+	}
 	var res engine.SubmitResult
 	var volSum float64
 	lastProgress := time.Now()
@@ -211,13 +221,20 @@ func runOne(ctx context.Context, cfg Config, pc pricing.Config, name string) (Re
 			}
 		}
 		i := sh.Product
+		t := sh.At.UnixNano()
+		id := products[i].ID
+		if !m.Products[i].Stock.Unlimited {
+			if level := min(m.Stock.Level(i, sh.At), ingest.MaxStock); level != known[i] {
+				known[i] = level
+				evs = append(evs[:0], ingest.Event{Type: pricing.Stock, ProductID: id, Timestamp: t, Quantity: int32(level)})
+				mach.ApplyEvents(evs, t, &res)
+			}
+		}
 		price := mach.PriceAt(i)
 		out := m.Visit(&sh, price)
 		if out.StockOut {
 			r.StockOuts++
 		}
-		t := sh.At.UnixNano()
-		id := products[i].ID
 		// Events say which price the shopper saw, as a shop's do.
 		evs = append(evs[:0], ingest.Event{Type: pricing.View, ProductID: id, Timestamp: t, Price: price, Quantity: 1})
 		if out.Stage >= pricing.Cart {
@@ -226,6 +243,7 @@ func runOne(ctx context.Context, cfg Config, pc pricing.Config, name string) (Re
 		if out.Stage == pricing.Purchase {
 			evs = append(evs, ingest.Event{Type: pricing.Purchase, ProductID: id, Timestamp: t, Price: price, Quantity: 1})
 			r.Units++
+			known[i]--
 			r.Revenue += price
 			r.Margin += price - m.Products[i].Cost
 		}
@@ -242,6 +260,20 @@ func runOne(ctx context.Context, cfg Config, pc pricing.Config, name string) (Re
 	r.Revenue, r.Margin = math.Round(r.Revenue*100)/100, math.Round(r.Margin*100)/100
 	r.Elapsed = time.Since(start)
 	return r, nil
+}
+
+// plan is the selling plan a shop with this stock policy would give the
+// engine: sell what is on hand by the next restock (or by the end of the
+// horizon), period after period. Unlimited stock has no plan.
+func plan(sc *market.Scenario, st market.StockSpec) *pricing.InventoryPlan {
+	if st.Unlimited {
+		return nil
+	}
+	period := sc.Horizon.Duration
+	if st.RestockEvery.Duration > 0 {
+		period = st.RestockEvery.Duration
+	}
+	return &pricing.InventoryPlan{PeriodStart: sc.Start, PeriodEnd: sc.Start.Add(period), Repeat: true}
 }
 
 // countViews counts the shoppers each product gets over the horizon: the

@@ -47,11 +47,12 @@ func TestDeterministicForASeed(t *testing.T) {
 }
 
 // TestRevenueRanking is the regression test of the comparison: on steady
-// demand with ample stock, the clairvoyant fixed price earns most, the
-// list price a little less, prices that fall again (decay) less, and the
+// demand, the clairvoyant fixed price earns most, Thompson sampling
+// (learning each product's demand) comes within 10% of it, the list price
+// earns less, prices that fall again (decay) less still, and the
 // original's formula, whose prices only ever rise, least.
 func TestRevenueRanking(t *testing.T) {
-	rs, err := Run(context.Background(), Config{Scenario: load(t, "steady"), Strategies: []string{"seed", "decay", "static"}, MarginFloor: true})
+	rs, err := Run(context.Background(), Config{Scenario: load(t, "steady"), Strategies: []string{"seed", "decay", "static", "thompson"}, MarginFloor: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,8 +63,12 @@ func TestRevenueRanking(t *testing.T) {
 			t.Errorf("%s saw %d shoppers, %s %d: the stream must be shared", r.Strategy, r.Shoppers, rs[0].Strategy, rs[0].Shoppers)
 		}
 	}
-	if !(by[Oracle].Revenue > by[Static].Revenue && by[Static].Revenue > by["decay"].Revenue && by["decay"].Revenue > by["seed"].Revenue) {
-		t.Errorf("ranking oracle > static > decay > seed broken: %+v", rs)
+	if !(by[Oracle].Revenue > by["thompson"].Revenue && by["thompson"].Revenue > by[Static].Revenue &&
+		by[Static].Revenue > by["decay"].Revenue && by["decay"].Revenue > by["seed"].Revenue) {
+		t.Errorf("ranking oracle > thompson > static > decay > seed broken: %+v", rs)
+	}
+	if by["thompson"].OfOptimum < 90 {
+		t.Errorf("thompson earned %.1f%% of the optimum, want 90%% or more", by["thompson"].OfOptimum)
 	}
 	if by[Oracle].OfOptimum != 100 || by[Static].PriceChanges != 0 || by["seed"].PriceChanges == 0 {
 		t.Errorf("oracle at 100%%, static never changing, seed changing: %+v", rs)
@@ -114,6 +119,23 @@ func TestOracleKnowsTheStock(t *testing.T) {
 	for _, r := range rs[:len(rs)-1] {
 		if r.OfOptimum >= 100 {
 			t.Errorf("%s earned %.1f%% of the stock-aware optimum", r.Strategy, r.OfOptimum)
+		}
+	}
+}
+
+// TestScarceStockIsRationed: told the stock and the restock cycle, the
+// inventory strategy and the inventory-aware Thompson sampling price
+// scarce stock up instead of selling out early: both earn more than the
+// list price and turn far fewer shoppers away empty-handed.
+func TestScarceStockIsRationed(t *testing.T) {
+	rs, err := Run(context.Background(), Config{Scenario: load(t, "scarce-inventory"), Strategies: []string{"static", "inventory", "thompson"}, MarginFloor: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	static := rs[0]
+	for _, r := range rs[1:3] {
+		if r.Revenue <= static.Revenue*1.2 || r.StockOuts*10 > static.StockOuts {
+			t.Errorf("%s: revenue %.0f, %d stock-outs; list price %.0f, %d stock-outs", r.Strategy, r.Revenue, r.StockOuts, static.Revenue, static.StockOuts)
 		}
 	}
 }
