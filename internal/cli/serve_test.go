@@ -602,3 +602,75 @@ func TestThompsonProductLearnsAcrossRestart(t *testing.T) {
 		t.Fatalf("after restart %v, before %v", after, before)
 	}
 }
+
+// TestMarketSignalsThroughTheAPI: a catalog entry with a unit cost, a
+// competitor rule and a selling plan; competitor_price and stock events
+// reprice it (competitor strategy, held up by the margin floor, then the
+// inventory strategy), the explanation shows the signals, and all of it
+// survives a restart.
+func TestMarketSignalsThroughTheAPI(t *testing.T) {
+	dir := t.TempDir()
+	s := startServer(t, testOptions(dir))
+	start := time.Now().UTC().Add(-24 * time.Hour).Truncate(time.Second)
+	product := fmt.Sprintf(`{"product_id":"PM","base_price":100,"strategy":"competitor","unit_cost":80,"min_margin_pct":10,
+		"competitor":{"mode":"beat","pct":5},
+		"inventory":{"period_start":%q,"period_end":%q}}`, start.Format(time.RFC3339), start.Add(48*time.Hour).Format(time.RFC3339))
+	if code, m := s.do("PUT", "/products/PM", adminKey, "application/json", product); code != 201 {
+		t.Fatalf("PUT /products/PM = %d %v", code, m)
+	}
+	m := s.post(`[{"event_type":"competitor_price","product_id":"PM","competitor":"B","price":96},
+		{"event_type":"competitor_price","product_id":"PM","competitor":"C","price":110},
+		{"event_type":"stock","product_id":"PM","quantity":40},
+		{"event_type":"stock","product_id":"PM"},
+		{"event_type":"competitor_price","product_id":"PA","price":10},
+		{"event_type":"stock","product_id":"NOPE","quantity":1}]`)
+	if m["accepted"] != 3.0 || m["rejected"] != 3.0 {
+		t.Fatalf("POST /events = %v", m)
+	}
+	if p := s.price("PM"); p["price"] != 91.2 || p["price_source"] != "dynamic" { // 96 - 5%
+		t.Fatalf("beating B's 96 by 5%%: %v", p)
+	}
+	s.post(`{"event_type":"competitor_price","product_id":"PM","competitor":"B","price":85}`)
+	code, e := s.do("GET", "/price/PM?explain=1", viewerKey, "", "")
+	if code != 200 || e["price"] != 88.0 { // 80.75 held up by the margin floor, 80 + 10%
+		t.Fatalf("explain = %d %v", code, e)
+	}
+	g := e["guardrails"].([]any)
+	if len(g) != 1 || g[0].(map[string]any)["guardrail"] != "margin_floor" {
+		t.Fatalf("guardrails %v, want the margin floor", g)
+	}
+	mk, _ := e["market"].(map[string]any)
+	if mk == nil || mk["stock"] != 40.0 || mk["reference"].(map[string]any)["competitor"] != "B" || len(mk["competitors"].([]any)) != 2 {
+		t.Fatalf("market %v", mk)
+	}
+	// The same product on the inventory strategy: half the period gone,
+	// 40 opening, 30 sold, 10 left to sell against 20 on plan: ahead, so
+	// twice the base price.
+	strategy := strings.Replace(product, `"strategy":"competitor"`, `"strategy":"inventory"`, 1)
+	if code, m := s.do("PUT", "/products/PM", adminKey, "application/json", strategy); code != 200 {
+		t.Fatalf("PUT /products/PM = %d %v", code, m)
+	}
+	s.post(`{"event_type":"purchase","product_id":"PM","quantity":30}`)
+	p := s.price("PM")
+	if got := p["price"].(float64); got < 190 || got > 201 { // the period's clock moves on a little during the test
+		t.Fatalf("inventory price %v, want about 200", p)
+	}
+	if err := s.stop(); err != nil {
+		t.Fatal(err)
+	}
+	s2 := startServer(t, testOptions(dir))
+	if after := s2.price("PM"); after["price"] != p["price"] || after["version"] != p["version"] {
+		t.Fatalf("after restart %v, before %v", after, p)
+	}
+	_, e = s2.do("GET", "/price/PM?explain=1", viewerKey, "", "")
+	if mk, _ := e["market"].(map[string]any); mk == nil || mk["stock"] != 10.0 || len(mk["competitors"].([]any)) != 2 {
+		t.Fatalf("market after restart %v", e["market"])
+	}
+	_, cat := s2.do("GET", "/products", viewerKey, "", "")
+	js, _ := json.Marshal(cat)
+	for _, want := range []string{`"unit_cost":80`, `"min_margin_pct":10`, `"mode":"beat"`, `"period_start"`} {
+		if !strings.Contains(string(js), want) {
+			t.Errorf("GET /products lacks %s: %s", want, js)
+		}
+	}
+}
