@@ -251,3 +251,36 @@ func TestSignalsNeedNoStrategy(t *testing.T) {
 		t.Fatal("signals weigh as demand")
 	}
 }
+
+// TestNewStrategiesHonourGuardrails: the guardrails bound what inventory
+// and competitor ask for, in their order, and explain it.
+func TestNewStrategiesHonourGuardrails(t *testing.T) {
+	plan := InventoryPlan{PeriodStart: start, PeriodEnd: start.Add(48 * time.Hour)}
+	cfg := DefaultConfig()
+	cfg.DefaultStrategy = "inventory"
+	// Sold out at half time: the strategy asks 3 × 100; the ceiling of 180
+	// and the ending .99 make it 179.99.
+	b := newBook(t, cfg, Product{ID: "P", BasePrice: 100, Inventory: &plan, Guardrails: Guardrails{Ceiling: 180, Rounding: ".99"}})
+	b.SetStock(0, 20, s0)
+	b.Apply(0, Purchase, 20, s0+24*hour)
+	if s := b.State(0); s.Price != 179.99 || s.Trace.Applied != GuardCeiling|GuardRounding {
+		t.Fatalf("price %v applied %b, want 179.99 by ceiling and rounding", s.Price, s.Trace.Applied)
+	}
+	// Far behind plan: the strategy asks 50; max change 10% steps down
+	// from 100 one update at a time, and the floor stops it at 85.
+	b = newBook(t, cfg, Product{ID: "P", BasePrice: 100, Inventory: &plan, Guardrails: Guardrails{MaxChangePct: 10, Floor: 85}})
+	b.SetStock(0, 20, s0)
+	want := []float64{90, 85, 85}
+	for k, w := range want {
+		b.Tick(0, s0+int64(40+k)*hour)
+		if got := b.State(0).Price; got != w {
+			t.Fatalf("update %d: %v, want %v", k, got, w)
+		}
+	}
+	cfg.DefaultStrategy = "competitor"
+	b = newBook(t, cfg, Product{ID: "P", BasePrice: 100, Competition: &CompetitorRule{Mode: "above", Pct: 50}, Guardrails: Guardrails{Ceiling: 120}})
+	b.SetCompetitorPrice(0, "B", 100, s0)
+	if s := b.State(0); s.Price != 120 || s.Trace.Applied != GuardCeiling {
+		t.Fatalf("150 asked, ceiling 120: %v %b", s.Price, s.Trace.Applied)
+	}
+}
