@@ -59,10 +59,10 @@ func (l *Learning) clone() *Learning {
 // (Operations Research, 2018).
 //
 // On each view the product's next price is decided: for every rung a
-// purchase probability is drawn from its Beta posterior (a prior centred
-// on the product's conversion over all rungs, updated with the rung's own
-// views and purchases), and the rung with the highest price × probability,
-// the expected revenue per view, is shown.
+// purchase probability is drawn from its Beta posterior (a prior drawn
+// from a demand model fitted to all rungs, see draw, updated with the
+// rung's own views and purchases), and the rung with the highest price ×
+// probability, the expected revenue per view, is shown.
 // Rungs that look good are shown more; rungs that are uncertain still get
 // tried now and then, so the strategy keeps learning.
 //
