@@ -46,7 +46,7 @@ import (
 // Knobs, from the environment, so that one can explore without editing:
 //
 //	DYNAPRICE_BENCH_PARTITIONS     partitions of the topics (default 6; see README.md)
-//	DYNAPRICE_BENCH_MAX_POLL       the processor's MaxPollRecords (default 20000, its own default)
+//	DYNAPRICE_BENCH_MAX_POLL       the processor's MaxPollRecords (default kafka.DefaultMaxPollRecords, its own and the engine's)
 //	DYNAPRICE_BENCH_NAIVE_MAX      events the naive end-to-end run processes at most (default 5000)
 //	DYNAPRICE_BENCH_LATENCY        sending phase of BenchmarkLatency10k (default 10s)
 //	DYNAPRICE_BENCH_NAIVE_LATENCY  sending phase of BenchmarkLatency10kNaive (default 3s)
@@ -56,7 +56,7 @@ import (
 //	                               experiments, see engine_test.go and profileTimed
 var (
 	benchPartitions   = int32(envInt("DYNAPRICE_BENCH_PARTITIONS", 6))
-	benchMaxPoll      = envInt("DYNAPRICE_BENCH_MAX_POLL", 20000)
+	benchMaxPoll      = envInt("DYNAPRICE_BENCH_MAX_POLL", kafka.DefaultMaxPollRecords)
 	naiveMax          = envInt("DYNAPRICE_BENCH_NAIVE_MAX", 5000)
 	latencyRun        = envDuration("DYNAPRICE_BENCH_LATENCY", 10*time.Second)
 	naiveLatencyRun   = envDuration("DYNAPRICE_BENCH_NAIVE_LATENCY", 3*time.Second)

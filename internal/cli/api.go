@@ -36,6 +36,7 @@ type APIOptions struct {
 	HalfLife        time.Duration
 	Weights         string
 	ShutdownTimeout time.Duration
+	Drain           time.Duration
 }
 
 func parseAPI(args []string, getenv Env, stderr io.Writer) (APIOptions, error) {
@@ -55,7 +56,7 @@ func parseAPI(args []string, getenv Env, stderr io.Writer) (APIOptions, error) {
 	fs.BoolVar(&o.AutoCreate, "auto-create", false, "accept events for unknown products (the engines must run with --auto-create too)")
 	fs.DurationVar(&o.HalfLife, "half-life", time.Hour, "half-life of demand for the decay strategy (as the engines', for explanations)")
 	fs.StringVar(&o.Weights, "weights", "view=1,cart=3,purchase=5", "demand weight per event type (as the engines')")
-	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 8*time.Second, "time allowed for a graceful shutdown")
+	addShutdownFlags(fs, &o.ShutdownTimeout, &o.Drain, "drain, HTTP and WebSockets, following price-updates and closing the connections to Kafka, Redis and PostgreSQL")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: dynaprice api [flags]
 
@@ -65,6 +66,12 @@ client-side caching), history and the catalog from PostgreSQL; events,
 overrides and catalog changes are written to Kafka for the engines. Each
 replica follows the price-updates topic on its own and fans it out to its
 WebSocket clients. Run as many as you need behind a load balancer.
+
+It listens at once: until PostgreSQL, Redis and Kafka answer, /healthz
+answers 200 and everything else 503. On SIGTERM or SIGINT, /readyz answers
+503 for --drain while requests are still served; then the listener closes,
+requests in flight finish and WebSockets close, all within
+--shutdown-timeout.
 
 Environment: API_PORT, ADMIN_API_KEY (required unless DYNAPRICE_API_KEYS
 names an admin key), API_KEY_HEADER, DYNAPRICE_API_KEYS,
@@ -95,10 +102,21 @@ func runAPI(ctx context.Context, args []string, getenv Env, stdout, stderr io.Wr
 	return API(ctx, o, log, stdout)
 }
 
-// API runs an API replica until ctx ends.
+// API runs an API replica until ctx ends, then shuts down in order: report
+// not ready and keep serving for o.Drain, stop taking requests and finish
+// those in flight, close WebSockets, stop following price updates, close
+// the connections to Kafka, Redis and PostgreSQL, all within
+// o.ShutdownTimeout of ctx's end.
+//
+// The listener opens before the replica connects to anything: while it
+// waits for PostgreSQL, Redis and Kafka, /healthz answers 200 and
+// everything else 503 (httpapi.Gate).
 func API(ctx context.Context, o APIOptions, log *slog.Logger, stdout io.Writer) error {
 	pc, err := pricingConfig(o.Weights, o.HalfLife)
 	if err != nil {
+		return err
+	}
+	if err := checkShutdown(o.ShutdownTimeout, o.Drain); err != nil {
 		return err
 	}
 	keys, generated, err := apiKeys(&o.AdminKey, o.APIKeys)
@@ -106,21 +124,32 @@ func API(ctx context.Context, o APIOptions, log *slog.Logger, stdout io.Writer) 
 		return err
 	}
 
+	web, err := listen(o.Addr, nil, log)
+	if err != nil {
+		return err
+	}
+	// Until the shutdown below takes over, a failed start only has to stop
+	// the listener and close what was opened.
+	defer web.Close()
+	var conns []func() // closes what was opened, last first
+	defer func() { closeAll(conns) }()
+	log.Info("listening; connecting to PostgreSQL, Redis and Kafka", "addr", web.Addr().String())
+
 	db, err := openDB(ctx, o.DatabaseURL, log)
 	if err != nil {
-		return err
+		return startErr(ctx, log, err)
 	}
-	defer db.Close()
+	conns = append(conns, db.Close)
 	rc, err := openRedis(ctx, o.RedisAddr, log)
 	if err != nil {
-		return err
+		return startErr(ctx, log, err)
 	}
-	defer rc.Close()
+	conns = append(conns, rc.Close)
 	pr, err := kafka.NewProducer(kafka.ClientConfig{Brokers: o.brokers(), Topics: o.topics(), Logger: log})
 	if err != nil {
 		return err
 	}
-	defer pr.Close()
+	conns = append(conns, pr.Close)
 
 	reg := newRegistry()
 	hub := fanout.New(fanout.Config{
@@ -156,10 +185,12 @@ func API(ctx context.Context, o APIOptions, log *slog.Logger, stdout io.Writer) 
 		}
 	}()
 
-	var ready atomic.Bool
+	// Ready while every dependency answers, and not once the shutdown
+	// began (whatever the last check said).
+	var depsOK, stopping atomic.Bool
 	checkCtx, stopCheck := context.WithCancel(ctx)
 	defer stopCheck()
-	go watchReady(checkCtx, &ready, log, map[string]func(context.Context) error{
+	go watchReady(checkCtx, &depsOK, log, map[string]func(context.Context) error{
 		"postgres": db.Ping, "redis": rc.Ping, "kafka": pr.Ping,
 		"price-updates": func(context.Context) error {
 			if !following.Load() {
@@ -177,46 +208,57 @@ func API(ctx context.Context, o APIOptions, log *slog.Logger, stdout io.Writer) 
 		Engine: gateway.New(pr, prices, db, pc, o.AutoCreate), Archive: db, Prices: prices,
 		Decoder:   &ingest.Decoder{Now: time.Now},
 		WebSocket: hub, Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
-		Ready: ready.Load, UI: dashboard.Handler(),
+		Ready: func() bool { return !stopping.Load() && depsOK.Load() }, UI: dashboard.Handler(),
 	})
 	if err != nil {
 		return err
 	}
-	srv, ln, srvErr, err := serveHTTP(o.Addr, api, log)
-	if err != nil {
-		return err
-	}
-	url := "http://" + displayAddr(ln.Addr())
+	web.Open(api)
+	url := "http://" + displayAddr(web.Addr())
 	fmt.Fprintf(stdout, "dynaprice %s api serving on %s\n", Version, url)
 	fmt.Fprintf(stdout, "  prices:    %s/prices    live: %s/ws/prices    metrics: %s/metrics\n", url, strings.Replace(url, "http", "ws", 1), url)
 	if generated {
 		fmt.Fprintf(stdout, "  admin key: %s   (generated for this run; set ADMIN_API_KEY to share one across replicas)\n", o.AdminKey)
 	}
+
 	var runErr error
+	signalled := false
 	select {
 	case <-ctx.Done():
-		log.Info("shutting down")
-	case runErr = <-srvErr:
+		signalled = true
+	case runErr = <-web.Err():
 		log.Error("http server stopped", "err", runErr)
 	}
-	ready.Store(false)
+
+	sd := beginShutdown(ctx, o.ShutdownTimeout, log)
+	defer sd.end()
+	stopping.Store(true)
 	stopCheck()
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.ShutdownTimeout)
-	defer cancel()
+	if signalled && depsOK.Load() {
+		sd.drain(o.Drain)
+	}
+	log.Info("shutting down: closing the listener and WebSockets, finishing requests in flight")
 	hubClosed := make(chan struct{})
 	go func() { hub.Close(); close(hubClosed) }()
-	if err := srv.Shutdown(sctx); err != nil {
-		log.Warn("http shutdown", "err", err)
-	}
+	sd.closeHTTP(web, hub.Clients)
 	stopFollow()
-	<-followDone
-	select {
-	case <-hubClosed:
-	case <-sctx.Done():
-		log.Warn("some WebSocket clients did not close in time")
+	if _, ok := await(sd.ctx, followDone); !ok {
+		log.Warn("shutdown deadline reached: following price updates had not stopped")
 	}
-	log.Info("stopped")
+	if _, ok := await(sd.ctx, hubClosed); !ok {
+		log.Warn("shutdown deadline reached: some WebSocket clients did not close in time", "clients", hub.Clients())
+	}
+	cs := conns
+	conns = nil
+	sd.run("the connections to Kafka, Redis and PostgreSQL did not all close in time", func() { closeAll(cs) })
 	return runErr
+}
+
+// closeAll calls fs, last first.
+func closeAll(fs []func()) {
+	for i := len(fs) - 1; i >= 0; i-- {
+		fs[i]()
+	}
 }
 
 // fallbackPrices reads Redis and, while Redis fails, the replica's own view:

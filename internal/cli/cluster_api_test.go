@@ -7,12 +7,15 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 	"github.com/dynaprice/dynaprice/internal/catalog"
+	"github.com/dynaprice/dynaprice/internal/kafka"
 	"github.com/dynaprice/dynaprice/internal/pricing"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -247,4 +250,83 @@ func TestClusterAPIReplicas(t *testing.T) {
 func jsonString(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// TestClusterAPIDrainOnSIGTERM: after SIGTERM an API replica answers
+// /readyz 503 at once but keeps serving requests for --drain (an event
+// posted then still goes to Kafka), then closes its listener and exits 0
+// within 10 s.
+func TestClusterAPIDrainOnSIGTERM(t *testing.T) {
+	c := newCluster(t)
+	c.migrate()
+	// No engine: the topics it would create are created here, and
+	// --auto-create lets the replica accept events without live prices.
+	if _, err := kafka.EnsureTopics(context.Background(), kadm.NewClient(c.client()), kafka.DefaultTopics(), 2, 1); err != nil {
+		t.Fatal(err)
+	}
+	a := c.start("api", nil, "api", "--addr", "127.0.0.1:0", "--auto-create", "--drain", "2s")
+	s := &server{t: t, url: a.addr}
+	eventually(t, 20*time.Second, "API ready", func() (bool, string) {
+		code, m := s.do("GET", "/readyz", "", "", "")
+		return code == 200, fmt.Sprint(code, m)
+	})
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("api log:\n%s", c.log("api"))
+		}
+	})
+
+	start := time.Now()
+	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// Draining: not ready, but alive and still serving.
+	for {
+		code, m, h, err := get(a.addr + "/readyz")
+		if err != nil {
+			t.Fatalf("/readyz after SIGTERM: %v (the listener closed before /readyz turned 503)", err)
+		}
+		if code == 503 {
+			if h.Get("Content-Type") != "application/json" || m["error"] == nil {
+				t.Fatalf("/readyz while draining: %v %v, want a JSON error", h.Get("Content-Type"), m)
+			}
+			break
+		}
+		if time.Since(start) > time.Second {
+			t.Fatalf("/readyz still %d %v 1s after SIGTERM", code, m)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if code, _, _, err := get(a.addr + "/healthz"); err != nil || code != 200 {
+		t.Fatalf("/healthz while draining: %d %v", code, err)
+	}
+	if code, m := s.do("POST", "/events", adminKey, "application/json", `{"event_type":"view","product_id":"PA","price":299}`); code != 202 || m["accepted"] != 1.0 {
+		t.Fatalf("POST /events while draining = %d %v, want 202 with 1 accepted", code, m)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("the checks of the drain took %v, longer than the drain; the test cannot tell what it saw", took)
+	}
+
+	// After the drain the listener closes and the process exits 0.
+	for {
+		if _, _, _, err := get(a.addr + "/healthz"); err != nil {
+			break
+		}
+		if time.Since(start) > 8*time.Second {
+			t.Fatal("still accepting connections 8s after SIGTERM")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	select {
+	case <-a.done:
+		if code := a.cmd.ProcessState.ExitCode(); code != 0 {
+			t.Fatalf("exit status %d after SIGTERM, want 0", code)
+		}
+	case <-time.After(10*time.Second - time.Since(start)):
+		t.Fatal("did not exit within 10s of SIGTERM")
+	}
+	if took := time.Since(start); took < 2*time.Second {
+		t.Fatalf("exited %v after SIGTERM, before the 2s drain was over", took)
+	}
+	t.Logf("exited in %v", time.Since(start))
 }

@@ -51,9 +51,9 @@ func parseEngine(args []string, getenv Env, stderr io.Writer) (EngineOptions, er
 	fs.DurationVar(&o.DedupWindow, "dedup-window", 24*time.Hour, "how long event ids are remembered for deduplication")
 	fs.IntVar(&o.DedupMax, "dedup-max", 1_000_000, "most event ids remembered per partition")
 	fs.DurationVar(&o.TickInterval, "tick", time.Second, "how often time-dependent prices and override expiries are re-evaluated")
-	fs.IntVar(&o.MaxPollRecords, "max-poll-records", 60000, "most records processed per round (larger: fewer, bigger commits)")
+	fs.IntVar(&o.MaxPollRecords, "max-poll-records", kafka.DefaultMaxPollRecords, "most records processed per round (larger: fewer, bigger commits)")
 	fs.DurationVar(&o.SessionTimeout, "session-timeout", 10*time.Second, "how long Kafka waits for a silent engine before giving its partitions to others")
-	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 20*time.Second, "time allowed for a graceful shutdown")
+	addShutdownFlags(fs, &o.ShutdownTimeout, nil, "the round in progress and its commit, publishing what was committed, leaving the consumer group, HTTP and closing the connections to Redis and PostgreSQL")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: dynaprice engine [flags]
 
@@ -65,6 +65,12 @@ transaction (exactly-once effect); then Redis is updated and price updates
 are published. Records without a key (the original's producers) are re-keyed
 through the <events-topic>-repartition topic; records that cannot be applied
 go to <events-topic>-dlq with the reason in a header.
+
+--metrics-addr is served at once: /healthz answers 200, and /readyz 503
+until the dependencies answer and the engine owns its partitions. On
+SIGTERM or SIGINT, /readyz answers 503, and the engine finishes its round,
+publishes what it committed and leaves the group within --shutdown-timeout
+(there is no --drain: no load balancer sends an engine requests).
 
 Environment: KAFKA_BROKERS, PRODUCT_EVENTS_TOPIC, PRICE_UPDATES_TOPIC,
 REDIS_ADDR, DATABASE_URL, DYNAPRICE_PARTITIONS, DYNAPRICE_LOG_LEVEL,
@@ -89,10 +95,19 @@ func runEngine(ctx context.Context, args []string, getenv Env, stdout, stderr io
 	return Engine(ctx, o, log, stdout)
 }
 
-// Engine runs the engine role until ctx ends.
+// Engine runs the engine role until ctx ends, then shuts down within
+// o.ShutdownTimeout of ctx's end: /readyz answers 503 at once, the round in
+// progress is committed, what was committed is published, the engine
+// leaves its consumer group, and HTTP and the connections are closed.
+//
+// /metrics, /healthz and /readyz are served before the engine connects to
+// anything, so probes see a live process that is not ready yet.
 func Engine(ctx context.Context, o EngineOptions, log *slog.Logger, stdout io.Writer) error {
 	pc, err := pricingConfig(o.Weights, o.HalfLife)
 	if err != nil {
+		return err
+	}
+	if err := checkShutdown(o.ShutdownTimeout, 0); err != nil {
 		return err
 	}
 	cat, err := readCatalog(o.CatalogFile)
@@ -100,9 +115,9 @@ func Engine(ctx context.Context, o EngineOptions, log *slog.Logger, stdout io.Wr
 		return err
 	}
 	reg := newRegistry()
-	// Ready: every dependency answers and the processor owns its
-	// partitions with nothing stalled.
-	var depsOK atomic.Bool
+	// Ready: not shutting down, every dependency answers and the processor
+	// owns its partitions with nothing stalled.
+	var depsOK, stopping atomic.Bool
 	var proc *kafka.Processor
 	var procSet atomic.Bool
 	mux := http.NewServeMux()
@@ -113,39 +128,44 @@ func Engine(ctx context.Context, o EngineOptions, log *slog.Logger, stdout io.Wr
 		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !depsOK.Load() || !procSet.Load() || !proc.Ready() {
+		if stopping.Load() || !depsOK.Load() || !procSet.Load() || !proc.Ready() {
 			httperror.Write(w, http.StatusServiceUnavailable, "not ready")
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ready"}` + "\n"))
 	})
-	srv, ln, srvErr, err := serveHTTP(o.MetricsAddr, mux, log)
+	web, err := listen(o.MetricsAddr, nil, log)
 	if err != nil {
 		return err
 	}
-	defer srv.Close()
-	fmt.Fprintf(stdout, "dynaprice %s engine: metrics and health on http://%s\n", Version, displayAddr(ln.Addr()))
+	// Until the shutdown below takes over, a failed start only has to stop
+	// the listener and close what was opened.
+	defer web.Close()
+	web.Open(mux)
+	fmt.Fprintf(stdout, "dynaprice %s engine: metrics and health on http://%s\n", Version, displayAddr(web.Addr()))
+	var conns []func() // closes what was opened, last first
+	defer func() { closeAll(conns) }()
 
 	db, err := openDB(ctx, o.DatabaseURL, log)
 	if err != nil {
-		return err
+		return startErr(ctx, log, err)
 	}
-	defer db.Close()
+	conns = append(conns, db.Close)
 	seeded := false
 	if !o.NoMigrate {
 		if seeded, err = migrateAndSeed(ctx, db, cat, log); err != nil {
-			return err
+			return startErr(ctx, log, err)
 		}
 	}
 	rc, err := openRedis(ctx, o.RedisAddr, log)
 	if err != nil {
-		return err
+		return startErr(ctx, log, err)
 	}
-	defer rc.Close()
+	conns = append(conns, rc.Close)
 	if cat != nil && !seeded {
 		if err := sendCatalog(ctx, o.ClusterOptions, cat, log); err != nil {
-			return err
+			return startErr(ctx, log, err)
 		}
 	}
 
@@ -175,27 +195,44 @@ func Engine(ctx context.Context, o EngineOptions, log *slog.Logger, stdout io.Wr
 	done := make(chan error, 1)
 	go func() { done <- proc.Run(runCtx) }()
 	var runErr error
+	procStopped := false
 	select {
 	case <-ctx.Done():
-		log.Info("shutting down: finishing the round in progress")
 	case runErr = <-done:
+		procStopped = true
 		if runErr != nil {
-			return runErr
+			log.Error("engine stopped", "err", runErr)
 		}
-		return nil
-	case err := <-srvErr:
-		runErr = err
+	case runErr = <-web.Err():
+		log.Error("http server stopped", "err", runErr)
 	}
+
+	sd := beginShutdown(ctx, o.ShutdownTimeout, log)
+	defer sd.end()
+	stopping.Store(true)
+	stopCheck()
+	log.Info("shutting down: finishing the round in progress, publishing what was committed, leaving the consumer group")
 	stop()
-	select {
-	case err := <-done:
-		if runErr == nil {
-			runErr = err
+	if !procStopped {
+		if err, ok := await(sd.ctx, done); ok {
+			procStopped = true
+			if runErr == nil {
+				runErr = err
+			}
+		} else {
+			log.Warn("shutdown deadline reached: the engine had not stopped; the next owner of its partitions resumes from their last commit")
 		}
-	case <-time.After(o.ShutdownTimeout):
-		log.Error("engine did not stop in time; uncommitted work will be replayed by the next owner")
 	}
-	log.Info("stopped")
+	sd.closeHTTP(web, nil)
+	// Closing the database under a running processor would wait for its
+	// connections; then the process exit closes them.
+	cs := conns
+	conns = nil
+	if procStopped {
+		sd.run("the connections to Redis and PostgreSQL did not all close in time", func() { closeAll(cs) })
+	} else {
+		log.Warn("leaving the connections for the process exit to close, because the engine is still running")
+	}
 	return runErr
 }
 

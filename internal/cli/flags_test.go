@@ -67,6 +67,48 @@ func TestServeDrainAndShutdownFlags(t *testing.T) {
 	}
 }
 
+// TestScaleOutDrainAndShutdownFlags: api has serve's --drain (1 s) and
+// --shutdown-timeout (10 s), the engine the same --shutdown-timeout and no
+// --drain (nothing routes requests to it); both are in --help, and values
+// that would leave the shutdown no time are refused before anything starts.
+func TestScaleOutDrainAndShutdownFlags(t *testing.T) {
+	var stderr bytes.Buffer
+	ao, err := parseAPI(nil, env(nil), &stderr)
+	if err != nil || ao.Drain != time.Second || ao.ShutdownTimeout != 10*time.Second {
+		t.Fatalf("api defaults: drain %v, shutdown timeout %v, %v", ao.Drain, ao.ShutdownTimeout, err)
+	}
+	eo, err := parseEngine(nil, env(nil), &stderr)
+	if err != nil || eo.ShutdownTimeout != 10*time.Second {
+		t.Fatalf("engine defaults: shutdown timeout %v, %v", eo.ShutdownTimeout, err)
+	}
+	ctx := context.Background()
+	for role, wants := range map[string][]string{"api": {"-drain", "-shutdown-timeout", "0 disables", "cut short"}, "engine": {"-shutdown-timeout", "cut short"}} {
+		var out, errb bytes.Buffer
+		if code := Run(ctx, []string{"dynaprice", role, "--help"}, env(nil), &out, &errb); code != 0 {
+			t.Fatalf("%s --help: exit %d", role, code)
+		}
+		for _, want := range wants {
+			if !strings.Contains(errb.String(), want) {
+				t.Errorf("%s --help does not mention %q", role, want)
+			}
+		}
+	}
+	var out, errb bytes.Buffer
+	if code := Run(ctx, []string{"dynaprice", "engine", "--drain", "1s"}, env(nil), &out, &errb); code != 2 {
+		t.Errorf("engine --drain: exit %d, want 2 (no such flag)", code)
+	}
+	cases := [][]string{
+		{"api", "--drain", "10s"}, {"api", "--drain", "-1s"}, {"api", "--shutdown-timeout", "0"},
+		{"engine", "--shutdown-timeout", "0"}, {"engine", "--shutdown-timeout", "-1s"},
+	}
+	for _, args := range cases {
+		var out, errb bytes.Buffer
+		if code := Run(ctx, append([]string{"dynaprice"}, args...), env(nil), &out, &errb); code != 1 || !strings.Contains(errb.String(), args[1]) {
+			t.Errorf("%v: exit %d, %q; want 1 naming the flag", args, code, errb.String())
+		}
+	}
+}
+
 func TestParseWeights(t *testing.T) {
 	w, err := parseWeights("view=2, cart=4,purchase=8")
 	if err != nil || w.View != 2 || w.Cart != 4 || w.Purchase != 8 {

@@ -88,8 +88,7 @@ func parseServe(args []string, getenv Env, stderr io.Writer) (ServeOptions, erro
 	fs.StringVar(&o.Sync, "sync", "full", "SQLite durability: full (fsync every commit) or normal (survives process crashes, not power loss)")
 	fs.DurationVar(&o.DedupWindow, "dedup-window", 24*time.Hour, "how long event ids are remembered for deduplication")
 	fs.IntVar(&o.DedupMax, "dedup-max", 1_000_000, "most event ids remembered")
-	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "deadline of the whole shutdown after SIGTERM/SIGINT: drain, HTTP, the engine's last commit and closing the store; what is still running then is cut short (and logged)")
-	fs.DurationVar(&o.Drain, "drain", time.Second, "after SIGTERM/SIGINT, keep serving this long with /readyz answering 503, so load balancers stop sending requests before the listener closes; 0 disables; must be shorter than --shutdown-timeout")
+	addShutdownFlags(fs, &o.ShutdownTimeout, &o.Drain, "drain, HTTP, the engine's last commit and closing the store")
 	fs.StringVar(&o.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&o.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.DebugAddr, "debug-addr", "", "if set, serve Go's pprof profiles on this separate address (e.g. 127.0.0.1:6060); keep it private")
@@ -186,11 +185,8 @@ func Serve(ctx context.Context, o ServeOptions, log *slog.Logger, stdout io.Writ
 	if err != nil {
 		return err
 	}
-	if o.ShutdownTimeout <= 0 {
-		return fmt.Errorf("--shutdown-timeout %v: must be > 0", o.ShutdownTimeout)
-	}
-	if o.Drain < 0 || o.Drain >= o.ShutdownTimeout {
-		return fmt.Errorf("--drain %v: must be >= 0 and shorter than --shutdown-timeout (%v)", o.Drain, o.ShutdownTimeout)
+	if err := checkShutdown(o.ShutdownTimeout, o.Drain); err != nil {
+		return err
 	}
 	keys, generated, err := apiKeys(&o.AdminKey, o.APIKeys)
 	if err != nil {
@@ -213,29 +209,14 @@ func Serve(ctx context.Context, o ServeOptions, log *slog.Logger, stdout io.Writ
 		return fmt.Errorf("creating data directory: %w", err)
 	}
 
-	ln := o.Listener
-	if ln == nil {
-		if ln, err = net.Listen("tcp", o.Addr); err != nil {
-			return fmt.Errorf("listening on %s: %w", o.Addr, err)
-		}
+	web, err := listen(o.Addr, o.Listener, log)
+	if err != nil {
+		return err
 	}
-	var gate httpapi.Gate
-	var inFlight atomic.Int64
-	srv := &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			inFlight.Add(1)
-			defer inFlight.Add(-1)
-			gate.ServeHTTP(w, r)
-		}),
-		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	srvErr := make(chan error, 1)
-	go func() { srvErr <- srv.Serve(ln) }()
 	// Until the shutdown below takes over, a failed start only has to stop
-	// the listener; after a graceful shutdown this does nothing.
-	defer srv.Close()
-	log.Info("listening; loading state", "addr", ln.Addr().String())
+	// the listener.
+	defer web.Close()
+	log.Info("listening; loading state", "addr", web.Addr().String())
 
 	store, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(o.DataDir, "dynaprice.db"), Synchronous: o.Sync, Logger: log})
 	if err != nil {
@@ -301,10 +282,10 @@ func Serve(ctx context.Context, o ServeOptions, log *slog.Logger, stdout io.Writ
 		}
 		defer stopDebug()
 	}
-	gate.Open(api)
+	web.Open(api)
 	ready.Store(ctx.Err() == nil)
 
-	url := "http://" + displayAddr(ln.Addr())
+	url := "http://" + displayAddr(web.Addr())
 	fmt.Fprintf(stdout, "dynaprice %s serving on %s\n", Version, url)
 	fmt.Fprintf(stdout, "  prices:    %s/prices    live: %s/ws/prices    metrics: %s/metrics\n", url, strings.Replace(url, "http", "ws", 1), url)
 	fmt.Fprintf(stdout, "  data:      %s\n", o.DataDir)
@@ -333,50 +314,27 @@ func Serve(ctx context.Context, o ServeOptions, log *slog.Logger, stdout io.Writ
 	case runErr = <-engErr:
 		engStopped = true
 		log.Error("engine stopped", "err", runErr)
-	case runErr = <-srvErr:
+	case runErr = <-web.Err():
 		log.Error("http server stopped", "err", runErr)
 	}
 
-	// One deadline for everything from here, so the process exits in time
-	// whatever hangs: a client that never finishes its body, a WebSocket
-	// peer that never answers the close, a commit stuck on a slow disk.
-	began := time.Now()
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.ShutdownTimeout)
-	defer cancel()
+	sd := beginShutdown(ctx, o.ShutdownTimeout, log)
+	defer sd.end()
 	wasReady := ready.Swap(false)
 	stopDemo()
-	if _, ok := await(sctx, demoDone); !ok {
-		log.Warn("shutdown deadline reached: demo traffic did not stop")
-	}
-	if signalled && wasReady && o.Drain > 0 {
-		// Load balancers notice the 503 within their probe interval; until
-		// then they keep sending requests, which are answered as usual.
-		log.Info("shutting down: draining (/readyz answers 503, requests are still served)", "drain", o.Drain)
-		t := time.NewTimer(o.Drain)
-		select {
-		case <-t.C:
-		case <-sctx.Done():
-		}
-		t.Stop()
+	sd.run("demo traffic did not stop", func() { <-demoDone })
+	if signalled && wasReady {
+		sd.drain(o.Drain)
 	}
 	log.Info("shutting down: closing the listener and WebSockets, finishing requests in flight")
 	// Close WebSockets and stop HTTP together; a stuck WebSocket peer must
 	// not hold the process beyond the shutdown deadline.
 	hubClosed := make(chan struct{})
 	go func() { hub.Close(); close(hubClosed) }()
-	// HTTP gets the budget but a tenth, which is kept for the engine's last
-	// commit and closing the store: a request that never ends must not
-	// leave them no time at all.
-	httpCtx, cancelHTTP := context.WithTimeout(sctx, time.Until(began.Add(o.ShutdownTimeout*9/10)))
-	defer cancelHTTP()
-	if err := srv.Shutdown(httpCtx); err != nil {
-		log.Warn("shutdown deadline: HTTP's share of it is over; closing connections with requests still in flight, whose clients get no answer",
-			"requests", inFlight.Load()-int64(hub.Clients()), "err", err)
-		_ = srv.Close()
-	}
+	sd.closeHTTP(web, hub.Clients)
 	stopEngine()
 	if !engStopped {
-		if err, ok := await(sctx, engErr); ok {
+		if err, ok := await(sd.ctx, engErr); ok {
 			engStopped = true
 			if err != nil && runErr == nil {
 				runErr = err
@@ -385,7 +343,7 @@ func Serve(ctx context.Context, o ServeOptions, log *slog.Logger, stdout io.Writ
 			log.Warn("shutdown deadline reached: the engine had not committed all queued work; what it had not committed was not acknowledged either")
 		}
 	}
-	if _, ok := await(sctx, hubClosed); !ok {
+	if _, ok := await(sd.ctx, hubClosed); !ok {
 		log.Warn("shutdown deadline reached: some WebSocket clients did not close in time", "clients", hub.Clients())
 	}
 	// Closing the store under a running engine would wait for its commit;
@@ -393,46 +351,14 @@ func Serve(ctx context.Context, o ServeOptions, log *slog.Logger, stdout io.Writ
 	// keeps every commit that completed.
 	storeOpen = false
 	if engStopped {
-		closed := make(chan error, 1)
-		go func() { closed <- store.Close() }()
-		if err, ok := await(sctx, closed); !ok {
-			log.Warn("shutdown deadline reached while closing the store; completed commits are safe in its write-ahead log")
-		} else if err != nil {
+		var err error
+		if sd.run("the store did not close in time; completed commits are safe in its write-ahead log", func() { err = store.Close() }) && err != nil {
 			log.Warn("closing the store", "err", err)
 		}
 	} else {
 		log.Warn("leaving the store for the process exit to close, because the engine is still running")
 	}
-	log.Info("stopped", "took", time.Since(began).Round(time.Millisecond))
 	return runErr
-}
-
-// await receives from ch unless ctx ends first; a value that is already
-// there wins over an ended ctx.
-func await[T any](ctx context.Context, ch <-chan T) (T, bool) {
-	select {
-	case v := <-ch:
-		return v, true
-	default:
-	}
-	select {
-	case v := <-ch:
-		return v, true
-	case <-ctx.Done():
-		var zero T
-		return zero, false
-	}
-}
-
-// startErr reports a failure to start, unless it is only the effect of a
-// SIGTERM or SIGINT during the start, which is a clean stop: nothing had
-// been accepted yet.
-func startErr(ctx context.Context, log *slog.Logger, err error) error {
-	if ctx.Err() != nil {
-		log.Info("stopped while starting", "err", err)
-		return nil
-	}
-	return err
 }
 
 func displayAddr(a net.Addr) string {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -119,10 +120,14 @@ func newRig(t *testing.T, partitions int32) *rig {
 		stores: &sqliteStores{t: t, dir: t.TempDir(), n: partitions}, live: &memLive{m: map[string]engine.Change{}}}
 }
 
-// start runs a processor until the returned stop is called.
-func (r *rig) start() (stop func()) {
+// start runs a processor until the returned stop is called; tune, if
+// given, adjusts its engine configuration.
+func (r *rig) start(tune ...func(*engine.Config)) (stop func()) {
 	cfg := engine.DefaultConfig()
 	cfg.TickInterval = 200 * time.Millisecond
+	for _, f := range tune {
+		f(&cfg)
+	}
 	stores := r.stores2
 	if stores == nil {
 		stores = r.stores.open
@@ -289,6 +294,59 @@ func TestProcessorExactlyOnce(t *testing.T) {
 	if len(reasons) != 4 {
 		t.Errorf("dead letter reasons = %v, want 4 distinct", reasons)
 	}
+}
+
+// TestProcessorPrunesSeenIDsEveryPruneInterval: the processor forgets
+// event ids older than DedupWindow (by the engine's clock) as often as
+// engine.Config.PruneInterval says, not once a minute: an expired id is
+// applied again, a younger one is still a duplicate.
+func TestProcessorPrunesSeenIDsEveryPruneInterval(t *testing.T) {
+	r := newRig(t, 1) // one partition: records are applied in the order sent
+	var now atomic.Int64
+	now.Store(time.Now().UnixNano())
+	stop := r.start(func(c *engine.Config) {
+		c.Now = func() time.Time { return time.Unix(0, now.Load()) }
+		c.DedupWindow, c.PruneInterval, c.TickInterval = time.Hour, 10*time.Millisecond, 50*time.Millisecond
+	})
+	defer stop()
+	cl := r.client(kgo.DefaultProduceTopic(r.topics.Events))
+	ctx := context.Background()
+	send := func(ids ...string) {
+		t.Helper()
+		var recs []*kgo.Record
+		for _, id := range ids {
+			if id == "" { // a marker without an id, for PB
+				recs = append(recs, &kgo.Record{Key: []byte("PB"), Value: []byte(`{"event_type":"view","product_id":"PB"}`)})
+				continue
+			}
+			recs = append(recs, &kgo.Record{Key: []byte("PA"), Value: []byte(`{"event_id":"` + id + `","event_type":"view","product_id":"PA"}`)})
+		}
+		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("old")
+	r.waitDemand(map[string]float64{"PA": 1}, 20*time.Second)
+	now.Add(int64(40 * time.Minute))
+	send("young")
+	time.Sleep(200 * time.Millisecond) // several prunes: within the window nothing is forgotten
+	send("old", "")
+	r.waitDemand(map[string]float64{"PA": 2, "PB": 1}, 20*time.Second)
+
+	now.Add(int64(30 * time.Minute)) // old is 70 min old, young 30
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		send("old")
+		if c, _ := r.live.get("PA"); c.Demand == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("an id older than DedupWindow is still a duplicate 10s later (pruned only once a minute?)")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	send("old", "young", "")
+	r.waitDemand(map[string]float64{"PA": 3, "PB": 2}, 20*time.Second)
 }
 
 // fenced wraps a store so that some commits report ErrFenced: every third
