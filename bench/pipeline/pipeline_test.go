@@ -145,23 +145,7 @@ func benchNaive(b *testing.B) {
 // once). ns/op is suppressed: read p50-ms .. max-ms and matched/sent.
 func BenchmarkLatency10k(b *testing.B) {
 	r := newRig(b, benchPartitions)
-	d := r.startEngine()
-	r.waitLoaded(d.failed.ch)
-	cpu0 := sampleCPU()
-	t0 := time.Now()
-	rep, err := loadgen.Run(context.Background(), loadgen.Config{Brokers: r.brokers, Rate: 10_000, Duration: latencyRun, Seed: 1})
-	wall := time.Since(t0)
-	cpu1 := r.sampleEnd()
-	commits, mean, _ := d.commitStats()
-	if err != nil {
-		b.Fatal(err)
-	}
-	reportLatency(b, rep)
-	r.reportCPU(b, cpu0, cpu1, wall)
-	if commits > 0 {
-		b.ReportMetric(float64(commits), "commits")
-		b.ReportMetric(ms(mean), "ms/commit")
-	}
+	rep := r.paced(b, loadgen.Config{Brokers: r.brokers, Rate: 10_000, Duration: latencyRun, Seed: 1})
 	// Correctness: every acknowledged event ends up as one history row.
 	deadline := time.Now().Add(time.Minute)
 	for {
@@ -228,12 +212,27 @@ const sustainedDrain = 30 * time.Second
 // -benchtime=1x. ns/op is suppressed.
 func BenchmarkSustained(b *testing.B) {
 	r := newRig(b, benchPartitions)
+	rep := r.paced(b, loadgen.Config{Brokers: r.brokers, Rate: float64(sustainedRate),
+		Duration: sustainedRun, Drain: sustainedDrain, Seed: 1})
+	matched := 0.0
+	if rep.Sent > 0 {
+		matched = 100 * float64(rep.Matched) / float64(rep.Sent)
+	}
+	b.ReportMetric(matched, "matched-%")
+	b.Logf("%d events/s for %v: %d sent (%.0f/s into Kafka), %.1f%% matched, priced %.0f events/s over %v; "+
+		"latency p50 %.1f ms, p99 %.1f ms, max %.1f ms",
+		sustainedRate, sustainedRun, rep.Sent, rep.SendRate, matched, rep.PricedRate, rep.PricedElapsed.Round(time.Millisecond),
+		ms(rep.Latency.P50), ms(rep.Latency.P99), ms(rep.Latency.Max))
+}
+
+// paced starts one engine, waits for it to load, runs loadgen with cfg
+// against it and reports latency, CPU and commits.
+func (r *rig) paced(b *testing.B, cfg loadgen.Config) loadgen.Report {
 	d := r.startEngine()
 	r.waitLoaded(d.failed.ch)
 	cpu0 := sampleCPU()
 	t0 := time.Now()
-	rep, err := loadgen.Run(context.Background(), loadgen.Config{Brokers: r.brokers, Rate: float64(sustainedRate),
-		Duration: sustainedRun, Drain: sustainedDrain, Seed: 1})
+	rep, err := loadgen.Run(context.Background(), cfg)
 	wall := time.Since(t0)
 	cpu1 := r.sampleEnd()
 	commits, mean, _ := d.commitStats()
@@ -241,20 +240,12 @@ func BenchmarkSustained(b *testing.B) {
 		b.Fatal(err)
 	}
 	reportLatency(b, rep)
-	matched := 0.0
-	if rep.Sent > 0 {
-		matched = 100 * float64(rep.Matched) / float64(rep.Sent)
-	}
-	b.ReportMetric(matched, "matched-%")
 	r.reportCPU(b, cpu0, cpu1, wall)
 	if commits > 0 {
 		b.ReportMetric(float64(commits), "commits")
 		b.ReportMetric(ms(mean), "ms/commit")
 	}
-	b.Logf("%d events/s for %v: %d sent (%.0f/s into Kafka), %.1f%% matched, priced %.0f events/s over %v; "+
-		"latency p50 %.1f ms, p99 %.1f ms, max %.1f ms",
-		sustainedRate, sustainedRun, rep.Sent, rep.SendRate, matched, rep.PricedRate, rep.PricedElapsed.Round(time.Millisecond),
-		ms(rep.Latency.P50), ms(rep.Latency.P99), ms(rep.Latency.Max))
+	return rep
 }
 
 // waitLoaded waits until the engine has loaded every partition: loading
