@@ -3,11 +3,12 @@ import { PriceChart } from './chart';
 import { overridePeriods } from './chartdata';
 import { byId, el, say, setText } from './dom';
 import { describeError, type Action } from './errors';
+import { explanation } from './explain';
 import { formatAgo, formatChange, formatDateTime, formatDemand, formatPrice } from './format';
 import type { KeyStore } from './keystore';
 import { checkOverride } from './override';
 import type { PriceStore } from './store';
-import type { AuditEntry, Explanation, Source, Tick } from './types';
+import type { AuditEntry, Source, Tick } from './types';
 
 const EXPLAIN_REFRESH_MS = 1000;
 const FAILED = Symbol('failed');
@@ -264,34 +265,6 @@ export class DetailPanel {
       this.submit.disabled = this.remove.disabled = false;
     }
   }
-}
-
-function explanation(e: Explanation): HTMLElement[] {
-  const dl = el('dl', 'facts');
-  const row = (k: string, v: string) => {
-    const d = el('div');
-    d.append(el('dt', '', k), el('dd', '', v));
-    dl.append(d);
-  };
-  row('Strategy', e.strategy);
-  row('Base price', formatPrice(e.base_price));
-  row('Demand priced on', formatDemand(e.demand));
-  row('Total demand', formatDemand(e.total_demand));
-  row('Strategy price', formatPrice(e.strategy_price));
-  row('After guardrails', formatPrice(e.dynamic_price));
-  row('Charged', `${formatPrice(e.price)} (${e.price_source})`);
-  const out: HTMLElement[] = [dl];
-  if (e.guardrails.length) {
-    const ul = el('ul', 'guardrails');
-    for (const g of e.guardrails) {
-      ul.append(el('li', '', `${g.guardrail}: ${formatPrice(g.before)} → ${formatPrice(g.after)}${g.detail ? ` (${g.detail})` : ''}`));
-    }
-    out.push(el('p', 'muted', 'Guardrails applied:'), ul);
-  } else {
-    out.push(el('p', 'muted', 'No guardrail changed the price.'));
-  }
-  if (e.override) out.push(el('p', '', `An override of ${formatPrice(e.override.override_price)} beats the dynamic price.`));
-  return out;
 }
 
 function auditItem(a: AuditEntry): HTMLLIElement {

@@ -49,3 +49,10 @@ export function formatDateTime(at: string | number, locale?: string, timeZone?: 
   if (Number.isNaN(d.getTime())) return '';
   return d.toLocaleString(locale, { dateStyle: 'medium', timeStyle: 'medium', timeZone });
 }
+
+/** A date and time to the minute, in the reader's locale and time zone. */
+export function formatWhen(at: string | number, locale?: string, timeZone?: string): string {
+  const d = new Date(at);
+  if (Number.isNaN(d.getTime())) return '';
+  return d.toLocaleString(locale, { dateStyle: 'medium', timeStyle: 'short', timeZone });
+}

@@ -53,9 +53,55 @@ export interface Explanation {
     since: string;
     expires_at?: string;
   };
+  /** What a learning strategy (thompson) knows, per price on its ladder, ascending. */
+  learning?: Rung[];
+  /** The stock and competitor prices the engine knows of. */
+  market?: Market;
   lowest_30d: number;
   version: number;
   updated_at: string;
+}
+
+/** One price a learning strategy tries. */
+export interface Rung {
+  price: number;
+  views: number;
+  purchases: number;
+  /** The rung shown now. */
+  shown: boolean;
+}
+
+/** A competitor's price. */
+export interface Quote {
+  competitor: string;
+  price: number;
+  at: string;
+}
+
+/** Where a product stands against its selling plan. */
+export interface Selling {
+  period_start: string;
+  period_end: string;
+  /** The stock the period opened with plus its restocks. */
+  opening_stock: number;
+  /** What the plan means to have left at the end. */
+  keep: number;
+  /** Stock less keep: what the plan still means to sell. */
+  to_sell: number;
+  /** What would still be left to sell had sales gone evenly over the period. */
+  to_sell_on_plan: number;
+  views_per_hour: number;
+  /** What the inventory strategy applies to the base price (1 for other strategies). */
+  multiplier: number;
+}
+
+/** The market signals a price was set on; each part only when known. */
+export interface Market {
+  stock?: number;
+  selling?: Selling;
+  competitors?: Quote[];
+  /** The lowest fresh quote, which the competitor strategy positions against. */
+  reference?: Quote;
 }
 
 /** An entry of GET /overrides/{id}, newest first. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatAgo, formatChange, formatDateTime, formatDemand, formatPrice } from '../src/format';
+import { formatAgo, formatChange, formatDateTime, formatDemand, formatPrice, formatWhen } from '../src/format';
 
 describe('format', () => {
   it('formats prices with two decimals and grouping', () => {
@@ -37,5 +37,10 @@ describe('format', () => {
     expect(formatDateTime('2026-03-17T02:05:41.734Z', 'en-US', 'UTC')).toBe('Mar 17, 2026, 2:05:41 AM');
     expect(formatDateTime(Date.UTC(2026, 2, 17, 2, 5, 41), 'en-GB', 'Europe/Berlin')).toBe('17 Mar 2026, 03:05:41');
     expect(formatDateTime('garbage')).toBe('');
+  });
+
+  it('formats times to the minute', () => {
+    expect(formatWhen('2026-04-01T00:00:00Z', 'en-US', 'UTC')).toBe('Apr 1, 2026, 12:00 AM');
+    expect(formatWhen('garbage')).toBe('');
   });
 });

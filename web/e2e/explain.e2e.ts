@@ -1,0 +1,75 @@
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { ADMIN_KEY, api, eventually, launchBrowser, postEvents, startServer, VIEWER_KEY, watch, type Server } from './harness';
+
+// "Why this price" with market signals and learning, from a real server:
+// PS priced by its stock (inventory) with competitor quotes and a margin
+// floor, PT by Thompson sampling.
+describe('the explanation of market signals and learning', () => {
+  let server: Server;
+  let browser: Browser;
+  let page: Page;
+  let problems: string[];
+
+  beforeAll(async () => {
+    server = await startServer(inject('bin'));
+    const day = 86_400_000;
+    const plan = { period_start: new Date(Date.now() - 10 * day).toISOString(), period_end: new Date(Date.now() + 10 * day).toISOString() };
+    await api(server.url, 'PUT', '/products/PS', ADMIN_KEY, {
+      name: 'Festival Tent', base_price: 40, strategy: 'inventory', unit_cost: 25, min_margin_pct: 20, inventory: plan,
+    });
+    await api(server.url, 'PUT', '/products/PT', ADMIN_KEY, { name: 'Thermos', base_price: 20, strategy: 'thompson' });
+    await postEvents(server.url, [
+      { event_type: 'stock', product_id: 'PS', quantity: 100 },
+      { event_type: 'competitor_price', product_id: 'PS', competitor: 'shop-b', price: 44.9 },
+      { event_type: 'competitor_price', product_id: 'PS', competitor: 'shop-c', price: 47 },
+      ...Array.from({ length: 6 }, () => ({ event_type: 'view', product_id: 'PT', user_id: 'U1' })),
+      { event_type: 'purchase', product_id: 'PT', user_id: 'U1' },
+    ]);
+    browser = await launchBrowser(inject('chromium'));
+    page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    problems = watch(page);
+    await page.goto(server.url);
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
+
+  async function explain(id: string): Promise<string> {
+    await page.click(`#row-${id}`);
+    await eventually(() => page.textContent('#detail-title'), id);
+    await eventually(async () => (await page.textContent('#explain')) ?? '', expect.stringContaining(`Strategy${id === 'PS' ? 'inventory' : 'thompson'}`));
+    return (await page.textContent('#explain')) ?? '';
+  }
+
+  it('shows stock, selling plan and competitors', async () => {
+    await page.fill('#key-input', VIEWER_KEY);
+    await page.click('#key-form button[type=submit]');
+    await eventually(() => page.textContent('#key-status'), 'Key accepted for this tab.');
+    const text = await explain('PS');
+    expect(text).toContain('Stock: 100 on hand');
+    // The stock became known half way through the period: behind plan, the price falls to 0.5×.
+    expect(text).toMatch(/Selling plan: 100 left to sell by .+, against 50 on plan → behind plan \(selling slower than planned\), base price ×0\.50/);
+    expect(text).toMatch(/Competitors: shop-b 44\.90 \((just now|\d+ s ago), lowest\); shop-c 47\.00 \((just now|\d+ s ago)\)/);
+    expect(text).toContain('Margin floor: 20.00 → 30.00 (never below unit cost 25 plus 20% margin)');
+  });
+
+  it('shows what Thompson sampling learned as a table', async () => {
+    await explain('PT');
+    // Each view may show another price, so how many prices were tried depends
+    // on the draws; a purchase where the price had no view yet counts as one.
+    await eventually(async () => /^Learning \(thompson\): \d+ of 22 prices tried, [67] views and 1 purchase in all\.$/
+      .test((await page.locator('#explain table.learning caption').textContent()) ?? ''), true);
+    expect(await page.locator('#explain table.learning thead th').allTextContents()).toEqual(['Price', 'Views', 'Purchases', 'Conversion']);
+    const rows = await page.locator('#explain table.learning tbody tr').evaluateAll((trs) => trs.map((tr) => [...tr.children].map((c) => c.textContent ?? '')));
+    expect(rows.reduce((n, r) => n + Number(r[1]), 0)).toBeGreaterThanOrEqual(6);
+    expect(rows.filter((r) => r[0]!.endsWith(' (shown now)'))).toHaveLength(1);
+    expect(await page.locator('#explain tr.shown th[scope=row]').count()).toBe(1);
+  });
+
+  it('logged no errors', () => {
+    expect(problems).toEqual([]);
+  });
+});
