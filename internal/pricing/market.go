@@ -22,6 +22,10 @@ type Market struct {
 	Period int64 `json:"period,omitempty"`
 	// Opening is the stock the period started with plus its restocks.
 	Opening float64 `json:"opening,omitempty"`
+	// Opened is when the plan for the period began: its start, or when
+	// the stock first became known if that was later (a product added
+	// half way through a period is planned over what is left of it).
+	Opened int64 `json:"opened,omitempty"`
 	// Views counts the product's views since Since, when its stock first
 	// became known: the traffic the stock is planned against.
 	Views float64 `json:"views,omitempty"`
@@ -152,7 +156,10 @@ type Selling struct {
 	// period and the stock is known.
 	Active     bool
 	Start, End int64 // the period, unix ns
-	Stock      float64
+	// From is when the plan for the period began (Start, or later when the
+	// stock first became known during the period).
+	From    int64
+	Stock   float64
 	Opening    float64
 	// Keep is what the plan means to have left at End.
 	Keep float64
@@ -163,19 +170,19 @@ type Selling struct {
 	Views float64
 }
 
-// Remaining is the share of the period still to run, in [0, 1].
+// Remaining is the share of the plan's time still to run, in [0, 1].
 func (s Selling) Remaining(now int64) float64 {
-	if !s.Active || s.End <= s.Start {
+	if !s.Active || s.End <= s.From {
 		return 0
 	}
-	return math.Min(1, math.Max(0, float64(s.End-now)/float64(s.End-s.Start)))
+	return math.Min(1, math.Max(0, float64(s.End-now)/float64(s.End-s.From)))
 }
 
 // ToSell is how many units the plan still means to sell.
 func (s Selling) ToSell() float64 { return s.Stock - s.Keep }
 
 // OnPlan is how many units would still be left to sell now if sales went
-// evenly over the period.
+// evenly over the plan's time.
 func (s Selling) OnPlan(now int64) float64 { return (s.Opening - s.Keep) * s.Remaining(now) }
 
 // selling describes where product i stands in the selling period that
@@ -190,15 +197,15 @@ func (b *Book) selling(i int, now int64) Selling {
 	if !ok {
 		return Selling{}
 	}
-	opening := m.Opening
+	opening, from := m.Opening, max(m.Opened, start)
 	if m.Period != start {
-		opening = m.Stock
+		opening, from = m.Stock, start
 	}
 	var rate float64
 	if now > m.Since {
 		rate = m.Views / float64(now-m.Since)
 	}
-	return Selling{Active: true, Start: start, End: end, Stock: m.Stock, Opening: opening,
+	return Selling{Active: true, Start: start, End: end, From: from, Stock: m.Stock, Opening: opening,
 		Keep: opening * (1 - p.target()), ViewRate: rate, Views: m.Views}
 }
 
@@ -207,7 +214,7 @@ func (b *Book) selling(i int, now int64) Selling {
 func (b *Book) roll(i int, now int64) {
 	m := b.states[i].Market
 	if s := b.selling(i, now); s.Active && m.Period != s.Start {
-		m.Period, m.Opening = s.Start, s.Opening
+		m.Period, m.Opening, m.Opened = s.Start, s.Opening, s.From
 	}
 }
 
@@ -228,7 +235,7 @@ func (b *Book) SetStock(i int, level float64, now int64) bool {
 	if !m.StockKnown {
 		m.Stock, m.StockKnown, m.Since = level, true, now
 		b.roll(i, now)
-		m.Opening = level
+		m.Opening, m.Opened = level, now
 	} else {
 		b.roll(i, now)
 		if level > m.Stock {

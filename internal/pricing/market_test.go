@@ -176,6 +176,24 @@ func TestInventoryStrategySteersToPlan(t *testing.T) {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)
 		}
 	}
+	// Stock first known half way through the period: the plan runs from
+	// then, so 20 on hand is on plan, not behind it.
+	repeating := plan
+	repeating.Repeat = true
+	late := inventoryBook(t, "inventory", repeating)
+	late.SetStock(0, 20, s0+24*hour)
+	if got := late.State(0).Price; got != 100 {
+		t.Fatalf("stock known at half time: %v, want the base price (on plan)", got)
+	}
+	late.Apply(0, Purchase, 10, s0+36*hour) // 10 left at 3/4 of the period, 10 on plan
+	if got := late.State(0).Price; got != 100 {
+		t.Fatalf("on plan at 36 h: %v, want 100", got)
+	}
+	// The next period is planned over its whole length again.
+	late.SetStock(0, 20, s0+48*hour+12*hour)
+	if got := late.State(0).Price; got != 75 { // 20 to sell vs 15 on plan: behind, ×3/4
+		t.Fatalf("a quarter into the next period with 20 on hand: %v, want 75", got)
+	}
 	// A target sell-through below 1 keeps a share back: 20 opening, keep
 	// 10, half time, 15 on hand: 5 to sell vs 5 on plan.
 	plan.TargetSellThrough = 0.5
