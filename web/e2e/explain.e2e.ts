@@ -3,8 +3,9 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ADMIN_KEY, api, eventually, launchBrowser, postEvents, startServer, VIEWER_KEY, watch, type Server } from './harness';
 
 // "Why this price" with market signals and learning, from a real server:
-// PS priced by its stock (inventory) with competitor quotes and a margin
-// floor, PT by Thompson sampling.
+// PS priced by its stock (inventory) with competitor quotes and a ceiling,
+// PC against a competitor and held up by its margin floor, PT by Thompson
+// sampling.
 describe('the explanation of market signals and learning', () => {
   let server: Server;
   let browser: Browser;
@@ -16,13 +17,18 @@ describe('the explanation of market signals and learning', () => {
     const day = 86_400_000;
     const plan = { period_start: new Date(Date.now() - 10 * day).toISOString(), period_end: new Date(Date.now() + 10 * day).toISOString() };
     await api(server.url, 'PUT', '/products/PS', ADMIN_KEY, {
-      name: 'Festival Tent', base_price: 40, strategy: 'inventory', unit_cost: 25, min_margin_pct: 20, inventory: plan,
+      name: 'Festival Tent', base_price: 40, strategy: 'inventory', ceiling: 90, inventory: plan,
+    });
+    await api(server.url, 'PUT', '/products/PC', ADMIN_KEY, {
+      name: 'Camp Chair', base_price: 40, strategy: 'competitor', unit_cost: 25, min_margin_pct: 20, competitor: { mode: 'match' },
     });
     await api(server.url, 'PUT', '/products/PT', ADMIN_KEY, { name: 'Thermos', base_price: 20, strategy: 'thompson' });
     await postEvents(server.url, [
       { event_type: 'stock', product_id: 'PS', quantity: 100 },
       { event_type: 'competitor_price', product_id: 'PS', competitor: 'shop-b', price: 44.9 },
       { event_type: 'competitor_price', product_id: 'PS', competitor: 'shop-c', price: 47 },
+      { event_type: 'purchase', product_id: 'PS', quantity: 60 },
+      { event_type: 'competitor_price', product_id: 'PC', competitor: 'shop-b', price: 20 },
       ...Array.from({ length: 6 }, () => ({ event_type: 'view', product_id: 'PT', user_id: 'U1' })),
       { event_type: 'purchase', product_id: 'PT', user_id: 'U1' },
     ]);
@@ -40,7 +46,8 @@ describe('the explanation of market signals and learning', () => {
   async function explain(id: string): Promise<string> {
     await page.click(`#row-${id}`);
     await eventually(() => page.textContent('#detail-title'), id);
-    await eventually(async () => (await page.textContent('#explain')) ?? '', expect.stringContaining(`Strategy${id === 'PS' ? 'inventory' : 'thompson'}`));
+    const strategy = { PS: 'inventory', PC: 'competitor', PT: 'thompson' }[id];
+    await eventually(async () => (await page.textContent('#explain')) ?? '', expect.stringContaining(`Strategy${strategy}`));
     return (await page.textContent('#explain')) ?? '';
   }
 
@@ -49,10 +56,17 @@ describe('the explanation of market signals and learning', () => {
     await page.click('#key-form button[type=submit]');
     await eventually(() => page.textContent('#key-status'), 'Key accepted for this tab.');
     const text = await explain('PS');
-    expect(text).toContain('Stock: 100 on hand');
-    // The stock became known half way through the period: behind plan, the price falls to 0.5×.
-    expect(text).toMatch(/Selling plan: 100 left to sell by .+, against 50 on plan → behind plan \(selling slower than planned\), base price ×0\.50/);
+    expect(text).toContain('Stock: 40 on hand');
+    // The plan runs from when the stock became known (half way through the
+    // period): 100 to sell by its end, 60 sold at once: far ahead, ×2.50.
+    expect(text).toMatch(/Selling plan: 40 left to sell by .+, against 100 on plan → ahead of plan \(selling faster than planned\), base price ×2\.50/);
     expect(text).toMatch(/Competitors: shop-b 44\.90 \((just now|\d+ s ago), lowest\); shop-c 47\.00 \((just now|\d+ s ago)\)/);
+    expect(text).toContain('Ceiling: 100.00 → 90.00 (never above 90)');
+  });
+
+  it('shows the competitor positioned against and the margin floor', async () => {
+    const text = await explain('PC');
+    expect(text).toMatch(/Competitors: shop-b 20\.00 \((just now|\d+ s ago), lowest, positioned against\)/);
     expect(text).toContain('Margin floor: 20.00 → 30.00 (never below unit cost 25 plus 20% margin)');
   });
 
