@@ -34,6 +34,25 @@ beforeAll(async () => {
     await sleep(700);
   }
   await api(server.url, 'POST', '/override', ADMIN_KEY, { product_id: 'PG', override_price: 599, reason: 'clearance', ttl_seconds: 86400 });
+  // A product priced by Thompson sampling, with stock, competitor quotes
+  // and a margin floor, for the explanation: 300 shoppers who buy less
+  // often the dearer it gets.
+  await api(server.url, 'PUT', '/products/PX', ADMIN_KEY, { name: 'Trail Backpack', base_price: 120, strategy: 'thompson', unit_cost: 70, min_margin_pct: 15 });
+  await postEvents(server.url, [
+    { event_type: 'stock', product_id: 'PX', quantity: 500 },
+    { event_type: 'competitor_price', product_id: 'PX', competitor: 'outdoor-shop', price: 129 },
+    { event_type: 'competitor_price', product_id: 'PX', competitor: 'mega-mart', price: 114.5 },
+  ]);
+  let seed = 7;
+  const uniform = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+  for (let i = 0; i < 300; i++) {
+    const p = ((await api(server.url, 'GET', '/price/PX', '')) as { price: number }).price;
+    const bought = uniform() < 0.5 / (1 + Math.exp((p - 110) / 18));
+    await postEvents(server.url, [
+      { event_type: 'view', product_id: 'PX', user_id: `U${i}`, price: p },
+      ...(bought ? [{ event_type: 'purchase', product_id: 'PX', user_id: `U${i}`, price: p }] : []),
+    ]);
+  }
 }, 120_000);
 
 afterAll(async () => {
@@ -76,6 +95,11 @@ it('takes the screenshots', async () => {
   await eventually(async () => (await page.textContent('#override-active'))?.startsWith('Active'), true);
   await sleep(500);
   await page.screenshot({ path: `${out}override.png` });
+
+  await page.click('#row-PX');
+  await eventually(() => page.textContent('#detail-title'), 'PX');
+  await eventually(async () => ((await page.textContent('#explain')) ?? '').includes('Learning (thompson)'), true);
+  await page.locator('#explain').locator('..').screenshot({ path: `${out}explain.png` });
 
   const dark = await open({ ...desktop, colorScheme: 'dark' });
   await withKey(dark);
