@@ -60,6 +60,10 @@ type Scenario struct {
 	Arrivals    Arrivals  `json:"arrivals"`
 	Products    Products  `json:"products"`
 	Funnel      Funnel    `json:"funnel"`
+	// Competitors, when set, gives every product rival sellers whose
+	// prices shoppers compare with the shop's (see CompetitorSpec).
+	// Without it the shop is alone in its market.
+	Competitors *CompetitorSpec `json:"competitors,omitempty"`
 }
 
 // Products is either an explicit List or a Generate recipe, not both.
@@ -171,6 +175,11 @@ func (sc *Scenario) Validate() error {
 	for i, sh := range sc.Arrivals.Shocks {
 		if err := sh.validate(n); err != nil {
 			return fmt.Errorf("arrivals.shocks[%d].%w", i, err)
+		}
+	}
+	if sc.Competitors != nil {
+		if err := sc.Competitors.validate(); err != nil {
+			return fmt.Errorf("competitors.%w", err)
 		}
 	}
 	return nil
@@ -369,14 +378,17 @@ func (sc *Scenario) BuildProducts() ([]Product, error) {
 	return out, nil
 }
 
-// Market is a built scenario: products, inventory and funnel. Curves and
-// products are immutable; Stock is mutable, so use one Market per
-// concurrent run, or Reset between sequential runs.
+// Market is a built scenario: products, inventory, funnel and
+// competitors. Curves and products are immutable; Stock is mutable (and
+// Competitors caches), so use one Market per concurrent run, or Reset
+// between sequential runs.
 type Market struct {
 	Scenario *Scenario
 	Products []Product
 	Funnel   Funnel
 	Stock    *Stock
+	// Competitors is nil when the scenario has none.
+	Competitors *Competitors
 }
 
 // New builds a market from a validated scenario.
@@ -396,7 +408,11 @@ func New(sc *Scenario) (*Market, error) {
 	if err != nil {
 		return nil, fmt.Errorf("market: %w", err)
 	}
-	return &Market{Scenario: sc, Products: ps, Funnel: sc.Funnel, Stock: st}, nil
+	m := &Market{Scenario: sc, Products: ps, Funnel: sc.Funnel, Stock: st}
+	if sc.Competitors != nil {
+		m.Competitors = newCompetitors(sc, ps)
+	}
+	return m, nil
 }
 
 // Stream returns a fresh shopper stream for the scenario. Every call
@@ -414,9 +430,15 @@ func (m *Market) Stream() (*Stream, error) {
 func (m *Market) Reset() { m.Stock.Reset() }
 
 // Buy is the shopper's purchase probability at price: the product's
-// curve scaled by the shopper's shock demand multiplier, capped at 1.
+// curve scaled by the shopper's shock demand multiplier and, with
+// competitors, by how the price compares with the lowest competitor price
+// at the shopper's time (Competitors.Factor), capped at 1.
 func (m *Market) Buy(s *Shopper, price float64) float64 {
-	return math.Min(1, s.Demand*m.Products[s.Product].Curve.Buy(price))
+	b := s.Demand * m.Products[s.Product].Curve.Buy(price)
+	if c := m.Competitors; c != nil {
+		b *= c.Factor(price, c.lowestAt(s.Product, s.At))
+	}
+	return math.Min(1, b)
 }
 
 // Outcome is what happened to one shopper.

@@ -7,9 +7,13 @@
 //
 // Besides the strategies asked for, every run includes "oracle": each
 // product at the best fixed price knowing its true demand curve, its
-// traffic and its stock (the revenue-maximising price, raised to the price
-// that just sells the stock when stock is short), the clairvoyant benchmark
-// the others are measured against.
+// traffic, its competitors' prices and its stock (the revenue-maximising
+// price, raised to the price that just sells the stock when stock is
+// short), the clairvoyant benchmark the others are measured against.
+//
+// With competitors in the scenario, the simulator reports their prices to
+// the engine as competitor_price events and gives every product the
+// scenario's positioning rule, so the competitor strategy can be judged.
 package sim
 
 import (
@@ -35,8 +39,9 @@ const Static = "static"
 // Config configures a run.
 type Config struct {
 	Scenario *market.Scenario
-	// Strategies to compare, by name: static, seed, decay (and any in
-	// Pricing.Strategies). The oracle is always added.
+	// Strategies to compare, by name: static, seed, decay, inventory,
+	// thompson, competitor (and any in Pricing.Strategies). The oracle is
+	// always added.
 	Strategies []string
 	// Pricing configures the engine (weights, half-life, strategies).
 	Pricing pricing.Config
@@ -144,11 +149,13 @@ func runOne(ctx context.Context, cfg Config, pc pricing.Config, name string) (Re
 	mach := engine.NewMachine(ecfg)
 	products := make([]pricing.Product, len(m.Products))
 	var views []float64
+	var periods [][]periodViews
 	if name == Oracle {
-		if views, err = countViews(m); err != nil {
+		if views, periods, err = countViews(m); err != nil {
 			return Result{}, err
 		}
 	}
+	comp := m.Competitors
 	for i, p := range m.Products {
 		pp := pricing.Product{ID: p.ID, BasePrice: p.BasePrice}
 		if name == Oracle {
@@ -160,11 +167,19 @@ func runOne(ctx context.Context, cfg Config, pc pricing.Config, name string) (Re
 				lo = math.Max(lo, p.Cost)
 			}
 			hi := math.Max(lo, p.BasePrice*10)
-			best := market.OptimalPrice(p.Curve, 0, lo, hi)
+			var best float64
+			var demand func(float64) float64 // expected units at a price
+			if comp == nil {
+				best = market.OptimalPrice(p.Curve, 0, lo, hi)
+				demand = func(q float64) float64 { return views[i] * p.Curve.Buy(q) }
+			} else {
+				demand = competingDemand(p.Curve, comp, periods[i])
+				best = maxRevenue(demand, lo, hi)
+			}
 			// With limited stock, no fixed price below the one that just
 			// sells the stock to the shoppers who come earns more.
-			if c := capacity(p.Stock, cfg.Scenario.Horizon.Duration); views[i]*p.Curve.Buy(best) > c {
-				best = math.Max(best, sellOutPrice(p.Curve, views[i], c, lo, hi))
+			if c := capacity(p.Stock, cfg.Scenario.Horizon.Duration); demand(best) > c {
+				best = math.Max(best, sellOutPrice(demand, c, lo, hi))
 			}
 			pp.BasePrice = math.Round(best*100) / 100
 		}
@@ -172,6 +187,9 @@ func runOne(ctx context.Context, cfg Config, pc pricing.Config, name string) (Re
 			pp.UnitCost = p.Cost
 		}
 		pp.Inventory = plan(cfg.Scenario, p.Stock)
+		if comp != nil {
+			pp.Competition = comp.Rule()
+		}
 		products[i] = pp
 	}
 	now := cfg.Scenario.Start.UnixNano()
@@ -192,6 +210,19 @@ func runOne(ctx context.Context, cfg Config, pc pricing.Config, name string) (Re
 	known := make([]int64, len(products))
 	for i := range known {
 		known[i] = -1
+	}
+	// quoted is the requote period whose competitor prices the engine was
+	// last told of, per product (-1: none yet). Like a shop's price
+	// monitor, the simulator reports the competitors' new prices when they
+	// change, lazily at the product's first shopper after a requote, to
+	// every strategy alike.
+	var quoted []int64
+	if comp != nil {
+		quoted = make([]int64, len(products))
+		for i := range quoted {
+			quoted[i] = -1
+		}
+		evs = make([]ingest.Event, 0, max(4, comp.Count()))
 	}
 	var res engine.SubmitResult
 	var volSum float64
@@ -228,6 +259,24 @@ func runOne(ctx context.Context, cfg Config, pc pricing.Config, name string) (Re
 				known[i] = level
 				evs = append(evs[:0], ingest.Event{Type: pricing.Stock, ProductID: id, Timestamp: t, Quantity: int32(level)})
 				mach.ApplyEvents(evs, t, &res)
+			}
+		}
+		if comp != nil {
+			if k := comp.Period(sh.At); k != quoted[i] {
+				quoted[i] = k
+				evs = evs[:0]
+				for j := range comp.Count() {
+					evs = append(evs, ingest.Event{Type: pricing.CompetitorPrice, ProductID: id, Timestamp: t,
+						Price: comp.Price(i, j, k), Competitor: comp.Name(j), Quantity: 1})
+				}
+				// A competitor strategy reprices on the quotes, not on a
+				// shopper: count that change too.
+				before := mach.PriceAt(i)
+				mach.ApplyEvents(evs, t, &res)
+				if np := mach.PriceAt(i); np != before {
+					r.PriceChanges++
+					volSum += math.Abs(np-before) / before
+				}
 			}
 		}
 		price := mach.PriceAt(i)
@@ -276,19 +325,107 @@ func plan(sc *market.Scenario, st market.StockSpec) *pricing.InventoryPlan {
 	return &pricing.InventoryPlan{PeriodStart: sc.Start, PeriodEnd: sc.Start.Add(period), Repeat: true}
 }
 
+// periodViews is a product's views in one requote period, with the
+// lowest competitor price the viewers compared against.
+type periodViews struct {
+	views, lowest float64
+	period        int64
+}
+
 // countViews counts the shoppers each product gets over the horizon: the
-// clairvoyant knows the traffic as well as the curves.
-func countViews(m *market.Market) ([]float64, error) {
+// clairvoyant knows the traffic as well as the curves. With competitors it
+// also counts them per requote period (periods without views are left
+// out, so the lists hold at most one entry per shopper however short the
+// periods).
+func countViews(m *market.Market) ([]float64, [][]periodViews, error) {
 	st, err := m.Stream()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	views := make([]float64, len(m.Products))
+	var periods [][]periodViews
+	comp := m.Competitors
+	if comp != nil {
+		periods = make([][]periodViews, len(m.Products))
+	}
 	var sh market.Shopper
 	for st.Next(&sh) {
 		views[sh.Product]++
+		if comp == nil {
+			continue
+		}
+		// The stream is in time order, so a product's periods come in
+		// order too.
+		ps := periods[sh.Product]
+		if k := comp.Period(sh.At); len(ps) == 0 || ps[len(ps)-1].period != k {
+			ps = append(ps, periodViews{period: k, lowest: comp.Lowest(sh.Product, k)})
+		}
+		ps[len(ps)-1].views++
+		periods[sh.Product] = ps
 	}
-	return views, nil
+	return views, periods, nil
+}
+
+// competingDemand is a product's expected units over the horizon at a
+// fixed price when shoppers compare it with the competitors: the sum over
+// requote periods of views × min(1, Buy(p) × Factor(p, lowest)), as
+// market.Market.Buy has it (without demand shocks, as the closed-form
+// oracle has it). It falls with the price, as sellOutPrice needs.
+func competingDemand(cv market.Curve, comp *market.Competitors, ps []periodViews) func(float64) float64 {
+	return func(p float64) float64 {
+		b, d := cv.Buy(p), 0.0
+		for _, pv := range ps {
+			d += pv.views * math.Min(1, b*comp.Factor(p, pv.lowest))
+		}
+		return d
+	}
+}
+
+// maxRevenue maximises p × demand(p) on [lo, hi] numerically, for the
+// oracle with competitors, whose revenue has no closed form and, being a
+// sum over periods of capped terms, kinks where a period's cap starts to
+// bind and may have several local maxima. A log-spaced grid (prices are
+// compared in ratios, and the range spans a factor of 100) finds the best
+// cell; golden-section search then refines within its neighbours. The
+// best of the grid and the refinement is returned.
+func maxRevenue(demand func(float64) float64, lo, hi float64) float64 {
+	if !(hi > lo) {
+		return lo
+	}
+	rev := func(p float64) float64 { return p * demand(p) }
+	const grid = 1024
+	ratio := math.Pow(hi/lo, 1.0/grid)
+	at := func(k int) float64 {
+		if k >= grid {
+			return hi
+		}
+		return lo * math.Pow(ratio, float64(k))
+	}
+	best, bestV, bi := lo, rev(lo), 0
+	for k := 1; k <= grid; k++ {
+		if v := rev(at(k)); v > bestV {
+			best, bestV, bi = at(k), v, k
+		}
+	}
+	a, b := at(max(bi-1, 0)), at(min(bi+1, grid))
+	const invPhi = 0.6180339887498949
+	x1, x2 := b-invPhi*(b-a), a+invPhi*(b-a)
+	f1, f2 := rev(x1), rev(x2)
+	for b-a > 1e-10*b {
+		if f1 < f2 {
+			a, x1, f1 = x1, x2, f2
+			x2 = a + invPhi*(b-a)
+			f2 = rev(x2)
+		} else {
+			b, x2, f2 = x2, x1, f1
+			x1 = b - invPhi*(b-a)
+			f1 = rev(x1)
+		}
+	}
+	if m := (a + b) / 2; rev(m) > bestV {
+		best = m
+	}
+	return best
 }
 
 // capacity is how many units a product can sell over the horizon.
@@ -304,15 +441,16 @@ func capacity(s market.StockSpec, horizon time.Duration) float64 {
 	return c
 }
 
-// sellOutPrice is the price at which views shoppers buy c units, found by
-// bisection (purchase probability falls with price).
-func sellOutPrice(cv market.Curve, views, c, lo, hi float64) float64 {
-	if views*cv.Buy(hi) >= c {
+// sellOutPrice is the price at which the shoppers buy c units, demand(p)
+// being the units they buy at p, found by bisection (demand falls with
+// price).
+func sellOutPrice(demand func(float64) float64, c, lo, hi float64) float64 {
+	if demand(hi) >= c {
 		return hi
 	}
 	for range 100 {
 		mid := (lo + hi) / 2
-		if views*cv.Buy(mid) > c {
+		if demand(mid) > c {
 			lo = mid
 		} else {
 			hi = mid
