@@ -160,7 +160,7 @@ type Selling struct {
 	// stock first became known during the period).
 	From    int64
 	Stock   float64
-	Opening    float64
+	Opening float64
 	// Keep is what the plan means to have left at End.
 	Keep float64
 	// ViewRate is the product's views per nanosecond since its stock is
