@@ -281,25 +281,7 @@ func TestClusterAPIDrainOnSIGTERM(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Draining: not ready, but alive and still serving.
-	for {
-		code, m, h, err := get(a.addr + "/readyz")
-		if err != nil {
-			t.Fatalf("/readyz after SIGTERM: %v (the listener closed before /readyz turned 503)", err)
-		}
-		if code == 503 {
-			if h.Get("Content-Type") != "application/json" || m["error"] == nil {
-				t.Fatalf("/readyz while draining: %v %v, want a JSON error", h.Get("Content-Type"), m)
-			}
-			break
-		}
-		if time.Since(start) > time.Second {
-			t.Fatalf("/readyz still %d %v 1s after SIGTERM", code, m)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if code, _, _, err := get(a.addr + "/healthz"); err != nil || code != 200 {
-		t.Fatalf("/healthz while draining: %d %v", code, err)
-	}
+	awaitDraining(t, a.addr, start)
 	if code, m := s.do("POST", "/events", adminKey, "application/json", `{"event_type":"view","product_id":"PA","price":299}`); code != 202 || m["accepted"] != 1.0 {
 		t.Fatalf("POST /events while draining = %d %v, want 202 with 1 accepted", code, m)
 	}
@@ -308,15 +290,7 @@ func TestClusterAPIDrainOnSIGTERM(t *testing.T) {
 	}
 
 	// After the drain the listener closes and the process exits 0.
-	for {
-		if _, _, _, err := get(a.addr + "/healthz"); err != nil {
-			break
-		}
-		if time.Since(start) > 8*time.Second {
-			t.Fatal("still accepting connections 8s after SIGTERM")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	awaitListenerClosed(t, a.addr, start)
 	select {
 	case <-a.done:
 		if code := a.cmd.ProcessState.ExitCode(); code != 0 {

@@ -313,25 +313,7 @@ func TestSIGTERMGracefulShutdown(t *testing.T) {
 	go func() { exited <- cmd.Wait() }()
 
 	// Draining: not ready, but alive and still serving.
-	for {
-		code, m, h, err := get(url + "/readyz")
-		if err != nil {
-			t.Fatalf("/readyz after SIGTERM: %v (the listener closed before /readyz turned 503)", err)
-		}
-		if code == 503 {
-			if h.Get("Content-Type") != "application/json" || m["error"] == nil {
-				t.Fatalf("/readyz while draining: %v %v, want a JSON error", h.Get("Content-Type"), m)
-			}
-			break
-		}
-		if time.Since(start) > time.Second {
-			t.Fatalf("/readyz still %d %v 1s after SIGTERM", code, m)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if code, _, _, err := get(url + "/healthz"); err != nil || code != 200 {
-		t.Fatalf("/healthz while draining: %d %v", code, err)
-	}
+	awaitDraining(t, url, start)
 	if ok, err := postBatch(url, []crashEvent{{id: "d", product: "PC", typ: "cart"}}); !ok {
 		t.Fatalf("POST /events while draining: %v", err)
 	}
@@ -340,15 +322,7 @@ func TestSIGTERMGracefulShutdown(t *testing.T) {
 	}
 
 	// After the drain the listener closes...
-	for {
-		if _, _, _, err := get(url + "/healthz"); err != nil {
-			break
-		}
-		if time.Since(start) > 8*time.Second {
-			t.Fatal("still accepting connections 8s after SIGTERM")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	awaitListenerClosed(t, url, start)
 	// ...while the request in flight is still finished and acknowledged.
 	if _, err := io.WriteString(more, ","+crashEvent{id: "e", product: "PB", typ: "view"}.json()+"]"); err != nil {
 		t.Fatal(err)

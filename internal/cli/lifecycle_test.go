@@ -47,6 +47,47 @@ func get(url string) (int, map[string]any, http.Header, error) {
 	return resp.StatusCode, m, resp.Header, nil
 }
 
+// awaitDraining waits, after a SIGTERM sent at start, until /readyz at url
+// answers 503 with a JSON error (within a second), and checks that
+// /healthz still answers 200: draining, not gone.
+func awaitDraining(t *testing.T, url string, start time.Time) {
+	t.Helper()
+	for {
+		code, m, h, err := get(url + "/readyz")
+		if err != nil {
+			t.Fatalf("/readyz after SIGTERM: %v (the listener closed before /readyz turned 503)", err)
+		}
+		if code == 503 {
+			if h.Get("Content-Type") != "application/json" || m["error"] == nil {
+				t.Fatalf("/readyz while draining: %v %v, want a JSON error", h.Get("Content-Type"), m)
+			}
+			break
+		}
+		if time.Since(start) > time.Second {
+			t.Fatalf("/readyz still %d %v 1s after SIGTERM", code, m)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if code, _, _, err := get(url + "/healthz"); err != nil || code != 200 {
+		t.Fatalf("/healthz while draining: %d %v", code, err)
+	}
+}
+
+// awaitListenerClosed waits until url refuses connections, at most 8 s
+// after a SIGTERM sent at start.
+func awaitListenerClosed(t *testing.T, url string, start time.Time) {
+	t.Helper()
+	for {
+		if _, _, _, err := get(url + "/healthz"); err != nil {
+			return
+		}
+		if time.Since(start) > 8*time.Second {
+			t.Fatal("still accepting connections 8s after SIGTERM")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // TestReadinessWhileLoading: the listener is open before the state is
 // loaded. While the store cannot be opened yet (another connection holds
 // SQLite's write lock, as a slow recovery would keep it busy), /healthz

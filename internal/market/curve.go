@@ -163,22 +163,31 @@ func OptimalPrice(c Curve, cost, lo, hi float64) float64 {
 	}
 	a := lo + float64(max(bi-1, 0))*step
 	b := math.Min(hi, lo+float64(min(bi+1, grid))*step)
-	const invPhi = 0.6180339887498949
-	x1, x2 := b-invPhi*(b-a), a+invPhi*(b-a)
-	f1, f2 := profit(x1), profit(x2)
-	for b-a > 1e-12*math.Max(1, math.Abs(b)) {
-		if f1 < f2 {
-			a, x1, f1 = x1, x2, f2
-			x2 = a + invPhi*(b-a)
-			f2 = profit(x2)
-		} else {
-			b, x2, f2 = x2, x1, f1
-			x1 = b - invPhi*(b-a)
-			f1 = profit(x1)
-		}
-	}
-	if m := (a + b) / 2; profit(m) > bestV {
+	if m, v := GoldenMax(profit, a, b, 1e-12); v > bestV {
 		best = m
 	}
 	return best
+}
+
+// GoldenMax refines a maximum of f bracketed by [a, b] by golden-section
+// search until the bracket is narrower than tol (relative to b, or
+// absolute below 1), and returns its middle and f there. Callers that
+// found the bracket on a grid keep their grid's best if it is better.
+func GoldenMax(f func(float64) float64, a, b, tol float64) (float64, float64) {
+	const invPhi = 0.6180339887498949
+	x1, x2 := b-invPhi*(b-a), a+invPhi*(b-a)
+	f1, f2 := f(x1), f(x2)
+	for b-a > tol*math.Max(1, math.Abs(b)) {
+		if f1 < f2 {
+			a, x1, f1 = x1, x2, f2
+			x2 = a + invPhi*(b-a)
+			f2 = f(x2)
+		} else {
+			b, x2, f2 = x2, x1, f1
+			x1 = b - invPhi*(b-a)
+			f1 = f(x1)
+		}
+	}
+	m := (a + b) / 2
+	return m, f(m)
 }

@@ -407,22 +407,7 @@ func maxRevenue(demand func(float64) float64, lo, hi float64) float64 {
 			best, bestV, bi = at(k), v, k
 		}
 	}
-	a, b := at(max(bi-1, 0)), at(min(bi+1, grid))
-	const invPhi = 0.6180339887498949
-	x1, x2 := b-invPhi*(b-a), a+invPhi*(b-a)
-	f1, f2 := rev(x1), rev(x2)
-	for b-a > 1e-10*b {
-		if f1 < f2 {
-			a, x1, f1 = x1, x2, f2
-			x2 = a + invPhi*(b-a)
-			f2 = rev(x2)
-		} else {
-			b, x2, f2 = x2, x1, f1
-			x1 = b - invPhi*(b-a)
-			f1 = rev(x1)
-		}
-	}
-	if m := (a + b) / 2; rev(m) > bestV {
+	if m, v := market.GoldenMax(rev, at(max(bi-1, 0)), at(min(bi+1, grid)), 1e-10); v > bestV {
 		best = m
 	}
 	return best
