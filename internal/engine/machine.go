@@ -161,12 +161,8 @@ func (m *Machine) ApplyEvents(events []ingest.Event, now int64, res *SubmitResul
 		}
 		i, ok := m.book.Index(ev.ProductID)
 		if !ok {
-			if ev.Type.Signal() {
-				res.Rejects = append(res.Rejects, rejectAt(k, fmt.Sprintf("unknown product_id %q (not in the catalog)", ev.ProductID)))
-				continue
-			}
 			var err error
-			if i, err = m.autoCreate(ev.ProductID, ev.Price, now); err != nil {
+			if i, err = m.autoCreate(ev, now); err != nil {
 				res.Rejects = append(res.Rejects, rejectAt(k, err.Error()))
 				continue
 			}
@@ -191,8 +187,12 @@ func (m *Machine) ApplyEvents(events []ingest.Event, now int64, res *SubmitResul
 	}
 }
 
-func (m *Machine) autoCreate(id string, price float64, now int64) (int, error) {
-	if !m.cfg.AutoCreate {
+// autoCreate creates the unknown product an event names, from the price
+// the shopper saw, when AutoCreate is on. A market signal never creates
+// one: a competitor's price or a stock count is not a list price.
+func (m *Machine) autoCreate(ev *ingest.Event, now int64) (int, error) {
+	id, price := ev.ProductID, ev.Price
+	if !m.cfg.AutoCreate || ev.Type.Signal() {
 		return 0, fmt.Errorf("unknown product_id %q (not in the catalog)", id)
 	}
 	if !(price > 0) || math.IsInf(price, 0) {

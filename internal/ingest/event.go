@@ -80,10 +80,24 @@ func (ev *rawEvent) field(key []byte) *rawField {
 	return nil
 }
 
-// maxInterned bounds the product id intern table: ids come from clients,
+// maxInterned bounds an intern table: ids and names come from clients,
 // so an unbounded table would let them grow memory at will. When full it
-// is cleared, which costs one allocation per id until it warms again.
+// is cleared, which costs one allocation per string until it warms again.
 const maxInterned = 4096
+
+// intern returns b as a string from tab, adding it if new, so that a
+// string seen before costs no allocation.
+func intern(tab map[string]string, b []byte) string {
+	if s, ok := tab[string(b)]; ok {
+		return s
+	}
+	if len(tab) >= maxInterned {
+		clear(tab)
+	}
+	s := string(b)
+	tab[s] = s
+	return s
+}
 
 // fields turns raw values into an Event. Fields are checked in a fixed
 // order and the first problem is the reason returned ("" when valid).
@@ -105,18 +119,11 @@ func (st *state) fields(r *rawEvent) (Event, string) {
 	if b, reason = st.requiredString(&r.productID, "product_id"); reason != "" {
 		return e, reason
 	}
-	id, ok := st.ids[string(b)] // only valid ids are interned
-	if !ok {
-		if !pricing.ValidID(string(b)) {
-			return e, fmt.Sprintf("product_id %s must match [A-Za-z0-9_-]{1,%d}", quote(b), pricing.MaxIDLen)
-		}
-		if len(st.ids) >= maxInterned {
-			clear(st.ids)
-		}
-		id = string(b)
-		st.ids[id] = id
+	// Only valid ids are interned, so a hit needs no check.
+	if _, ok := st.ids[string(b)]; !ok && !pricing.ValidID(string(b)) {
+		return e, fmt.Sprintf("product_id %s must match [A-Za-z0-9_-]{1,%d}", quote(b), pricing.MaxIDLen)
 	}
-	e.ProductID = id
+	e.ProductID = intern(st.ids, b)
 
 	if r.userID.present() {
 		if b, reason = st.string(&r.userID, "user_id"); reason != "" {
@@ -178,19 +185,15 @@ func (st *state) fields(r *rawEvent) (Event, string) {
 		if f.kind != kindNumber {
 			return e, typeError("quantity", "number", f.kind)
 		}
+		lo, hi, what := int32(1), int32(MaxQuantity), "quantity"
 		if t == pricing.Stock {
-			q, ok := integer(f.raw, 0, MaxStock)
-			if !ok {
-				return e, fmt.Sprintf("quantity of a stock event (units on hand) must be an integer from 0 to %d, got %s", MaxStock, short(f.raw))
-			}
-			e.Quantity = q
-		} else {
-			q, ok := integer(f.raw, 1, MaxQuantity)
-			if !ok {
-				return e, fmt.Sprintf("quantity must be an integer from 1 to %d, got %s", MaxQuantity, short(f.raw))
-			}
-			e.Quantity = q
+			lo, hi, what = 0, MaxStock, "quantity of a stock event (units on hand)"
 		}
+		q, ok := integer(f.raw, lo, hi)
+		if !ok {
+			return e, fmt.Sprintf("%s must be an integer from %d to %d, got %s", what, lo, hi, short(f.raw))
+		}
+		e.Quantity = q
 	} else if t == pricing.Stock {
 		return e, "a stock event needs quantity, the units on hand"
 	}
@@ -209,15 +212,7 @@ func (st *state) fields(r *rawEvent) (Event, string) {
 		if !printableASCII(b) || len(b) > MaxCompetitorLen {
 			return e, fmt.Sprintf("competitor %s must be 1-%d bytes of printable ASCII", quote(b), MaxCompetitorLen)
 		}
-		name, ok := st.names[string(b)]
-		if !ok {
-			if len(st.names) >= maxInterned {
-				clear(st.names)
-			}
-			name = string(b)
-			st.names[name] = name
-		}
-		e.Competitor = name
+		e.Competitor = intern(st.names, b)
 	case r.competitor.present():
 		return e, "competitor is only for competitor_price events"
 	}

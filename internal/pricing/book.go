@@ -117,8 +117,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("pricing: unknown default strategy %q", c.DefaultStrategy)
 	}
 	for name, st := range c.strategies() {
-		if th, ok := st.(Thompson); ok && (len(th.Ladder) == 0 || len(th.Ladder) > maxRungs) {
-			return fmt.Errorf("pricing: strategy %q: a ladder of 1 to %d rungs, got %d", name, maxRungs, len(th.Ladder))
+		if th, ok := st.(Thompson); ok && (len(th.Ladder) == 0 || len(th.Ladder) > maxRungs || !(th.Pool > 0)) {
+			return fmt.Errorf("pricing: strategy %q: want a ladder of 1 to %d rungs (got %d) and a pool > 0 (got %v)", name, maxRungs, len(th.Ladder), th.Pool)
 		}
 	}
 	return nil

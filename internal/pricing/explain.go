@@ -157,14 +157,19 @@ func (b *Book) explainMarket(i int, m *Market) *MarketInfo {
 			Multiplier: mult}
 	}
 	for _, q := range m.Quotes {
-		info.Competitors = append(info.Competitors, QuoteInfo{Competitor: q.Competitor, Price: q.Price, At: time.Unix(0, q.At).UTC()})
+		info.Competitors = append(info.Competitors, quoteInfo(q))
 	}
 	maxAge := DefaultCompetitor().MaxAge
 	if c, ok := b.strat[i].(Competitor); ok {
 		maxAge = c.MaxAge
 	}
 	if q, ok := m.reference(now, maxAge); ok {
-		info.Reference = &QuoteInfo{Competitor: q.Competitor, Price: q.Price, At: time.Unix(0, q.At).UTC()}
+		r := quoteInfo(q)
+		info.Reference = &r
 	}
 	return info
+}
+
+func quoteInfo(q Quote) QuoteInfo {
+	return QuoteInfo{Competitor: q.Competitor, Price: q.Price, At: time.Unix(0, q.At).UTC()}
 }

@@ -77,13 +77,12 @@ type Thompson struct {
 	// Ladder holds the price multipliers of the base price, ascending.
 	Ladder []float64
 	// Pool is how many views' worth of weight each rung's prior gets from
-	// the demand model fitted to all rungs (0: independent rungs, each
-	// prior centred on the product's overall conversion).
+	// the demand model fitted to all rungs (> 0).
 	Pool float64
 }
 
-// DefaultLadder spans half to three times the base price in steps of about
-// 18%, with the base price itself on it.
+// DefaultLadder spans half to about three times the base price (0.5× to
+// 3.07×) in 22 steps of 9%, with the base price itself on it.
 func DefaultLadder() []float64 {
 	l := make([]float64, 0, 22)
 	for k := -8; k <= 13; k++ {
@@ -91,9 +90,6 @@ func DefaultLadder() []float64 {
 	}
 	return l
 }
-
-// priorViews is the weight of a rung's prior, in views.
-const priorViews = 2
 
 // Name implements Strategy.
 func (Thompson) Name() string { return "thompson" }
@@ -132,9 +128,8 @@ const (
 
 // draw draws a purchase probability per rung from the posterior.
 //
-// Without Pool every rung is its own Beta-Bernoulli arm. With Pool the
-// rungs share what they teach through a logistic demand model fitted to
-// all of them (a maximum a posteriori fit by Newton's method, warm-started
+// The rungs share what they teach through a logistic demand model fitted
+// to all of them (a maximum a posteriori fit by Newton's method, warm-started
 // from the last one, with its Laplace approximation): a draw of the model
 // gives each rung a prior mean, worth Pool views, which the rung's own
 // views and purchases then update. One purchase at a price thus says
@@ -146,19 +141,11 @@ func (s Thompson) draw(l *Learning, theta []float64) {
 	for k := range s.Ladder {
 		views, buys = views+l.Views[k], buys+l.Buys[k]
 	}
+	// The model starts at the product's conversion over all rungs so far:
+	// an untried price is expected to sell like the product does, not at
+	// a coin flip, which would make the dearest rungs look best until
+	// each had been shown many times.
 	mean := (buys + 1) / (views + 2)
-	if s.Pool <= 0 {
-		// The prior of every rung is centred on the product's conversion
-		// over all rungs so far, worth priorViews views: an untried rung
-		// is expected to sell like the product does, not at a coin flip,
-		// which would make the dearest rungs look best until each had
-		// been shown many times.
-		a0, b0 := priorViews*mean, priorViews*(1-mean)
-		for k := range s.Ladder {
-			theta[k] = l.beta(a0+l.Buys[k], b0+l.Views[k]-l.Buys[k])
-		}
-		return
-	}
 	a0 := math.Log(mean/(1-mean)) + priorSlope
 	if len(l.Fit) != 2 {
 		l.Fit = []float64{a0, priorSlope}

@@ -141,3 +141,18 @@ func TestThompsonHonoursGuardrails(t *testing.T) {
 		}
 	}
 }
+
+// TestThompsonConfigChecked: a ladder too long for the stack, or no pool,
+// is a configuration error, not a panic or a silent fallback.
+func TestThompsonConfigChecked(t *testing.T) {
+	for _, th := range []Thompson{{Ladder: DefaultLadder()}, {Ladder: make([]float64, maxRungs+1), Pool: 1}, {Pool: 1}} {
+		cfg := DefaultConfig()
+		cfg.Strategies = map[string]Strategy{"seed": Seed{K: 5}, "thompson": th}
+		if err := cfg.Validate(); err == nil {
+			t.Errorf("ladder of %d, pool %v accepted", len(th.Ladder), th.Pool)
+		}
+	}
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
