@@ -254,10 +254,18 @@ func runOne(ctx context.Context, cfg Config, pc pricing.Config, name string) (Re
 		i := sh.Product
 		t := sh.At.UnixNano()
 		id := products[i].ID
+		// A stock report or competitor quotes reprice the product with
+		// its strategy before the shopper sees it (inventory reprices on
+		// a restock, decay on the time passed, competitor on the
+		// quotes): such a change counts like one a shopper causes.
+		before := mach.PriceAt(i)
 		if !m.Products[i].Stock.Unlimited {
-			if level := min(m.Stock.Level(i, sh.At), ingest.MaxStock); level != known[i] {
+			// Compare the true level, so a level above ingest.MaxStock
+			// is sent once, not at every shopper; only the quantity
+			// sent is clipped.
+			if level := m.Stock.Level(i, sh.At); level != known[i] {
 				known[i] = level
-				evs = append(evs[:0], ingest.Event{Type: pricing.Stock, ProductID: id, Timestamp: t, Quantity: int32(level)})
+				evs = append(evs[:0], ingest.Event{Type: pricing.Stock, ProductID: id, Timestamp: t, Quantity: int32(min(level, ingest.MaxStock))})
 				mach.ApplyEvents(evs, t, &res)
 			}
 		}
@@ -269,17 +277,14 @@ func runOne(ctx context.Context, cfg Config, pc pricing.Config, name string) (Re
 					evs = append(evs, ingest.Event{Type: pricing.CompetitorPrice, ProductID: id, Timestamp: t,
 						Price: comp.Price(i, j, k), Competitor: comp.Name(j), Quantity: 1})
 				}
-				// A competitor strategy reprices on the quotes, not on a
-				// shopper: count that change too.
-				before := mach.PriceAt(i)
 				mach.ApplyEvents(evs, t, &res)
-				if np := mach.PriceAt(i); np != before {
-					r.PriceChanges++
-					volSum += math.Abs(np-before) / before
-				}
 			}
 		}
 		price := mach.PriceAt(i)
+		if price != before {
+			r.PriceChanges++
+			volSum += math.Abs(price-before) / before
+		}
 		out := m.Visit(&sh, price)
 		if out.StockOut {
 			r.StockOuts++
