@@ -238,16 +238,11 @@ func API(ctx context.Context, o APIOptions, log *slog.Logger, stdout io.Writer) 
 		sd.drain(o.Drain)
 	}
 	log.Info("shutting down: closing the listener and WebSockets, finishing requests in flight")
-	hubClosed := make(chan struct{})
-	go func() { hub.Close(); close(hubClosed) }()
-	sd.closeHTTP(web, hub.Clients)
+	waitHub := sd.closeHub(hub)
+	sd.closeHTTP(web)
 	stopFollow()
-	if _, ok := await(sd.ctx, followDone); !ok {
-		log.Warn("shutdown deadline reached: following price updates had not stopped")
-	}
-	if _, ok := await(sd.ctx, hubClosed); !ok {
-		log.Warn("shutdown deadline reached: some WebSocket clients did not close in time", "clients", hub.Clients())
-	}
+	sd.wait(followDone, "following price updates had not stopped")
+	waitHub()
 	cs := conns
 	conns = nil
 	sd.run("the connections to Kafka, Redis and PostgreSQL did not all close in time", func() { closeAll(cs) })

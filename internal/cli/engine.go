@@ -12,7 +12,7 @@ import (
 
 	"github.com/dynaprice/dynaprice/internal/catalog"
 	"github.com/dynaprice/dynaprice/internal/engine"
-	"github.com/dynaprice/dynaprice/internal/httperror"
+	"github.com/dynaprice/dynaprice/internal/httpapi"
 	"github.com/dynaprice/dynaprice/internal/kafka"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -123,17 +123,9 @@ func Engine(ctx context.Context, o EngineOptions, log *slog.Logger, stdout io.Wr
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	// The same answers as the API's /healthz and /readyz.
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
-	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { httpapi.WriteHealth(w) })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if stopping.Load() || !depsOK.Load() || !procSet.Load() || !proc.Ready() {
-			httperror.Write(w, http.StatusServiceUnavailable, "not ready")
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"status":"ready"}` + "\n"))
+		httpapi.WriteReadiness(w, !stopping.Load() && depsOK.Load() && procSet.Load() && proc.Ready())
 	})
 	web, err := listen(o.MetricsAddr, nil, log)
 	if err != nil {
@@ -214,16 +206,9 @@ func Engine(ctx context.Context, o EngineOptions, log *slog.Logger, stdout io.Wr
 	log.Info("shutting down: finishing the round in progress, publishing what was committed, leaving the consumer group")
 	stop()
 	if !procStopped {
-		if err, ok := await(sd.ctx, done); ok {
-			procStopped = true
-			if runErr == nil {
-				runErr = err
-			}
-		} else {
-			log.Warn("shutdown deadline reached: the engine had not stopped; the next owner of its partitions resumes from their last commit")
-		}
+		procStopped = sd.waitErr(done, &runErr, "the engine had not stopped; the next owner of its partitions resumes from their last commit")
 	}
-	sd.closeHTTP(web, nil)
+	sd.closeHTTP(web)
 	// Closing the database under a running processor would wait for its
 	// connections; then the process exit closes them.
 	cs := conns

@@ -59,9 +59,12 @@ func TestServeDrainAndShutdownFlags(t *testing.T) {
 			t.Errorf("serve --help does not mention %q", want)
 		}
 	}
+	// Already cancelled: should the check let a value through, Serve stops at
+	// once (exit 0) instead of serving until the test times out.
+	stopped := cancelledContext()
 	for _, args := range [][]string{{"--drain", "10s"}, {"--drain", "-1s"}, {"--shutdown-timeout", "0"}} {
 		var out, errb bytes.Buffer
-		if code := Run(context.Background(), append([]string{"dynaprice", "serve", "--data", t.TempDir(), "--addr", "127.0.0.1:0"}, args...), env(nil), &out, &errb); code != 1 || !strings.Contains(errb.String(), args[0]) {
+		if code := Run(stopped, append([]string{"dynaprice", "serve", "--data", t.TempDir(), "--addr", "127.0.0.1:0"}, args...), env(nil), &out, &errb); code != 1 || !strings.Contains(errb.String(), args[0]) {
 			t.Errorf("%v: exit %d, %q; want 1 naming the flag", args, code, errb.String())
 		}
 	}
@@ -101,12 +104,21 @@ func TestScaleOutDrainAndShutdownFlags(t *testing.T) {
 		{"api", "--drain", "10s"}, {"api", "--drain", "-1s"}, {"api", "--shutdown-timeout", "0"},
 		{"engine", "--shutdown-timeout", "0"}, {"engine", "--shutdown-timeout", "-1s"},
 	}
+	// Already cancelled, as for serve: a value let through fails fast.
+	stopped := cancelledContext()
 	for _, args := range cases {
 		var out, errb bytes.Buffer
-		if code := Run(ctx, append([]string{"dynaprice"}, args...), env(nil), &out, &errb); code != 1 || !strings.Contains(errb.String(), args[1]) {
+		if code := Run(stopped, append([]string{"dynaprice"}, args...), env(nil), &out, &errb); code != 1 || !strings.Contains(errb.String(), args[1]) {
 			t.Errorf("%v: exit %d, %q; want 1 naming the flag", args, code, errb.String())
 		}
 	}
+}
+
+// cancelledContext is a context that has already ended.
+func cancelledContext() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
 }
 
 func TestParseWeights(t *testing.T) {

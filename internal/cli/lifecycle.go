@@ -7,9 +7,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync/atomic"
+	"sync"
 	"time"
 
+	"github.com/dynaprice/dynaprice/internal/fanout"
 	"github.com/dynaprice/dynaprice/internal/httpapi"
 )
 
@@ -48,11 +49,13 @@ func checkShutdown(timeout, drain time.Duration) error {
 // so while the role loads its state or waits for its dependencies, probes
 // see a live process that is not ready rather than a refused connection.
 type listener struct {
-	gate     httpapi.Gate
-	srv      *http.Server
-	ln       net.Listener
-	errc     chan error
-	inFlight atomic.Int64 // requests in handlers, WebSockets included
+	gate httpapi.Gate
+	srv  *http.Server
+	ln   net.Listener
+	errc chan error
+
+	mu     sync.Mutex
+	active map[net.Conn]struct{} // connections with a request in progress
 }
 
 // listen listens on addr, or uses ln if it is not nil, and starts serving.
@@ -65,13 +68,9 @@ func listen(addr string, ln net.Listener, log *slog.Logger) (*listener, error) {
 			return nil, fmt.Errorf("listening on %s: %w", addr, err)
 		}
 	}
-	l := &listener{ln: ln, errc: make(chan error, 1)}
+	l := &listener{ln: ln, errc: make(chan error, 1), active: make(map[net.Conn]struct{})}
 	l.srv = &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			l.inFlight.Add(1)
-			defer l.inFlight.Add(-1)
-			l.gate.ServeHTTP(w, r)
-		}),
+		Handler: &l.gate, ConnState: l.connState,
 		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -90,6 +89,26 @@ func (l *listener) Err() <-chan error { return l.errc }
 
 // Close closes the listener and every connection at once.
 func (l *listener) Close() { _ = l.srv.Close() }
+
+// connState keeps track of the connections with a request in progress: a
+// connection is active from when it starts reading a request until it is
+// idle again, closed, or hijacked (a WebSocket, which its hub closes).
+func (l *listener) connState(c net.Conn, st http.ConnState) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if st == http.StateActive {
+		l.active[c] = struct{}{}
+	} else {
+		delete(l.active, c)
+	}
+}
+
+// requests is how many connections have a request in progress.
+func (l *listener) requests() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.active)
+}
 
 // shutdown is one deadline over everything a role does after it was told
 // to stop, so that the process exits in time whatever hangs: a client that
@@ -129,33 +148,66 @@ func (s *shutdown) drain(d time.Duration) {
 // the deadline but a tenth, which is kept for what comes after it (a last
 // commit, closing stores and connections): a request that never ends must
 // not leave them no time at all. Then connections still busy are closed.
-// websockets, if not nil, counts the WebSocket connections, which are in
-// flight too but closed by their hub.
-func (s *shutdown) closeHTTP(l *listener, websockets func() int) {
+// WebSockets are not among them: their hub closes them (closeHub).
+func (s *shutdown) closeHTTP(l *listener) {
 	ctx, cancel := context.WithTimeout(s.ctx, time.Until(s.began.Add(s.timeout*9/10)))
 	defer cancel()
 	if err := l.srv.Shutdown(ctx); err != nil {
-		n := l.inFlight.Load()
-		if websockets != nil {
-			n -= int64(websockets())
-		}
 		s.log.Warn("shutdown deadline: HTTP's share of it is over; closing connections with requests still in flight, whose clients get no answer",
-			"requests", n, "err", err)
+			"requests", l.requests(), "err", err)
 		l.Close()
 	}
 }
 
-// run runs f and waits for it until the deadline. If the deadline comes
-// first, it logs "shutdown deadline reached: <cutShort>", leaves f running
-// and returns false.
-func (s *shutdown) run(cutShort string, f func()) bool {
-	done := make(chan struct{})
-	go func() { defer close(done); f() }()
-	if _, ok := await(s.ctx, done); !ok {
-		s.log.Warn("shutdown deadline reached: " + cutShort)
+// closeHub starts closing hub's WebSockets, alongside the steps that follow
+// (closeHTTP): a stuck WebSocket peer must not hold them up. The function it
+// returns waits for the hub until the deadline.
+func (s *shutdown) closeHub(hub *fanout.Hub) (wait func()) {
+	closed := make(chan struct{})
+	go func() { hub.Close(); close(closed) }()
+	return func() {
+		if _, ok := await(s.ctx, closed); !ok {
+			s.reached("some WebSocket clients did not close in time", "clients", hub.Clients())
+		}
+	}
+}
+
+// wait waits until ch is closed, or the deadline. If the deadline comes
+// first, it logs "shutdown deadline reached: <cutShort>" and returns false.
+func (s *shutdown) wait(ch <-chan struct{}, cutShort string) bool {
+	if _, ok := await(s.ctx, ch); !ok {
+		s.reached(cutShort)
 		return false
 	}
 	return true
+}
+
+// waitErr waits for a component's error on ch, like wait, and keeps it in
+// *runErr unless that already holds one. It reports whether the component
+// stopped.
+func (s *shutdown) waitErr(ch <-chan error, runErr *error, cutShort string) bool {
+	err, ok := await(s.ctx, ch)
+	if !ok {
+		s.reached(cutShort)
+		return false
+	}
+	if *runErr == nil {
+		*runErr = err
+	}
+	return true
+}
+
+// run runs f and waits for it like wait, leaving it running if the deadline
+// comes first.
+func (s *shutdown) run(cutShort string, f func()) bool {
+	done := make(chan struct{})
+	go func() { defer close(done); f() }()
+	return s.wait(done, cutShort)
+}
+
+// reached logs what the deadline cut short.
+func (s *shutdown) reached(what string, args ...any) {
+	s.log.Warn("shutdown deadline reached: "+what, args...)
 }
 
 // end logs how long the shutdown took and releases its deadline.

@@ -259,6 +259,15 @@ func Serve(ctx context.Context, o ServeOptions, log *slog.Logger, stdout io.Writ
 		return err
 	}
 
+	// Before the engine starts, so that failing needs no engine cleanup.
+	if o.DebugAddr != "" {
+		stopDebug, err := serveDebug(o.DebugAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stopDebug()
+	}
+
 	engCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopEngine()
 	engErr := make(chan error, 1)
@@ -272,15 +281,6 @@ func Serve(ctx context.Context, o ServeOptions, log *slog.Logger, stdout io.Writ
 		stopEngine()
 		eng.Wait()
 		return startErr(ctx, log, err)
-	}
-	if o.DebugAddr != "" {
-		stopDebug, err := serveDebug(o.DebugAddr, log)
-		if err != nil {
-			stopEngine()
-			eng.Wait()
-			return err
-		}
-		defer stopDebug()
 	}
 	web.Open(api)
 	ready.Store(ctx.Err() == nil)
@@ -322,30 +322,20 @@ func Serve(ctx context.Context, o ServeOptions, log *slog.Logger, stdout io.Writ
 	defer sd.end()
 	wasReady := ready.Swap(false)
 	stopDemo()
-	sd.run("demo traffic did not stop", func() { <-demoDone })
+	sd.wait(demoDone, "demo traffic did not stop")
 	if signalled && wasReady {
 		sd.drain(o.Drain)
 	}
 	log.Info("shutting down: closing the listener and WebSockets, finishing requests in flight")
 	// Close WebSockets and stop HTTP together; a stuck WebSocket peer must
 	// not hold the process beyond the shutdown deadline.
-	hubClosed := make(chan struct{})
-	go func() { hub.Close(); close(hubClosed) }()
-	sd.closeHTTP(web, hub.Clients)
+	waitHub := sd.closeHub(hub)
+	sd.closeHTTP(web)
 	stopEngine()
 	if !engStopped {
-		if err, ok := await(sd.ctx, engErr); ok {
-			engStopped = true
-			if err != nil && runErr == nil {
-				runErr = err
-			}
-		} else {
-			log.Warn("shutdown deadline reached: the engine had not committed all queued work; what it had not committed was not acknowledged either")
-		}
+		engStopped = sd.waitErr(engErr, &runErr, "the engine had not committed all queued work; what it had not committed was not acknowledged either")
 	}
-	if _, ok := await(sd.ctx, hubClosed); !ok {
-		log.Warn("shutdown deadline reached: some WebSocket clients did not close in time", "clients", hub.Clients())
-	}
+	waitHub()
 	// Closing the store under a running engine would wait for its commit;
 	// then the process exit releases the file, and SQLite's write-ahead log
 	// keeps every commit that completed.

@@ -99,6 +99,14 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// PruneEvery is PruneInterval, or once a minute if that is zero.
+func (c Config) PruneEvery() time.Duration {
+	if c.PruneInterval <= 0 {
+		return time.Minute
+	}
+	return c.PruneInterval
+}
+
 // Engine is the pricing service. Create it with New, start it with Run; all
 // other methods are safe for concurrent use and talk to the Run goroutine.
 type Engine struct {
@@ -146,11 +154,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	close(e.ready)
 	tick := time.NewTicker(e.cfg.TickInterval)
 	defer tick.Stop()
-	pruneEvery := e.cfg.PruneInterval
-	if pruneEvery <= 0 {
-		pruneEvery = time.Minute
-	}
-	prune := time.NewTicker(pruneEvery)
+	prune := time.NewTicker(e.cfg.PruneEvery())
 	defer prune.Stop()
 	var pending []*request
 	for {

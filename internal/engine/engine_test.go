@@ -335,3 +335,16 @@ func TestStopReleasesSendersBlockedOnAFullQueue(t *testing.T) {
 		}
 	}
 }
+
+// TestPruneEveryDefaultsToAMinute: a zero PruneInterval means once a minute,
+// for the engine and the Kafka processor alike.
+func TestPruneEveryDefaultsToAMinute(t *testing.T) {
+	c := engine.DefaultConfig()
+	if got := c.PruneEvery(); got != time.Minute {
+		t.Fatalf("zero PruneInterval: PruneEvery = %v, want 1m", got)
+	}
+	c.PruneInterval = 5 * time.Second
+	if got := c.PruneEvery(); got != 5*time.Second {
+		t.Fatalf("PruneEvery = %v, want 5s", got)
+	}
+}

@@ -28,11 +28,27 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.URL.Path == "/healthz" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
-		writeJSONBytes(w, http.StatusOK, healthBody)
+		WriteHealth(w)
 		return
 	}
 	w.Header().Set("Retry-After", "1")
 	httperror.Write(w, http.StatusServiceUnavailable, "not ready: loading state")
 }
 
-var healthBody = []byte(`{"status":"ok"}` + "\n")
+var (
+	healthBody = []byte(`{"status":"ok"}` + "\n")
+	readyBody  = []byte(`{"status":"ready"}` + "\n")
+)
+
+// WriteHealth answers /healthz: 200 {"status":"ok"}.
+func WriteHealth(w http.ResponseWriter) { writeJSONBytes(w, http.StatusOK, healthBody) }
+
+// WriteReadiness answers /readyz: 200 {"status":"ready"} if ready, else 503
+// with a JSON error.
+func WriteReadiness(w http.ResponseWriter, ready bool) {
+	if !ready {
+		httperror.Write(w, http.StatusServiceUnavailable, "not ready")
+		return
+	}
+	writeJSONBytes(w, http.StatusOK, readyBody)
+}

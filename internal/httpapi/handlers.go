@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/dynaprice/dynaprice/internal/engine"
-	"github.com/dynaprice/dynaprice/internal/httperror"
 	"github.com/dynaprice/dynaprice/internal/ingest"
 	"github.com/dynaprice/dynaprice/internal/live"
 	"github.com/dynaprice/dynaprice/internal/pricing"
@@ -27,18 +26,14 @@ const (
 )
 
 func (a *API) healthz(w http.ResponseWriter, _ *http.Request, _ Key) error {
-	writeJSONBytes(w, http.StatusOK, healthBody)
+	WriteHealth(w)
 	return nil
 }
 
 func (a *API) readyz(w http.ResponseWriter, _ *http.Request, _ Key) error {
-	if a.deps.Ready == nil || !a.deps.Ready() {
-		// Written here rather than returned: not being ready while starting
-		// or draining is expected, and every probe would log an error.
-		httperror.Write(w, http.StatusServiceUnavailable, "not ready")
-		return nil
-	}
-	writeJSONBytes(w, http.StatusOK, []byte(`{"status":"ready"}`+"\n"))
+	// Written here rather than returned: not being ready while starting or
+	// draining is expected, and every probe would log an error.
+	WriteReadiness(w, a.deps.Ready != nil && a.deps.Ready())
 	return nil
 }
 

@@ -164,9 +164,6 @@ func NewProcessor(cfg ProcessorConfig) (*Processor, error) {
 	if cfg.MaxPollRecords < 1 {
 		cfg.MaxPollRecords = DefaultMaxPollRecords
 	}
-	if cfg.Engine.PruneInterval <= 0 {
-		cfg.Engine.PruneInterval = time.Minute
-	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -243,7 +240,7 @@ func (p *Processor) Run(ctx context.Context) error {
 		cancel()
 		cl.CloseAllowingRebalance()
 	}()
-	tick := p.cfg.Engine.TickInterval
+	tick, pruneEvery := p.cfg.Engine.TickInterval, p.cfg.Engine.PruneEvery()
 	lastTick, lastPrune := time.Now(), time.Now()
 	for ctx.Err() == nil {
 		pctx, cancel := context.WithTimeout(ctx, tick)
@@ -268,7 +265,7 @@ func (p *Processor) Run(ctx context.Context) error {
 		}
 		if now := time.Now(); now.Sub(lastTick) >= tick {
 			lastTick = now
-			prune := now.Sub(lastPrune) >= p.cfg.Engine.PruneInterval
+			prune := now.Sub(lastPrune) >= pruneEvery
 			if prune {
 				lastPrune = now
 			}
