@@ -1,6 +1,6 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { cell, eventually, launchBrowser, OPERATOR_KEY, postEvents, startServer, VIEWER_KEY, watch, type Server } from './harness';
+import { cell, eventually, OPERATOR_KEY, openDashboard, openPage, openProduct, postEvents, startServer, useKey, VIEWER_KEY, type Server } from './harness';
 
 // One server and one page for the whole file: the scenarios follow each
 // other as an analyst's session would, and each builds on the state the
@@ -13,30 +13,13 @@ describe('dashboard against a real dynaprice serve', () => {
 
   beforeAll(async () => {
     server = await startServer(inject('bin'));
-    browser = await launchBrowser(inject('chromium'));
-    page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-    problems = watch(page);
-    await page.goto(server.url);
+    ({ browser, page, problems } = await openDashboard(server.url, inject('chromium')));
   });
 
   afterAll(async () => {
     await browser?.close();
     await server?.stop();
   });
-
-  async function useKey(key: string, remember = false): Promise<string> {
-    await page.fill('#key-input', key);
-    await page.setChecked('#key-remember', remember);
-    await page.click('#key-form button[type=submit]');
-    await expect.poll(() => page.textContent('#key-status'), { timeout: 10_000 }).not.toMatch(/Checking/);
-    return (await page.textContent('#key-status')) ?? '';
-  }
-
-  async function openProduct(id: string): Promise<void> {
-    await page.click(`#row-${id}`);
-    await eventually(() => page.isVisible('#detail'), true);
-    await eventually(() => page.textContent('#detail-title'), id);
-  }
 
   it('fills the table with the catalog and goes live', async () => {
     await eventually(() => page.locator('#viewport .row:not([hidden])').count(), 10);
@@ -77,8 +60,8 @@ describe('dashboard against a real dynaprice serve', () => {
   });
 
   it('explains a wrong key in words', async () => {
-    expect(await useKey('not-a-key')).toBe('The key was not accepted. Check it and enter it again.');
-    await openProduct('PB');
+    expect(await useKey(page, 'not-a-key')).toBe('The key was not accepted. Check it and enter it again.');
+    await openProduct(page, 'PB');
     await eventually(() => page.textContent('#chart-msg'), 'The key was not accepted. Check it and enter it again.');
     await page.fill('#ov-price', '300');
     await page.fill('#ov-reason', 'test');
@@ -86,7 +69,7 @@ describe('dashboard against a real dynaprice serve', () => {
     await eventually(() => page.textContent('#override-msg'), 'The key was not accepted. Check it and enter it again.');
     expect(await page.getAttribute('#override-msg', 'class')).toContain('error');
     // A viewer key reads but may not change prices.
-    expect(await useKey(VIEWER_KEY)).toBe('Key accepted for this tab.');
+    expect(await useKey(page, VIEWER_KEY)).toBe('Key accepted for this tab.');
     await page.fill('#ov-price', '300');
     await page.fill('#ov-reason', 'test');
     await page.click('#ov-submit');
@@ -102,17 +85,17 @@ describe('dashboard against a real dynaprice serve', () => {
     expect(page.url()).not.toContain(VIEWER_KEY);
     const stored = () => page.evaluate(() => [sessionStorage.getItem('dynaprice.apiKey'), localStorage.getItem('dynaprice.apiKey')]);
     expect(await stored()).toEqual([VIEWER_KEY, null]);
-    expect(await useKey(OPERATOR_KEY, true)).toBe('Key accepted and remembered on this device.');
+    expect(await useKey(page, OPERATOR_KEY, true)).toBe('Key accepted and remembered on this device.');
     expect(await stored()).toEqual([OPERATOR_KEY, OPERATOR_KEY]);
     await page.click('#key-forget');
     expect(await stored()).toEqual([null, null]);
-    expect(await useKey(OPERATOR_KEY)).toBe('Key accepted for this tab.');
+    expect(await useKey(page, OPERATOR_KEY)).toBe('Key accepted for this tab.');
     expect(await stored()).toEqual([OPERATOR_KEY, null]);
     expect(page.url()).toBe(`${server.url}/`);
   });
 
   it('draws the history chart', async () => {
-    await openProduct('PA');
+    await openProduct(page, 'PA');
     await eventually(() => page.locator('#chart canvas').count(), 1);
     const size = await page.locator('#chart canvas').evaluate((c) => [(c as HTMLCanvasElement).width, (c as HTMLCanvasElement).height]);
     expect(size[0]).toBeGreaterThan(100);
@@ -163,9 +146,9 @@ describe('dashboard against a real dynaprice serve', () => {
   });
 
   it('fits a phone, in dark mode too', async () => {
-    const phone = await browser.newPage({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, colorScheme: 'dark' });
-    const phoneProblems = watch(phone);
-    await phone.goto(server.url);
+    const { page: phone, problems: phoneProblems } = await openPage(browser, server.url, {
+      page: { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, colorScheme: 'dark' },
+    });
     await eventually(() => phone.locator('#viewport .row:not([hidden])').count(), 10);
     expect(await phone.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth)).toBe(true);
     expect(await phone.evaluate(() => getComputedStyle(document.documentElement).backgroundColor)).toBe('rgb(15, 18, 22)');

@@ -1,6 +1,6 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { ADMIN_KEY, api, eventually, launchBrowser, postEvents, startServer, VIEWER_KEY, watch, type Server } from './harness';
+import { ADMIN_KEY, api, eventually, openDashboard, openProduct, postEvents, startServer, useKey, VIEWER_KEY, type Server } from './harness';
 
 // "Why this price" with market signals and learning, from a real server:
 // PS priced by its stock (inventory) with competitor quotes and a ceiling,
@@ -32,10 +32,8 @@ describe('the explanation of market signals and learning', () => {
       ...Array.from({ length: 6 }, () => ({ event_type: 'view', product_id: 'PT', user_id: 'U1' })),
       { event_type: 'purchase', product_id: 'PT', user_id: 'U1' },
     ]);
-    browser = await launchBrowser(inject('chromium'));
-    page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-    problems = watch(page);
-    await page.goto(server.url);
+    ({ browser, page, problems } = await openDashboard(server.url, inject('chromium')));
+    expect(await useKey(page, VIEWER_KEY)).toBe('Key accepted for this tab.');
   });
 
   afterAll(async () => {
@@ -43,19 +41,15 @@ describe('the explanation of market signals and learning', () => {
     await server?.stop();
   });
 
-  async function explain(id: string): Promise<string> {
-    await page.click(`#row-${id}`);
-    await eventually(() => page.textContent('#detail-title'), id);
-    const strategy = { PS: 'inventory', PC: 'competitor', PT: 'thompson' }[id];
+  /** Opens a product and returns its explanation once it names the strategy. */
+  async function explain(id: string, strategy: string): Promise<string> {
+    await openProduct(page, id);
     await eventually(async () => (await page.textContent('#explain')) ?? '', expect.stringContaining(`Strategy${strategy}`));
     return (await page.textContent('#explain')) ?? '';
   }
 
   it('shows stock, selling plan and competitors', async () => {
-    await page.fill('#key-input', VIEWER_KEY);
-    await page.click('#key-form button[type=submit]');
-    await eventually(() => page.textContent('#key-status'), 'Key accepted for this tab.');
-    const text = await explain('PS');
+    const text = await explain('PS', 'inventory');
     expect(text).toContain('Stock: 40 on hand');
     // The plan runs from when the stock became known (half way through the
     // period): 100 to sell by its end, 60 sold at once: far ahead, ×2.50.
@@ -65,22 +59,30 @@ describe('the explanation of market signals and learning', () => {
   });
 
   it('shows the competitor positioned against and the margin floor', async () => {
-    const text = await explain('PC');
+    const text = await explain('PC', 'competitor');
     expect(text).toMatch(/Competitors: shop-b 20\.00 \((just now|\d+ s ago), lowest, positioned against\)/);
     expect(text).toContain('Margin floor: 20.00 → 30.00 (never below unit cost 25 plus 20% margin)');
   });
 
   it('shows what Thompson sampling learned as a table', async () => {
-    await explain('PT');
+    await explain('PT', 'thompson');
     // Each view may show another price, so how many prices were tried depends
     // on the draws; a purchase where the price had no view yet counts as one.
-    await eventually(async () => /^Learning \(thompson\): \d+ of 22 prices tried, [67] views and 1 purchase in all\.$/
-      .test((await page.locator('#explain table.learning caption').textContent()) ?? ''), true);
+    const caption = page.locator('#explain table.learning caption');
+    const summary = /^Learning \(thompson\): \d+ of 22 prices tried, ([67]) views and 1 purchase in all\.$/;
+    await eventually(async () => summary.test((await caption.textContent()) ?? ''), true);
+    const views = Number(summary.exec((await caption.textContent()) ?? '')![1]);
     expect(await page.locator('#explain table.learning thead th').allTextContents()).toEqual(['Price', 'Views', 'Purchases', 'Conversion']);
-    const rows = await page.locator('#explain table.learning tbody tr').evaluateAll((trs) => trs.map((tr) => [...tr.children].map((c) => c.textContent ?? '')));
-    expect(rows.reduce((n, r) => n + Number(r[1]), 0)).toBeGreaterThanOrEqual(6);
-    expect(rows.filter((r) => r[0]!.endsWith(' (shown now)'))).toHaveLength(1);
-    expect(await page.locator('#explain tr.shown th[scope=row]').count()).toBe(1);
+    const rows = await page.locator('#explain table.learning tbody tr').evaluateAll((trs) => trs.map((tr) => ({
+      shown: tr.classList.contains('shown'),
+      head: tr.querySelector('th[scope=row]')?.textContent ?? null,
+      cells: [...tr.children].map((c) => c.textContent ?? ''),
+    })));
+    // The caption says none was left out, so the rows hold every view.
+    expect(rows.reduce((n, r) => n + Number(r.cells[1]), 0)).toBe(views);
+    // Exactly one row is the price shown now: marked, and saying so in its row header.
+    expect(rows.filter((r) => r.shown || r.cells[0]!.endsWith(' (shown now)')).map((r) => [r.shown, r.head]))
+      .toEqual([[true, expect.stringMatching(/^\d+\.\d{2} \(shown now\)$/)]]);
   });
 
   it('logged no errors', () => {

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContextOptions, type Page } from 'playwright-core';
 import { expect } from 'vitest';
 
 export const ADMIN_KEY = 'e2e-admin-key';
@@ -96,6 +96,57 @@ export function watch(page: Page): string[] {
     if (m.type() === 'error' && !/status of 40[0134]/.test(m.text())) problems.push(`console: ${m.text()}`);
   });
   return problems;
+}
+
+export interface Opened {
+  page: Page;
+  /** What watch(page) records. */
+  problems: string[];
+}
+
+export interface OpenOptions {
+  /** The page's options; a 1400×900 viewport unless given. */
+  page?: BrowserContextOptions;
+  /** Runs on the new page before it loads the dashboard, e.g. to listen to its websocket. */
+  beforeGoto?: (page: Page) => void;
+}
+
+/** Opens the dashboard at url in a new page of browser, watched from the start. */
+export async function openPage(browser: Browser, url: string, opts: OpenOptions = {}): Promise<Opened> {
+  const page = await browser.newPage(opts.page ?? { viewport: { width: 1400, height: 900 } });
+  const problems = watch(page);
+  opts.beforeGoto?.(page);
+  await page.goto(url);
+  return { page, problems };
+}
+
+/** Launches Chromium (executablePath) and opens the dashboard at url in it (openPage). */
+export async function openDashboard(url: string, executablePath: string, opts: OpenOptions = {}): Promise<Opened & { browser: Browser }> {
+  const browser = await launchBrowser(executablePath);
+  try {
+    return { browser, ...(await openPage(browser, url, opts)) };
+  } catch (e) {
+    await browser.close();
+    throw e;
+  }
+}
+
+/** Enters key in the key form (remembered on the device if asked) and returns what the page says of it. */
+export async function useKey(page: Page, key: string, remember = false): Promise<string> {
+  await page.fill('#key-input', key);
+  await page.setChecked('#key-remember', remember);
+  await page.click('#key-form button[type=submit]');
+  // Not expect.poll, which only works inside a test: beforeAll enters keys too.
+  const status = page.locator('#key-status', { hasNotText: 'Checking' });
+  await status.waitFor({ state: 'attached', timeout: 10_000 });
+  return (await status.textContent()) ?? '';
+}
+
+/** Clicks a product's row and waits for its detail panel. */
+export async function openProduct(page: Page, id: string): Promise<void> {
+  await page.click(`#row-${id}`);
+  await eventually(() => page.isVisible('#detail'), true);
+  await eventually(() => page.textContent('#detail-title'), id);
 }
 
 export async function postEvents(base: string, events: object[]): Promise<void> {

@@ -1,6 +1,6 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { cell, eventually, launchBrowser, postEvents, startServer, type Server } from './harness';
+import { cell, eventually, openDashboard, postEvents, startServer, type Server } from './harness';
 
 // The connection badge never lies: it leaves "Live" as soon as the server
 // goes away, counts down to the next attempt, and is live again (with fresh
@@ -12,9 +12,7 @@ describe('connection badge across a server restart', () => {
 
   beforeAll(async () => {
     server = await startServer(inject('bin'));
-    browser = await launchBrowser(inject('chromium'));
-    page = await browser.newPage();
-    await page.goto(server.url);
+    ({ browser, page } = await openDashboard(server.url, inject('chromium'), { page: {} }));
   });
 
   afterAll(async () => {

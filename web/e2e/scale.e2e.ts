@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { eventually, launchBrowser, startServer, watch, type Server } from './harness';
+import { eventually, openDashboard, startServer, type Server } from './harness';
 
 const PRODUCTS = 10_000;
 /** The brief's load: price updates per second reaching the page. */
@@ -44,13 +44,11 @@ describe(`${PRODUCTS} products at ${RATE} updates/s`, () => {
     // Restart on the same data with the big catalog (the demo catalog stays too).
     await server.kill();
     server = await startServer(inject('bin'), ['--demo', '--demo-rate', String(DEMO_RATE), '--catalog', catalog], { data: server.data });
-    browser = await launchBrowser(inject('chromium'));
-    page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-    problems = watch(page);
-    page.on('websocket', (ws) => ws.on('framereceived', (f) => {
-      if (String(f.payload).includes('"type":"price_update"')) arrivals.push(performance.now());
+    ({ browser, page, problems } = await openDashboard(server.url, inject('chromium'), {
+      beforeGoto: (p) => p.on('websocket', (ws) => ws.on('framereceived', (f) => {
+        if (String(f.payload).includes('"type":"price_update"')) arrivals.push(performance.now());
+      })),
     }));
-    await page.goto(server.url);
   });
 
   afterAll(async () => {

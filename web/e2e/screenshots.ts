@@ -4,8 +4,8 @@
 import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Browser, BrowserContextOptions, Page } from 'playwright-core';
-import { afterAll, beforeAll, inject, it } from 'vitest';
-import { api, ADMIN_KEY, eventually, launchBrowser, OPERATOR_KEY, postEvents, startServer, type Server } from './harness';
+import { afterAll, beforeAll, expect, inject, it } from 'vitest';
+import { api, ADMIN_KEY, eventually, launchBrowser, openPage, openProduct, OPERATOR_KEY, postEvents, startServer, useKey, type Server } from './harness';
 
 const out = fileURLToPath(new URL('../../docs/screenshots/', import.meta.url));
 const desktop: BrowserContextOptions = { viewport: { width: 1400, height: 860 } };
@@ -61,21 +61,14 @@ afterAll(async () => {
 });
 
 async function open(opts: BrowserContextOptions & { colorScheme?: 'light' | 'dark' }): Promise<Page> {
-  const page = await (await browser.newContext(opts)).newPage();
-  await page.goto(server.url);
+  const { page } = await openPage(browser, server.url, { page: opts });
   await eventually(() => page.getAttribute('#conn', 'data-state'), 'live');
   await sleep(4000); // let sparklines and "change" fill in from live updates
   return page;
 }
 
-async function withKey(page: Page): Promise<void> {
-  await page.fill('#key-input', OPERATOR_KEY);
-  await page.click('#key-form button[type=submit]');
-  await eventually(() => page.textContent('#key-status'), 'Key accepted for this tab.');
-}
-
 async function openPA(page: Page): Promise<void> {
-  await page.click('#row-PA');
+  await openProduct(page, 'PA');
   await eventually(() => page.locator('#chart canvas').count(), 1);
   await eventually(() => page.textContent('#audit-msg'), '');
   await sleep(500);
@@ -83,7 +76,7 @@ async function openPA(page: Page): Promise<void> {
 
 it('takes the screenshots', async () => {
   const page = await open({ ...desktop, colorScheme: 'light' });
-  await withKey(page);
+  expect(await useKey(page, OPERATOR_KEY)).toBe('Key accepted for this tab.');
   await page.screenshot({ path: `${out}table.png` });
   await openPA(page);
   await page.screenshot({ path: `${out}detail.png` });
@@ -96,19 +89,18 @@ it('takes the screenshots', async () => {
   await sleep(500);
   await page.screenshot({ path: `${out}override.png` });
 
-  await page.click('#row-PX');
-  await eventually(() => page.textContent('#detail-title'), 'PX');
+  await openProduct(page, 'PX');
   await eventually(async () => ((await page.textContent('#explain')) ?? '').includes('Learning (thompson)'), true);
   await page.locator('#explain').locator('..').screenshot({ path: `${out}explain.png` });
 
   const dark = await open({ ...desktop, colorScheme: 'dark' });
-  await withKey(dark);
+  expect(await useKey(dark, OPERATOR_KEY)).toBe('Key accepted for this tab.');
   await openPA(dark);
   await dark.screenshot({ path: `${out}dark.png` });
 
   const mobile = await open({ ...phone, colorScheme: 'light' });
   await mobile.screenshot({ path: `${out}phone.png` });
-  await withKey(mobile);
+  expect(await useKey(mobile, OPERATOR_KEY)).toBe('Key accepted for this tab.');
   await openPA(mobile);
   await mobile.screenshot({ path: `${out}phone-detail.png` });
 }, 120_000);

@@ -1,7 +1,7 @@
 // "Why this price": GET /price/{id}?explain=1 in words. The text is built by
 // pure functions (unit-tested); explanation() only puts it into elements.
 import { el } from './dom';
-import { formatAgo, formatDemand, formatPrice, formatWhen } from './format';
+import { formatAgo, formatDemand, formatPercent, formatPrice, formatWhen } from './format';
 import type { Explanation, GuardrailStep, Market, Rung, Selling } from './types';
 
 /** The time the explanation is read at and how it writes a time; tests fix both. */
@@ -13,10 +13,8 @@ export interface Clock {
 /** At most this many prices in the learning table. */
 export const MAX_RUNGS = 8;
 
-const units = formatDemand;
 const precise = new Intl.NumberFormat('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 4 });
 const pct = new Intl.NumberFormat('en-US', { maximumFractionDigits: 1 });
-const rate = new Intl.NumberFormat('en-US', { minimumFractionDigits: 1, maximumFractionDigits: 1 });
 const guardrailNames: Record<string, string> = {
   max_change: 'Max change', floor: 'Floor', margin_floor: 'Margin floor', ceiling: 'Ceiling', rounding: 'Rounding',
 };
@@ -34,27 +32,27 @@ export function guardrailLine(g: GuardrailStep): string {
 export function planStatus(s: Selling): string {
   if (s.to_sell <= 0) return 'sell-through target reached';
   if (s.to_sell_on_plan <= 0) return 'period over with stock left';
-  if (units(s.to_sell) === units(s.to_sell_on_plan)) return 'on plan';
+  if (formatDemand(s.to_sell) === formatDemand(s.to_sell_on_plan)) return 'on plan';
   return s.to_sell < s.to_sell_on_plan ? 'ahead of plan (selling faster than planned)' : 'behind plan (selling slower than planned)';
 }
 
 /** The selling plan: a line, and a line of detail. */
 export function sellingLines(s: Selling, strategy: string, when: Clock['when']): [string, string] {
   const mult = strategy === 'inventory' || s.multiplier !== 1 ? `, base price ×${s.multiplier.toFixed(2)}` : '';
-  const left = s.to_sell > 0 ? `${units(s.to_sell)} left to sell by ${when(s.period_end)}, against ${units(s.to_sell_on_plan)} on plan` : `nothing left to sell by ${when(s.period_end)}`;
+  const left = s.to_sell > 0 ? `${formatDemand(s.to_sell)} left to sell by ${when(s.period_end)}, against ${formatDemand(s.to_sell_on_plan)} on plan` : `nothing left to sell by ${when(s.period_end)}`;
   const target = s.opening_stock - s.keep;
   const share = s.opening_stock > 0 ? ` (${pct.format((target / s.opening_stock) * 100)}%)` : '';
   return [
     `Selling plan: ${left} → ${planStatus(s)}${mult}`,
-    `Period ${when(s.period_start)} – ${when(s.period_end)}: sell ${units(target)} of ${units(s.opening_stock)}${share}, keep ${units(s.keep)}; ` +
-      (s.views_per_hour > 0 ? `${units(s.views_per_hour)} views per hour since the stock is known.` : 'no views since the stock is known.'),
+    `Period ${when(s.period_start)} – ${when(s.period_end)}: sell ${formatDemand(target)} of ${formatDemand(s.opening_stock)}${share}, keep ${formatDemand(s.keep)}; ` +
+      (s.views_per_hour > 0 ? `${formatDemand(s.views_per_hour)} views per hour since the stock is known.` : 'no views since the stock is known.'),
   ];
 }
 
 /** e.g. "Competitors: shopC 260.00 (2 h ago, lowest, positioned against); shopB 289.00 (1 h ago)", lowest first. */
 export function competitorsLine(m: Market, strategy: string, nowMs: number): string {
   const ref = m.reference;
-  const quotes = [...(m.competitors ?? [])].sort((a, b) => a.price - b.price || (a.competitor < b.competitor ? -1 : 1));
+  const quotes = [...(m.competitors ?? [])].sort((a, b) => a.price - b.price || a.competitor.localeCompare(b.competitor));
   const parts = quotes.map((q) => {
     const age = formatAgo(Date.parse(q.at), nowMs);
     const notes = [age === 'now' ? 'just now' : age];
@@ -70,7 +68,7 @@ export function marketLines(e: Explanation, clock: Clock): [string, string?][] {
   const m = e.market;
   if (!m) return [];
   const out: [string, string?][] = [];
-  if (m.stock !== undefined) out.push([`Stock: ${units(m.stock)} on hand${m.stock <= 0 ? ' (sold out)' : ''}`]);
+  if (m.stock !== undefined) out.push([`Stock: ${formatDemand(m.stock)} on hand${m.stock <= 0 ? ' (sold out)' : ''}`]);
   if (m.selling) out.push(sellingLines(m.selling, e.strategy, clock.when));
   if (m.competitors?.length) out.push([competitorsLine(m, e.strategy, clock.nowMs)]);
   return out;
@@ -103,12 +101,12 @@ export function learning(rungs: Rung[], max = MAX_RUNGS): Learning {
 
 /** Purchases per view, e.g. "3.8%"; "—" without views. */
 export function conversion(r: Rung): string {
-  return r.views > 0 ? `${rate.format((r.purchases / r.views) * 100)}%` : '—';
+  return r.views > 0 ? formatPercent((r.purchases / r.views) * 100) : '—';
 }
 
 /** e.g. "1 view", "1,234 views". */
 function count(n: number, what: string): string {
-  return `${units(n)} ${what}${n === 1 ? '' : 's'}`;
+  return `${formatDemand(n)} ${what}${n === 1 ? '' : 's'}`;
 }
 
 /** The learning table's caption. */
@@ -133,7 +131,7 @@ function learningTable(rungs: Rung[], strategy: string): HTMLElement {
     const tr = el('tr', r.shown ? 'shown' : '');
     const th = el('th', '', `${formatPrice(r.price)}${r.shown ? ' (shown now)' : ''}`);
     th.scope = 'row';
-    tr.append(th, el('td', '', units(r.views)), el('td', '', units(r.purchases)), el('td', '', conversion(r)));
+    tr.append(th, el('td', '', formatDemand(r.views)), el('td', '', formatDemand(r.purchases)), el('td', '', conversion(r)));
     body.append(tr);
   }
   const thead = el('thead');
@@ -153,7 +151,7 @@ function list(lines: [string, string?][]): HTMLElement {
 }
 
 /** The explanation's elements. */
-export function explanation(e: Explanation, clock: Clock = { nowMs: Date.now(), when: (at) => formatWhen(at) }): HTMLElement[] {
+export function explanation(e: Explanation, clock: Clock = { nowMs: Date.now(), when: formatWhen }): HTMLElement[] {
   const dl = el('dl', 'facts');
   const row = (k: string, v: string) => {
     const d = el('div');

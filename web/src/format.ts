@@ -11,6 +11,11 @@ export function formatDemand(v: number): string {
   return demand.format(v);
 }
 
+/** A percentage to one decimal, e.g. "5.0%". */
+export function formatPercent(v: number): string {
+  return `${pct.format(v)}%`;
+}
+
 export type Direction = 'up' | 'down' | 'flat';
 
 export interface Change {
@@ -27,7 +32,8 @@ export function formatChange(current: number, previous: number | undefined): Cha
   const d = Math.round((current - previous) * 100) / 100;
   if (d === 0) return { dir: 'flat', text: '0.00', label: 'unchanged' };
   const rel = Math.abs((d / previous) * 100);
-  const p = previous === 0 ? '' : ` (${d > 0 ? '+' : '−'}${(rel < 0.095 ? smallPct : pct).format(rel)}%)`;
+  const share = rel < 0.095 ? `${smallPct.format(rel)}%` : formatPercent(rel);
+  const p = previous === 0 ? '' : ` (${d > 0 ? '+' : '−'}${share})`;
   const abs = formatPrice(Math.abs(d));
   const dir: Direction = d > 0 ? 'up' : 'down';
   return { dir, text: `${d > 0 ? '+' : '−'}${abs}${p}`, label: `${dir} ${abs}${p.replace(/[+−]/, '')}` };
@@ -43,16 +49,14 @@ export function formatAgo(atMs: number, nowMs: number): string {
   return `${Math.floor(s / 86400)} d ago`;
 }
 
-/** A date and time in the reader's locale and time zone. */
-export function formatDateTime(at: string | number, locale?: string, timeZone?: string): string {
+/** A date and time in the reader's locale and time zone, to the second unless timeStyle says otherwise. */
+export function formatDateTime(at: string | number, locale?: string, timeZone?: string, timeStyle: Intl.DateTimeFormatOptions['timeStyle'] = 'medium'): string {
   const d = new Date(at);
   if (Number.isNaN(d.getTime())) return '';
-  return d.toLocaleString(locale, { dateStyle: 'medium', timeStyle: 'medium', timeZone });
+  return d.toLocaleString(locale, { dateStyle: 'medium', timeStyle, timeZone });
 }
 
 /** A date and time to the minute, in the reader's locale and time zone. */
 export function formatWhen(at: string | number, locale?: string, timeZone?: string): string {
-  const d = new Date(at);
-  if (Number.isNaN(d.getTime())) return '';
-  return d.toLocaleString(locale, { dateStyle: 'medium', timeStyle: 'short', timeZone });
+  return formatDateTime(at, locale, timeZone, 'short');
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatAgo, formatChange, formatDateTime, formatDemand, formatPrice, formatWhen } from '../src/format';
+import { formatAgo, formatChange, formatDateTime, formatDemand, formatPercent, formatPrice, formatWhen } from '../src/format';
 
 describe('format', () => {
   it('formats prices with two decimals and grouping', () => {
@@ -11,6 +11,12 @@ describe('format', () => {
   it('formats demand with up to two decimals', () => {
     expect(formatDemand(9)).toBe('9');
     expect(formatDemand(3.14159)).toBe('3.14');
+  });
+
+  it('formats percentages with one decimal', () => {
+    expect(formatPercent(3.8177)).toBe('3.8%');
+    expect(formatPercent(100)).toBe('100.0%');
+    expect(formatPercent(0)).toBe('0.0%');
   });
 
   it('formats changes with direction, sign and percent', () => {
@@ -36,6 +42,7 @@ describe('format', () => {
   it('formats dates in the reader\'s zone', () => {
     expect(formatDateTime('2026-03-17T02:05:41.734Z', 'en-US', 'UTC')).toBe('Mar 17, 2026, 2:05:41 AM');
     expect(formatDateTime(Date.UTC(2026, 2, 17, 2, 5, 41), 'en-GB', 'Europe/Berlin')).toBe('17 Mar 2026, 03:05:41');
+    expect(formatDateTime('2026-03-17T02:05:41.734Z', 'en-US', 'UTC', 'short')).toBe('Mar 17, 2026, 2:05 AM');
     expect(formatDateTime('garbage')).toBe('');
   });
 
