@@ -268,7 +268,7 @@ func newReport(s snapshot, sent, acked int64, elapsed time.Duration) Report {
 	if elapsed > 0 {
 		rep.SendRate = float64(acked) / elapsed.Seconds()
 	}
-	if s.matched > 0 && s.priced > 0 {
+	if s.priced > 0 { // 0 while nothing is matched
 		rep.PricedElapsed = s.priced
 		rep.PricedRate = float64(s.matched) / s.priced.Seconds()
 	}

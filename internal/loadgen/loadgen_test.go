@@ -367,8 +367,8 @@ func TestLatencyMatching(t *testing.T) {
 				t.Fatalf("max latency %v is longer than the run", l.Max)
 			}
 			// Priced from the first send to the last matched update: at
-			// least as long as sending the events at the rate, and
-			// consistent with the counts.
+			// least as long as sending the events at the rate, and no
+			// longer than sending and the drain.
 			if c.rate > 0 {
 				if least := time.Duration(float64(c.events-1) / c.rate * float64(time.Second)); rep.PricedElapsed < least {
 					t.Fatalf("priced over %v, but sending %d events at %v/s takes at least %v", rep.PricedElapsed, c.events, c.rate, least)
@@ -376,9 +376,6 @@ func TestLatencyMatching(t *testing.T) {
 			}
 			if rep.PricedElapsed <= 0 || rep.PricedElapsed > rep.Elapsed+20*time.Second {
 				t.Fatalf("priced over %v, sending took %v (drain 20s)", rep.PricedElapsed, rep.Elapsed)
-			}
-			if want := float64(rep.Matched) / rep.PricedElapsed.Seconds(); rep.PricedRate != want {
-				t.Fatalf("priced rate %v, want matched/priced elapsed = %v", rep.PricedRate, want)
 			}
 		})
 	}

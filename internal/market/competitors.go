@@ -86,7 +86,7 @@ type Competitors struct {
 	seed      uint64
 	mean      []float64 // product*count + competitor
 	names     []string
-	rule      *pricing.CompetitorRule
+	rule      *pricing.CompetitorRule // the scenario's; Rule hands out copies
 
 	period []int64   // period of lowest, per product (-1: none yet)
 	lowest []float64 // lowest competitor price in that period
@@ -102,11 +102,7 @@ func newCompetitors(sc *Scenario, ps []Product) *Competitors {
 	spec := sc.Competitors
 	c := &Competitors{start: sc.Start, every: spec.RequoteEvery.Duration, count: spec.Count, vol: spec.Volatility,
 		influence: spec.Influence, seed: sc.Seed, mean: make([]float64, len(ps)*spec.Count),
-		names: make([]string, spec.Count), period: make([]int64, len(ps)), lowest: make([]float64, len(ps))}
-	if spec.Rule != nil {
-		r := *spec.Rule
-		c.rule = &r
-	}
+		names: make([]string, spec.Count), rule: spec.Rule, period: make([]int64, len(ps)), lowest: make([]float64, len(ps))}
 	for j := range c.names {
 		c.names[j] = fmt.Sprintf("competitor-%d", j+1)
 	}
@@ -136,15 +132,9 @@ func (c *Competitors) Rule() *pricing.CompetitorRule {
 	return &r
 }
 
-// RequoteEvery is the length of a requote period.
-func (c *Competitors) RequoteEvery() time.Duration { return c.every }
-
 // Period is the index of the requote period containing at (0 from the
 // start).
 func (c *Competitors) Period(at time.Time) int64 { return int64(at.Sub(c.start) / c.every) }
-
-// Mean is competitor j's mean price for product i.
-func (c *Competitors) Mean(i, j int) float64 { return c.mean[i*c.count+j] }
 
 // Price is competitor j's price for product i in requote period k: the
 // mean times exp(volatility × z), z standard normal hashed from the seed,

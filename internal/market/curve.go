@@ -139,41 +139,47 @@ func clamp01(x float64) float64 {
 
 // OptimalPrice numerically maximises the margin (p-cost)*Buy(p) on [lo,hi];
 // it is the clairvoyant benchmark a strategy is judged against. It needs no
-// derivative or unimodality: a coarse grid finds the best cell (guarding
-// against multimodal or kinked curves), then golden-section search refines
-// within the neighbouring cells. The best of the grid, the refinement and
-// the endpoints is returned.
+// derivative or unimodality: GridMax on an even grid of 512 cells
+// (guarding against multimodal or kinked curves), refined to 1e-12.
 func OptimalPrice(c Curve, cost, lo, hi float64) float64 {
 	if !(hi > lo) {
 		return lo
 	}
-	profit := func(p float64) float64 { return (p - cost) * c.Buy(p) }
 	const grid = 512
 	step := (hi - lo) / grid
-	best, bestV := lo, profit(lo)
-	bi := 0
-	for i := 1; i <= grid; i++ {
-		p := lo + float64(i)*step
-		if i == grid {
-			p = hi
+	at := func(i int) float64 {
+		if i >= grid {
+			return hi
 		}
-		if v := profit(p); v > bestV {
-			best, bestV, bi = p, v, i
+		return lo + float64(i)*step
+	}
+	return GridMax(func(p float64) float64 { return (p - cost) * c.Buy(p) }, at, grid, 1e-12)
+}
+
+// GridMax maximises f numerically over [at(0), at(n)], at being an
+// increasing grid: the best of the points at(0) ... at(n) finds the best
+// cell, then golden-section search refines within its neighbours until
+// the bracket is narrower than tol (relative to its top, or absolute
+// below 1). The better of the grid's best and the refinement is returned.
+func GridMax(f func(float64) float64, at func(int) float64, n int, tol float64) float64 {
+	best := at(0)
+	bestV, bi := f(best), 0
+	for k := 1; k <= n; k++ {
+		p := at(k)
+		if v := f(p); v > bestV {
+			best, bestV, bi = p, v, k
 		}
 	}
-	a := lo + float64(max(bi-1, 0))*step
-	b := math.Min(hi, lo+float64(min(bi+1, grid))*step)
-	if m, v := GoldenMax(profit, a, b, 1e-12); v > bestV {
+	if m, v := goldenMax(f, at(max(bi-1, 0)), at(min(bi+1, n)), tol); v > bestV {
 		best = m
 	}
 	return best
 }
 
-// GoldenMax refines a maximum of f bracketed by [a, b] by golden-section
+// goldenMax refines a maximum of f bracketed by [a, b] by golden-section
 // search until the bracket is narrower than tol (relative to b, or
-// absolute below 1), and returns its middle and f there. Callers that
-// found the bracket on a grid keep their grid's best if it is better.
-func GoldenMax(f func(float64) float64, a, b, tol float64) (float64, float64) {
+// absolute below 1), and returns its middle and f there.
+func goldenMax(f func(float64) float64, a, b, tol float64) (float64, float64) {
 	const invPhi = 0.6180339887498949
 	x1, x2 := b-invPhi*(b-a), a+invPhi*(b-a)
 	f1, f2 := f(x1), f(x2)

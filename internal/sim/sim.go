@@ -202,28 +202,24 @@ func runOne(ctx context.Context, cfg Config, pc pricing.Config, name string) (Re
 	}
 	r := Result{Strategy: name}
 	var sh market.Shopper
-	evs := make([]ingest.Event, 0, 4)
 	// known is the stock level the engine was last told of, less the
 	// purchases it has seen since (-1: not told yet). The shop reports its
 	// stock when it changes other than by a sale: at the start and on
 	// every restock.
-	known := make([]int64, len(products))
-	for i := range known {
-		known[i] = -1
-	}
+	known := untold(len(products))
 	// quoted is the requote period whose competitor prices the engine was
 	// last told of, per product (-1: none yet). Like a shop's price
 	// monitor, the simulator reports the competitors' new prices when they
 	// change, lazily at the product's first shopper after a requote, to
 	// every strategy alike.
 	var quoted []int64
+	quotes := 0 // competitor quotes per product and requote
 	if comp != nil {
-		quoted = make([]int64, len(products))
-		for i := range quoted {
-			quoted[i] = -1
-		}
-		evs = make([]ingest.Event, 0, max(4, comp.Count()))
+		quoted, quotes = untold(len(products)), comp.Count()
 	}
+	// evs is the events of one shopper (up to three), of a stock report
+	// or of a product's quotes.
+	evs := make([]ingest.Event, 0, max(4, quotes))
 	var res engine.SubmitResult
 	var volSum float64
 	lastProgress := time.Now()
@@ -316,6 +312,15 @@ func runOne(ctx context.Context, cfg Config, pc pricing.Config, name string) (Re
 	return r, nil
 }
 
+// untold is n values of -1: not told yet.
+func untold(n int) []int64 {
+	s := make([]int64, n)
+	for i := range s {
+		s[i] = -1
+	}
+	return s
+}
+
 // plan is the selling plan a shop with this stock policy would give the
 // engine: sell what is on hand by the next restock (or by the end of the
 // horizon), period after period. Unlimited stock has no plan.
@@ -389,15 +394,13 @@ func competingDemand(cv market.Curve, comp *market.Competitors, ps []periodViews
 // maxRevenue maximises p × demand(p) on [lo, hi] numerically, for the
 // oracle with competitors, whose revenue has no closed form and, being a
 // sum over periods of capped terms, kinks where a period's cap starts to
-// bind and may have several local maxima. A log-spaced grid (prices are
-// compared in ratios, and the range spans a factor of 100) finds the best
-// cell; golden-section search then refines within its neighbours. The
-// best of the grid and the refinement is returned.
+// bind and may have several local maxima: market.GridMax on a log-spaced
+// grid of 1024 cells (prices are compared in ratios, and the range spans
+// a factor of 100), refined to 1e-10.
 func maxRevenue(demand func(float64) float64, lo, hi float64) float64 {
 	if !(hi > lo) {
 		return lo
 	}
-	rev := func(p float64) float64 { return p * demand(p) }
 	const grid = 1024
 	ratio := math.Pow(hi/lo, 1.0/grid)
 	at := func(k int) float64 {
@@ -406,16 +409,7 @@ func maxRevenue(demand func(float64) float64, lo, hi float64) float64 {
 		}
 		return lo * math.Pow(ratio, float64(k))
 	}
-	best, bestV, bi := lo, rev(lo), 0
-	for k := 1; k <= grid; k++ {
-		if v := rev(at(k)); v > bestV {
-			best, bestV, bi = at(k), v, k
-		}
-	}
-	if m, v := market.GoldenMax(rev, at(max(bi-1, 0)), at(min(bi+1, grid)), 1e-10); v > bestV {
-		best = m
-	}
-	return best
+	return market.GridMax(func(p float64) float64 { return p * demand(p) }, at, grid, 1e-10)
 }
 
 // capacity is how many units a product can sell over the horizon.

@@ -176,11 +176,6 @@ func TestOracleWithCompetitors(t *testing.T) {
 	if len(periods[0]) != 3 || periods[0][0].views+periods[0][1].views+periods[0][2].views != views[0] {
 		t.Fatalf("views %v by period %+v", views, periods)
 	}
-	for _, pv := range periods[0] {
-		if pv.lowest != m.Competitors.Lowest(0, pv.period) {
-			t.Fatalf("period %+v: lowest competitor price %v", pv, m.Competitors.Lowest(0, pv.period))
-		}
-	}
 	cv := m.Products[0].Curve
 	cases := map[string][]periodViews{
 		"scenario": periods[0],
