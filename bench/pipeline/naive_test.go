@@ -10,8 +10,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/dynaprice/dynaprice/internal/fanout"
 	"github.com/dynaprice/dynaprice/internal/kafka"
+	"github.com/dynaprice/dynaprice/internal/live"
 	"github.com/dynaprice/dynaprice/internal/pricing"
 )
 
@@ -26,7 +26,7 @@ const naiveTable = "naive_price_history"
 // synchronous produce of the price update. Offsets are auto-committed by
 // the consumer group, as the original's client did.
 //
-// Price updates are in the format dynaprice publishes (fanout.Update) with
+// Price updates are in the format dynaprice publishes (live.Price) with
 // the Kafka offset + 1 as version (the original had none; a product's
 // events are all on one partition, so it increases per product) and the
 // dynaprice-event-time header, so that the same observer and loadgen can
@@ -156,9 +156,9 @@ func (n *naive) run(ctx context.Context) error {
 				return fmt.Errorf("INSERT: %w", err)
 			}
 			now := time.Now()
-			u := fanout.Update{ProductID: ev.ProductID, Price: price, Source: "dynamic", Demand: demand,
-				Version: uint64(rec.Offset) + 1, At: now, Lowest30: price}
-			buf = fanout.AppendMessage(buf[:0], &u)
+			u := live.Price{ProductID: ev.ProductID, Price: price, Source: pricing.SourceDynamic, Demand: demand,
+				Version: uint64(rec.Offset) + 1, At: now.UnixNano(), Lowest30: price, PriceChanged: true}
+			buf = u.AppendMessage(buf[:0])
 			out := &kgo.Record{Key: []byte(ev.ProductID), Value: append([]byte(nil), buf...),
 				Headers: []kgo.RecordHeader{{Key: kafka.HeaderEventTime, Value: strconv.AppendInt(nil, rec.Timestamp.UnixNano(), 10)}}}
 			if err := n.cl.ProduceSync(ctx, out).FirstErr(); err != nil {

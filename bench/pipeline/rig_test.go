@@ -35,9 +35,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/dynaprice/dynaprice/internal/catalog"
-	"github.com/dynaprice/dynaprice/internal/fanout"
 	"github.com/dynaprice/dynaprice/internal/ingest"
 	"github.com/dynaprice/dynaprice/internal/kafka"
+	"github.com/dynaprice/dynaprice/internal/live"
 	"github.com/dynaprice/dynaprice/internal/postgres"
 	"github.com/dynaprice/dynaprice/internal/pricing"
 	"github.com/dynaprice/dynaprice/internal/traffic"
@@ -359,7 +359,7 @@ func (r *rig) produce(w *workload) {
 type observer struct {
 	cl      *kgo.Client
 	mu      sync.Mutex
-	latest  map[string]fanout.Update
+	latest  map[string]live.Price
 	updates int64
 	stop    context.CancelFunc
 	stopped chan struct{}
@@ -373,7 +373,7 @@ func (r *rig) observe() *observer {
 		r.tb.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	o := &observer{cl: cl, latest: map[string]fanout.Update{}, stop: cancel, stopped: make(chan struct{})}
+	o := &observer{cl: cl, latest: map[string]live.Price{}, stop: cancel, stopped: make(chan struct{})}
 	go o.run(ctx)
 	r.tb.Cleanup(o.close)
 	return o
@@ -394,7 +394,7 @@ func (o *observer) run(ctx context.Context) {
 		}
 		o.mu.Lock()
 		fs.EachRecord(func(rec *kgo.Record) {
-			u, err := fanout.ParseMessage(rec.Value)
+			u, err := live.ParseMessage(rec.Value)
 			if err != nil {
 				return
 			}
@@ -408,7 +408,7 @@ func (o *observer) run(ctx context.Context) {
 }
 
 // newest returns the newest update seen for id.
-func (o *observer) newest(id string) (fanout.Update, bool) {
+func (o *observer) newest(id string) (live.Price, bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	u, ok := o.latest[id]

@@ -12,14 +12,11 @@ import (
 	"time"
 
 	"github.com/dynaprice/dynaprice/internal/dashboard"
-	"github.com/dynaprice/dynaprice/internal/engine"
-	"github.com/dynaprice/dynaprice/internal/fanout"
 	"github.com/dynaprice/dynaprice/internal/gateway"
 	"github.com/dynaprice/dynaprice/internal/httpapi"
 	"github.com/dynaprice/dynaprice/internal/ingest"
 	"github.com/dynaprice/dynaprice/internal/kafka"
 	"github.com/dynaprice/dynaprice/internal/live"
-	"github.com/dynaprice/dynaprice/internal/pricing"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -152,21 +149,22 @@ func API(ctx context.Context, o APIOptions, log *slog.Logger, stdout io.Writer) 
 	conns = append(conns, pr.Close)
 
 	reg := newRegistry()
-	hub := fanout.New(fanout.Config{
+	// The replica's own copy of the live prices, fed by price-updates, is
+	// what it answers from while Redis is down; a new WebSocket client's
+	// snapshot comes from Redis, which every engine writes.
+	view := live.New(live.HubConfig{
 		OriginPatterns: splitList(o.WSOrigins), Logger: log, Registerer: reg,
-		Snapshot: func() []fanout.Update {
+		Snapshot: func() []live.Price {
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			cs, err := rc.Changes(sctx)
 			if err != nil {
 				log.Warn("WebSocket snapshot: reading live prices failed", "err", err)
 			}
-			return toUpdates(nil, cs, true)
+			return cs
 		},
 	})
-	// The replica's own copy of the live prices, fed by price-updates, is
-	// what it answers from while Redis is down.
-	view := live.New()
+	hub := view.Hub()
 	if cs, err := rc.Changes(ctx); err == nil {
 		view.Publish(cs)
 	}
@@ -176,10 +174,7 @@ func API(ctx context.Context, o APIOptions, log *slog.Logger, stdout io.Writer) 
 	followDone := make(chan struct{})
 	go func() {
 		defer close(followDone)
-		err := kafka.Follow(followCtx, kafka.ClientConfig{Brokers: o.brokers(), Topics: o.topics(), Logger: log}, func(us []fanout.Update) {
-			hub.Publish(us)
-			view.Publish(toChanges(us))
-		}, &following)
+		err := kafka.Follow(followCtx, kafka.ClientConfig{Brokers: o.brokers(), Topics: o.topics(), Logger: log}, view.Publish, &following)
 		if err != nil {
 			log.Error("following price updates stopped", "err", err)
 		}
@@ -321,17 +316,6 @@ func (f *fallbackPrices) AppendAll(ctx context.Context, dst []byte) ([]byte, err
 		}
 	}
 	return f.backup.AppendAll(ctx, dst)
-}
-
-// toChanges converts price updates back to engine changes.
-func toChanges(us []fanout.Update) []engine.Change {
-	cs := make([]engine.Change, 0, len(us))
-	for _, u := range us {
-		src, _ := pricing.ParseSource(u.Source)
-		cs = append(cs, engine.Change{ProductID: u.ProductID, Price: u.Price, Source: src, Demand: u.Demand,
-			Version: u.Version, At: u.At.UnixNano(), Lowest30: u.Lowest30, PriceChanged: true})
-	}
-	return cs
 }
 
 // watchReady keeps ready true while every dependency answers a ping.

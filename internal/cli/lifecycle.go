@@ -10,8 +10,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/dynaprice/dynaprice/internal/fanout"
 	"github.com/dynaprice/dynaprice/internal/httpapi"
+	"github.com/dynaprice/dynaprice/internal/live"
 )
 
 // The lifecycle shared by the roles that serve HTTP (serve, api, engine):
@@ -162,7 +162,7 @@ func (s *shutdown) closeHTTP(l *listener) {
 // closeHub starts closing hub's WebSockets, alongside the steps that follow
 // (closeHTTP): a stuck WebSocket peer must not hold them up. The function it
 // returns waits for the hub until the deadline.
-func (s *shutdown) closeHub(hub *fanout.Hub) (wait func()) {
+func (s *shutdown) closeHub(hub *live.Hub) (wait func()) {
 	closed := make(chan struct{})
 	go func() { hub.Close(); close(closed) }()
 	return func() {

@@ -21,7 +21,6 @@ import (
 	"github.com/dynaprice/dynaprice/internal/catalog"
 	"github.com/dynaprice/dynaprice/internal/dashboard"
 	"github.com/dynaprice/dynaprice/internal/engine"
-	"github.com/dynaprice/dynaprice/internal/fanout"
 	"github.com/dynaprice/dynaprice/internal/httpapi"
 	"github.com/dynaprice/dynaprice/internal/ingest"
 	"github.com/dynaprice/dynaprice/internal/live"
@@ -231,17 +230,14 @@ func Serve(ctx context.Context, o ServeOptions, log *slog.Logger, stdout io.Writ
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	view := live.New()
-	hub := fanout.New(fanout.Config{
-		OriginPatterns: splitList(o.WSOrigins), Logger: log, Registerer: reg,
-		Snapshot: func() []fanout.Update { return toUpdates(nil, view.Snapshot(), true) },
-	})
+	view := live.New(live.HubConfig{OriginPatterns: splitList(o.WSOrigins), Logger: log, Registerer: reg})
+	hub := view.Hub()
 
 	ecfg := engine.DefaultConfig()
 	ecfg.Pricing.Weights, ecfg.Pricing.HalfLife = weights, o.HalfLife
 	ecfg.AutoCreate, ecfg.DedupWindow, ecfg.DedupMax = o.AutoCreate, o.DedupWindow, o.DedupMax
 	ecfg.Logger, ecfg.Metrics = log, engine.NewMetrics(reg)
-	eng, err := engine.New(ecfg, store, publishers{view, hubPublisher{hub}})
+	eng, err := engine.New(ecfg, store, view)
 	if err != nil {
 		return err
 	}
@@ -399,36 +395,6 @@ func runDemo(ctx context.Context, eng *engine.Engine, rate float64, log *slog.Lo
 	if err != nil {
 		log.Error("demo traffic stopped", "err", err)
 	}
-}
-
-// publishers sends committed changes to the live view and the WebSocket
-// fan-out.
-type publishers []engine.Publisher
-
-func (ps publishers) Publish(cs []engine.Change) {
-	for _, p := range ps {
-		p.Publish(cs)
-	}
-}
-
-type hubPublisher struct{ hub *fanout.Hub }
-
-func (h hubPublisher) Publish(cs []engine.Change) {
-	if us := toUpdates(nil, cs, false); len(us) > 0 {
-		h.hub.Publish(us)
-	}
-}
-
-// toUpdates converts engine changes to WebSocket updates; only price
-// changes are sent unless all is set.
-func toUpdates(dst []fanout.Update, cs []engine.Change, all bool) []fanout.Update {
-	for _, c := range cs {
-		if !all && !c.PriceChanged {
-			continue
-		}
-		dst = append(dst, live.UpdateOf(c))
-	}
-	return dst
 }
 
 // serveDebug serves net/http/pprof on its own listener, so profiles are

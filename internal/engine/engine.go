@@ -17,29 +17,17 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dynaprice/dynaprice/internal/live"
+
 	"github.com/dynaprice/dynaprice/internal/ingest"
 	"github.com/dynaprice/dynaprice/internal/pricing"
 )
 
-// Change is a committed change to one product's visible state.
-type Change struct {
-	ProductID string
-	Price     float64
-	Source    pricing.Source
-	Demand    float64
-	Version   uint64
-	// At is when the price took effect, unix ns.
-	At       int64
-	Lowest30 float64
-	// PriceChanged is false when only demand or the lowest price moved.
-	PriceChanged bool
-}
-
-// Publisher receives every committed batch of changes, in commit order, from
-// the engine goroutine. It must not block: the live view and the WebSocket
-// fan-out both satisfy that.
+// Publisher receives every committed batch of prices, in commit order, from
+// the engine goroutine. It must not block: the live view and the Kafka
+// engine's outbox both satisfy that.
 type Publisher interface {
-	Publish(changes []Change)
+	Publish(prices []live.Price)
 }
 
 // Config configures an Engine.

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dynaprice/dynaprice/internal/live"
+
 	"github.com/dynaprice/dynaprice/internal/engine"
 	"github.com/dynaprice/dynaprice/internal/ingest"
 	"github.com/dynaprice/dynaprice/internal/pricing"
@@ -37,15 +39,15 @@ func (f *flakyStore) Commit(ctx context.Context, b *engine.Batch) error {
 // recorder is a Publisher that keeps the latest change per product.
 type recorder struct {
 	mu     sync.Mutex
-	latest map[string]engine.Change
+	latest map[string]live.Price
 	n      int
 }
 
-func (r *recorder) Publish(cs []engine.Change) {
+func (r *recorder) Publish(cs []live.Price) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.latest == nil {
-		r.latest = map[string]engine.Change{}
+		r.latest = map[string]live.Price{}
 	}
 	for _, c := range cs {
 		r.latest[c.ProductID] = c
@@ -53,7 +55,7 @@ func (r *recorder) Publish(cs []engine.Change) {
 	r.n++
 }
 
-func (r *recorder) get(id string) engine.Change {
+func (r *recorder) get(id string) live.Price {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.latest[id]

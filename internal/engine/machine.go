@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/dynaprice/dynaprice/internal/live"
+
 	"github.com/dynaprice/dynaprice/internal/ingest"
 	"github.com/dynaprice/dynaprice/internal/pricing"
 )
@@ -34,7 +36,7 @@ type Machine struct {
 	batch   Batch
 	dirty   []uint8
 	touched []int
-	changes []Change
+	changes []live.Price
 }
 
 // NewMachine returns an empty machine; Load gives it its state. cfg must
@@ -45,7 +47,7 @@ func NewMachine(cfg Config) *Machine {
 
 // Load replaces the machine's state with snap and returns every product's
 // current state, to publish. Pending (unsealed) changes are discarded.
-func (m *Machine) Load(snap Snapshot, now int64) ([]Change, error) {
+func (m *Machine) Load(snap Snapshot, now int64) ([]live.Price, error) {
 	pc := m.cfg.Pricing
 	if s := snap.Settings["default_strategy"]; s != "" {
 		pc.DefaultStrategy = s
@@ -71,7 +73,7 @@ func (m *Machine) Load(snap Snapshot, now int64) ([]Change, error) {
 	m.dirty = make([]uint8, book.Len())
 	m.batch.Reset()
 	m.touched, m.changes = m.touched[:0], m.changes[:0]
-	all := make([]Change, 0, book.Len())
+	all := make([]live.Price, 0, book.Len())
 	for i := 0; i < book.Len(); i++ {
 		all = append(all, m.change(i, true))
 	}
@@ -81,7 +83,7 @@ func (m *Machine) Load(snap Snapshot, now int64) ([]Change, error) {
 // Seal completes the batch of everything applied since the last Seal (or
 // Load) and returns it with the changes to publish once it is committed.
 // Both stay valid until the next call that changes the machine.
-func (m *Machine) Seal() (*Batch, []Change) {
+func (m *Machine) Seal() (*Batch, []live.Price) {
 	b := &m.batch
 	for _, i := range m.touched {
 		b.States = append(b.States, ProductState{ID: m.book.Product(i).ID, State: m.book.State(i).Copy()})
@@ -123,9 +125,9 @@ func (m *Machine) Has(id string) bool {
 // ForgetSeen forgets applied event ids older than cutoff (unix ns).
 func (m *Machine) ForgetSeen(cutoff int64) { m.seen.expire(cutoff) }
 
-func (m *Machine) change(i int, priceChanged bool) Change {
+func (m *Machine) change(i int, priceChanged bool) live.Price {
 	s := m.book.State(i)
-	return Change{
+	return live.Price{
 		ProductID: m.book.Product(i).ID, Price: s.Price, Source: s.Source, Demand: s.DynDemand,
 		Version: s.Version, At: s.ChangedAt, Lowest30: s.Lowest30, PriceChanged: priceChanged,
 	}

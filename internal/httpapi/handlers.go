@@ -16,7 +16,6 @@ import (
 
 	"github.com/dynaprice/dynaprice/internal/engine"
 	"github.com/dynaprice/dynaprice/internal/ingest"
-	"github.com/dynaprice/dynaprice/internal/live"
 	"github.com/dynaprice/dynaprice/internal/pricing"
 )
 
@@ -237,7 +236,7 @@ func (a *API) postOverride(w http.ResponseWriter, r *http.Request, k Key) error 
 	if err := a.deps.Engine.SetOverride(ctx, in); err != nil {
 		return err
 	}
-	resp := overrideResponse{ProductID: in.ProductID, OverridePrice: live.RoundCents(in.Price), Reason: in.Reason, Status: "upserted"}
+	resp := overrideResponse{ProductID: in.ProductID, OverridePrice: pricing.RoundCents(in.Price), Reason: in.Reason, Status: "upserted"}
 	if !in.ExpiresAt.IsZero() {
 		t := in.ExpiresAt.UTC()
 		resp.ExpiresAt = &t
@@ -318,7 +317,7 @@ func (a *API) getHistory(w http.ResponseWriter, r *http.Request, _ Key) error {
 	pts := make([]historyPoint, len(rows))
 	for i, h := range rows {
 		pts[i] = historyPoint{Price: h.Price, EventTime: time.Unix(0, h.At).UTC().Format(time.RFC3339Nano),
-			PriceSource: h.Source.String(), Demand: live.Round(h.Demand, 4), Version: h.Version}
+			PriceSource: h.Source.String(), Demand: pricing.Round(h.Demand, pricing.DemandDecimals), Version: h.Version}
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{"product_id": id, "history": pts})
 }
@@ -373,7 +372,7 @@ func (a *API) getProducts(w http.ResponseWriter, r *http.Request, _ Key) error {
 	out := make([]productJSON, len(ps))
 	for i, p := range ps {
 		out[i] = productJSON{Product: p.Product, EffectiveStrategy: p.EffectiveStrategy, Price: p.Price,
-			PriceSource: p.Source.String(), Demand: live.Round(p.Demand, 4)}
+			PriceSource: p.Source.String(), Demand: pricing.Round(p.Demand, pricing.DemandDecimals)}
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{"products": out})
 }

@@ -42,7 +42,6 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/dynaprice/dynaprice/internal/engine"
-	"github.com/dynaprice/dynaprice/internal/fanout"
 	"github.com/dynaprice/dynaprice/internal/ingest"
 	"github.com/dynaprice/dynaprice/internal/live"
 	"github.com/dynaprice/dynaprice/internal/pricing"
@@ -123,12 +122,10 @@ func (openapiArchive) OverrideAudit(context.Context, string, int) ([]engine.Over
 // so that every route is registered.
 func newOpenAPITestAPI(t *testing.T) *API {
 	t.Helper()
-	view := live.New()
-	view.Publish([]engine.Change{{ProductID: "PA", Price: 314, Source: pricing.SourceDynamic, Demand: 9, Version: 4,
+	view := live.New(live.HubConfig{})
+	view.Publish([]live.Price{{ProductID: "PA", Price: 314, Source: pricing.SourceDynamic, Demand: 9, Version: 4,
 		At: time.Now().UnixNano(), Lowest30: 299, PriceChanged: true}})
-	hub := fanout.New(fanout.Config{Snapshot: func() []fanout.Update {
-		return []fanout.Update{{ProductID: "PA", Price: 314, Source: "dynamic", Demand: 9, Version: 4, At: time.Now(), Lowest30: 299}}
-	}})
+	hub := view.Hub()
 	t.Cleanup(hub.Close)
 	reg := prometheus.NewRegistry()
 	cfg := DefaultConfig()

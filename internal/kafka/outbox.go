@@ -8,8 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/dynaprice/dynaprice/internal/engine"
-	"github.com/dynaprice/dynaprice/internal/fanout"
 	"github.com/dynaprice/dynaprice/internal/live"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -31,7 +29,7 @@ type outbox struct {
 
 // pending is a product's newest undelivered change.
 type pending struct {
-	c         engine.Change
+	c         live.Price
 	eventTime int64
 }
 
@@ -52,7 +50,7 @@ func newOutbox(lw LiveWriter, topic string, log *slog.Logger, met *metrics) *out
 
 // publish queues changes for both sinks; times holds the newest input
 // record time per product (may be nil). It never blocks on I/O.
-func (o *outbox) publish(cs []engine.Change, times map[string]int64) {
+func (o *outbox) publish(cs []live.Price, times map[string]int64) {
 	o.live.add(cs, times)
 	o.updates.add(cs, times)
 }
@@ -93,7 +91,7 @@ func newSink(deliver func(context.Context, []pending) bool) *sink {
 	return &sink{deliver: deliver, pending: make(map[string]pending), wake: make(chan struct{}, 1)}
 }
 
-func (s *sink) add(cs []engine.Change, times map[string]int64) {
+func (s *sink) add(cs []live.Price, times map[string]int64) {
 	if len(cs) == 0 {
 		return
 	}
@@ -148,7 +146,7 @@ func (s *sink) run(ctx context.Context) {
 		if !ok {
 			// ctx ended: requeue, so that nothing looks delivered.
 			for _, p := range batch {
-				s.add([]engine.Change{p.c}, map[string]int64{p.c.ProductID: p.eventTime})
+				s.add([]live.Price{p.c}, map[string]int64{p.c.ProductID: p.eventTime})
 			}
 		}
 		s.mu.Lock()
@@ -176,7 +174,7 @@ func (s *sink) drain(deadline time.Time) {
 // writeLive writes batch to Redis, retrying with backoff until it succeeds
 // or ctx ends. Changes published meanwhile wait in the sink.
 func writeLive(ctx context.Context, lw LiveWriter, batch []pending, failing *atomic.Bool, log *slog.Logger, met *metrics) bool {
-	cs := make([]engine.Change, len(batch))
+	cs := make([]live.Price, len(batch))
 	for i, p := range batch {
 		cs[i] = p.c
 	}
@@ -210,10 +208,9 @@ func produceUpdates(ctx context.Context, cl *kgo.Client, topic string, batch []p
 		if !p.c.PriceChanged {
 			continue
 		}
-		u := live.UpdateOf(p.c)
 		start := len(buf)
-		buf = fanout.AppendMessage(buf, &u)
-		r := &kgo.Record{Topic: topic, Key: []byte(u.ProductID), Value: buf[start:len(buf):len(buf)]}
+		buf = p.c.AppendMessage(buf)
+		r := &kgo.Record{Topic: topic, Key: []byte(p.c.ProductID), Value: buf[start:len(buf):len(buf)]}
 		if p.eventTime > 0 {
 			r.Headers = []kgo.RecordHeader{{Key: HeaderEventTime, Value: strconv.AppendInt(nil, p.eventTime, 10)}}
 		}

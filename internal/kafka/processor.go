@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dynaprice/dynaprice/internal/live"
+
 	"github.com/dynaprice/dynaprice/internal/engine"
 	"github.com/dynaprice/dynaprice/internal/ingest"
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,7 +27,7 @@ type StoreOpener func(partition int32, owns func(productID string) bool) engine.
 // idempotent per product version: it is retried, and replays after a
 // restart write versions already written.
 type LiveWriter interface {
-	Write(ctx context.Context, changes []engine.Change) (int, error)
+	Write(ctx context.Context, changes []live.Price) (int, error)
 }
 
 // ProcessorConfig configures the engine role's stream processor.

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dynaprice/dynaprice/internal/live"
+
 	"github.com/dynaprice/dynaprice/internal/catalog"
 	"github.com/dynaprice/dynaprice/internal/engine"
 	"github.com/dynaprice/dynaprice/internal/pricing"
@@ -41,10 +43,10 @@ func TestPartitionOfMatchesFranzGo(t *testing.T) {
 // behaviour the Redis adapter guarantees (tested there against Redis).
 type memLive struct {
 	mu sync.Mutex
-	m  map[string]engine.Change
+	m  map[string]live.Price
 }
 
-func (l *memLive) Write(_ context.Context, cs []engine.Change) (int, error) {
+func (l *memLive) Write(_ context.Context, cs []live.Price) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	n := 0
@@ -58,7 +60,7 @@ func (l *memLive) Write(_ context.Context, cs []engine.Change) (int, error) {
 	return n, nil
 }
 
-func (l *memLive) get(id string) (engine.Change, bool) {
+func (l *memLive) get(id string) (live.Price, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	c, ok := l.m[id]
@@ -117,7 +119,7 @@ func newRig(t *testing.T, partitions int32) *rig {
 	}
 	t.Cleanup(c.Close)
 	return &rig{t: t, brokers: c.ListenAddrs(), topics: DefaultTopics(),
-		stores: &sqliteStores{t: t, dir: t.TempDir(), n: partitions}, live: &memLive{m: map[string]engine.Change{}}}
+		stores: &sqliteStores{t: t, dir: t.TempDir(), n: partitions}, live: &memLive{m: map[string]live.Price{}}}
 }
 
 // start runs a processor until the returned stop is called; tune, if

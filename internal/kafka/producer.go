@@ -10,8 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/dynaprice/dynaprice/internal/fanout"
 	"github.com/dynaprice/dynaprice/internal/ingest"
+	"github.com/dynaprice/dynaprice/internal/live"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -176,7 +176,7 @@ func controlRecord(kind string, key, value []byte) kgo.Record {
 // one already passed for the same product. It finds the end offsets first
 // (waiting for the engines to create the topic), sets following once it
 // consumes from them, and returns when ctx ends.
-func Follow(ctx context.Context, cfg ClientConfig, fn func([]fanout.Update), following *atomic.Bool) error {
+func Follow(ctx context.Context, cfg ClientConfig, fn func([]live.Price), following *atomic.Bool) error {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -196,7 +196,7 @@ func Follow(ctx context.Context, cfg ClientConfig, fn func([]fanout.Update), fol
 		defer following.Store(false)
 	}
 	versions := make(map[string]uint64)
-	var us []fanout.Update
+	var us []live.Price
 	for {
 		fs := cl.PollFetches(ctx)
 		if ctx.Err() != nil || fs.IsClientClosed() {
@@ -207,7 +207,7 @@ func Follow(ctx context.Context, cfg ClientConfig, fn func([]fanout.Update), fol
 		})
 		us = us[:0]
 		fs.EachRecord(func(r *kgo.Record) {
-			u, err := fanout.ParseMessage(r.Value)
+			u, err := live.ParseMessage(r.Value)
 			if err != nil {
 				cfg.Logger.Warn("skipping a malformed price update", "offset", r.Offset, "partition", r.Partition, "err", err)
 				return

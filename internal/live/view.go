@@ -1,52 +1,65 @@
-// Package live holds the in-memory live price view that `GET /price` and
-// `GET /prices` read: the latest committed price of every product, kept as
-// ready-to-send JSON so a read is a map lookup and a write of bytes.
-//
-// It is the embedded implementation of the live price view; in scale-out
-// mode Redis plays this role.
+// Package live is where committed prices go: the one price type (Price)
+// with its REST and WebSocket encodings, the in-memory view that GET /price
+// and GET /prices read (View), and the fan-out of price changes to
+// WebSocket clients (Hub). In scale-out mode Redis is the shared view and
+// each API replica keeps a View of its own, fed by price-updates.
 package live
 
 import (
-	"math"
-	"strconv"
 	"sync"
 	"sync/atomic"
-	"time"
-
-	"github.com/dynaprice/dynaprice/internal/engine"
 )
 
-// View is safe for concurrent use: one writer (the engine's publisher) and
-// any number of readers, which never take a lock.
+// View holds the latest committed price of every product, kept as
+// ready-to-send JSON so a read is a map lookup and a write of bytes, and
+// announces price changes to its Hub's WebSocket clients. It is safe for
+// concurrent use: one writer (the engine's publisher) and any number of
+// readers, which never take a lock.
 type View struct {
+	hub     *Hub
 	mu      sync.Mutex // serialises writers
-	entries atomic.Pointer[map[string]*entry]
-	order   atomic.Pointer[[]*entry] // insertion order, for listings
+	entries atomic.Pointer[map[string]*viewEntry]
+	order   atomic.Pointer[[]*viewEntry] // insertion order, for listings
 }
 
-type entry struct {
+type viewEntry struct {
 	json   atomic.Pointer[[]byte]
-	change atomic.Pointer[engine.Change]
+	change atomic.Pointer[Price]
 }
 
-// New returns an empty view.
-func New() *View {
+// New returns an empty view and its hub, configured by cfg. Unless
+// cfg.Snapshot is set, a WebSocket client that asks for a snapshot gets
+// the view's.
+func New(cfg HubConfig) *View {
 	v := &View{}
-	m := map[string]*entry{}
+	if cfg.Snapshot == nil {
+		cfg.Snapshot = v.Snapshot
+	}
+	v.hub = NewHub(cfg)
+	m := map[string]*viewEntry{}
 	v.entries.Store(&m)
-	v.order.Store(&[]*entry{})
+	v.order.Store(&[]*viewEntry{})
 	return v
 }
 
-// Publish implements engine.Publisher. New products copy the index (rare);
-// known ones swap their bytes in place. A change older (by version) than
-// the one held is ignored.
-func (v *View) Publish(changes []engine.Change) {
+// Hub is the view's WebSocket fan-out (GET /ws/prices).
+func (v *View) Hub() *Hub { return v.hub }
+
+// Publish stores committed prices and announces the price changes among
+// them to WebSocket clients. New products copy the index (rare); known ones
+// swap their bytes in place. A price older (by version) than the one held
+// is ignored.
+func (v *View) Publish(changes []Price) {
+	v.store(changes)
+	v.hub.Publish(changes)
+}
+
+func (v *View) store(changes []Price) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	m := *v.entries.Load()
-	var grown map[string]*entry
-	var order []*entry
+	var grown map[string]*viewEntry
+	var order []*viewEntry
 	for i := range changes {
 		c := changes[i]
 		e, ok := m[c.ProductID]
@@ -55,13 +68,13 @@ func (v *View) Publish(changes []engine.Change) {
 		}
 		if !ok {
 			if grown == nil {
-				grown = make(map[string]*entry, len(m)+1)
+				grown = make(map[string]*viewEntry, len(m)+1)
 				for k, x := range m {
 					grown[k] = x
 				}
-				order = append([]*entry(nil), *v.order.Load()...)
+				order = append([]*viewEntry(nil), *v.order.Load()...)
 			}
-			e = &entry{}
+			e = &viewEntry{}
 			grown[c.ProductID] = e
 			order = append(order, e)
 		}
@@ -70,7 +83,7 @@ func (v *View) Publish(changes []engine.Change) {
 			// which can overlap, ever sees an older version.
 			continue
 		}
-		b := AppendPrice(nil, c)
+		b := c.AppendJSON(nil)
 		e.json.Store(&b)
 		e.change.Store(&c)
 	}
@@ -102,48 +115,11 @@ func (v *View) AppendAll(dst []byte) []byte {
 }
 
 // Snapshot returns the latest change of every product, in catalog order.
-func (v *View) Snapshot() []engine.Change {
+func (v *View) Snapshot() []Price {
 	es := *v.order.Load()
-	out := make([]engine.Change, len(es))
+	out := make([]Price, len(es))
 	for i, e := range es {
 		out[i] = *e.change.Load()
 	}
 	return out
 }
-
-// AppendPrice appends the public JSON of one product's price: the original's
-// {"product_id","price","demand","price_source"} plus the 30-day lowest
-// price, the version and when the price took effect.
-func AppendPrice(b []byte, c engine.Change) []byte {
-	b = append(b, `{"product_id":`...)
-	b = strconv.AppendQuote(b, c.ProductID)
-	b = append(b, `,"price":`...)
-	b = AppendNumber(b, c.Price, 2)
-	b = append(b, `,"demand":`...)
-	b = AppendNumber(b, c.Demand, 4)
-	b = append(b, `,"price_source":"`...)
-	b = append(b, c.Source.String()...)
-	b = append(b, `","lowest_30d":`...)
-	b = AppendNumber(b, c.Lowest30, 2)
-	b = append(b, `,"version":`...)
-	b = strconv.AppendUint(b, c.Version, 10)
-	b = append(b, `,"updated_at":"`...)
-	b = time.Unix(0, c.At).UTC().AppendFormat(b, time.RFC3339Nano)
-	return append(b, `"}`...)
-}
-
-// AppendNumber appends v rounded to at most decimals places, in the
-// shortest form (314 rather than 314.00: JSON numbers carry no format).
-func AppendNumber(b []byte, v float64, decimals int) []byte {
-	p := math.Pow10(decimals)
-	return strconv.AppendFloat(b, math.Round(v*p)/p, 'f', -1, 64)
-}
-
-// Round rounds v to decimals places.
-func Round(v float64, decimals int) float64 {
-	p := math.Pow10(decimals)
-	return math.Round(v*p) / p
-}
-
-// RoundCents rounds a price to cents.
-func RoundCents(v float64) float64 { return Round(v, 2) }

@@ -7,14 +7,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dynaprice/dynaprice/internal/engine"
 	"github.com/dynaprice/dynaprice/internal/pricing"
 )
 
 func TestPriceJSONMatchesOriginalShape(t *testing.T) {
-	v := New()
+	v := New(HubConfig{})
 	at := time.Date(2026, 3, 17, 2, 5, 39, 0, time.UTC).UnixNano()
-	v.Publish([]engine.Change{{ProductID: "PA", Price: 314.0000001, Demand: 9, Source: pricing.SourceDynamic, Version: 4, At: at, Lowest30: 299}})
+	v.Publish([]Price{{ProductID: "PA", Price: 314.0000001, Demand: 9, Source: pricing.SourceDynamic, Version: 4, At: at, Lowest30: 299}})
 	b, ok := v.Price("PA")
 	if !ok {
 		t.Fatal("PA missing")
@@ -26,7 +25,7 @@ func TestPriceJSONMatchesOriginalShape(t *testing.T) {
 	if _, ok := v.Price("PB"); ok {
 		t.Fatal("PB present")
 	}
-	v.Publish([]engine.Change{{ProductID: "PB", Price: 149.99, Demand: 12.123456, Source: pricing.SourceOverride, At: at}})
+	v.Publish([]Price{{ProductID: "PB", Price: 149.99, Demand: 12.123456, Source: pricing.SourceOverride, At: at}})
 	var all struct {
 		Prices []map[string]any `json:"prices"`
 	}
@@ -42,7 +41,7 @@ func TestPriceJSONMatchesOriginalShape(t *testing.T) {
 }
 
 func TestConcurrentReadsDuringPublish(t *testing.T) {
-	v := New()
+	v := New(HubConfig{})
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	for r := 0; r < 4; r++ {
@@ -63,7 +62,7 @@ func TestConcurrentReadsDuringPublish(t *testing.T) {
 		}()
 	}
 	for i := 0; i < 2000; i++ {
-		v.Publish([]engine.Change{{ProductID: fmt.Sprintf("P%d", i%50), Price: float64(i), Version: uint64(i)}})
+		v.Publish([]Price{{ProductID: fmt.Sprintf("P%d", i%50), Price: float64(i), Version: uint64(i)}})
 	}
 	close(stop)
 	wg.Wait()
@@ -73,8 +72,8 @@ func TestConcurrentReadsDuringPublish(t *testing.T) {
 }
 
 func BenchmarkPrice(b *testing.B) {
-	v := New()
-	v.Publish([]engine.Change{{ProductID: "PA", Price: 314, Demand: 9}})
+	v := New(HubConfig{})
+	v.Publish([]Price{{ProductID: "PA", Price: 314, Demand: 9}})
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		if _, ok := v.Price("PA"); !ok {

@@ -299,7 +299,7 @@ func (b *Book) SetOverride(i int, o Override, now int64) (bool, error) {
 		return false, errors.New("override_price must be a finite number > 0")
 	}
 	o.Active = true
-	o.Price = round2(o.Price)
+	o.Price = RoundCents(o.Price)
 	b.states[i].Override = o
 	return b.reprice(i, now), nil
 }

@@ -122,7 +122,7 @@ func (b *Book) Explain(i int) Explanation {
 	}
 	if th, ok := b.strat[i].(Thompson); ok && s.Learn != nil && len(s.Learn.Views) == len(th.Ladder) {
 		for k, m := range th.Ladder {
-			e.Learning = append(e.Learning, RungInfo{Price: round2(p.BasePrice * m), Views: s.Learn.Views[k],
+			e.Learning = append(e.Learning, RungInfo{Price: RoundCents(p.BasePrice * m), Views: s.Learn.Views[k],
 				Buys: s.Learn.Buys[k], Shown: k == s.Learn.Arm})
 		}
 	}
@@ -153,7 +153,7 @@ func (b *Book) explainMarket(i int, m *Market) *MarketInfo {
 			mult = inv.Multiplier(sell, now)
 		}
 		info.Selling = &SellingInfo{PeriodStart: time.Unix(0, sell.Start).UTC(), PeriodEnd: time.Unix(0, sell.End).UTC(),
-			Opening: sell.Opening, Keep: sell.Keep, ToSell: sell.ToSell(), OnPlan: sell.OnPlan(now), ViewsPerHour: round2(sell.ViewRate * float64(time.Hour)),
+			Opening: sell.Opening, Keep: sell.Keep, ToSell: sell.ToSell(), OnPlan: sell.OnPlan(now), ViewsPerHour: RoundCents(sell.ViewRate * float64(time.Hour)),
 			Multiplier: mult}
 	}
 	for _, q := range m.Quotes {

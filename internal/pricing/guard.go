@@ -93,7 +93,7 @@ func (r Rounding) apply(p, floor, ceiling float64) float64 {
 		if ceiling > 0 && v > ceiling {
 			v = math.Floor(ceiling/step+1e-9) * step
 		}
-		return round2(v)
+		return RoundCents(v)
 	}
 	// Candidates k+e and k+1+e around p; take the nearest (ties go up).
 	lower := math.Floor(p-r.Ending) + r.Ending
@@ -112,5 +112,5 @@ func (r Rounding) apply(p, floor, ceiling float64) float64 {
 		// No ending fits between floor and ceiling: fall back to cents.
 		return Rounding{Step: 0.01}.apply(p, floor, ceiling)
 	}
-	return round2(v)
+	return RoundCents(v)
 }

@@ -98,7 +98,7 @@ func (p Product) Validate() error {
 		return errors.New("floor must not exceed ceiling")
 	}
 	if mf := p.MarginFloor(); mf > 0 && g.Ceiling > 0 && mf > g.Ceiling {
-		return fmt.Errorf("unit_cost with min_margin_pct allows no price below %s, above the ceiling %s", ftoa(round2(mf)), ftoa(g.Ceiling))
+		return fmt.Errorf("unit_cost with min_margin_pct allows no price below %s, above the ceiling %s", ftoa(RoundCents(mf)), ftoa(g.Ceiling))
 	}
 	if _, err := ParseRounding(g.Rounding); err != nil {
 		return err
@@ -139,9 +139,21 @@ func ParseRounding(s string) (Rounding, error) {
 	if err != nil || v < 0 || v >= 1 || !strings.HasPrefix(t, "0.") || len(t) > 4 {
 		return Rounding{}, fmt.Errorf("rounding %q: want \"cents\", \"whole\" or an ending such as \".99\"", s)
 	}
-	return Rounding{Step: 0.01, Ending: round2(v), HasEnding: true}, nil
+	return Rounding{Step: 0.01, Ending: RoundCents(v), HasEnding: true}, nil
 }
 
-func round2(v float64) float64 { return math.Round(v*100) / 100 }
+// Round rounds v to decimals places. It is the one rounding rule of
+// dynaprice: prices are kept and shown in cents (RoundCents), demand is
+// shown with four decimals.
+func Round(v float64, decimals int) float64 {
+	p := math.Pow10(decimals)
+	return math.Round(v*p) / p
+}
+
+// RoundCents rounds a price to cents.
+func RoundCents(v float64) float64 { return Round(v, 2) }
+
+// DemandDecimals is how many decimals of demand are published.
+const DemandDecimals = 4
 
 func ftoa(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }

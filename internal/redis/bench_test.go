@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/dynaprice/dynaprice/internal/engine"
+	"github.com/dynaprice/dynaprice/internal/live"
 )
 
 // BenchmarkWrite1000 measures an engine's commit path: one Write of 1000
@@ -17,7 +17,7 @@ func BenchmarkWrite1000(b *testing.B) {
 	for i := range ids {
 		ids[i] = fmt.Sprintf("P%04d", i)
 	}
-	changes := make([]engine.Change, len(ids))
+	changes := make([]live.Price, len(ids))
 	ctx := context.Background()
 	b.ReportAllocs()
 	v := uint64(0)
@@ -43,7 +43,7 @@ func BenchmarkPriceCached(b *testing.B) {
 	e := newTestEnv(b)
 	c := e.open()
 	const products = 100
-	var changes []engine.Change
+	var changes []live.Price
 	for i := range products {
 		changes = append(changes, change(fmt.Sprintf("P%03d", i), 1, 100))
 	}

@@ -5,9 +5,10 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/dynaprice/dynaprice/internal/live"
+
 	"github.com/redis/rueidis"
 
-	"github.com/dynaprice/dynaprice/internal/engine"
 	"github.com/dynaprice/dynaprice/internal/pricing"
 )
 
@@ -87,7 +88,7 @@ func changeFields() [6]string {
 // the hash fields, which hold full-precision numbers. PriceChanged is always
 // true: a snapshot presents every price as news to its receiver, and it is
 // the one field that describes a transition rather than a state.
-func (c *Client) Changes(ctx context.Context) ([]engine.Change, error) {
+func (c *Client) Changes(ctx context.Context) ([]live.Price, error) {
 	ids, err := c.ids(ctx)
 	if err != nil || len(ids) == 0 {
 		return nil, err
@@ -97,7 +98,7 @@ func (c *Client) Changes(ctx context.Context) ([]engine.Change, error) {
 	for i, id := range ids {
 		cmds[i] = rueidis.CT(c.rc.B().Hmget().Key(c.k.product+id).Field(fields[:]...).Cache(), c.ttl)
 	}
-	out := make([]engine.Change, 0, len(ids))
+	out := make([]live.Price, 0, len(ids))
 	for i, r := range c.rc.DoMultiCache(ctx, cmds...) {
 		vals, err := r.ToArray()
 		if err != nil {
@@ -116,7 +117,7 @@ func (c *Client) Changes(ctx context.Context) ([]engine.Change, error) {
 
 // parseChange rebuilds a change from the HMGET of changeFields. ok is false
 // when the hash does not exist (every field nil).
-func parseChange(id string, vals []rueidis.RedisMessage) (ch engine.Change, ok bool, err error) {
+func parseChange(id string, vals []rueidis.RedisMessage) (ch live.Price, ok bool, err error) {
 	fields := changeFields()
 	if len(vals) != len(fields) {
 		return ch, false, fmt.Errorf("redis: product %q: %d fields, want %d", id, len(vals), len(fields))
@@ -139,7 +140,7 @@ func parseChange(id string, vals []rueidis.RedisMessage) (ch engine.Change, ok b
 	default:
 		return ch, false, fmt.Errorf("redis: product %q: incomplete hash", id)
 	}
-	ch = engine.Change{ProductID: id, PriceChanged: true}
+	ch = live.Price{ProductID: id, PriceChanged: true}
 	var ok2 bool
 	if ch.Source, ok2 = pricing.ParseSource(s[3]); !ok2 {
 		return ch, false, fmt.Errorf("redis: product %q: unknown source %q", id, s[3])

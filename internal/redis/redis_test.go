@@ -15,7 +15,6 @@ import (
 
 	"github.com/redis/rueidis"
 
-	"github.com/dynaprice/dynaprice/internal/engine"
 	"github.com/dynaprice/dynaprice/internal/live"
 	"github.com/dynaprice/dynaprice/internal/pricing"
 )
@@ -93,7 +92,7 @@ func (e *testEnv) get(c *Client, cmd rueidis.Completed) string {
 	return s
 }
 
-func write(t testing.TB, c *Client, want int, changes ...engine.Change) {
+func write(t testing.TB, c *Client, want int, changes ...live.Price) {
 	t.Helper()
 	n, err := c.Write(context.Background(), changes)
 	if err != nil {
@@ -113,8 +112,8 @@ func price(t testing.TB, c *Client, id string) (string, bool) {
 	return string(b), ok
 }
 
-func change(id string, version uint64, p float64) engine.Change {
-	return engine.Change{
+func change(id string, version uint64, p float64) live.Price {
+	return live.Price{
 		ProductID: id, Price: p, Source: pricing.SourceDynamic, Demand: 9.5,
 		Version: version, At: time.Date(2025, 3, 1, 12, 0, 0, 123456789, time.UTC).UnixNano() + int64(version),
 		Lowest30: 299, PriceChanged: true,
@@ -156,15 +155,15 @@ func TestOpenURL(t *testing.T) {
 func TestWriteLayout(t *testing.T) {
 	e := newTestEnv(t)
 	c := e.open()
-	pa := engine.Change{ProductID: "PA", Price: 314.00, Source: pricing.SourceDynamic, Demand: 9.123456,
+	pa := live.Price{ProductID: "PA", Price: 314.00, Source: pricing.SourceDynamic, Demand: 9.123456,
 		Version: 7, At: 1740830400123456789, Lowest30: 299.99, PriceChanged: true}
-	pb := engine.Change{ProductID: "PB", Price: 19.99, Source: pricing.SourceOverride, Demand: 0,
+	pb := live.Price{ProductID: "PB", Price: 19.99, Source: pricing.SourceOverride, Demand: 0,
 		Version: 1, At: 1740830400000000000, Lowest30: 19.99}
 	write(t, c, 2, pa, pb)
 
-	for _, ch := range []engine.Change{pa, pb} {
+	for _, ch := range []live.Price{pa, pb} {
 		got, ok := price(t, c, ch.ProductID)
-		if want := string(live.AppendPrice(nil, ch)); !ok || got != want {
+		if want := string(ch.AppendJSON(nil)); !ok || got != want {
 			t.Errorf("Price(%s) = %q, %v; want %q", ch.ProductID, got, ok, want)
 		}
 	}
@@ -191,7 +190,7 @@ func TestWriteLayout(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantHash := map[string]string{"v": "7", "price": "314", "demand": "9.123456", "source": "dynamic",
-		"at": "1740830400123456789", "low30": "299.99", "json": string(live.AppendPrice(nil, pa))}
+		"at": "1740830400123456789", "low30": "299.99", "json": string(pa.AppendJSON(nil))}
 	if fmt.Sprint(h) != fmt.Sprint(wantHash) {
 		t.Errorf("hash = %v\nwant  %v", h, wantHash)
 	}
@@ -217,13 +216,13 @@ func TestWriteLayout(t *testing.T) {
 func TestWriteRejectsInvalid(t *testing.T) {
 	e := newTestEnv(t)
 	c := e.open()
-	for _, bad := range []engine.Change{
+	for _, bad := range []live.Price{
 		{ProductID: "", Version: 1},
 		{ProductID: "X", Version: 1, Price: math.NaN()},
 		{ProductID: "X", Version: 1, Demand: math.Inf(1)},
 		{ProductID: "X", Version: 1, Lowest30: math.Inf(-1)},
 	} {
-		n, err := c.Write(context.Background(), []engine.Change{change("OK", 1, 1), bad})
+		n, err := c.Write(context.Background(), []live.Price{change("OK", 1, 1), bad})
 		if err == nil || n != 0 {
 			t.Errorf("Write(%+v) = %d, %v; want an error and nothing applied", bad, n, err)
 		}
@@ -248,10 +247,10 @@ func TestVersionsNeverGoBack(t *testing.T) {
 		change("PB", 1, 1),
 		change("PA", 7, 107),
 	)
-	checkPrice := func(id string, want engine.Change) {
+	checkPrice := func(id string, want live.Price) {
 		t.Helper()
 		got, ok := price(t, c, id)
-		if w := string(live.AppendPrice(nil, want)); !ok || got != w {
+		if w := string(want.AppendJSON(nil)); !ok || got != w {
 			t.Fatalf("Price(%s) = %q, want %q", id, got, w)
 		}
 		if got := e.get(c, c.rc.B().Get().Key(e.prefix+"product:price:"+id).Build()); got != formatFloat(want.Price) {
@@ -295,8 +294,8 @@ func TestVersionsNeverGoBack(t *testing.T) {
 func TestLargeBatch(t *testing.T) {
 	e := newTestEnv(t)
 	c := e.open()
-	v := live.New()
-	var batch []engine.Change
+	v := live.New(live.HubConfig{})
+	var batch []live.Price
 	for round := range 3 {
 		for i := range writeChunk + 7 {
 			batch = append(batch, change(fmt.Sprintf("P%04d", (i*37)%(writeChunk+7)), uint64(round+1), float64(round*1000+i)))
@@ -321,7 +320,7 @@ func TestCacheInvalidation(t *testing.T) {
 	ctx := context.Background()
 	write(t, writer, 1, change("PA", 1, 100))
 
-	if got, _ := price(t, reader, "PA"); got != string(live.AppendPrice(nil, change("PA", 1, 100))) {
+	if got, _ := price(t, reader, "PA"); got != string(change("PA", 1, 100).AppendJSON(nil)) {
 		t.Fatalf("first read = %q", got)
 	}
 	if _, ok := price(t, reader, "PB"); ok {
@@ -344,8 +343,8 @@ func TestCacheInvalidation(t *testing.T) {
 	// moment after the writer's reply; with an hour-long TTL only it can
 	// explain a fresh value.
 	want := map[string]string{
-		"PA": string(live.AppendPrice(nil, change("PA", 2, 200))),
-		"PB": string(live.AppendPrice(nil, change("PB", 1, 50))),
+		"PA": string(change("PA", 2, 200).AppendJSON(nil)),
+		"PB": string(change("PB", 1, 50).AppendJSON(nil)),
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for id, w := range want {
@@ -385,7 +384,7 @@ func TestReadYourWrites(t *testing.T) {
 	for v := uint64(1); v <= 200; v++ {
 		ch := change("PA", v, float64(v))
 		write(t, c, 2, ch, change(fmt.Sprintf("N%03d", v), 1, 1))
-		if got, _ := price(t, c, "PA"); got != string(live.AppendPrice(nil, ch)) {
+		if got, _ := price(t, c, "PA"); got != string(ch.AppendJSON(nil)) {
 			t.Fatalf("after writing v%d, Price = %s", v, got)
 		}
 		all, err := c.AppendAll(ctx, nil)
@@ -402,7 +401,7 @@ func TestAppendAllMatchesLiveView(t *testing.T) {
 	e := newTestEnv(t)
 	c := e.open()
 	ctx := context.Background()
-	v := live.New()
+	v := live.New(live.HubConfig{})
 	check := func() {
 		t.Helper()
 		want := v.AppendAll([]byte("prefix"))
@@ -416,7 +415,7 @@ func TestAppendAllMatchesLiveView(t *testing.T) {
 	}
 	check() // empty: {"prices":[]}
 
-	batches := [][]engine.Change{
+	batches := [][]live.Price{
 		{change("zeta", 1, 10), change("alpha", 1, 20.5), change("Mu", 1, 0.1+0.2)},
 		{change("alpha", 2, 21), change("beta", 1, 1e9), change("zeta", 2, 11)},
 		{{ProductID: "quote\"and\\slash é", Price: 1, Version: 1, Source: pricing.SourceOverride, At: -1}},
@@ -431,7 +430,7 @@ func TestAppendAllMatchesLiveView(t *testing.T) {
 func TestChangesRoundTrip(t *testing.T) {
 	e := newTestEnv(t)
 	c := e.open()
-	in := []engine.Change{
+	in := []live.Price{
 		{ProductID: "B", Price: 0.1 + 0.2, Source: pricing.SourceBase, Demand: 1e-7, Version: 3, At: math.MaxInt64, Lowest30: 0.30000000000000004, PriceChanged: true},
 		{ProductID: "A", Price: 123456789.125, Source: pricing.SourceDynamic, Demand: 17.123456789, Version: math.MaxUint64, At: 0, Lowest30: 1e-300, PriceChanged: true},
 		{ProductID: "C", Price: -0.5, Source: pricing.SourceOverride, Demand: -2, Version: 1, At: -1, Lowest30: 5e15},
@@ -468,7 +467,7 @@ func TestScriptReloaded(t *testing.T) {
 	if err := c.rc.Do(ctx, c.rc.B().ScriptFlush().Build()).Error(); err != nil {
 		t.Fatal(err)
 	}
-	batch := []engine.Change{change("PA", 2, 2)}
+	batch := []live.Price{change("PA", 2, 2)}
 	for i := range 2*writeChunk + 1 {
 		batch = append(batch, change(fmt.Sprintf("Q%d", i), 1, 1))
 	}
@@ -492,7 +491,7 @@ func TestConcurrentWriters(t *testing.T) {
 		wg.Go(func() {
 			// Writer w owns versions ≡ w (mod writers), sent in random order
 			// and in small batches, so writers keep overtaking one another.
-			var mine []engine.Change
+			var mine []live.Price
 			for v := uint64(w + 1); v <= maxVersion; v += writers {
 				for p := range products {
 					mine = append(mine, change(fmt.Sprintf("P%02d", p), v, float64(v)))
@@ -527,7 +526,7 @@ func TestConcurrentWriters(t *testing.T) {
 		// Every replica converges, cached or not.
 		for _, r := range clients {
 			deadline := time.Now().Add(5 * time.Second)
-			want := string(live.AppendPrice(nil, change(id, maxVersion, maxVersion)))
+			want := string(change(id, maxVersion, maxVersion).AppendJSON(nil))
 			for {
 				got, _ := price(t, r, id)
 				if got == want {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/redis/rueidis"
 
-	"github.com/dynaprice/dynaprice/internal/engine"
 	"github.com/dynaprice/dynaprice/internal/live"
 )
 
@@ -94,7 +93,7 @@ func scriptSHA1(s string) string {
 // before anything is sent. On a Redis error, applied counts what Redis
 // confirmed, other changes may or may not have been stored; calling Write
 // again with the same changes is the way to recover.
-func (c *Client) Write(ctx context.Context, changes []engine.Change) (applied int, err error) {
+func (c *Client) Write(ctx context.Context, changes []live.Price) (applied int, err error) {
 	if len(changes) == 0 {
 		return 0, nil
 	}
@@ -116,7 +115,7 @@ func (c *Client) Write(ctx context.Context, changes []engine.Change) (applied in
 			ch := &part[i]
 			id := ch.ProductID
 			ks = append(ks, c.k.product+id, c.k.price+id, c.k.demand+id)
-			js = live.AppendPrice(js[:0], *ch)
+			js = ch.AppendJSON(js[:0])
 			args = append(args, id, strconv.FormatUint(ch.Version, 10),
 				formatFloat(ch.Price), formatFloat(ch.Demand), ch.Source.String(),
 				strconv.FormatInt(ch.At, 10), formatFloat(ch.Lowest30), string(js))
@@ -177,7 +176,7 @@ func isNoScript(err error) bool {
 
 // validate rejects changes that would store something readers cannot
 // parse: NaN or ±Inf are neither valid JSON nor numbers INCRBYFLOAT accepts.
-func validate(c *engine.Change) error {
+func validate(c *live.Price) error {
 	if c.ProductID == "" {
 		return fmt.Errorf("redis: write: change without product id")
 	}

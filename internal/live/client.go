@@ -1,4 +1,4 @@
-package fanout
+package live
 
 import (
 	"context"
@@ -169,7 +169,7 @@ func (h *Hub) serve(c *client) string {
 				reason = reasonClient
 				if errors.Is(err, context.DeadlineExceeded) {
 					reason = reasonSlow
-					h.log.Warn("fanout: dropping slow client", "timeout", h.writeTimeout)
+					h.log.Warn("websocket: dropping slow client", "timeout", h.writeTimeout)
 				}
 				c.cancel(err)
 			}

@@ -1,4 +1,4 @@
-package fanout
+package live
 
 import (
 	"errors"
@@ -69,6 +69,6 @@ func register[C prometheus.Collector](reg prometheus.Registerer, log *slog.Logge
 	}
 	// The hub works without metrics; a clash is a wiring bug to report,
 	// not a reason to refuse price updates.
-	log.Error("fanout: metric not registered", "err", err)
+	log.Error("websocket: metric not registered", "err", err)
 	return c
 }

@@ -1,10 +1,11 @@
-package fanout
+package live
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/dynaprice/dynaprice/internal/pricing"
 	"io"
 	"net"
 	"net/http"
@@ -38,7 +39,7 @@ type testEnv struct {
 	reg *prometheus.Registry
 }
 
-func newEnv(t testing.TB, cfg Config) *testEnv {
+func newEnv(t testing.TB, cfg HubConfig) *testEnv {
 	return newEnvSendBuf(t, cfg, 0)
 }
 
@@ -46,11 +47,11 @@ func newEnv(t testing.TB, cfg Config) *testEnv {
 // sendBuf bytes (0: the kernel's autotuning, up to megabytes). Tests that
 // stall a client use small buffers, so that its writer blocks after
 // kilobytes and it has little backlog to read afterwards.
-func newEnvSendBuf(t testing.TB, cfg Config, sendBuf int) *testEnv {
+func newEnvSendBuf(t testing.TB, cfg HubConfig, sendBuf int) *testEnv {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	cfg.Registerer = reg
-	h := New(cfg)
+	h := NewHub(cfg)
 	mux := http.NewServeMux()
 	mux.Handle("GET /ws/prices", h)
 	srv := httptest.NewUnstartedServer(mux)
@@ -201,16 +202,16 @@ func sequence(ms []wireMsg) string {
 	return b.String()
 }
 
-func upd(id string, v uint64, price float64) Update {
-	return Update{ProductID: id, Version: v, Price: price, Source: "dynamic", At: time.Unix(1773713139, 0)}
+func upd(id string, v uint64, price float64) Price {
+	return Price{PriceChanged: true, ProductID: id, Version: v, Price: price, Source: pricing.SourceDynamic, At: time.Unix(1773713139, 0).UnixNano()}
 }
 
 func TestMessageOnTheWire(t *testing.T) {
-	e := newEnv(t, Config{})
+	e := newEnv(t, HubConfig{})
 	c := e.dial(t, "", nil)
-	e.hub.Publish([]Update{{
-		ProductID: "PA", Price: 151.34, Source: "override", Demand: 3.25, Version: 42,
-		At: time.Unix(1773713139, 789_000_000), Lowest30: 140.5,
+	e.hub.Publish([]Price{{
+		PriceChanged: true, ProductID: "PA", Price: 151.34, Source: pricing.SourceOverride, Demand: 3.25, Version: 42,
+		At: time.Unix(1773713139, 789_000_000).UnixNano(), Lowest30: 140.5,
 	}})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -244,10 +245,10 @@ func TestMessageOnTheWire(t *testing.T) {
 }
 
 func TestZeroTimeMeansNow(t *testing.T) {
-	e := newEnv(t, Config{})
+	e := newEnv(t, HubConfig{})
 	c := e.dial(t, "", nil)
 	before := time.Now()
-	e.hub.Publish([]Update{{ProductID: "PA", Price: 1, Version: 1}})
+	e.hub.Publish([]Price{{PriceChanged: true, ProductID: "PA", Price: 1, Version: 1}})
 	m := read(t, c)
 	if m.TimestampMS < before.UnixMilli() || m.TimestampMS > time.Now().UnixMilli() || m.Timestamp != m.TimestampMS/1000 {
 		t.Fatalf("timestamp %d / %d not the publish time", m.Timestamp, m.TimestampMS)
@@ -255,7 +256,7 @@ func TestZeroTimeMeansNow(t *testing.T) {
 }
 
 func TestSeveralClientsReceive(t *testing.T) {
-	e := newEnv(t, Config{})
+	e := newEnv(t, HubConfig{})
 	var cs []*websocket.Conn
 	for range 4 {
 		cs = append(cs, e.dial(t, "", nil))
@@ -263,8 +264,8 @@ func TestSeveralClientsReceive(t *testing.T) {
 	if n := e.hub.Clients(); n != 4 {
 		t.Fatalf("Clients() = %d, want 4", n)
 	}
-	e.hub.Publish([]Update{upd("A", 1, 10), upd("B", 1, 20), upd("C", 1, 30)})
-	e.hub.Publish([]Update{upd("A", 2, 11)})
+	e.hub.Publish([]Price{upd("A", 1, 10), upd("B", 1, 20), upd("C", 1, 30)})
+	e.hub.Publish([]Price{upd("A", 2, 11)})
 	for i, c := range cs {
 		seen := map[string]bool{}
 		got := sequence(readUntil(t, c, func(m wireMsg) bool {
@@ -322,7 +323,7 @@ func stalledDialOptions() *websocket.DialOptions {
 // until it reads.
 func fillUntilBlocked(t *testing.T, e *testEnv) {
 	t.Helper()
-	batch := make([]Update, 200)
+	batch := make([]Price, 200)
 	sent, still := -1.0, 0
 	for v := uint64(1); still < 10; v++ {
 		if v > 1000 {
@@ -360,7 +361,7 @@ func TestStalledClientDoesNotBlock(t *testing.T) {
 	const products, versions = 10, 10_000 // 100,000 updates
 	// A WriteTimeout far above the publishing budget: if Publish ever
 	// waited on the stalled client, it would wait this long.
-	e := newEnvSendBuf(t, Config{WriteTimeout: time.Minute}, 64<<10)
+	e := newEnvSendBuf(t, HubConfig{WriteTimeout: time.Minute}, 64<<10)
 	stalled := e.dial(t, "", stalledDialOptions())
 	fillUntilBlocked(t, e)
 	healthy := e.dial(t, "", nil)
@@ -387,7 +388,7 @@ func TestStalledClientDoesNotBlock(t *testing.T) {
 
 	start := time.Now()
 	var slowest time.Duration
-	batch := make([]Update, 0, 100)
+	batch := make([]Price, 0, 100)
 	for v := uint64(1); v <= versions; v += 10 {
 		batch = batch[:0]
 		for dv := range uint64(10) {
@@ -436,7 +437,7 @@ func TestStalledClientDoesNotBlock(t *testing.T) {
 }
 
 func TestSlowClientDropped(t *testing.T) {
-	e := newEnvSendBuf(t, Config{WriteTimeout: 2 * time.Second}, 64<<10)
+	e := newEnvSendBuf(t, HubConfig{WriteTimeout: 2 * time.Second}, 64<<10)
 	e.dial(t, "", stalledDialOptions())
 	fillUntilBlocked(t, e)
 	healthy := e.dial(t, "", nil)
@@ -447,7 +448,7 @@ func TestSlowClientDropped(t *testing.T) {
 		if v > 1_000+200 {
 			t.Fatal("stalled client was never dropped")
 		}
-		e.hub.Publish([]Update{upd("live", v, float64(v))})
+		e.hub.Publish([]Price{upd("live", v, float64(v))})
 		if m := read(t, healthy); m.ProductID != "live" || m.Version != v {
 			t.Fatalf("healthy client got %+v, want live v%d", m, v)
 		}
@@ -467,12 +468,12 @@ func TestOrigin(t *testing.T) {
 	}
 
 	t.Run("same origin and no origin accepted", func(t *testing.T) {
-		e := newEnv(t, Config{})
+		e := newEnv(t, HubConfig{})
 		e.dial(t, "", withOrigin(e.srv.URL))
 		e.dial(t, "", nil)
 	})
 	t.Run("foreign origin rejected", func(t *testing.T) {
-		e := newEnv(t, Config{})
+		e := newEnv(t, HubConfig{})
 		resp, _ := e.dialRefused(t, withOrigin("https://evil.example"))
 		if resp.StatusCode != http.StatusForbidden {
 			t.Fatalf("status %d, want 403", resp.StatusCode)
@@ -482,7 +483,7 @@ func TestOrigin(t *testing.T) {
 		}
 	})
 	t.Run("allowed pattern", func(t *testing.T) {
-		e := newEnv(t, Config{OriginPatterns: []string{"*.shop.example", "[bad"}})
+		e := newEnv(t, HubConfig{OriginPatterns: []string{"*.shop.example", "[bad"}})
 		e.dial(t, "", withOrigin("https://www.shop.example"))
 		resp, _ := e.dialRefused(t, withOrigin("https://shop.example.evil"))
 		if resp.StatusCode != http.StatusForbidden {
@@ -490,21 +491,21 @@ func TestOrigin(t *testing.T) {
 		}
 	})
 	t.Run("explicit star allows all", func(t *testing.T) {
-		e := newEnv(t, Config{OriginPatterns: []string{"*"}})
+		e := newEnv(t, HubConfig{OriginPatterns: []string{"*"}})
 		e.dial(t, "", withOrigin("https://anything.example:8443"))
 	})
 }
 
 func TestSnapshotFirst(t *testing.T) {
-	snap := []Update{upd("A", 3, 10), upd("B", 1, 20), upd("C", 9, 30)}
-	e := newEnv(t, Config{Snapshot: func() []Update { return snap }})
+	snap := []Price{upd("A", 3, 10), upd("B", 1, 20), upd("C", 9, 30)}
+	e := newEnv(t, HubConfig{Snapshot: func() []Price { return snap }})
 	// Published before anyone listened, and newer than the (lagging)
 	// snapshot's A: the new client must start from it.
-	e.hub.Publish([]Update{upd("A", 5, 12)})
+	e.hub.Publish([]Price{upd("A", 5, 12)})
 
 	c := e.dial(t, "?snapshot=1", nil)
 	plain := e.dial(t, "", nil)
-	e.hub.Publish([]Update{upd("B", 2, 21)})
+	e.hub.Publish([]Price{upd("B", 2, 21)})
 
 	for i, want := range []struct {
 		id    string
@@ -532,9 +533,9 @@ func TestSnapshotFirst(t *testing.T) {
 // A product twice in one batch reaches clients once, at its first position
 // with its last update.
 func TestBatchDuplicatesMerged(t *testing.T) {
-	e := newEnv(t, Config{})
+	e := newEnv(t, HubConfig{})
 	c := e.dial(t, "", nil)
-	e.hub.Publish([]Update{upd("A", 1, 1), upd("B", 1, 2), upd("A", 2, 3), upd("C", 1, 4)})
+	e.hub.Publish([]Price{upd("A", 1, 1), upd("B", 1, 2), upd("A", 2, 3), upd("C", 1, 4)})
 	ms := readUntil(t, c, func(m wireMsg) bool { return m.ProductID == "C" })
 	if got := sequence(ms); got != "A2 B1 C1" {
 		t.Fatalf("received %s, want A2 B1 C1", got)
@@ -545,7 +546,7 @@ func TestBatchDuplicatesMerged(t *testing.T) {
 }
 
 func TestSnapshotPanicClosesClient(t *testing.T) {
-	e := newEnv(t, Config{MaxClients: 1, Snapshot: func() []Update { panic("engine bug") }})
+	e := newEnv(t, HubConfig{MaxClients: 1, Snapshot: func() []Price { panic("engine bug") }})
 	c := e.dialRaw(t, "?snapshot=1", nil)
 	_, err := tryRead(c, 5*time.Second)
 	if s := websocket.CloseStatus(err); s != websocket.StatusInternalError {
@@ -556,11 +557,11 @@ func TestSnapshotPanicClosesClient(t *testing.T) {
 }
 
 func TestStaleAndNonFiniteDropped(t *testing.T) {
-	e := newEnv(t, Config{})
+	e := newEnv(t, HubConfig{})
 	c := e.dial(t, "", nil)
-	e.hub.Publish([]Update{upd("A", 5, 1)})
-	e.hub.Publish([]Update{upd("A", 3, 2), upd("A", 5, 3), {ProductID: "B", Version: 1, Price: nanf()}})
-	e.hub.Publish([]Update{upd("A", 6, 4), upd("A", 6, 5)})
+	e.hub.Publish([]Price{upd("A", 5, 1)})
+	e.hub.Publish([]Price{upd("A", 3, 2), upd("A", 5, 3), {PriceChanged: true, ProductID: "B", Version: 1, Price: nanf()}})
+	e.hub.Publish([]Price{upd("A", 6, 4), upd("A", 6, 5)})
 	ms := readUntil(t, c, func(m wireMsg) bool { return m.Version == 6 })
 	// A5 may have coalesced into A6; nothing else may appear.
 	if got := sequence(ms); got != "A5 A6" && got != "A6" {
@@ -583,7 +584,7 @@ func nanf() float64 {
 }
 
 func TestMaxClients(t *testing.T) {
-	e := newEnv(t, Config{MaxClients: 2})
+	e := newEnv(t, HubConfig{MaxClients: 2})
 	a := e.dial(t, "", nil)
 	e.dial(t, "", nil)
 
@@ -605,10 +606,10 @@ func TestMaxClients(t *testing.T) {
 }
 
 func TestClose(t *testing.T) {
-	e := newEnv(t, Config{})
+	e := newEnv(t, HubConfig{})
 	a := e.dial(t, "", nil)
 	b := e.dial(t, "", nil)
-	e.hub.Publish([]Update{upd("A", 1, 1)})
+	e.hub.Publish([]Price{upd("A", 1, 1)})
 
 	closed := make(chan struct{})
 	go func() { e.hub.Close(); close(closed) }()
@@ -634,7 +635,7 @@ func TestClose(t *testing.T) {
 		t.Errorf("after Close: %d %q, want 503 with JSON error", resp.StatusCode, body)
 	}
 	e.hub.Close() // twice is fine
-	e.hub.Publish([]Update{upd("A", 2, 2)})
+	e.hub.Publish([]Price{upd("A", 2, 2)})
 	if g := hubGoroutines(); g != "" {
 		t.Errorf("goroutines left after Close:\n%s", g)
 	}
@@ -650,8 +651,8 @@ func hubGoroutines() string {
 	buf = buf[:runtime.Stack(buf, true)]
 	var out []string
 	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "fanout.(*Hub).serve") || strings.Contains(g, "fanout.(*client).readLoop") ||
-			strings.Contains(g, "fanout.(*Hub).ping") {
+		if strings.Contains(g, "live.(*Hub).serve") || strings.Contains(g, "live.(*client).readLoop") ||
+			strings.Contains(g, "live.(*Hub).ping") {
 			out = append(out, g)
 		}
 	}
@@ -660,7 +661,7 @@ func hubGoroutines() string {
 
 // A client stuck in a write delays Close by at most about WriteTimeout.
 func TestCloseWithStalledClient(t *testing.T) {
-	e := newEnvSendBuf(t, Config{WriteTimeout: 3 * time.Second}, 64<<10)
+	e := newEnvSendBuf(t, HubConfig{WriteTimeout: 3 * time.Second}, 64<<10)
 	e.dial(t, "", stalledDialOptions())
 	fillUntilBlocked(t, e)
 	start := time.Now()
@@ -674,7 +675,7 @@ func TestCloseWithStalledClient(t *testing.T) {
 }
 
 func TestClientsCountAndDisconnect(t *testing.T) {
-	e := newEnv(t, Config{})
+	e := newEnv(t, HubConfig{})
 	a := e.dial(t, "", nil)
 	b := e.dial(t, "", nil)
 	e.dial(t, "", nil)
@@ -696,7 +697,7 @@ func TestClientsCountAndDisconnect(t *testing.T) {
 // Older clients send messages of their own; they are read and ignored, not
 // punished.
 func TestClientMessagesIgnored(t *testing.T) {
-	e := newEnv(t, Config{})
+	e := newEnv(t, HubConfig{})
 	c := e.dial(t, "", nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -708,7 +709,7 @@ func TestClientMessagesIgnored(t *testing.T) {
 	if err := c.Write(ctx, websocket.MessageBinary, []byte{1, 2, 3}); err != nil {
 		t.Fatal(err)
 	}
-	e.hub.Publish([]Update{upd("PA", 1, 1)})
+	e.hub.Publish([]Price{upd("PA", 1, 1)})
 	if m := read(t, c); m.ProductID != "PA" {
 		t.Fatalf("got %+v", m)
 	}
@@ -718,7 +719,7 @@ func TestClientMessagesIgnored(t *testing.T) {
 }
 
 func TestPingKeepsLiveClientsAndDropsDeadOnes(t *testing.T) {
-	e := newEnv(t, Config{PingInterval: 50 * time.Millisecond, WriteTimeout: 300 * time.Millisecond})
+	e := newEnv(t, HubConfig{PingInterval: 50 * time.Millisecond, WriteTimeout: 300 * time.Millisecond})
 	live := e.dial(t, "", nil)
 	// A client library answers pings only while something reads; this
 	// one never does, like a peer that vanished.
@@ -751,7 +752,7 @@ func TestPingKeepsLiveClientsAndDropsDeadOnes(t *testing.T) {
 // JSON error with the status RFC 6455 asks for, not the library's plain
 // text, and never hold a connection slot.
 func TestNotAWebSocket(t *testing.T) {
-	e := newEnv(t, Config{MaxClients: 1})
+	e := newEnv(t, HubConfig{MaxClients: 1})
 	upgrade := http.Header{"Connection": {"keep-alive, Upgrade"}, "Upgrade": {"websocket"}}
 	with := func(kv ...string) http.Header {
 		h := upgrade.Clone()
@@ -809,8 +810,8 @@ func TestNotAWebSocket(t *testing.T) {
 
 func TestSharedRegistry(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	a := New(Config{Registerer: reg})
-	b := New(Config{Registerer: reg})
+	a := NewHub(HubConfig{Registerer: reg})
+	b := NewHub(HubConfig{Registerer: reg})
 	defer a.Close()
 	defer b.Close()
 	a.m.clients.Inc()

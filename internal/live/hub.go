@@ -1,13 +1,13 @@
-// Package fanout delivers live price updates to WebSocket clients on
+// The WebSocket fan-out: Hub delivers live price changes to clients of
 // GET /ws/prices.
 //
-// The engine hands every batch of price changes to Hub.Publish, which must
+// The engine hands every batch of committed prices to Hub.Publish, which must
 // never wait for a client: a browser on a bad network, or one that stopped
 // reading, may not slow the engine or any other client. So each client owns a
 // queue that holds at most one pending update per product. When the client
 // falls behind, a newer update of a product replaces the queued one
 // (coalescing) instead of growing the queue, and a client that cannot take a
-// single write within Config.WriteTimeout is dropped. A price feed wants the
+// single write within HubConfig.WriteTimeout is dropped. A price feed wants the
 // latest price, not every intermediate one, so coalescing loses nothing a
 // client needs.
 //
@@ -17,7 +17,7 @@
 // seen at once; and, while a ping is outstanding, a pinger. The handler owns
 // the other two and does not return before they have exited; Hub.Close waits
 // for every handler.
-package fanout
+package live
 
 import (
 	"bytes"
@@ -39,8 +39,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Config configures a Hub. The zero value is usable.
-type Config struct {
+// HubConfig configures a Hub. The zero value is usable.
+type HubConfig struct {
 	// OriginPatterns are host patterns (path.Match syntax, matched case
 	// insensitively against the Origin's host, or "scheme://host" if the
 	// pattern contains "://") of cross-origin pages allowed to connect, in
@@ -68,14 +68,14 @@ type Config struct {
 	// client that connects with ?snapshot=1 receives it before any live
 	// update, so that it can render a full page without a separate request
 	// and without a gap between the two.
-	Snapshot func() []Update
+	Snapshot func() []Price
 	// Logger receives connection-level events; nil discards them.
 	Logger *slog.Logger
 	// Registerer, if set, registers the hub's metrics.
 	Registerer prometheus.Registerer
 }
 
-// Defaults for Config's zero values.
+// Defaults for HubConfig's zero values.
 const (
 	DefaultWriteTimeout = 10 * time.Second
 	DefaultPingInterval = 30 * time.Second
@@ -90,7 +90,7 @@ const maxClientMessage = 32 << 10
 // errShutdown is the cancel cause of clients closed by Hub.Close; it tells
 // the writer to send StatusGoingAway, which well-behaved clients take as
 // "reconnect elsewhere" rather than as an error.
-var errShutdown = errors.New("fanout: hub closed")
+var errShutdown = errors.New("websocket: hub closed")
 
 // Hub fans published updates out to connected WebSocket clients. It is an
 // http.Handler for the WebSocket endpoint. All methods are safe for
@@ -100,7 +100,7 @@ type Hub struct {
 	writeTimeout time.Duration
 	pingInterval time.Duration
 	maxClients   int
-	snapshot     func() []Update
+	snapshot     func() []Price
 	log          *slog.Logger
 	m            metrics
 
@@ -136,8 +136,8 @@ type Hub struct {
 	closeOnce sync.Once
 }
 
-// New returns a Hub configured by cfg.
-func New(cfg Config) *Hub {
+// NewHub returns a Hub configured by cfg.
+func NewHub(cfg HubConfig) *Hub {
 	h := &Hub{
 		writeTimeout: cfg.WriteTimeout,
 		pingInterval: cfg.PingInterval,
@@ -161,7 +161,7 @@ func New(cfg Config) *Hub {
 		// with a log line each; say it once here and drop the pattern,
 		// which fails closed.
 		if _, err := path.Match(strings.ToLower(p), ""); err != nil {
-			h.log.Error("fanout: ignoring malformed origin pattern", "pattern", p, "err", err)
+			h.log.Error("websocket: ignoring malformed origin pattern", "pattern", p, "err", err)
 			continue
 		}
 		h.origins = append(h.origins, p)
@@ -180,7 +180,7 @@ func New(cfg Config) *Hub {
 // lock and a wake-up; a client that has fallen behind also costs a map
 // operation per update, to coalesce, and at most one queue entry per
 // product.
-func (h *Hub) Publish(us []Update) {
+func (h *Hub) Publish(us []Price) {
 	if len(us) == 0 {
 		return
 	}
@@ -192,17 +192,20 @@ func (h *Hub) Publish(us []Update) {
 	// instead of copying it (see client.push); it is never modified once
 	// pushed.
 	batch := make([]entry, 0, len(us))
-	var now time.Time
+	var now int64
 	nonFinite := 0
 	for i := range us {
 		u := &us[i]
+		if !u.PriceChanged {
+			continue
+		}
 		if !finite(u) {
 			nonFinite++
 			continue
 		}
-		if u.At.IsZero() {
-			if now.IsZero() {
-				now = time.Now()
+		if u.At == 0 {
+			if now == 0 {
+				now = time.Now().UnixNano()
 			}
 			c := *u
 			c.At = now
@@ -210,11 +213,11 @@ func (h *Hub) Publish(us []Update) {
 		}
 		// Encode into reusable scratch space and copy out once: a single
 		// allocation of the exact size instead of append's growth steps.
-		h.enc = AppendMessage(h.enc[:0], u)
+		h.enc = u.AppendMessage(h.enc[:0])
 		batch = append(batch, entry{id: u.ProductID, version: u.Version, msg: bytes.Clone(h.enc)})
 	}
 	if nonFinite > 0 {
-		h.log.Error("fanout: dropped updates with non-finite numbers", "count", nonFinite)
+		h.log.Error("websocket: dropped updates with non-finite numbers", "count", nonFinite)
 	}
 
 	h.mu.Lock()
@@ -313,7 +316,7 @@ func (h *Hub) Close() {
 // request that is not a WebSocket handshake (or asks for a protocol version
 // other than 13), 400 for a malformed handshake, 503 when the hub is closed
 // or full, and 403 for an origin that is neither the request's host nor
-// allowed by Config.OriginPatterns.
+// allowed by HubConfig.OriginPatterns.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Checked before admission: a request that cannot become a WebSocket
 	// never takes a slot, and is told so in JSON rather than in the
@@ -343,7 +346,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {
 		h.abandon()
-		h.log.Debug("fanout: handshake refused", "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"), "err", err)
+		h.log.Debug("websocket: handshake refused", "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"), "err", err)
 		return
 	}
 	conn.SetReadLimit(maxClientMessage)
@@ -351,7 +354,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	snap, err := h.snapshotFor(r)
 	if err != nil {
 		h.abandon()
-		h.log.Error("fanout: snapshot failed", "err", err)
+		h.log.Error("websocket: snapshot failed", "err", err)
 		conn.Close(websocket.StatusInternalError, "snapshot unavailable")
 		return
 	}
@@ -360,10 +363,10 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		conn.Close(websocket.StatusGoingAway, "server shutting down")
 		return
 	}
-	h.log.Debug("fanout: client connected", "remote", r.RemoteAddr, "snapshot", snap != nil)
+	h.log.Debug("websocket: client connected", "remote", r.RemoteAddr, "snapshot", snap != nil)
 	reason := h.serve(c)
 	h.unregister(c, reason)
-	h.log.Debug("fanout: client disconnected", "remote", r.RemoteAddr, "reason", reason,
+	h.log.Debug("websocket: client disconnected", "remote", r.RemoteAddr, "reason", reason,
 		"cause", context.Cause(c.ctx))
 }
 
@@ -482,7 +485,7 @@ func (h *Hub) unregister(c *client, reason string) {
 }
 
 // snapshotFor returns the encoded snapshot if r asks for one (?snapshot=1)
-// and Config.Snapshot is set. A panic in Snapshot, which is the engine's
+// and HubConfig.Snapshot is set. A panic in Snapshot, which is the engine's
 // code, becomes an error: the connection was already upgraded, and
 // net/http's own recovery would leave it and its slot open.
 func (h *Hub) snapshotFor(r *http.Request) (snap []entry, err error) {
@@ -491,17 +494,17 @@ func (h *Hub) snapshotFor(r *http.Request) (snap []entry, err error) {
 	}
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("fanout: Config.Snapshot panicked: %v", p)
+			err = fmt.Errorf("websocket: HubConfig.Snapshot panicked: %v", p)
 		}
 	}()
 	return encodeSnapshot(h.snapshot()), nil
 }
 
-// encodeSnapshot encodes what Config.Snapshot returned. It runs before the
+// encodeSnapshot encodes what HubConfig.Snapshot returned. It runs before the
 // client is registered, outside every lock, because a catalog-sized
 // snapshot takes a while to encode.
-func encodeSnapshot(us []Update) []entry {
-	now := time.Now()
+func encodeSnapshot(us []Price) []entry {
+	now := time.Now().UnixNano()
 	out := make([]entry, 0, len(us))
 	pos := make(map[string]int, len(us))
 	for i := range us {
@@ -509,10 +512,10 @@ func encodeSnapshot(us []Update) []entry {
 		if !finite(&u) {
 			continue
 		}
-		if u.At.IsZero() {
+		if u.At == 0 {
 			u.At = now
 		}
-		e := entry{id: u.ProductID, version: u.Version, msg: AppendMessage(nil, &u)}
+		e := entry{id: u.ProductID, version: u.Version, msg: u.AppendMessage(nil)}
 		// A client queue holds a product once; keep the newest.
 		if j, ok := pos[e.id]; ok {
 			if e.version >= out[j].version {

@@ -1,4 +1,4 @@
-package fanout
+package live
 
 import (
 	"encoding/json"
@@ -8,28 +8,13 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"github.com/dynaprice/dynaprice/internal/pricing"
 )
 
-// Update is one published price change of one product.
-type Update struct {
-	ProductID string
-	Price     float64
-	// Source is where the price came from: "base", "dynamic" or "override".
-	// Empty is sent as "base", the zero value of the engine's source.
-	Source string
-	Demand float64
-	// Version increases with every change of the product. The hub uses it to
-	// guarantee that no client sees an older price after a newer one; 0 means
-	// "unversioned" and opts the update out of that check.
-	Version uint64
-	// At is when the price took effect; zero means the time of Publish.
-	At       time.Time
-	Lowest30 float64
-}
-
-// entry is an Update as it waits in queues: its wire form, encoded once per
-// update in Publish and then shared read-only by every client, so that
-// adding clients costs queue slots, not encoding work or allocations.
+// entry is a Price as it waits in clients' queues: its wire form, encoded
+// once per update in Publish and then shared read-only by every client, so
+// that adding clients costs queue slots, not encoding work or allocations.
 type entry struct {
 	id      string
 	version uint64
@@ -44,32 +29,28 @@ type entry struct {
 // published update on the engine's goroutine; the output is what
 // encoding/json would produce for the same fields (the tests check that).
 // Non-finite numbers have no JSON form; the caller drops such updates.
-func AppendMessage(b []byte, u *Update) []byte {
+func (u Price) AppendMessage(b []byte) []byte {
 	b = append(b, `{"type":"price_update","product_id":`...)
 	b = appendString(b, u.ProductID)
 	b = append(b, `,"new_price":`...)
 	b = appendFloat(b, u.Price)
 	b = append(b, `,"timestamp":`...)
-	b = strconv.AppendInt(b, u.At.Unix(), 10)
+	b = strconv.AppendInt(b, time.Unix(0, u.At).Unix(), 10)
 	b = append(b, `,"price_source":`...)
-	src := u.Source
-	if src == "" {
-		src = "base"
-	}
-	b = appendString(b, src)
+	b = appendString(b, u.Source.String())
 	b = append(b, `,"demand":`...)
-	b = appendFloat(b, u.Demand)
+	b = appendFloat(b, pricing.Round(u.Demand, pricing.DemandDecimals))
 	b = append(b, `,"version":`...)
 	b = strconv.AppendUint(b, u.Version, 10)
 	b = append(b, `,"lowest_30d":`...)
 	b = appendFloat(b, u.Lowest30)
 	b = append(b, `,"timestamp_ms":`...)
-	b = strconv.AppendInt(b, u.At.UnixMilli(), 10)
+	b = strconv.AppendInt(b, time.Unix(0, u.At).UnixMilli(), 10)
 	return append(b, '}')
 }
 
 // finite reports whether every number of u can be written as JSON.
-func finite(u *Update) bool {
+func finite(u *Price) bool {
 	for _, f := range [...]float64{u.Price, u.Demand, u.Lowest30} {
 		if math.IsNaN(f) || math.IsInf(f, 0) {
 			return false
@@ -172,19 +153,27 @@ type wireMessage struct {
 
 // ParseMessage decodes a message written by AppendMessage (or by the older
 // system, which wrote only type, product_id, new_price and timestamp). API
-// replicas use it to turn price-updates records back into Updates.
-func ParseMessage(b []byte) (Update, error) {
+// replicas use it to read price-updates records, written by another
+// process. A message is a price change, so PriceChanged is true.
+func ParseMessage(b []byte) (Price, error) {
 	var m wireMessage
 	if err := json.Unmarshal(b, &m); err != nil {
-		return Update{}, fmt.Errorf("fanout: price update: %w", err)
+		return Price{}, fmt.Errorf("price update: %w", err)
 	}
 	if m.Type != "price_update" || m.ProductID == "" || m.Price == nil {
-		return Update{}, errors.New("fanout: price update: need type price_update, product_id and new_price")
+		return Price{}, errors.New("price update: need type price_update, product_id and new_price")
 	}
-	at := time.UnixMilli(m.AtMillis)
+	src := pricing.SourceBase
+	if m.Source != "" {
+		var ok bool
+		if src, ok = pricing.ParseSource(m.Source); !ok {
+			return Price{}, fmt.Errorf("price update: unknown price_source %q", m.Source)
+		}
+	}
+	at := time.UnixMilli(m.AtMillis).UnixNano()
 	if m.AtMillis == 0 {
-		at = time.Unix(m.Timestamp, 0)
+		at = time.Unix(m.Timestamp, 0).UnixNano()
 	}
-	return Update{ProductID: m.ProductID, Price: *m.Price, Source: m.Source, Demand: m.Demand,
-		Version: m.Version, At: at, Lowest30: m.Lowest30}, nil
+	return Price{ProductID: m.ProductID, Price: *m.Price, Source: src, Demand: m.Demand,
+		Version: m.Version, At: at, Lowest30: m.Lowest30, PriceChanged: true}, nil
 }

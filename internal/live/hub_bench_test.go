@@ -1,8 +1,9 @@
-package fanout
+package live
 
 import (
 	"context"
 	"fmt"
+	"github.com/dynaprice/dynaprice/internal/pricing"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -31,7 +32,7 @@ func BenchmarkPublish(b *testing.B) {
 }
 
 func benchmarkPublish(b *testing.B, clients, batchSize int, drain bool) {
-	e := newEnv(b, Config{WriteTimeout: time.Minute})
+	e := newEnv(b, HubConfig{WriteTimeout: time.Minute})
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	var received atomic.Int64
@@ -56,11 +57,11 @@ func benchmarkPublish(b *testing.B, clients, batchSize int, drain bool) {
 		b.Fatalf("Clients() = %d, want %d", n, clients)
 	}
 
-	batch := make([]Update, batchSize)
+	batch := make([]Price, batchSize)
 	for i := range batch {
-		batch[i] = Update{ProductID: fmt.Sprintf("SKU-%05d", i), Price: 100, Source: "dynamic", Demand: 3.5, Lowest30: 95.5}
+		batch[i] = Price{PriceChanged: true, ProductID: fmt.Sprintf("SKU-%05d", i), Price: 100, Source: pricing.SourceDynamic, Demand: 3.5, Lowest30: 95.5}
 	}
-	at := time.Now()
+	at := time.Now().UnixNano()
 	sentBefore := e.metric(b, "dynaprice_ws_messages_sent_total")
 	want := int64(0)
 	b.ReportAllocs()

@@ -1,31 +1,32 @@
-package fanout
+package live
 
 import (
 	"encoding/json"
+	"github.com/dynaprice/dynaprice/internal/pricing"
 	"math"
 	"testing"
 	"time"
 )
 
 func TestAppendMessageExact(t *testing.T) {
-	u := Update{
-		ProductID: "PA", Price: 151.34, Source: "dynamic", Demand: 12.5, Version: 7,
-		At: time.Unix(1773713139, 456_000_000), Lowest30: 149.99,
+	u := Price{
+		ProductID: "PA", Price: 151.34, Source: pricing.SourceDynamic, Demand: 12.5, Version: 7,
+		At: time.Unix(1773713139, 456_000_000).UnixNano(), Lowest30: 149.99,
 	}
-	got := string(AppendMessage(nil, &u))
+	got := string(u.AppendMessage(nil))
 	want := `{"type":"price_update","product_id":"PA","new_price":151.34,"timestamp":1773713139,` +
 		`"price_source":"dynamic","demand":12.5,"version":7,"lowest_30d":149.99,"timestamp_ms":1773713139456}`
 	if got != want {
 		t.Fatalf("message\n got %s\nwant %s", got, want)
 	}
 
-	u.Source = ""
+	u.Source = pricing.SourceBase
 	var m map[string]any
-	if err := json.Unmarshal(AppendMessage(nil, &u), &m); err != nil {
+	if err := json.Unmarshal(u.AppendMessage(nil), &m); err != nil {
 		t.Fatal(err)
 	}
 	if m["price_source"] != "base" {
-		t.Fatalf("empty source sent as %v, want base", m["price_source"])
+		t.Fatalf("base source sent as %v, want base", m["price_source"])
 	}
 }
 
@@ -51,12 +52,12 @@ func TestEncodingMatchesEncodingJSON(t *testing.T) {
 }
 
 func TestFinite(t *testing.T) {
-	for _, u := range []Update{{Price: math.NaN()}, {Demand: math.Inf(1)}, {Lowest30: math.Inf(-1)}} {
+	for _, u := range []Price{{Price: math.NaN()}, {Demand: math.Inf(1)}, {Lowest30: math.Inf(-1)}} {
 		if finite(&u) {
 			t.Errorf("finite(%+v) = true", u)
 		}
 	}
-	if !finite(&Update{Price: 1, Demand: 2, Lowest30: 3}) {
+	if !finite(&Price{Price: 1, Demand: 2, Lowest30: 3}) {
 		t.Error("finite update reported non-finite")
 	}
 }
@@ -125,9 +126,9 @@ func TestClientQueueCoalesces(t *testing.T) {
 }
 
 func TestParseMessageRoundTrip(t *testing.T) {
-	u := Update{ProductID: "PA", Price: 314, Source: "dynamic", Demand: 9, Version: 12,
-		At: time.UnixMilli(1795608000123), Lowest30: 299}
-	got, err := ParseMessage(AppendMessage(nil, &u))
+	u := Price{ProductID: "PA", Price: 314, Source: pricing.SourceDynamic, Demand: 9, Version: 12,
+		At: time.UnixMilli(1795608000123).UnixNano(), Lowest30: 299, PriceChanged: true}
+	got, err := ParseMessage(u.AppendMessage(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +136,7 @@ func TestParseMessageRoundTrip(t *testing.T) {
 		t.Errorf("ParseMessage(AppendMessage(u)) = %+v, want %+v", got, u)
 	}
 	old, err := ParseMessage([]byte(`{"type":"price_update","product_id":"PB","new_price":151.34,"timestamp":1773713139}`))
-	if err != nil || old.Price != 151.34 || !old.At.Equal(time.Unix(1773713139, 0)) {
+	if err != nil || old.Price != 151.34 || old.At != time.Unix(1773713139, 0).UnixNano() || old.Source != pricing.SourceBase {
 		t.Errorf("ParseMessage(original format) = %+v, %v", old, err)
 	}
 	for _, bad := range []string{`{}`, `not json`, `{"type":"other","product_id":"PA","new_price":1}`, `{"type":"price_update","product_id":"PA"}`} {
