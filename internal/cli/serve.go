@@ -236,8 +236,8 @@ func Serve(ctx context.Context, o ServeOptions, log *slog.Logger, stdout io.Writ
 	ecfg := engine.DefaultConfig()
 	ecfg.Pricing.Weights, ecfg.Pricing.HalfLife = weights, o.HalfLife
 	ecfg.AutoCreate, ecfg.DedupWindow, ecfg.DedupMax = o.AutoCreate, o.DedupWindow, o.DedupMax
-	ecfg.Logger, ecfg.Metrics = log, engine.NewMetrics(reg)
-	eng, err := engine.New(ecfg, store, view)
+	ecfg.Logger, ecfg.Metrics = log, engine.NewMetrics(reg, "serve")
+	eng, err := engine.NewWriter(ecfg, store, view)
 	if err != nil {
 		return err
 	}
@@ -357,7 +357,7 @@ func displayAddr(a net.Addr) string {
 
 // loadCatalog imports the catalog file, or the demo catalog into an empty
 // store.
-func loadCatalog(ctx context.Context, eng *engine.Engine, f *catalog.File, log *slog.Logger) error {
+func loadCatalog(ctx context.Context, eng *engine.Writer, f *catalog.File, log *slog.Logger) error {
 	if f == nil {
 		ps, err := eng.Products(ctx)
 		if err != nil || len(ps) > 0 {
@@ -373,7 +373,7 @@ func loadCatalog(ctx context.Context, eng *engine.Engine, f *catalog.File, log *
 	return nil
 }
 
-func runDemo(ctx context.Context, eng *engine.Engine, rate float64, log *slog.Logger) {
+func runDemo(ctx context.Context, eng *engine.Writer, rate float64, log *slog.Logger) {
 	ps, err := eng.Products(ctx)
 	if err != nil {
 		return

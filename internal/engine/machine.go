@@ -34,6 +34,7 @@ type Machine struct {
 
 	// Reused per batch.
 	batch   Batch
+	counts  [3]int // events applied, duplicates and rejected since Begin
 	dirty   []uint8
 	touched []int
 	changes []live.Price
@@ -71,6 +72,7 @@ func (m *Machine) Load(snap Snapshot, now int64) ([]live.Price, error) {
 		m.seen.add(s.ID, s.At)
 	}
 	m.dirty = make([]uint8, book.Len())
+	m.counts = [3]int{}
 	m.batch.Reset()
 	m.touched, m.changes = m.touched[:0], m.changes[:0]
 	all := make([]live.Price, 0, book.Len())
@@ -96,9 +98,20 @@ func (m *Machine) Seal() (*Batch, []live.Price) {
 
 // Begin starts a new batch, forgetting the sealed one.
 func (m *Machine) Begin() {
+	m.counts = [3]int{}
 	m.batch.Reset()
 	m.touched, m.changes = m.touched[:0], m.changes[:0]
 }
+
+// Counts returns the events applied, the duplicates and the rejected
+// events since Begin.
+func (m *Machine) Counts() (applied, duplicates, rejected int) {
+	return m.counts[0], m.counts[1], m.counts[2]
+}
+
+// AddDuplicates counts n inputs that were dropped as already applied
+// before they reached the machine (a record forwarded again after a crash).
+func (m *Machine) AddDuplicates(n int) { m.counts[1] += n }
 
 // Explain explains a product's current price.
 func (m *Machine) Explain(id string) (pricing.Explanation, error) {
@@ -159,6 +172,7 @@ func (m *Machine) ApplyEvents(events []ingest.Event, now int64, res *SubmitResul
 		if ev.EventID != "" && m.seen.has(ev.EventID) {
 			res.Accepted++
 			res.Duplicates++
+			m.counts[1]++
 			continue
 		}
 		i, ok := m.book.Index(ev.ProductID)
@@ -166,6 +180,7 @@ func (m *Machine) ApplyEvents(events []ingest.Event, now int64, res *SubmitResul
 			var err error
 			if i, err = m.autoCreate(ev, now); err != nil {
 				res.Rejects = append(res.Rejects, rejectAt(k, err.Error()))
+				m.counts[2]++
 				continue
 			}
 		}
@@ -186,6 +201,7 @@ func (m *Machine) ApplyEvents(events []ingest.Event, now int64, res *SubmitResul
 			m.batch.Seen = append(m.batch.Seen, SeenID{ID: ev.EventID, At: now})
 		}
 		res.Accepted++
+		m.counts[0]++
 	}
 }
 

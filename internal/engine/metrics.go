@@ -2,7 +2,10 @@ package engine
 
 import "github.com/prometheus/client_golang/prometheus"
 
-// Metrics are the engine's Prometheus collectors.
+// Metrics are the partition driver's Prometheus collectors. Both modes
+// register the same names, told apart by a constant role label ("serve"
+// or "engine"), so one dashboard works for both; the Kafka engine adds its
+// own dynaprice_stream_* transport metrics.
 type Metrics struct {
 	Applied      prometheus.Counter
 	Duplicates   prometheus.Counter
@@ -12,24 +15,36 @@ type Metrics struct {
 	CommitErrors prometheus.Counter
 	CommitTime   prometheus.Histogram
 	BatchEvents  prometheus.Histogram
+	Partitions   prometheus.Gauge
+	Stalled      prometheus.Gauge
 }
 
-// NewMetrics creates the collectors and registers them with reg (if not nil).
-func NewMetrics(reg prometheus.Registerer) *Metrics {
+// NewMetrics creates the collectors with the label role=role and registers
+// them with reg (if not nil).
+func NewMetrics(reg prometheus.Registerer, role string) *Metrics {
+	c := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: "dynaprice", Name: name, Help: help})
+	}
 	m := &Metrics{
-		Applied:      prometheus.NewCounter(prometheus.CounterOpts{Name: "dynaprice_events_applied_total", Help: "Events applied to prices and committed."}),
-		Duplicates:   prometheus.NewCounter(prometheus.CounterOpts{Name: "dynaprice_events_duplicate_total", Help: "Events acknowledged but not applied because their event_id was seen before."}),
-		Rejected:     prometheus.NewCounter(prometheus.CounterOpts{Name: "dynaprice_events_rejected_total", Help: "Events rejected by the engine (unknown product)."}),
-		PriceChanges: prometheus.NewCounter(prometheus.CounterOpts{Name: "dynaprice_price_changes_total", Help: "Published price changes."}),
-		Commits:      prometheus.NewCounter(prometheus.CounterOpts{Name: "dynaprice_commits_total", Help: "Group commits to the store."}),
-		CommitErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "dynaprice_commit_errors_total", Help: "Group commits that failed (their requests were answered with an error)."}),
-		CommitTime: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "dynaprice_commit_duration_seconds", Help: "Time to commit one batch.",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
-		BatchEvents: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "dynaprice_commit_batch_events", Help: "Events per group commit.",
-			Buckets: prometheus.ExponentialBuckets(1, 4, 9)}),
+		Applied:      c("events_applied_total", "Events applied to prices and committed."),
+		Duplicates:   c("events_duplicate_total", "Events acknowledged or consumed but not applied again: a repeated event_id, or a record forwarded again after a crash."),
+		Rejected:     c("events_rejected_total", "Events not applied because they cannot be (unknown product): refused to the client in serve, dead-lettered by the Kafka engine."),
+		PriceChanges: c("price_changes_total", "Price changes committed (rows of price history)."),
+		Commits:      c("commits_total", "Commits to the store (one per round of a partition)."),
+		CommitErrors: c("commit_errors_total", "Commits that failed (serve answers their requests with 503; the Kafka engine retries)."),
+		CommitTime: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "dynaprice", Name: "commit_duration_seconds",
+			Help: "Time to commit one round.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
+		BatchEvents: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "dynaprice", Name: "commit_batch_events",
+			Help: "Events per commit.", Buckets: prometheus.ExponentialBuckets(1, 4, 9)}),
+		Partitions: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "dynaprice", Name: "partitions_owned",
+			Help: "Partitions this process prices (serve: 1; engine: its share of the topic's partitions)."}),
+		Stalled: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "dynaprice", Name: "partitions_stalled",
+			Help: "Partitions whose commit is being retried because the store fails."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Applied, m.Duplicates, m.Rejected, m.PriceChanges, m.Commits, m.CommitErrors, m.CommitTime, m.BatchEvents)
+		reg = prometheus.WrapRegistererWith(prometheus.Labels{"role": role}, reg)
+		reg.MustRegister(m.Applied, m.Duplicates, m.Rejected, m.PriceChanges, m.Commits, m.CommitErrors,
+			m.CommitTime, m.BatchEvents, m.Partitions, m.Stalled)
 	}
 	return m
 }

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/dynaprice/dynaprice/internal/live"
@@ -21,7 +22,9 @@ import (
 // standing in for a full disk or an I/O error.
 type flakyStore struct {
 	*sqlite.Store
-	fail atomic.Bool
+	fail     atomic.Bool
+	failLoad atomic.Bool
+	failed   atomic.Int64 // commits failed by fail
 	// gate, when set, holds every Commit until it is closed.
 	gate atomic.Pointer[chan struct{}]
 }
@@ -31,9 +34,17 @@ func (f *flakyStore) Commit(ctx context.Context, b *engine.Batch) error {
 		<-*g
 	}
 	if f.fail.Load() {
+		f.failed.Add(1)
 		return errors.New("disk on fire")
 	}
 	return f.Store.Commit(ctx, b)
+}
+
+func (f *flakyStore) Load(ctx context.Context) (engine.Snapshot, error) {
+	if f.failLoad.Load() {
+		return engine.Snapshot{}, errors.New("disk gone")
+	}
+	return f.Store.Load(ctx)
 }
 
 // recorder is a Publisher that keeps the latest change per product.
@@ -67,7 +78,7 @@ func (c *clock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
 func (c *clock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 
 type harness struct {
-	eng   *engine.Engine
+	eng   *engine.Writer
 	store *flakyStore
 	pub   *recorder
 	clock *clock
@@ -89,7 +100,7 @@ func start(t *testing.T, path string, tune func(*engine.Config)) *harness {
 	if tune != nil {
 		tune(&cfg)
 	}
-	h.eng, err = engine.New(cfg, h.store, h.pub)
+	h.eng, err = engine.NewWriter(cfg, h.store, h.pub)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +188,15 @@ func TestShutdownCommitsQueuedWork(t *testing.T) {
 	}
 }
 
+// The tests that depend on the writer's tickers run in a synctest bubble:
+// time.Sleep(d) there lets exactly the ticks of d fire, and synctest.Wait
+// returns once the writer has handled them, so nothing is left to timing.
+
 func TestTickDecaysAndExpiresOverrides(t *testing.T) {
+	synctest.Test(t, testTickDecaysAndExpiresOverrides)
+}
+
+func testTickDecaysAndExpiresOverrides(t *testing.T) {
 	h := start(t, filepath.Join(t.TempDir(), "db"), func(c *engine.Config) { c.Pricing.HalfLife = time.Minute })
 	ctx := context.Background()
 	if err := h.eng.ImportCatalog(ctx, []pricing.Product{{ID: "D", BasePrice: 100, Strategy: "decay"}, {ID: "S", BasePrice: 100}}, ""); err != nil {
@@ -198,21 +217,17 @@ func TestTickDecaysAndExpiresOverrides(t *testing.T) {
 		t.Fatalf("D = %v", c.Price)
 	}
 	h.clock.Advance(2 * time.Minute)
-	waitFor(t, func() bool { return h.pub.get("D").Price == 110 && h.pub.get("S").Source == pricing.SourceDynamic })
+	if c := h.pub.get("D"); c.Price != 120 {
+		t.Fatalf("D = %v before a tick, want 120 still", c.Price)
+	}
+	time.Sleep(5 * time.Millisecond) // one tick
+	synctest.Wait()
+	if d, s := h.pub.get("D"), h.pub.get("S"); d.Price != 110 || s.Source != pricing.SourceDynamic {
+		t.Fatalf("after a tick: D = %v, S from %v; want 110 and dynamic", d.Price, s.Source)
+	}
 	audit, err := h.store.OverrideAudit(ctx, "S", 10)
 	if err != nil || len(audit) != 1 || audit[0].EndReason != "expired" {
 		t.Fatalf("audit = %+v %v", audit, err)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in time")
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -233,7 +248,9 @@ func TestDedupWindowForgetsOldIDs(t *testing.T) {
 // TestDedupWindowExpiresIDsByAge: an id older than DedupWindow (by the
 // engine's clock) is applied again; a younger one is still a duplicate, and
 // the re-applied id is remembered anew, across a restart too.
-func TestDedupWindowExpiresIDsByAge(t *testing.T) {
+func TestDedupWindowExpiresIDsByAge(t *testing.T) { synctest.Test(t, testDedupWindowExpiresIDsByAge) }
+
+func testDedupWindowExpiresIDsByAge(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "db")
 	tune := func(c *engine.Config) { c.DedupWindow = time.Hour; c.PruneInterval = 5 * time.Millisecond }
 	h := start(t, path, tune)
@@ -252,13 +269,21 @@ func TestDedupWindowExpiresIDsByAge(t *testing.T) {
 	submit("old")
 	h.clock.Advance(40 * time.Minute)
 	submit("young")
-	// Within the window both are duplicates, however often the pruner runs.
+	// Within the window both are duplicates after the pruner ran 4 times.
 	time.Sleep(20 * time.Millisecond)
+	synctest.Wait()
 	if res := submit("old"); res.Duplicates != 1 {
 		t.Fatalf("old within the window: %+v, want a duplicate", res)
 	}
 	h.clock.Advance(30 * time.Minute) // old is 70 min old, young 30
-	waitFor(t, func() bool { return submit("old").Duplicates == 0 })
+	if res := submit("old"); res.Duplicates != 1 {
+		t.Fatalf("old before the pruner ran: %+v, want a duplicate still", res)
+	}
+	time.Sleep(5 * time.Millisecond) // one prune
+	synctest.Wait()
+	if res := submit("old"); res.Duplicates != 0 {
+		t.Fatalf("old after the pruner ran: %+v, want it applied again", res)
+	}
 	if res := submit("young"); res.Duplicates != 1 {
 		t.Fatalf("young after old expired: %+v, want a duplicate", res)
 	}
@@ -278,6 +303,10 @@ func TestDedupWindowExpiresIDsByAge(t *testing.T) {
 }
 
 func TestFailedTickCommitDoesNotStopTheEngine(t *testing.T) {
+	synctest.Test(t, testFailedTickCommitDoesNotStopTheEngine)
+}
+
+func testFailedTickCommitDoesNotStopTheEngine(t *testing.T) {
 	h := start(t, filepath.Join(t.TempDir(), "db"), func(c *engine.Config) { c.Pricing.HalfLife = time.Second })
 	ctx := context.Background()
 	if err := h.eng.ImportCatalog(ctx, []pricing.Product{{ID: "D", BasePrice: 100, Strategy: "decay"}}, ""); err != nil {
@@ -289,15 +318,23 @@ func TestFailedTickCommitDoesNotStopTheEngine(t *testing.T) {
 	h.store.fail.Store(true)
 	for i := 0; i < 5; i++ { // ticks now reprice D and fail to commit
 		h.clock.Advance(time.Second)
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
+		synctest.Wait()
 	}
 	h.store.fail.Store(false)
+	if n := h.store.failed.Load(); n != 5 {
+		t.Fatalf("%d tick commits failed, want 5 (one per tick)", n)
+	}
 	if _, err := h.eng.Submit(ctx, []ingest.Event{ev("", "D", pricing.View)}); err != nil {
 		t.Fatalf("engine did not survive failed tick commits: %v", err)
 	}
 }
 
 func TestStopReleasesSendersBlockedOnAFullQueue(t *testing.T) {
+	synctest.Test(t, testStopReleasesSendersBlockedOnAFullQueue)
+}
+
+func testStopReleasesSendersBlockedOnAFullQueue(t *testing.T) {
 	h := start(t, filepath.Join(t.TempDir(), "db"), func(c *engine.Config) { c.QueueSize = 1; c.MaxBatch = 1 })
 	ctx := context.Background()
 	if err := h.eng.ImportCatalog(ctx, []pricing.Product{{ID: "PA", BasePrice: 1}}, ""); err != nil {
@@ -315,10 +352,10 @@ func TestStopReleasesSendersBlockedOnAFullQueue(t *testing.T) {
 			errs <- err
 		}()
 	}
-	time.Sleep(50 * time.Millisecond) // the queue is full, senders block
+	synctest.Wait() // a commit waits at the gate, the queue is full, senders block
 	stopped := make(chan error, 1)
 	go func() { stopped <- h.stop() }()
-	time.Sleep(50 * time.Millisecond)
+	synctest.Wait()
 	h.store.gate.Store(nil)
 	close(gate)
 	select {
@@ -326,8 +363,16 @@ func TestStopReleasesSendersBlockedOnAFullQueue(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("engine did not stop while senders were blocked")
+	default:
+		synctest.Wait()
+		select {
+		case err := <-stopped:
+			if err != nil {
+				t.Fatal(err)
+			}
+		default:
+			t.Fatal("engine did not stop while senders were blocked")
+		}
 	}
 	wg.Wait()
 	close(errs)
@@ -335,6 +380,66 @@ func TestStopReleasesSendersBlockedOnAFullQueue(t *testing.T) {
 		if err != nil && !errors.Is(err, engine.ErrStopped) {
 			t.Fatalf("submit error %v, want nil or ErrStopped", err)
 		}
+	}
+}
+
+// TestStoppedWriterFailsQueuedAndNewRequests: when Run returns an error
+// (here a commit fails and so does the reload after it), the requests
+// queued behind it are answered with ErrStopped instead of waiting forever,
+// and a new Submit fails at once.
+func TestStoppedWriterFailsQueuedAndNewRequests(t *testing.T) {
+	synctest.Test(t, testStoppedWriterFailsQueuedAndNewRequests)
+}
+
+func testStoppedWriterFailsQueuedAndNewRequests(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "db"), Synchronous: "normal"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	store := &flakyStore{Store: st}
+	cfg := engine.DefaultConfig()
+	cfg.MaxBatch, cfg.QueueSize = 1, 8
+	w, err := engine.NewWriter(cfg, store, &recorder{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runErr := make(chan error, 1)
+	go func() { runErr <- w.Run(ctx) }()
+	<-w.Ready()
+	if err := w.ImportCatalog(ctx, []pricing.Product{{ID: "PA", BasePrice: 1}}, ""); err != nil {
+		t.Fatal(err)
+	}
+	gate := make(chan struct{})
+	store.gate.Store(&gate)
+	errs := make(chan error, 5)
+	for range 5 {
+		go func() {
+			_, err := w.Submit(ctx, []ingest.Event{ev("", "PA", pricing.View)})
+			errs <- err
+		}()
+	}
+	synctest.Wait() // one commit at the gate, four requests queued
+	store.fail.Store(true)
+	store.failLoad.Store(true)
+	close(gate)
+	if err := <-runErr; err == nil {
+		t.Fatal("Run returned nil after the state could not be reloaded")
+	}
+	for range 5 {
+		if err := <-errs; err == nil {
+			t.Fatal("a request was acknowledged although nothing was committed")
+		}
+	}
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	start := time.Now()
+	if _, err := w.Submit(sctx, []ingest.Event{ev("", "PA", pricing.View)}); !errors.Is(err, engine.ErrStopped) {
+		t.Fatalf("Submit to a stopped writer = %v, want ErrStopped", err)
+	}
+	if took := time.Since(start); took != 0 {
+		t.Fatalf("Submit to a stopped writer took %v of fake time, want an answer at once", took)
 	}
 }
 

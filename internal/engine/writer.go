@@ -1,12 +1,10 @@
-// Package engine runs the pricing core as a service: it serialises every
-// change (events, overrides, catalog updates, clock ticks) through one
-// goroutine that owns the pricing.Book, group-commits the results to a Store
-// and only then acknowledges them and publishes the new prices.
-//
-// Group commit is what makes "202 means durable" affordable: requests that
-// arrive while a commit is in flight queue up and are written together by the
-// next one, so the cost of a transaction (and its fsync) is shared by
-// thousands of events instead of paid by each.
+// Package engine runs the pricing core as a service, the same way in both
+// modes. A Machine applies events, overrides, catalog changes and ticks to
+// a pricing.Book without any I/O; a Partition drives one Machine through
+// load, apply, commit to its Store, publish and reload. In serve, the
+// embedded Writer feeds the one Partition from the API's requests; in
+// scale-out, the Kafka engine (internal/kafka) feeds one Partition per
+// Kafka partition it owns from that partition's records.
 package engine
 
 import (
@@ -17,10 +15,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/dynaprice/dynaprice/internal/live"
-
 	"github.com/dynaprice/dynaprice/internal/ingest"
+	"github.com/dynaprice/dynaprice/internal/live"
 	"github.com/dynaprice/dynaprice/internal/pricing"
+	"github.com/dynaprice/dynaprice/internal/retry"
 )
 
 // Publisher receives every committed batch of prices, in commit order, from
@@ -30,7 +28,7 @@ type Publisher interface {
 	Publish(prices []live.Price)
 }
 
-// Config configures an Engine.
+// Config configures a Partition, and the Writer that feeds one.
 type Config struct {
 	Pricing pricing.Config
 	// MaxBatch caps the events in one group commit.
@@ -50,12 +48,17 @@ type Config struct {
 	// AutoCreate creates unknown products from an event's price instead of
 	// rejecting the event.
 	AutoCreate bool
-	// QueueSize bounds requests waiting for the engine; beyond it Submit
+	// QueueSize bounds requests waiting for the Writer; beyond it Submit
 	// blocks until its context ends.
 	QueueSize int
-	Now       func() time.Time
-	Logger    *slog.Logger
-	Metrics   *Metrics
+	// Retry, when set, makes a Partition wait for a failing store (loads
+	// and commits are retried with this backoff) instead of failing the
+	// round at once. A stream can wait; API requests (serve) cannot, so the
+	// Writer leaves it nil and answers them 503.
+	Retry   *retry.Backoff
+	Now     func() time.Time
+	Logger  *slog.Logger
+	Metrics *Metrics
 }
 
 // DefaultConfig returns the defaults.
@@ -95,13 +98,16 @@ func (c Config) PruneEvery() time.Duration {
 	return c.PruneInterval
 }
 
-// Engine is the pricing service. Create it with New, start it with Run; all
-// other methods are safe for concurrent use and talk to the Run goroutine.
-type Engine struct {
-	cfg   Config
-	store Store
-	pub   Publisher
-	m     *Machine
+// Writer is the embedded writer of serve: it feeds the one Partition from
+// the API's requests, serialised through one goroutine (Run), and answers
+// each request once its round is committed. Group commit is what makes
+// "202 means durable" affordable: requests that arrive while a commit is in
+// flight queue up and are written together by the next round, so the cost
+// of a transaction (and its fsync) is shared by thousands of events instead
+// of paid by each. All methods but Run are safe for concurrent use.
+type Writer struct {
+	cfg  Config
+	part *Partition
 
 	reqs     chan *request
 	stopped  chan struct{}
@@ -112,32 +118,40 @@ type Engine struct {
 	ready    chan struct{}
 }
 
-// New returns an engine that persists to store and publishes to pub.
-func New(cfg Config, store Store, pub Publisher) (*Engine, error) {
+// NewWriter returns a writer that commits to store and publishes to pub.
+func NewWriter(cfg Config, store Store, pub Publisher) (*Writer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if cfg.Metrics == nil {
-		cfg.Metrics = NewMetrics(nil)
+		cfg.Metrics = NewMetrics(nil, "")
 	}
-	return &Engine{
-		cfg: cfg, store: store, pub: pub, m: NewMachine(cfg),
+	cfg.Metrics.Partitions.Set(1)
+	return &Writer{
+		cfg: cfg, part: NewPartition(cfg, store, pub, cfg.Logger),
 		reqs: make(chan *request, cfg.QueueSize), stopped: make(chan struct{}), ready: make(chan struct{}),
 		quit: make(chan struct{}),
 	}, nil
 }
 
 // Ready is closed once Run has loaded the persisted state.
-func (e *Engine) Ready() <-chan struct{} { return e.ready }
+func (e *Writer) Ready() <-chan struct{} { return e.ready }
 
 // Run loads state, publishes it, and serves requests until ctx ends. It then
 // processes every request already queued, commits, and returns: accepted
-// work is never dropped on shutdown.
-func (e *Engine) Run(ctx context.Context) error {
+// work is never dropped on shutdown. If it stops for an error (the state
+// cannot be loaded), later requests fail at once and queued ones are
+// answered with ErrStopped: nobody waits for a writer that is gone.
+func (e *Writer) Run(ctx context.Context) (err error) {
 	defer close(e.stopped)
-	if err := e.load(ctx); err != nil {
-		e.refuse()
-		return err
+	defer func() {
+		if err != nil {
+			e.refuse()
+			e.failQueued()
+		}
+	}()
+	if err := e.part.Load(ctx); err != nil {
+		return fmt.Errorf("engine: %w", err)
 	}
 	close(e.ready)
 	tick := time.NewTicker(e.cfg.TickInterval)
@@ -154,9 +168,7 @@ func (e *Engine) Run(ctx context.Context) error {
 				pending = append(pending, r)
 			}
 			if len(pending) > 0 {
-				if err := e.process(context.WithoutCancel(ctx), pending); err != nil {
-					return err
-				}
+				return e.process(context.WithoutCancel(ctx), pending)
 			}
 			return nil
 		case r := <-e.reqs:
@@ -182,13 +194,13 @@ func (e *Engine) Run(ctx context.Context) error {
 				return err
 			}
 		case <-prune.C:
-			e.pruneSeen(ctx)
+			e.part.Prune(ctx)
 		}
 	}
 }
 
 // refuse makes later Submit calls fail fast and closes the queue.
-func (e *Engine) refuse() {
+func (e *Writer) refuse() {
 	// Senders blocked on a full queue hold the read lock; release them
 	// before taking the write lock.
 	e.quitOnce.Do(func() { close(e.quit) })
@@ -200,24 +212,64 @@ func (e *Engine) refuse() {
 	}
 }
 
-// load rebuilds the machine from the store and publishes every price.
-func (e *Engine) load(ctx context.Context) error {
-	snap, err := e.store.Load(ctx)
-	if err != nil {
-		return fmt.Errorf("engine: loading state: %w", err)
+// failQueued answers every request still queued with ErrStopped; the
+// queue must be closed (refuse).
+func (e *Writer) failQueued() {
+	for r := range e.reqs {
+		r.err = ErrStopped
+		close(r.done)
 	}
-	all, err := e.m.Load(snap, e.now())
-	if err != nil {
-		return fmt.Errorf("engine: %w", err)
-	}
-	e.pub.Publish(all)
-	return nil
 }
 
-func (e *Engine) now() int64 { return e.cfg.Now().UnixNano() }
+// process runs pending requests as one round of the partition and answers
+// them. If the round cannot be committed, every request of it gets an
+// error (the partition has reloaded its state); an error is returned only
+// when the writer cannot go on.
+func (e *Writer) process(ctx context.Context, pending []*request) error {
+	// Shutdown must not abort a commit, nor the reload after a failed one:
+	// the requests are already taken and are answered either way.
+	err := e.part.Round(context.WithoutCancel(ctx), func(m *Machine, now int64) (string, error) {
+		for _, r := range pending {
+			switch r.kind {
+			case reqEvents:
+				m.ApplyEvents(r.events, now, &r.result)
+			case reqSetOverride:
+				r.err = m.SetOverride(r.override, now)
+			case reqClearOverride:
+				r.err = m.ClearOverride(r.override, now)
+			case reqUpsert:
+				r.created, r.err = m.Upsert(r.product, now)
+			case reqImport:
+				r.err = m.Import(r.products, r.defStrategy, now)
+			case reqProducts:
+				r.listed = m.Products()
+			case reqExplain:
+				r.explanation, r.err = m.Explain(r.override.ProductID)
+			case reqTick:
+				m.Tick(now)
+			}
+		}
+		return "", nil
+	})
+	if err != nil {
+		e.cfg.Logger.Error("commit failed; answering the batch with errors", "err", err, "requests", len(pending))
+		for _, r := range pending {
+			r.err = errorf(KindUnavailable, "could not persist the change; retry later")
+		}
+	}
+	for _, r := range pending {
+		if r.done != nil { // ticks have no waiter
+			close(r.done)
+		}
+	}
+	if errors.Is(err, ErrNotCommitted) {
+		return nil
+	}
+	return err
+}
 
 // submit queues r and waits for its result.
-func (e *Engine) submit(ctx context.Context, r *request) error {
+func (e *Writer) submit(ctx context.Context, r *request) error {
 	r.done = make(chan struct{})
 	e.mu.RLock()
 	if e.closed {
@@ -234,8 +286,9 @@ func (e *Engine) submit(ctx context.Context, r *request) error {
 		e.mu.RUnlock()
 		return errorf(KindUnavailable, "engine queue is full: %v", ctx.Err())
 	}
-	// Once queued, the request will be processed even if ctx ends: wait for
-	// it so the caller never reports failure for work that was done.
+	// Once queued, the request is answered even if ctx ends, and even if
+	// the writer stops (failQueued): wait for it so the caller never
+	// reports failure for work that was done.
 	<-r.done
 	return r.err
 }
@@ -252,7 +305,7 @@ type SubmitResult struct {
 // naming unknown products are rejected (or create the product, with
 // AutoCreate); events whose id was applied before are acknowledged without
 // being applied again.
-func (e *Engine) Submit(ctx context.Context, events []ingest.Event) (SubmitResult, error) {
+func (e *Writer) Submit(ctx context.Context, events []ingest.Event) (SubmitResult, error) {
 	if len(events) == 0 {
 		return SubmitResult{}, nil
 	}
@@ -274,17 +327,17 @@ type OverrideInput struct {
 }
 
 // SetOverride sets or replaces a product's override.
-func (e *Engine) SetOverride(ctx context.Context, in OverrideInput) error {
+func (e *Writer) SetOverride(ctx context.Context, in OverrideInput) error {
 	return e.submit(ctx, &request{kind: reqSetOverride, override: in})
 }
 
 // ClearOverride removes a product's override; KindNotFound if it has none.
-func (e *Engine) ClearOverride(ctx context.Context, productID, by string) error {
+func (e *Writer) ClearOverride(ctx context.Context, productID, by string) error {
 	return e.submit(ctx, &request{kind: reqClearOverride, override: OverrideInput{ProductID: productID, By: by}})
 }
 
 // UpsertProduct adds or updates a catalog product.
-func (e *Engine) UpsertProduct(ctx context.Context, p pricing.Product) (created bool, err error) {
+func (e *Writer) UpsertProduct(ctx context.Context, p pricing.Product) (created bool, err error) {
 	r := &request{kind: reqUpsert, product: p}
 	err = e.submit(ctx, r)
 	return r.created, err
@@ -292,7 +345,7 @@ func (e *Engine) UpsertProduct(ctx context.Context, p pricing.Product) (created 
 
 // ImportCatalog upserts many products in one commit, and sets the default
 // strategy when def is not empty.
-func (e *Engine) ImportCatalog(ctx context.Context, ps []pricing.Product, def string) error {
+func (e *Writer) ImportCatalog(ctx context.Context, ps []pricing.Product, def string) error {
 	return e.submit(ctx, &request{kind: reqImport, products: ps, defStrategy: def})
 }
 
@@ -306,21 +359,21 @@ type ProductInfo struct {
 }
 
 // Products lists the catalog in insertion order.
-func (e *Engine) Products(ctx context.Context) ([]ProductInfo, error) {
+func (e *Writer) Products(ctx context.Context) ([]ProductInfo, error) {
 	r := &request{kind: reqProducts}
 	err := e.submit(ctx, r)
 	return r.listed, err
 }
 
 // Explain explains a product's current price.
-func (e *Engine) Explain(ctx context.Context, productID string) (pricing.Explanation, error) {
+func (e *Writer) Explain(ctx context.Context, productID string) (pricing.Explanation, error) {
 	r := &request{kind: reqExplain, override: OverrideInput{ProductID: productID}}
 	err := e.submit(ctx, r)
 	return r.explanation, err
 }
 
 // Wait blocks until Run has returned.
-func (e *Engine) Wait() { <-e.stopped }
+func (e *Writer) Wait() { <-e.stopped }
 
 type reqKind uint8
 

@@ -1,0 +1,191 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/dynaprice/dynaprice/internal/retry"
+)
+
+// Partition drives one partition of the catalog through the cycle every
+// price goes through, in both modes: load the state from the Store, apply a
+// round of input to the Machine, seal it, commit it (with the input
+// position, when there is one), publish what was committed, and reload
+// when a commit fails, so that memory never runs ahead of what is durable.
+// Ticks (time-dependent prices, override expiry) and pruning of remembered
+// event ids are rounds like any other.
+//
+// What feeds it differs: in serve a Writer feeds the one partition from
+// the API's request queue; in scale-out the Kafka engine feeds one
+// Partition per Kafka partition it owns from that partition's records.
+// A Partition is used from one goroutine at a time.
+type Partition struct {
+	cfg     Config
+	store   Store
+	pub     Publisher
+	met     *Metrics
+	log     *slog.Logger
+	m       *Machine
+	cursor  string
+	stalled atomic.Bool
+}
+
+// ErrNotCommitted is wrapped by Round's error when the round could not be
+// committed: nothing of it is durable, and the partition has reloaded its
+// state from the store, so its input must be fed again from Cursor (a
+// stream) or answered with an error (requests). Any other error from Round
+// means the partition could not even reload, and must stop.
+var ErrNotCommitted = errors.New("round not committed")
+
+// NewPartition returns a partition over store that publishes to pub. cfg
+// must be valid (Config.Validate); Load gives it its state.
+// Its metrics are cfg.Metrics, shared by every partition of a process; log
+// is its logger (nil: cfg.Logger).
+func NewPartition(cfg Config, store Store, pub Publisher, log *slog.Logger) *Partition {
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil, "")
+	}
+	if log == nil {
+		log = cfg.Logger
+	}
+	return &Partition{cfg: cfg, store: store, pub: pub, met: cfg.Metrics, log: log, m: NewMachine(cfg)}
+}
+
+// Machine is the partition's state machine, for reads between rounds
+// (listing, explaining) from the partition's goroutine.
+func (p *Partition) Machine() *Machine { return p.m }
+
+// Cursor is the input position committed with the state ("" if none ever
+// was): a stream-fed partition resumes reading there.
+func (p *Partition) Cursor() string { return p.cursor }
+
+// Stalled reports whether a commit is being retried because the store
+// fails (only with Config.Retry).
+func (p *Partition) Stalled() bool { return p.stalled.Load() }
+
+func (p *Partition) now() int64 { return p.cfg.Now().UnixNano() }
+
+// Load (re)builds the machine from the store and publishes every price:
+// after a crash between a commit and its publication, the published view
+// was behind, and versions make republishing harmless when it was not.
+// With Config.Retry it waits for a failing store until ctx ends.
+func (p *Partition) Load(ctx context.Context) error {
+	load := func(ctx context.Context) error {
+		snap, err := p.store.Load(ctx)
+		if err != nil {
+			return fmt.Errorf("loading state: %w", err)
+		}
+		all, err := p.m.Load(snap, p.now())
+		if err != nil {
+			return retry.Permanent(err)
+		}
+		p.cursor = snap.Cursor
+		p.pub.Publish(all)
+		return nil
+	}
+	if p.cfg.Retry == nil {
+		return load(ctx)
+	}
+	return retry.Do(ctx, *p.cfg.Retry, load, func(err error, wait time.Duration) {
+		p.log.Warn("cannot load state; retrying", "err", err, "in", wait)
+	})
+}
+
+// Round runs one round: apply feeds the machine (and may do the I/O that
+// must precede the commit, such as producing forwarded records) and returns
+// the input position to commit with it ("" for none); then the round is
+// sealed, committed and published. If apply or the commit fails, the state
+// is reloaded and the error wraps ErrNotCommitted.
+func (p *Partition) Round(ctx context.Context, apply func(m *Machine, now int64) (cursor string, err error)) error {
+	p.m.Begin()
+	cursor, err := apply(p.m, p.now())
+	if err == nil {
+		b, prices := p.m.Seal()
+		if cursor != "" {
+			b.Cursor = cursor
+		}
+		if err = p.commit(ctx, b); err == nil {
+			if cursor != "" {
+				p.cursor = cursor
+			}
+			if len(prices) > 0 {
+				p.pub.Publish(prices)
+			}
+			return nil
+		}
+	}
+	if lerr := p.Load(ctx); lerr != nil {
+		return fmt.Errorf("reloading after a failed round (%v): %w", err, lerr)
+	}
+	return fmt.Errorf("%w: %w", ErrNotCommitted, err)
+}
+
+// commit writes b, retrying while the store fails if Config.Retry says so.
+// A commit that succeeded without the caller hearing so shows up as
+// ErrFenced on the retry, which is not retried: the caller reloads.
+func (p *Partition) commit(ctx context.Context, b *Batch) error {
+	if b.Empty() {
+		return nil
+	}
+	applied, dups, rejected := p.m.Counts()
+	try := func(ctx context.Context) error {
+		start := time.Now()
+		err := p.store.Commit(ctx, b)
+		if err != nil {
+			p.met.CommitErrors.Inc()
+			if errors.Is(err, ErrFenced) {
+				return retry.Permanent(err)
+			}
+			return err
+		}
+		p.met.CommitTime.Observe(time.Since(start).Seconds())
+		return nil
+	}
+	var err error
+	if p.cfg.Retry == nil {
+		err = try(ctx)
+	} else {
+		err = retry.Do(ctx, *p.cfg.Retry, try, func(err error, wait time.Duration) {
+			if !p.stalled.Swap(true) {
+				p.met.Stalled.Inc()
+			}
+			p.log.Warn("commit failed; retrying", "err", err, "in", wait)
+		})
+		if p.stalled.Swap(false) {
+			p.met.Stalled.Dec()
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	p.met.Commits.Inc()
+	p.met.BatchEvents.Observe(float64(applied + dups + rejected))
+	p.met.Applied.Add(float64(applied))
+	p.met.Duplicates.Add(float64(dups))
+	p.met.Rejected.Add(float64(rejected))
+	p.met.PriceChanges.Add(float64(len(b.History)))
+	return nil
+}
+
+// Tick re-evaluates time-dependent prices, override expiries and the
+// 30-day lowest price, as a round of its own.
+func (p *Partition) Tick(ctx context.Context) error {
+	return p.Round(ctx, func(m *Machine, now int64) (string, error) {
+		m.Tick(now)
+		return "", nil
+	})
+}
+
+// Prune forgets applied event ids older than the dedup window, in memory
+// and in the store. A failure is logged: the ids are pruned next time.
+func (p *Partition) Prune(ctx context.Context) {
+	cutoff := p.now() - int64(p.cfg.DedupWindow)
+	p.m.ForgetSeen(cutoff)
+	if err := p.store.PruneSeen(ctx, cutoff, p.cfg.DedupMax); err != nil {
+		p.log.Warn("pruning remembered event ids failed", "err", err)
+	}
+}
