@@ -15,11 +15,11 @@ import (
 	"github.com/dynaprice/dynaprice/internal/redis"
 )
 
-// dynaprice is a running engine: the real kafka.Processor with the
+// dynaprice is a running engine: the real kafka.Engine with the
 // PostgreSQL store and the Redis live view, wired as `dynaprice engine`
 // wires them (internal/cli/engine.go) with that command's default flags.
 type dynaprice struct {
-	proc   *kafka.Processor
+	proc   *kafka.Engine
 	reg    *prometheus.Registry
 	live   *redis.Client
 	cancel context.CancelFunc
@@ -61,7 +61,7 @@ func (r *rig) startEngine() *dynaprice {
 	if fetchPartitionBytes > 0 {
 		copts = append(copts, kgo.FetchMaxPartitionBytes(int32(fetchPartitionBytes)))
 	}
-	proc, err := kafka.NewProcessor(kafka.ProcessorConfig{
+	proc, err := kafka.NewEngine(kafka.EngineConfig{
 		Brokers: r.brokers, Topics: topics, Group: "dynaprice-engine",
 		Partitions: r.partitions, Replication: 1,
 		Engine: ecfg, Live: rc, Registerer: reg, Logger: r.log,

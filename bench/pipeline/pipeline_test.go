@@ -17,7 +17,7 @@ import (
 // last event's effect is committed in PostgreSQL, in Redis, and on
 // price-updates. One op is one event; events/s is the figure to read.
 //
-//   - dynaprice: the real kafka.Processor, as `dynaprice engine` runs it.
+//   - dynaprice: the real kafka.Engine, as `dynaprice engine` runs it.
 //   - naive: the original system's per-event pattern (see naive). It is two
 //     orders of magnitude slower, and -benchtime applies to both
 //     sub-benchmarks of one run, so it processes min(b.N,

@@ -118,7 +118,7 @@ func Engine(ctx context.Context, o EngineOptions, log *slog.Logger, stdout io.Wr
 	// Ready: not shutting down, every dependency answers and the processor
 	// owns its partitions with nothing stalled.
 	var depsOK, stopping atomic.Bool
-	var proc *kafka.Processor
+	var proc *kafka.Engine
 	var procSet atomic.Bool
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
@@ -165,11 +165,12 @@ func Engine(ctx context.Context, o EngineOptions, log *slog.Logger, stdout io.Wr
 	ecfg.Pricing, ecfg.AutoCreate = pc, o.AutoCreate
 	ecfg.DedupWindow, ecfg.DedupMax, ecfg.TickInterval = o.DedupWindow, o.DedupMax, o.TickInterval
 	ecfg.Logger = log
-	proc, err = kafka.NewProcessor(kafka.ProcessorConfig{
+	proc, err = kafka.NewEngine(kafka.EngineConfig{
 		Brokers: o.brokers(), Topics: o.topics(), Group: o.Group,
 		Partitions: int32(o.Partitions), Replication: int16(o.Replication),
 		Engine: ecfg, Live: rc, Registerer: reg, Logger: log, MaxPollRecords: o.MaxPollRecords,
-		Stores: func(q int32, owns func(string) bool) engine.Store { return db.Store(int(q), owns) },
+		ShutdownTimeout: o.ShutdownTimeout,
+		Stores:          func(q int32, owns func(string) bool) engine.Store { return db.Store(int(q), owns) },
 		ClientOpts: []kgo.Opt{kgo.SessionTimeout(o.SessionTimeout), kgo.HeartbeatInterval(max(o.SessionTimeout/10, 100*time.Millisecond)),
 			kgo.RebalanceTimeout(max(2*o.SessionTimeout, 10*time.Second))},
 	})

@@ -31,7 +31,7 @@ type Publisher interface {
 // Config configures a Partition, and the Writer that feeds one.
 type Config struct {
 	Pricing pricing.Config
-	// MaxBatch caps the events in one group commit.
+	// MaxBatch caps the events in one group commit of the Writer.
 	MaxBatch int
 	// TickInterval is how often time-dependent prices, override expiries and
 	// the 30-day lowest price are re-evaluated.
@@ -70,20 +70,17 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate reports configuration errors.
+// Validate reports configuration errors of what every partition uses;
+// NewWriter checks the Writer's own settings (MaxBatch, QueueSize) too.
 func (c Config) Validate() error {
 	if err := c.Pricing.Validate(); err != nil {
 		return err
 	}
 	switch {
-	case c.MaxBatch < 1:
-		return errors.New("engine: MaxBatch must be >= 1")
 	case c.TickInterval <= 0:
 		return errors.New("engine: TickInterval must be > 0")
 	case c.DedupWindow <= 0 || c.DedupMax < 1:
 		return errors.New("engine: dedup window and size must be > 0")
-	case c.QueueSize < 1:
-		return errors.New("engine: QueueSize must be >= 1")
 	case c.Now == nil || c.Logger == nil:
 		return errors.New("engine: Now and Logger are required")
 	}
@@ -122,6 +119,12 @@ type Writer struct {
 func NewWriter(cfg Config, store Store, pub Publisher) (*Writer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	switch {
+	case cfg.MaxBatch < 1:
+		return nil, errors.New("engine: MaxBatch must be >= 1")
+	case cfg.QueueSize < 1:
+		return nil, errors.New("engine: QueueSize must be >= 1")
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil, "")

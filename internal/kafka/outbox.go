@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dynaprice/dynaprice/internal/live"
+	"github.com/dynaprice/dynaprice/internal/retry"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -68,11 +69,10 @@ func (o *outbox) run(ctx context.Context, cl *kgo.Client) {
 	wg.Wait()
 }
 
-// drain waits up to timeout for everything queued to be delivered.
-func (o *outbox) drain(timeout time.Duration) {
-	deadline := time.Now().Add(timeout)
-	o.live.drain(deadline)
-	o.updates.drain(deadline)
+// drain waits until everything queued is delivered, or ctx ends.
+func (o *outbox) drain(ctx context.Context) {
+	o.live.drain(ctx)
+	o.updates.drain(ctx)
 }
 
 // sink coalesces changes per product and delivers them in batches from
@@ -158,8 +158,10 @@ func (s *sink) run(ctx context.Context) {
 	}
 }
 
-func (s *sink) drain(deadline time.Time) {
-	for time.Now().Before(deadline) {
+func (s *sink) drain(ctx context.Context) {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
 		s.mu.Lock()
 		empty := len(s.pending) == 0 && !s.busy
 		s.mu.Unlock()
@@ -167,7 +169,11 @@ func (s *sink) drain(deadline time.Time) {
 			return
 		}
 		s.signal()
-		time.Sleep(5 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
 	}
 }
 
@@ -178,26 +184,24 @@ func writeLive(ctx context.Context, lw LiveWriter, batch []pending, failing *ato
 	for i, p := range batch {
 		cs[i] = p.c
 	}
-	for wait := 50 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+	err := retry.Do(ctx, retry.Backoff{First: 50 * time.Millisecond, Max: 5 * time.Second}, func(ctx context.Context) error {
 		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
 		_, err := lw.Write(wctx, cs)
-		cancel()
-		if err == nil {
-			if failing.Swap(false) {
-				log.Info("writing live prices works again")
-			}
-			return true
-		}
+		return err
+	}, func(err error, _ time.Duration) {
 		met.liveErrors.Inc()
 		if !failing.Swap(true) {
 			log.Warn("writing live prices failed; retrying", "err", err)
 		}
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(wait):
-		}
+	})
+	if err != nil {
+		return false // ctx ended
 	}
+	if failing.Swap(false) {
+		log.Info("writing live prices works again")
+	}
+	return true
 }
 
 // produceUpdates publishes one price-updates record per price change,

@@ -12,6 +12,7 @@ import (
 
 	"github.com/dynaprice/dynaprice/internal/ingest"
 	"github.com/dynaprice/dynaprice/internal/live"
+	"github.com/dynaprice/dynaprice/internal/retry"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -235,26 +236,27 @@ func endOffsets(ctx context.Context, cfg ClientConfig) (map[string]map[int32]kgo
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+	out, err := retry.Value(ctx, retry.Default, func(ctx context.Context) (map[string]map[int32]kgo.Offset, error) {
 		ends, err := adm.ListEndOffsets(ctx, cfg.Topics.Updates)
 		if err == nil {
 			err = ends.Error()
 		}
-		if err == nil && len(ends[cfg.Topics.Updates]) > 0 {
-			out := map[string]map[int32]kgo.Offset{cfg.Topics.Updates: {}}
-			ends.Each(func(o kadm.ListedOffset) {
-				out[o.Topic][o.Partition] = kgo.NewOffset().At(o.Offset)
-			})
-			return out, nil
+		if err != nil {
+			return nil, err
 		}
-		if err == nil {
-			err = fmt.Errorf("topic %s does not exist yet", cfg.Topics.Updates)
+		if len(ends[cfg.Topics.Updates]) == 0 {
+			return nil, fmt.Errorf("topic %s does not exist yet", cfg.Topics.Updates)
 		}
+		out := map[string]map[int32]kgo.Offset{cfg.Topics.Updates: {}}
+		ends.Each(func(o kadm.ListedOffset) {
+			out[o.Topic][o.Partition] = kgo.NewOffset().At(o.Offset)
+		})
+		return out, nil
+	}, func(err error, wait time.Duration) {
 		cfg.Logger.Warn("cannot follow price updates yet; retrying", "err", err, "in", wait)
-		select {
-		case <-ctx.Done():
-			return nil, nil
-		case <-time.After(wait):
-		}
+	})
+	if err != nil {
+		return nil, nil // ctx ended
 	}
+	return out, nil
 }

@@ -134,7 +134,7 @@ func (r *rig) start(tune ...func(*engine.Config)) (stop func()) {
 	if stores == nil {
 		stores = r.stores.open
 	}
-	p, err := NewProcessor(ProcessorConfig{
+	p, err := NewEngine(EngineConfig{
 		Brokers: r.brokers, Topics: r.topics, Group: "engines", Partitions: r.stores.n,
 		Engine: cfg, Stores: stores, Live: r.live,
 		ClientOpts: []kgo.Opt{kgo.SessionTimeout(time.Second), kgo.RebalanceTimeout(2 * time.Second), kgo.HeartbeatInterval(100 * time.Millisecond)},

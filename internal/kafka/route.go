@@ -1,0 +1,190 @@
+package kafka
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/dynaprice/dynaprice/internal/engine"
+	"github.com/dynaprice/dynaprice/internal/ingest"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// cursor is a partition's committed position: the next offsets of the
+// events and repartition topics, and per source partition the last
+// forwarded position applied (see HeaderSource).
+type cursor struct {
+	Events      int64           `json:"e"`
+	Repartition int64           `json:"r"`
+	Applied     map[int32]int64 `json:"h,omitempty"`
+}
+
+func parseCursor(s string) (cursor, error) {
+	c := cursor{Events: -1, Repartition: -1}
+	if s == "" {
+		return c, nil
+	}
+	if err := json.Unmarshal([]byte(s), &c); err != nil {
+		return c, fmt.Errorf("stored cursor %q: %w", s, err)
+	}
+	return c, nil
+}
+
+func (c cursor) encode() string {
+	b, _ := json.Marshal(c) // a struct of numbers: cannot fail
+	return string(b)
+}
+
+func (c cursor) clone() cursor {
+	d := c
+	d.Applied = make(map[int32]int64, len(c.Applied))
+	for k, v := range c.Applied {
+		d.Applied[k] = v
+	}
+	return d
+}
+
+// router decides what becomes of each record of one partition's round, and
+// applies what is the partition's own to its machine. Events of the
+// partition's products are applied; events keyed to another partition (the
+// original's producers send no key) are forwarded to the repartition topic;
+// control records are applied in order with the events around them; a
+// record forwarded again after its forwarder crashed is dropped; whatever
+// cannot be applied is dead-lettered with the reason. It does no I/O: the
+// records to produce come back in routed.out, so routing is tested without
+// Kafka.
+type router struct {
+	part   int32 // the partition routed
+	n      int32 // partitions of the events topic
+	topics Topics
+	dec    *ingest.Decoder // one per partition: it pools its scratch space
+
+	// Reused per round.
+	evs    []ingest.Event
+	srcs   []*kgo.Record // record of each event in evs
+	idx    []int         // index of each event in its record
+	decEvs []ingest.Event
+	decIdx []int
+	// times holds the newest record time per product of the round, for
+	// the price updates it causes (loadgen measures latency with it).
+	times map[string]int64
+	out   []*kgo.Record
+}
+
+func newRouter(part, n int32, topics Topics, dec *ingest.Decoder) *router {
+	return &router{part: part, n: n, topics: topics, dec: dec, times: make(map[string]int64)}
+}
+
+// routed is the outcome of a round.
+type routed struct {
+	next cursor
+	// out holds forwards and dead letters: they must be in Kafka before
+	// the round's commit, which consumes their sources. Valid until the
+	// next round.
+	out                             []*kgo.Record
+	forwarded, dead, repartitionDup int
+}
+
+// route applies recs (records of rt's partition, in offset order, from the
+// events and repartition topics) to m, starting from position cur.
+func (rt *router) route(m *engine.Machine, recs []*kgo.Record, cur cursor, now int64) routed {
+	res := routed{next: cur.clone()}
+	clear(rt.out)
+	rt.out = rt.out[:0]
+	dlq := rt.topics.DeadLetter()
+	dead := func(r *kgo.Record, index int, why string) {
+		rt.out = append(rt.out, deadLetter(dlq, r, index, why))
+		res.dead++
+	}
+	repart := rt.topics.Repartition()
+	for _, r := range recs {
+		fromRepart := r.Topic == repart
+		if fromRepart {
+			res.next.Repartition = r.Offset + 1
+			sp, pos, ok := parseSource(r)
+			if !ok {
+				dead(r, -1, "repartitioned record without a valid "+HeaderSource+" header")
+				continue
+			}
+			if last, seen := res.next.Applied[sp]; seen && pos <= last {
+				res.repartitionDup++ // forwarded again after a crash of its forwarder
+				continue
+			}
+			res.next.Applied[sp] = pos
+		} else {
+			res.next.Events = r.Offset + 1
+			if kind := header(r, HeaderControl); kind != nil {
+				rt.flush(m, now, dead)
+				if err := applyControl(m, string(kind), r.Value, now); err != nil {
+					dead(r, -1, err.Error())
+				}
+				continue
+			}
+		}
+		evs, idx, rejects, err := rt.decode(r)
+		if err != nil {
+			dead(r, -1, err.Error())
+			continue
+		}
+		for _, rj := range rejects {
+			dead(r, rj.Index, rj.Error)
+		}
+		for k := range evs {
+			ev := &evs[k]
+			if PartitionOf(ev.ProductID, rt.n) == rt.part {
+				rt.evs = append(rt.evs, *ev)
+				rt.srcs = append(rt.srcs, r)
+				rt.idx = append(rt.idx, idx[k])
+				continue
+			}
+			if fromRepart {
+				// Only a change of the partition count can do this.
+				dead(r, idx[k], "repartitioned event is on the wrong partition (was the partition count changed?)")
+				continue
+			}
+			value := r.Value
+			if len(evs) > 1 || len(rejects) > 0 {
+				value = ingest.AppendJSON(nil, ev)
+			}
+			rt.out = append(rt.out, &kgo.Record{
+				Topic: repart, Key: []byte(ev.ProductID), Value: value, Timestamp: r.Timestamp,
+				Headers: []kgo.RecordHeader{sourceHeader(rt.part, r.Offset<<16|int64(idx[k]))},
+			})
+			res.forwarded++
+		}
+	}
+	rt.flush(m, now, dead)
+	m.AddDuplicates(res.repartitionDup)
+	res.out = rt.out
+	return res
+}
+
+// flush applies the events gathered since the last flush.
+func (rt *router) flush(m *engine.Machine, now int64, dead func(*kgo.Record, int, string)) {
+	if len(rt.evs) == 0 {
+		return
+	}
+	var res engine.SubmitResult
+	m.ApplyEvents(rt.evs, now, &res)
+	for _, rj := range res.Rejects {
+		dead(rt.srcs[rj.Index], rt.idx[rj.Index], rj.Error)
+	}
+	for k := range rt.evs {
+		id, t := rt.evs[k].ProductID, rt.srcs[k].Timestamp.UnixNano()
+		if t > rt.times[id] {
+			rt.times[id] = t
+		}
+	}
+	clear(rt.srcs) // drop record references
+	rt.evs, rt.srcs, rt.idx = rt.evs[:0], rt.srcs[:0], rt.idx[:0]
+}
+
+// decode reads r's events into the router's scratch space.
+func (rt *router) decode(r *kgo.Record) ([]ingest.Event, []int, []ingest.Reject, error) {
+	ctype := "application/json"
+	if v := header(r, "content-type"); v != nil {
+		ctype = string(v)
+	}
+	evs, idx, rejects, err := rt.dec.Decode(r.Value, ctype, rt.decEvs[:0], rt.decIdx[:0])
+	rt.decEvs, rt.decIdx = evs, idx
+	return evs, idx, rejects, err
+}
