@@ -14,9 +14,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/dynaprice/dynaprice/internal/market"
-	"github.com/dynaprice/dynaprice/internal/plot"
 	"github.com/dynaprice/dynaprice/internal/sim"
+	"github.com/dynaprice/dynaprice/internal/sim/plot"
+	"github.com/dynaprice/dynaprice/internal/sim/simmarket"
 )
 
 // runSimulate is `dynaprice simulate`.
@@ -60,7 +60,7 @@ Flags:
 		fmt.Fprintln(stderr, "dynaprice simulate: give one scenario file")
 		return errUsage
 	}
-	sc, err := market.LoadScenario(fs.Arg(0))
+	sc, err := simmarket.LoadScenario(fs.Arg(0))
 	if err != nil {
 		return err
 	}
