@@ -14,6 +14,9 @@
 // With competitors in the scenario, the simulator reports their prices to
 // the engine as competitor_price events and gives every product the
 // scenario's positioning rule, so the competitor strategy can be judged.
+//
+// WriteReport and WriteCharts write a run's results as `dynaprice simulate`
+// shows them: a text table, JSON, CSV and SVG charts.
 package sim
 
 import (
