@@ -38,9 +38,9 @@ import (
 	"github.com/dynaprice/dynaprice/internal/ingest"
 	"github.com/dynaprice/dynaprice/internal/kafka"
 	"github.com/dynaprice/dynaprice/internal/live"
+	"github.com/dynaprice/dynaprice/internal/loadgen"
 	"github.com/dynaprice/dynaprice/internal/postgres"
 	"github.com/dynaprice/dynaprice/internal/pricing"
-	"github.com/dynaprice/dynaprice/internal/traffic"
 )
 
 // Knobs, from the environment, so that one can explore without editing:
@@ -285,7 +285,7 @@ type workload struct {
 
 func newWorkload(products []pricing.Product, n int, seed uint64) (*workload, error) {
 	rnd := rand.New(rand.NewPCG(seed, 0x7069706531))
-	gen, err := traffic.New(traffic.Config{Rate: 1, Products: products, ViewShare: 0.80, CartShare: 0.15, Rand: rnd, Now: time.Now})
+	gen, err := loadgen.NewTraffic(loadgen.TrafficConfig{Rate: 1, Products: products, ViewShare: 0.80, CartShare: 0.15, Rand: rnd, Now: time.Now})
 	if err != nil {
 		return nil, err
 	}

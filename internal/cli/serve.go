@@ -24,9 +24,9 @@ import (
 	"github.com/dynaprice/dynaprice/internal/httpapi"
 	"github.com/dynaprice/dynaprice/internal/ingest"
 	"github.com/dynaprice/dynaprice/internal/live"
+	"github.com/dynaprice/dynaprice/internal/loadgen"
 	"github.com/dynaprice/dynaprice/internal/pricing"
 	"github.com/dynaprice/dynaprice/internal/sqlite"
-	"github.com/dynaprice/dynaprice/internal/traffic"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -382,16 +382,12 @@ func runDemo(ctx context.Context, eng *engine.Writer, rate float64, log *slog.Lo
 	for i, p := range ps {
 		prods[i] = p.Product
 	}
-	g, err := traffic.New(traffic.Config{Rate: rate, Products: prods, ViewShare: 0.8, CartShare: 0.15,
+	err = loadgen.Demo(ctx, loadgen.DemoConfig{Rate: rate, Products: prods,
+		Submit: func(ctx context.Context, evs []ingest.Event) error {
+			_, err := eng.Submit(ctx, evs)
+			return err
+		},
 		Rand: mrand.New(mrand.NewPCG(uint64(time.Now().UnixNano()), 1)), Now: time.Now})
-	if err != nil {
-		log.Error("demo traffic", "err", err)
-		return
-	}
-	err = g.Run(ctx, func(ctx context.Context, evs []ingest.Event) error {
-		_, err := eng.Submit(ctx, evs)
-		return err
-	})
 	if err != nil {
 		log.Error("demo traffic stopped", "err", err)
 	}

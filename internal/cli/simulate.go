@@ -2,21 +2,13 @@ package cli
 
 import (
 	"context"
-	"encoding/csv"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"math"
-	"os"
-	"path/filepath"
-	"strconv"
-	"text/tabwriter"
 	"time"
 
-	"github.com/dynaprice/dynaprice/internal/market"
-	"github.com/dynaprice/dynaprice/internal/plot"
 	"github.com/dynaprice/dynaprice/internal/sim"
+	"github.com/dynaprice/dynaprice/internal/sim/simmarket"
 )
 
 // runSimulate is `dynaprice simulate`.
@@ -60,7 +52,7 @@ Flags:
 		fmt.Fprintln(stderr, "dynaprice simulate: give one scenario file")
 		return errUsage
 	}
-	sc, err := market.LoadScenario(fs.Arg(0))
+	sc, err := simmarket.LoadScenario(fs.Arg(0))
 	if err != nil {
 		return err
 	}
@@ -74,115 +66,26 @@ Flags:
 	if err != nil {
 		return err
 	}
-	writeResults(stdout, rs)
-	if jsonOut != "" {
-		b, err := json.MarshalIndent(map[string]any{"scenario": sc.Name, "seed": sc.Seed, "results": rs}, "", "  ")
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(jsonOut, append(b, '\n'), 0o644); err != nil {
-			return err
-		}
+	rep := sim.Report{Scenario: sc.Name, Seed: sc.Seed, Results: rs}
+	if err := sim.WriteReport(stdout, sim.Table, rep); err != nil {
+		return err
 	}
-	if csvOut != "" {
-		if err := writeCSV(csvOut, rs); err != nil {
+	for _, out := range []struct {
+		path   string
+		format sim.Format
+	}{{jsonOut, sim.JSON}, {csvOut, sim.CSV}} {
+		if out.path == "" {
+			continue
+		}
+		if err := sim.WriteReportFile(out.path, out.format, rep); err != nil {
 			return err
 		}
 	}
 	if svgDir != "" {
-		if err := writeCharts(svgDir, sc.Name, rs); err != nil {
+		if err := sim.WriteCharts(svgDir, rep); err != nil {
 			return err
 		}
 		fmt.Fprintf(stderr, "charts written to %s\n", svgDir)
 	}
 	return nil
 }
-
-// writeCharts draws cumulative revenue, regret against the oracle and the
-// most popular product's price over simulated time, one line per strategy.
-func writeCharts(dir, scenario string, rs []sim.Result) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	oracle := rs[len(rs)-1]
-	line := func(r sim.Result, y func(k int, s sim.Sample) float64) plot.Series {
-		ps := plot.Series{Name: r.Strategy}
-		for k, smp := range r.Series {
-			ps.X = append(ps.X, smp.Hours)
-			ps.Y = append(ps.Y, y(k, smp))
-		}
-		return ps
-	}
-	charts := map[string]plot.Chart{
-		"revenue.svg": {Title: "Cumulative revenue — " + scenario, YLabel: "revenue"},
-		"regret.svg":  {Title: "Regret: revenue behind the clairvoyant fixed prices — " + scenario, YLabel: "revenue lost"},
-		"price.svg":   {Title: "Price of the most popular product — " + scenario, YLabel: "price"},
-	}
-	for _, r := range rs {
-		for name, c := range charts {
-			c.XLabel = "hours of simulated time"
-			switch name {
-			case "revenue.svg":
-				c.Series = append(c.Series, line(r, func(_ int, s sim.Sample) float64 { return s.Revenue }))
-			case "regret.svg":
-				if r.Strategy == sim.Oracle {
-					continue
-				}
-				c.Series = append(c.Series, line(r, func(k int, s sim.Sample) float64 {
-					if k < len(oracle.Series) {
-						return oracle.Series[k].Revenue - s.Revenue
-					}
-					return math.NaN()
-				}))
-			case "price.svg":
-				c.Series = append(c.Series, line(r, func(_ int, s sim.Sample) float64 { return s.Price }))
-			}
-			charts[name] = c
-		}
-	}
-	for name, c := range charts {
-		f, err := os.Create(filepath.Join(dir, name))
-		if err != nil {
-			return err
-		}
-		if err := c.WriteSVG(f); err != nil {
-			f.Close()
-			return err
-		}
-		if err := f.Close(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func writeResults(w io.Writer, rs []sim.Result) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "strategy\trevenue\t% of optimum\tunits\tmargin\tprice changes\tmean change\tstock-outs\ttime\t")
-	for _, r := range rs {
-		fmt.Fprintf(tw, "%s\t%.2f\t%.1f%%\t%d\t%.2f\t%d\t%.2f%%\t%d\t%v\t\n", r.Strategy, r.Revenue, r.OfOptimum, r.Units,
-			r.Margin, r.PriceChanges, r.Volatility, r.StockOuts, r.Elapsed.Round(time.Millisecond))
-	}
-	tw.Flush()
-}
-
-func writeCSV(path string, rs []sim.Result) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	w := csv.NewWriter(f)
-	_ = w.Write([]string{"strategy", "revenue", "revenue_pct_of_optimum", "units", "margin", "price_changes", "volatility_pct", "stock_outs", "shoppers"})
-	for _, r := range rs {
-		_ = w.Write([]string{r.Strategy, ff(r.Revenue), ff(r.OfOptimum), strconv.FormatInt(r.Units, 10), ff(r.Margin),
-			strconv.FormatInt(r.PriceChanges, 10), ff(r.Volatility), strconv.FormatInt(r.StockOuts, 10), strconv.FormatInt(r.Shoppers, 10)})
-	}
-	w.Flush()
-	if err := w.Error(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-func ff(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }

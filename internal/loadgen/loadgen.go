@@ -1,4 +1,8 @@
-// Package loadgen is `dynaprice loadgen`, the tool for sizing a scale-out
+// Package loadgen makes synthetic shopper traffic: Traffic generates
+// events in the original system's format, Demo paces them into an engine
+// for `dynaprice serve --demo`, and Run is `dynaprice loadgen`.
+//
+// `dynaprice loadgen` is the tool for sizing a scale-out
 // deployment: it sends shopper events to the events topic at a chosen rate
 // and measures, for every event, how long until a price update reflecting
 // it appears on the updates topic. The two figures that size a deployment
@@ -44,7 +48,6 @@ import (
 	"github.com/dynaprice/dynaprice/internal/catalog"
 	"github.com/dynaprice/dynaprice/internal/ingest"
 	"github.com/dynaprice/dynaprice/internal/pricing"
-	"github.com/dynaprice/dynaprice/internal/traffic"
 )
 
 // Defaults for the zero values of Config.
@@ -59,13 +62,6 @@ const (
 // contract, defined by the Kafka adapter; it is repeated here so that the
 // load generator does not depend on the engine's packages.
 const headerEventTime = "dynaprice-event-time"
-
-// The event mix is the demo's (`dynaprice serve --demo`): mostly views, some
-// carts, few purchases, as in a real shop.
-const (
-	viewShare = 0.80
-	cartShare = 0.15
-)
 
 // users is how many distinct user ids events carry. The engine does not
 // price by user; ids only make events look like the original's.
@@ -408,7 +404,7 @@ func (r *run) send(ctx context.Context) time.Duration {
 	// The generator's Rate only paces its own Run, which is not used
 	// here (its 100 ms ticks are too coarse for measuring latency); any
 	// positive value is valid.
-	gen, err := traffic.New(traffic.Config{Rate: 1, Products: cfg.Products,
+	gen, err := NewTraffic(TrafficConfig{Rate: 1, Products: cfg.Products,
 		ViewShare: viewShare, CartShare: cartShare, Rand: rnd, Now: cfg.Now})
 	if err != nil { // cannot happen: the products were validated
 		r.fail(fmt.Errorf("loadgen: %w", err))
@@ -487,7 +483,7 @@ func (r *run) send(ctx context.Context) time.Duration {
 // burst to burst.
 type burster struct {
 	*run
-	gen      *traffic.Generator
+	gen      *Traffic
 	rnd      *rand.Rand
 	evs      []ingest.Event
 	products []int

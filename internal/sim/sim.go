@@ -1,6 +1,6 @@
 // Package sim runs pricing strategies against a simulated market: the real
 // engine code (engine.Machine: strategies, guardrails, overrides) prices
-// every product while shoppers from internal/market arrive, see the current
+// every product while shoppers from simmarket arrive, see the current
 // price, and view, add to cart or buy. Every strategy faces the same
 // shoppers (same arrivals, same random draws), so differences in revenue
 // come from the prices, not from luck.
@@ -14,6 +14,9 @@
 // With competitors in the scenario, the simulator reports their prices to
 // the engine as competitor_price events and gives every product the
 // scenario's positioning rule, so the competitor strategy can be judged.
+//
+// WriteReport and WriteCharts write a run's results as `dynaprice simulate`
+// shows them: a text table, JSON, CSV and SVG charts.
 package sim
 
 import (
@@ -26,8 +29,8 @@ import (
 
 	"github.com/dynaprice/dynaprice/internal/engine"
 	"github.com/dynaprice/dynaprice/internal/ingest"
-	"github.com/dynaprice/dynaprice/internal/market"
 	"github.com/dynaprice/dynaprice/internal/pricing"
+	"github.com/dynaprice/dynaprice/internal/sim/simmarket"
 )
 
 // Oracle is the name of the clairvoyant fixed-price benchmark.
@@ -38,7 +41,7 @@ const Static = "static"
 
 // Config configures a run.
 type Config struct {
-	Scenario *market.Scenario
+	Scenario *simmarket.Scenario
 	// Strategies to compare, by name: static, seed, decay, inventory,
 	// thompson, competitor (and any in Pricing.Strategies). The oracle is
 	// always added.
@@ -132,7 +135,7 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 
 func runOne(ctx context.Context, cfg Config, pc pricing.Config, name string) (Result, error) {
 	start := time.Now()
-	m, err := market.New(cfg.Scenario)
+	m, err := simmarket.New(cfg.Scenario)
 	if err != nil {
 		return Result{}, err
 	}
@@ -170,7 +173,7 @@ func runOne(ctx context.Context, cfg Config, pc pricing.Config, name string) (Re
 			var best float64
 			var demand func(float64) float64 // expected units at a price
 			if comp == nil {
-				best = market.OptimalPrice(p.Curve, 0, lo, hi)
+				best = simmarket.OptimalPrice(p.Curve, 0, lo, hi)
 				demand = func(q float64) float64 { return views[i] * p.Curve.Buy(q) }
 			} else {
 				demand = competingDemand(p.Curve, comp, periods[i])
@@ -201,7 +204,7 @@ func runOne(ctx context.Context, cfg Config, pc pricing.Config, name string) (Re
 		return Result{}, err
 	}
 	r := Result{Strategy: name}
-	var sh market.Shopper
+	var sh simmarket.Shopper
 	// known is the stock level the engine was last told of, less the
 	// purchases it has seen since (-1: not told yet). The shop reports its
 	// stock when it changes other than by a sale: at the start and on
@@ -324,7 +327,7 @@ func untold(n int) []int64 {
 // plan is the selling plan a shop with this stock policy would give the
 // engine: sell what is on hand by the next restock (or by the end of the
 // horizon), period after period. Unlimited stock has no plan.
-func plan(sc *market.Scenario, st market.StockSpec) *pricing.InventoryPlan {
+func plan(sc *simmarket.Scenario, st simmarket.StockSpec) *pricing.InventoryPlan {
 	if st.Unlimited {
 		return nil
 	}
@@ -347,7 +350,7 @@ type periodViews struct {
 // also counts them per requote period (periods without views are left
 // out, so the lists hold at most one entry per shopper however short the
 // periods).
-func countViews(m *market.Market) ([]float64, [][]periodViews, error) {
+func countViews(m *simmarket.Market) ([]float64, [][]periodViews, error) {
 	st, err := m.Stream()
 	if err != nil {
 		return nil, nil, err
@@ -358,7 +361,7 @@ func countViews(m *market.Market) ([]float64, [][]periodViews, error) {
 	if comp != nil {
 		periods = make([][]periodViews, len(m.Products))
 	}
-	var sh market.Shopper
+	var sh simmarket.Shopper
 	for st.Next(&sh) {
 		views[sh.Product]++
 		if comp == nil {
@@ -379,9 +382,9 @@ func countViews(m *market.Market) ([]float64, [][]periodViews, error) {
 // competingDemand is a product's expected units over the horizon at a
 // fixed price when shoppers compare it with the competitors: the sum over
 // requote periods of views × min(1, Buy(p) × Factor(p, lowest)), as
-// market.Market.Buy has it (without demand shocks, as the closed-form
+// simmarket.Market.Buy has it (without demand shocks, as the closed-form
 // oracle has it). It falls with the price, as sellOutPrice needs.
-func competingDemand(cv market.Curve, comp *market.Competitors, ps []periodViews) func(float64) float64 {
+func competingDemand(cv simmarket.Curve, comp *simmarket.Competitors, ps []periodViews) func(float64) float64 {
 	return func(p float64) float64 {
 		b, d := cv.Buy(p), 0.0
 		for _, pv := range ps {
@@ -394,7 +397,7 @@ func competingDemand(cv market.Curve, comp *market.Competitors, ps []periodViews
 // maxRevenue maximises p × demand(p) on [lo, hi] numerically, for the
 // oracle with competitors, whose revenue has no closed form and, being a
 // sum over periods of capped terms, kinks where a period's cap starts to
-// bind and may have several local maxima: market.GridMax on a log-spaced
+// bind and may have several local maxima: simmarket.GridMax on a log-spaced
 // grid of 1024 cells (prices are compared in ratios, and the range spans
 // a factor of 100), refined to 1e-10.
 func maxRevenue(demand func(float64) float64, lo, hi float64) float64 {
@@ -409,11 +412,11 @@ func maxRevenue(demand func(float64) float64, lo, hi float64) float64 {
 		}
 		return lo * math.Pow(ratio, float64(k))
 	}
-	return market.GridMax(func(p float64) float64 { return p * demand(p) }, at, grid, 1e-10)
+	return simmarket.GridMax(func(p float64) float64 { return p * demand(p) }, at, grid, 1e-10)
 }
 
 // capacity is how many units a product can sell over the horizon.
-func capacity(s market.StockSpec, horizon time.Duration) float64 {
+func capacity(s simmarket.StockSpec, horizon time.Duration) float64 {
 	if s.Unlimited {
 		return math.Inf(1)
 	}

@@ -7,12 +7,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dynaprice/dynaprice/internal/market"
+	"github.com/dynaprice/dynaprice/internal/sim/simmarket"
 )
 
-func load(t *testing.T, name string) *market.Scenario {
+func load(t *testing.T, name string) *simmarket.Scenario {
 	t.Helper()
-	sc, err := market.LoadScenario("../../scenarios/" + name + ".json")
+	sc, err := simmarket.LoadScenario("../../scenarios/" + name + ".json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func TestUnknownStrategy(t *testing.T) {
 // BenchmarkLarge is the issue's size: 10,000 products and 1,000,000
 // shoppers, per strategy.
 func BenchmarkLarge(b *testing.B) {
-	sc, err := market.LoadScenario("../../scenarios/large.json")
+	sc, err := simmarket.LoadScenario("../../scenarios/large.json")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -141,12 +141,12 @@ func TestScarceStockIsRationed(t *testing.T) {
 }
 
 func TestSellOutPrice(t *testing.T) {
-	cv := market.Linear{P0: 1, Slope: 0.01} // buys at 1 - p/100
+	cv := simmarket.Linear{P0: 1, Slope: 0.01} // buys at 1 - p/100
 	p := sellOutPrice(func(q float64) float64 { return 1000 * cv.Buy(q) }, 300, 1, 100)
 	if got := 1000 * cv.Buy(p); math.Abs(got-300) > 1e-6 {
 		t.Errorf("at %v, 1000 views buy %v, want 300", p, got)
 	}
-	if capacity(market.StockSpec{Initial: 10, RestockEvery: market.Duration{Duration: 24 * time.Hour}, RestockTo: 50}, 7*24*time.Hour) != 360 {
+	if capacity(simmarket.StockSpec{Initial: 10, RestockEvery: simmarket.Duration{Duration: 24 * time.Hour}, RestockTo: 50}, 7*24*time.Hour) != 360 {
 		t.Error("capacity of 10 + 7 restocks to 50 is not 360")
 	}
 }
@@ -157,7 +157,7 @@ func TestSellOutPrice(t *testing.T) {
 // where a period's purchase probability reaches 1, and a dip), and that
 // its sell-out price sells exactly the stock.
 func TestOracleWithCompetitors(t *testing.T) {
-	sc, err := market.ParseScenario([]byte(`{"name":"c","seed":3,"start":"2026-03-02T00:00:00Z","horizon":"18h",
+	sc, err := simmarket.ParseScenario([]byte(`{"name":"c","seed":3,"start":"2026-03-02T00:00:00Z","horizon":"18h",
 	  "arrivals":{"rate_per_hour":200},
 	  "products":{"list":[{"id":"a","base_price":20,"cost":2,"curve":{"family":"logit","a":2,"b":0.15},"stock":{"unlimited":true}}]},
 	  "funnel":{"cart_share":0.5},
@@ -165,7 +165,7 @@ func TestOracleWithCompetitors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := market.New(sc)
+	m, err := simmarket.New(sc)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,4 @@
-// Package traffic generates synthetic shopper events in the original
-// system's format: the built-in demo of `dynaprice serve --demo`, and the
-// source of load tests.
-package traffic
+package loadgen
 
 import (
 	"context"
@@ -13,8 +10,8 @@ import (
 	"github.com/dynaprice/dynaprice/internal/pricing"
 )
 
-// Config configures a Generator.
-type Config struct {
+// TrafficConfig configures a Traffic.
+type TrafficConfig struct {
 	// Rate is events per second.
 	Rate float64
 	// Products to generate events for; popularity falls off with position
@@ -28,7 +25,7 @@ type Config struct {
 }
 
 // Validate reports configuration errors.
-func (c Config) Validate() error {
+func (c TrafficConfig) Validate() error {
 	switch {
 	case !(c.Rate > 0):
 		return errors.New("traffic: rate must be > 0")
@@ -42,18 +39,19 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Generator makes events.
-type Generator struct {
-	cfg Config
+// Traffic makes synthetic shopper events in the original system's format.
+// It is not safe for concurrent use (it draws from its Rand).
+type Traffic struct {
+	cfg TrafficConfig
 	cum []float64 // cumulative popularity
 }
 
-// New returns a generator.
-func New(cfg Config) (*Generator, error) {
+// NewTraffic returns a Traffic.
+func NewTraffic(cfg TrafficConfig) (*Traffic, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	g := &Generator{cfg: cfg}
+	g := &Traffic{cfg: cfg}
 	total := 0.0
 	for i := range cfg.Products {
 		total += 1 / float64(i+1)
@@ -66,7 +64,7 @@ func New(cfg Config) (*Generator, error) {
 }
 
 // Next appends n events to dst.
-func (g *Generator) Next(dst []ingest.Event, n int) []ingest.Event {
+func (g *Traffic) Next(dst []ingest.Event, n int) []ingest.Event {
 	now := g.cfg.Now().UnixNano()
 	r := g.cfg.Rand
 	for k := 0; k < n; k++ {
@@ -90,7 +88,7 @@ func (g *Generator) Next(dst []ingest.Event, n int) []ingest.Event {
 
 // Run sends events at the configured rate to sink until ctx ends, in
 // batches every 100 ms (or per event when the rate is low).
-func (g *Generator) Run(ctx context.Context, sink func(context.Context, []ingest.Event) error) error {
+func (g *Traffic) Run(ctx context.Context, sink func(context.Context, []ingest.Event) error) error {
 	interval := 100 * time.Millisecond
 	if per := time.Duration(float64(time.Second) / g.cfg.Rate); per > interval {
 		interval = per
@@ -116,4 +114,40 @@ func (g *Generator) Run(ctx context.Context, sink func(context.Context, []ingest
 			return err
 		}
 	}
+}
+
+// The event mix of the demo and of `dynaprice loadgen`: mostly views, some
+// carts, few purchases, as in a real shop.
+const (
+	viewShare = 0.80
+	cartShare = 0.15
+)
+
+// DemoConfig configures Demo.
+type DemoConfig struct {
+	// Rate is events per second.
+	Rate float64
+	// Products to shop for, the most popular first.
+	Products []pricing.Product
+	// Submit receives every batch of events; an error stops Demo unless
+	// ctx has ended.
+	Submit func(context.Context, []ingest.Event) error
+	// Rand and Now make runs reproducible.
+	Rand *rand.Rand
+	Now  func() time.Time
+}
+
+// Demo is the traffic of `dynaprice serve --demo`: it sends events in the
+// demo mix (80% views, 15% carts, 5% purchases, popular products first)
+// at cfg.Rate to cfg.Submit until ctx ends, and then returns nil.
+func Demo(ctx context.Context, cfg DemoConfig) error {
+	if cfg.Submit == nil {
+		return errors.New("traffic: no Submit")
+	}
+	g, err := NewTraffic(TrafficConfig{Rate: cfg.Rate, Products: cfg.Products, ViewShare: viewShare, CartShare: cartShare,
+		Rand: cfg.Rand, Now: cfg.Now})
+	if err != nil {
+		return err
+	}
+	return g.Run(ctx, cfg.Submit)
 }

@@ -1,11 +1,16 @@
-// Package market is a synthetic market for judging pricing strategies
-// offline: shoppers arrive over simulated time, look at one product each,
-// and move through a view -> cart -> purchase funnel whose probabilities
-// depend on the price they are shown and on a demand curve the strategy
-// cannot see. Everything is deterministic for a seed and the per-shopper
-// path is O(1) and allocation-free, so a whole simulation of millions of
-// shoppers is bounded by the pricing engine, not by the market.
-package market
+// Package simmarket is the simulated market the simulator prices against:
+// scenarios, shoppers, demand curves, competitors and stock. It is named
+// apart from pricing.Market, the stock and competitor signals the pricing
+// core keeps about a product.
+//
+// It is a synthetic market for judging pricing strategies offline:
+// shoppers arrive over simulated time, look at one product each, and move
+// through a view -> cart -> purchase funnel whose probabilities depend on
+// the price they are shown and on a demand curve the strategy cannot see.
+// Everything is deterministic for a seed and the per-shopper path is O(1)
+// and allocation-free, so a whole simulation of millions of shoppers is
+// bounded by the pricing engine, not by the market.
+package simmarket
 
 import (
 	"math"

@@ -1,4 +1,4 @@
-package market
+package simmarket
 
 import (
 	"math"
@@ -368,7 +368,7 @@ func TestStock(t *testing.T) {
 }
 
 func TestShippedScenarios(t *testing.T) {
-	files, _ := filepath.Glob("../../scenarios/*.json")
+	files, _ := filepath.Glob("../../../scenarios/*.json")
 	if len(files) < 7 {
 		t.Fatalf("found %d scenarios", len(files))
 	}
@@ -399,7 +399,7 @@ func TestShippedScenarios(t *testing.T) {
 }
 
 func TestScenarioErrors(t *testing.T) {
-	good, err := os.ReadFile("../../scenarios/demand-shock.json")
+	good, err := os.ReadFile("../../../scenarios/demand-shock.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -436,7 +436,7 @@ func TestScenarioErrors(t *testing.T) {
 }
 
 func TestMarketVisit(t *testing.T) {
-	sc, err := LoadScenario("../../scenarios/scarce-inventory.json")
+	sc, err := LoadScenario("../../../scenarios/scarce-inventory.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -473,7 +473,7 @@ func TestMarketVisit(t *testing.T) {
 }
 
 func BenchmarkShoppers(b *testing.B) {
-	sc, err := LoadScenario("../../scenarios/large.json")
+	sc, err := LoadScenario("../../../scenarios/large.json")
 	if err != nil {
 		b.Fatal(err)
 	}
