@@ -1,0 +1,176 @@
+package kafka
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dynaprice/dynaprice/internal/engine"
+	"github.com/dynaprice/dynaprice/internal/ingest"
+	"github.com/dynaprice/dynaprice/internal/pricing"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Routing is tested here without Kafka: records are built by hand, applied
+// to a real Machine, and what the router wants produced is inspected.
+
+// idsOn returns n product ids that hash to partition q of parts.
+func idsOn(q, parts int32, n int) []string {
+	var out []string
+	for i := 0; len(out) < n; i++ {
+		id := "P" + string(rune('A'+i%26)) + strings.Repeat("x", i/26)
+		if PartitionOf(id, parts) == q {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func newRoutedMachine(t *testing.T, ids ...string) *engine.Machine {
+	t.Helper()
+	m := engine.NewMachine(engine.DefaultConfig())
+	var ps []pricing.Product
+	for _, id := range ids {
+		ps = append(ps, pricing.Product{ID: id, BasePrice: 100})
+	}
+	if _, err := m.Load(engine.Snapshot{Products: ps}, time.Now().UnixNano()); err != nil {
+		t.Fatal(err)
+	}
+	m.Begin()
+	return m
+}
+
+func eventRec(topic string, offset int64, key, value string) *kgo.Record {
+	r := &kgo.Record{Topic: topic, Partition: 0, Offset: offset, Value: []byte(value), Timestamp: time.Unix(1773713139, 0)}
+	if key != "" {
+		r.Key = []byte(key)
+	}
+	return r
+}
+
+func view(id string) string {
+	return `{"event_type":"view","product_id":"` + id + `","user_id":"U1","timestamp":1773713139,"price":100}`
+}
+
+func reason(r *kgo.Record) string { return string(header(r, HeaderError)) }
+
+func TestRouteAppliesOwnForwardsOthersDeadLettersTheRest(t *testing.T) {
+	topics := DefaultTopics()
+	own, other := idsOn(0, 2, 2), idsOn(1, 2, 1)[0]
+	m := newRoutedMachine(t, own[0], own[1], other)
+	rt := newRouter(0, 2, topics, &ingest.Decoder{Now: time.Now, MaxEvents: maxEventsPerRecord})
+	recs := []*kgo.Record{
+		eventRec(topics.Events, 10, own[0], view(own[0])),
+		eventRec(topics.Events, 11, "", view(other)), // the original's unkeyed record
+		eventRec(topics.Events, 12, own[1], `not json`),
+		eventRec(topics.Events, 13, "", `[`+view(own[1])+`,`+view("NOPE")+`,`+view(other)+`]`),
+	}
+	res := rt.route(m, recs, cursor{Events: 10, Repartition: -1}, time.Now().UnixNano())
+
+	if res.next.Events != 14 || res.next.Repartition != -1 {
+		t.Fatalf("next cursor %+v, want events 14, repartition untouched", res.next)
+	}
+	applied, dups, rejected := m.Counts()
+	if applied != 2 || dups != 0 || rejected != 1 {
+		t.Fatalf("applied %d, duplicates %d, rejected %d; want 2, 0, 1 (NOPE is unknown)", applied, dups, rejected)
+	}
+	var fwd, dead []*kgo.Record
+	for _, r := range res.out {
+		switch r.Topic {
+		case topics.Repartition():
+			fwd = append(fwd, r)
+		case topics.DeadLetter():
+			dead = append(dead, r)
+		default:
+			t.Fatalf("record for topic %s", r.Topic)
+		}
+	}
+	if len(fwd) != 2 || res.forwarded != 2 {
+		t.Fatalf("forwarded %d (%d counted), want the two events of %s", len(fwd), res.forwarded, other)
+	}
+	for i, r := range fwd {
+		if string(r.Key) != other {
+			t.Errorf("forward %d keyed %q, want %q", i, r.Key, other)
+		}
+		sp, pos, ok := parseSource(r)
+		wantPos := int64(11<<16 | 0)
+		if i == 1 {
+			wantPos = 13<<16 | 2
+		}
+		if !ok || sp != 0 || pos != wantPos {
+			t.Errorf("forward %d source (%d, %d, %v), want (0, %d)", i, sp, pos, ok, wantPos)
+		}
+	}
+	if i := string(fwd[1].Value); !strings.Contains(i, `"product_id":"`+other+`"`) || strings.Contains(i, "NOPE") {
+		t.Errorf("the event split from a batch was forwarded as %s, want only its own event", i)
+	}
+	if len(dead) != 2 || res.dead != 2 {
+		t.Fatalf("dead letters %d (%d counted), want 2", len(dead), res.dead)
+	}
+	if reason(dead[0]) == "" || string(header(dead[0], HeaderOrigin)) != topics.Events+"/0/12" {
+		t.Errorf("malformed record's dead letter: reason %q origin %q", reason(dead[0]), header(dead[0], HeaderOrigin))
+	}
+	if !strings.Contains(reason(dead[1]), "NOPE") || string(header(dead[1], HeaderIndex)) != "1" {
+		t.Errorf("unknown product's dead letter: reason %q index %q, want NOPE at index 1", reason(dead[1]), header(dead[1], HeaderIndex))
+	}
+	if _, changes := m.Seal(); len(changes) != 2 {
+		t.Errorf("%d products changed, want the two own ones", len(changes))
+	}
+}
+
+func TestRouteDropsRepartitionedRecordsAlreadyApplied(t *testing.T) {
+	topics := DefaultTopics()
+	own := idsOn(0, 2, 1)[0]
+	m := newRoutedMachine(t, own)
+	rt := newRouter(0, 2, topics, &ingest.Decoder{Now: time.Now, MaxEvents: maxEventsPerRecord})
+	fwd := func(off, pos int64) *kgo.Record {
+		r := eventRec(topics.Repartition(), off, own, view(own))
+		r.Headers = []kgo.RecordHeader{sourceHeader(1, pos)}
+		return r
+	}
+	cur := cursor{Events: -1, Repartition: 5, Applied: map[int32]int64{1: 100}}
+	noHeader := eventRec(topics.Repartition(), 8, own, view(own))
+	res := rt.route(m, []*kgo.Record{fwd(5, 99), fwd(6, 100), fwd(7, 101), noHeader}, cur, time.Now().UnixNano())
+	if applied, dups, _ := m.Counts(); applied != 1 || dups != 2 || res.repartitionDup != 2 {
+		t.Fatalf("applied %d, duplicates %d; want 1 (position 101) and 2 forwarded again", applied, dups)
+	}
+	if res.next.Repartition != 9 || res.next.Applied[1] != 101 {
+		t.Fatalf("next cursor %+v, want repartition 9 and source 1 at 101", res.next)
+	}
+	if cur.Applied[1] != 100 {
+		t.Fatal("route modified the cursor it was given; a failed round must be able to start over from it")
+	}
+	if len(res.out) != 1 || !strings.Contains(reason(res.out[0]), HeaderSource) {
+		t.Fatalf("out = %d records, want one dead letter for the record without %s", len(res.out), HeaderSource)
+	}
+}
+
+func TestRouteAppliesControlRecordsInOrderWithEvents(t *testing.T) {
+	topics := DefaultTopics()
+	own := idsOn(0, 1, 1)[0]
+	m := newRoutedMachine(t, own)
+	rt := newRouter(0, 1, topics, &ingest.Decoder{Now: time.Now, MaxEvents: maxEventsPerRecord})
+	ctrl := func(off int64, kind, value string) *kgo.Record {
+		r := eventRec(topics.Events, off, own, value)
+		r.Headers = []kgo.RecordHeader{{Key: HeaderControl, Value: []byte(kind)}}
+		return r
+	}
+	recs := []*kgo.Record{
+		eventRec(topics.Events, 0, own, view(own)),
+		ctrl(1, ControlOverride, `{"product_id":"`+own+`","override_price":50,"by":"ops"}`),
+		eventRec(topics.Events, 2, own, view(own)),
+		ctrl(3, ControlOverride, `{"product_id":"`+own+`","override_price":-1}`),
+		ctrl(4, "self-destruct", `{}`),
+	}
+	res := rt.route(m, recs, cursor{Events: -1, Repartition: -1}, time.Now().UnixNano())
+	if res.dead != 2 || len(res.out) != 2 {
+		t.Fatalf("%d dead letters, want the invalid override and the unknown kind", res.dead)
+	}
+	b, changes := m.Seal()
+	if len(changes) != 1 || changes[0].Price != 50 || changes[0].Source != pricing.SourceOverride || changes[0].Demand != 2 {
+		t.Fatalf("changes %+v, want %s overridden at 50 with demand 2", changes, own)
+	}
+	if len(b.History) < 2 {
+		t.Fatalf("history %+v: want the dynamic price before the override and the override", b.History)
+	}
+}
