@@ -3,9 +3,14 @@ package catalog
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/dynaprice/dynaprice/internal/engine"
 
 	"github.com/dynaprice/dynaprice/internal/pricing"
 )
@@ -49,6 +54,47 @@ func Parse(b []byte) (File, error) {
 		seen[p.ID] = true
 	}
 	return f, nil
+}
+
+// Writer is what a catalog is imported into: serve's engine.Writer.
+type Writer interface {
+	Products(ctx context.Context) ([]engine.ProductInfo, error)
+	ImportCatalog(ctx context.Context, ps []pricing.Product, def string) error
+}
+
+// Import imports f into w, or, without a file, the demo catalog into an
+// empty w: a new user's first start shows prices, and a restart without
+// --catalog changes nothing.
+func Import(ctx context.Context, w Writer, f *File, log *slog.Logger) error {
+	if f == nil {
+		ps, err := w.Products(ctx)
+		if err != nil || len(ps) > 0 {
+			return err
+		}
+		d := Demo()
+		f = &d
+		log.Info("empty store: loading the demo catalog", "products", len(f.Products))
+	}
+	if err := w.ImportCatalog(ctx, f.Products, f.DefaultStrategy); err != nil {
+		return fmt.Errorf("importing catalog: %w", err)
+	}
+	return nil
+}
+
+// ReadFile reads and parses a catalog file; "" gives nil (no file).
+func ReadFile(path string) (*File, error) {
+	if path == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading catalog: %w", err)
+	}
+	f, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &f, nil
 }
 
 // Demo is the original system's demo catalog: PA..PJ with their base

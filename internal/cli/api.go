@@ -17,6 +17,7 @@ import (
 	"github.com/dynaprice/dynaprice/internal/ingest"
 	"github.com/dynaprice/dynaprice/internal/kafka"
 	"github.com/dynaprice/dynaprice/internal/live"
+	"github.com/dynaprice/dynaprice/internal/pricing"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -109,7 +110,7 @@ func runAPI(ctx context.Context, args []string, getenv Env, stdout, stderr io.Wr
 // waits for PostgreSQL, Redis and Kafka, /healthz answers 200 and
 // everything else 503 (httpapi.Gate).
 func API(ctx context.Context, o APIOptions, log *slog.Logger, stdout io.Writer) error {
-	pc, err := pricingConfig(o.Weights, o.HalfLife)
+	pc, err := pricing.ConfigFrom(o.Weights, o.HalfLife)
 	if err != nil {
 		return err
 	}

@@ -7,14 +7,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strconv"
 	"time"
 
-	"github.com/dynaprice/dynaprice/internal/catalog"
 	"github.com/dynaprice/dynaprice/internal/kafka"
 	"github.com/dynaprice/dynaprice/internal/postgres"
-	"github.com/dynaprice/dynaprice/internal/pricing"
 	"github.com/dynaprice/dynaprice/internal/redis"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -115,60 +112,8 @@ func openRedis(ctx context.Context, addr string, log *slog.Logger) (*redis.Clien
 	})
 }
 
-// readCatalog reads a catalog file; "" gives nil.
-func readCatalog(path string) (*catalog.File, error) {
-	if path == "" {
-		return nil, nil
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading catalog: %w", err)
-	}
-	f, err := catalog.Parse(b)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return &f, nil
-}
-
-// migrateAndSeed applies migrations and gives an empty catalog the file's
-// products, or the demo's.
-func migrateAndSeed(ctx context.Context, db *postgres.DB, f *catalog.File, log *slog.Logger) (seeded bool, err error) {
-	applied, err := retry(ctx, log, "PostgreSQL migrations", db.Migrate)
-	if err != nil {
-		return false, err
-	}
-	for _, m := range applied {
-		log.Info("migration applied", "migration", m)
-	}
-	src := f
-	if src == nil {
-		d := catalog.Demo()
-		src = &d
-	}
-	seeded, err = db.SeedCatalog(ctx, src.Products, src.DefaultStrategy)
-	if err != nil {
-		return false, err
-	}
-	if seeded {
-		log.Info("empty catalog seeded", "products", len(src.Products), "from_file", f != nil)
-	}
-	return seeded, nil
-}
-
 func newRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return reg
-}
-
-// pricingConfig builds the pricing configuration from the shared flags.
-func pricingConfig(weights string, halfLife time.Duration) (pricing.Config, error) {
-	pc := pricing.DefaultConfig()
-	w, err := parseWeights(weights)
-	if err != nil {
-		return pc, err
-	}
-	pc.Weights, pc.HalfLife = w, halfLife
-	return pc, pc.Validate()
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/dynaprice/dynaprice/internal/engine"
 	"github.com/dynaprice/dynaprice/internal/httpapi"
 	"github.com/dynaprice/dynaprice/internal/kafka"
+	"github.com/dynaprice/dynaprice/internal/pricing"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -103,14 +104,14 @@ func runEngine(ctx context.Context, args []string, getenv Env, stdout, stderr io
 // /metrics, /healthz and /readyz are served before the engine connects to
 // anything, so probes see a live process that is not ready yet.
 func Engine(ctx context.Context, o EngineOptions, log *slog.Logger, stdout io.Writer) error {
-	pc, err := pricingConfig(o.Weights, o.HalfLife)
+	pc, err := pricing.ConfigFrom(o.Weights, o.HalfLife)
 	if err != nil {
 		return err
 	}
 	if err := checkShutdown(o.ShutdownTimeout, 0); err != nil {
 		return err
 	}
-	cat, err := readCatalog(o.CatalogFile)
+	cat, err := catalog.ReadFile(o.CatalogFile)
 	if err != nil {
 		return err
 	}
@@ -146,7 +147,7 @@ func Engine(ctx context.Context, o EngineOptions, log *slog.Logger, stdout io.Wr
 	conns = append(conns, db.Close)
 	seeded := false
 	if !o.NoMigrate {
-		if seeded, err = migrateAndSeed(ctx, db, cat, log); err != nil {
+		if seeded, err = db.MigrateAndSeed(ctx, cat, log); err != nil {
 			return startErr(ctx, log, err)
 		}
 	}

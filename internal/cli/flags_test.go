@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dynaprice/dynaprice/internal/pricing"
 )
 
 func env(m map[string]string) Env { return func(k string) string { return m[k] } }
@@ -122,12 +124,12 @@ func cancelledContext() context.Context {
 }
 
 func TestParseWeights(t *testing.T) {
-	w, err := parseWeights("view=2, cart=4,purchase=8")
+	w, err := pricing.ParseWeights("view=2, cart=4,purchase=8")
 	if err != nil || w.View != 2 || w.Cart != 4 || w.Purchase != 8 {
 		t.Fatalf("%+v %v", w, err)
 	}
 	for _, bad := range []string{"view=1,cart=3", "view=-1,cart=3,purchase=5", "view=x,cart=3,purchase=5", "click=1,cart=3,purchase=5"} {
-		if _, err := parseWeights(bad); err == nil {
+		if _, err := pricing.ParseWeights(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/dynaprice/dynaprice/internal/catalog"
 	"github.com/dynaprice/dynaprice/internal/loadgen"
 )
 
@@ -49,7 +50,7 @@ Flags:
 		fmt.Fprintln(stderr, "dynaprice loadgen: give --events or --duration")
 		return errUsage
 	}
-	cat, err := readCatalog(catalogFile)
+	cat, err := catalog.ReadFile(catalogFile)
 	if err != nil {
 		return err
 	}

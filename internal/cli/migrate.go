@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+
+	"github.com/dynaprice/dynaprice/internal/catalog"
 )
 
 // runMigrate is `dynaprice migrate`: apply PostgreSQL migrations, seed an
@@ -39,7 +41,7 @@ Flags:
 	if err != nil {
 		return err
 	}
-	cat, err := readCatalog(catalogFile)
+	cat, err := catalog.ReadFile(catalogFile)
 	if err != nil {
 		return err
 	}
@@ -61,7 +63,7 @@ Flags:
 	if noSeed {
 		return nil
 	}
-	seeded, err := migrateAndSeed(ctx, db, cat, log)
+	seeded, err := db.MigrateAndSeed(ctx, cat, log)
 	if err != nil {
 		return err
 	}

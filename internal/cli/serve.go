@@ -13,7 +13,6 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -121,33 +120,6 @@ Flags:
 	return o, nil
 }
 
-func parseWeights(s string) (pricing.Weights, error) {
-	w := pricing.Weights{}
-	seen := map[string]bool{}
-	for _, f := range strings.Split(s, ",") {
-		k, v, ok := strings.Cut(strings.TrimSpace(f), "=")
-		x, err := strconv.ParseFloat(v, 64)
-		if !ok || err != nil || x < 0 {
-			return w, fmt.Errorf("--weights %q: want view=N,cart=N,purchase=N with N >= 0", s)
-		}
-		switch k {
-		case "view":
-			w.View = x
-		case "cart":
-			w.Cart = x
-		case "purchase":
-			w.Purchase = x
-		default:
-			return w, fmt.Errorf("--weights: unknown event type %q", k)
-		}
-		seen[k] = true
-	}
-	if len(seen) != 3 {
-		return w, fmt.Errorf("--weights %q: give all of view, cart and purchase", s)
-	}
-	return w, nil
-}
-
 func splitList(s string) []string {
 	var out []string
 	for _, f := range strings.Split(s, ",") {
@@ -180,7 +152,7 @@ func runServe(ctx context.Context, args []string, getenv Env, stdout, stderr io.
 // (httpapi.Gate), so probes see a live process that is not ready rather
 // than a refused connection.
 func Serve(ctx context.Context, o ServeOptions, log *slog.Logger, stdout io.Writer) error {
-	weights, err := parseWeights(o.Weights)
+	weights, err := pricing.ParseWeights(o.Weights)
 	if err != nil {
 		return err
 	}
@@ -273,7 +245,7 @@ func Serve(ctx context.Context, o ServeOptions, log *slog.Logger, stdout io.Writ
 	case err := <-engErr:
 		return err
 	}
-	if err := loadCatalog(ctx, eng, cat, log); err != nil {
+	if err := catalog.Import(ctx, eng, cat, log); err != nil {
 		stopEngine()
 		eng.Wait()
 		return startErr(ctx, log, err)
@@ -353,24 +325,6 @@ func displayAddr(a net.Addr) string {
 		host = "localhost"
 	}
 	return net.JoinHostPort(host, port)
-}
-
-// loadCatalog imports the catalog file, or the demo catalog into an empty
-// store.
-func loadCatalog(ctx context.Context, eng *engine.Writer, f *catalog.File, log *slog.Logger) error {
-	if f == nil {
-		ps, err := eng.Products(ctx)
-		if err != nil || len(ps) > 0 {
-			return err
-		}
-		d := catalog.Demo()
-		f = &d
-		log.Info("empty store: loading the demo catalog", "products", len(f.Products))
-	}
-	if err := eng.ImportCatalog(ctx, f.Products, f.DefaultStrategy); err != nil {
-		return fmt.Errorf("importing catalog: %w", err)
-	}
-	return nil
 }
 
 func runDemo(ctx context.Context, eng *engine.Writer, rate float64, log *slog.Logger) {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/dynaprice/dynaprice/internal/pricing"
 	"github.com/dynaprice/dynaprice/internal/sim"
 	"github.com/dynaprice/dynaprice/internal/sim/simmarket"
 )
@@ -56,7 +57,7 @@ Flags:
 	if err != nil {
 		return err
 	}
-	pc, err := pricingConfig(weights, halfLife)
+	pc, err := pricing.ConfigFrom(weights, halfLife)
 	if err != nil {
 		return err
 	}

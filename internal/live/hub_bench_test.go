@@ -3,11 +3,12 @@ package live
 import (
 	"context"
 	"fmt"
-	"github.com/dynaprice/dynaprice/internal/pricing"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/dynaprice/dynaprice/internal/pricing"
 )
 
 // BenchmarkPublish measures what the engine pays per update for a batch of

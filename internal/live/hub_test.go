@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/dynaprice/dynaprice/internal/pricing"
 	"io"
 	"net"
 	"net/http"
@@ -15,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/dynaprice/dynaprice/internal/pricing"
 
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"

@@ -2,10 +2,11 @@ package live
 
 import (
 	"encoding/json"
-	"github.com/dynaprice/dynaprice/internal/pricing"
 	"math"
 	"testing"
 	"time"
+
+	"github.com/dynaprice/dynaprice/internal/pricing"
 )
 
 func TestAppendMessageExact(t *testing.T) {

@@ -3,6 +3,11 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/dynaprice/dynaprice/internal/catalog"
+	"github.com/dynaprice/dynaprice/internal/retry"
 
 	"github.com/jackc/pgx/v5"
 
@@ -53,6 +58,33 @@ func (db *DB) SeedCatalog(ctx context.Context, ps []pricing.Product, defaultStra
 	})
 	if err != nil {
 		return false, fmt.Errorf("postgres: seed catalog: %w", err)
+	}
+	return seeded, nil
+}
+
+// MigrateAndSeed applies migrations (waiting while the database is down)
+// and gives an empty catalog the file's products, or the demo's.
+func (db *DB) MigrateAndSeed(ctx context.Context, f *catalog.File, log *slog.Logger) (seeded bool, err error) {
+	applied, err := retry.Value(ctx, retry.Default, db.Migrate, func(err error, wait time.Duration) {
+		log.Warn("cannot apply PostgreSQL migrations yet; retrying", "err", err, "in", wait)
+	})
+	if err != nil {
+		return false, err
+	}
+	for _, m := range applied {
+		log.Info("migration applied", "migration", m)
+	}
+	src := f
+	if src == nil {
+		d := catalog.Demo()
+		src = &d
+	}
+	seeded, err = db.SeedCatalog(ctx, src.Products, src.DefaultStrategy)
+	if err != nil {
+		return false, err
+	}
+	if seeded {
+		log.Info("empty catalog seeded", "products", len(src.Products), "from_file", f != nil)
 	}
 	return seeded, nil
 }
