@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# CI for the dashboard: unit tests, the committed build matches the source,
-# then end-to-end tests in Debian's headless Chromium against a real
-# `dynaprice serve` built from this repository. Works on a fresh clone;
+# CI for the dashboard: the committed API types match docs/openapi.json,
+# unit tests, the committed build matches the source, then end-to-end tests
+# in Debian's headless Chromium against a real `dynaprice serve` built from
+# this repository. Works on a fresh clone;
 # exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -18,6 +19,19 @@ fi
 echo "== npm ci"
 npm ci --no-audit --no-fund
 
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+echo "== API types (src/api.gen.ts from docs/openapi.json)"
+npx --no-install openapi-typescript ../docs/openapi.json -o "$tmp/api.gen.ts" >/dev/null
+if ! diff -u src/api.gen.ts "$tmp/api.gen.ts"; then
+	echo
+	echo "ci: web/src/api.gen.ts is not what docs/openapi.json generates."
+	echo "Run 'npm run gen:types' in web/ and commit web/src/api.gen.ts."
+	exit 1
+fi
+echo "src/api.gen.ts is up to date"
+
 echo "== unit tests"
 npm test
 
@@ -25,8 +39,6 @@ echo "== committed dist"
 ./check-dist.sh --no-install
 
 echo "== go build"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
 (cd .. && go build -o "$tmp/dynaprice" ./cmd/dynaprice)
 
 echo "== end-to-end (chromium $(/usr/bin/chromium --version 2>/dev/null | awk '{print $2}'))"

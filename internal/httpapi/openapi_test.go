@@ -1,40 +1,38 @@
 package httpapi
 
-// These tests hold docs/openapi.json to the implementation:
+// These tests hold docs/openapi.json to the implementation. The document
+// is loaded, resolved and validated (examples included) by kin-openapi,
+// whose router finds the documented operation of a request and whose
+// openapi3filter checks an answer against it (JSON Schema 2020-12, as
+// OpenAPI 3.1 wants). What only this project knows is checked here:
 //
-//   - every route the API registers is documented, and every documented
-//     operation is registered (TestOpenAPICoversEveryRoute);
+//   - the routes the API registers (API.Routes, which is what its mux
+//     serves) are the documented operations, both ways
+//     (TestOpenAPICoversEveryRoute);
 //   - every documented operation answers its documented examples with a
-//     documented status, and its JSON answers have the documented shape
+//     documented status, media type and body
 //     (TestOpenAPIOperationsAnswerAsDocumented);
 //   - the documented roles are the ones the API enforces (TestOpenAPIRoles);
 //   - the documented WebSocket message is the one sent
 //     (TestOpenAPIWebSocketMessage);
-//   - the documented examples fit the documented schemas
-//     (TestOpenAPIExamplesFitSchemas).
+//   - the documented examples fit the documented schemas, and the documented
+//     limits are the code's (TestOpenAPIExamplesFitSchemas).
 //
-// Routes are found twice, so that neither way can miss one silently: from
-// the source of this package (route table entries and literal mux
-// patterns) and from the mux itself, which says which pattern serves a
-// request.
+// Each check has a subtest that feeds it something wrong, so that a check
+// that cannot fail is noticed.
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"go/ast"
-	"go/parser"
-	"go/token"
 	"log/slog"
-	"math"
+	"maps"
+	"mime"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
-	"reflect"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -45,6 +43,10 @@ import (
 	"github.com/dynaprice/dynaprice/internal/ingest"
 	"github.com/dynaprice/dynaprice/internal/live"
 	"github.com/dynaprice/dynaprice/internal/pricing"
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/legacy"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -146,228 +148,61 @@ func newOpenAPITestAPI(t *testing.T) *API {
 	return a
 }
 
-// oasSpec is the parsed document.
+// oasSpec is the loaded document and a router over its operations.
 type oasSpec struct {
-	root map[string]any
+	doc    *openapi3.T
+	router routers.Router
+	// server is the documented server URL: requests are addressed to it,
+	// so that the router, which matches servers, finds them.
+	server string
 }
 
 // oasOp is one documented operation.
 type oasOp struct {
 	method string // upper case
 	path   string // template, as in the document
-	op     map[string]any
-	params []map[string]any // path-level and operation-level, resolved
+	op     *openapi3.Operation
+	params openapi3.Parameters // path-level, then operation-level
 }
 
 func (o oasOp) String() string { return o.method + " " + o.path }
 
+// loadOpenAPI loads and validates the document (kin-openapi validates the
+// examples against their schemas by default).
 func loadOpenAPI(t *testing.T) *oasSpec {
 	t.Helper()
-	b, err := os.ReadFile(openapiSpecPath)
+	doc, err := openapi3.NewLoader().LoadFromFile(openapiSpecPath)
 	if err != nil {
-		t.Fatalf("reading the API description: %v", err)
+		t.Fatalf("loading the API description: %v", err)
 	}
-	var root map[string]any
-	if err := json.Unmarshal(b, &root); err != nil {
-		t.Fatalf("%s is not valid JSON: %v", openapiSpecPath, err)
+	if !strings.HasPrefix(doc.OpenAPI, "3.1") {
+		t.Fatalf("openapi = %q, want 3.1.x", doc.OpenAPI)
 	}
-	if v, _ := root["openapi"].(string); !strings.HasPrefix(v, "3.1") {
-		t.Fatalf("openapi = %q, want 3.1.x", v)
+	router, err := legacy.NewRouter(doc, openapi3.EnableExamplesValidation())
+	if err != nil {
+		t.Fatalf("%s: %v", openapiSpecPath, err)
 	}
-	return &oasSpec{root: root}
+	if len(doc.Servers) == 0 {
+		t.Fatal("the API description documents no server")
+	}
+	return &oasSpec{doc: doc, router: router, server: strings.TrimSuffix(doc.Servers[0].URL, "/")}
 }
-
-func oasMap(v any) map[string]any {
-	m, _ := v.(map[string]any)
-	return m
-}
-
-// resolve follows $ref (local JSON pointers only) until v is not a
-// reference.
-func (s *oasSpec) resolve(t *testing.T, v map[string]any) map[string]any {
-	t.Helper()
-	for i := 0; v != nil; i++ {
-		ref, ok := v["$ref"].(string)
-		if !ok {
-			return v
-		}
-		if i > 32 || !strings.HasPrefix(ref, "#/") {
-			t.Fatalf("unresolvable $ref %q", ref)
-		}
-		var cur any = s.root
-		for _, tok := range strings.Split(ref[2:], "/") {
-			tok = strings.ReplaceAll(strings.ReplaceAll(tok, "~1", "/"), "~0", "~")
-			cur = oasMap(cur)[tok]
-		}
-		if cur == nil {
-			t.Fatalf("$ref %q points to nothing", ref)
-		}
-		v = oasMap(cur)
-	}
-	return v
-}
-
-var oasMethods = []string{"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
 // ops returns every documented operation, sorted.
 func (s *oasSpec) ops(t *testing.T) []oasOp {
 	t.Helper()
 	var out []oasOp
-	for path, item := range oasMap(s.root["paths"]) {
-		pi := oasMap(item)
-		var common []map[string]any
-		for _, p := range asSlice(pi["parameters"]) {
-			common = append(common, s.resolve(t, oasMap(p)))
-		}
-		for _, m := range oasMethods {
-			op := oasMap(pi[m])
-			if op == nil {
-				continue
-			}
-			params := append([]map[string]any(nil), common...)
-			for _, p := range asSlice(op["parameters"]) {
-				params = append(params, s.resolve(t, oasMap(p)))
-			}
-			out = append(out, oasOp{method: strings.ToUpper(m), path: path, op: op, params: params})
+	for path, item := range s.doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			params := append(slices.Clone(item.Parameters), op.Parameters...)
+			out = append(out, oasOp{method: method, path: path, op: op, params: params})
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
+	slices.SortFunc(out, func(a, b oasOp) int { return strings.Compare(a.String(), b.String()) })
 	if len(out) == 0 {
 		t.Fatal("the API description documents no operation")
 	}
 	return out
-}
-
-func asSlice(v any) []any {
-	s, _ := v.([]any)
-	return s
-}
-
-// routesFromSource returns the routes that the package's source registers:
-// the entries of route tables ([]route{...} or route{...} literals) and the
-// literal "METHOD /path" patterns given to Handle or HandleFunc.
-func routesFromSource(t *testing.T) map[string]bool {
-	t.Helper()
-	files, err := filepath.Glob("*.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	routes := map[string]bool{}
-	fset := token.NewFileSet()
-	str := func(e ast.Expr) (string, bool) {
-		lit, ok := e.(*ast.BasicLit)
-		if !ok || lit.Kind != token.STRING {
-			return "", false
-		}
-		s, err := strconv.Unquote(lit.Value)
-		return s, err == nil
-	}
-	fromRouteLit := func(cl *ast.CompositeLit) {
-		var method, path string
-		for i, e := range cl.Elts {
-			if kv, ok := e.(*ast.KeyValueExpr); ok {
-				if k, ok := kv.Key.(*ast.Ident); ok {
-					switch k.Name {
-					case "method":
-						method, _ = str(kv.Value)
-					case "path":
-						path, _ = str(kv.Value)
-					}
-				}
-				continue
-			}
-			switch i {
-			case 0:
-				method, _ = str(e)
-			case 1:
-				path, _ = str(e)
-			}
-		}
-		if method == "" || path == "" {
-			t.Errorf("%s: a route literal without a literal method and path; extend routesFromSource", fset.Position(cl.Pos()))
-			return
-		}
-		routes[method+" "+path] = true
-	}
-	isRoute := func(e ast.Expr) bool {
-		id, ok := e.(*ast.Ident)
-		return ok && id.Name == "route"
-	}
-	for _, f := range files {
-		if strings.HasSuffix(f, "_test.go") {
-			continue
-		}
-		file, err := parser.ParseFile(fset, f, nil, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// Names bound to string literals, so that a pattern passed through
-		// a variable or constant is found too.
-		consts := map[string]string{}
-		ast.Inspect(file, func(n ast.Node) bool {
-			switch n := n.(type) {
-			case *ast.AssignStmt:
-				for i, l := range n.Lhs {
-					if id, ok := l.(*ast.Ident); ok && i < len(n.Rhs) {
-						if v, ok := str(n.Rhs[i]); ok {
-							consts[id.Name] = v
-						}
-					}
-				}
-			case *ast.ValueSpec:
-				for i, id := range n.Names {
-					if i < len(n.Values) {
-						if v, ok := str(n.Values[i]); ok {
-							consts[id.Name] = v
-						}
-					}
-				}
-			}
-			return true
-		})
-		ast.Inspect(file, func(n ast.Node) bool {
-			switch n := n.(type) {
-			case *ast.CompositeLit:
-				if isRoute(n.Type) {
-					fromRouteLit(n)
-					return false
-				}
-				if at, ok := n.Type.(*ast.ArrayType); ok && isRoute(at.Elt) {
-					for _, e := range n.Elts {
-						if cl, ok := e.(*ast.CompositeLit); ok {
-							fromRouteLit(cl)
-						}
-					}
-					return false
-				}
-			case *ast.CallExpr:
-				sel, ok := n.Fun.(*ast.SelectorExpr)
-				if !ok || (sel.Sel.Name != "Handle" && sel.Sel.Name != "HandleFunc") || len(n.Args) == 0 {
-					return true
-				}
-				pattern, ok := str(n.Args[0])
-				if id, isIdent := n.Args[0].(*ast.Ident); isIdent {
-					pattern, ok = consts[id.Name]
-				}
-				if !ok || pattern == "/" || pattern == "GET /" {
-					// Computed patterns come from the route table; "/" is
-					// the fallback for unknown paths (the JSON 404, or the
-					// optional UI, which is not part of the API).
-					return true
-				}
-				if !strings.Contains(pattern, " ") {
-					t.Errorf("%s: pattern %q has no method; the API description documents methods", fset.Position(n.Pos()), pattern)
-					return true
-				}
-				routes[pattern] = true
-			}
-			return true
-		})
-	}
-	if len(routes) == 0 {
-		t.Fatal("found no route in the package source; routesFromSource is out of date")
-	}
-	return routes
 }
 
 // fillPath replaces every {name} of a path template.
@@ -377,111 +212,132 @@ func fillPath(tmpl string, value func(name string) string) string {
 	})
 }
 
-// muxPattern returns the pattern the API's mux serves a request with.
-func muxPattern(a *API, method, path string) string {
-	_, pattern := a.mux.Handler(httptest.NewRequest(method, path, nil))
-	return pattern
-}
-
-func TestOpenAPICoversEveryRoute(t *testing.T) {
-	s := loadOpenAPI(t)
-	a := newOpenAPITestAPI(t)
+// routeProblems compares the routes a mux serves, registered as the given
+// "METHOD /path" patterns, with the documented operations.
+func (s *oasSpec) routeProblems(t *testing.T, mux *http.ServeMux, registered []string) []string {
+	t.Helper()
+	var problems []string
+	served := func(method, target string) string {
+		_, pattern := mux.Handler(httptest.NewRequest(method, s.server+target, nil))
+		return pattern
+	}
 	documented := map[string]bool{}
 	docPaths := map[string]bool{}
 	for _, o := range s.ops(t) {
 		documented[o.String()] = true
 		docPaths[o.path] = true
-		// The documented operation exists: the mux serves it with exactly
-		// this method and path template.
-		if got := muxPattern(a, o.method, fillPath(o.path, func(string) string { return "PA" })); got != o.String() {
-			t.Errorf("documented operation %s is not registered (the mux serves it with pattern %q)", o, got)
+		if !slices.Contains(registered, o.String()) {
+			problems = append(problems, fmt.Sprintf("%s is documented but not registered by the API", o))
+		}
+		if got := served(o.method, fillPath(o.path, func(string) string { return "PA" })); got != o.String() {
+			problems = append(problems, fmt.Sprintf("documented operation %s is served by pattern %q", o, got))
 		}
 	}
-
-	registered := routesFromSource(t)
-	for r := range registered {
+	for _, r := range registered {
 		method, path, _ := strings.Cut(r, " ")
-		if got := muxPattern(a, method, fillPath(path, func(string) string { return "x" })); got != r {
-			t.Errorf("route %s found in the source is served by pattern %q; is it registered?", r, got)
+		target := fillPath(path, func(string) string { return "x" })
+		if got := served(method, target); got != r {
+			problems = append(problems, fmt.Sprintf("route %s is served by pattern %q; is it registered?", r, got))
 		}
-		if !documented[r] {
-			t.Errorf("route %s is registered but not documented in docs/openapi.json", r)
-		}
-	}
-	for d := range documented {
-		if !registered[d] {
-			t.Errorf("%s is documented but not registered by the API", d)
+		route, _, err := s.router.FindRoute(httptest.NewRequest(method, s.server+target, nil))
+		if err != nil || route.Method+" "+route.Path != r {
+			problems = append(problems, fmt.Sprintf("route %s is registered but not documented in docs/openapi.json", r))
 		}
 	}
-
-	// Probe every documented path with every method: whatever the mux
-	// serves with a route of its own (not the 405 or 404 fallback) must be
-	// documented. HEAD is served by GET routes.
-	for path := range docPaths {
+	// Every method on every documented path: whatever the mux serves with
+	// a route of its own (not the 405 or 404 fallback) is documented. HEAD
+	// is served by GET routes.
+	for _, path := range slices.Sorted(maps.Keys(docPaths)) {
 		target := fillPath(path, func(string) string { return "PA" })
 		for _, m := range []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"} {
-			pattern := muxPattern(a, m, target)
-			if !strings.Contains(pattern, " ") {
-				continue // the 405 handler of the path, or the 404 fallback
-			}
-			if !documented[pattern] {
-				t.Errorf("%s %s is served by route %s, which is not documented", m, target, pattern)
+			if pattern := served(m, target); strings.Contains(pattern, " ") && !documented[pattern] {
+				problems = append(problems, fmt.Sprintf("%s %s is served by route %s, which is not documented", m, target, pattern))
 			}
 		}
 	}
+	return problems
+}
+
+func TestOpenAPICoversEveryRoute(t *testing.T) {
+	s := loadOpenAPI(t)
+	a := newOpenAPITestAPI(t)
+	if len(a.Routes()) == 0 {
+		t.Fatal("the API registers no route")
+	}
+	for _, p := range s.routeProblems(t, a.mux, a.Routes()) {
+		t.Error(p)
+	}
+
+	// A mux serving the given patterns, as the API's would.
+	muxOf := func(patterns []string) *http.ServeMux {
+		mux := http.NewServeMux()
+		for _, p := range patterns {
+			mux.HandleFunc(p, func(http.ResponseWriter, *http.Request) {})
+		}
+		return mux
+	}
+	mentions := func(problems []string, what string) bool {
+		return slices.ContainsFunc(problems, func(p string) bool { return strings.Contains(p, what) })
+	}
+	t.Run("an undocumented route is caught", func(t *testing.T) {
+		routes := append(a.Routes(), "POST /price/{id}/freeze")
+		if p := s.routeProblems(t, muxOf(routes), routes); !mentions(p, "POST /price/{id}/freeze is registered but not documented") {
+			t.Errorf("not reported: %q", p)
+		}
+	})
+	t.Run("an undocumented method on a documented path is caught", func(t *testing.T) {
+		// Served by the mux but left out of the list: the probe finds it.
+		mux := muxOf(append(a.Routes(), "PATCH /products/{id}"))
+		if p := s.routeProblems(t, mux, a.Routes()); !mentions(p, "served by route PATCH /products/{id}, which is not documented") {
+			t.Errorf("not reported: %q", p)
+		}
+	})
+	t.Run("a documented operation that is not registered is caught", func(t *testing.T) {
+		routes := slices.DeleteFunc(a.Routes(), func(r string) bool { return r == "DELETE /override/{id}" })
+		if p := s.routeProblems(t, muxOf(routes), routes); !mentions(p, "DELETE /override/{id} is documented but not registered") {
+			t.Errorf("not reported: %q", p)
+		}
+	})
 }
 
 // oasRequest is one request built from the document.
 type oasRequest struct {
 	name        string
 	method      string
-	target      string
+	target      string // path and query
 	contentType string
 	body        []byte
-	query       []map[string]any // query parameters included
+	query       []*openapi3.Parameter // query parameters included
 }
 
 // requests builds one request per documented request body example (one
 // request when there is no body), without optional query parameters, and,
 // if the operation has some, one more with all of them set to their
-// examples.
+// examples. Path parameters take their examples unless pathValue is given.
 func (s *oasSpec) requests(t *testing.T, o oasOp, pathValue func(string) string) []oasRequest {
 	t.Helper()
 	target := fillPath(o.path, func(name string) string {
 		if pathValue != nil {
 			return pathValue(name)
 		}
-		for _, p := range o.params {
-			if p["in"] == "path" && p["name"] == name {
-				if v, ok := p["example"].(string); ok {
-					return v
-				}
+		if p := o.params.GetByInAndName("path", name); p != nil {
+			if v, ok := p.Example.(string); ok {
+				return v
 			}
 		}
 		t.Fatalf("%s: path parameter %s has no string example", o, name)
 		return ""
 	})
 	var bodies []oasRequest
-	if rb := s.resolve(t, oasMap(o.op["requestBody"])); rb != nil {
-		content := oasMap(rb["content"])
-		cts := make([]string, 0, len(content))
-		for ct := range content {
-			cts = append(cts, ct)
-		}
-		sort.Strings(cts)
-		for _, ct := range cts {
-			mt := oasMap(content[ct])
-			examples := oasMap(mt["examples"])
-			names := make([]string, 0, len(examples))
-			for n := range examples {
-				names = append(names, n)
-			}
-			sort.Strings(names)
-			if len(names) == 0 {
+	if o.op.RequestBody != nil {
+		content := o.op.RequestBody.Value.Content
+		for _, ct := range slices.Sorted(maps.Keys(content)) {
+			examples := content[ct].Examples
+			if len(examples) == 0 {
 				t.Errorf("%s: request body %s has no examples", o, ct)
 			}
-			for _, n := range names {
-				v := s.resolve(t, oasMap(examples[n]))["value"]
+			for _, n := range slices.Sorted(maps.Keys(examples)) {
+				v := examples[n].Value.Value
 				var b []byte
 				if str, ok := v.(string); ok && (ct == "application/x-ndjson" || !strings.HasSuffix(ct, "json")) {
 					b = []byte(str) // a document that is not JSON is given as a string
@@ -497,20 +353,19 @@ func (s *oasSpec) requests(t *testing.T, o oasOp, pathValue func(string) string)
 	} else {
 		bodies = []oasRequest{{name: "no body"}}
 	}
-	var query []map[string]any
-	q := make([]string, 0)
-	for _, p := range o.params {
-		if p["in"] == "query" {
-			if p["required"] == true {
+	var query []*openapi3.Parameter
+	var q []string
+	for _, ref := range o.params {
+		if p := ref.Value; p.In == "query" {
+			if p.Required {
 				t.Errorf("%s: required query parameters are not expected", o)
 			}
-			ex, ok := p["example"]
-			if !ok {
-				t.Errorf("%s: query parameter %v has no example", o, p["name"])
+			if p.Example == nil {
+				t.Errorf("%s: query parameter %s has no example", o, p.Name)
 				continue
 			}
 			query = append(query, p)
-			q = append(q, p["name"].(string)+"="+fmt.Sprint(ex))
+			q = append(q, p.Name+"="+fmt.Sprint(p.Example))
 		}
 	}
 	var out []oasRequest
@@ -527,15 +382,29 @@ func (s *oasSpec) requests(t *testing.T, o oasOp, pathValue func(string) string)
 	return out
 }
 
+// rolesOf returns the roles an x-allowed-roles extension lists, and whether
+// there is one.
+func rolesOf(ext map[string]any) ([]string, bool) {
+	l, ok := ext["x-allowed-roles"].([]any)
+	if !ok {
+		return nil, false
+	}
+	roles := make([]string, 0, len(l))
+	for _, x := range l {
+		roles = append(roles, fmt.Sprint(x))
+	}
+	return roles, true
+}
+
 // allowedRoles returns the roles allowed by the operation and the query
 // parameters of r, and whether any key is needed at all.
 func allowedRoles(o oasOp, r oasRequest) (map[string]bool, bool) {
-	var lists [][]any
-	if l := asSlice(o.op["x-allowed-roles"]); l != nil {
+	var lists [][]string
+	if l, ok := rolesOf(o.op.Extensions); ok {
 		lists = append(lists, l)
 	}
 	for _, p := range r.query {
-		if l := asSlice(p["x-allowed-roles"]); l != nil {
+		if l, ok := rolesOf(p.Extensions); ok {
 			lists = append(lists, l)
 		}
 	}
@@ -545,24 +414,17 @@ func allowedRoles(o oasOp, r oasRequest) (map[string]bool, bool) {
 	allowed := map[string]bool{}
 	for _, role := range openapiRoles {
 		allowed[role] = true
-	}
-	for _, l := range lists {
-		in := map[string]bool{}
-		for _, x := range l {
-			in[fmt.Sprint(x)] = true
-		}
-		for role := range allowed {
-			if !in[role] {
-				delete(allowed, role)
-			}
+		for _, l := range lists {
+			allowed[role] = allowed[role] && slices.Contains(l, role)
 		}
 	}
 	return allowed, true
 }
 
-// send serves r with the given key ("" for none).
-func (r oasRequest) send(a *API, key string) *httptest.ResponseRecorder {
-	req := httptest.NewRequest(r.method, r.target, bytes.NewReader(r.body))
+// send serves r with the given key ("" for none), addressed to the
+// documented server.
+func (s *oasSpec) send(a *API, r oasRequest, key string) (*http.Request, *httptest.ResponseRecorder) {
+	req := httptest.NewRequest(r.method, s.server+r.target, bytes.NewReader(r.body))
 	if r.contentType != "" {
 		req.Header.Set("Content-Type", r.contentType)
 	}
@@ -571,174 +433,79 @@ func (r oasRequest) send(a *API, key string) *httptest.ResponseRecorder {
 	}
 	w := httptest.NewRecorder()
 	a.ServeHTTP(w, req)
-	return w
+	return req, w
 }
 
-// checkAnswer checks that an answer's status is documented for o, that its
-// media type is documented for that status, and that a JSON body has the
-// documented shape.
-func (s *oasSpec) checkAnswer(t *testing.T, o oasOp, what string, w *httptest.ResponseRecorder) {
-	t.Helper()
+// answerProblem says why an answer to req is not documented: the route
+// does not exist, or openapi3filter finds its status, headers, media type
+// or body not documented for the operation the router finds for req.
+func (s *oasSpec) answerProblem(req *http.Request, w *httptest.ResponseRecorder) error {
 	body := w.Body.Bytes()
-	if w.Code == http.StatusMethodNotAllowed {
-		t.Errorf("%s %s: 405 %s: the route does not exist", o, what, body)
-		return
-	}
 	var e struct{ Error string }
-	if w.Code == http.StatusNotFound && json.Unmarshal(body, &e) == nil && strings.HasPrefix(e.Error, "no such endpoint") {
-		t.Errorf("%s %s: %s: the route does not exist", o, what, body)
-		return
+	if w.Code == http.StatusMethodNotAllowed ||
+		w.Code == http.StatusNotFound && json.Unmarshal(body, &e) == nil && strings.HasPrefix(e.Error, "no such endpoint") {
+		return fmt.Errorf("%d %s: the route does not exist", w.Code, body)
 	}
-	resp := s.resolve(t, oasMap(oasMap(o.op["responses"])[strconv.Itoa(w.Code)]))
-	if resp == nil {
-		t.Errorf("%s %s: status %d is not documented (body %s)", o, what, w.Code, body)
-		return
+	route, params, err := s.router.FindRoute(req)
+	if err != nil {
+		return fmt.Errorf("no documented operation: %w", err)
 	}
-	content := oasMap(resp["content"])
-	if len(body) == 0 || content == nil {
-		return
+	header := w.Header().Clone()
+	if r := route.Operation.Responses.Status(w.Code); r != nil && r.Value != nil {
+		header.Set("Content-Type", documentedMediaType(r.Value.Content, header.Get("Content-Type")))
 	}
-	ct, _, _ := strings.Cut(w.Header().Get("Content-Type"), ";")
-	var mt map[string]any
-	for k, v := range content {
-		if dk, _, _ := strings.Cut(k, ";"); strings.EqualFold(strings.TrimSpace(dk), strings.TrimSpace(ct)) {
-			mt = oasMap(v)
-		}
+	in := &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route},
+		Status:                 w.Code,
+		Header:                 header,
+		Options:                &openapi3filter.Options{IncludeResponseStatus: true},
 	}
-	if mt == nil {
-		t.Errorf("%s %s: %d answered %q, which is not a documented media type", o, what, w.Code, w.Header().Get("Content-Type"))
-		return
-	}
-	if ct != "application/json" {
-		return
-	}
-	var v any
-	if err := json.Unmarshal(body, &v); err != nil {
-		t.Errorf("%s %s: %d body is not JSON: %s", o, what, w.Code, body)
-		return
-	}
-	for _, p := range s.shapeErrors(t, oasMap(mt["schema"]), v, "body") {
-		t.Errorf("%s %s: %d %s: %s", o, what, w.Code, body, p)
-	}
-}
-
-// shapeErrors reports how v departs from schema: wrong JSON types, fields
-// not declared where additionalProperties is false, missing required
-// fields, values outside an enum or const, strings not matching a pattern.
-func (s *oasSpec) shapeErrors(t *testing.T, schema map[string]any, v any, at string) []string {
-	t.Helper()
-	schema = s.resolve(t, schema)
-	if schema == nil {
-		return nil
-	}
-	var errs []string
-	for _, key := range []string{"oneOf", "anyOf"} {
-		branches := asSlice(schema[key])
-		if branches == nil {
-			continue
-		}
-		var best []string
-		for i, b := range branches {
-			e := s.shapeErrors(t, oasMap(b), v, at)
-			if len(e) == 0 {
-				best = nil
-				break
-			}
-			if i == 0 || len(e) < len(best) {
-				best = e
-			}
-		}
-		errs = append(errs, best...)
-	}
-	for _, b := range asSlice(schema["allOf"]) {
-		errs = append(errs, s.shapeErrors(t, oasMap(b), v, at)...)
-	}
-	if types := schemaTypes(schema["type"]); types != nil && !types[jsonType(v)] && !(jsonType(v) == "integer" && types["number"]) {
-		return append(errs, fmt.Sprintf("%s: %s, want %v", at, jsonType(v), schema["type"]))
-	}
-	if c, ok := schema["const"]; ok && !reflect.DeepEqual(c, v) {
-		errs = append(errs, fmt.Sprintf("%s: %v, want %v", at, v, c))
-	}
-	if enum := asSlice(schema["enum"]); enum != nil {
-		found := false
-		for _, x := range enum {
-			found = found || reflect.DeepEqual(x, v)
-		}
-		if !found {
-			errs = append(errs, fmt.Sprintf("%s: %v is not one of %v", at, v, enum))
-		}
-	}
-	if p, ok := schema["pattern"].(string); ok {
-		if str, ok := v.(string); ok && !regexp.MustCompile(p).MatchString(str) {
-			errs = append(errs, fmt.Sprintf("%s: %q does not match %s", at, str, p))
-		}
-	}
-	switch v := v.(type) {
-	case map[string]any:
-		props := oasMap(schema["properties"])
-		for _, r := range asSlice(schema["required"]) {
-			if _, ok := v[r.(string)]; !ok {
-				errs = append(errs, fmt.Sprintf("%s: required field %q missing", at, r))
-			}
-		}
-		keys := make([]string, 0, len(v))
-		for k := range v {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			if p, ok := props[k]; ok {
-				errs = append(errs, s.shapeErrors(t, oasMap(p), v[k], at+"."+k)...)
-			} else if schema["additionalProperties"] == false {
-				errs = append(errs, fmt.Sprintf("%s: field %q is not documented", at, k))
-			}
-		}
-	case []any:
-		if items := oasMap(schema["items"]); items != nil {
-			for i, x := range v {
-				errs = append(errs, s.shapeErrors(t, items, x, fmt.Sprintf("%s[%d]", at, i))...)
-			}
-		}
-	}
-	return errs
-}
-
-func schemaTypes(v any) map[string]bool {
-	switch v := v.(type) {
-	case string:
-		return map[string]bool{v: true}
-	case []any:
-		m := map[string]bool{}
-		for _, x := range v {
-			m[fmt.Sprint(x)] = true
-		}
-		return m
+	in.SetBodyBytes(body)
+	if err := openapi3filter.ValidateResponse(req.Context(), in); err != nil {
+		return fmt.Errorf("%d %s: %w", w.Code, body, err)
 	}
 	return nil
 }
 
-func jsonType(v any) string {
-	switch v := v.(type) {
-	case nil:
-		return "null"
-	case bool:
-		return "boolean"
-	case string:
-		return "string"
-	case float64:
-		if v == math.Trunc(v) && !math.IsInf(v, 0) {
-			return "integer"
-		}
-		return "number"
-	case []any:
-		return "array"
-	case map[string]any:
-		return "object"
+// documentedMediaType returns the documented media type that an answer's
+// Content-Type is an instance of: the same type with at least the
+// documented parameters (the Prometheus text format is documented as
+// "text/plain; version=0.0.4" and answered with a charset and more, which
+// kin-openapi, matching parameters exactly, does not see as the same).
+// Otherwise it returns the Content-Type as it is.
+func documentedMediaType(content openapi3.Content, contentType string) string {
+	got, gotParams, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return contentType
 	}
-	return fmt.Sprintf("%T", v)
+	instance := func(key string) bool {
+		want, wantParams, err := mime.ParseMediaType(key)
+		if err != nil || want != got {
+			return false
+		}
+		for k, v := range wantParams {
+			if gotParams[k] != v {
+				return false
+			}
+		}
+		return true
+	}
+	for key := range content {
+		if instance(key) {
+			return key
+		}
+	}
+	return contentType
 }
 
-func isWebSocket(o oasOp) bool { return o.op["x-websocket-message"] != nil }
+func (s *oasSpec) checkAnswer(t *testing.T, o oasOp, what string, req *http.Request, w *httptest.ResponseRecorder) {
+	t.Helper()
+	if err := s.answerProblem(req, w); err != nil {
+		t.Errorf("%s %s: %v", o, what, err)
+	}
+}
+
+func isWebSocket(o oasOp) bool { return o.op.Extensions["x-websocket-message"] != nil }
 
 func TestOpenAPIOperationsAnswerAsDocumented(t *testing.T) {
 	s := loadOpenAPI(t)
@@ -749,7 +516,7 @@ func TestOpenAPIOperationsAnswerAsDocumented(t *testing.T) {
 			if _, needed := allowedRoles(o, r); needed {
 				key = openapiKeys["admin"].Secret
 			}
-			w := r.send(a, key)
+			req, w := s.send(a, r, key)
 			if isWebSocket(o) {
 				// Not a handshake: the WebSocket library's documented refusal.
 				if w.Code != http.StatusUpgradeRequired {
@@ -758,7 +525,7 @@ func TestOpenAPIOperationsAnswerAsDocumented(t *testing.T) {
 			} else if w.Code < 200 || w.Code > 299 {
 				t.Errorf("%s %s: %d %s, want a success", o, r.name, w.Code, w.Body)
 			}
-			s.checkAnswer(t, o, r.name, w)
+			s.checkAnswer(t, o, r.name, req, w)
 			if o.path == "/events" && w.Code == http.StatusAccepted {
 				var res struct{ Rejected int }
 				if err := json.Unmarshal(w.Body.Bytes(), &res); err != nil || res.Rejected != 0 {
@@ -773,71 +540,107 @@ func TestOpenAPIOperationsAnswerAsDocumented(t *testing.T) {
 			if _, needed := allowedRoles(o, r); needed {
 				key = openapiKeys["admin"].Secret
 			}
-			w := r.send(a, key)
+			req, w := s.send(a, r, key)
 			if w.Code != http.StatusBadRequest {
 				t.Errorf("%s with an invalid id: %d %s, want 400", o, w.Code, w.Body)
 			}
-			s.checkAnswer(t, o, "with an invalid id", w)
+			s.checkAnswer(t, o, "with an invalid id", req, w)
 		}
 	}
+
+	t.Run("an undocumented answer is caught", func(t *testing.T) {
+		answer := func(status int, contentType, body string) *httptest.ResponseRecorder {
+			w := httptest.NewRecorder()
+			w.Header().Set("Content-Type", contentType)
+			w.WriteHeader(status)
+			w.WriteString(body)
+			return w
+		}
+		req := httptest.NewRequest("GET", s.server+"/price/PA", nil)
+		if err := s.answerProblem(req, answer(http.StatusOK, "application/json", `{"product_id": "PA", "price": "cheap"}`)); err == nil {
+			t.Error("a price that is a string was not caught")
+		}
+		if err := s.answerProblem(req, answer(http.StatusTeapot, "application/json", `{"error": "teapot"}`)); err == nil {
+			t.Error("an undocumented status was not caught")
+		}
+		if err := s.answerProblem(req, answer(http.StatusNotFound, "text/html", `<p>not found</p>`)); err == nil {
+			t.Error("an undocumented media type was not caught")
+		}
+		if err := s.answerProblem(httptest.NewRequest("PATCH", s.server+"/price/PA", nil), answer(http.StatusOK, "application/json", `{}`)); err == nil {
+			t.Error("an answer to an undocumented operation was not caught")
+		}
+	})
 }
 
 func TestOpenAPIRoles(t *testing.T) {
 	s := loadOpenAPI(t)
 	a := newOpenAPITestAPI(t)
-	scheme := oasMap(oasMap(oasMap(s.root["components"])["securitySchemes"])["ApiKey"])
-	if scheme["type"] != "apiKey" || scheme["in"] != "header" || scheme["name"] != DefaultConfig().KeyHeader {
-		t.Errorf("security scheme ApiKey = %v, want an apiKey in header %s", scheme, DefaultConfig().KeyHeader)
+	scheme := s.doc.Components.SecuritySchemes["ApiKey"]
+	if scheme == nil || scheme.Value.Type != "apiKey" || scheme.Value.In != "header" || scheme.Value.Name != DefaultConfig().KeyHeader {
+		t.Errorf("security scheme ApiKey must be an apiKey in header %s", DefaultConfig().KeyHeader)
 	}
 	for _, o := range s.ops(t) {
 		if isWebSocket(o) {
 			continue
 		}
-		opRoles := asSlice(o.op["x-allowed-roles"])
-		switch req, _ := o.op["x-required-role"].(string); {
-		case opRoles == nil && req != "public":
+		opRoles, hasRoles := rolesOf(o.op.Extensions)
+		switch req, _ := o.op.Extensions["x-required-role"].(string); {
+		case !hasRoles && req != "public":
 			t.Errorf("%s: x-required-role %q, want public (no x-allowed-roles)", o, req)
-		case opRoles != nil && (len(opRoles) == 0 || req != opRoles[0]):
+		case hasRoles && (len(opRoles) == 0 || req != opRoles[0]):
 			t.Errorf("%s: x-required-role %q, want the first of x-allowed-roles %v", o, req, opRoles)
 		}
-		security := asSlice(o.op["security"])
-		optional := false
-		for _, x := range security {
-			optional = optional || len(oasMap(x)) == 0
+		var security openapi3.SecurityRequirements
+		if o.op.Security != nil {
+			security = *o.op.Security
 		}
-		if opRoles != nil && (len(security) == 0 || optional) {
+		optional := slices.ContainsFunc(security, func(r openapi3.SecurityRequirement) bool { return len(r) == 0 })
+		if hasRoles && (len(security) == 0 || optional) {
 			t.Errorf("%s: has x-allowed-roles but its security does not require the API key: %v", o, security)
 		}
 		for _, r := range s.requests(t, o, nil) {
 			allowed, needed := allowedRoles(o, r)
 			if !needed {
-				if w := r.send(a, ""); w.Code == http.StatusUnauthorized || w.Code == http.StatusForbidden {
+				if _, w := s.send(a, r, ""); w.Code == http.StatusUnauthorized || w.Code == http.StatusForbidden {
 					t.Errorf("%s %s: documented as public, got %d %s", o, r.name, w.Code, w.Body)
 				}
 				continue
 			}
-			if opRoles == nil && !optional {
+			if !hasRoles && !optional {
 				t.Errorf("%s: a parameter needs a key, but security does not allow one: %v", o, security)
 			}
 			for _, key := range []string{"", "not-a-key"} {
-				w := r.send(a, key)
+				req, w := s.send(a, r, key)
 				if w.Code != http.StatusUnauthorized {
 					t.Errorf("%s %s with key %q: %d %s, want 401", o, r.name, key, w.Code, w.Body)
 				}
-				s.checkAnswer(t, o, r.name+" without a valid key", w)
+				s.checkAnswer(t, o, r.name+" without a valid key", req, w)
 			}
 			for _, role := range openapiRoles {
-				w := r.send(a, openapiKeys[role].Secret)
+				req, w := s.send(a, r, openapiKeys[role].Secret)
 				switch {
 				case allowed[role] && (w.Code == http.StatusUnauthorized || w.Code == http.StatusForbidden):
 					t.Errorf("%s %s: role %s is documented as allowed, got %d %s", o, r.name, role, w.Code, w.Body)
 				case !allowed[role] && w.Code != http.StatusForbidden:
 					t.Errorf("%s %s: role %s is documented as not allowed, got %d %s", o, r.name, role, w.Code, w.Body)
 				}
-				s.checkAnswer(t, o, r.name+" as "+role, w)
+				s.checkAnswer(t, o, r.name+" as "+role, req, w)
 			}
 		}
 	}
+}
+
+// componentSchema resolves a local reference to a component schema.
+func (s *oasSpec) componentSchema(t *testing.T, ref any) *openapi3.Schema {
+	t.Helper()
+	m, _ := ref.(map[string]any)
+	r, _ := m["$ref"].(string)
+	name, ok := strings.CutPrefix(r, "#/components/schemas/")
+	if sr := s.doc.Components.Schemas[name]; ok && sr != nil && sr.Value != nil {
+		return sr.Value
+	}
+	t.Fatalf("%v is not a reference to a component schema", ref)
+	return nil
 }
 
 func TestOpenAPIWebSocketMessage(t *testing.T) {
@@ -852,7 +655,7 @@ func TestOpenAPIWebSocketMessage(t *testing.T) {
 	if ws == nil || ws.String() != "GET /ws/prices" {
 		t.Fatalf("GET /ws/prices must be documented with x-websocket-message, found %v", ws)
 	}
-	if oasMap(oasMap(ws.op["responses"])["101"]) == nil {
+	if ws.op.Responses.Status(http.StatusSwitchingProtocols) == nil {
 		t.Errorf("GET /ws/prices: the 101 answer is not documented")
 	}
 	srv := httptest.NewServer(a)
@@ -875,89 +678,73 @@ func TestOpenAPIWebSocketMessage(t *testing.T) {
 	if err := json.Unmarshal(b, &msg); err != nil {
 		t.Fatalf("message is not a JSON object: %s", b)
 	}
-	schema := s.resolve(t, oasMap(ws.op["x-websocket-message"]))
-	for _, p := range s.shapeErrors(t, schema, msg, "message") {
-		t.Errorf("%s: %s", b, p)
+	schema := s.componentSchema(t, ws.op.Extensions["x-websocket-message"])
+	if err := schema.VisitJSON(msg, openapi3.EnableJSONSchema2020()); err != nil {
+		t.Errorf("%s: %v", b, err)
 	}
 	// Every documented field is sent.
-	for k := range oasMap(schema["properties"]) {
+	for k := range schema.Properties {
 		if _, ok := msg[k]; !ok {
 			t.Errorf("documented field %q is not in the message %s", k, b)
 		}
 	}
+
+	t.Run("an undocumented message is caught", func(t *testing.T) {
+		bad := maps.Clone(msg)
+		bad["price"] = "free"
+		if err := schema.VisitJSON(bad, openapi3.EnableJSONSchema2020()); err == nil {
+			t.Errorf("a price that is a string was not caught: %v", bad)
+		}
+	})
 }
 
 // TestOpenAPIExamplesFitSchemas checks every documented example against
-// its schema, and the documented constants that the code defines.
+// its schema (loadOpenAPI has kin-openapi validate the document, examples
+// included), the schemas' own examples, and the documented constants that
+// the code defines.
 func TestOpenAPIExamplesFitSchemas(t *testing.T) {
 	s := loadOpenAPI(t)
 	for _, o := range s.ops(t) {
-		var media []struct {
-			where string
-			mt    map[string]any
-		}
-		if rb := s.resolve(t, oasMap(o.op["requestBody"])); rb != nil {
-			for ct, mt := range oasMap(rb["content"]) {
-				media = append(media, struct {
-					where string
-					mt    map[string]any
-				}{"request " + ct, oasMap(mt)})
-			}
-		}
-		for code, r := range oasMap(o.op["responses"]) {
-			for ct, mt := range oasMap(s.resolve(t, oasMap(r))["content"]) {
-				media = append(media, struct {
-					where string
-					mt    map[string]any
-				}{code + " " + ct, oasMap(mt)})
-			}
-		}
-		for _, m := range media {
-			if !strings.Contains(m.where, "application/json") {
-				continue
-			}
-			schema := oasMap(m.mt["schema"])
-			if schema == nil {
-				t.Errorf("%s %s: no schema", o, m.where)
-				continue
-			}
-			if ex, ok := m.mt["example"]; ok {
-				for _, p := range s.shapeErrors(t, schema, ex, "example") {
-					t.Errorf("%s %s: %s", o, m.where, p)
-				}
-			}
-			for name, ex := range oasMap(m.mt["examples"]) {
-				for _, p := range s.shapeErrors(t, schema, s.resolve(t, oasMap(ex))["value"], "example "+name) {
-					t.Errorf("%s %s: %s", o, m.where, p)
+		for code, r := range o.op.Responses.Map() {
+			for ct, mt := range r.Value.Content {
+				if strings.Contains(ct, "json") && mt.Schema == nil {
+					t.Errorf("%s %s %s: no schema", o, code, ct)
 				}
 			}
 		}
-		for _, p := range o.params {
-			if p["name"] == "limit" {
-				if d := oasMap(p["schema"])["default"]; d != float64(defaultHistoryLimit) {
-					t.Errorf("%s: limit default %v, want %d", o, d, defaultHistoryLimit)
-				}
-				if desc, _ := p["description"].(string); !strings.Contains(desc, strconv.Itoa(maxHistoryLimit)) {
-					t.Errorf("%s: limit description does not give the cap %d", o, maxHistoryLimit)
-				}
+		if p := o.params.GetByInAndName("query", "limit"); p != nil {
+			if d := p.Schema.Value.Default; d != float64(defaultHistoryLimit) {
+				t.Errorf("%s: limit default %v, want %d", o, d, defaultHistoryLimit)
+			}
+			if !strings.Contains(p.Description, strconv.Itoa(maxHistoryLimit)) {
+				t.Errorf("%s: limit description does not give the cap %d", o, maxHistoryLimit)
 			}
 		}
 	}
-	for name, schema := range oasMap(oasMap(s.root["components"])["schemas"]) {
-		for i, ex := range asSlice(oasMap(schema)["examples"]) {
-			if oasMap(schema)["type"] != "object" {
-				continue
-			}
-			for _, p := range s.shapeErrors(t, oasMap(schema), ex, fmt.Sprintf("%s.examples[%d]", name, i)) {
-				t.Error(p)
+	for _, name := range slices.Sorted(maps.Keys(s.doc.Components.Schemas)) {
+		schema := s.doc.Components.Schemas[name].Value
+		for i, ex := range schema.Examples {
+			if err := schema.VisitJSON(ex, openapi3.EnableJSONSchema2020()); err != nil {
+				t.Errorf("%s.examples[%d]: %v", name, i, err)
 			}
 		}
 	}
-	desc, _ := oasMap(s.root["info"])["description"].(string)
 	cfg := DefaultConfig()
 	for _, want := range []string{strconv.FormatInt(cfg.MaxEventsBody, 10), strconv.FormatInt(cfg.MaxBody, 10)} {
-		if !strings.Contains(desc, want) {
+		if !strings.Contains(s.doc.Info.Description, want) {
 			t.Errorf("info.description does not give the body limit %s", want)
 		}
 	}
+
+	t.Run("an example that does not fit is caught", func(t *testing.T) {
+		doc, err := openapi3.NewLoader().LoadFromFile(openapiSpecPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ex := doc.Paths.Value("/history/{id}").Get.Responses.Status(http.StatusOK).Value.Content.Get("application/json").Examples["pa"]
+		ex.Value.Value = map[string]any{"product_id": "PA", "history": "none"}
+		if err := doc.Validate(context.Background(), openapi3.EnableExamplesValidation()); err == nil {
+			t.Error("a history that is a string was not caught")
+		}
+	})
 }

@@ -120,6 +120,9 @@ type API struct {
 	keys    *keyring
 	mux     *http.ServeMux
 	metrics *httpMetrics
+	// patterns are the "METHOD /path" patterns of the API routes, in the
+	// order routes registers them.
+	patterns []string
 }
 
 // New returns the API handler.
@@ -134,6 +137,12 @@ func New(cfg Config, deps Deps) (*API, error) {
 
 // ServeHTTP implements http.Handler.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+
+// Routes returns the "METHOD /path" patterns of the API's routes, as
+// registered with its mux: the route table, plus GET /ws/prices and
+// GET /metrics when those are served. The 405 and 404 fallbacks are not
+// routes. docs/openapi.json is held to this list by the package's tests.
+func (a *API) Routes() []string { return slices.Clone(a.patterns) }
 
 type route struct {
 	method, path, name string
@@ -155,17 +164,21 @@ func (a *API) routes() {
 		{"GET", "/products", "products", permRead, a.getProducts},
 		{"PUT", "/products/{id}", "product_put", permAdmin, a.putProduct},
 	}
+	handle := func(pattern string, h http.Handler) {
+		a.mux.Handle(pattern, h)
+		a.patterns = append(a.patterns, pattern)
+	}
 	allowed := map[string][]string{}
 	for _, rt := range rs {
-		a.mux.Handle(rt.method+" "+rt.path, a.wrap(rt))
+		handle(rt.method+" "+rt.path, a.wrap(rt))
 		allowed[rt.path] = append(allowed[rt.path], rt.method)
 	}
 	if a.deps.WebSocket != nil {
-		a.mux.Handle("GET /ws/prices", a.deps.WebSocket)
+		handle("GET /ws/prices", a.deps.WebSocket)
 		allowed["/ws/prices"] = []string{"GET"}
 	}
 	if a.deps.Metrics != nil {
-		a.mux.Handle("GET /metrics", a.deps.Metrics)
+		handle("GET /metrics", a.deps.Metrics)
 		allowed["/metrics"] = []string{"GET"}
 	}
 	// Any other method on a known path: 405 with JSON, not the mux's text.

@@ -1,12 +1,22 @@
-// Shapes of the dynaprice HTTP API (docs/API.md) that the dashboard reads.
+// Shapes of the dynaprice HTTP API that the dashboard reads, by the names
+// the dashboard uses. They come from api.gen.ts, which openapi-typescript
+// generates from docs/openapi.json (`npm run gen:types`; ci.sh fails when
+// it is stale): edit the document, not these.
 
-export type Source = 'base' | 'dynamic' | 'override';
+import type { components } from './api.gen';
+
+type Schemas = components['schemas'];
+
+export type Source = Schemas['PriceSource'];
 
 export function isSource(v: unknown): v is Source {
   return v === 'base' || v === 'dynamic' || v === 'override';
 }
 
-/** One price observation of one product, from GET /prices or the WebSocket feed. */
+/**
+ * One price observation of one product, from GET /prices or the WebSocket
+ * feed (Price or PriceUpdateMessage), as the dashboard keeps it.
+ */
 export interface Tick {
   id: string;
   price: number;
@@ -19,108 +29,27 @@ export interface Tick {
 }
 
 /** A row of GET /history/{id}. */
-export interface HistoryPoint {
-  price: number;
-  event_time: string;
-  price_source: Source;
-  demand: number;
-  version: number;
-}
+export type HistoryPoint = Schemas['HistoryPoint'];
 
-export interface GuardrailStep {
-  guardrail: string;
-  before: number;
-  after: number;
-  detail: string;
-}
+export type GuardrailStep = Schemas['GuardrailStep'];
 
 /** GET /price/{id}?explain=1. */
-export interface Explanation {
-  product_id: string;
-  price: number;
-  price_source: Source;
-  strategy: string;
-  base_price: number;
-  demand: number;
-  total_demand: number;
-  strategy_price: number;
-  dynamic_price: number;
-  guardrails: GuardrailStep[];
-  override?: {
-    override_price: number;
-    reason: string;
-    set_by: string;
-    since: string;
-    expires_at?: string;
-  };
-  /** What a learning strategy (thompson) knows, per price on its ladder, ascending. */
-  learning?: Rung[];
-  /** The stock and competitor prices the engine knows of. */
-  market?: Market;
-  lowest_30d: number;
-  version: number;
-  updated_at: string;
-}
+export type Explanation = Schemas['Explanation'];
 
 /** One price a learning strategy tries. */
-export interface Rung {
-  price: number;
-  views: number;
-  purchases: number;
-  /** The rung shown now. */
-  shown: boolean;
-}
+export type Rung = NonNullable<Explanation['learning']>[number];
 
 /** A competitor's price. */
-export interface Quote {
-  competitor: string;
-  price: number;
-  at: string;
-}
+export type Quote = Schemas['Quote'];
 
 /** Where a product stands against its selling plan. */
-export interface Selling {
-  period_start: string;
-  period_end: string;
-  /** The stock the period opened with plus its restocks. */
-  opening_stock: number;
-  /** What the plan means to have left at the end. */
-  keep: number;
-  /** Stock less keep: what the plan still means to sell. */
-  to_sell: number;
-  /** What would still be left to sell had sales gone evenly over the period. */
-  to_sell_on_plan: number;
-  views_per_hour: number;
-  /** What the inventory strategy applies to the base price (1 for other strategies). */
-  multiplier: number;
-}
+export type Selling = Schemas['SellingInfo'];
 
 /** The market signals a price was set on; each part only when known. */
-export interface Market {
-  stock?: number;
-  selling?: Selling;
-  competitors?: Quote[];
-  /** The lowest fresh quote, which the competitor strategy positions against. */
-  reference?: Quote;
-}
+export type Market = Schemas['MarketInfo'];
 
 /** An entry of GET /overrides/{id}, newest first. */
-export interface AuditEntry {
-  product_id: string;
-  override_price: number;
-  reason: string;
-  set_by: string;
-  ended_by?: string;
-  /** "removed", "expired" or "replaced". */
-  end_reason?: string;
-  created_at: string;
-  expires_at?: string;
-  ended_at?: string;
-  active: boolean;
-}
+export type AuditEntry = Schemas['OverrideRecord'];
 
-/** An entry of GET /products. */
-export interface CatalogProduct {
-  product_id: string;
-  name?: string;
-}
+/** The part of an entry of GET /products that the dashboard reads. */
+export type CatalogProduct = Pick<Schemas['ProductState'], 'product_id' | 'name'>;

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   competitorsLine, conversion, explanation, guardrailLine, learning, learningSummary, marketLines, planStatus, sellingLines, type Clock,
 } from '../src/explain';
-import type { Explanation, Rung, Selling } from '../src/types';
+import type { Explanation, GuardrailStep, Rung, Selling } from '../src/types';
 
 const NOW = Date.parse('2026-03-16T12:00:00Z');
 const clock: Clock = { nowMs: NOW, when: (at) => at.slice(0, 10) };
@@ -33,7 +33,9 @@ describe('guardrailLine', () => {
     expect(guardrailLine({ guardrail: 'margin_floor', before: 29.302, after: 30, detail: 'never below unit cost 25 plus 20% margin' }))
       .toBe('Margin floor: 29.30 → 30.00 (never below unit cost 25 plus 20% margin)');
     expect(guardrailLine({ guardrail: 'max_change', before: 340, after: 328.9, detail: '' })).toBe('Max change: 340.00 → 328.90');
-    expect(guardrailLine({ guardrail: 'new_rule', before: 1, after: 2, detail: 'x' })).toBe('New rule: 1.00 → 2.00 (x)');
+    // One a newer server may add, outside the documented enum.
+    const newRule = 'new_rule' as GuardrailStep['guardrail'];
+    expect(guardrailLine({ guardrail: newRule, before: 1, after: 2, detail: 'x' })).toBe('New rule: 1.00 → 2.00 (x)');
   });
 
   it('shows what rounding changed when two decimals hide it', () => {
