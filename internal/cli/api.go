@@ -13,6 +13,7 @@ import (
 
 	"github.com/dynaprice/dynaprice/internal/dashboard"
 	"github.com/dynaprice/dynaprice/internal/gateway"
+	"github.com/dynaprice/dynaprice/internal/health"
 	"github.com/dynaprice/dynaprice/internal/httpapi"
 	"github.com/dynaprice/dynaprice/internal/ingest"
 	"github.com/dynaprice/dynaprice/internal/kafka"
@@ -24,17 +25,8 @@ import (
 // APIOptions are the settings of `dynaprice api`.
 type APIOptions struct {
 	ClusterOptions
-	Addr            string
-	AdminKey        string
-	APIKeys         string
-	KeyHeader       string
-	WSOrigins       string
-	MaxBody         int64
-	AutoCreate      bool
-	HalfLife        time.Duration
-	Weights         string
-	ShutdownTimeout time.Duration
-	Drain           time.Duration
+	HTTPOptions
+	PricingOptions
 }
 
 func parseAPI(args []string, getenv Env, stderr io.Writer) (APIOptions, error) {
@@ -42,19 +34,8 @@ func parseAPI(args []string, getenv Env, stderr io.Writer) (APIOptions, error) {
 	fs := flag.NewFlagSet("dynaprice api", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	addClusterFlags(fs, &o.ClusterOptions, getenv, true, true, true)
-	addr := ":8080"
-	if p := getenv("API_PORT"); p != "" {
-		addr = ":" + p
-	}
-	fs.StringVar(&o.Addr, "addr", addr, "listen address HOST:PORT (env API_PORT sets the port)")
-	fs.StringVar(&o.APIKeys, "api-keys", getenv("DYNAPRICE_API_KEYS"), "extra API keys as name:role:secret[,...]; roles viewer, operator, ingest, admin (env DYNAPRICE_API_KEYS)")
-	fs.StringVar(&o.KeyHeader, "key-header", envOr(getenv, "API_KEY_HEADER", "X-API-Key"), "header carrying the API key (env API_KEY_HEADER)")
-	fs.StringVar(&o.WSOrigins, "ws-origins", getenv("DYNAPRICE_WS_ORIGINS"), "extra allowed WebSocket origin host patterns, comma separated (env DYNAPRICE_WS_ORIGINS)")
-	fs.Int64Var(&o.MaxBody, "max-body", 16<<20, "largest POST /events body in bytes")
-	fs.BoolVar(&o.AutoCreate, "auto-create", false, "accept events for unknown products (the engines must run with --auto-create too)")
-	fs.DurationVar(&o.HalfLife, "half-life", time.Hour, "half-life of demand for the decay strategy (as the engines', for explanations)")
-	fs.StringVar(&o.Weights, "weights", "view=1,cart=3,purchase=5", "demand weight per event type (as the engines')")
-	addShutdownFlags(fs, &o.ShutdownTimeout, &o.Drain, "drain, HTTP and WebSockets, following price-updates and closing the connections to Kafka, Redis and PostgreSQL")
+	o.HTTPOptions.register(fs, getenv, "drain, HTTP and WebSockets, following price-updates and closing the connections to Kafka, Redis and PostgreSQL")
+	o.PricingOptions.register(fs, "accept events for unknown products (the engines must run with --auto-create too)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: dynaprice api [flags]
 
@@ -81,11 +62,7 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	if err := parseFlags(fs, args, stderr); err != nil {
-		return o, err
-	}
-	o.AdminKey = getenv("ADMIN_API_KEY")
-	return o, nil
+	return o, parseFlags(fs, args, stderr)
 }
 
 func runAPI(ctx context.Context, args []string, getenv Env, stdout, stderr io.Writer) error {
@@ -186,7 +163,7 @@ func API(ctx context.Context, o APIOptions, log *slog.Logger, stdout io.Writer) 
 	var depsOK, stopping atomic.Bool
 	checkCtx, stopCheck := context.WithCancel(ctx)
 	defer stopCheck()
-	go watchReady(checkCtx, &depsOK, log, map[string]func(context.Context) error{
+	go health.Watch(checkCtx, &depsOK, log, health.Checks{
 		"postgres": db.Ping, "redis": rc.Ping, "kafka": pr.Ping,
 		"price-updates": func(context.Context) error {
 			if !following.Load() {
@@ -196,7 +173,7 @@ func API(ctx context.Context, o APIOptions, log *slog.Logger, stdout io.Writer) 
 		},
 	})
 
-	prices := &fallbackPrices{primary: rc, backup: live.Prices{V: view}, log: log}
+	prices := live.NewFallback(rc, view, log)
 	api, err := httpapi.New(httpapi.Config{
 		KeyHeader: o.KeyHeader, Keys: keys, MaxEventsBody: o.MaxBody, MaxBody: 64 << 10,
 		RequestTimeout: 30 * time.Second, Logger: log, Registerer: reg,
@@ -249,105 +226,5 @@ func API(ctx context.Context, o APIOptions, log *slog.Logger, stdout io.Writer) 
 func closeAll(fs []func()) {
 	for i := len(fs) - 1; i >= 0; i-- {
 		fs[i]()
-	}
-}
-
-// fallbackPrices reads Redis and, while Redis fails, the replica's own view:
-// an API replica keeps serving the last known prices through a Redis outage
-// (and reports not ready meanwhile). Redis reads get a short deadline, and
-// after a failure Redis is tried again at most once per retryEvery, so an
-// outage costs requests nothing but a map lookup.
-type fallbackPrices struct {
-	primary, backup httpapi.Prices
-	log             *slog.Logger
-	failedAt        atomic.Int64 // unix ns of the last failure, 0 when healthy
-}
-
-const (
-	redisReadTimeout = 250 * time.Millisecond
-	retryEvery       = time.Second
-)
-
-// usePrimary reports whether to try Redis: it is healthy, or the last
-// failure is old enough to probe again.
-func (f *fallbackPrices) usePrimary() bool {
-	t := f.failedAt.Load()
-	return t == 0 || time.Since(time.Unix(0, t)) >= retryEvery
-}
-
-func (f *fallbackPrices) result(err error) {
-	if err == nil {
-		if f.failedAt.Swap(0) != 0 {
-			f.log.Info("reading live prices from Redis works again")
-		}
-		return
-	}
-	if f.failedAt.Swap(time.Now().UnixNano()) == 0 {
-		f.log.Warn("reading live prices from Redis failed; answering from this replica's copy", "err", err)
-	}
-}
-
-func (f *fallbackPrices) Price(ctx context.Context, id string) ([]byte, bool, error) {
-	if f.usePrimary() {
-		rctx, cancel := context.WithTimeout(ctx, redisReadTimeout)
-		b, ok, err := f.primary.Price(rctx, id)
-		cancel()
-		if ctx.Err() != nil {
-			return nil, false, ctx.Err()
-		}
-		f.result(err)
-		if err == nil {
-			return b, ok, nil
-		}
-	}
-	return f.backup.Price(ctx, id)
-}
-
-func (f *fallbackPrices) AppendAll(ctx context.Context, dst []byte) ([]byte, error) {
-	if f.usePrimary() {
-		rctx, cancel := context.WithTimeout(ctx, redisReadTimeout)
-		b, err := f.primary.AppendAll(rctx, dst)
-		cancel()
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		f.result(err)
-		if err == nil {
-			return b, nil
-		}
-	}
-	return f.backup.AppendAll(ctx, dst)
-}
-
-// watchReady keeps ready true while every dependency answers a ping.
-// Checking in the background keeps /readyz cheap and lets the API keep
-// serving the last known prices (Redis caches) while reporting not ready.
-func watchReady(ctx context.Context, ready *atomic.Bool, log *slog.Logger, checks map[string]func(context.Context) error) {
-	failing := map[string]bool{}
-	for {
-		ok := true
-		for name, ping := range checks {
-			pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			err := ping(pctx)
-			cancel()
-			if ctx.Err() != nil {
-				return
-			}
-			if err != nil {
-				ok = false
-				if !failing[name] {
-					log.Warn("dependency is down; reporting not ready", "dependency", name, "err", err)
-				}
-			} else if failing[name] {
-				log.Info("dependency is back", "dependency", name)
-			}
-			failing[name] = err != nil
-		}
-		ready.Store(ok)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(time.Second):
-		}
 	}
 }

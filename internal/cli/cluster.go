@@ -13,6 +13,7 @@ import (
 	"github.com/dynaprice/dynaprice/internal/kafka"
 	"github.com/dynaprice/dynaprice/internal/postgres"
 	"github.com/dynaprice/dynaprice/internal/redis"
+	"github.com/dynaprice/dynaprice/internal/retry"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -27,8 +28,7 @@ type ClusterOptions struct {
 	Replication  int
 	RedisAddr    string
 	DatabaseURL  string
-	LogLevel     string
-	LogFormat    string
+	LogOptions
 }
 
 func envOr(getenv Env, name, def string) string {
@@ -55,8 +55,7 @@ func addClusterFlags(fs *flag.FlagSet, o *ClusterOptions, getenv Env, kafkaFlags
 	if dbFlag {
 		fs.StringVar(&o.DatabaseURL, "database", getenv("DATABASE_URL"), "PostgreSQL URL postgres://user:pass@host:5432/db (env DATABASE_URL)")
 	}
-	fs.StringVar(&o.LogLevel, "log-level", envOr(getenv, "DYNAPRICE_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env DYNAPRICE_LOG_LEVEL)")
-	fs.StringVar(&o.LogFormat, "log-format", envOr(getenv, "DYNAPRICE_LOG_FORMAT", "text"), "log format: text or json (env DYNAPRICE_LOG_FORMAT)")
+	o.LogOptions.register(fs, getenv)
 }
 
 func (o ClusterOptions) topics() kafka.Topics {
@@ -80,34 +79,29 @@ func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
 	return nil
 }
 
-// retry calls f with backoff until it succeeds or ctx ends: dependencies
-// that are down at start are waited for, as they are when they fail later.
-func retry[T any](ctx context.Context, log *slog.Logger, what string, f func(context.Context) (T, error)) (T, error) {
-	for wait := 200 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
-		v, err := f(ctx)
-		if err == nil {
-			return v, nil
-		}
+// connect waits for a dependency that is down at start the way one that
+// fails later is waited for (retry.Default), logging each failure.
+func connect[T any](ctx context.Context, log *slog.Logger, what string, f func(context.Context) (T, error)) (T, error) {
+	v, err := retry.Value(ctx, retry.Default, f, func(err error, wait time.Duration) {
 		log.Warn("cannot reach "+what+" yet; retrying", "err", err, "in", wait)
-		select {
-		case <-ctx.Done():
-			return v, fmt.Errorf("%s: %w", what, err)
-		case <-time.After(wait):
-		}
+	})
+	if err != nil {
+		return v, fmt.Errorf("%s: %w", what, err)
 	}
+	return v, nil
 }
 
 func openDB(ctx context.Context, url string, log *slog.Logger) (*postgres.DB, error) {
 	if url == "" {
 		return nil, errors.New("no database: set --database or DATABASE_URL (postgres://user:pass@host:5432/db)")
 	}
-	return retry(ctx, log, "PostgreSQL", func(ctx context.Context) (*postgres.DB, error) {
+	return connect(ctx, log, "PostgreSQL", func(ctx context.Context) (*postgres.DB, error) {
 		return postgres.Open(ctx, postgres.Config{URL: url, Logger: log})
 	})
 }
 
 func openRedis(ctx context.Context, addr string, log *slog.Logger) (*redis.Client, error) {
-	return retry(ctx, log, "Redis", func(ctx context.Context) (*redis.Client, error) {
+	return connect(ctx, log, "Redis", func(ctx context.Context) (*redis.Client, error) {
 		return redis.Open(ctx, redis.Config{Addr: addr, Logger: log})
 	})
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/dynaprice/dynaprice/internal/catalog"
 	"github.com/dynaprice/dynaprice/internal/engine"
+	"github.com/dynaprice/dynaprice/internal/health"
 	"github.com/dynaprice/dynaprice/internal/httpapi"
 	"github.com/dynaprice/dynaprice/internal/kafka"
 	"github.com/dynaprice/dynaprice/internal/pricing"
@@ -22,15 +23,12 @@ import (
 // EngineOptions are the settings of `dynaprice engine`.
 type EngineOptions struct {
 	ClusterOptions
+	PricingOptions
+	DedupOptions
 	Group           string
 	MetricsAddr     string
 	CatalogFile     string
 	NoMigrate       bool
-	AutoCreate      bool
-	HalfLife        time.Duration
-	Weights         string
-	DedupWindow     time.Duration
-	DedupMax        int
 	TickInterval    time.Duration
 	SessionTimeout  time.Duration
 	MaxPollRecords  int
@@ -46,11 +44,8 @@ func parseEngine(args []string, getenv Env, stderr io.Writer) (EngineOptions, er
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", ":9090", "address serving /metrics, /healthz and /readyz")
 	fs.StringVar(&o.CatalogFile, "catalog", "", "catalog JSON file: seeds an empty database, or is sent to the engines as product updates")
 	fs.BoolVar(&o.NoMigrate, "no-migrate", false, "do not apply database migrations at start (run `dynaprice migrate` instead)")
-	fs.BoolVar(&o.AutoCreate, "auto-create", false, "create unknown products from an event's price instead of dead-lettering the event")
-	fs.DurationVar(&o.HalfLife, "half-life", time.Hour, "half-life of demand for the decay strategy")
-	fs.StringVar(&o.Weights, "weights", "view=1,cart=3,purchase=5", "demand weight per event type")
-	fs.DurationVar(&o.DedupWindow, "dedup-window", 24*time.Hour, "how long event ids are remembered for deduplication")
-	fs.IntVar(&o.DedupMax, "dedup-max", 1_000_000, "most event ids remembered per partition")
+	o.PricingOptions.register(fs, "create unknown products from an event's price instead of dead-lettering the event")
+	o.DedupOptions.register(fs, "most event ids remembered per partition")
 	fs.DurationVar(&o.TickInterval, "tick", time.Second, "how often time-dependent prices and override expiries are re-evaluated")
 	fs.IntVar(&o.MaxPollRecords, "max-poll-records", kafka.DefaultMaxPollRecords, "most records processed per round (larger: fewer, bigger commits)")
 	fs.DurationVar(&o.SessionTimeout, "session-timeout", 10*time.Second, "how long Kafka waits for a silent engine before giving its partitions to others")
@@ -181,7 +176,7 @@ func Engine(ctx context.Context, o EngineOptions, log *slog.Logger, stdout io.Wr
 	procSet.Store(true)
 	checkCtx, stopCheck := context.WithCancel(ctx)
 	defer stopCheck()
-	go watchReady(checkCtx, &depsOK, log, map[string]func(context.Context) error{
+	go health.Watch(checkCtx, &depsOK, log, health.Checks{
 		"postgres": db.Ping, "redis": rc.Ping, "kafka": proc.Ping,
 	})
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))

@@ -26,34 +26,21 @@ import (
 	"github.com/dynaprice/dynaprice/internal/loadgen"
 	"github.com/dynaprice/dynaprice/internal/pricing"
 	"github.com/dynaprice/dynaprice/internal/sqlite"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // ServeOptions are the settings of `dynaprice serve`, one per flag.
 type ServeOptions struct {
-	Addr            string
-	DataDir         string
-	CatalogFile     string
-	Demo            bool
-	DemoRate        float64
-	AutoCreate      bool
-	MaxBody         int64
-	AdminKey        string
-	APIKeys         string
-	KeyHeader       string
-	WSOrigins       string
-	HalfLife        time.Duration
-	Weights         string
-	Sync            string
-	DedupWindow     time.Duration
-	DedupMax        int
-	ShutdownTimeout time.Duration
-	Drain           time.Duration
-	LogLevel        string
-	LogFormat       string
-	DebugAddr       string
+	HTTPOptions
+	PricingOptions
+	DedupOptions
+	LogOptions
+	DataDir     string
+	CatalogFile string
+	Demo        bool
+	DemoRate    float64
+	Sync        string
+	DebugAddr   string
 	// Listener, when set, is used instead of listening on Addr (tests pass
 	// one bound to port 0).
 	Listener net.Listener
@@ -63,32 +50,15 @@ func parseServe(args []string, getenv Env, stderr io.Writer) (ServeOptions, erro
 	o := ServeOptions{}
 	fs := flag.NewFlagSet("dynaprice serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	addr := ":8080"
-	if p := getenv("API_PORT"); p != "" {
-		addr = ":" + p
-	}
-	keyHeader := "X-API-Key"
-	if h := getenv("API_KEY_HEADER"); h != "" {
-		keyHeader = h
-	}
-	fs.StringVar(&o.Addr, "addr", addr, "listen address HOST:PORT (env API_PORT sets the port)")
+	o.HTTPOptions.register(fs, getenv, "drain, HTTP, the engine's last commit and closing the store")
 	fs.StringVar(&o.DataDir, "data", "./dynaprice-data", "data directory (created if missing)")
 	fs.StringVar(&o.CatalogFile, "catalog", "", "catalog JSON file to import or update products from")
 	fs.BoolVar(&o.Demo, "demo", false, "generate demo traffic (seed-format events) in-process")
 	fs.Float64Var(&o.DemoRate, "demo-rate", 20, "demo events per second")
-	fs.BoolVar(&o.AutoCreate, "auto-create", false, "create unknown products from an event's price instead of rejecting the event")
-	fs.Int64Var(&o.MaxBody, "max-body", 16<<20, "largest POST /events body in bytes")
-	fs.StringVar(&o.APIKeys, "api-keys", getenv("DYNAPRICE_API_KEYS"), "extra API keys as name:role:secret[,...]; roles viewer, operator, ingest, admin (env DYNAPRICE_API_KEYS)")
-	fs.StringVar(&o.KeyHeader, "key-header", keyHeader, "header carrying the API key (env API_KEY_HEADER)")
-	fs.StringVar(&o.WSOrigins, "ws-origins", getenv("DYNAPRICE_WS_ORIGINS"), "extra allowed WebSocket origin host patterns, comma separated (same-origin is always allowed; env DYNAPRICE_WS_ORIGINS)")
-	fs.DurationVar(&o.HalfLife, "half-life", time.Hour, "half-life of demand for the decay strategy")
-	fs.StringVar(&o.Weights, "weights", "view=1,cart=3,purchase=5", "demand weight per event type")
+	o.PricingOptions.register(fs, "create unknown products from an event's price instead of rejecting the event")
 	fs.StringVar(&o.Sync, "sync", "full", "SQLite durability: full (fsync every commit) or normal (survives process crashes, not power loss)")
-	fs.DurationVar(&o.DedupWindow, "dedup-window", 24*time.Hour, "how long event ids are remembered for deduplication")
-	fs.IntVar(&o.DedupMax, "dedup-max", 1_000_000, "most event ids remembered")
-	addShutdownFlags(fs, &o.ShutdownTimeout, &o.Drain, "drain, HTTP, the engine's last commit and closing the store")
-	fs.StringVar(&o.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
-	fs.StringVar(&o.LogFormat, "log-format", "text", "log format: text or json")
+	o.DedupOptions.register(fs, "most event ids remembered")
+	o.LogOptions.register(fs, getenv)
 	fs.StringVar(&o.DebugAddr, "debug-addr", "", "if set, serve Go's pprof profiles on this separate address (e.g. 127.0.0.1:6060); keep it private")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: dynaprice serve [flags]
@@ -99,25 +69,15 @@ With an empty data directory and no --catalog, the demo catalog (PA..PJ) is
 loaded.
 
 Environment: API_PORT, ADMIN_API_KEY (if unset a key is generated and printed
-once), API_KEY_HEADER, DYNAPRICE_API_KEYS, DYNAPRICE_WS_ORIGINS. A flag beats
-its environment variable.
+once), API_KEY_HEADER, DYNAPRICE_API_KEYS, DYNAPRICE_WS_ORIGINS,
+DYNAPRICE_LOG_LEVEL, DYNAPRICE_LOG_FORMAT. A flag beats its environment
+variable.
 
 Flags:
 `)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return o, err
-		}
-		return o, errUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "dynaprice serve: unexpected arguments %q\n", fs.Args())
-		return o, errUsage
-	}
-	o.AdminKey = getenv("ADMIN_API_KEY")
-	return o, nil
+	return o, parseFlags(fs, args, stderr)
 }
 
 func splitList(s string) []string {
@@ -152,7 +112,7 @@ func runServe(ctx context.Context, args []string, getenv Env, stdout, stderr io.
 // (httpapi.Gate), so probes see a live process that is not ready rather
 // than a refused connection.
 func Serve(ctx context.Context, o ServeOptions, log *slog.Logger, stdout io.Writer) error {
-	weights, err := pricing.ParseWeights(o.Weights)
+	pc, err := pricing.ConfigFrom(o.Weights, o.HalfLife)
 	if err != nil {
 		return err
 	}
@@ -164,17 +124,9 @@ func Serve(ctx context.Context, o ServeOptions, log *slog.Logger, stdout io.Writ
 		return err
 	}
 
-	var cat *catalog.File
-	if o.CatalogFile != "" {
-		b, err := os.ReadFile(o.CatalogFile)
-		if err != nil {
-			return fmt.Errorf("reading catalog: %w", err)
-		}
-		f, err := catalog.Parse(b)
-		if err != nil {
-			return fmt.Errorf("%s: %w", o.CatalogFile, err)
-		}
-		cat = &f
+	cat, err := catalog.ReadFile(o.CatalogFile)
+	if err != nil {
+		return err
 	}
 	if err := os.MkdirAll(o.DataDir, 0o750); err != nil {
 		return fmt.Errorf("creating data directory: %w", err)
@@ -200,13 +152,12 @@ func Serve(ctx context.Context, o ServeOptions, log *slog.Logger, stdout io.Writ
 		}
 	}()
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := newRegistry()
 	view := live.New(live.HubConfig{OriginPatterns: splitList(o.WSOrigins), Logger: log, Registerer: reg})
 	hub := view.Hub()
 
 	ecfg := engine.DefaultConfig()
-	ecfg.Pricing.Weights, ecfg.Pricing.HalfLife = weights, o.HalfLife
+	ecfg.Pricing = pc
 	ecfg.AutoCreate, ecfg.DedupWindow, ecfg.DedupMax = o.AutoCreate, o.DedupWindow, o.DedupMax
 	ecfg.Logger, ecfg.Metrics = log, engine.NewMetrics(reg, "serve")
 	eng, err := engine.NewWriter(ecfg, store, view)

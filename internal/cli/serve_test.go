@@ -36,10 +36,12 @@ type server struct {
 
 func testOptions(dir string) ServeOptions {
 	return ServeOptions{
-		DataDir: dir, DemoRate: 10, MaxBody: 1 << 20, AdminKey: adminKey,
-		APIKeys:   "viewer:viewer:" + viewerKey + ",ops:operator:" + operatorKey + ",feed:ingest:" + ingestKey,
-		KeyHeader: "X-API-Key", HalfLife: time.Hour, Weights: "view=1,cart=3,purchase=5", Sync: "normal",
-		DedupWindow: time.Hour, DedupMax: 1000, ShutdownTimeout: 5 * time.Second,
+		HTTPOptions: HTTPOptions{MaxBody: 1 << 20, AdminKey: adminKey,
+			APIKeys:   "viewer:viewer:" + viewerKey + ",ops:operator:" + operatorKey + ",feed:ingest:" + ingestKey,
+			KeyHeader: "X-API-Key", ShutdownTimeout: 5 * time.Second},
+		PricingOptions: PricingOptions{HalfLife: time.Hour, Weights: "view=1,cart=3,purchase=5"},
+		DedupOptions:   DedupOptions{DedupWindow: time.Hour, DedupMax: 1000},
+		DataDir:        dir, DemoRate: 10, Sync: "normal",
 	}
 }
 

@@ -1,0 +1,73 @@
+package cli
+
+import (
+	"flag"
+	"time"
+)
+
+// The flags several roles share, each registered by one function so that
+// every role spells, defaults and documents them the same way, and every
+// one reads the same environment variables.
+
+// LogOptions are --log-level and --log-format (every role).
+type LogOptions struct {
+	LogLevel  string
+	LogFormat string
+}
+
+func (o *LogOptions) register(fs *flag.FlagSet, getenv Env) {
+	fs.StringVar(&o.LogLevel, "log-level", envOr(getenv, "DYNAPRICE_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env DYNAPRICE_LOG_LEVEL)")
+	fs.StringVar(&o.LogFormat, "log-format", envOr(getenv, "DYNAPRICE_LOG_FORMAT", "text"), "log format: text or json (env DYNAPRICE_LOG_FORMAT)")
+}
+
+// HTTPOptions are the settings of the roles that serve the API (serve,
+// api): where to listen, who may call, and how they shut down.
+type HTTPOptions struct {
+	Addr            string
+	AdminKey        string
+	APIKeys         string
+	KeyHeader       string
+	WSOrigins       string
+	MaxBody         int64
+	ShutdownTimeout time.Duration
+	Drain           time.Duration
+}
+
+func (o *HTTPOptions) register(fs *flag.FlagSet, getenv Env, covers string) {
+	addr := ":8080"
+	if p := getenv("API_PORT"); p != "" {
+		addr = ":" + p
+	}
+	fs.StringVar(&o.Addr, "addr", addr, "listen address HOST:PORT (env API_PORT sets the port)")
+	fs.StringVar(&o.APIKeys, "api-keys", getenv("DYNAPRICE_API_KEYS"), "extra API keys as name:role:secret[,...]; roles viewer, operator, ingest, admin (env DYNAPRICE_API_KEYS)")
+	fs.StringVar(&o.KeyHeader, "key-header", envOr(getenv, "API_KEY_HEADER", "X-API-Key"), "header carrying the API key (env API_KEY_HEADER)")
+	fs.StringVar(&o.WSOrigins, "ws-origins", getenv("DYNAPRICE_WS_ORIGINS"), "extra allowed WebSocket origin host patterns, comma separated (same-origin is always allowed; env DYNAPRICE_WS_ORIGINS)")
+	fs.Int64Var(&o.MaxBody, "max-body", 16<<20, "largest POST /events body in bytes")
+	addShutdownFlags(fs, &o.ShutdownTimeout, &o.Drain, covers)
+	o.AdminKey = getenv("ADMIN_API_KEY")
+}
+
+// PricingOptions are the pricing settings engines use, and API replicas
+// need to validate and explain as engines do.
+type PricingOptions struct {
+	AutoCreate bool
+	HalfLife   time.Duration
+	Weights    string
+}
+
+func (o *PricingOptions) register(fs *flag.FlagSet, autoCreateHelp string) {
+	fs.BoolVar(&o.AutoCreate, "auto-create", false, autoCreateHelp)
+	fs.DurationVar(&o.HalfLife, "half-life", time.Hour, "half-life of demand for the decay strategy")
+	fs.StringVar(&o.Weights, "weights", "view=1,cart=3,purchase=5", "demand weight per event type")
+}
+
+// DedupOptions bound the event ids remembered to drop retries.
+type DedupOptions struct {
+	DedupWindow time.Duration
+	DedupMax    int
+}
+
+func (o *DedupOptions) register(fs *flag.FlagSet, maxHelp string) {
+	fs.DurationVar(&o.DedupWindow, "dedup-window", 24*time.Hour, "how long event ids are remembered for deduplication")
+	fs.IntVar(&o.DedupMax, "dedup-max", 1_000_000, maxHelp)
+}

@@ -1,0 +1,88 @@
+package live
+
+import (
+	"context"
+	"log/slog"
+	"sync/atomic"
+	"time"
+)
+
+// PriceReader is a live price view that can fail: Redis.
+type PriceReader interface {
+	Price(ctx context.Context, id string) ([]byte, bool, error)
+	AppendAll(ctx context.Context, dst []byte) ([]byte, error)
+}
+
+// NewFallback reads primary and, while it fails, backup.
+func NewFallback(primary PriceReader, backup *View, log *slog.Logger) *Fallback {
+	return &Fallback{primary: primary, backup: Prices{V: backup}, log: log}
+}
+
+// Fallback reads a primary price view (Redis) and, while it fails, a View
+// of its own (an API replica's copy, fed by price-updates):
+// an API replica keeps serving the last known prices through a Redis outage
+// (and reports not ready meanwhile). Redis reads get a short deadline, and
+// after a failure Redis is tried again at most once per retryEvery, so an
+// outage costs requests nothing but a map lookup.
+type Fallback struct {
+	primary  PriceReader
+	backup   Prices
+	log      *slog.Logger
+	failedAt atomic.Int64 // unix ns of the last failure, 0 when healthy
+}
+
+const (
+	redisReadTimeout = 250 * time.Millisecond
+	retryEvery       = time.Second
+)
+
+// usePrimary reports whether to try Redis: it is healthy, or the last
+// failure is old enough to probe again.
+func (f *Fallback) usePrimary() bool {
+	t := f.failedAt.Load()
+	return t == 0 || time.Since(time.Unix(0, t)) >= retryEvery
+}
+
+func (f *Fallback) result(err error) {
+	if err == nil {
+		if f.failedAt.Swap(0) != 0 {
+			f.log.Info("reading live prices from Redis works again")
+		}
+		return
+	}
+	if f.failedAt.Swap(time.Now().UnixNano()) == 0 {
+		f.log.Warn("reading live prices from Redis failed; answering from this replica's copy", "err", err)
+	}
+}
+
+func (f *Fallback) Price(ctx context.Context, id string) ([]byte, bool, error) {
+	if f.usePrimary() {
+		rctx, cancel := context.WithTimeout(ctx, redisReadTimeout)
+		b, ok, err := f.primary.Price(rctx, id)
+		cancel()
+		if ctx.Err() != nil {
+			return nil, false, ctx.Err()
+		}
+		f.result(err)
+		if err == nil {
+			return b, ok, nil
+		}
+	}
+	return f.backup.Price(ctx, id)
+}
+
+func (f *Fallback) AppendAll(ctx context.Context, dst []byte) ([]byte, error) {
+	if f.usePrimary() {
+		rctx, cancel := context.WithTimeout(ctx, redisReadTimeout)
+		b, err := f.primary.AppendAll(rctx, dst)
+		cancel()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		f.result(err)
+		if err == nil {
+			return b, nil
+		}
+	}
+	return f.backup.AppendAll(ctx, dst)
+}
