@@ -114,7 +114,7 @@ func (d *dynaprice) commitStats() (commits uint64, mean time.Duration, records f
 	for _, mf := range mfs {
 		for _, m := range mf.GetMetric() {
 			switch mf.GetName() {
-			case "dynaprice_stream_commit_seconds":
+			case "dynaprice_commit_duration_seconds":
 				h := m.GetHistogram()
 				commits = h.GetSampleCount()
 				if commits > 0 {

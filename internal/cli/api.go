@@ -87,6 +87,30 @@ func runAPI(ctx context.Context, args []string, getenv Env, stdout, stderr io.Wr
 // waits for PostgreSQL, Redis and Kafka, /healthz answers 200 and
 // everything else 503 (httpapi.Gate).
 func API(ctx context.Context, o APIOptions, log *slog.Logger, stdout io.Writer) error {
+	return runRole(ctx, log, &apiRole{o: o, log: log, stdout: stdout})
+}
+
+// apiRole is `dynaprice api`: a stateless replica of the API over Kafka,
+// Redis and PostgreSQL.
+type apiRole struct {
+	o      APIOptions
+	log    *slog.Logger
+	stdout io.Writer
+
+	web        *listener
+	conns      []func() // closes what was opened, last first
+	hub        *live.Hub
+	stopFollow context.CancelFunc
+	followDone chan struct{}
+	stopWatch  context.CancelFunc
+	ready      health.Readiness
+	signalled  bool
+}
+
+// Open connects to the dependencies (waiting for them) and returns once
+// the API serves.
+func (r *apiRole) Open(ctx context.Context) error {
+	o, log := r.o, r.log
 	pc, err := pricing.ConfigFrom(o.Weights, o.HalfLife)
 	if err != nil {
 		return err
@@ -98,33 +122,25 @@ func API(ctx context.Context, o APIOptions, log *slog.Logger, stdout io.Writer) 
 	if err != nil {
 		return err
 	}
-
-	web, err := listen(o.Addr, nil, log)
+	if r.web, err = listen(o.Addr, nil, log); err != nil {
+		return err
+	}
+	log.Info("listening; connecting to PostgreSQL, Redis and Kafka", "addr", r.web.Addr().String())
+	db, err := openDB(ctx, o.DatabaseURL, log)
 	if err != nil {
 		return err
 	}
-	// Until the shutdown below takes over, a failed start only has to stop
-	// the listener and close what was opened.
-	defer web.Close()
-	var conns []func() // closes what was opened, last first
-	defer func() { closeAll(conns) }()
-	log.Info("listening; connecting to PostgreSQL, Redis and Kafka", "addr", web.Addr().String())
-
-	db, err := openDB(ctx, o.DatabaseURL, log)
-	if err != nil {
-		return startErr(ctx, log, err)
-	}
-	conns = append(conns, db.Close)
+	r.conns = append(r.conns, db.Close)
 	rc, err := openRedis(ctx, o.RedisAddr, log)
 	if err != nil {
-		return startErr(ctx, log, err)
+		return err
 	}
-	conns = append(conns, rc.Close)
+	r.conns = append(r.conns, rc.Close)
 	pr, err := kafka.NewProducer(kafka.ClientConfig{Brokers: o.brokers(), Topics: o.topics(), Logger: log})
 	if err != nil {
 		return err
 	}
-	conns = append(conns, pr.Close)
+	r.conns = append(r.conns, pr.Close)
 
 	reg := newRegistry()
 	// The replica's own copy of the live prices, fed by price-updates, is
@@ -135,35 +151,33 @@ func API(ctx context.Context, o APIOptions, log *slog.Logger, stdout io.Writer) 
 		Snapshot: func() []live.Price {
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			cs, err := rc.Changes(sctx)
+			ps, err := rc.Changes(sctx)
 			if err != nil {
 				log.Warn("WebSocket snapshot: reading live prices failed", "err", err)
 			}
-			return cs
+			return ps
 		},
 	})
-	hub := view.Hub()
-	if cs, err := rc.Changes(ctx); err == nil {
-		view.Publish(cs)
+	r.hub = view.Hub()
+	if ps, err := rc.Changes(ctx); err == nil {
+		view.Publish(ps)
 	}
 	var following atomic.Bool
-	followCtx, stopFollow := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopFollow()
-	followDone := make(chan struct{})
+	var followCtx context.Context
+	followCtx, r.stopFollow = context.WithCancel(context.WithoutCancel(ctx))
+	r.followDone = make(chan struct{})
 	go func() {
-		defer close(followDone)
+		defer close(r.followDone)
 		err := kafka.Follow(followCtx, kafka.ClientConfig{Brokers: o.brokers(), Topics: o.topics(), Logger: log}, view.Publish, &following)
 		if err != nil {
 			log.Error("following price updates stopped", "err", err)
 		}
 	}()
-
 	// Ready while every dependency answers, and not once the shutdown
 	// began (whatever the last check said).
-	var depsOK, stopping atomic.Bool
-	checkCtx, stopCheck := context.WithCancel(ctx)
-	defer stopCheck()
-	go health.Watch(checkCtx, &depsOK, log, health.Checks{
+	var watchCtx context.Context
+	watchCtx, r.stopWatch = context.WithCancel(ctx)
+	r.ready.Watch(watchCtx, log, health.Checks{
 		"postgres": db.Ping, "redis": rc.Ping, "kafka": pr.Ping,
 		"price-updates": func(context.Context) error {
 			if !following.Load() {
@@ -180,46 +194,68 @@ func API(ctx context.Context, o APIOptions, log *slog.Logger, stdout io.Writer) 
 	}, httpapi.Deps{
 		Engine: gateway.New(pr, prices, db, pc, o.AutoCreate), Archive: db, Prices: prices,
 		Decoder:   &ingest.Decoder{Now: time.Now},
-		WebSocket: hub, Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
-		Ready: func() bool { return !stopping.Load() && depsOK.Load() }, UI: dashboard.Handler(),
+		WebSocket: r.hub, Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
+		Ready: r.ready.Ready, UI: dashboard.Handler(),
 	})
 	if err != nil {
 		return err
 	}
-	web.Open(api)
-	url := "http://" + displayAddr(web.Addr())
-	fmt.Fprintf(stdout, "dynaprice %s api serving on %s\n", Version, url)
-	fmt.Fprintf(stdout, "  prices:    %s/prices    live: %s/ws/prices    metrics: %s/metrics\n", url, strings.Replace(url, "http", "ws", 1), url)
+	r.web.Open(api)
+	url := "http://" + displayAddr(r.web.Addr())
+	fmt.Fprintf(r.stdout, "dynaprice %s api serving on %s\n", Version, url)
+	fmt.Fprintf(r.stdout, "  prices:    %s/prices    live: %s/ws/prices    metrics: %s/metrics\n", url, strings.Replace(url, "http", "ws", 1), url)
 	if generated {
-		fmt.Fprintf(stdout, "  admin key: %s   (generated for this run; set ADMIN_API_KEY to share one across replicas)\n", o.AdminKey)
+		fmt.Fprintf(r.stdout, "  admin key: %s   (generated for this run; set ADMIN_API_KEY to share one across replicas)\n", o.AdminKey)
 	}
+	return nil
+}
 
-	var runErr error
-	signalled := false
+// Run waits for ctx to end, or for the HTTP server to fail.
+func (r *apiRole) Run(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
-		signalled = true
-	case runErr = <-web.Err():
-		log.Error("http server stopped", "err", runErr)
+		r.signalled = true
+		return nil
+	case err := <-r.web.Err():
+		r.log.Error("http server stopped", "err", err)
+		return err
 	}
+}
 
-	sd := beginShutdown(ctx, o.ShutdownTimeout, log)
-	defer sd.end()
-	stopping.Store(true)
-	stopCheck()
-	if signalled && depsOK.Load() {
-		sd.drain(o.Drain)
+// Close shuts down in order within the shutdown deadline: drain, HTTP and
+// WebSockets, following price updates, the connections.
+func (r *apiRole) Close() error {
+	if r.stopWatch != nil {
+		r.stopWatch()
 	}
-	log.Info("shutting down: closing the listener and WebSockets, finishing requests in flight")
-	waitHub := sd.closeHub(hub)
-	sd.closeHTTP(web)
-	stopFollow()
-	sd.wait(followDone, "following price updates had not stopped")
+	if r.hub == nil || r.followDone == nil { // Open did not get far
+		if r.stopFollow != nil {
+			r.stopFollow()
+			<-r.followDone
+		}
+		if r.web != nil {
+			r.web.Close()
+		}
+		closeAll(r.conns)
+		return nil
+	}
+	sd := beginShutdown(context.Background(), r.o.ShutdownTimeout, r.log)
+	defer sd.end()
+	wasReady := r.ready.Ready()
+	r.ready.Stop()
+	if r.signalled && wasReady {
+		sd.drain(r.o.Drain)
+	}
+	r.log.Info("shutting down: closing the listener and WebSockets, finishing requests in flight")
+	waitHub := sd.closeHub(r.hub)
+	sd.closeHTTP(r.web)
+	r.stopFollow()
+	sd.wait(r.followDone, "following price updates had not stopped")
 	waitHub()
-	cs := conns
-	conns = nil
+	cs := r.conns
+	r.conns = nil
 	sd.run("the connections to Kafka, Redis and PostgreSQL did not all close in time", func() { closeAll(cs) })
-	return runErr
+	return nil
 }
 
 // closeAll calls fs, last first.

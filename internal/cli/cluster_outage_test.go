@@ -246,7 +246,7 @@ func outage(t *testing.T, dep string) {
 		}
 	}
 	// The engine counted the outage in its metrics.
-	metric := map[string]string{"postgres": "dynaprice_stream_commit_errors_total", "redis": "dynaprice_stream_live_write_errors_total"}[dep]
+	metric := map[string]string{"postgres": "dynaprice_commit_errors_total", "redis": "dynaprice_stream_live_write_errors_total"}[dep]
 	if metric != "" {
 		if v := metricValue(t, engine.url+"/metrics", metric); v <= 0 {
 			t.Errorf("%s = %v after the outage, want > 0", metric, v)
@@ -264,6 +264,11 @@ func metricValue(t *testing.T, url, name string) float64 {
 		t.Fatal(err)
 	}
 	for _, l := range strings.Split(resp, "\n") {
+		// Unlabelled, or with labels such as the partition metrics' role.
+		if rest, ok := strings.CutPrefix(l, name+"{"); ok {
+			_, l, _ = strings.Cut(rest, "} ")
+			l = name + " " + l
+		}
 		if v, ok := strings.CutPrefix(l, name+" "); ok {
 			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
 			return f

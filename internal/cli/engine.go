@@ -99,6 +99,30 @@ func runEngine(ctx context.Context, args []string, getenv Env, stdout, stderr io
 // /metrics, /healthz and /readyz are served before the engine connects to
 // anything, so probes see a live process that is not ready yet.
 func Engine(ctx context.Context, o EngineOptions, log *slog.Logger, stdout io.Writer) error {
+	return runRole(ctx, log, &engineRole{o: o, log: log, stdout: stdout})
+}
+
+// engineRole is `dynaprice engine`: the Kafka engine with its metrics and
+// health endpoints.
+type engineRole struct {
+	o      EngineOptions
+	log    *slog.Logger
+	stdout io.Writer
+
+	web       *listener
+	conns     []func() // closes what was opened, last first
+	eng       *kafka.Engine
+	stopWatch context.CancelFunc
+	stopEng   context.CancelFunc
+	done      chan error
+	ready     health.Readiness
+	stopped   bool // the engine's Run returned
+}
+
+// Open serves /metrics, /healthz and /readyz at once, then connects
+// (waiting for the dependencies), migrates, and starts the engine.
+func (r *engineRole) Open(ctx context.Context) error {
+	o, log := r.o, r.log
 	pc, err := pricing.ConfigFrom(o.Weights, o.HalfLife)
 	if err != nil {
 		return err
@@ -111,49 +135,38 @@ func Engine(ctx context.Context, o EngineOptions, log *slog.Logger, stdout io.Wr
 		return err
 	}
 	reg := newRegistry()
-	// Ready: not shutting down, every dependency answers and the processor
-	// owns its partitions with nothing stalled.
-	var depsOK, stopping atomic.Bool
-	var proc *kafka.Engine
-	var procSet atomic.Bool
+	var engSet atomic.Bool
+	r.ready.Require(func() bool { return engSet.Load() && r.eng.Ready() })
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	// The same answers as the API's /healthz and /readyz.
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { httpapi.WriteHealth(w) })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		httpapi.WriteReadiness(w, !stopping.Load() && depsOK.Load() && procSet.Load() && proc.Ready())
-	})
-	web, err := listen(o.MetricsAddr, nil, log)
-	if err != nil {
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) { httpapi.WriteReadiness(w, r.ready.Ready()) })
+	if r.web, err = listen(o.MetricsAddr, nil, log); err != nil {
 		return err
 	}
-	// Until the shutdown below takes over, a failed start only has to stop
-	// the listener and close what was opened.
-	defer web.Close()
-	web.Open(mux)
-	fmt.Fprintf(stdout, "dynaprice %s engine: metrics and health on http://%s\n", Version, displayAddr(web.Addr()))
-	var conns []func() // closes what was opened, last first
-	defer func() { closeAll(conns) }()
+	r.web.Open(mux)
+	fmt.Fprintf(r.stdout, "dynaprice %s engine: metrics and health on http://%s\n", Version, displayAddr(r.web.Addr()))
 
 	db, err := openDB(ctx, o.DatabaseURL, log)
 	if err != nil {
-		return startErr(ctx, log, err)
+		return err
 	}
-	conns = append(conns, db.Close)
+	r.conns = append(r.conns, db.Close)
 	seeded := false
 	if !o.NoMigrate {
 		if seeded, err = db.MigrateAndSeed(ctx, cat, log); err != nil {
-			return startErr(ctx, log, err)
+			return err
 		}
 	}
 	rc, err := openRedis(ctx, o.RedisAddr, log)
 	if err != nil {
-		return startErr(ctx, log, err)
+		return err
 	}
-	conns = append(conns, rc.Close)
+	r.conns = append(r.conns, rc.Close)
 	if cat != nil && !seeded {
 		if err := sendCatalog(ctx, o.ClusterOptions, cat, log); err != nil {
-			return startErr(ctx, log, err)
+			return err
 		}
 	}
 
@@ -161,7 +174,7 @@ func Engine(ctx context.Context, o EngineOptions, log *slog.Logger, stdout io.Wr
 	ecfg.Pricing, ecfg.AutoCreate = pc, o.AutoCreate
 	ecfg.DedupWindow, ecfg.DedupMax, ecfg.TickInterval = o.DedupWindow, o.DedupMax, o.TickInterval
 	ecfg.Logger = log
-	proc, err = kafka.NewEngine(kafka.EngineConfig{
+	r.eng, err = kafka.NewEngine(kafka.EngineConfig{
 		Brokers: o.brokers(), Topics: o.topics(), Group: o.Group,
 		Partitions: int32(o.Partitions), Replication: int16(o.Replication),
 		Engine: ecfg, Live: rc, Registerer: reg, Logger: log, MaxPollRecords: o.MaxPollRecords,
@@ -173,49 +186,68 @@ func Engine(ctx context.Context, o EngineOptions, log *slog.Logger, stdout io.Wr
 	if err != nil {
 		return err
 	}
-	procSet.Store(true)
-	checkCtx, stopCheck := context.WithCancel(ctx)
-	defer stopCheck()
-	go health.Watch(checkCtx, &depsOK, log, health.Checks{
-		"postgres": db.Ping, "redis": rc.Ping, "kafka": proc.Ping,
-	})
-	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	defer stop()
-	done := make(chan error, 1)
-	go func() { done <- proc.Run(runCtx) }()
-	var runErr error
-	procStopped := false
+	engSet.Store(true)
+	var watchCtx, runCtx context.Context
+	watchCtx, r.stopWatch = context.WithCancel(ctx)
+	r.ready.Watch(watchCtx, log, health.Checks{"postgres": db.Ping, "redis": rc.Ping, "kafka": r.eng.Ping})
+	runCtx, r.stopEng = context.WithCancel(context.WithoutCancel(ctx))
+	r.done = make(chan error, 1)
+	go func() { r.done <- r.eng.Run(runCtx) }()
+	return nil
+}
+
+// Run waits for ctx to end, or for the engine or the HTTP server to stop.
+func (r *engineRole) Run(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
-	case runErr = <-done:
-		procStopped = true
-		if runErr != nil {
-			log.Error("engine stopped", "err", runErr)
+		return nil
+	case err := <-r.done:
+		r.stopped = true
+		if err != nil {
+			r.log.Error("engine stopped", "err", err)
 		}
-	case runErr = <-web.Err():
-		log.Error("http server stopped", "err", runErr)
+		return err
+	case err := <-r.web.Err():
+		r.log.Error("http server stopped", "err", err)
+		return err
 	}
+}
 
-	sd := beginShutdown(ctx, o.ShutdownTimeout, log)
-	defer sd.end()
-	stopping.Store(true)
-	stopCheck()
-	log.Info("shutting down: finishing the round in progress, publishing what was committed, leaving the consumer group")
-	stop()
-	if !procStopped {
-		procStopped = sd.waitErr(done, &runErr, "the engine had not stopped; the next owner of its partitions resumes from their last commit")
+// Close shuts down within the shutdown deadline: /readyz answers 503 at
+// once, the round in progress is committed, what was committed is
+// published, the engine leaves its consumer group, and HTTP and the
+// connections are closed.
+func (r *engineRole) Close() error {
+	if r.stopWatch != nil {
+		r.stopWatch()
 	}
-	sd.closeHTTP(web)
-	// Closing the database under a running processor would wait for its
+	if r.done == nil { // Open did not start the engine
+		if r.web != nil {
+			r.web.Close()
+		}
+		closeAll(r.conns)
+		return nil
+	}
+	sd := beginShutdown(context.Background(), r.o.ShutdownTimeout, r.log)
+	defer sd.end()
+	r.ready.Stop()
+	r.log.Info("shutting down: finishing the round in progress, publishing what was committed, leaving the consumer group")
+	r.stopEng()
+	var err error
+	if !r.stopped {
+		r.stopped = sd.waitErr(r.done, &err, "the engine had not stopped; the next owner of its partitions resumes from their last commit")
+	}
+	sd.closeHTTP(r.web)
+	// Closing the database under a running engine would wait for its
 	// connections; then the process exit closes them.
-	cs := conns
-	conns = nil
-	if procStopped {
+	cs := r.conns
+	r.conns = nil
+	if r.stopped {
 		sd.run("the connections to Redis and PostgreSQL did not all close in time", func() { closeAll(cs) })
 	} else {
-		log.Warn("leaving the connections for the process exit to close, because the engine is still running")
+		r.log.Warn("leaving the connections for the process exit to close, because the engine is still running")
 	}
-	return runErr
+	return err
 }
 
 // sendCatalog sends a catalog file's products to the engines as control

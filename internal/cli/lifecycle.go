@@ -18,6 +18,29 @@ import (
 // the listener opens before anything is loaded or connected, and one
 // deadline covers the whole shutdown after SIGTERM/SIGINT.
 
+// role is one of the binary's long-running roles, in the shape of wtf's
+// Main: Open starts it and returns once it serves; Run waits until ctx
+// ends or the role fails; Close shuts it down in order within its
+// deadline, or, after a failed Open, releases what Open had opened.
+type role interface {
+	Open(ctx context.Context) error
+	Run(ctx context.Context) error
+	Close() error
+}
+
+// runRole opens, runs and closes r.
+func runRole(ctx context.Context, log *slog.Logger, r role) error {
+	if err := r.Open(ctx); err != nil {
+		_ = r.Close()
+		return startErr(ctx, log, err)
+	}
+	err := r.Run(ctx)
+	if cerr := r.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
 const (
 	defaultShutdownTimeout = 10 * time.Second
 	defaultDrain           = time.Second

@@ -20,6 +20,7 @@ import (
 	"github.com/dynaprice/dynaprice/internal/catalog"
 	"github.com/dynaprice/dynaprice/internal/dashboard"
 	"github.com/dynaprice/dynaprice/internal/engine"
+	"github.com/dynaprice/dynaprice/internal/health"
 	"github.com/dynaprice/dynaprice/internal/httpapi"
 	"github.com/dynaprice/dynaprice/internal/ingest"
 	"github.com/dynaprice/dynaprice/internal/live"
@@ -112,6 +113,35 @@ func runServe(ctx context.Context, args []string, getenv Env, stdout, stderr io.
 // (httpapi.Gate), so probes see a live process that is not ready rather
 // than a refused connection.
 func Serve(ctx context.Context, o ServeOptions, log *slog.Logger, stdout io.Writer) error {
+	return runRole(ctx, log, &serveRole{o: o, log: log, stdout: stdout})
+}
+
+// serveRole is `dynaprice serve`: the embedded writer over SQLite, the live
+// view and its WebSocket hub, the API and the dashboard in one process.
+type serveRole struct {
+	o      ServeOptions
+	log    *slog.Logger
+	stdout io.Writer
+
+	web        *listener
+	store      *sqlite.Store
+	hub        *live.Hub
+	eng        *engine.Writer
+	stopDebug  func()
+	stopEngine context.CancelFunc
+	engErr     chan error
+	stopDemo   context.CancelFunc
+	demoDone   chan struct{}
+	ready      health.Readiness
+	serving    atomic.Bool
+
+	// Set by Run for Close.
+	signalled, engStopped bool
+}
+
+// Open starts everything and returns once the API serves.
+func (r *serveRole) Open(ctx context.Context) error {
+	o, log := r.o, r.log
 	pc, err := pricing.ConfigFrom(o.Weights, o.HalfLife)
 	if err != nil {
 		return err
@@ -123,7 +153,6 @@ func Serve(ctx context.Context, o ServeOptions, log *slog.Logger, stdout io.Writ
 	if err != nil {
 		return err
 	}
-
 	cat, err := catalog.ReadFile(o.CatalogFile)
 	if err != nil {
 		return err
@@ -131,143 +160,162 @@ func Serve(ctx context.Context, o ServeOptions, log *slog.Logger, stdout io.Writ
 	if err := os.MkdirAll(o.DataDir, 0o750); err != nil {
 		return fmt.Errorf("creating data directory: %w", err)
 	}
-
-	web, err := listen(o.Addr, o.Listener, log)
-	if err != nil {
+	if r.web, err = listen(o.Addr, o.Listener, log); err != nil {
 		return err
 	}
-	// Until the shutdown below takes over, a failed start only has to stop
-	// the listener.
-	defer web.Close()
-	log.Info("listening; loading state", "addr", web.Addr().String())
-
-	store, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(o.DataDir, "dynaprice.db"), Synchronous: o.Sync, Logger: log})
-	if err != nil {
-		return startErr(ctx, log, err)
+	log.Info("listening; loading state", "addr", r.web.Addr().String())
+	if r.store, err = sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(o.DataDir, "dynaprice.db"), Synchronous: o.Sync, Logger: log}); err != nil {
+		return err
 	}
-	storeOpen := true
-	defer func() {
-		if storeOpen {
-			store.Close()
-		}
-	}()
 
 	reg := newRegistry()
 	view := live.New(live.HubConfig{OriginPatterns: splitList(o.WSOrigins), Logger: log, Registerer: reg})
-	hub := view.Hub()
-
+	r.hub = view.Hub()
 	ecfg := engine.DefaultConfig()
 	ecfg.Pricing = pc
 	ecfg.AutoCreate, ecfg.DedupWindow, ecfg.DedupMax = o.AutoCreate, o.DedupWindow, o.DedupMax
 	ecfg.Logger, ecfg.Metrics = log, engine.NewMetrics(reg, "serve")
-	eng, err := engine.NewWriter(ecfg, store, view)
-	if err != nil {
+	if r.eng, err = engine.NewWriter(ecfg, r.store, view); err != nil {
 		return err
 	}
-	var ready atomic.Bool
+	r.ready.Require(r.serving.Load)
 	api, err := httpapi.New(httpapi.Config{
 		KeyHeader: o.KeyHeader, Keys: keys, MaxEventsBody: o.MaxBody, MaxBody: 64 << 10,
 		RequestTimeout: 30 * time.Second, Logger: log, Registerer: reg,
 	}, httpapi.Deps{
-		Engine: eng, Prices: live.Prices{V: view}, Archive: store,
+		Engine: r.eng, Prices: live.Prices{V: view}, Archive: r.store,
 		Decoder:   &ingest.Decoder{Now: time.Now},
-		WebSocket: hub, Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
-		Ready: ready.Load, UI: dashboard.Handler(),
+		WebSocket: r.hub, Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
+		Ready: r.ready.Ready, UI: dashboard.Handler(),
 	})
 	if err != nil {
 		return err
 	}
-
 	// Before the engine starts, so that failing needs no engine cleanup.
 	if o.DebugAddr != "" {
-		stopDebug, err := serveDebug(o.DebugAddr, log)
-		if err != nil {
+		if r.stopDebug, err = serveDebug(o.DebugAddr, log); err != nil {
 			return err
 		}
-		defer stopDebug()
 	}
 
-	engCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopEngine()
-	engErr := make(chan error, 1)
-	go func() { engErr <- eng.Run(engCtx) }()
+	var engCtx context.Context
+	engCtx, r.stopEngine = context.WithCancel(context.WithoutCancel(ctx))
+	r.engErr = make(chan error, 1)
+	go func() { r.engErr <- r.eng.Run(engCtx) }()
 	select {
-	case <-eng.Ready():
-	case err := <-engErr:
+	case <-r.eng.Ready():
+	case err := <-r.engErr:
+		r.engStopped = true
 		return err
 	}
-	if err := catalog.Import(ctx, eng, cat, log); err != nil {
-		stopEngine()
-		eng.Wait()
-		return startErr(ctx, log, err)
+	if err := catalog.Import(ctx, r.eng, cat, log); err != nil {
+		return err
 	}
-	web.Open(api)
-	ready.Store(ctx.Err() == nil)
+	r.web.Open(api)
+	r.serving.Store(ctx.Err() == nil)
 
-	url := "http://" + displayAddr(web.Addr())
-	fmt.Fprintf(stdout, "dynaprice %s serving on %s\n", Version, url)
-	fmt.Fprintf(stdout, "  prices:    %s/prices    live: %s/ws/prices    metrics: %s/metrics\n", url, strings.Replace(url, "http", "ws", 1), url)
-	fmt.Fprintf(stdout, "  data:      %s\n", o.DataDir)
+	url := "http://" + displayAddr(r.web.Addr())
+	fmt.Fprintf(r.stdout, "dynaprice %s serving on %s\n", Version, url)
+	fmt.Fprintf(r.stdout, "  prices:    %s/prices    live: %s/ws/prices    metrics: %s/metrics\n", url, strings.Replace(url, "http", "ws", 1), url)
+	fmt.Fprintf(r.stdout, "  data:      %s\n", o.DataDir)
 	if generated {
-		fmt.Fprintf(stdout, "  admin key: %s   (generated for this run; set ADMIN_API_KEY to choose one)\n", o.AdminKey)
+		fmt.Fprintf(r.stdout, "  admin key: %s   (generated for this run; set ADMIN_API_KEY to choose one)\n", o.AdminKey)
 	}
-
-	demoDone := make(chan struct{})
-	demoCtx, stopDemo := context.WithCancel(ctx)
-	defer stopDemo()
+	r.demoDone = make(chan struct{})
+	var demoCtx context.Context
+	demoCtx, r.stopDemo = context.WithCancel(ctx)
 	if o.Demo {
 		go func() {
-			defer close(demoDone)
-			runDemo(demoCtx, eng, o.DemoRate, log)
+			defer close(r.demoDone)
+			runDemo(demoCtx, r.eng, o.DemoRate, log)
 		}()
-		fmt.Fprintf(stdout, "  demo:      generating %.0f events/s\n", o.DemoRate)
+		fmt.Fprintf(r.stdout, "  demo:      generating %.0f events/s\n", o.DemoRate)
 	} else {
-		close(demoDone)
+		close(r.demoDone)
 	}
+	return nil
+}
 
-	var runErr error
-	signalled, engStopped := false, false
+// Run waits for ctx to end, or for the engine or the HTTP server to fail.
+func (r *serveRole) Run(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
-		signalled = true
-	case runErr = <-engErr:
-		engStopped = true
-		log.Error("engine stopped", "err", runErr)
-	case runErr = <-web.Err():
-		log.Error("http server stopped", "err", runErr)
+		r.signalled = true
+		return nil
+	case err := <-r.engErr:
+		r.engStopped = true
+		r.log.Error("engine stopped", "err", err)
+		return err
+	case err := <-r.web.Err():
+		r.log.Error("http server stopped", "err", err)
+		return err
 	}
+}
 
-	sd := beginShutdown(ctx, o.ShutdownTimeout, log)
+// Close shuts down what Open started, in order, within the shutdown
+// deadline: after a failed Open it only releases what was opened.
+func (r *serveRole) Close() error {
+	if r.stopDemo == nil { // Open did not finish
+		r.closeStarted()
+		return nil
+	}
+	log := r.log
+	sd := beginShutdown(context.Background(), r.o.ShutdownTimeout, log)
 	defer sd.end()
-	wasReady := ready.Swap(false)
-	stopDemo()
-	sd.wait(demoDone, "demo traffic did not stop")
-	if signalled && wasReady {
-		sd.drain(o.Drain)
+	wasReady := r.ready.Ready()
+	r.ready.Stop()
+	r.stopDemo()
+	sd.wait(r.demoDone, "demo traffic did not stop")
+	if r.signalled && wasReady {
+		sd.drain(r.o.Drain)
 	}
 	log.Info("shutting down: closing the listener and WebSockets, finishing requests in flight")
 	// Close WebSockets and stop HTTP together; a stuck WebSocket peer must
 	// not hold the process beyond the shutdown deadline.
-	waitHub := sd.closeHub(hub)
-	sd.closeHTTP(web)
-	stopEngine()
-	if !engStopped {
-		engStopped = sd.waitErr(engErr, &runErr, "the engine had not committed all queued work; what it had not committed was not acknowledged either")
+	waitHub := sd.closeHub(r.hub)
+	sd.closeHTTP(r.web)
+	r.stopEngine()
+	var err error
+	if !r.engStopped {
+		r.engStopped = sd.waitErr(r.engErr, &err, "the engine had not committed all queued work; what it had not committed was not acknowledged either")
 	}
 	waitHub()
+	r.closeDebug()
 	// Closing the store under a running engine would wait for its commit;
 	// then the process exit releases the file, and SQLite's write-ahead log
 	// keeps every commit that completed.
-	storeOpen = false
-	if engStopped {
-		var err error
-		if sd.run("the store did not close in time; completed commits are safe in its write-ahead log", func() { err = store.Close() }) && err != nil {
-			log.Warn("closing the store", "err", err)
+	if r.engStopped {
+		var cerr error
+		if sd.run("the store did not close in time; completed commits are safe in its write-ahead log", func() { cerr = r.store.Close() }) && cerr != nil {
+			log.Warn("closing the store", "err", cerr)
 		}
 	} else {
 		log.Warn("leaving the store for the process exit to close, because the engine is still running")
 	}
-	return runErr
+	return err
+}
+
+// closeStarted releases what a failed Open had started.
+func (r *serveRole) closeStarted() {
+	if r.stopEngine != nil {
+		r.stopEngine()
+		if !r.engStopped {
+			<-r.engErr
+		}
+	}
+	r.closeDebug()
+	if r.web != nil {
+		r.web.Close()
+	}
+	if r.store != nil {
+		r.store.Close()
+	}
+}
+
+func (r *serveRole) closeDebug() {
+	if r.stopDebug != nil {
+		r.stopDebug()
+	}
 }
 
 func displayAddr(a net.Addr) string {

@@ -517,7 +517,7 @@ func TestHealthReadinessMetrics(t *testing.T) {
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{"dynaprice_events_applied_total 1", "dynaprice_http_requests_total{code=\"202\",route=\"events\"} 1", "go_goroutines"} {
+	for _, want := range []string{"dynaprice_events_applied_total{role=\"serve\"} 1", "dynaprice_partitions_owned{role=\"serve\"} 1", "dynaprice_http_requests_total{code=\"202\",route=\"events\"} 1", "go_goroutines"} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("metrics lack %q", want)
 		}

@@ -1,5 +1,7 @@
-// Package health watches the dependencies a role needs (PostgreSQL, Redis,
-// Kafka) so that /readyz can answer from memory.
+// Package health answers "is this role ready?" from memory: it watches the
+// dependencies a role needs (PostgreSQL, Redis, Kafka) in the background,
+// and combines them with the role's own conditions, so /readyz is cheap
+// and a role can keep serving what it knows while it reports not ready.
 package health
 
 import (
@@ -12,14 +14,60 @@ import (
 // Checks are named pings, each returning nil while its dependency answers.
 type Checks map[string]func(context.Context) error
 
-// Watch keeps ready true while every dependency answers a ping, checking
-// them once a second until ctx ends, and logs when one goes down or comes
-// back.
-// Checking in the background keeps /readyz cheap and lets the API keep
-// serving the last known prices (Redis caches) while reporting not ready.
-func Watch(ctx context.Context, ready *atomic.Bool, log *slog.Logger, checks Checks) {
+// Readiness is a role's readiness: not stopping, every dependency of its
+// Watch answering, and every condition added with Require holding. The
+// zero value is ready (no dependencies, no conditions). Require and Watch
+// are called before the role serves; Ready may then be called anywhere.
+type Readiness struct {
+	stopping atomic.Bool
+	depsDown atomic.Bool
+	conds    []func() bool
+}
+
+// Require adds a condition, such as "the engine has loaded its state".
+func (r *Readiness) Require(cond func() bool) { r.conds = append(r.conds, cond) }
+
+// Stop makes Ready false from now on: the role is shutting down, whatever
+// its dependencies say.
+func (r *Readiness) Stop() { r.stopping.Store(true) }
+
+// Ready reports whether the role should get traffic.
+func (r *Readiness) Ready() bool {
+	if r.stopping.Load() || r.depsDown.Load() {
+		return false
+	}
+	for _, c := range r.conds {
+		if !c() {
+			return false
+		}
+	}
+	return true
+}
+
+// Watch starts pinging every check once a second until ctx ends, and
+// returns at once: the role is not ready until all of them answer, nor
+// while any fails. It logs when a dependency goes down or comes back. The
+// returned channel is closed when watching stopped.
+func (r *Readiness) Watch(ctx context.Context, log *slog.Logger, checks Checks) <-chan struct{} {
+	r.depsDown.Store(true)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.watch(ctx, log, checks)
+	}()
+	return done
+}
+
+func (r *Readiness) watch(ctx context.Context, log *slog.Logger, checks Checks) {
 	failing := map[string]bool{}
+	t := time.NewTimer(0)
+	defer t.Stop()
 	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 		ok := true
 		for name, ping := range checks {
 			pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -38,11 +86,7 @@ func Watch(ctx context.Context, ready *atomic.Bool, log *slog.Logger, checks Che
 			}
 			failing[name] = err != nil
 		}
-		ready.Store(ok)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(time.Second):
-		}
+		r.depsDown.Store(!ok)
+		t.Reset(time.Second)
 	}
 }
