@@ -76,7 +76,7 @@ type State struct {
 	Learn *Learning `json:"learn,omitempty"`
 	// Market holds the stock and competitor prices signalled for the
 	// product; nil until the first signal.
-	Market *Market `json:"market,omitempty"`
+	Market *Signals `json:"market,omitempty"`
 }
 
 // Copy returns s with its own copy of the learning and market state, for

@@ -139,7 +139,7 @@ func (b *Book) Explain(i int) Explanation {
 	return e
 }
 
-func (b *Book) explainMarket(i int, m *Market) *MarketInfo {
+func (b *Book) explainMarket(i int, m *Signals) *MarketInfo {
 	s := &b.states[i]
 	now := s.ChangedAt
 	info := &MarketInfo{}

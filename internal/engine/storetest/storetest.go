@@ -259,7 +259,7 @@ func state(n int) pricing.State {
 		// 2^63 that must not pass through a float.
 		Learn: &pricing.Learning{Arm: n % 3, Views: []float64{12, 0.1 + 0.2, f}, Buys: []float64{3, 0, 1e-9 * f},
 			Redraw: n%2 == 1, Rand: 0xfedcba9876543210 + uint64(n)},
-		Market: &pricing.Market{Stock: 41.5 + f, StockKnown: true, Period: base - 86_400_000_000_000 + int64(n),
+		Market: &pricing.Signals{Stock: 41.5 + f, StockKnown: true, Period: base - 86_400_000_000_000 + int64(n),
 			Opening: 120 + f, Views: 0.1 + 0.2 + f, Quotes: []pricing.Quote{
 				{Competitor: "rival – «ü»", Price: 18.49 + f, At: base - 3_600_000_000_123},
 				{Competitor: "other", Price: 1e-3, At: base + int64(n)},

@@ -8,12 +8,13 @@ import (
 	"time"
 )
 
-// Market is what the engine knows about a product's market besides demand:
+// Signals are the market signals the engine knows of for a product, besides
+// demand (not to be confused with the simulated market, sim/simmarket):
 // stock on hand (from stock events, less purchases since) and competitors'
 // prices (from competitor_price events). It is part of the State, so it is
 // committed and restored with demand. A product that never got a signal
 // has none (State.Market is nil).
-type Market struct {
+type Signals struct {
 	// Stock is the units on hand, when StockKnown.
 	Stock      float64 `json:"stock"`
 	StockKnown bool    `json:"stock_known,omitempty"`
@@ -45,7 +46,7 @@ type Quote struct {
 // replaces the stalest.
 const MaxQuotes = 16
 
-func (m *Market) clone() *Market {
+func (m *Signals) clone() *Signals {
 	if m == nil {
 		return nil
 	}
@@ -55,7 +56,7 @@ func (m *Market) clone() *Market {
 }
 
 // quote records a competitor's price.
-func (m *Market) quote(name string, price float64, at int64) {
+func (m *Signals) quote(name string, price float64, at int64) {
 	oldest := -1
 	for k := range m.Quotes {
 		q := &m.Quotes[k]
@@ -79,7 +80,7 @@ func (m *Market) quote(name string, price float64, at int64) {
 }
 
 // reference is the lowest competitor price no older than maxAge.
-func (m *Market) reference(now int64, maxAge time.Duration) (Quote, bool) {
+func (m *Signals) reference(now int64, maxAge time.Duration) (Quote, bool) {
 	if m == nil {
 		return Quote{}, false
 	}
@@ -218,10 +219,10 @@ func (b *Book) roll(i int, now int64) {
 	}
 }
 
-func (b *Book) market(i int) *Market {
+func (b *Book) market(i int) *Signals {
 	s := &b.states[i]
 	if s.Market == nil {
-		s.Market = &Market{}
+		s.Market = &Signals{}
 	}
 	return s.Market
 }

@@ -1,0 +1,75 @@
+package live
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/dynaprice/dynaprice/internal/pricing"
+)
+
+// flakyReader stands in for Redis: it answers "redis" or fails, and counts
+// the calls it gets.
+type flakyReader struct {
+	down  atomic.Bool
+	calls atomic.Int64
+}
+
+func (f *flakyReader) Price(context.Context, string) ([]byte, bool, error) {
+	f.calls.Add(1)
+	if f.down.Load() {
+		return nil, false, errors.New("connection refused")
+	}
+	return []byte("redis"), true, nil
+}
+
+func (f *flakyReader) AppendAll(_ context.Context, dst []byte) ([]byte, error) {
+	f.calls.Add(1)
+	if f.down.Load() {
+		return nil, errors.New("connection refused")
+	}
+	return append(dst, "redis"...), nil
+}
+
+func TestFallbackAnswersFromTheViewWhileThePrimaryFails(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		primary := &flakyReader{}
+		view := New(HubConfig{})
+		view.Publish([]Price{{ProductID: "PA", Price: 314, Source: pricing.SourceDynamic, Version: 1}})
+		f := NewFallback(primary, view, slog.New(slog.DiscardHandler))
+		ctx := context.Background()
+
+		if b, ok, err := f.Price(ctx, "PA"); err != nil || !ok || string(b) != "redis" {
+			t.Fatalf("healthy primary: %q %v %v", b, ok, err)
+		}
+		primary.down.Store(true)
+		b, ok, err := f.Price(ctx, "PA")
+		want, _ := view.Price("PA")
+		if err != nil || !ok || string(b) != string(want) {
+			t.Fatalf("primary down: %q %v %v, want the view's %q", b, ok, err, want)
+		}
+		// Within retryEvery the primary is not asked again: an outage costs
+		// requests a map lookup, not a timeout each.
+		calls := primary.calls.Load()
+		for range 100 {
+			if _, _, err := f.Price(ctx, "PA"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if all, err := f.AppendAll(ctx, nil); err != nil || string(all) != string(view.AppendAll(nil)) {
+			t.Fatalf("AppendAll while down: %q %v", all, err)
+		}
+		if n := primary.calls.Load() - calls; n != 0 {
+			t.Fatalf("primary asked %d times within retryEvery of a failure, want 0", n)
+		}
+		primary.down.Store(false)
+		time.Sleep(retryEvery)
+		if b, _, err := f.Price(ctx, "PA"); err != nil || string(b) != "redis" {
+			t.Fatalf("after retryEvery with the primary back: %q %v, want the primary's answer", b, err)
+		}
+	})
+}
