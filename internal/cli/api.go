@@ -14,7 +14,6 @@ import (
 	"github.com/dynaprice/dynaprice/internal/dashboard"
 	"github.com/dynaprice/dynaprice/internal/engine"
 	"github.com/dynaprice/dynaprice/internal/fanout"
-	"github.com/dynaprice/dynaprice/internal/gateway"
 	"github.com/dynaprice/dynaprice/internal/httpapi"
 	"github.com/dynaprice/dynaprice/internal/ingest"
 	"github.com/dynaprice/dynaprice/internal/kafka"
@@ -205,7 +204,7 @@ func API(ctx context.Context, o APIOptions, log *slog.Logger, stdout io.Writer) 
 		KeyHeader: o.KeyHeader, Keys: keys, MaxEventsBody: o.MaxBody, MaxBody: 64 << 10,
 		RequestTimeout: 30 * time.Second, Logger: log, Registerer: reg,
 	}, httpapi.Deps{
-		Engine: gateway.New(pr, prices, db, pc, o.AutoCreate), Archive: db, Prices: prices,
+		Engine: kafka.NewGateway(pr, rc, db, pc, o.AutoCreate), Archive: db, Prices: prices,
 		Decoder:   &ingest.Decoder{Now: time.Now},
 		WebSocket: hub, Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 		Ready: func() bool { return !stopping.Load() && depsOK.Load() }, UI: dashboard.Handler(),
