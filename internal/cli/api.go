@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/dynaprice/dynaprice/internal/dashboard"
-	"github.com/dynaprice/dynaprice/internal/gateway"
 	"github.com/dynaprice/dynaprice/internal/health"
 	"github.com/dynaprice/dynaprice/internal/httpapi"
 	"github.com/dynaprice/dynaprice/internal/ingest"
@@ -192,7 +191,7 @@ func (r *apiRole) Open(ctx context.Context) error {
 		KeyHeader: o.KeyHeader, Keys: keys, MaxEventsBody: o.MaxBody, MaxBody: 64 << 10,
 		RequestTimeout: 30 * time.Second, Logger: log, Registerer: reg,
 	}, httpapi.Deps{
-		Engine: gateway.New(pr, prices, db, pc, o.AutoCreate), Archive: db, Prices: prices,
+		Engine: kafka.NewGateway(pr, prices, db, pc, o.AutoCreate), Archive: db, Prices: prices,
 		Decoder:   &ingest.Decoder{Now: time.Now},
 		WebSocket: r.hub, Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 		Ready: r.ready.Ready, UI: dashboard.Handler(),

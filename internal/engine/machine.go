@@ -15,9 +15,6 @@ const (
 	flagPriceChanged
 )
 
-// Longest accepted override reason.
-const maxReasonLen = 500
-
 // Machine is the engine's state machine without any I/O: it applies events,
 // overrides, catalog changes and clock ticks to a pricing.Book and collects
 // what must be committed (a Batch) and what must be published (Changes).
@@ -87,6 +84,7 @@ func (m *Machine) Load(snap Snapshot, now int64) ([]live.Price, error) {
 // Both stay valid until the next call that changes the machine.
 func (m *Machine) Seal() (*Batch, []live.Price) {
 	b := &m.batch
+	SortHistory(b.History)
 	for _, i := range m.touched {
 		b.States = append(b.States, ProductState{ID: m.book.Product(i).ID, State: m.book.State(i).Copy()})
 		m.changes = append(m.changes, m.change(i, m.dirty[i]&flagPriceChanged != 0))
@@ -232,32 +230,43 @@ func (m *Machine) growDirty() {
 	}
 }
 
-// SetOverride sets or replaces a product's override.
+// Check checks in's values at now (unix ns) with pricing.CheckOverride,
+// as Machine.SetOverride does, for callers that validate an override
+// before passing it on (the HTTP API, an API replica); the error is a
+// KindInvalid *Error. It does not look the product up.
+func (in OverrideInput) Check(now int64) error {
+	if err := pricing.CheckOverride(in.Price, in.Reason, in.expires(), now); err != nil {
+		return &Error{Kind: KindInvalid, Msg: err.Error()}
+	}
+	return nil
+}
+
+// expires returns in.ExpiresAt in unix ns, 0 for never.
+func (in OverrideInput) expires() int64 {
+	if in.ExpiresAt.IsZero() {
+		return 0
+	}
+	return in.ExpiresAt.UnixNano()
+}
+
+// SetOverride sets or replaces a product's override; KindInvalid for
+// values pricing.CheckOverride refuses.
 func (m *Machine) SetOverride(in OverrideInput, now int64) error {
 	i, ok := m.book.Index(in.ProductID)
 	if !ok {
 		return errorf(KindNotFound, "unknown product_id %q", in.ProductID)
 	}
-	if len(in.Reason) > maxReasonLen {
-		return errorf(KindInvalid, "reason is longer than %d bytes", maxReasonLen)
-	}
-	var exp int64
-	if !in.ExpiresAt.IsZero() {
-		exp = in.ExpiresAt.UnixNano()
-		if exp <= now {
-			return errorf(KindInvalid, "expires_at must be in the future")
-		}
-	}
+	exp := in.expires()
 	o := pricing.Override{Price: in.Price, Reason: in.Reason, By: in.By, Since: now, Expires: exp}
-	changed, err := m.book.SetOverride(i, o, now)
+	changed, err := m.book.SetOverride(i, o, now) // checks o as Check does
 	if err != nil {
 		return &Error{Kind: KindInvalid, Msg: err.Error()}
 	}
 	m.touch(i, changed)
-	m.batch.OverridesSet = append(m.batch.OverridesSet, OverrideRecord{
+	m.batch.Overrides = append(m.batch.Overrides, OverrideChange{Set: &OverrideRecord{
 		ProductID: in.ProductID, Price: m.book.State(i).Override.Price, Reason: in.Reason, By: in.By,
 		CreatedAt: now, ExpiresAt: exp,
-	})
+	}})
 	return nil
 }
 
@@ -272,7 +281,7 @@ func (m *Machine) ClearOverride(in OverrideInput, now int64) error {
 		return errorf(KindNotFound, "product %q has no override", in.ProductID)
 	}
 	m.touch(i, changed)
-	m.batch.OverridesEnded = append(m.batch.OverridesEnded, OverrideEnd{ProductID: in.ProductID, At: now, By: in.By, Reason: "removed"})
+	m.batch.Overrides = append(m.batch.Overrides, OverrideChange{End: &OverrideEnd{ProductID: in.ProductID, At: now, By: in.By, Reason: "removed"}})
 	return nil
 }
 
@@ -334,8 +343,8 @@ func (m *Machine) Tick(now int64) {
 		hadOverride := s.Override.Active
 		priceChanged, changed := m.book.Tick(i, now)
 		if hadOverride && !s.Override.Active {
-			m.batch.OverridesEnded = append(m.batch.OverridesEnded, OverrideEnd{
-				ProductID: m.book.Product(i).ID, At: now, By: "system", Reason: "expired"})
+			m.batch.Overrides = append(m.batch.Overrides, OverrideChange{End: &OverrideEnd{
+				ProductID: m.book.Product(i).ID, At: now, By: "system", Reason: "expired"}})
 		}
 		if changed {
 			m.touch(i, priceChanged)

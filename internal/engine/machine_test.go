@@ -1,7 +1,12 @@
 package engine_test
 
 import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/dynaprice/dynaprice/internal/engine"
 	"github.com/dynaprice/dynaprice/internal/ingest"
@@ -51,5 +56,90 @@ func TestAutoCreate(t *testing.T) {
 				t.Errorf("batch products %+v, want the created one", b.Products)
 			}
 		}
+	}
+}
+
+// TestBatchKeepsOverrideOrder: a batch lists override changes in the order
+// the machine applied them, also at one instant (a stream-fed engine
+// applies every record of a poll at the same now), expiries included.
+func TestBatchKeepsOverrideOrder(t *testing.T) {
+	now := int64(1_800_000_000e9)
+	m := engine.NewMachine(engine.DefaultConfig())
+	if _, err := m.Load(engine.Snapshot{Products: []pricing.Product{{ID: "A", BasePrice: 10}, {ID: "B", BasePrice: 10}}}, now); err != nil {
+		t.Fatal(err)
+	}
+	m.Begin()
+	for _, step := range []func() error{
+		func() error { return m.SetOverride(engine.OverrideInput{ProductID: "A", Price: 5, By: "alice"}, now) },
+		func() error { return m.ClearOverride(engine.OverrideInput{ProductID: "A", By: "bob"}, now) },
+		func() error {
+			return m.SetOverride(engine.OverrideInput{ProductID: "B", Price: 7, By: "carol", ExpiresAt: time.Unix(0, now+1)}, now)
+		},
+		func() error { return m.SetOverride(engine.OverrideInput{ProductID: "A", Price: 6, By: "dave"}, now) },
+		func() error { m.Tick(now + 1); return nil }, // B expires
+	} {
+		if err := step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, _ := m.Seal()
+	var got []string
+	for _, c := range b.Overrides {
+		switch {
+		case c.Set != nil && c.End == nil:
+			got = append(got, fmt.Sprintf("set %s %v by %s at %d", c.Set.ProductID, c.Set.Price, c.Set.By, c.Set.CreatedAt-now))
+		case c.End != nil && c.Set == nil:
+			got = append(got, fmt.Sprintf("end %s %s by %s at %d", c.End.ProductID, c.End.Reason, c.End.By, c.End.At-now))
+		default:
+			t.Fatalf("change %+v: want exactly one of Set and End", c)
+		}
+	}
+	want := []string{
+		"set A 5 by alice at 0",
+		"end A removed by bob at 0",
+		"set B 7 by carol at 0",
+		"set A 6 by dave at 0",
+		"end B expired by system at 1",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("batch overrides:\n got %q\nwant %q", got, want)
+	}
+	m.Begin()
+	if b, _ := m.Seal(); len(b.Overrides) != 0 {
+		t.Errorf("after Begin the batch still has %d override changes", len(b.Overrides))
+	}
+}
+
+// TestSealSortsHistory: the sealed batch's history is in key order
+// (product, time, version) whatever order the changes were applied in.
+func TestSealSortsHistory(t *testing.T) {
+	now := int64(1_800_000_000e9)
+	m := engine.NewMachine(engine.DefaultConfig())
+	ps := []pricing.Product{{ID: "C", BasePrice: 10}, {ID: "A", BasePrice: 10}, {ID: "B", BasePrice: 10}}
+	if _, err := m.Load(engine.Snapshot{Products: ps}, now); err != nil {
+		t.Fatal(err)
+	}
+	m.Begin()
+	var res engine.SubmitResult
+	for k := range 3 {
+		at := now + int64(k)
+		for _, id := range []string{"C", "B", "A", "C"} {
+			if err := m.SetOverride(engine.OverrideInput{ProductID: id, Price: float64(10 + k)}, at); err != nil {
+				t.Fatal(err)
+			}
+			m.ApplyEvents([]ingest.Event{{Type: pricing.Purchase, ProductID: id, Quantity: 1}}, at, &res)
+			if err := m.ClearOverride(engine.OverrideInput{ProductID: id}, at); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	b, _ := m.Seal()
+	if len(b.History) < 12 {
+		t.Fatalf("%d history rows, want at least 12", len(b.History))
+	}
+	if !slices.IsSortedFunc(b.History, func(x, y engine.HistoryRow) int {
+		return cmp.Or(strings.Compare(x.ProductID, y.ProductID), cmp.Compare(x.At, y.At), cmp.Compare(x.Version, y.Version))
+	}) {
+		t.Errorf("history not in key order: %+v", b.History)
 	}
 }

@@ -1,8 +1,11 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"slices"
+	"strings"
 
 	"github.com/dynaprice/dynaprice/internal/pricing"
 )
@@ -45,17 +48,20 @@ type Batch struct {
 	Products []pricing.Product
 	// States are the new states of every product the batch touched.
 	States []ProductState
-	// History holds one row per published price change, in order.
+	// History holds one row per published price change, in key order:
+	// by product id, then At, then Version (SortHistory), the order of the
+	// stores' history index, so a store writes the rows as they come and
+	// consecutive rows land on the same index page. The order is for
+	// locality only: a store must accept rows in any order.
 	History []HistoryRow
 	// Seen are event ids applied in this batch. The engine filters repeats
 	// in memory, so they are never ids already remembered; stores need no
 	// unique index on them.
 	Seen []SeenID
-	// OverridesSet start a new override; any open one for the same product
-	// is closed with EndReason "replaced".
-	OverridesSet []OverrideRecord
-	// OverridesEnded close a product's open override.
-	OverridesEnded []OverrideEnd
+	// Overrides are the override changes, in the order they were applied;
+	// a store applies them in this order (a set, a removal and a new set of
+	// one product may share a batch, and even a timestamp).
+	Overrides []OverrideChange
 	// Settings to upsert.
 	Settings map[string]string
 	// Cursor, when not empty, replaces the stored input position in the
@@ -69,7 +75,8 @@ type Batch struct {
 // Reset empties b for reuse, keeping its capacity.
 func (b *Batch) Reset() {
 	b.Products, b.States, b.History, b.Seen = b.Products[:0], b.States[:0], b.History[:0], b.Seen[:0]
-	b.OverridesSet, b.OverridesEnded = b.OverridesSet[:0], b.OverridesEnded[:0]
+	clear(b.Overrides) // they point at records of the batch being forgotten
+	b.Overrides = b.Overrides[:0]
 	b.Settings = nil
 	b.Cursor = ""
 }
@@ -77,7 +84,7 @@ func (b *Batch) Reset() {
 // Empty reports whether b has nothing to write.
 func (b *Batch) Empty() bool {
 	return len(b.Products) == 0 && len(b.States) == 0 && len(b.History) == 0 && len(b.Seen) == 0 &&
-		len(b.OverridesSet) == 0 && len(b.OverridesEnded) == 0 && len(b.Settings) == 0 && b.Cursor == ""
+		len(b.Overrides) == 0 && len(b.Settings) == 0 && b.Cursor == ""
 }
 
 // ProductState is one product's state to persist.
@@ -95,6 +102,20 @@ type HistoryRow struct {
 	// At is when the price took effect, unix nanoseconds.
 	At      int64
 	Version uint64
+}
+
+// SortHistory sorts rows into the order of Batch.History: by product id,
+// then At, then Version.
+func SortHistory(rows []HistoryRow) {
+	slices.SortFunc(rows, func(x, y HistoryRow) int {
+		if c := strings.Compare(x.ProductID, y.ProductID); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(x.At, y.At); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.Version, y.Version)
+	})
 }
 
 // SeenID is an applied event id and when it was applied (unix ns).
@@ -123,6 +144,16 @@ type OverrideEnd struct {
 	At        int64
 	By        string
 	Reason    string
+}
+
+// OverrideChange is one entry of Batch.Overrides: exactly one of Set and
+// End is not nil.
+type OverrideChange struct {
+	// Set starts a new override; any open one for the same product is
+	// closed first, at Set.CreatedAt by Set.By, with EndReason "replaced".
+	Set *OverrideRecord
+	// End closes the product's open override, if it has one.
+	End *OverrideEnd
 }
 
 // ErrFenced is wrapped by a Store's Commit when another writer committed

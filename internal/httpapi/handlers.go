@@ -216,10 +216,8 @@ func (a *API) postOverride(w http.ResponseWriter, r *http.Request, k Key) error 
 	if req.OverridePrice == nil {
 		return errStatus(http.StatusBadRequest, "override_price is required")
 	}
-	if !(*req.OverridePrice > 0) {
-		return errStatus(http.StatusBadRequest, "override_price must be a finite number > 0")
-	}
 	in := engine.OverrideInput{ProductID: req.ProductID, Price: *req.OverridePrice, Reason: strings.TrimSpace(req.Reason), By: k.Name}
+	now := time.Now()
 	switch {
 	case req.ExpiresAt != nil && req.TTLSeconds != nil:
 		return errStatus(http.StatusBadRequest, "give expires_at or ttl_seconds, not both")
@@ -229,7 +227,12 @@ func (a *API) postOverride(w http.ResponseWriter, r *http.Request, k Key) error 
 		if !(*req.TTLSeconds > 0) || *req.TTLSeconds > 10*365*86400 {
 			return errStatus(http.StatusBadRequest, "ttl_seconds must be > 0 and at most ten years")
 		}
-		in.ExpiresAt = time.Now().Add(time.Duration(*req.TTLSeconds * float64(time.Second)))
+		in.ExpiresAt = now.Add(time.Duration(*req.TTLSeconds * float64(time.Second)))
+	}
+	// The engine checks again when it applies the override (the product's
+	// existence too); checking here answers 400 before anything is queued.
+	if err := in.Check(now.UnixNano()); err != nil {
+		return err
 	}
 	ctx, cancel := a.timeout(r)
 	defer cancel()

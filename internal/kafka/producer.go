@@ -135,21 +135,12 @@ func produceAndWait(ctx context.Context, cl *kgo.Client, n int, rec func(i int) 
 	return first
 }
 
-// Control produces one control record for the product key.
-func (p *Producer) Control(ctx context.Context, kind, key string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("kafka: encoding %s control record: %w", kind, err)
-	}
-	return p.produce(ctx, []kgo.Record{controlRecord(kind, []byte(key), b)})
-}
-
-// Broadcast produces one control record to every partition of the events
-// topic, for changes every engine must apply (the default strategy).
-func (p *Producer) Broadcast(ctx context.Context, kind string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("kafka: encoding %s control record: %w", kind, err)
+// Send produces a control record (see its encoders in control.go) and
+// returns once Kafka has it: keyed by its product, or on every partition of
+// the events topic when r.AllPartitions.
+func (p *Producer) Send(ctx context.Context, r ControlRecord) error {
+	if !r.AllPartitions {
+		return p.produce(ctx, []kgo.Record{r.record()})
 	}
 	td, err := p.adm.ListTopics(ctx, p.cfg.Topics.Events)
 	if err != nil {
@@ -161,14 +152,37 @@ func (p *Producer) Broadcast(ctx context.Context, kind string, v any) error {
 	}
 	recs := make([]kgo.Record, len(d.Partitions))
 	for i := range recs {
-		recs[i] = controlRecord(kind, nil, b)
+		recs[i] = r.record()
 		recs[i].Context = context.WithValue(ctx, partitionKey{}, int32(i))
 	}
 	return p.produce(ctx, recs)
 }
 
-func controlRecord(kind string, key, value []byte) kgo.Record {
-	return kgo.Record{Key: key, Value: value, Headers: []kgo.RecordHeader{{Key: HeaderControl, Value: []byte(kind)}}}
+// Control produces v, as JSON, as a control record of kind for the
+// product key.
+//
+// It remains for sendCatalog (internal/cli) only, and should go once that
+// uses Send with ProductRecord: the encoders are the one place a kind is
+// encoded.
+func (p *Producer) Control(ctx context.Context, kind, key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("kafka: encoding %s control record: %w", kind, err)
+	}
+	return p.Send(ctx, ControlRecord{Kind: kind, Key: key, Value: b})
+}
+
+// Broadcast produces v, as JSON, as a control record of kind on every
+// partition of the events topic.
+//
+// It remains for sendCatalog (internal/cli) only, and should go once that
+// uses Send with DefaultStrategyRecord.
+func (p *Producer) Broadcast(ctx context.Context, kind string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("kafka: encoding %s control record: %w", kind, err)
+	}
+	return p.Send(ctx, ControlRecord{Kind: kind, AllPartitions: true, Value: b})
 }
 
 // Follow consumes the price-updates topic from its end, as every API

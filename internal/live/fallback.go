@@ -5,17 +5,20 @@ import (
 	"log/slog"
 	"sync/atomic"
 	"time"
+
+	"github.com/dynaprice/dynaprice/internal/pricing"
 )
 
 // PriceReader is a live price view that can fail: Redis.
 type PriceReader interface {
 	Price(ctx context.Context, id string) ([]byte, bool, error)
 	AppendAll(ctx context.Context, dst []byte) ([]byte, error)
+	Source(ctx context.Context, id string) (pricing.Source, bool, error)
 }
 
 // NewFallback reads primary and, while it fails, backup.
 func NewFallback(primary PriceReader, backup *View, log *slog.Logger) *Fallback {
-	return &Fallback{primary: primary, backup: Prices{V: backup}, log: log}
+	return &Fallback{primary: primary, backup: Prices{V: backup}, view: backup, log: log}
 }
 
 // Fallback reads a primary price view (Redis) and, while it fails, a View
@@ -27,6 +30,7 @@ func NewFallback(primary PriceReader, backup *View, log *slog.Logger) *Fallback 
 type Fallback struct {
 	primary  PriceReader
 	backup   Prices
+	view     *View
 	log      *slog.Logger
 	failedAt atomic.Int64 // unix ns of the last failure, 0 when healthy
 }
@@ -85,4 +89,24 @@ func (f *Fallback) AppendAll(ctx context.Context, dst []byte) ([]byte, error) {
 		}
 	}
 	return f.backup.AppendAll(ctx, dst)
+}
+
+// Source tells where a product's price comes from (ok false: unknown
+// product), so that an API replica validates writes against the primary,
+// or its own copy while the primary fails.
+func (f *Fallback) Source(ctx context.Context, id string) (pricing.Source, bool, error) {
+	if f.usePrimary() {
+		rctx, cancel := context.WithTimeout(ctx, redisReadTimeout)
+		src, ok, err := f.primary.Source(rctx, id)
+		cancel()
+		if ctx.Err() != nil {
+			return 0, false, ctx.Err()
+		}
+		f.result(err)
+		if err == nil {
+			return src, ok, nil
+		}
+	}
+	p, ok := f.view.Get(id)
+	return p.Source, ok, nil
 }

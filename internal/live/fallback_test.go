@@ -27,6 +27,14 @@ func (f *flakyReader) Price(context.Context, string) ([]byte, bool, error) {
 	return []byte("redis"), true, nil
 }
 
+func (f *flakyReader) Source(context.Context, string) (pricing.Source, bool, error) {
+	f.calls.Add(1)
+	if f.down.Load() {
+		return 0, false, errors.New("connection refused")
+	}
+	return pricing.SourceOverride, true, nil
+}
+
 func (f *flakyReader) AppendAll(_ context.Context, dst []byte) ([]byte, error) {
 	f.calls.Add(1)
 	if f.down.Load() {
@@ -59,6 +67,12 @@ func TestFallbackAnswersFromTheViewWhileThePrimaryFails(t *testing.T) {
 			if _, _, err := f.Price(ctx, "PA"); err != nil {
 				t.Fatal(err)
 			}
+		}
+		if src, ok, err := f.Source(ctx, "PA"); err != nil || !ok || src != pricing.SourceDynamic {
+			t.Fatalf("Source while down: %v %v %v, want the view's dynamic", src, ok, err)
+		}
+		if _, ok, err := f.Source(ctx, "NOPE"); err != nil || ok {
+			t.Fatalf("Source of an unknown product while down: %v %v", ok, err)
 		}
 		if all, err := f.AppendAll(ctx, nil); err != nil || string(all) != string(view.AppendAll(nil)) {
 			t.Fatalf("AppendAll while down: %q %v", all, err)

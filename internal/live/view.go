@@ -102,6 +102,15 @@ func (v *View) Price(id string) ([]byte, bool) {
 	return *e.json.Load(), true
 }
 
+// Get returns a product's current price.
+func (v *View) Get(id string) (Price, bool) {
+	e, ok := (*v.entries.Load())[id]
+	if !ok {
+		return Price{}, false
+	}
+	return *e.change.Load(), true
+}
+
 // AppendAll appends {"prices":[...]} with every product, in catalog order.
 func (v *View) AppendAll(dst []byte) []byte {
 	dst = append(dst, `{"prices":[`...)

@@ -53,6 +53,7 @@ func BenchmarkCommitHistory(b *testing.B) {
 				State: pricing.State{Price: 11, Version: versions[p], ChangedAt: at}})
 		}
 		n++
+		engine.SortHistory(batch.History) // as Machine.Seal hands it over
 		batch.Cursor = fmt.Sprintf(`{"0":%d}`, n*rows)
 		if err := s.Commit(ctx, batch); err != nil {
 			b.Fatal(err)

@@ -1,13 +1,11 @@
 package postgres
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -71,7 +69,7 @@ func (s *Store) commit(ctx context.Context, b *engine.Batch) (int64, error) {
 	if len(b.History) > 0 {
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"price_history"},
 			[]string{"product_id", "event_time", "version", "price", "demand", "source"},
-			newHistoryRows(b.History)); err != nil {
+			&historyRows{rows: b.History}); err != nil {
 			return 0, fmt.Errorf("history: %w", err)
 		}
 	}
@@ -188,7 +186,9 @@ func (s *Store) buildBatch(b *engine.Batch) (labelledBatch, *int64, error) {
 			s.slot, ids, prices, demands, sources, versions, changed, blobs)
 	}
 
-	queueOverrides(lb, b)
+	if err := queueOverrides(lb, b); err != nil {
+		return lb, nil, err
+	}
 
 	if len(b.Settings) > 0 {
 		// Sorted: two slots writing the same settings lock their rows in
@@ -274,41 +274,20 @@ func (c *productCols) args() []any {
 		c.costs, c.minMargins, c.plans}
 }
 
-// overrideOp is one override change: set (set != nil) or end.
-type overrideOp struct {
-	at  int64
-	set *engine.OverrideRecord
-	end *engine.OverrideEnd
-}
-
-// queueOverrides queues b's override changes in time order.
-//
-// The batch keeps sets and ends in two slices, which loses their relative
-// order; replaying all sets before all ends would close an override set
-// after a removal in the same batch. Ordering by time recovers the
-// sequence; at equal times an end goes first, so that "remove, then set"
-// leaves the new override open. Changes are few (operators make them), so
-// a statement each, pipelined, costs no round trip.
-func queueOverrides(lb labelledBatch, b *engine.Batch) {
-	if len(b.OverridesSet) == 0 && len(b.OverridesEnded) == 0 {
-		return
-	}
-	ops := make([]overrideOp, 0, len(b.OverridesSet)+len(b.OverridesEnded))
-	for i := range b.OverridesEnded {
-		ops = append(ops, overrideOp{at: b.OverridesEnded[i].At, end: &b.OverridesEnded[i]})
-	}
-	for i := range b.OverridesSet {
-		ops = append(ops, overrideOp{at: b.OverridesSet[i].CreatedAt, set: &b.OverridesSet[i]})
-	}
-	slices.SortStableFunc(ops, func(x, y overrideOp) int { return cmp.Compare(x.at, y.at) })
-
+// queueOverrides queues b's override changes in the batch's order.
+// Changes are few (operators make them), so a statement each, pipelined,
+// costs no round trip.
+func queueOverrides(lb labelledBatch, b *engine.Batch) error {
 	const closeOpen = "UPDATE overrides SET ended_at = $1, ended_by = $2, end_reason = $3 WHERE product_id = $4 AND ended_at IS NULL"
-	for _, op := range ops {
-		if e := op.end; e != nil {
+	for _, c := range b.Overrides {
+		if e := c.End; e != nil {
 			lb.exec(fmt.Sprintf("end override of %q", e.ProductID), closeOpen, e.At, e.By, e.Reason, e.ProductID)
 			continue
 		}
-		o := op.set
+		o := c.Set
+		if o == nil {
+			return errors.New("an override change with neither Set nor End")
+		}
 		lb.exec(fmt.Sprintf("replace override of %q", o.ProductID), closeOpen, o.CreatedAt, o.By, "replaced", o.ProductID)
 		var endedAt *int64
 		var endedBy, endReason *string
@@ -324,40 +303,21 @@ func queueOverrides(lb labelledBatch, b *engine.Batch) {
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 			o.ProductID, o.Price, o.Reason, o.By, o.CreatedAt, expires, endedAt, endedBy, endReason)
 	}
+	return nil
 }
 
 // sources holds the names of pricing.Source values already converted to
 // interface values, which saves an allocation per history row.
 var sources = [...]any{pricing.SourceBase.String(), pricing.SourceDynamic.String(), pricing.SourceOverride.String()}
 
-// historyRows feeds history rows to COPY. pgx encodes each row's values
-// before asking for the next, so one values array serves every row.
+// historyRows feeds history rows to COPY, in the batch's order, which is
+// the index's: consecutive rows land on the same index page. pgx encodes
+// each row's values before asking for the next, so one values array
+// serves every row.
 type historyRows struct {
-	rows  []engine.HistoryRow
-	order []int32
-	i     int
-	vals  [6]any
-}
-
-// newHistoryRows returns rows in index order (product, then time, then
-// version). Consecutive rows then land on the same index page, instead of
-// alternating between the pages of every product in the batch.
-func newHistoryRows(rows []engine.HistoryRow) *historyRows {
-	order := make([]int32, len(rows))
-	for i := range order {
-		order[i] = int32(i)
-	}
-	slices.SortFunc(order, func(a, b int32) int {
-		x, y := &rows[a], &rows[b]
-		if c := strings.Compare(x.ProductID, y.ProductID); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(x.At, y.At); c != 0 {
-			return c
-		}
-		return cmp.Compare(x.Version, y.Version)
-	})
-	return &historyRows{rows: rows, order: order}
+	rows []engine.HistoryRow
+	i    int
+	vals [6]any
 }
 
 func (r *historyRows) Next() bool {
@@ -366,7 +326,7 @@ func (r *historyRows) Next() bool {
 }
 
 func (r *historyRows) Values() ([]any, error) {
-	h := &r.rows[r.order[r.i-1]]
+	h := &r.rows[r.i-1]
 	src := any(h.Source.String())
 	if int(h.Source) < len(sources) {
 		src = sources[h.Source]

@@ -176,13 +176,13 @@ func TestFence(t *testing.T) {
 	mustCommit(t, a, &engine.Batch{Cursor: "a1", History: []engine.HistoryRow{{ProductID: "a", Price: 1, At: 1, Version: 1}}})
 
 	zombie := &engine.Batch{
-		Products:     []pricing.Product{product("z")},
-		States:       []engine.ProductState{{ID: "a", State: pricing.State{Price: 99, Version: 99}}},
-		History:      []engine.HistoryRow{{ProductID: "a", Price: 2, At: 2, Version: 2}},
-		Seen:         []engine.SeenID{{ID: "zombie-event", At: 2}},
-		OverridesSet: []engine.OverrideRecord{{ProductID: "a", Price: 3, CreatedAt: 2}},
-		Settings:     map[string]string{"zombie": "yes"},
-		Cursor:       "b1",
+		Products:  []pricing.Product{product("z")},
+		States:    []engine.ProductState{{ID: "a", State: pricing.State{Price: 99, Version: 99}}},
+		History:   []engine.HistoryRow{{ProductID: "a", Price: 2, At: 2, Version: 2}},
+		Seen:      []engine.SeenID{{ID: "zombie-event", At: 2}},
+		Overrides: []engine.OverrideChange{{Set: &engine.OverrideRecord{ProductID: "a", Price: 3, CreatedAt: 2}}},
+		Settings:  map[string]string{"zombie": "yes"},
+		Cursor:    "b1",
 	}
 	err := b.Commit(ctx, zombie)
 	if !errors.Is(err, ErrFenced) || !errors.Is(err, engine.ErrFenced) {

@@ -293,10 +293,37 @@ func (b *Book) Tick(i int, now int64) (priceChanged, changed bool) {
 	return false, false
 }
 
-// SetOverride activates an override on product i.
+// MaxOverrideReason is the longest override reason accepted, in bytes.
+const MaxOverrideReason = 500
+
+// CheckOverride checks the values of an override about to be set at now
+// (unix ns): price must be a finite number > 0, also once rounded to cents
+// (1e-3 would publish 0.00, 1e307 infinity); reason at most
+// MaxOverrideReason bytes; expires, when not 0 (never), after now.
+//
+// Every entry point (the HTTP API, an API replica writing to Kafka, the
+// engine applying the override) runs this one check, so all accept and
+// refuse the same overrides with the same messages.
+func CheckOverride(price float64, reason string, expires, now int64) error {
+	if !positive(price) {
+		return errors.New("override_price must be a finite number > 0")
+	}
+	if r := RoundCents(price); !positive(r) {
+		return fmt.Errorf("override_price must be a finite number > 0 in cents; %v rounds to %v", price, r)
+	}
+	if len(reason) > MaxOverrideReason {
+		return fmt.Errorf("reason is longer than %d bytes", MaxOverrideReason)
+	}
+	if expires != 0 && expires <= now {
+		return errors.New("expires_at must be in the future")
+	}
+	return nil
+}
+
+// SetOverride activates an override on product i after CheckOverride.
 func (b *Book) SetOverride(i int, o Override, now int64) (bool, error) {
-	if !positive(o.Price) {
-		return false, errors.New("override_price must be a finite number > 0")
+	if err := CheckOverride(o.Price, o.Reason, o.Expires, now); err != nil {
+		return false, err
 	}
 	o.Active = true
 	o.Price = RoundCents(o.Price)

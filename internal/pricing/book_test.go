@@ -1,7 +1,9 @@
 package pricing
 
 import (
+	"fmt"
 	"math"
+	"strings"
 	"testing"
 	"time"
 )
@@ -291,5 +293,33 @@ func BenchmarkApply(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 		})
+	}
+}
+
+func TestCheckOverride(t *testing.T) {
+	const now = int64(1_800_000_000e9)
+	for _, c := range []struct {
+		price   float64
+		reason  string
+		expires int64
+		want    string // "" = accepted
+	}{
+		{price: 12.5},
+		{price: 0.005, reason: strings.Repeat("r", MaxOverrideReason), expires: now + 1},
+		{price: 1e300},
+		{price: 0, want: "override_price must be a finite number > 0"},
+		{price: -1, want: "override_price must be a finite number > 0"},
+		{price: math.NaN(), want: "override_price must be a finite number > 0"},
+		{price: math.Inf(1), want: "override_price must be a finite number > 0"},
+		{price: 0.004, want: "override_price must be a finite number > 0 in cents; 0.004 rounds to 0"},
+		{price: 1e307, want: "override_price must be a finite number > 0 in cents; 1e+307 rounds to +Inf"},
+		{price: 1, reason: strings.Repeat("r", MaxOverrideReason+1), want: "reason is longer than 500 bytes"},
+		{price: 1, expires: now, want: "expires_at must be in the future"},
+		{price: 1, expires: now - 1, want: "expires_at must be in the future"},
+	} {
+		err := CheckOverride(c.price, c.reason, c.expires, now)
+		if got := fmt.Sprint(err); (c.want == "" && err != nil) || (c.want != "" && got != c.want) {
+			t.Errorf("CheckOverride(%v, %d-byte reason, expires %d) = %v, want %q", c.price, len(c.reason), c.expires, err, c.want)
+		}
 	}
 }

@@ -93,10 +93,9 @@ func (c *Client) Changes(ctx context.Context) ([]live.Price, error) {
 	if err != nil || len(ids) == 0 {
 		return nil, err
 	}
-	fields := changeFields()
 	cmds := make([]rueidis.CacheableTTL, len(ids))
 	for i, id := range ids {
-		cmds[i] = rueidis.CT(c.rc.B().Hmget().Key(c.k.product+id).Field(fields[:]...).Cache(), c.ttl)
+		cmds[i] = rueidis.CT(c.changeCmd(id), c.ttl)
 	}
 	out := make([]live.Price, 0, len(ids))
 	for i, r := range c.rc.DoMultiCache(ctx, cmds...) {
@@ -113,6 +112,24 @@ func (c *Client) Changes(ctx context.Context) ([]live.Price, error) {
 		}
 	}
 	return out, nil
+}
+
+// Source returns where a product's live price comes from, from the
+// client-side cache when possible (see Price). ok is false for an unknown
+// product.
+func (c *Client) Source(ctx context.Context, id string) (src pricing.Source, ok bool, err error) {
+	vals, err := c.rc.DoCache(ctx, c.changeCmd(id), c.ttl).ToArray()
+	if err != nil {
+		return 0, false, fmt.Errorf("redis: product %q: %w", id, err)
+	}
+	ch, ok, err := parseChange(id, vals)
+	return ch.Source, ok, err
+}
+
+// changeCmd reads a product's changeFields.
+func (c *Client) changeCmd(id string) rueidis.Cacheable {
+	fields := changeFields()
+	return c.rc.B().Hmget().Key(c.k.product + id).Field(fields[:]...).Cache()
 }
 
 // parseChange rebuilds a change from the HMGET of changeFields. ok is false

@@ -457,6 +457,45 @@ func TestChangesRoundTrip(t *testing.T) {
 	}
 }
 
+// TestSource checks the typed lookup API replicas validate overrides
+// with: a product's source, none for an unknown product, and a new source
+// seen by another client once its cache is invalidated.
+func TestSource(t *testing.T) {
+	e := newTestEnv(t)
+	writer, reader := e.open(), e.open()
+	ctx := context.Background()
+	over := change("PB", 1, 5)
+	over.Source = pricing.SourceOverride
+	write(t, writer, 2, change("PA", 1, 10), over)
+	for id, want := range map[string]pricing.Source{"PA": pricing.SourceDynamic, "PB": pricing.SourceOverride} {
+		if src, ok, err := reader.Source(ctx, id); err != nil || !ok || src != want {
+			t.Errorf("Source(%s) = %v, %v, %v; want %v", id, src, ok, err, want)
+		}
+	}
+	if src, ok, err := reader.Source(ctx, "PC"); err != nil || ok {
+		t.Errorf("Source(PC) = %v, %v, %v; want not found", src, ok, err)
+	}
+	if !reader.rc.DoCache(ctx, reader.changeCmd("PB"), reader.ttl).IsCacheHit() {
+		t.Fatal("second read of PB was not a cache hit")
+	}
+	cleared := change("PB", 2, 9)
+	write(t, writer, 1, cleared)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		src, ok, err := reader.Source(ctx, "PB")
+		if err != nil || !ok {
+			t.Fatalf("Source(PB) after the write = %v, %v, %v", src, ok, err)
+		}
+		if src == pricing.SourceDynamic {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("reader still sees PB from %v after the write", src)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func TestScriptReloaded(t *testing.T) {
 	e := newTestEnv(t)
 	c := e.open()

@@ -1,13 +1,11 @@
 package sqlite
 
 import (
-	"cmp"
 	"context"
 	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -110,34 +108,10 @@ type writeStmts struct {
 	overrideClose, overrideInsert driver.Stmt
 	pruneBefore, pruneKeep        driver.Stmt
 
-	args        []driver.NamedValue
-	overrideOps []overrideOp
-	order       []int32
+	args []driver.NamedValue
 	// sources holds the names of pricing.Source values already converted
 	// to interface values, which saves an allocation per history row.
 	sources [3]any
-}
-
-// historyOrder returns the indexes of h in primary-key order. Inserting in
-// key order keeps consecutive inserts on the same b-tree leaf, instead of
-// alternating between the leaves of every product in the batch.
-func (ws *writeStmts) historyOrder(h []engine.HistoryRow) []int32 {
-	order := ws.order[:0]
-	for i := range h {
-		order = append(order, int32(i))
-	}
-	slices.SortFunc(order, func(a, b int32) int {
-		x, y := &h[a], &h[b]
-		if c := strings.Compare(x.ProductID, y.ProductID); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(x.At, y.At); c != 0 {
-			return c
-		}
-		return cmp.Compare(x.Version, y.Version)
-	})
-	ws.order = order
-	return order
 }
 
 // source returns src's name as a statement argument.
@@ -381,9 +355,10 @@ func writeBatch(ctx context.Context, ws *writeStmts, b *engine.Batch, states *en
 			}
 		}
 	}
-	order := ws.historyOrder(b.History)
+	// In the batch's order, which is the primary key's: consecutive
+	// inserts stay on the same b-tree leaf.
 	if err := ws.history.exec(ctx, ws, len(b.History), func(v []driver.NamedValue, i int) {
-		h := &b.History[order[i]]
+		h := &b.History[i]
 		v[0].Value, v[1].Value, v[2].Value = h.ProductID, h.At, int64(h.Version)
 		v[3].Value, v[4].Value, v[5].Value = h.Price, h.Demand, ws.source(h.Source)
 	}); err != nil {
@@ -423,42 +398,19 @@ func writeBatch(ctx context.Context, ws *writeStmts, b *engine.Batch, states *en
 	return nil
 }
 
-// overrideOp is one override change: set (set != nil) or end.
-type overrideOp struct {
-	at  int64
-	set *engine.OverrideRecord
-	end *engine.OverrideEnd
-}
-
-// writeOverrides applies b's override changes in time order.
-//
-// The batch keeps sets and ends in two slices, which loses their relative
-// order; replaying all sets before all ends would close an override set
-// after a removal in the same batch. Ordering by time recovers the
-// sequence; at equal times an end goes first, so that "remove, then set"
-// leaves the new override open.
+// writeOverrides applies b's override changes in the batch's order.
 func writeOverrides(ctx context.Context, ws *writeStmts, b *engine.Batch) error {
-	if len(b.OverridesSet) == 0 && len(b.OverridesEnded) == 0 {
-		return nil
-	}
-	ops := ws.overrideOps[:0]
-	for i := range b.OverridesEnded {
-		ops = append(ops, overrideOp{at: b.OverridesEnded[i].At, end: &b.OverridesEnded[i]})
-	}
-	for i := range b.OverridesSet {
-		ops = append(ops, overrideOp{at: b.OverridesSet[i].CreatedAt, set: &b.OverridesSet[i]})
-	}
-	slices.SortStableFunc(ops, func(x, y overrideOp) int { return cmp.Compare(x.at, y.at) })
-	defer func() { clear(ops); ws.overrideOps = ops[:0] }()
-
-	for _, op := range ops {
-		if e := op.end; e != nil {
+	for _, c := range b.Overrides {
+		if e := c.End; e != nil {
 			if err := ws.exec(ctx, ws.overrideClose, e.At, e.By, e.Reason, e.ProductID); err != nil {
 				return fmt.Errorf("end override of %q: %w", e.ProductID, err)
 			}
 			continue
 		}
-		o := op.set
+		o := c.Set
+		if o == nil {
+			return errors.New("an override change with neither Set nor End")
+		}
 		if err := ws.exec(ctx, ws.overrideClose, o.CreatedAt, o.By, "replaced", o.ProductID); err != nil {
 			return fmt.Errorf("replace override of %q: %w", o.ProductID, err)
 		}

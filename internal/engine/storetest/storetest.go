@@ -405,7 +405,8 @@ func (s *suite) history(t *testing.T) {
 		return engine.HistoryRow{ProductID: id, Price: 10 + float64(v)/100, Demand: float64(v) * 1.5, Source: src, At: at, Version: v}
 	}
 	// Two commits; "a" has two changes in the same nanosecond, which the
-	// version orders.
+	// version orders. The rows are not in key order (engine.SortHistory):
+	// that order only spares a store work, and any order must be stored.
 	commit(t, st, &engine.Batch{History: []engine.HistoryRow{
 		row("a", base+10, 1, pricing.SourceBase),
 		row("b", base+15, 1, pricing.SourceDynamic),
@@ -447,18 +448,18 @@ func (s *suite) overrides(t *testing.T) {
 	commit(t, st, &engine.Batch{Products: []pricing.Product{product("a"), product("b")}})
 
 	first := engine.OverrideRecord{ProductID: "a", Price: 12.5, Reason: "launch", By: "alice", CreatedAt: base + 100}
-	commit(t, st, &engine.Batch{OverridesSet: []engine.OverrideRecord{first}})
+	commit(t, st, &engine.Batch{Overrides: sets(first)})
 	equal(t, "audit after the first set", audit(t, st, "a", 10), []engine.OverrideRecord{first})
 
 	second := engine.OverrideRecord{ProductID: "a", Price: 11, Reason: "price match, \"competitor\"", By: "bob",
 		CreatedAt: base + 200, ExpiresAt: base + 10_000}
 	other := engine.OverrideRecord{ProductID: "b", Price: 99.99, Reason: "other product", By: "carol", CreatedAt: base + 150}
-	commit(t, st, &engine.Batch{OverridesSet: []engine.OverrideRecord{second, other}})
+	commit(t, st, &engine.Batch{Overrides: sets(second, other)})
 	replaced := first
 	replaced.EndedAt, replaced.EndedBy, replaced.EndReason = second.CreatedAt, second.By, "replaced"
 	equal(t, "audit after the second set", audit(t, st, "a", 10), []engine.OverrideRecord{second, replaced})
 
-	commit(t, st, &engine.Batch{OverridesEnded: []engine.OverrideEnd{{ProductID: "a", At: base + 300, By: "dave", Reason: "removed"}}})
+	commit(t, st, &engine.Batch{Overrides: []engine.OverrideChange{end("a", base+300, "dave", "removed")}})
 	removed := second
 	removed.EndedAt, removed.EndedBy, removed.EndReason = base+300, "dave", "removed"
 	want := []engine.OverrideRecord{removed, replaced}
@@ -467,38 +468,75 @@ func (s *suite) overrides(t *testing.T) {
 	equal(t, "audit of the other product", audit(t, st, "b", 10), []engine.OverrideRecord{other})
 
 	// Ending a product that has no open override changes nothing.
-	commit(t, st, &engine.Batch{OverridesEnded: []engine.OverrideEnd{{ProductID: "a", At: base + 400, By: "system", Reason: "expired"}}})
+	commit(t, st, &engine.Batch{Overrides: []engine.OverrideChange{end("a", base+400, "system", "expired")}})
 	closeStore()
 	st, _ = s.openStore(t, name)
 	equal(t, "audit after reopen", audit(t, st, "a", 10), want)
 	equal(t, "audit of the other product after reopen", audit(t, st, "b", 10), []engine.OverrideRecord{other})
 }
 
-// overridesInOneBatch checks that sets and ends within one batch apply in
-// time order, although the batch holds them in two separate slices.
+// overridesInOneBatch checks that the override changes of one batch apply
+// in the batch's order, also when they share a timestamp (a stream-fed
+// engine applies every record of a poll at the same instant), so the
+// audit trail and the open override are the ones the engine ended with.
 func (s *suite) overridesInOneBatch(t *testing.T) {
-	st, _ := s.openStore(t, storeName(t, ""))
-	commit(t, st, &engine.Batch{Products: []pricing.Product{product("a"), product("b")}})
+	name := storeName(t, "")
+	st, closeStore := s.openStore(t, name)
+	commit(t, st, &engine.Batch{Products: []pricing.Product{product("a"), product("b"), product("c")}})
 
-	// Set, then removed, within one batch: the override ends "removed".
-	setA := engine.OverrideRecord{ProductID: "a", Price: 5, Reason: "r", By: "alice", CreatedAt: base + 10}
-	// Removed, then set again, within one batch: the new one stays open.
-	oldB := engine.OverrideRecord{ProductID: "b", Price: 6, Reason: "old", By: "alice", CreatedAt: base}
-	commit(t, st, &engine.Batch{OverridesSet: []engine.OverrideRecord{oldB}})
+	// a: set, removed, set again, all at one instant: the first ends
+	// "removed", the second stays open.
+	a1 := engine.OverrideRecord{ProductID: "a", Price: 5, Reason: "first", By: "alice", CreatedAt: base}
+	a2 := engine.OverrideRecord{ProductID: "a", Price: 6, Reason: "second", By: "bob", CreatedAt: base}
+	// b: an open override expires, then a new one is set, at one instant:
+	// the new one stays open.
+	oldB := engine.OverrideRecord{ProductID: "b", Price: 6, Reason: "old", By: "alice", CreatedAt: base - 10}
+	// c: set, then removed later in the batch: nothing stays open.
+	c1 := engine.OverrideRecord{ProductID: "c", Price: 7, Reason: "brief", By: "alice", CreatedAt: base + 10}
+	commit(t, st, &engine.Batch{Overrides: sets(oldB)})
 	newB := engine.OverrideRecord{ProductID: "b", Price: 7, Reason: "new", By: "bob", CreatedAt: base + 30}
-	commit(t, st, &engine.Batch{
-		OverridesSet: []engine.OverrideRecord{setA, newB},
-		OverridesEnded: []engine.OverrideEnd{
-			{ProductID: "a", At: base + 20, By: "carol", Reason: "removed"},
-			{ProductID: "b", At: base + 25, By: "system", Reason: "expired"},
-		},
-	})
-	endedA := setA
-	endedA.EndedAt, endedA.EndedBy, endedA.EndReason = base+20, "carol", "removed"
-	equal(t, "audit of a", audit(t, st, "a", 10), []engine.OverrideRecord{endedA})
+	commit(t, st, &engine.Batch{Overrides: []engine.OverrideChange{
+		set(a1),
+		set(c1),
+		end("a", base, "carol", "removed"),
+		end("b", base+30, "system", "expired"),
+		set(a2),
+		set(newB),
+		end("c", base+20, "carol", "removed"),
+	}})
+	removedA := a1
+	removedA.EndedAt, removedA.EndedBy, removedA.EndReason = base, "carol", "removed"
 	expiredB := oldB
-	expiredB.EndedAt, expiredB.EndedBy, expiredB.EndReason = base+25, "system", "expired"
-	equal(t, "audit of b", audit(t, st, "b", 10), []engine.OverrideRecord{newB, expiredB})
+	expiredB.EndedAt, expiredB.EndedBy, expiredB.EndReason = base+30, "system", "expired"
+	removedC := c1
+	removedC.EndedAt, removedC.EndedBy, removedC.EndReason = base+20, "carol", "removed"
+	check := func(when string) {
+		t.Helper()
+		equal(t, when+": audit of a", audit(t, st, "a", 10), []engine.OverrideRecord{a2, removedA})
+		equal(t, when+": audit of b", audit(t, st, "b", 10), []engine.OverrideRecord{newB, expiredB})
+		equal(t, when+": audit of c", audit(t, st, "c", 10), []engine.OverrideRecord{removedC})
+	}
+	check("before reopen")
+	closeStore()
+	st, _ = s.openStore(t, name)
+	check("after reopen")
+}
+
+// set returns the override change that starts o.
+func set(o engine.OverrideRecord) engine.OverrideChange { return engine.OverrideChange{Set: &o} }
+
+// sets returns the changes that start rs, in order.
+func sets(rs ...engine.OverrideRecord) []engine.OverrideChange {
+	out := make([]engine.OverrideChange, len(rs))
+	for i := range rs {
+		out[i] = set(rs[i])
+	}
+	return out
+}
+
+// end returns the override change that ends id's open override.
+func end(id string, at int64, by, reason string) engine.OverrideChange {
+	return engine.OverrideChange{End: &engine.OverrideEnd{ProductID: id, At: at, By: by, Reason: reason}}
 }
 
 func (s *suite) seen(t *testing.T) {
@@ -581,11 +619,13 @@ func (s *suite) pruneSeen(t *testing.T) {
 // history rows and n seen ids, for products a and b.
 func bigBatch(n int, tag string) *engine.Batch {
 	b := &engine.Batch{
-		Products:       []pricing.Product{product("a"), product("b")},
-		States:         []engine.ProductState{{ID: "a", State: state(n)}},
-		OverridesSet:   []engine.OverrideRecord{{ProductID: "a", Price: 3, Reason: tag, By: "x", CreatedAt: base + int64(n)}},
-		OverridesEnded: []engine.OverrideEnd{{ProductID: "b", At: base, By: "x", Reason: "removed"}},
-		Settings:       map[string]string{"tag": tag},
+		Products: []pricing.Product{product("a"), product("b")},
+		States:   []engine.ProductState{{ID: "a", State: state(n)}},
+		Overrides: []engine.OverrideChange{
+			end("b", base, "x", "removed"),
+			set(engine.OverrideRecord{ProductID: "a", Price: 3, Reason: tag, By: "x", CreatedAt: base + int64(n)}),
+		},
+		Settings: map[string]string{"tag": tag},
 	}
 	for i := range n {
 		b.History = append(b.History, engine.HistoryRow{ProductID: "a", Price: float64(i), Demand: 1,
@@ -728,8 +768,7 @@ func (s *suite) failedCommit(t *testing.T) {
 	st, _ := s.openStore(t, storeName(t, ""))
 	b := bigBatch(1000, "bad")
 	b.Products = b.Products[:1] // "b" is not in the catalog
-	b.OverridesEnded = nil
-	b.OverridesSet = append(b.OverridesSet, engine.OverrideRecord{ProductID: "b", Price: 1, CreatedAt: base + 5})
+	b.Overrides = append(b.Overrides[1:], set(engine.OverrideRecord{ProductID: "b", Price: 1, CreatedAt: base + 5}))
 	if err := st.Commit(ctxFor(t), b); err != nil {
 		assertEmpty(t, st, "after a failed commit")
 		return
@@ -817,7 +856,7 @@ func (s *suite) concurrentReads(t *testing.T) {
 	const commits, rows = 12, 1000
 	for i := range commits {
 		b := &engine.Batch{
-			OverridesSet: []engine.OverrideRecord{{ProductID: "a", Price: 2, By: "x", CreatedAt: base + int64(i)*1_000_000}},
+			Overrides: sets(engine.OverrideRecord{ProductID: "a", Price: 2, By: "x", CreatedAt: base + int64(i)*1_000_000}),
 		}
 		for j := range rows {
 			at := base + int64(i)*1_000_000 + int64(j)

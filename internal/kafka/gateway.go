@@ -1,62 +1,65 @@
-// Package gateway is the pricing engine as an API replica sees it in
-// scale-out mode: changes (events, overrides, catalog updates) are written
-// to Kafka for the engines to apply in order; reads come from the live
-// view in Redis and the catalog and state in PostgreSQL. A replica holds no
-// state of its own, so any number of them can run behind a load balancer.
-//
-// It validates what it can before writing, so a client still gets 400 or
-// 404 for a bad request instead of a dead letter: unknown products (per
-// the live view), invalid override prices or expiries, invalid catalog
-// entries. The engine validates again when it applies the record, because
-// Kafka also accepts records from producers that bypass the API.
-package gateway
+package kafka
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/dynaprice/dynaprice/internal/engine"
 	"github.com/dynaprice/dynaprice/internal/ingest"
-	"github.com/dynaprice/dynaprice/internal/kafka"
 	"github.com/dynaprice/dynaprice/internal/pricing"
 )
 
-// Log is where changes are written (Kafka).
-type Log interface {
+// Gateway is the pricing engine as an API replica sees it in scale-out
+// mode (it implements the HTTP API's engine port): changes (events,
+// overrides, catalog updates) are written to Kafka for the engines to
+// apply in order; reads come from the live view in Redis and the catalog
+// and state in PostgreSQL. A replica holds no state of its own, so any
+// number of them can run behind a load balancer.
+//
+// It validates what it can before writing, so a client still gets 400 or
+// 404 for a bad request instead of a dead letter: unknown products (per
+// the live view), invalid overrides (engine.OverrideInput.Check, as the
+// engine's), invalid catalog entries. The engine validates again when it
+// applies the record, because Kafka also accepts records from producers
+// that bypass the API.
+//
+// A Gateway is safe for concurrent use if its ports are.
+type Gateway struct {
+	log        GatewayLog
+	live       GatewayLive
+	cat        GatewayCatalog
+	pricing    pricing.Config
+	autoCreate bool
+	now        func() time.Time
+}
+
+// GatewayLog is where a Gateway writes changes: a *Producer.
+type GatewayLog interface {
 	Events(ctx context.Context, evs []ingest.Event) error
-	Control(ctx context.Context, kind, key string, v any) error
-	Broadcast(ctx context.Context, kind string, v any) error
+	Send(ctx context.Context, r ControlRecord) error
 }
 
-// Live is the live price view (Redis).
-type Live interface {
-	Price(ctx context.Context, id string) (body []byte, ok bool, err error)
+var _ GatewayLog = (*Producer)(nil)
+
+// GatewayLive is the live price view a Gateway validates with (Redis):
+// where a product's price comes from; ok is false for an unknown product.
+type GatewayLive interface {
+	Source(ctx context.Context, id string) (src pricing.Source, ok bool, err error)
 }
 
-// Catalog is the committed catalog and state (PostgreSQL).
-type Catalog interface {
+// GatewayCatalog is the committed catalog and state (PostgreSQL).
+type GatewayCatalog interface {
 	Products(ctx context.Context) ([]pricing.Product, error)
 	States(ctx context.Context) (map[string]pricing.State, error)
 	Product(ctx context.Context, id string) (pricing.Product, pricing.State, bool, error)
 	Settings(ctx context.Context) (map[string]string, error)
 }
 
-// Gateway implements the API's engine port for replicas.
-type Gateway struct {
-	log        Log
-	live       Live
-	cat        Catalog
-	pricing    pricing.Config
-	autoCreate bool
-	now        func() time.Time
-}
-
-// New returns a gateway; pc must be the engines' pricing configuration
-// (used to validate products and explain prices the way engines do).
-func New(log Log, live Live, cat Catalog, pc pricing.Config, autoCreate bool) *Gateway {
+// NewGateway returns a gateway; pc must be the engines' pricing
+// configuration (used to validate products and explain prices the way
+// engines do), and autoCreate the engines' setting.
+func NewGateway(log GatewayLog, live GatewayLive, cat GatewayCatalog, pc pricing.Config, autoCreate bool) *Gateway {
 	return &Gateway{log: log, live: live, cat: cat, pricing: pc, autoCreate: autoCreate, now: time.Now}
 }
 
@@ -75,23 +78,6 @@ func shortErr(err error) string {
 	return s
 }
 
-// livePrice is what the gateway reads from a live price's JSON.
-type livePrice struct {
-	Source string `json:"price_source"`
-}
-
-func (g *Gateway) lookup(ctx context.Context, id string) (livePrice, bool, error) {
-	b, ok, err := g.live.Price(ctx, id)
-	if err != nil || !ok {
-		return livePrice{}, ok, err
-	}
-	var lp livePrice
-	if err := json.Unmarshal(b, &lp); err != nil {
-		return livePrice{}, false, fmt.Errorf("live price of %s: %w", id, err)
-	}
-	return lp, true, nil
-}
-
 // Submit writes events to Kafka and returns once Kafka has them: from
 // then on they survive the loss of this replica, and the engines price
 // each exactly once.
@@ -105,7 +91,7 @@ func (g *Gateway) Submit(ctx context.Context, evs []ingest.Event) (engine.Submit
 			id := evs[i].ProductID
 			k, seen := known[id]
 			if !seen {
-				_, found, err := g.lookup(ctx, id)
+				_, found, err := g.live.Source(ctx, id)
 				if err != nil {
 					return res, unavailable("the live price view", err)
 				}
@@ -127,24 +113,19 @@ func (g *Gateway) Submit(ctx context.Context, evs []ingest.Event) (engine.Submit
 
 // SetOverride validates and writes an override for the product's engine.
 func (g *Gateway) SetOverride(ctx context.Context, in engine.OverrideInput) error {
-	if _, found, err := g.lookup(ctx, in.ProductID); err != nil {
+	if _, found, err := g.live.Source(ctx, in.ProductID); err != nil {
 		return unavailable("the live price view", err)
 	} else if !found {
 		return &engine.Error{Kind: engine.KindNotFound, Msg: fmt.Sprintf("unknown product_id %q", in.ProductID)}
 	}
-	switch {
-	case !(in.Price > 0) || math.IsInf(in.Price, 0):
-		return &engine.Error{Kind: engine.KindInvalid, Msg: "override_price must be a finite number > 0"}
-	case len(in.Reason) > 500:
-		return &engine.Error{Kind: engine.KindInvalid, Msg: "reason is longer than 500 bytes"}
-	case !in.ExpiresAt.IsZero() && !in.ExpiresAt.After(g.now()):
-		return &engine.Error{Kind: engine.KindInvalid, Msg: "expires_at must be in the future"}
+	if err := in.Check(g.now().UnixNano()); err != nil {
+		return err
 	}
-	msg := kafka.OverrideMsg{ProductID: in.ProductID, Price: in.Price, Reason: in.Reason, By: in.By}
-	if !in.ExpiresAt.IsZero() {
-		msg.ExpiresAt = in.ExpiresAt.UnixNano()
+	rec, err := SetOverrideRecord(in)
+	if err != nil {
+		return &engine.Error{Kind: engine.KindInvalid, Msg: err.Error()} // unreachable after Check
 	}
-	if err := g.log.Control(ctx, kafka.ControlOverride, in.ProductID, msg); err != nil {
+	if err := g.log.Send(ctx, rec); err != nil {
 		return unavailable("the event log", err)
 	}
 	return nil
@@ -153,16 +134,16 @@ func (g *Gateway) SetOverride(ctx context.Context, in engine.OverrideInput) erro
 // ClearOverride writes the removal of a product's override; KindNotFound
 // if the live view shows none.
 func (g *Gateway) ClearOverride(ctx context.Context, id, by string) error {
-	lp, found, err := g.lookup(ctx, id)
+	src, found, err := g.live.Source(ctx, id)
 	switch {
 	case err != nil:
 		return unavailable("the live price view", err)
 	case !found:
 		return &engine.Error{Kind: engine.KindNotFound, Msg: fmt.Sprintf("unknown product_id %q", id)}
-	case lp.Source != pricing.SourceOverride.String():
+	case src != pricing.SourceOverride:
 		return &engine.Error{Kind: engine.KindNotFound, Msg: fmt.Sprintf("product %q has no override", id)}
 	}
-	if err := g.log.Control(ctx, kafka.ControlOverrideClear, id, kafka.OverrideMsg{ProductID: id, By: by}); err != nil {
+	if err := g.log.Send(ctx, ClearOverrideRecord(id, by)); err != nil {
 		return unavailable("the event log", err)
 	}
 	return nil
@@ -177,11 +158,15 @@ func (g *Gateway) UpsertProduct(ctx context.Context, p pricing.Product) (bool, e
 	if err := book.CheckProduct(p); err != nil {
 		return false, &engine.Error{Kind: engine.KindInvalid, Msg: err.Error()}
 	}
-	_, found, err := g.lookup(ctx, p.ID)
+	rec, err := ProductRecord(p)
+	if err != nil {
+		return false, &engine.Error{Kind: engine.KindInvalid, Msg: err.Error()}
+	}
+	_, found, err := g.live.Source(ctx, p.ID)
 	if err != nil {
 		return false, unavailable("the live price view", err)
 	}
-	if err := g.log.Control(ctx, kafka.ControlProduct, p.ID, p); err != nil {
+	if err := g.log.Send(ctx, rec); err != nil {
 		return false, unavailable("the event log", err)
 	}
 	return !found, nil
@@ -194,7 +179,7 @@ func (g *Gateway) SetDefaultStrategy(ctx context.Context, name string) error {
 	if _, err := pricing.NewBook(pc); err != nil {
 		return &engine.Error{Kind: engine.KindInvalid, Msg: "default_strategy: " + err.Error()}
 	}
-	if err := g.log.Broadcast(ctx, kafka.ControlDefaultStrategy, kafka.DefaultStrategyMsg{DefaultStrategy: name}); err != nil {
+	if err := g.log.Send(ctx, DefaultStrategyRecord(name)); err != nil {
 		return unavailable("the event log", err)
 	}
 	return nil
