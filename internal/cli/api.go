@@ -104,23 +104,29 @@ type apiRole struct {
 	stopWatch  context.CancelFunc
 	ready      health.Readiness
 	signalled  bool
+
+	// Set by Check for Open.
+	pc        pricing.Config
+	keys      []httpapi.Key
+	generated bool
+}
+
+// Check validates the options.
+func (r *apiRole) Check() (err error) {
+	if r.pc, err = pricing.ConfigFrom(r.o.Weights, r.o.HalfLife); err != nil {
+		return err
+	}
+	if err := checkShutdown(r.o.ShutdownTimeout, r.o.Drain); err != nil {
+		return err
+	}
+	r.keys, r.generated, err = apiKeys(&r.o.AdminKey, r.o.APIKeys)
+	return err
 }
 
 // Open connects to the dependencies (waiting for them) and returns once
 // the API serves.
-func (r *apiRole) Open(ctx context.Context) error {
-	o, log := r.o, r.log
-	pc, err := pricing.ConfigFrom(o.Weights, o.HalfLife)
-	if err != nil {
-		return err
-	}
-	if err := checkShutdown(o.ShutdownTimeout, o.Drain); err != nil {
-		return err
-	}
-	keys, generated, err := apiKeys(&o.AdminKey, o.APIKeys)
-	if err != nil {
-		return err
-	}
+func (r *apiRole) Open(ctx context.Context) (err error) {
+	o, log, pc, keys, generated := r.o, r.log, r.pc, r.keys, r.generated
 	if r.web, err = listen(o.Addr, nil, log); err != nil {
 		return err
 	}

@@ -117,23 +117,28 @@ type engineRole struct {
 	done      chan error
 	ready     health.Readiness
 	stopped   bool // the engine's Run returned
+
+	// Set by Check for Open.
+	pc  pricing.Config
+	cat *catalog.File
+}
+
+// Check validates the options and reads the catalog file.
+func (r *engineRole) Check() (err error) {
+	if r.pc, err = pricing.ConfigFrom(r.o.Weights, r.o.HalfLife); err != nil {
+		return err
+	}
+	if err := checkShutdown(r.o.ShutdownTimeout, 0); err != nil {
+		return err
+	}
+	r.cat, err = catalog.ReadFile(r.o.CatalogFile)
+	return err
 }
 
 // Open serves /metrics, /healthz and /readyz at once, then connects
 // (waiting for the dependencies), migrates, and starts the engine.
-func (r *engineRole) Open(ctx context.Context) error {
-	o, log := r.o, r.log
-	pc, err := pricing.ConfigFrom(o.Weights, o.HalfLife)
-	if err != nil {
-		return err
-	}
-	if err := checkShutdown(o.ShutdownTimeout, 0); err != nil {
-		return err
-	}
-	cat, err := catalog.ReadFile(o.CatalogFile)
-	if err != nil {
-		return err
-	}
+func (r *engineRole) Open(ctx context.Context) (err error) {
+	o, log, pc, cat := r.o, r.log, r.pc, r.cat
 	reg := newRegistry()
 	var engSet atomic.Bool
 	r.ready.Require(func() bool { return engSet.Load() && r.eng.Ready() })
@@ -250,24 +255,15 @@ func (r *engineRole) Close() error {
 	return err
 }
 
-// sendCatalog sends a catalog file's products to the engines as control
-// records, so each engine applies them in order with events (a direct
-// database write would bypass engines that already hold the products).
+// sendCatalog sends a catalog file's products to the engines.
 func sendCatalog(ctx context.Context, o ClusterOptions, f *catalog.File, log *slog.Logger) error {
 	pr, err := kafka.NewProducer(kafka.ClientConfig{Brokers: o.brokers(), Topics: o.topics(), Logger: log})
 	if err != nil {
 		return err
 	}
 	defer pr.Close()
-	if f.DefaultStrategy != "" {
-		if err := pr.Broadcast(ctx, kafka.ControlDefaultStrategy, kafka.DefaultStrategyMsg{DefaultStrategy: f.DefaultStrategy}); err != nil {
-			return err
-		}
-	}
-	for _, p := range f.Products {
-		if err := pr.Control(ctx, kafka.ControlProduct, p.ID, p); err != nil {
-			return err
-		}
+	if err := pr.SendCatalog(ctx, f); err != nil {
+		return err
 	}
 	log.Info("catalog sent to the engines", "products", len(f.Products))
 	return nil

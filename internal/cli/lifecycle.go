@@ -19,17 +19,23 @@ import (
 // deadline covers the whole shutdown after SIGTERM/SIGINT.
 
 // role is one of the binary's long-running roles, in the shape of wtf's
-// Main: Open starts it and returns once it serves; Run waits until ctx
-// ends or the role fails; Close shuts it down in order within its
-// deadline, or, after a failed Open, releases what Open had opened.
+// Main: Check validates its options (a mistake there is reported as such,
+// even if a signal came meanwhile); Open starts it and returns once it
+// serves; Run waits until ctx ends or the role fails; Close shuts it down
+// in order within its deadline, or, after a failed Open, releases what Open
+// had opened.
 type role interface {
+	Check() error
 	Open(ctx context.Context) error
 	Run(ctx context.Context) error
 	Close() error
 }
 
-// runRole opens, runs and closes r.
+// runRole checks, opens, runs and closes r.
 func runRole(ctx context.Context, log *slog.Logger, r role) error {
+	if err := r.Check(); err != nil {
+		return err
+	}
 	if err := r.Open(ctx); err != nil {
 		_ = r.Close()
 		return startErr(ctx, log, err)

@@ -135,28 +135,33 @@ type serveRole struct {
 	ready      health.Readiness
 	serving    atomic.Bool
 
+	// Set by Check for Open.
+	pc        pricing.Config
+	keys      []httpapi.Key
+	generated bool
+	cat       *catalog.File
 	// Set by Run for Close.
 	signalled, engStopped bool
 }
 
+// Check validates the options and reads the catalog file.
+func (r *serveRole) Check() (err error) {
+	if r.pc, err = pricing.ConfigFrom(r.o.Weights, r.o.HalfLife); err != nil {
+		return err
+	}
+	if err := checkShutdown(r.o.ShutdownTimeout, r.o.Drain); err != nil {
+		return err
+	}
+	if r.keys, r.generated, err = apiKeys(&r.o.AdminKey, r.o.APIKeys); err != nil {
+		return err
+	}
+	r.cat, err = catalog.ReadFile(r.o.CatalogFile)
+	return err
+}
+
 // Open starts everything and returns once the API serves.
-func (r *serveRole) Open(ctx context.Context) error {
-	o, log := r.o, r.log
-	pc, err := pricing.ConfigFrom(o.Weights, o.HalfLife)
-	if err != nil {
-		return err
-	}
-	if err := checkShutdown(o.ShutdownTimeout, o.Drain); err != nil {
-		return err
-	}
-	keys, generated, err := apiKeys(&o.AdminKey, o.APIKeys)
-	if err != nil {
-		return err
-	}
-	cat, err := catalog.ReadFile(o.CatalogFile)
-	if err != nil {
-		return err
-	}
+func (r *serveRole) Open(ctx context.Context) (err error) {
+	o, log, pc, keys, generated, cat := r.o, r.log, r.pc, r.keys, r.generated, r.cat
 	if err := os.MkdirAll(o.DataDir, 0o750); err != nil {
 		return fmt.Errorf("creating data directory: %w", err)
 	}

@@ -2,7 +2,6 @@ package kafka
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dynaprice/dynaprice/internal/catalog"
 	"github.com/dynaprice/dynaprice/internal/ingest"
 	"github.com/dynaprice/dynaprice/internal/live"
 	"github.com/dynaprice/dynaprice/internal/retry"
@@ -158,31 +158,25 @@ func (p *Producer) Send(ctx context.Context, r ControlRecord) error {
 	return p.produce(ctx, recs)
 }
 
-// Control produces v, as JSON, as a control record of kind for the
-// product key.
-//
-// It remains for sendCatalog (internal/cli) only, and should go once that
-// uses Send with ProductRecord: the encoders are the one place a kind is
-// encoded.
-func (p *Producer) Control(ctx context.Context, kind, key string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("kafka: encoding %s control record: %w", kind, err)
+// SendCatalog sends a catalog file's products to the engines as control
+// records, so each engine applies them in order with events (a direct
+// database write would bypass engines that already hold the products).
+func (p *Producer) SendCatalog(ctx context.Context, f *catalog.File) error {
+	if f.DefaultStrategy != "" {
+		if err := p.Send(ctx, DefaultStrategyRecord(f.DefaultStrategy)); err != nil {
+			return err
+		}
 	}
-	return p.Send(ctx, ControlRecord{Kind: kind, Key: key, Value: b})
-}
-
-// Broadcast produces v, as JSON, as a control record of kind on every
-// partition of the events topic.
-//
-// It remains for sendCatalog (internal/cli) only, and should go once that
-// uses Send with DefaultStrategyRecord.
-func (p *Producer) Broadcast(ctx context.Context, kind string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Errorf("kafka: encoding %s control record: %w", kind, err)
+	for _, prod := range f.Products {
+		r, err := ProductRecord(prod)
+		if err != nil {
+			return err
+		}
+		if err := p.Send(ctx, r); err != nil {
+			return err
+		}
 	}
-	return p.Send(ctx, ControlRecord{Kind: kind, AllPartitions: true, Value: b})
+	return nil
 }
 
 // Follow consumes the price-updates topic from its end, as every API
