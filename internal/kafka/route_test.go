@@ -93,7 +93,7 @@ func TestRouteAppliesOwnForwardsOthersDeadLettersTheRest(t *testing.T) {
 			t.Errorf("forward %d keyed %q, want %q", i, r.Key, other)
 		}
 		sp, pos, ok := parseSource(r)
-		wantPos := int64(11<<16 | 0)
+		wantPos := int64(11 << 16) // record 11, its only event
 		if i == 1 {
 			wantPos = 13<<16 | 2
 		}
