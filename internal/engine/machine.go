@@ -214,7 +214,7 @@ func (m *Machine) autoCreate(ev *ingest.Event, now int64) (int, error) {
 	if !(price > 0) || math.IsInf(price, 0) {
 		return 0, fmt.Errorf("unknown product_id %q and no price to create it from", id)
 	}
-	p := pricing.Product{ID: id, BasePrice: math.Round(price*100) / 100}
+	p := pricing.Product{ID: id, BasePrice: pricing.RoundCents(price)}
 	i, _, err := m.book.Upsert(p, now)
 	if err != nil {
 		return 0, err

@@ -184,7 +184,7 @@ func runOne(ctx context.Context, cfg Config, pc pricing.Config, name string) (Re
 			if c := capacity(p.Stock, cfg.Scenario.Horizon.Duration); demand(best) > c {
 				best = math.Max(best, sellOutPrice(demand, c, lo, hi))
 			}
-			pp.BasePrice = math.Round(best*100) / 100
+			pp.BasePrice = pricing.RoundCents(best)
 		}
 		if cfg.MarginFloor && p.Cost > 0 {
 			pp.UnitCost = p.Cost
@@ -229,7 +229,7 @@ func runOne(ctx context.Context, cfg Config, pc pricing.Config, name string) (Re
 	startAt, step := cfg.Scenario.Start, cfg.Scenario.Horizon.Duration/samples
 	nextSample := startAt
 	sample := func(at time.Time) {
-		r.Series = append(r.Series, Sample{Hours: at.Sub(startAt).Hours(), Revenue: math.Round(r.Revenue*100) / 100, Price: mach.PriceAt(0)})
+		r.Series = append(r.Series, Sample{Hours: at.Sub(startAt).Hours(), Revenue: pricing.RoundCents(r.Revenue), Price: mach.PriceAt(0)})
 	}
 	for stream.Next(&sh) {
 		for step > 0 && !sh.At.Before(nextSample) {
@@ -310,7 +310,7 @@ func runOne(ctx context.Context, cfg Config, pc pricing.Config, name string) (Re
 	if r.PriceChanges > 0 {
 		r.Volatility = 100 * volSum / float64(r.PriceChanges)
 	}
-	r.Revenue, r.Margin = math.Round(r.Revenue*100)/100, math.Round(r.Margin*100)/100
+	r.Revenue, r.Margin = pricing.RoundCents(r.Revenue), pricing.RoundCents(r.Margin)
 	r.Elapsed = time.Since(start)
 	return r, nil
 }

@@ -143,7 +143,7 @@ func (c *Competitors) Period(at time.Time) int64 { return int64(at.Sub(c.start) 
 func (c *Competitors) Price(i, j int, k int64) float64 {
 	u1, u2 := uniforms(hash4(c.seed^saltRequote, uint64(i), uint64(j), uint64(k)))
 	z := math.Sqrt(-2*math.Log(u1)) * math.Cos(2*math.Pi*u2) // Box-Muller
-	return math.Max(0.01, math.Round(c.mean[i*c.count+j]*math.Exp(c.vol*z)*100)/100)
+	return math.Max(0.01, pricing.RoundCents(c.mean[i*c.count+j]*math.Exp(c.vol*z)))
 }
 
 // Lowest is the lowest competitor price for product i in period k.
