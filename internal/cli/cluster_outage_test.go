@@ -241,7 +241,7 @@ func outage(t *testing.T, dep string) {
 		}
 	}
 	// The engine counted the outage in its metrics.
-	metric := map[string]string{"postgres": "dynaprice_stream_commit_errors_total", "redis": "dynaprice_stream_live_write_errors_total"}[dep]
+	metric := map[string]string{"postgres": `dynaprice_commit_errors_total{role="engine"}`, "redis": "dynaprice_stream_live_write_errors_total"}[dep]
 	if metric != "" {
 		if v := metricValue(t, engine.url+"/metrics", metric); v <= 0 {
 			t.Errorf("%s = %v after the outage, want > 0", metric, v)

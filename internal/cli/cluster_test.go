@@ -459,7 +459,9 @@ func TestClusterRebalance(t *testing.T) {
 	c := newCluster(t)
 	c.migrate()
 	engines := []*proc{c.engine("engine-0"), c.engine("engine-1")}
-	owned := func(p *proc) float64 { return metricValue(t, p.addr+"/metrics", "dynaprice_stream_partitions_owned") }
+	owned := func(p *proc) float64 {
+		return metricValue(t, p.addr+"/metrics", `dynaprice_partitions_owned{role="engine"}`)
+	}
 	poll.Until(t, 20*time.Second, "two engines share the partitions", func() error {
 		a, b := owned(engines[0]), owned(engines[1])
 		return poll.Check(a > 0 && b > 0 && a+b == 6, "partitions owned: %v and %v", a, b)
