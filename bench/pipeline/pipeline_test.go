@@ -8,6 +8,7 @@ import (
 	"github.com/dynaprice/dynaprice/internal/catalog"
 	"github.com/dynaprice/dynaprice/internal/ingest"
 	"github.com/dynaprice/dynaprice/internal/loadgen"
+	"github.com/dynaprice/dynaprice/internal/poll"
 	"github.com/dynaprice/dynaprice/internal/pricing"
 )
 
@@ -147,17 +148,10 @@ func BenchmarkLatency10k(b *testing.B) {
 	r := newRig(b, benchPartitions)
 	rep := r.paced(b, loadgen.Config{Brokers: r.brokers, Rate: 10_000, Duration: latencyRun, Seed: 1})
 	// Correctness: every acknowledged event ends up as one history row.
-	deadline := time.Now().Add(time.Minute)
-	for {
+	poll.Until(b, time.Minute, "one history row per acknowledged event", func() error {
 		rows := r.count("price_history", "source = 'dynamic'")
-		if rows == rep.Acked {
-			break
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("price_history holds %d dynamic rows, want %d (one per acknowledged event)", rows, rep.Acked)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return poll.Check(rows == rep.Acked, "price_history holds %d dynamic rows, want %d", rows, rep.Acked)
+	})
 }
 
 // BenchmarkLatency10kNaive offers the naive pipeline the same 10,000
@@ -255,24 +249,18 @@ func (r *rig) waitLoaded(failed <-chan error) {
 	for _, p := range r.catalog.Products {
 		want[p.ID] = 0
 	}
-	deadline := time.Now().Add(time.Minute)
-	for {
+	poll.Until(r.tb, time.Minute, "the engine to load its partitions", func() error {
 		select {
 		case err := <-failed:
 			r.tb.Fatal(err)
-		case <-time.After(10 * time.Millisecond):
+		default:
 		}
 		ok, err := r.redisDemandsAre(context.Background(), want)
 		if err != nil {
 			r.tb.Fatal(err)
 		}
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			r.tb.Fatal("the engine did not load its partitions within a minute")
-		}
-	}
+		return poll.Check(ok, "not every product has a demand in Redis")
+	})
 }
 
 func reportLatency(b *testing.B, rep loadgen.Report) {

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -14,26 +13,11 @@ import (
 	"github.com/coder/websocket"
 	"github.com/dynaprice/dynaprice/internal/catalog"
 	"github.com/dynaprice/dynaprice/internal/kafka"
+	"github.com/dynaprice/dynaprice/internal/poll"
 	"github.com/dynaprice/dynaprice/internal/pricing"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
-
-// eventually retries f until it reports success or the timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, f func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, got := f()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still %s after %v", what, got, timeout)
-		}
-		time.Sleep(30 * time.Millisecond)
-	}
-}
 
 // TestClusterAPIReplicas runs one engine and two API replicas and drives
 // the original's API through both: an event posted to one replica moves
@@ -51,19 +35,19 @@ func TestClusterAPIReplicas(t *testing.T) {
 	a2 := c.start("api-2", keys, "api", "--addr", "127.0.0.1:0")
 	s1, s2 := &server{t: t, url: a1.addr}, &server{t: t, url: a2.addr}
 
-	eventually(t, 20*time.Second, "replicas ready", func() (bool, string) {
+	poll.Until(t, 20*time.Second, "replicas ready", func() error {
 		c1, _ := s1.do("GET", "/readyz", "", "", "")
 		c2, _ := s2.do("GET", "/readyz", "", "", "")
-		return c1 == 200 && c2 == 200, "not ready"
+		return poll.Check(c1 == 200 && c2 == 200, "readyz %d and %d", c1, c2)
 	})
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("engine log:\n%s\napi-1 log:\n%s", c.log("engine"), c.log("api-1"))
 		}
 	})
-	eventually(t, 20*time.Second, "PA at its base price", func() (bool, string) {
+	poll.Until(t, 20*time.Second, "PA at its base price", func() error {
 		code, m := s2.do("GET", "/price/PA", "", "", "")
-		return code == 200 && m["price"] == 299.0 && m["price_source"] == "base", jsonString(m)
+		return poll.Check(code == 200 && m["price"] == 299.0 && m["price_source"] == "base", "%s", jsonString(m))
 	})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -83,9 +67,9 @@ func TestClusterAPIReplicas(t *testing.T) {
 	if code != 202 || m["accepted"] != 3.0 || m["rejected"] != 1.0 {
 		t.Fatalf("POST /events = %d %v, want 3 accepted and the unknown product rejected", code, m)
 	}
-	eventually(t, 20*time.Second, "PA priced on replica 2", func() (bool, string) {
+	poll.Until(t, 20*time.Second, "PA priced on replica 2", func() error {
 		code, m := s2.do("GET", "/price/PA", "", "", "")
-		return code == 200 && m["price"] == 314.0 && m["demand"] == 9.0 && m["price_source"] == "dynamic", jsonString(m)
+		return poll.Check(code == 200 && m["price"] == 314.0 && m["demand"] == 9.0 && m["price_source"] == "dynamic", "%s", jsonString(m))
 	})
 	for {
 		_, b, err := ws.Read(ctx)
@@ -115,17 +99,17 @@ func TestClusterAPIReplicas(t *testing.T) {
 	if code != 200 || m["status"] != "upserted" || m["override_price"] != 250.0 {
 		t.Fatalf("POST /override = %d %v", code, m)
 	}
-	eventually(t, 20*time.Second, "override visible on replica 1", func() (bool, string) {
+	poll.Until(t, 20*time.Second, "override visible on replica 1", func() error {
 		_, m := s1.do("GET", "/price/PA", "", "", "")
-		return m["price"] == 250.0 && m["price_source"] == "override", jsonString(m)
+		return poll.Check(m["price"] == 250.0 && m["price_source"] == "override", "%s", jsonString(m))
 	})
 	code, m = s1.do("DELETE", "/override/PA", operatorKey, "", "")
 	if code != 200 || m["deleted"] != true {
 		t.Fatalf("DELETE /override/PA = %d %v", code, m)
 	}
-	eventually(t, 20*time.Second, "dynamic price restored", func() (bool, string) {
+	poll.Until(t, 20*time.Second, "dynamic price restored", func() error {
 		_, m := s2.do("GET", "/price/PA", "", "", "")
-		return m["price"] == 314.0 && m["price_source"] == "dynamic", jsonString(m)
+		return poll.Check(m["price"] == 314.0 && m["price_source"] == "dynamic", "%s", jsonString(m))
 	})
 	if code, m := s1.do("DELETE", "/override/PA", operatorKey, "", ""); code != 404 {
 		t.Fatalf("second DELETE /override/PA = %d %v, want 404", code, m)
@@ -157,9 +141,9 @@ func TestClusterAPIReplicas(t *testing.T) {
 	if code != 200 && code != 201 {
 		t.Fatalf("PUT /products/PK = %d %v", code, m)
 	}
-	eventually(t, 20*time.Second, "new product priced", func() (bool, string) {
+	poll.Until(t, 20*time.Second, "new product priced", func() error {
 		code, m := s2.do("GET", "/price/PK", "", "", "")
-		return code == 200 && m["price"] == 99.0, jsonString(m)
+		return poll.Check(code == 200 && m["price"] == 99.0, "%s", jsonString(m))
 	})
 	code, m = s2.do("GET", "/products", viewerKey, "", "")
 	if ps, _ := m["products"].([]any); code != 200 || len(ps) != 11 {
@@ -197,15 +181,15 @@ func TestClusterAPIReplicas(t *testing.T) {
 	if len(reasons) != 2 || !strings.Contains(strings.Join(reasons, "|"), "not JSON") || !strings.Contains(strings.Join(reasons, "|"), `"teleport"`) {
 		t.Errorf("dead-letter reasons = %q", reasons)
 	}
-	eventually(t, 10*time.Second, "dead letters counted", func() (bool, string) {
+	poll.Until(t, 10*time.Second, "dead letters counted", func() error {
 		v := metricValue(t, eng.addr+"/metrics", "dynaprice_stream_dead_letters_total")
-		return v == 2, fmt.Sprint(v)
+		return poll.Check(v == 2, "%v counted", v)
 	})
 	// The engine still prices after them.
 	s1.do("POST", "/events", ingestKey, "application/json", `{"event_type":"view","product_id":"PB"}`)
-	eventually(t, 20*time.Second, "PB priced after the dead letters", func() (bool, string) {
+	poll.Until(t, 20*time.Second, "PB priced after the dead letters", func() error {
 		_, m := s2.do("GET", "/price/PB", "", "", "")
-		return m["demand"] == 1.0, jsonString(m)
+		return poll.Check(m["demand"] == 1.0, "%s", jsonString(m))
 	})
 
 	// A retried event (same event_id, through either replica) counts once.
@@ -214,15 +198,17 @@ func TestClusterAPIReplicas(t *testing.T) {
 			t.Fatalf("POST /events = %d %v", code, m)
 		}
 	}
+	// order-78 is in PC's partition behind every copy of order-77: each
+	// POST returned once Kafka had it. So once the demand shows it, every
+	// copy was applied or dropped, and one counted twice would show.
 	s1.do("POST", "/events", ingestKey, "application/json", `{"event_id":"order-78","event_type":"view","product_id":"PC"}`)
-	eventually(t, 20*time.Second, "PC demand 5 + 1", func() (bool, string) {
+	poll.Until(t, 20*time.Second, "PC demand 5 + 1", func() error {
 		_, m := s2.do("GET", "/price/PC", "", "", "")
-		return m["demand"] == 6.0, jsonString(m)
+		if d, _ := m["demand"].(float64); d > 6 {
+			t.Fatalf("PC after a retried event_id: %v, want demand 6", m)
+		}
+		return poll.Check(m["demand"] == 6.0, "%s", jsonString(m))
 	})
-	time.Sleep(300 * time.Millisecond)
-	if _, m := s2.do("GET", "/price/PC", "", "", ""); m["demand"] != 6.0 {
-		t.Errorf("PC after a retried event_id: %v, want demand 6", m)
-	}
 
 	// A catalog file given to an engine of a running deployment travels to
 	// the engines as control records.
@@ -230,16 +216,16 @@ func TestClusterAPIReplicas(t *testing.T) {
 	if err := sendCatalog(ctx, ClusterOptions{Brokers: c.brokers, EventsTopic: "product-events", UpdatesTopic: "price-updates"}, f, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, "PL imported", func() (bool, string) {
+	poll.Until(t, 20*time.Second, "PL imported", func() error {
 		code, m := s1.do("GET", "/price/PL", "", "", "")
-		return code == 200 && m["price"] == 42.0, jsonString(m)
+		return poll.Check(code == 200 && m["price"] == 42.0, "%s", jsonString(m))
 	})
 	if code, m := s1.do("POST", "/events", ingestKey, "application/json", `[{"event_type":"purchase","product_id":"PL"},{"event_type":"purchase","product_id":"PL"}]`); code != 202 || m["accepted"] != 2.0 {
 		t.Fatalf("POST /events for PL = %d %v", code, m)
 	}
-	eventually(t, 20*time.Second, "PL imported and capped by its ceiling", func() (bool, string) {
+	poll.Until(t, 20*time.Second, "PL imported and capped by its ceiling", func() error {
 		_, m := s2.do("GET", "/price/PL", "", "", "")
-		return m["price"] == 45.0 && m["demand"] == 10.0, jsonString(m)
+		return poll.Check(m["price"] == 45.0 && m["demand"] == 10.0, "%s", jsonString(m))
 	})
 
 	a1.stop(t)
@@ -266,9 +252,9 @@ func TestClusterAPIDrainOnSIGTERM(t *testing.T) {
 	}
 	a := c.start("api", nil, "api", "--addr", "127.0.0.1:0", "--auto-create", "--drain", "2s")
 	s := &server{t: t, url: a.addr}
-	eventually(t, 20*time.Second, "API ready", func() (bool, string) {
+	poll.Until(t, 20*time.Second, "API ready", func() error {
 		code, m := s.do("GET", "/readyz", "", "", "")
-		return code == 200, fmt.Sprint(code, m)
+		return poll.Check(code == 200, "%d %v", code, m)
 	})
 	t.Cleanup(func() {
 		if t.Failed() {

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dynaprice/dynaprice/internal/poll"
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
@@ -96,16 +96,11 @@ func (p *proxy) down() {
 func (p *proxy) up() {
 	p.t.Helper()
 	var ln net.Listener
-	var err error
-	for i := 0; i < 100; i++ {
-		if ln, err = net.Listen("tcp", p.addr); err == nil {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if err != nil {
-		p.t.Fatalf("proxy back up on %s: %v", p.addr, err)
-	}
+	poll.Until(p.t, 5*time.Second, "the proxy back up on "+p.addr, func() error {
+		var err error
+		ln, err = net.Listen("tcp", p.addr)
+		return err
+	})
 	p.mu.Lock()
 	p.ln = ln
 	p.mu.Unlock()
@@ -149,9 +144,9 @@ func outage(t *testing.T, dep string) {
 	api := c.start("api", env, "api", "--addr", "127.0.0.1:0")
 	s := &server{t: t, url: api.addr}
 	engine := &server{t: t, url: eng.addr}
-	eventually(t, 30*time.Second, "API ready", func() (bool, string) {
+	poll.Until(t, 30*time.Second, "API ready", func() error {
 		code, m := s.do("GET", "/readyz", "", "", "")
-		return code == 200, fmt.Sprint(code, m)
+		return poll.Check(code == 200, "%d %v", code, m)
 	})
 
 	st := c.stream(uint64(len(dep)))
@@ -163,14 +158,14 @@ func outage(t *testing.T, dep string) {
 				streamDone <- err
 				return
 			}
-			time.Sleep(50 * time.Millisecond)
+			time.Sleep(50 * time.Millisecond) // paces the stream
 		}
 		streamDone <- nil
 	}()
-	time.Sleep(2 * time.Second)
-	eventually(t, 30*time.Second, "prices moving", func() (bool, string) {
+	time.Sleep(2 * time.Second) // two seconds of traffic before the outage
+	poll.Until(t, 30*time.Second, "prices moving", func() error {
 		code, m := s.do("GET", "/price/PA", "", "", "")
-		return code == 200 && m["price_source"] == "dynamic", fmt.Sprint(code, m)
+		return poll.Check(code == 200 && m["price_source"] == "dynamic", "%d %v", code, m)
 	})
 
 	var restartKafka func()
@@ -192,13 +187,13 @@ func outage(t *testing.T, dep string) {
 	}
 	down := time.Now()
 	// While it is down: last known prices, not ready.
-	eventually(t, 20*time.Second, "API reports not ready", func() (bool, string) {
+	poll.Until(t, 20*time.Second, "API reports not ready", func() error {
 		code, m := s.do("GET", "/readyz", "", "", "")
-		return code == 503, fmt.Sprint(code, m)
+		return poll.Check(code == 503, "%d %v", code, m)
 	})
-	eventually(t, 20*time.Second, "engine reports not ready", func() (bool, string) {
+	poll.Until(t, 20*time.Second, "engine reports not ready", func() error {
 		code, m := engine.do("GET", "/readyz", "", "", "")
-		return code == 503, fmt.Sprint(code, m)
+		return poll.Check(code == 503, "%d %v", code, m)
 	})
 	_, before := s.do("GET", "/price/PA", "", "", "")
 	for time.Since(down) < outageDuration {
@@ -210,7 +205,7 @@ func outage(t *testing.T, dep string) {
 		if code, m := s.do("GET", "/prices", "", "", ""); code != 200 || len(m["prices"].([]any)) != 10 {
 			t.Fatalf("%s outage: GET /prices = %d %v", dep, code, m)
 		}
-		time.Sleep(time.Second)
+		time.Sleep(time.Second) // paces the checks for the outage's length
 	}
 	if dep == "redis" {
 		// Price updates do not wait for Redis: the replica's own copy, fed
@@ -227,12 +222,12 @@ func outage(t *testing.T, dep string) {
 	case "kafka":
 		restartKafka()
 	}
-	eventually(t, 60*time.Second, "API and engine ready again", func() (bool, string) {
+	poll.Until(t, 60*time.Second, "API and engine ready again", func() error {
 		code, m := s.do("GET", "/readyz", "", "", "")
 		ecode, em := engine.do("GET", "/readyz", "", "", "")
-		return code == 200 && ecode == 200, fmt.Sprint(code, m, ecode, em)
+		return poll.Check(code == 200 && ecode == 200, "API %d %v, engine %d %v", code, m, ecode, em)
 	})
-	time.Sleep(2 * time.Second)
+	time.Sleep(2 * time.Second) // two seconds of traffic after the recovery
 	stopStream()
 	if err := <-streamDone; err != nil {
 		t.Fatal(err)
@@ -246,7 +241,7 @@ func outage(t *testing.T, dep string) {
 		}
 	}
 	// The engine counted the outage in its metrics.
-	metric := map[string]string{"postgres": "dynaprice_commit_errors_total", "redis": "dynaprice_stream_live_write_errors_total"}[dep]
+	metric := map[string]string{"postgres": `dynaprice_commit_errors_total{role="engine"}`, "redis": "dynaprice_stream_live_write_errors_total"}[dep]
 	if metric != "" {
 		if v := metricValue(t, engine.url+"/metrics", metric); v <= 0 {
 			t.Errorf("%s = %v after the outage, want > 0", metric, v)
@@ -256,7 +251,8 @@ func outage(t *testing.T, dep string) {
 	eng.stop(t)
 }
 
-// metricValue reads one unlabelled metric from a Prometheus endpoint.
+// metricValue reads one metric from a Prometheus endpoint: name may
+// include its labels; unlabelled, it also matches a metric with labels.
 func metricValue(t *testing.T, url, name string) float64 {
 	t.Helper()
 	resp, err := httpGet(url)

@@ -26,6 +26,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dynaprice/dynaprice/internal/poll"
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/rueidis"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -224,23 +225,14 @@ func (c *cluster) demand(id string) (float64, bool) {
 // waitDemand waits until Redis shows exactly want for every product.
 func (c *cluster) waitDemand(want map[string]float64, timeout time.Duration) {
 	c.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		bad := ""
+	poll.Until(c.t, timeout, "the demands in Redis", func() error {
 		for id, d := range want {
 			if got, ok := c.demand(id); !ok || got != d {
-				bad = fmt.Sprintf("%s: Redis demand %v (present %v), want %v", id, got, ok, d)
-				break
+				return fmt.Errorf("%s: Redis demand %v (present %v), want %v", id, got, ok, d)
 			}
 		}
-		if bad == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			c.t.Fatal(bad)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // historyCounts returns each product's dynamic price_history rows.
@@ -343,7 +335,7 @@ func TestClusterKill9ExactlyOnce(t *testing.T) {
 				produced <- err
 				return
 			}
-			time.Sleep(120 * time.Millisecond)
+			time.Sleep(120 * time.Millisecond) // paces the stream over the chaos
 		}
 		produced <- nil
 	}()
@@ -374,7 +366,7 @@ loop:
 			i := rnd.IntN(len(engines))
 			engines[i].kill()
 			kills++
-			time.Sleep(time.Duration(rnd.IntN(300)) * time.Millisecond)
+			time.Sleep(time.Duration(rnd.IntN(300)) * time.Millisecond) // down for a random while
 			engines[i] = c.engine(fmt.Sprintf("engine-%d", i))
 			restarts++
 		}
@@ -467,10 +459,12 @@ func TestClusterRebalance(t *testing.T) {
 	c := newCluster(t)
 	c.migrate()
 	engines := []*proc{c.engine("engine-0"), c.engine("engine-1")}
-	owned := func(p *proc) float64 { return metricValue(t, p.addr+"/metrics", "dynaprice_partitions_owned") }
-	eventually(t, 20*time.Second, "two engines share the partitions", func() (bool, string) {
+	owned := func(p *proc) float64 {
+		return metricValue(t, p.addr+"/metrics", `dynaprice_partitions_owned{role="engine"}`)
+	}
+	poll.Until(t, 20*time.Second, "two engines share the partitions", func() error {
 		a, b := owned(engines[0]), owned(engines[1])
-		return a > 0 && b > 0 && a+b == 6, fmt.Sprint(a, b)
+		return poll.Check(a > 0 && b > 0 && a+b == 6, "partitions owned: %v and %v", a, b)
 	})
 	s := c.stream(21)
 	ctx := context.Background()
@@ -479,7 +473,7 @@ func TestClusterRebalance(t *testing.T) {
 			if err := s.send(ctx, 500); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(50 * time.Millisecond)
+			time.Sleep(50 * time.Millisecond) // paces the stream through the rebalance
 		}
 	}
 	send(20)
@@ -489,16 +483,16 @@ func TestClusterRebalance(t *testing.T) {
 		defer close(joined)
 		send(40) // keeps streaming through the rebalance
 	}()
-	eventually(t, 30*time.Second, "the third engine takes partitions over", func() (bool, string) {
+	poll.Until(t, 30*time.Second, "the third engine takes partitions over", func() error {
 		a, b, x := owned(engines[0]), owned(engines[1]), owned(third)
-		return x > 0 && a+b+x == 6, fmt.Sprint(a, b, x)
+		return poll.Check(x > 0 && a+b+x == 6, "partitions owned: %v, %v and the third %v", a, b, x)
 	})
 	<-joined
 	third.stop(t) // leaves the group gracefully, mid-stream
 	send(20)
-	eventually(t, 30*time.Second, "the two engines own every partition again", func() (bool, string) {
+	poll.Until(t, 30*time.Second, "the two engines own every partition again", func() error {
 		a, b := owned(engines[0]), owned(engines[1])
-		return a+b == 6, fmt.Sprint(a, b)
+		return poll.Check(a+b == 6, "partitions owned: %v and %v", a, b)
 	})
 	c.waitDemand(s.want, 60*time.Second)
 	got := c.historyCounts()

@@ -2,11 +2,13 @@ package cli
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -279,6 +281,8 @@ func TestSIGTERMGracefulShutdown(t *testing.T) {
 
 	// A POST /events whose body has begun but not ended (chunked, from a
 	// pipe), on a connection of its own.
+	first := "[" + crashEvent{id: "c", product: "PB", typ: "purchase"}.json()
+	tr, sent := markTransport(first)
 	body, more := io.Pipe()
 	defer more.Close()
 	req, _ := http.NewRequest("POST", url+"/events", body)
@@ -290,7 +294,7 @@ func TestSIGTERMGracefulShutdown(t *testing.T) {
 	}
 	inFlight := make(chan answer, 1)
 	go func() {
-		resp, err := (&http.Client{Transport: &http.Transport{}}).Do(req)
+		resp, err := (&http.Client{Transport: tr}).Do(req)
 		if err != nil {
 			inFlight <- answer{err: err}
 			return
@@ -300,10 +304,15 @@ func TestSIGTERMGracefulShutdown(t *testing.T) {
 		err = json.NewDecoder(resp.Body).Decode(&m)
 		inFlight <- answer{resp.StatusCode, m, err}
 	}()
-	if _, err := io.WriteString(more, "["+crashEvent{id: "c", product: "PB", typ: "purchase"}.json()); err != nil {
+	if _, err := io.WriteString(more, first); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond) // the first chunk reaches the server
+	// The first chunk is on the connection: in the server's socket.
+	select {
+	case <-sent:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the body's first chunk was not sent")
+	}
 
 	start := time.Now()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -354,4 +363,37 @@ func TestSIGTERMGracefulShutdown(t *testing.T) {
 			t.Errorf("%s demand after restart = %v, want %v", p, d, want)
 		}
 	}
+}
+
+// markTransport returns a transport for one request, and a channel closed
+// once its connection has sent mark.
+func markTransport(mark string) (*http.Transport, <-chan struct{}) {
+	sent := make(chan struct{})
+	var once sync.Once
+	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &markWriter{Conn: c, mark: []byte(mark), sent: func() { once.Do(func() { close(sent) }) }}, nil
+	}}
+	return tr, sent
+}
+
+// markWriter is a connection that calls sent once what it wrote contains
+// mark. The transport writes from one goroutine.
+type markWriter struct {
+	net.Conn
+	mark    []byte
+	written []byte
+	sent    func()
+}
+
+func (c *markWriter) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.written = append(c.written, p[:n]...)
+	if bytes.Contains(c.written, c.mark) {
+		c.sent()
+	}
+	return n, err
 }

@@ -5,13 +5,18 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/dynaprice/dynaprice/internal/poll"
 )
 
 // syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
@@ -52,22 +57,19 @@ func get(url string) (int, map[string]any, http.Header, error) {
 // /healthz still answers 200: draining, not gone.
 func awaitDraining(t *testing.T, url string, start time.Time) {
 	t.Helper()
-	for {
+	poll.Until(t, max(time.Until(start.Add(time.Second)), 0), "/readyz to answer 503 within 1s of SIGTERM", func() error {
 		code, m, h, err := get(url + "/readyz")
 		if err != nil {
 			t.Fatalf("/readyz after SIGTERM: %v (the listener closed before /readyz turned 503)", err)
 		}
-		if code == 503 {
-			if h.Get("Content-Type") != "application/json" || m["error"] == nil {
-				t.Fatalf("/readyz while draining: %v %v, want a JSON error", h.Get("Content-Type"), m)
-			}
-			break
+		if code != 503 {
+			return fmt.Errorf("/readyz %d %v", code, m)
 		}
-		if time.Since(start) > time.Second {
-			t.Fatalf("/readyz still %d %v 1s after SIGTERM", code, m)
+		if h.Get("Content-Type") != "application/json" || m["error"] == nil {
+			t.Fatalf("/readyz while draining: %v %v, want a JSON error", h.Get("Content-Type"), m)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	if code, _, _, err := get(url + "/healthz"); err != nil || code != 200 {
 		t.Fatalf("/healthz while draining: %d %v", code, err)
 	}
@@ -77,15 +79,60 @@ func awaitDraining(t *testing.T, url string, start time.Time) {
 // after a SIGTERM sent at start.
 func awaitListenerClosed(t *testing.T, url string, start time.Time) {
 	t.Helper()
-	for {
+	poll.Until(t, max(time.Until(start.Add(8*time.Second)), 0), "the listener to close within 8s of SIGTERM", func() error {
 		if _, _, _, err := get(url + "/healthz"); err != nil {
-			return
+			return nil
 		}
-		if time.Since(start) > 8*time.Second {
-			t.Fatal("still accepting connections 8s after SIGTERM")
-		}
-		time.Sleep(10 * time.Millisecond)
+		return errors.New("still accepting connections")
+	})
+}
+
+// markListener is a listener whose connections watch what the server
+// reads: once it has read mark and reads again, it has consumed everything
+// up to mark and waits for more, and readMore is closed.
+type markListener struct {
+	net.Listener
+	mark     []byte
+	readMore chan struct{}
+	once     sync.Once
+}
+
+func newMarkListener(t *testing.T, mark string) *markListener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
+	return &markListener{Listener: ln, mark: []byte(mark), readMore: make(chan struct{})}
+}
+
+func (l *markListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &markConn{Conn: c, l: l}, nil
+}
+
+// markConn is a connection of a markListener. The server reads a
+// connection from one goroutine at a time.
+type markConn struct {
+	net.Conn
+	l    *markListener
+	read []byte // what was read until mark
+	seen bool   // mark was read
+}
+
+func (c *markConn) Read(p []byte) (int, error) {
+	if c.seen {
+		c.l.once.Do(func() { close(c.l.readMore) })
+	}
+	n, err := c.Conn.Read(p)
+	if !c.seen {
+		c.read = append(c.read, p[:n]...)
+		c.seen = bytes.Contains(c.read, c.l.mark)
+	}
+	return n, err
 }
 
 // TestReadinessWhileLoading: the listener is open before the state is
@@ -123,17 +170,13 @@ func TestReadinessWhileLoading(t *testing.T) {
 	}()
 
 	s2 := launchServer(t, testOptions(dir), io.Discard)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	poll.Until(t, 5*time.Second, "/healthz while loading", func() error {
 		code, m, _, err := get(s2.url + "/healthz")
-		if err == nil && code == 200 && m["status"] == "ok" {
-			break
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/healthz while loading: %d %v %v", code, m, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return poll.Check(code == 200 && m["status"] == "ok", "%d %v", code, m)
+	})
 	for _, path := range []string{"/readyz", "/price/PA", "/prices"} {
 		code, m, h, err := get(s2.url + path)
 		if err != nil || code != 503 || h.Get("Content-Type") != "application/json" || m["error"] == nil {
@@ -158,6 +201,10 @@ func TestShutdownDeadlineCutsShort(t *testing.T) {
 	o := testOptions(dir)
 	o.ShutdownTimeout, o.Drain = time.Second, 200*time.Millisecond
 	var logs syncBuffer
+	// The body's first chunk, below; nothing else sent has it.
+	const chunk = `[{"event_type":"view","product_id":"PB"}`
+	ln := newMarkListener(t, chunk)
+	o.Listener = ln
 	s := launchServer(t, o, &logs)
 	s.waitReady()
 	s.post(`{"event_type":"cart","product_id":"PB"}`)
@@ -173,10 +220,16 @@ func TestShutdownDeadlineCutsShort(t *testing.T) {
 			resp.Body.Close()
 		}
 	}()
-	if _, err := io.WriteString(pw, `[{"event_type":"view","product_id":"PB"}`); err != nil {
+	if _, err := io.WriteString(pw, chunk); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond) // let the server start the request
+	// The server has read the headers and the chunk and waits for the
+	// rest of the body: the request is in progress.
+	select {
+	case <-ln.readMore:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server did not read the body's first chunk")
+	}
 
 	began := time.Now()
 	if err := s.stop(); err != nil {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/dynaprice/dynaprice/internal/poll"
 	"github.com/dynaprice/dynaprice/internal/pricing"
 )
 
@@ -53,14 +54,18 @@ func startServer(t testing.TB, o ServeOptions) *server {
 }
 
 // launchServer starts Serve in-process, logging to logw, without waiting
-// for it to be ready.
+// for it to be ready. It listens on o.Listener if set, else on a random
+// port.
 func launchServer(t testing.TB, o ServeOptions, logw io.Writer) *server {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	if o.Listener == nil {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Listener = ln
 	}
-	o.Listener = ln
+	ln := o.Listener
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	log := slog.New(slog.NewTextHandler(logw, nil))
@@ -87,25 +92,19 @@ func launchServer(t testing.TB, o ServeOptions, logw io.Writer) *server {
 // waitReady waits until /readyz answers 200.
 func (s *server) waitReady() {
 	s.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get(s.url + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
+	poll.Until(s.t, 10*time.Second, "/readyz to answer 200", func() error {
 		select {
 		case err := <-s.done:
 			s.t.Fatalf("serve exited: %v", err)
 		default:
 		}
-		if time.Now().After(deadline) {
-			s.t.Fatal("server not ready")
+		resp, err := http.Get(s.url + "/readyz")
+		if err != nil {
+			return err
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		resp.Body.Close()
+		return poll.Check(resp.StatusCode == 200, "/readyz %d", resp.StatusCode)
+	})
 }
 
 // do sends a request and decodes a JSON answer into a map.
@@ -449,13 +448,10 @@ func TestOverrideHistoryAuditExplainAndCatalog(t *testing.T) {
 	if code != 200 || m["expires_at"] == nil {
 		t.Fatalf("ttl override = %d %v", code, m)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for s.price("PD")["price_source"] == "override" {
-		if time.Now().After(deadline) {
-			t.Fatal("override did not expire")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	poll.Until(t, 5*time.Second, "the override to expire", func() error {
+		p := s.price("PD")
+		return poll.Check(p["price_source"] != "override", "PD %v", p)
+	})
 	code, a = s.do("GET", "/overrides/PD", viewerKey, "", "")
 	if code != 200 || a["overrides"].([]any)[0].(map[string]any)["end_reason"] != "expired" {
 		t.Fatalf("audit after expiry = %v", a)

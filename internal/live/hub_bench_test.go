@@ -79,6 +79,8 @@ func benchmarkPublish(b *testing.B, clients, batchSize int, drain bool) {
 		if drain {
 			b.StopTimer()
 			want += int64(clients * batchSize)
+			// Outside the timer, and finer than poll.Until, whose
+			// millisecond waits would stretch every iteration.
 			for received.Load() < want {
 				time.Sleep(100 * time.Microsecond)
 			}

@@ -12,12 +12,15 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/dynaprice/dynaprice/internal/pricing"
 
 	"github.com/coder/websocket"
+	"github.com/dynaprice/dynaprice/internal/poll"
+	"github.com/dynaprice/dynaprice/internal/pricing"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -77,7 +80,10 @@ func (e *testEnv) dial(t testing.TB, query string, opts *websocket.DialOptions) 
 	t.Helper()
 	before := e.hub.Clients()
 	c := e.dialRaw(t, query, opts)
-	waitFor(t, "client registered", func() bool { return e.hub.Clients() > before })
+	poll.Until(t, 10*time.Second, "client registered", func() error {
+		n := e.hub.Clients()
+		return poll.Check(n > before, "%d clients, %d before the dial", n, before)
+	})
 	return c
 }
 
@@ -142,15 +148,13 @@ func (e *testEnv) metric(t testing.TB, name string, labels ...string) float64 {
 	return 0
 }
 
-func waitFor(t testing.TB, what string, cond func() bool) {
+// waitClients waits until the hub has want clients.
+func (e *testEnv) waitClients(t testing.TB, what string, want int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll.Until(t, 10*time.Second, what, func() error {
+		n := e.hub.Clients()
+		return poll.Check(n == want, "%d clients, want %d", n, want)
+	})
 }
 
 func read(t testing.TB, c *websocket.Conn) wireMsg {
@@ -242,7 +246,10 @@ func TestMessageOnTheWire(t *testing.T) {
 		}
 	}
 	// Counted after the write returns, which may be after the client read.
-	waitFor(t, "sent counter", func() bool { return e.metric(t, "dynaprice_ws_messages_sent_total") == 1 })
+	poll.Until(t, 10*time.Second, "sent counter", func() error {
+		v := e.metric(t, "dynaprice_ws_messages_sent_total")
+		return poll.Check(v == 1, "%v sent, want 1", v)
+	})
 }
 
 func TestZeroTimeMeansNow(t *testing.T) {
@@ -317,32 +324,45 @@ func stalledDialOptions() *websocket.DialOptions {
 }
 
 // fillUntilBlocked publishes to the only, non-reading, client until its
-// writer is stuck in a write: new updates keep arriving but the count of
-// messages sent stops moving. The counter moves once per flushed batch, and
-// a batch can take a while under the race detector, so "stopped" means
-// "stopped for half a second". From then on nothing reaches the client
-// until it reads.
+// writer is stuck in a write: parked in the kernel, inside Hub.flush,
+// waiting for room in the socket's buffers, which the client, never
+// reading, does not make. To rule out a moment's wait while the kernel
+// still moves data to the client, it must be found so at two checks in a
+// row. From then on nothing reaches the client until it reads.
 func fillUntilBlocked(t *testing.T, e *testEnv) {
 	t.Helper()
 	batch := make([]Price, 200)
-	sent, still := -1.0, 0
-	for v := uint64(1); still < 10; v++ {
-		if v > 1000 {
-			t.Fatal("the non-reading client's writer never blocked")
+	v, blocked := uint64(0), 0
+	poll.Until(t, 30*time.Second, "the non-reading client's writer blocked in a write", func() error {
+		if writerBlocked() {
+			if blocked++; blocked == 2 {
+				return nil
+			}
+		} else {
+			blocked = 0
 		}
+		v++
 		for i := range batch {
 			batch[i] = upd(fmt.Sprintf("filler-product-with-a-long-identifier-%04d", i), v, float64(v))
 		}
 		e.hub.Publish(batch)
-		time.Sleep(50 * time.Millisecond)
-		now := e.metric(t, "dynaprice_ws_messages_sent_total")
-		if now == sent {
-			still++
-		} else {
-			sent, still = now, 0
+		return fmt.Errorf("not after %d batches (%v messages sent)", v, e.metric(t, "dynaprice_ws_messages_sent_total"))
+	})
+	t.Logf("writer blocked after %v messages", e.metric(t, "dynaprice_ws_messages_sent_total"))
+}
+
+// writerBlocked reports whether a client's writer is parked in a socket
+// write (IO wait).
+func writerBlocked() bool {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "[IO wait") && strings.Contains(g, "internal/poll.(*FD).Write") &&
+			strings.Contains(g, "live.(*Hub).flush") {
+			return true
 		}
 	}
-	t.Logf("writer blocked after %v messages", sent)
+	return false
 }
 
 // checkMonotonic records m and fails if it is not newer than the last
@@ -453,6 +473,8 @@ func TestSlowClientDropped(t *testing.T) {
 		if m := read(t, healthy); m.ProductID != "live" || m.Version != v {
 			t.Fatalf("healthy client got %+v, want live v%d", m, v)
 		}
+		// Paces the updates: 200 of them span at least 4s, twice the
+		// WriteTimeout.
 		time.Sleep(20 * time.Millisecond)
 	}
 	if n := e.hub.Clients(); n != 1 {
@@ -574,8 +596,11 @@ func TestStaleAndNonFiniteDropped(t *testing.T) {
 	if got := e.metric(t, "dynaprice_ws_updates_stale_total"); got != 3 {
 		t.Errorf("stale = %v, want 3", got)
 	}
-	if _, err := tryRead(c, 200*time.Millisecond); err == nil {
-		t.Error("got a message after the last valid update")
+	// Nothing dropped as stale was queued behind A6 either: the next
+	// message is one published after them all.
+	e.hub.Publish([]Price{upd("Z", 1, 1)})
+	if m := read(t, c); m.ProductID != "Z" {
+		t.Errorf("got %+v after the last valid update, want the Z published after it", m)
 	}
 }
 
@@ -602,7 +627,7 @@ func TestMaxClients(t *testing.T) {
 	}
 
 	a.Close(websocket.StatusNormalClosure, "")
-	waitFor(t, "slot freed", func() bool { return e.hub.Clients() == 1 })
+	e.waitClients(t, "slot freed", 1)
 	e.dial(t, "", nil)
 }
 
@@ -684,9 +709,9 @@ func TestClientsCountAndDisconnect(t *testing.T) {
 		t.Fatalf("Clients() = %d, want 3", n)
 	}
 	a.Close(websocket.StatusNormalClosure, "bye")
-	waitFor(t, "orderly close noticed", func() bool { return e.hub.Clients() == 2 })
+	e.waitClients(t, "orderly close noticed", 2)
 	b.CloseNow() // no close handshake: a dropped connection
-	waitFor(t, "abrupt close noticed", func() bool { return e.hub.Clients() == 1 })
+	e.waitClients(t, "abrupt close noticed", 1)
 	if got := e.metric(t, "dynaprice_ws_clients"); got != 1 {
 		t.Errorf("gauge = %v, want 1", got)
 	}
@@ -721,7 +746,11 @@ func TestClientMessagesIgnored(t *testing.T) {
 
 func TestPingKeepsLiveClientsAndDropsDeadOnes(t *testing.T) {
 	e := newEnv(t, HubConfig{PingInterval: 50 * time.Millisecond, WriteTimeout: 300 * time.Millisecond})
-	live := e.dial(t, "", nil)
+	var pings atomic.Int64
+	live := e.dial(t, "", &websocket.DialOptions{OnPingReceived: func(context.Context, []byte) bool {
+		pings.Add(1)
+		return true // answer it
+	}})
 	// A client library answers pings only while something reads; this
 	// one never does, like a peer that vanished.
 	e.dial(t, "", nil)
@@ -737,8 +766,14 @@ func TestPingKeepsLiveClientsAndDropsDeadOnes(t *testing.T) {
 			}
 		}
 	}()
-	waitFor(t, "dead client dropped", func() bool { return e.hub.Clients() == 1 })
-	time.Sleep(500 * time.Millisecond)
+	e.waitClients(t, "dead client dropped", 1)
+	// The hub pings a client again only once it has answered the last
+	// ping: five more pings mean four more answers taken.
+	from := pings.Load()
+	poll.Until(t, 10*time.Second, "five more pings to the live client", func() error {
+		n := pings.Load() - from
+		return poll.Check(n >= 5, "%d pings", n)
+	})
 	if n := e.hub.Clients(); n != 1 {
 		t.Fatalf("Clients() = %d, want the live one kept", n)
 	}

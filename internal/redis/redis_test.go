@@ -16,6 +16,7 @@ import (
 	"github.com/redis/rueidis"
 
 	"github.com/dynaprice/dynaprice/internal/live"
+	"github.com/dynaprice/dynaprice/internal/poll"
 	"github.com/dynaprice/dynaprice/internal/pricing"
 )
 
@@ -346,32 +347,19 @@ func TestCacheInvalidation(t *testing.T) {
 		"PA": string(change("PA", 2, 200).AppendJSON(nil)),
 		"PB": string(change("PB", 1, 50).AppendJSON(nil)),
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for id, w := range want {
-		for {
-			got, _ := price(t, reader, id)
-			if got == w {
-				break
+	poll.Until(t, 5*time.Second, "the reader to see the write", func() error {
+		for id, w := range want {
+			if got, _ := price(t, reader, id); got != w {
+				return fmt.Errorf("reader sees %s = %q, want %q", id, got, w)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("reader still sees %s = %q after the write, want %q", id, got, w)
-			}
-			time.Sleep(time.Millisecond)
 		}
-	}
-	for {
 		all, err := reader.AppendAll(ctx, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if bytes.Contains(all, []byte(want["PB"])) && bytes.Contains(all, []byte(want["PA"])) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("reader's listing is stale: %s (was %s)", all, all0)
-		}
-		time.Sleep(time.Millisecond)
-	}
+		return poll.Check(bytes.Contains(all, []byte(want["PB"])) && bytes.Contains(all, []byte(want["PA"])),
+			"reader's listing is stale: %s (was %s)", all, all0)
+	})
 }
 
 // TestReadYourWrites checks that a Client's cached reads never trail its
@@ -564,18 +552,11 @@ func TestConcurrentWriters(t *testing.T) {
 		}
 		// Every replica converges, cached or not.
 		for _, r := range clients {
-			deadline := time.Now().Add(5 * time.Second)
 			want := string(change(id, maxVersion, maxVersion).AppendJSON(nil))
-			for {
+			poll.Until(t, 5*time.Second, "every replica to converge", func() error {
 				got, _ := price(t, r, id)
-				if got == want {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("Price(%s) = %q, want %q", id, got, want)
-				}
-				time.Sleep(time.Millisecond)
-			}
+				return poll.Check(got == want, "Price(%s) = %q, want %q", id, got, want)
+			})
 		}
 	}
 }

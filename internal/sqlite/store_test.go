@@ -13,6 +13,7 @@ import (
 	"github.com/dynaprice/dynaprice/internal/engine"
 	"github.com/dynaprice/dynaprice/internal/engine/storetest"
 	"github.com/dynaprice/dynaprice/internal/migrations"
+	"github.com/dynaprice/dynaprice/internal/poll"
 	"github.com/dynaprice/dynaprice/internal/pricing"
 )
 
@@ -346,20 +347,13 @@ func TestBackgroundCheckpoint(t *testing.T) {
 	commitMany(t, s, 20, 1500)
 	// About 2.5 MB went into the log; until a checkpoint copies it, the
 	// database file holds only the empty schema.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	poll.Until(t, 10*time.Second, "a checkpoint into the database file", func() error {
 		fi, err := os.Stat(path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if fi.Size() > 1<<20 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("database file is still %d bytes: nothing was checkpointed", fi.Size())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return poll.Check(fi.Size() > 1<<20, "database file is still %d bytes", fi.Size())
+	})
 }
 
 // TestWALBounded checks that the log does not grow without bound while
@@ -420,6 +414,8 @@ func TestCommitCancelledWithManyStates(t *testing.T) {
 		}
 		cctx, cancel := context.WithCancel(ctx)
 		go func() {
+			// Cancels at a moment that moves through the commit's phases
+			// from round to round: any outcome is right if all or nothing.
 			time.Sleep(time.Duration(round*round*round) * time.Millisecond / 4)
 			cancel()
 		}()
