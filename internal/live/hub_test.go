@@ -20,7 +20,6 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/dynaprice/dynaprice/internal/poll"
-	"github.com/dynaprice/dynaprice/internal/pricing"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
