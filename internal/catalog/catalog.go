@@ -11,7 +11,6 @@ import (
 	"os"
 
 	"github.com/dynaprice/dynaprice/internal/engine"
-
 	"github.com/dynaprice/dynaprice/internal/pricing"
 )
 

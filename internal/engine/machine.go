@@ -4,9 +4,8 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/dynaprice/dynaprice/internal/live"
-
 	"github.com/dynaprice/dynaprice/internal/ingest"
+	"github.com/dynaprice/dynaprice/internal/live"
 	"github.com/dynaprice/dynaprice/internal/pricing"
 )
 

@@ -12,10 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dynaprice/dynaprice/internal/live"
-
 	"github.com/dynaprice/dynaprice/internal/catalog"
 	"github.com/dynaprice/dynaprice/internal/engine"
+	"github.com/dynaprice/dynaprice/internal/live"
 	"github.com/dynaprice/dynaprice/internal/poll"
 	"github.com/dynaprice/dynaprice/internal/pricing"
 	"github.com/dynaprice/dynaprice/internal/sqlite"

@@ -16,10 +16,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dynaprice/dynaprice/internal/pricing"
-
 	"github.com/coder/websocket"
 	"github.com/dynaprice/dynaprice/internal/poll"
+	"github.com/dynaprice/dynaprice/internal/pricing"
 	"github.com/prometheus/client_golang/prometheus"
 )
 

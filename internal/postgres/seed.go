@@ -7,11 +7,9 @@ import (
 	"time"
 
 	"github.com/dynaprice/dynaprice/internal/catalog"
-	"github.com/dynaprice/dynaprice/internal/retry"
-
-	"github.com/jackc/pgx/v5"
-
 	"github.com/dynaprice/dynaprice/internal/pricing"
+	"github.com/dynaprice/dynaprice/internal/retry"
+	"github.com/jackc/pgx/v5"
 )
 
 // SeedCatalog writes ps, in order, as the catalog, and the setting

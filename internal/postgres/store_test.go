@@ -14,12 +14,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dynaprice/dynaprice/internal/migrations"
-	"github.com/jackc/pgx/v5"
-
 	"github.com/dynaprice/dynaprice/internal/engine"
 	"github.com/dynaprice/dynaprice/internal/engine/storetest"
+	"github.com/dynaprice/dynaprice/internal/migrations"
 	"github.com/dynaprice/dynaprice/internal/pricing"
+	"github.com/jackc/pgx/v5"
 )
 
 // testURL returns the test server's address, or skips the test. CI sets it

@@ -6,10 +6,8 @@ import (
 	"strconv"
 
 	"github.com/dynaprice/dynaprice/internal/live"
-
-	"github.com/redis/rueidis"
-
 	"github.com/dynaprice/dynaprice/internal/pricing"
+	"github.com/redis/rueidis"
 )
 
 // Price returns the GET /price body of a product, from the client-side
