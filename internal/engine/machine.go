@@ -3,6 +3,8 @@ package engine
 import (
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 
 	"github.com/dynaprice/dynaprice/internal/ingest"
 	"github.com/dynaprice/dynaprice/internal/live"
@@ -34,6 +36,16 @@ type Machine struct {
 	dirty   []uint8
 	touched []int
 	changes []live.Price
+	// histOf is the product of each row of batch.History; pos and hist are
+	// Seal's scratch space for putting the rows in key order.
+	histOf []int32
+	pos    []int32
+	hist   []HistoryRow
+	keys   []uint64
+	// rank is each product's position in id order, computed again after
+	// the catalog grew (rankLen products are ranked).
+	rank    []int32
+	rankLen int
 }
 
 // NewMachine returns an empty machine; Load gives it its state. cfg must
@@ -68,7 +80,8 @@ func (m *Machine) Load(snap Snapshot, now int64) ([]live.Price, error) {
 		m.seen.add(s.ID, s.At)
 	}
 	m.dirty = make([]uint8, book.Len())
-	m.counts = [3]int{}
+	m.touched, m.changes, m.histOf = m.touched[:0], m.changes[:0], m.histOf[:0]
+	m.rankLen = 0
 	m.batch.Reset()
 	m.touched, m.changes = m.touched[:0], m.changes[:0]
 	all := make([]live.Price, 0, book.Len())
@@ -83,7 +96,7 @@ func (m *Machine) Load(snap Snapshot, now int64) ([]live.Price, error) {
 // Both stay valid until the next call that changes the machine.
 func (m *Machine) Seal() (*Batch, []live.Price) {
 	b := &m.batch
-	SortHistory(b.History)
+	m.sortHistory()
 	for _, i := range m.touched {
 		b.States = append(b.States, ProductState{ID: m.book.Product(i).ID, State: m.book.State(i).Copy()})
 		m.changes = append(m.changes, m.change(i, m.dirty[i]&flagPriceChanged != 0))
@@ -93,9 +106,38 @@ func (m *Machine) Seal() (*Batch, []live.Price) {
 	return b, m.changes
 }
 
+// sortTouched sorts the touched products by id, through each product's
+// rank in id order: integers compare faster than strings, and the ranks
+// change only when the catalog grows.
+func (m *Machine) sortTouched() {
+	if n := m.book.Len(); m.rankLen != n {
+		order := make([]int32, n)
+		for i := range order {
+			order[i] = int32(i)
+		}
+		slices.SortFunc(order, func(x, y int32) int {
+			return strings.Compare(m.book.Product(int(x)).ID, m.book.Product(int(y)).ID)
+		})
+		m.rank = slices.Grow(m.rank[:0], n)[:n]
+		for r, i := range order {
+			m.rank[i] = int32(r)
+		}
+		m.rankLen = n
+	}
+	m.keys = m.keys[:0]
+	for _, i := range m.touched {
+		m.keys = append(m.keys, uint64(m.rank[i])<<32|uint64(i))
+	}
+	slices.Sort(m.keys)
+	for k, key := range m.keys {
+		m.touched[k] = int(uint32(key))
+	}
+}
+
 // Begin starts a new batch, forgetting the sealed one.
 func (m *Machine) Begin() {
 	m.counts = [3]int{}
+	m.histOf = m.histOf[:0]
 	m.batch.Reset()
 	m.touched, m.changes = m.touched[:0], m.changes[:0]
 }
@@ -157,7 +199,49 @@ func (m *Machine) touch(i int, priceChanged bool) {
 			ProductID: m.book.Product(i).ID, Price: s.Price, Demand: s.DynDemand,
 			Source: s.Source, At: s.ChangedAt, Version: s.Version,
 		})
+		m.histOf = append(m.histOf, int32(i))
 	}
+}
+
+// sortHistory puts the batch's history rows in key order (SortHistory's:
+// product id, then At, then Version) and the touched products in id order.
+// A product's own rows are appended in that order already (its versions
+// only grow, and time with them), so it sorts the touched products, which
+// are far fewer than the rows, and moves each row to its product's place:
+// a counting sort, with no comparison per row and no allocation once the
+// scratch space has grown.
+func (m *Machine) sortHistory() {
+	rows := m.batch.History
+	if len(m.touched) > 1 {
+		m.sortTouched()
+	}
+	if len(rows) < 2 {
+		m.histOf = m.histOf[:0]
+		return
+	}
+	for len(m.pos) < m.book.Len() {
+		m.pos = append(m.pos, 0)
+	}
+	for _, i := range m.histOf {
+		m.pos[i]++
+	}
+	next := int32(0)
+	for _, i := range m.touched {
+		n := m.pos[i]
+		m.pos[i] = next
+		next += n
+	}
+	m.hist = slices.Grow(m.hist[:0], len(rows))[:len(rows)]
+	for k, i := range m.histOf {
+		m.hist[m.pos[i]] = rows[k]
+		m.pos[i]++
+	}
+	for _, i := range m.touched {
+		m.pos[i] = 0
+	}
+	// Swap: the sorted rows become the batch's, the old ones the scratch.
+	m.batch.History, m.hist = m.hist, rows[:0]
+	m.histOf = m.histOf[:0]
 }
 
 // ApplyEvents applies events, adding to res: events naming unknown products

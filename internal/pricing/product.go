@@ -150,8 +150,9 @@ func Round(v float64, decimals int) float64 {
 	return math.Round(v*p) / p
 }
 
-// RoundCents rounds a price to cents.
-func RoundCents(v float64) float64 { return Round(v, 2) }
+// RoundCents rounds a price to cents: Round(v, 2), spelled out because it
+// runs for every priced event and a constant factor keeps it inlined.
+func RoundCents(v float64) float64 { return math.Round(v*100) / 100 }
 
 // DemandDecimals is how many decimals of demand are published.
 const DemandDecimals = 4
