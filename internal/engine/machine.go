@@ -18,13 +18,12 @@ const (
 
 // Machine is the engine's state machine without any I/O: it applies events,
 // overrides, catalog changes and clock ticks to a pricing.Book and collects
-// what must be committed (a Batch) and what must be published (Changes).
+// what must be committed (a Batch) and what must be published (prices).
 //
-// It is what the engine and the stream processor of scale-out mode share:
-// the Engine feeds it from HTTP requests and group-commits to its Store; a
-// Kafka partition's processor feeds it from records and commits the batch
-// with the consumed offsets. Both then publish only what was committed.
-// A Machine is not safe for concurrent use.
+// A Partition drives it, in both modes: fed by serve's Writer from API
+// requests, or by the Kafka engine from a partition's records (then the
+// batch is committed with the consumed offsets). Only what was committed is
+// published. A Machine is not safe for concurrent use.
 type Machine struct {
 	cfg  Config
 	book *pricing.Book

@@ -1,7 +1,8 @@
 // Package kafka adapts dynaprice to Apache Kafka (through franz-go) for
-// scale-out mode: the engine role's stream processor, the API replicas'
-// producer of events and control records, and their follower of the
-// price-updates topic.
+// scale-out mode: the engine role (Engine, one engine.Partition per owned
+// partition, fed by a router), the control records (encoded and decoded in
+// control.go), the API replicas' Gateway and Producer, and their follower
+// of the price-updates topic.
 //
 // Topics:
 //   - events (product-events): shopper events, keyed by product id by our
@@ -101,7 +102,7 @@ func EnsureTopics(ctx context.Context, adm *kadm.Client, t Topics, partitions in
 func ensureTopic(ctx context.Context, adm *kadm.Client, topic string, partitions int32, replication int16) (int32, error) {
 	for attempt := 0; ; attempt++ {
 		// adm's client must have a short metadata min age (see
-		// Processor.ensureTopics): the answer comes from its cache.
+		// Engine.ensureTopics): the answer comes from its cache.
 		td, err := adm.ListTopics(ctx, topic)
 		if err != nil {
 			return 0, fmt.Errorf("kafka: listing topic %s: %w", topic, err)

@@ -35,7 +35,7 @@ type pending struct {
 }
 
 // newOutbox returns an outbox that takes changes at once; it delivers them
-// once run is given the Kafka client. The processor creates it before its
+// once run is given the Kafka client. The engine creates it before its
 // client, whose group callbacks publish as soon as partitions load.
 func newOutbox(lw LiveWriter, topic string, log *slog.Logger, met *metrics) *outbox {
 	o := &outbox{}

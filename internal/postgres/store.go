@@ -39,7 +39,7 @@ var _ engine.Store = (*Store)(nil)
 // has a new owner, or this Store's previous commit succeeded without it
 // hearing so. Nothing of the refused call is written; the Store must Load
 // again before committing. It is engine.ErrFenced itself, so that the
-// engine's stream processor recognises it.
+// engine's Kafka engine recognises it.
 var ErrFenced = engine.ErrFenced
 
 const (
