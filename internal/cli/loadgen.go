@@ -2,11 +2,9 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/dynaprice/dynaprice/internal/catalog"
@@ -65,13 +63,7 @@ Flags:
 	}
 	rep.WriteText(stdout)
 	if jsonOut != "" {
-		b, err := json.MarshalIndent(rep, "", "  ")
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(jsonOut, append(b, '\n'), 0o644); err != nil {
-			return err
-		}
+		return rep.WriteJSONFile(jsonOut)
 	}
 	return nil
 }
