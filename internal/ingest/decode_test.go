@@ -198,13 +198,14 @@ func TestDecodeRejects(t *testing.T) {
 		{"price string", obj(`"price":"299"`), "price must be a number, got string"},
 		{"price object", obj(`"price":{}`), "price must be a number, got object"},
 		{"price boolean", obj(`"price":false`), "price must be a number, got boolean"},
-		{"price zero", obj(`"price":0`), "price must be a finite number > 0, got 0"},
-		{"price negative zero", obj(`"price":-0.0`), "price must be a finite number > 0, got -0.0"},
-		{"price negative", obj(`"price":-1.5`), "price must be a finite number > 0, got -1.5"},
-		{"price infinite", obj(`"price":1e400`), "price must be a finite number > 0, got 1e400"},
-		{"price underflow", obj(`"price":1e-400`), "price must be a finite number > 0, got 1e-400"},
+		{"price zero", obj(`"price":0`), "price must be a finite number > 0 and at most 1000000000, got 0"},
+		{"price negative zero", obj(`"price":-0.0`), "price must be a finite number > 0 and at most 1000000000, got -0.0"},
+		{"price negative", obj(`"price":-1.5`), "price must be a finite number > 0 and at most 1000000000, got -1.5"},
+		{"price beyond MaxPrice", obj(`"price":1e307`), "price must be a finite number > 0 and at most 1000000000, got 1e307"},
+		{"price infinite", obj(`"price":1e400`), "price must be a finite number > 0 and at most 1000000000, got 1e400"},
+		{"price underflow", obj(`"price":1e-400`), "price must be a finite number > 0 and at most 1000000000, got 1e-400"},
 		{"price long", obj(`"price":-` + strings.Repeat("9", 40)),
-			"price must be a finite number > 0, got -" + strings.Repeat("9", 31) + "... (41 bytes)"},
+			"price must be a finite number > 0 and at most 1000000000, got -" + strings.Repeat("9", 31) + "... (41 bytes)"},
 
 		{"quantity zero", obj(`"quantity":0`), "quantity must be an integer from 1 to 10000, got 0"},
 		{"quantity too big", obj(`"quantity":10001`), "quantity must be an integer from 1 to 10000, got 10001"},
@@ -296,7 +297,7 @@ func TestSeedEvents(t *testing.T) {
 		{seedEvent{EventType: "click", ProductID: "PA", Price: 100}, `event_type "click" is not one of view, cart, purchase, stock, competitor_price`},
 		{seedEvent{EventType: "unknown", ProductID: "PA", Price: 100}, `event_type "unknown" is not one of view, cart, purchase, stock, competitor_price`},
 		{seedEvent{EventType: "view", ProductID: "  ", Price: 100}, `product_id "  " must match [A-Za-z0-9_-]{1,64}`},
-		{seedEvent{EventType: "view", ProductID: "PA", Price: 0}, "price must be a finite number > 0, got 0"},
+		{seedEvent{EventType: "view", ProductID: "PA", Price: 0}, "price must be a finite number > 0 and at most 1000000000, got 0"},
 	} {
 		body, _ := json.Marshal(tt.ev)
 		got, reason := one(t, testDecoder(), string(body), "")

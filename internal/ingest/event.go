@@ -175,8 +175,8 @@ func (st *state) fields(r *rawEvent) (Event, string) {
 		// for ParseFloat, whose only possible error is ErrRange, with ±Inf
 		// or 0: both rejected below.
 		p, _ := strconv.ParseFloat(string(f.raw), 64)
-		if !(p > 0) || math.IsInf(p, 1) {
-			return e, "price must be a finite number > 0, got " + short(f.raw)
+		if !(p > 0) || p > pricing.MaxPrice {
+			return e, "price must be a finite number > 0 and at most 1000000000, got " + short(f.raw)
 		}
 		e.Price = p
 	}

@@ -124,7 +124,8 @@ func TestGatewaySetOverrideErrors(t *testing.T) {
 	}{
 		{"unknown product", func(in *engine.OverrideInput) { in.ProductID = "ZZ" }, nil, engine.KindNotFound, `unknown product_id "ZZ"`},
 		{"zero price", func(in *engine.OverrideInput) { in.Price = 0 }, nil, engine.KindInvalid, "override_price must be a finite number > 0"},
-		{"price below a cent", func(in *engine.OverrideInput) { in.Price = 0.001 }, nil, engine.KindInvalid, "override_price must be a finite number > 0"},
+		{"price below a cent", func(in *engine.OverrideInput) { in.Price = 0.001 }, nil, engine.KindInvalid, "override_price must be at least 0.01"},
+		{"price beyond MaxPrice", func(in *engine.OverrideInput) { in.Price = 1e307 }, nil, engine.KindInvalid, "at most 1000000000"},
 		{"long reason", func(in *engine.OverrideInput) { in.Reason = strings.Repeat("x", pricing.MaxOverrideReason+1) }, nil,
 			engine.KindInvalid, "reason is longer than 500 bytes"},
 		{"past expiry", func(in *engine.OverrideInput) { in.ExpiresAt = gwNow }, nil, engine.KindInvalid, "expires_at must be in the future"},

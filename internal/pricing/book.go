@@ -305,11 +305,8 @@ const MaxOverrideReason = 500
 // engine applying the override) runs this one check, so all accept and
 // refuse the same overrides with the same messages.
 func CheckOverride(price float64, reason string, expires, now int64) error {
-	if !positive(price) {
-		return errors.New("override_price must be a finite number > 0")
-	}
-	if r := RoundCents(price); !positive(r) {
-		return fmt.Errorf("override_price must be a finite number > 0 in cents; %v rounds to %v", price, r)
+	if err := CheckPrice("override_price", price); err != nil {
+		return err
 	}
 	if len(reason) > MaxOverrideReason {
 		return fmt.Errorf("reason is longer than %d bytes", MaxOverrideReason)

@@ -75,14 +75,34 @@ func (p Product) MarginFloor() float64 {
 	return p.UnitCost * (1 + p.MinMarginPct/100)
 }
 
+// MaxPrice is the largest price dynaprice takes anywhere (a base price, an
+// override, a guardrail, a unit cost, the price a shopper saw, a
+// competitor's): a billion in the catalog's currency. Bounding every price
+// that enters keeps every price it computes finite, so no input can make a
+// state that cannot be stored.
+const MaxPrice = 1e9
+
+// CheckPrice checks a price that enters dynaprice: finite, at least one
+// cent once rounded to cents, and at most MaxPrice. name is the field's
+// name in the error.
+func CheckPrice(name string, v float64) error {
+	if !positive(v) || v > MaxPrice {
+		return fmt.Errorf("%s must be a finite number > 0 and at most %s", name, ftoa(MaxPrice))
+	}
+	if r := RoundCents(v); r < 0.01 {
+		return fmt.Errorf("%s must be at least 0.01 once rounded to cents; %v rounds to %v", name, v, r)
+	}
+	return nil
+}
+
 // Validate checks a product on its own (strategy names are checked by the
 // Book, which knows them).
 func (p Product) Validate() error {
 	if !ValidID(p.ID) {
 		return fmt.Errorf("product_id %q must match [A-Za-z0-9_-]{1,64}", p.ID)
 	}
-	if !positive(p.BasePrice) {
-		return errors.New("base_price must be a finite number > 0")
+	if err := CheckPrice("base_price", p.BasePrice); err != nil {
+		return err
 	}
 	g := p.Guardrails
 	for _, f := range []struct {
@@ -90,8 +110,8 @@ func (p Product) Validate() error {
 		v    float64
 	}{{"floor", g.Floor}, {"ceiling", g.Ceiling}, {"max_change_pct", g.MaxChangePct},
 		{"unit_cost", p.UnitCost}, {"min_margin_pct", g.MinMarginPct}} {
-		if f.v < 0 || math.IsNaN(f.v) || math.IsInf(f.v, 0) {
-			return fmt.Errorf("%s must be a finite number >= 0", f.name)
+		if f.v < 0 || math.IsNaN(f.v) || f.v > MaxPrice {
+			return fmt.Errorf("%s must be a finite number >= 0 and at most %s", f.name, ftoa(MaxPrice))
 		}
 	}
 	if g.Floor > 0 && g.Ceiling > 0 && g.Floor > g.Ceiling {
