@@ -178,6 +178,9 @@ func (st *state) fields(r *rawEvent) (Event, string) {
 		if !(p > 0) || p > pricing.MaxPrice {
 			return e, "price must be a finite number > 0 and at most 1000000000, got " + short(f.raw)
 		}
+		if pricing.RoundCents(p) < 0.01 {
+			return e, "price must be at least 0.01 once rounded to cents, got " + short(f.raw)
+		}
 		e.Price = p
 	}
 

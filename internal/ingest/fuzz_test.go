@@ -90,7 +90,8 @@ func refEvent(m map[string]any, now time.Time, maxFuture time.Duration) (Event, 
 			return e, "price"
 		}
 		p, _ := strconv.ParseFloat(string(n), 64)
-		if p <= 0 || math.IsInf(p, 0) || math.IsNaN(p) {
+		// A price is one cent to a billion, once rounded to cents.
+		if math.IsNaN(p) || p < 0.005 || p > 1e9 {
 			return e, "price"
 		}
 		e.Price = p
