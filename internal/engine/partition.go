@@ -124,6 +124,58 @@ func (p *Partition) Round(ctx context.Context, apply func(m *Machine, now int64)
 	return fmt.Errorf("%w: %w", ErrNotCommitted, err)
 }
 
+// Feed is a round's input as items in order (requests, or records), which a
+// Partition may apply in parts to find the one that makes the round
+// impossible to commit.
+type Feed struct {
+	// N is the number of items.
+	N int
+	// Apply applies items [lo, hi) to m, as Round's apply does, and returns
+	// the input position after item hi-1 ("" for none). It is called again
+	// for parts of a range that could not be committed, each time on the
+	// state committed before that part.
+	Apply func(m *Machine, now int64, lo, hi int) (cursor string, err error)
+	// Done is told, for every part, whether it was committed (err nil).
+	Done func(lo, hi int, err error)
+	// Reject is told that item i alone cannot be committed (cause), and
+	// returns the input position after it ("" for none), which is then
+	// committed without the item: the sender gets an error, or the record
+	// a dead letter, and the partition moves on.
+	Reject func(i int, cause error) (cursor string)
+}
+
+// RoundOf runs f's items as one round, like Round. If the store refuses the
+// round as one that can never be committed (ErrUnencodable: a value that
+// cannot be stored), retrying would fail forever and stop the partition,
+// so it splits the round in halves, recursively, commits every part that
+// can be committed, and rejects the one item that cannot: one poisoned
+// request or record costs its sender an error, not everybody's prices.
+func (p *Partition) RoundOf(ctx context.Context, f Feed) error {
+	return p.part(ctx, f, 0, f.N)
+}
+
+func (p *Partition) part(ctx context.Context, f Feed, lo, hi int) error {
+	err := p.Round(ctx, func(m *Machine, now int64) (string, error) { return f.Apply(m, now, lo, hi) })
+	if !errors.Is(err, ErrUnencodable) || !errors.Is(err, ErrNotCommitted) {
+		f.Done(lo, hi, err)
+		return err
+	}
+	if hi-lo == 1 {
+		p.met.Poisoned.Inc()
+		p.log.Error("an input cannot be committed; rejecting it and going on without it", "err", err)
+		cursor := f.Reject(lo, err)
+		if cursor == "" {
+			return nil
+		}
+		return p.Round(ctx, func(*Machine, int64) (string, error) { return cursor, nil })
+	}
+	mid := lo + (hi-lo)/2
+	if err := p.part(ctx, f, lo, mid); err != nil {
+		return err
+	}
+	return p.part(ctx, f, mid, hi)
+}
+
 // commit writes b, retrying while the store fails if Config.Retry says so.
 // A commit that succeeded without the caller hearing so shows up as
 // ErrFenced on the retry, which is not retried: the caller reloads.
@@ -131,13 +183,17 @@ func (p *Partition) commit(ctx context.Context, b *Batch) error {
 	if b.Empty() {
 		return nil
 	}
+	if err := b.check(); err != nil {
+		p.met.CommitErrors.Inc()
+		return fmt.Errorf("commit: %w", err)
+	}
 	applied, dups, rejected := p.m.Counts()
 	try := func(ctx context.Context) error {
 		start := time.Now()
 		err := p.store.Commit(ctx, b)
 		if err != nil {
 			p.met.CommitErrors.Inc()
-			if errors.Is(err, ErrFenced) {
+			if errors.Is(err, ErrFenced) || errors.Is(err, ErrUnencodable) {
 				return retry.Permanent(err)
 			}
 			return err

@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
+	"math"
 	"slices"
 	"strings"
 
@@ -87,6 +89,25 @@ func (b *Batch) Empty() bool {
 		len(b.Overrides) == 0 && len(b.Settings) == 0 && b.Cursor == ""
 }
 
+// check reports a number in the batch's history or override changes that
+// no store can keep as a price (NaN, ±Inf), as ErrUnencodable: PostgreSQL
+// would store an infinite price without complaint, and it would be served.
+// States are checked by the stores as they encode them.
+func (b *Batch) check() error {
+	bad := func(v float64) bool { return math.IsNaN(v) || math.IsInf(v, 0) }
+	for i := range b.History {
+		if h := &b.History[i]; bad(h.Price) || bad(h.Demand) {
+			return fmt.Errorf("price history of %q: %w: price %v, demand %v", h.ProductID, ErrUnencodable, h.Price, h.Demand)
+		}
+	}
+	for _, c := range b.Overrides {
+		if c.Set != nil && bad(c.Set.Price) {
+			return fmt.Errorf("override of %q: %w: price %v", c.Set.ProductID, ErrUnencodable, c.Set.Price)
+		}
+	}
+	return nil
+}
+
 // ProductState is one product's state to persist.
 type ProductState struct {
 	ID    string
@@ -155,6 +176,12 @@ type OverrideChange struct {
 	// End closes the product's open override, if it has one.
 	End *OverrideEnd
 }
+
+// ErrUnencodable is wrapped by a Store's Commit when something in the
+// batch cannot be stored at all (a number JSON cannot carry): retrying
+// cannot help, and a Partition splits the round to find the input that
+// caused it (Partition.RoundOf).
+var ErrUnencodable = errors.New("store: the batch holds a value that cannot be stored")
 
 // ErrFenced is wrapped by a Store's Commit when another writer committed
 // for the same data since this one's Load: in scale-out mode, another

@@ -229,46 +229,73 @@ func (e *Writer) failQueued() {
 // error (the partition has reloaded its state); an error is returned only
 // when the writer cannot go on.
 func (e *Writer) process(ctx context.Context, pending []*request) error {
+	committed := 0
 	// Shutdown must not abort a commit, nor the reload after a failed one:
 	// the requests are already taken and are answered either way.
-	err := e.part.Round(context.WithoutCancel(ctx), func(m *Machine, now int64) (string, error) {
-		for _, r := range pending {
-			switch r.kind {
-			case reqEvents:
-				m.ApplyEvents(r.events, now, &r.result)
-			case reqSetOverride:
-				r.err = m.SetOverride(r.override, now)
-			case reqClearOverride:
-				r.err = m.ClearOverride(r.override, now)
-			case reqUpsert:
-				r.created, r.err = m.Upsert(r.product, now)
-			case reqImport:
-				r.err = m.Import(r.products, r.defStrategy, now)
-			case reqProducts:
-				r.listed = m.Products()
-			case reqExplain:
-				r.explanation, r.err = m.Explain(r.override.ProductID)
-			case reqTick:
-				m.Tick(now)
+	err := e.part.RoundOf(context.WithoutCancel(ctx), Feed{
+		N: len(pending),
+		Apply: func(m *Machine, now int64, lo, hi int) (string, error) {
+			for _, r := range pending[lo:hi] {
+				r.apply(m, now)
 			}
-		}
-		return "", nil
+			return "", nil
+		},
+		Done: func(lo, hi int, err error) {
+			for _, r := range pending[lo:hi] {
+				if err == nil {
+					r.state = committedReq
+					committed++
+				}
+			}
+		},
+		Reject: func(i int, cause error) string {
+			r := pending[i]
+			r.state = rejectedReq
+			r.err = errorf(KindInvalid, "this change cannot be stored, so it was not applied (%v)", cause)
+			return ""
+		},
 	})
 	if err != nil {
-		e.cfg.Logger.Error("commit failed; answering the batch with errors", "err", err, "requests", len(pending))
-		for _, r := range pending {
-			r.err = errorf(KindUnavailable, "could not persist the change; retry later")
-		}
+		e.cfg.Logger.Error("commit failed; answering the requests not committed with errors", "err", err,
+			"requests", len(pending), "committed", committed)
 	}
 	for _, r := range pending {
+		if r.state == pendingReq {
+			r.err = errorf(KindUnavailable, "could not persist the change; retry later")
+		}
 		if r.done != nil { // ticks have no waiter
 			close(r.done)
 		}
 	}
-	if errors.Is(err, ErrNotCommitted) {
+	if err == nil || errors.Is(err, ErrNotCommitted) {
 		return nil
 	}
 	return err
+}
+
+// apply applies r to m, resetting what an earlier, uncommitted attempt of
+// the same round left in it.
+func (r *request) apply(m *Machine, now int64) {
+	r.err = nil
+	switch r.kind {
+	case reqEvents:
+		r.result = SubmitResult{}
+		m.ApplyEvents(r.events, now, &r.result)
+	case reqSetOverride:
+		r.err = m.SetOverride(r.override, now)
+	case reqClearOverride:
+		r.err = m.ClearOverride(r.override, now)
+	case reqUpsert:
+		r.created, r.err = m.Upsert(r.product, now)
+	case reqImport:
+		r.err = m.Import(r.products, r.defStrategy, now)
+	case reqProducts:
+		r.listed = m.Products()
+	case reqExplain:
+		r.explanation, r.err = m.Explain(r.override.ProductID)
+	case reqTick:
+		m.Tick(now)
+	}
 }
 
 // submit queues r and waits for its result.
@@ -404,8 +431,18 @@ type request struct {
 	listed      []ProductInfo
 	explanation pricing.Explanation
 	err         error
+	state       reqState
 	done        chan struct{}
 }
+
+// reqState is what became of a request in its round.
+type reqState uint8
+
+const (
+	pendingReq   reqState = iota
+	committedReq          // its round (or the part of it holding it) was committed
+	rejectedReq           // it alone could not be committed (RoundOf)
+)
 
 func (r *request) size() int {
 	if r.kind == reqEvents {

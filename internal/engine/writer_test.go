@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -15,6 +16,7 @@ import (
 	"github.com/dynaprice/dynaprice/internal/live"
 	"github.com/dynaprice/dynaprice/internal/pricing"
 	"github.com/dynaprice/dynaprice/internal/sqlite"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // flakyStore is the real SQLite store with a switch that makes Commit fail,
@@ -452,5 +454,106 @@ func TestPruneEveryDefaultsToAMinute(t *testing.T) {
 	c.PruneInterval = 5 * time.Second
 	if got := c.PruneEvery(); got != 5*time.Second {
 		t.Fatalf("PruneEvery = %v, want 5s", got)
+	}
+}
+
+// poisonStore refuses, as a store refuses a value it cannot encode, every
+// batch in which the product poison has demand.
+type poisonStore struct {
+	*flakyStore
+	poison string
+}
+
+func (p *poisonStore) Commit(ctx context.Context, b *engine.Batch) error {
+	for _, s := range b.States {
+		if s.ID == p.poison && s.State.Demand.Total > 0 {
+			return fmt.Errorf("state of %q: %w", s.ID, engine.ErrUnencodable)
+		}
+	}
+	return p.flakyStore.Commit(ctx, b)
+}
+
+// TestPoisonedRequestIsRejectedAndTheRestCommitted: a request whose change
+// cannot be stored, in a group commit with innocent ones, costs only its own
+// sender an error; the others are committed and acknowledged, and the
+// writer goes on.
+func TestPoisonedRequestIsRejectedAndTheRestCommitted(t *testing.T) {
+	synctest.Test(t, testPoisonedRequestIsRejectedAndTheRestCommitted)
+}
+
+func testPoisonedRequestIsRejectedAndTheRestCommitted(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "db"), Synchronous: "normal"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	store := &poisonStore{flakyStore: &flakyStore{Store: st}, poison: "PX"}
+	pub := &recorder{}
+	cfg := engine.DefaultConfig()
+	met := engine.NewMetrics(nil, "test")
+	cfg.Metrics = met
+	w, err := engine.NewWriter(cfg, store, pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	runErr := make(chan error, 1)
+	go func() { runErr <- w.Run(runCtx) }()
+	defer func() { stop(); <-runErr }()
+	<-w.Ready()
+	if err := w.ImportCatalog(ctx, []pricing.Product{{ID: "PA", BasePrice: 100}, {ID: "PB", BasePrice: 100}, {ID: "PX", BasePrice: 100}}, ""); err != nil {
+		t.Fatal(err)
+	}
+	gate := make(chan struct{})
+	store.gate.Store(&gate)
+	// One request holds the writer at the gate; the next ones queue and
+	// form one round behind it.
+	errs := make(map[string]chan error)
+	send := func(id string) {
+		errs[id] = make(chan error, 1)
+		go func() {
+			_, err := w.Submit(ctx, []ingest.Event{ev("", id, pricing.Purchase)})
+			errs[id] <- err
+		}()
+		synctest.Wait()
+	}
+	send("PA")
+	for _, id := range []string{"PB", "PX"} {
+		send(id)
+	}
+	ovErr := make(chan error, 1)
+	go func() { ovErr <- w.SetOverride(ctx, engine.OverrideInput{ProductID: "PA", Price: 80, By: "ops"}) }()
+	synctest.Wait()
+	store.gate.Store(nil)
+	close(gate)
+	for id, want := range map[string]bool{"PA": true, "PB": true, "PX": false} {
+		err := <-errs[id]
+		var e *engine.Error
+		switch {
+		case want && err != nil:
+			t.Errorf("%s: %v, want it committed", id, err)
+		case !want && (!errors.As(err, &e) || e.Kind != engine.KindInvalid):
+			t.Errorf("%s: %v, want an invalid-input error", id, err)
+		}
+	}
+	if err := <-ovErr; err != nil {
+		t.Errorf("override in the same round: %v", err)
+	}
+	if pa, pb, px := pub.get("PA"), pub.get("PB"), pub.get("PX"); pa.Price != 80 || pb.Demand != 5 || px.Demand != 0 {
+		t.Errorf("published PA %v (want the override, 80), PB demand %v (want 5), PX demand %v (want 0)", pa.Price, pb.Demand, px.Demand)
+	}
+	if got := testutil.ToFloat64(met.Poisoned); got != 1 {
+		t.Errorf("inputs_poisoned_total = %v, want 1", got)
+	}
+	if _, err := w.Submit(ctx, []ingest.Event{ev("", "PB", pricing.View)}); err != nil {
+		t.Fatalf("the writer did not go on after the poisoned request: %v", err)
+	}
+	snap, err := st.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := snap.States["PB"].Demand.Total; d != 6 {
+		t.Errorf("PB's committed demand %v, want 6", d)
 	}
 }

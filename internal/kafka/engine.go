@@ -427,25 +427,70 @@ func (e *Engine) rewind(s *slot) {
 
 // process routes and commits one round of s's records. Forwards and dead
 // letters must be in Kafka before the offsets that consumed their sources
-// are committed.
+// are committed. A record whose change cannot be stored is dead-lettered
+// alone and the rest of the round committed (engine.Partition.RoundOf).
 func (e *Engine) process(ctx context.Context, s *slot, recs []*kgo.Record) error {
-	var r routed
-	err := s.part.Round(ctx, func(m *engine.Machine, now int64) (string, error) {
-		r = s.rt.route(m, recs, s.cur, now)
-		if err := produceAndWait(ctx, e.cl, len(r.out), func(i int) *kgo.Record { return r.out[i] }); err != nil {
-			return "", fmt.Errorf("producing forwards and dead letters: %w", err)
-		}
-		return r.next.encode(), nil
+	var last routed
+	var dlqErr error
+	err := s.part.RoundOf(ctx, engine.Feed{
+		N: len(recs),
+		Apply: func(m *engine.Machine, now int64, lo, hi int) (string, error) {
+			cur, err := parseCursor(s.part.Cursor())
+			if err != nil {
+				return "", err
+			}
+			last = s.rt.route(m, recs[lo:hi], cur, now)
+			if err := produceAndWait(ctx, e.cl, len(last.out), func(i int) *kgo.Record { return last.out[i] }); err != nil {
+				return "", fmt.Errorf("producing forwards and dead letters: %w", err)
+			}
+			return last.next.encode(), nil
+		},
+		Done: func(lo, hi int, err error) {
+			clear(last.out) // drop record references
+			if err != nil {
+				return
+			}
+			e.met.records.Add(float64(hi - lo))
+			e.met.forwarded.Add(float64(last.forwarded))
+			e.met.deadLetters.Add(float64(last.dead))
+		},
+		Reject: func(i int, cause error) string {
+			r := recs[i]
+			cur, err := parseCursor(s.part.Cursor())
+			if err == nil {
+				dl := deadLetter(e.cfg.Topics.DeadLetter(), r, -1, "the change cannot be stored: "+cause.Error())
+				err = produceAndWait(ctx, e.cl, 1, func(int) *kgo.Record { return dl })
+			}
+			if err != nil {
+				dlqErr = err
+				return ""
+			}
+			e.met.records.Inc()
+			e.met.deadLetters.Inc()
+			return skip(cur, r, e.cfg.Topics.Repartition()).encode()
+		},
 	})
-	clear(r.out) // drop record references
-	if err != nil {
-		return err
+	if err == nil && dlqErr != nil {
+		err = fmt.Errorf("%w: dead-lettering a record that cannot be stored: %w", engine.ErrNotCommitted, dlqErr)
 	}
-	s.cur = r.next
-	e.met.records.Add(float64(len(recs)))
-	e.met.forwarded.Add(float64(r.forwarded))
-	e.met.deadLetters.Add(float64(r.dead))
-	return nil
+	if cur, perr := parseCursor(s.part.Cursor()); perr == nil {
+		s.cur = cur
+	}
+	return err
+}
+
+// skip returns cur moved past r without applying it.
+func skip(cur cursor, r *kgo.Record, repartition string) cursor {
+	next := cur.clone()
+	if r.Topic != repartition {
+		next.Events = r.Offset + 1
+		return next
+	}
+	next.Repartition = r.Offset + 1
+	if sp, pos, ok := parseSource(r); ok {
+		next.Applied[sp] = pos
+	}
+	return next
 }
 
 // commitToKafka records every owned partition's committed position as the

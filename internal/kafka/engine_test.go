@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -480,4 +481,67 @@ func (r *rig) historyRows(id string, partitions int32) int {
 		}
 	}
 	return n
+}
+
+// poisoned wraps a store to refuse, as a store refuses a value it cannot
+// encode, every batch in which product poison has demand.
+type poisoned struct {
+	engine.Store
+	poison string
+}
+
+func (p poisoned) Commit(ctx context.Context, b *engine.Batch) error {
+	for _, s := range b.States {
+		if s.ID == p.poison && s.State.Demand.Total > 0 {
+			return fmt.Errorf("state of %q: %w", s.ID, engine.ErrUnencodable)
+		}
+	}
+	return p.Store.Commit(ctx, b)
+}
+
+// TestEnginePoisonedRecordIsDeadLetteredAndTheRestCommitted: a record whose
+// change cannot be stored, amid innocent ones, is dead-lettered with the
+// reason; the others are applied and the partition keeps going, instead of
+// retrying the same round forever.
+func TestEnginePoisonedRecordIsDeadLetteredAndTheRestCommitted(t *testing.T) {
+	r := newRig(t, 1)
+	open := r.stores.open
+	r.stores2 = func(q int32, owns func(string) bool) engine.Store {
+		return poisoned{Store: open(q, owns), poison: "PC"}
+	}
+	stop := r.start()
+	defer stop()
+	cl := r.client(kgo.DefaultProduceTopic(r.topics.Events))
+	ctx := context.Background()
+	send := func(ids ...string) {
+		t.Helper()
+		var recs []*kgo.Record
+		for _, id := range ids {
+			recs = append(recs, &kgo.Record{Key: []byte(id), Value: seedEvent("cart", id)})
+		}
+		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("PA", "PB", "PC", "PD", "PE")
+	r.waitDemand(map[string]float64{"PA": 3, "PB": 3, "PD": 3, "PE": 3}, 20*time.Second)
+	send("PF")
+	r.waitDemand(map[string]float64{"PF": 3}, 20*time.Second)
+	if c, _ := r.live.get("PC"); c.Demand != 0 {
+		t.Errorf("PC's live demand %v, want 0: its event was not committed", c.Demand)
+	}
+	dlq := r.client(kgo.ConsumeTopics(r.topics.DeadLetter()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var got []*kgo.Record
+	for len(got) == 0 && pctx.Err() == nil {
+		dlq.PollFetches(pctx).EachRecord(func(rec *kgo.Record) { got = append(got, rec) })
+	}
+	if len(got) != 1 || string(got[0].Key) != "PC" || !strings.Contains(string(header(got[0], HeaderError)), "cannot be stored") ||
+		string(header(got[0], HeaderOrigin)) != r.topics.Events+"/0/2" {
+		for _, rec := range got {
+			t.Logf("dead letter %s: %s from %s", rec.Key, header(rec, HeaderError), header(rec, HeaderOrigin))
+		}
+		t.Fatalf("%d dead letters, want PC's record (offset 2) with the reason", len(got))
+	}
 }

@@ -170,7 +170,7 @@ func (s *Store) buildBatch(b *engine.Batch) (labelledBatch, *int64, error) {
 			st := &sts[i].State
 			j, err := json.Marshal(st)
 			if err != nil {
-				return lb, nil, fmt.Errorf("state of %q: %w", sts[i].ID, err)
+				return lb, nil, fmt.Errorf("state of %q: %w: %w", sts[i].ID, engine.ErrUnencodable, err)
 			}
 			ids[i], sources[i], blobs[i] = sts[i].ID, st.Source.String(), string(j)
 			prices[i], demands[i] = st.Price, st.DynDemand

@@ -316,7 +316,7 @@ func encodeStates(states []engine.ProductState) *encodedStates {
 		for i := range states {
 			j, err := json.Marshal(&states[i].State)
 			if err != nil {
-				e.err = fmt.Errorf("state of %q: %w", states[i].ID, err)
+				e.err = fmt.Errorf("state of %q: %w: %w", states[i].ID, engine.ErrUnencodable, err)
 				return
 			}
 			e.blobs[i] = string(j)
