@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/dynaprice/dynaprice/internal/ingest"
 	"github.com/dynaprice/dynaprice/internal/live"
@@ -317,6 +318,10 @@ func (m *Machine) growDirty() {
 // before passing it on (the HTTP API, an API replica); the error is a
 // KindInvalid *Error. It does not look the product up.
 func (in OverrideInput) Check(now int64) error {
+	// Before converting to nanoseconds, which overflow after 2262.
+	if !in.ExpiresAt.IsZero() && in.ExpiresAt.Sub(time.Unix(0, now)) > pricing.MaxOverrideTTL {
+		return &Error{Kind: KindInvalid, Msg: "expires_at must be at most ten years ahead"}
+	}
 	if err := pricing.CheckOverride(in.Price, in.Reason, in.expires(), now); err != nil {
 		return &Error{Kind: KindInvalid, Msg: err.Error()}
 	}

@@ -296,10 +296,14 @@ func (b *Book) Tick(i int, now int64) (priceChanged, changed bool) {
 // MaxOverrideReason is the longest override reason accepted, in bytes.
 const MaxOverrideReason = 500
 
+// MaxOverrideTTL is how far ahead an override may expire: ten years. Past
+// 2262 a time has no nanosecond form, so an expiry must be bounded anyway.
+const MaxOverrideTTL = 10 * 365 * 24 * time.Hour
+
 // CheckOverride checks the values of an override about to be set at now
-// (unix ns): price must be a finite number > 0, also once rounded to cents
-// (1e-3 would publish 0.00, 1e307 infinity); reason at most
-// MaxOverrideReason bytes; expires, when not 0 (never), after now.
+// (unix ns): price as CheckPrice says (1e-3 would publish 0.00, 1e307
+// infinity); reason at most MaxOverrideReason bytes; expires, when not 0
+// (never), after now and at most MaxOverrideTTL ahead.
 //
 // Every entry point (the HTTP API, an API replica writing to Kafka, the
 // engine applying the override) runs this one check, so all accept and
@@ -313,6 +317,9 @@ func CheckOverride(price float64, reason string, expires, now int64) error {
 	}
 	if expires != 0 && expires <= now {
 		return errors.New("expires_at must be in the future")
+	}
+	if expires != 0 && expires-now > int64(MaxOverrideTTL) {
+		return errors.New("expires_at must be at most ten years ahead")
 	}
 	return nil
 }

@@ -317,6 +317,8 @@ func TestCheckOverride(t *testing.T) {
 		{price: 1, reason: strings.Repeat("r", MaxOverrideReason+1), want: "reason is longer than 500 bytes"},
 		{price: 1, expires: now, want: "expires_at must be in the future"},
 		{price: 1, expires: now - 1, want: "expires_at must be in the future"},
+		{price: 1, expires: now + int64(MaxOverrideTTL)},
+		{price: 1, expires: now + int64(MaxOverrideTTL) + 1, want: "expires_at must be at most ten years ahead"},
 	} {
 		err := CheckOverride(c.price, c.reason, c.expires, now)
 		if got := fmt.Sprint(err); (c.want == "" && err != nil) || (c.want != "" && got != c.want) {
