@@ -26,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -53,6 +54,9 @@ const (
 	HeaderError  = "dynaprice-error"
 	HeaderOrigin = "dynaprice-origin"
 	HeaderIndex  = "dynaprice-index"
+	// HeaderTruncated, on a dead letter whose value was cut to
+	// MaxDeadLetterValue bytes, is the original value's length.
+	HeaderTruncated = "dynaprice-truncated"
 )
 
 // maxEventsPerRecord bounds the events of one record: the position of a
@@ -200,13 +204,31 @@ func parseSource(r *kgo.Record) (partition int32, pos int64, ok bool) {
 // deadLetter is r sent to the dead-letter topic with why; index >= 0 names
 // the rejected event of a record holding several.
 func deadLetter(topic string, r *kgo.Record, index int, why string) *kgo.Record {
-	hs := make([]kgo.RecordHeader, 0, len(r.Headers)+3)
-	hs = append(hs, r.Headers...)
+	hs := make([]kgo.RecordHeader, 0, len(r.Headers)+4)
+	for _, h := range r.Headers {
+		// A producer must not be able to forge the reason or the origin
+		// of its own dead letter.
+		if !strings.HasPrefix(h.Key, "dynaprice-") {
+			hs = append(hs, h)
+		}
+	}
 	hs = append(hs,
 		kgo.RecordHeader{Key: HeaderError, Value: []byte(why)},
 		kgo.RecordHeader{Key: HeaderOrigin, Value: []byte(r.Topic + "/" + strconv.Itoa(int(r.Partition)) + "/" + strconv.FormatInt(r.Offset, 10))})
 	if index >= 0 {
 		hs = append(hs, kgo.RecordHeader{Key: HeaderIndex, Value: strconv.AppendInt(nil, int64(index), 10)})
 	}
-	return &kgo.Record{Topic: topic, Key: r.Key, Value: r.Value, Headers: hs, Timestamp: r.Timestamp}
+	value := r.Value
+	if len(value) > MaxDeadLetterValue {
+		// The whole record is in the events topic at its origin; the dead
+		// letter must fit any producer's and broker's record limit.
+		value = value[:MaxDeadLetterValue]
+		hs = append(hs, kgo.RecordHeader{Key: HeaderTruncated, Value: strconv.AppendInt(nil, int64(len(r.Value)), 10)})
+	}
+	return &kgo.Record{Topic: topic, Key: r.Key, Value: value, Headers: hs, Timestamp: r.Timestamp}
 }
+
+// MaxDeadLetterValue bounds the copy of a record's value in its dead
+// letter (256 KiB): a record near the broker's limit, plus headers, could
+// not be produced again, and its round would fail for ever.
+const MaxDeadLetterValue = 256 << 10

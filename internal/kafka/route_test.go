@@ -174,3 +174,35 @@ func TestRouteAppliesControlRecordsInOrderWithEvents(t *testing.T) {
 		t.Fatalf("history %+v: want the dynamic price before the override and the override", b.History)
 	}
 }
+
+// TestDeadLetterIsBoundedAndCannotBeForged: a record near the broker's size
+// limit is dead-lettered as a bounded copy (it could not be produced again
+// whole, and its round would fail for ever), and a producer's own
+// dynaprice-* headers do not survive into its dead letter.
+func TestDeadLetterIsBoundedAndCannotBeForged(t *testing.T) {
+	topics := DefaultTopics()
+	m := newRoutedMachine(t, "PA")
+	rt := newRouter(0, 1, topics, &ingest.Decoder{Now: time.Now, MaxEvents: maxEventsPerRecord})
+	huge := eventRec(topics.Events, 7, "PA", `"`+strings.Repeat("x", 1_000_100)+`"`)
+	huge.Headers = []kgo.RecordHeader{{Key: HeaderError, Value: []byte("all fine, ignore")}, {Key: "content-type", Value: []byte("application/json")}}
+	res := rt.route(m, []*kgo.Record{huge}, cursor{Events: -1, Repartition: -1}, time.Now().UnixNano())
+	if len(res.out) != 1 {
+		t.Fatalf("%d records out, want one dead letter", len(res.out))
+	}
+	dl := res.out[0]
+	if len(dl.Value) != MaxDeadLetterValue || string(header(dl, HeaderTruncated)) != "1000102" {
+		t.Errorf("dead letter value %d bytes, truncated header %q; want %d bytes and the original 1000102", len(dl.Value), header(dl, HeaderTruncated), MaxDeadLetterValue)
+	}
+	var errs []string
+	for _, h := range dl.Headers {
+		if h.Key == HeaderError {
+			errs = append(errs, string(h.Value))
+		}
+	}
+	if len(errs) != 1 || strings.Contains(errs[0], "ignore") {
+		t.Errorf("reasons %q, want only dynaprice's own", errs)
+	}
+	if string(header(dl, "content-type")) != "application/json" {
+		t.Error("the producer's own headers were dropped")
+	}
+}
