@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -232,5 +233,30 @@ func TestSimulateCommand(t *testing.T) {
 	}
 	if code := Run(ctx, []string{"dynaprice", "simulate", dir + "/missing.json"}, env(nil), &out, &errb); code != 1 {
 		t.Errorf("missing scenario file: exit %d, want 1", code)
+	}
+}
+
+// TestMigrateFailsFastOnAMissingDatabase: a server that answers but has no
+// such database is a configuration mistake, reported at once, not waited
+// for as an outage.
+func TestMigrateFailsFastOnAMissingDatabase(t *testing.T) {
+	u := os.Getenv("DYNAPRICE_TEST_POSTGRES")
+	if u == "" {
+		t.Skip("DYNAPRICE_TEST_POSTGRES not set")
+	}
+	pu, err := url.Parse(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pu.Path = "/dynaprice_no_such_database"
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var out, stderr bytes.Buffer
+	code := Run(ctx, []string{"dynaprice", "migrate", "--database", pu.String()}, env(nil), &out, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), "does not exist") || ctx.Err() != nil {
+		t.Fatalf("migrate against a missing database: exit %d (context %v), %q; want exit 1 at once saying it does not exist", code, ctx.Err(), stderr.String())
+	}
+	if strings.Contains(stderr.String(), "retrying") {
+		t.Errorf("it retried: %q", stderr.String())
 	}
 }

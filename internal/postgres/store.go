@@ -30,6 +30,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/dynaprice/dynaprice/internal/engine"
+	"github.com/dynaprice/dynaprice/internal/retry"
 )
 
 var _ engine.Store = (*Store)(nil)
@@ -126,6 +127,13 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && permanentOpenError[pe.Code] != "" {
+			// The server answered: waiting will not make the database
+			// appear or the password right.
+			return nil, retry.Permanent(fmt.Errorf("postgres: open: database %q on %s:%d: %s (%s): %w",
+				pc.ConnConfig.Database, pc.ConnConfig.Host, pc.ConnConfig.Port, permanentOpenError[pe.Code], pe.Code, err))
+		}
 		return nil, fmt.Errorf("postgres: open: database %q on %s:%d is unreachable: %w",
 			pc.ConnConfig.Database, pc.ConnConfig.Host, pc.ConnConfig.Port, err)
 	}
@@ -136,6 +144,15 @@ func Open(ctx context.Context, cfg Config) (*DB, error) {
 		}
 	}
 	return db, nil
+}
+
+// permanentOpenError names the SQLSTATEs with which a reachable server
+// refuses a connection for good, until someone changes the configuration.
+var permanentOpenError = map[string]string{
+	"3D000": "the database does not exist (create it, or fix DATABASE_URL)",
+	"28P01": "the password was refused",
+	"28000": "the server refuses this user or connection (pg_hba.conf)",
+	"42501": "the user may not connect",
 }
 
 // createSchema creates schema unless it exists. Two processes starting at

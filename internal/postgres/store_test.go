@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"reflect"
 	"slices"
@@ -18,6 +19,7 @@ import (
 	"github.com/dynaprice/dynaprice/internal/engine/storetest"
 	"github.com/dynaprice/dynaprice/internal/migrations"
 	"github.com/dynaprice/dynaprice/internal/pricing"
+	"github.com/dynaprice/dynaprice/internal/retry"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -520,8 +522,18 @@ func TestOpenErrors(t *testing.T) {
 	if _, err := Open(ctx, Config{URL: "postgres://x@127.0.0.1/db", Schema: strings.Repeat("s", 64)}); err == nil {
 		t.Error("Open with a 64-byte schema name succeeded")
 	}
-	// The test server, when there is one, answers Ping.
+	// The test server, when there is one, answers Ping; a database it does
+	// not have is a permanent error, which retrying cannot fix.
 	if u := os.Getenv("DYNAPRICE_TEST_POSTGRES"); u != "" {
+		pu, err := url.Parse(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pu.Path = "/dynaprice_no_such_database"
+		_, err = Open(ctx, Config{URL: pu.String()})
+		if !retry.IsPermanent(err) || !strings.Contains(err.Error(), "does not exist") {
+			t.Errorf("Open of a missing database = %v, want a permanent error saying it does not exist", err)
+		}
 		db, err := Open(ctx, Config{URL: u})
 		if err != nil {
 			t.Fatal(err)
