@@ -119,7 +119,7 @@ func (r *apiRole) Check() (err error) {
 	if err := checkShutdown(r.o.ShutdownTimeout, r.o.Drain); err != nil {
 		return err
 	}
-	r.keys, r.generated, err = apiKeys(&r.o.AdminKey, r.o.APIKeys)
+	r.keys, r.generated, err = apiKeys(&r.o.AdminKey, r.o.APIKeys, r.o.ShortKeys)
 	return err
 }
 
@@ -136,7 +136,7 @@ func (r *apiRole) Open(ctx context.Context) (err error) {
 		return err
 	}
 	r.conns = append(r.conns, db.Close)
-	rc, err := openRedis(ctx, o.RedisAddr, log)
+	rc, err := openRedis(ctx, o.RedisAddr, o.RedisPrefix, log)
 	if err != nil {
 		return err
 	}

@@ -104,8 +104,9 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 }
 
 // apiKeys parses the extra keys and puts the admin key first, generating
-// one into *admin when none is set (the caller prints it once).
-func apiKeys(admin *string, extra string) (keys []httpapi.Key, generated bool, err error) {
+// one into *admin when none is set (the caller prints it once); short keys
+// are refused unless allowShort.
+func apiKeys(admin *string, extra string, allowShort bool) (keys []httpapi.Key, generated bool, err error) {
 	keys, err = httpapi.ParseKeys(extra)
 	if err != nil {
 		return nil, false, err
@@ -115,5 +116,9 @@ func apiKeys(admin *string, extra string) (keys []httpapi.Key, generated bool, e
 		_, _ = rand.Read(b)
 		*admin, generated = hex.EncodeToString(b), true
 	}
-	return append([]httpapi.Key{{Name: "admin", Role: httpapi.RoleAdmin, Secret: *admin}}, keys...), generated, nil
+	keys = append([]httpapi.Key{{Name: "admin", Role: httpapi.RoleAdmin, Secret: *admin}}, keys...)
+	if err := httpapi.CheckKeys(keys, allowShort); err != nil {
+		return nil, false, fmt.Errorf("%w (ADMIN_API_KEY, DYNAPRICE_API_KEYS; --insecure-short-keys allows short ones)", err)
+	}
+	return keys, generated, nil
 }

@@ -27,6 +27,7 @@ type ClusterOptions struct {
 	Partitions   int
 	Replication  int
 	RedisAddr    string
+	RedisPrefix  string
 	DatabaseURL  string
 	LogOptions
 }
@@ -51,6 +52,7 @@ func addClusterFlags(fs *flag.FlagSet, o *ClusterOptions, getenv Env, kafkaFlags
 	}
 	if redisFlag {
 		fs.StringVar(&o.RedisAddr, "redis", envOr(getenv, "REDIS_ADDR", "localhost:6379"), "Redis HOST:PORT (env REDIS_ADDR)")
+		fs.StringVar(&o.RedisPrefix, "redis-prefix", getenv("DYNAPRICE_REDIS_PREFIX"), "prefix of every Redis key, so deployments can share a Redis; empty keeps the original's key names (env DYNAPRICE_REDIS_PREFIX)")
 	}
 	if dbFlag {
 		fs.StringVar(&o.DatabaseURL, "database", getenv("DATABASE_URL"), "PostgreSQL URL postgres://user:pass@host:5432/db (env DATABASE_URL)")
@@ -100,9 +102,9 @@ func openDB(ctx context.Context, url string, log *slog.Logger) (*postgres.DB, er
 	})
 }
 
-func openRedis(ctx context.Context, addr string, log *slog.Logger) (*redis.Client, error) {
+func openRedis(ctx context.Context, addr, prefix string, log *slog.Logger) (*redis.Client, error) {
 	return connect(ctx, log, "Redis", func(ctx context.Context) (*redis.Client, error) {
-		return redis.Open(ctx, redis.Config{Addr: addr, Logger: log})
+		return redis.Open(ctx, redis.Config{Addr: addr, Prefix: prefix, Logger: log})
 	})
 }
 

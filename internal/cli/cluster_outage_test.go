@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -136,9 +135,8 @@ func outage(t *testing.T, dep string) {
 	pgu, _ := url.Parse(c.pgURL)
 	pgProxy := newProxy(t, pgu.Host)
 	pgu.Host = pgProxy.addr
-	ru := regexp.MustCompile(`^redis://([^/]+)/(\d+)$`).FindStringSubmatch(c.redisURL)
-	redisProxy := newProxy(t, ru[1])
-	env := []string{"DATABASE_URL=" + pgu.String(), "REDIS_ADDR=redis://" + redisProxy.addr + "/" + ru[2]}
+	redisProxy := newProxy(t, c.redisAddr)
+	env := []string{"DATABASE_URL=" + pgu.String(), "REDIS_ADDR=" + redisProxy.addr}
 	eng := c.start("engine", env, "engine", "--metrics-addr", "127.0.0.1:0", "--partitions", "4", "--tick", "200ms",
 		"--session-timeout", "3s", "--no-migrate")
 	api := c.start("api", env, "api", "--addr", "127.0.0.1:0")

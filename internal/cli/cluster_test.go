@@ -21,7 +21,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -33,19 +32,36 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// redisDBs hands each cluster test its own Redis database number.
-var redisDBs atomic.Int32
+// deleteRedisPrefix deletes the keys under prefix, which a test created.
+func deleteRedisPrefix(t *testing.T, rc rueidis.Client, prefix string) {
+	ctx := context.Background()
+	var cursor uint64
+	for {
+		e, err := rc.Do(ctx, rc.B().Scan().Cursor(cursor).Match(prefix+"*").Count(1000).Build()).AsScanEntry()
+		if err != nil {
+			t.Logf("cleaning up Redis keys %s*: %v", prefix, err)
+			return
+		}
+		if len(e.Elements) > 0 {
+			_ = rc.Do(ctx, rc.B().Del().Key(e.Elements...).Build()).Error()
+		}
+		if cursor = e.Cursor; cursor == 0 {
+			return
+		}
+	}
+}
 
 type cluster struct {
-	t        *testing.T
-	bin      string
-	brokers  string
-	kfake    *kfake.Cluster
-	pgURL    string // the test's own database
-	redisURL string // redis://host:port/N
-	redis    rueidis.Client
-	logDir   string
-	env      []string
+	t           *testing.T
+	bin         string
+	brokers     string
+	kfake       *kfake.Cluster
+	pgURL       string // the test's own database
+	redisAddr   string // host:port
+	redisPrefix string // of every key this test's processes write
+	redis       rueidis.Client
+	logDir      string
+	env         []string
 }
 
 // newCluster prepares the services of one test; kopts configure the
@@ -85,20 +101,18 @@ func newCluster(t *testing.T, kopts ...kfake.Opt) *cluster {
 	u.Path = "/" + name
 	c.pgURL = u.String()
 
-	// A fresh Redis database: 1..15, 0 is left to the package tests.
-	db := 1 + int(redisDBs.Add(1)-1)%15
-	c.redisURL = fmt.Sprintf("redis://%s/%d", rd, db)
-	rc, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{rd}, SelectDB: db, DisableCache: true})
+	// Redis keys of its own: a prefix no one else uses, whose keys it
+	// deletes when done. The test never flushes a database: the Redis it
+	// is given may hold someone's data.
+	c.redisAddr, c.redisPrefix = rd, name+":"
+	rc, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{rd}, DisableCache: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(rc.Close)
-	if err := rc.Do(ctx, rc.B().Flushdb().Build()).Error(); err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(func() { deleteRedisPrefix(t, rc, c.redisPrefix); rc.Close() })
 	c.redis = rc
-	c.env = append(os.Environ(), "KAFKA_BROKERS="+c.brokers, "DATABASE_URL="+c.pgURL, "REDIS_ADDR="+c.redisURL,
-		"ADMIN_API_KEY="+adminKey, "DYNAPRICE_LOG_LEVEL=warn")
+	c.env = append(os.Environ(), "KAFKA_BROKERS="+c.brokers, "DATABASE_URL="+c.pgURL, "REDIS_ADDR="+rd,
+		"DYNAPRICE_REDIS_PREFIX="+c.redisPrefix, "ADMIN_API_KEY="+adminKey, "DYNAPRICE_LOG_LEVEL=warn")
 	return c
 }
 
@@ -214,7 +228,7 @@ func (c *cluster) client(opts ...kgo.Opt) *kgo.Client {
 
 // demand reads the original's Redis key product:demand:<id>.
 func (c *cluster) demand(id string) (float64, bool) {
-	s, err := c.redis.Do(context.Background(), c.redis.B().Get().Key("product:demand:"+id).Build()).ToString()
+	s, err := c.redis.Do(context.Background(), c.redis.B().Get().Key(c.redisPrefix+"product:demand:"+id).Build()).ToString()
 	if err != nil {
 		return 0, false
 	}
@@ -427,7 +441,7 @@ loop:
 			t.Errorf("%s: newest price update %v, want demand %v", id, m, s.want[id])
 			continue
 		}
-		price, _ := c.redis.Do(ctx, c.redis.B().Get().Key("product:price:"+id).Build()).ToString()
+		price, _ := c.redis.Do(ctx, c.redis.B().Get().Key(c.redisPrefix+"product:price:"+id).Build()).ToString()
 		if p, _ := strconv.ParseFloat(price, 64); p != m["new_price"].(float64) {
 			t.Errorf("%s: newest price update says %v, Redis %v", id, m["new_price"], price)
 		}

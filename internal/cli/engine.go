@@ -164,7 +164,7 @@ func (r *engineRole) Open(ctx context.Context) (err error) {
 			return err
 		}
 	}
-	rc, err := openRedis(ctx, o.RedisAddr, log)
+	rc, err := openRedis(ctx, o.RedisAddr, o.RedisPrefix, log)
 	if err != nil {
 		return err
 	}

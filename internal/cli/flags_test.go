@@ -260,3 +260,31 @@ func TestMigrateFailsFastOnAMissingDatabase(t *testing.T) {
 		t.Errorf("it retried: %q", stderr.String())
 	}
 }
+
+// TestShortAPIKeysAreRefused: a guessable admin key stops serve at start
+// with a message naming the setting, unless short keys are allowed
+// explicitly.
+func TestShortAPIKeysAreRefused(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // only the checks run
+	for _, c := range []struct {
+		args []string
+		env  map[string]string
+		code int
+	}{
+		{nil, map[string]string{"ADMIN_API_KEY": "short"}, 1},
+		{nil, map[string]string{"ADMIN_API_KEY": strings.Repeat("k", 16), "DYNAPRICE_API_KEYS": "ops:operator:tiny"}, 1},
+		{[]string{"--insecure-short-keys"}, map[string]string{"ADMIN_API_KEY": "short"}, 0},
+		{nil, map[string]string{"ADMIN_API_KEY": "short", "DYNAPRICE_INSECURE_SHORT_KEYS": "1"}, 0},
+	} {
+		var out, stderr bytes.Buffer
+		args := append([]string{"dynaprice", "serve", "--addr", "127.0.0.1:0", "--data", t.TempDir()}, c.args...)
+		code := Run(ctx, args, env(c.env), &out, &stderr)
+		if code != c.code || (c.code == 1 && !strings.Contains(stderr.String(), "at least 16")) {
+			t.Errorf("%v %v: exit %d, %q; want %d", c.args, c.env, code, stderr.String(), c.code)
+		}
+		if strings.Contains(stderr.String(), "short\"") || strings.Contains(stderr.String(), "tiny") {
+			t.Errorf("the error shows the secret: %q", stderr.String())
+		}
+	}
+}

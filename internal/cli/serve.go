@@ -152,7 +152,7 @@ func (r *serveRole) Check() (err error) {
 	if err := checkShutdown(r.o.ShutdownTimeout, r.o.Drain); err != nil {
 		return err
 	}
-	if r.keys, r.generated, err = apiKeys(&r.o.AdminKey, r.o.APIKeys); err != nil {
+	if r.keys, r.generated, err = apiKeys(&r.o.AdminKey, r.o.APIKeys, r.o.ShortKeys); err != nil {
 		return err
 	}
 	r.cat, err = catalog.ReadFile(r.o.CatalogFile)

@@ -21,10 +21,10 @@ import (
 )
 
 const (
-	adminKey    = "admin-secret"
-	viewerKey   = "viewer-secret"
-	operatorKey = "operator-secret"
-	ingestKey   = "ingest-secret"
+	adminKey    = "admin-secret-0123456789"
+	viewerKey   = "viewer-secret-0123456789"
+	operatorKey = "operator-secret-0123456789"
+	ingestKey   = "ingest-secret-0123456789"
 )
 
 // server is a real `dynaprice serve` on a random port.

@@ -78,6 +78,9 @@ func ParseKeys(s string) ([]Key, error) {
 			continue
 		}
 		parts := strings.SplitN(f, ":", 3)
+		for i := range parts {
+			parts[i] = strings.TrimSpace(parts[i])
+		}
 		if len(parts) != 3 || parts[0] == "" || parts[2] == "" {
 			return nil, fmt.Errorf("api key entry %q: want name:role:secret", redact(f))
 		}
@@ -88,6 +91,26 @@ func ParseKeys(s string) ([]Key, error) {
 		keys = append(keys, Key{Name: parts[0], Role: role, Secret: parts[2]})
 	}
 	return keys, nil
+}
+
+// MinKeyLen is the shortest API key secret accepted unless the operator
+// insists (CheckKeys): 16 bytes, so that guessing is hopeless at any
+// request rate.
+const MinKeyLen = 16
+
+// CheckKeys refuses secrets shorter than MinKeyLen, unless allowShort, and
+// secrets with surrounding whitespace, which could never match: HTTP trims
+// header values. Errors name the key, never the secret.
+func CheckKeys(keys []Key, allowShort bool) error {
+	for _, k := range keys {
+		switch {
+		case k.Secret != strings.TrimSpace(k.Secret):
+			return fmt.Errorf("api key %q: the secret has whitespace around it, which no request header can carry", k.Name)
+		case len(k.Secret) < MinKeyLen && !allowShort:
+			return fmt.Errorf("api key %q: the secret is %d bytes; use at least %d (e.g. openssl rand -hex 24), or allow short keys explicitly for a test setup", k.Name, len(k.Secret), MinKeyLen)
+		}
+	}
+	return nil
 }
 
 // redact keeps a malformed entry's name for the error message but never its

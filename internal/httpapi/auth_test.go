@@ -56,3 +56,24 @@ func TestKeyringLookup(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckKeysRefusesShortAndPaddedSecrets(t *testing.T) {
+	long := strings.Repeat("k", MinKeyLen)
+	if err := CheckKeys([]Key{{Name: "a", Secret: long}}, false); err != nil {
+		t.Errorf("a %d-byte secret: %v", MinKeyLen, err)
+	}
+	short := []Key{{Name: "a", Secret: long[1:]}}
+	if err := CheckKeys(short, false); err == nil || !strings.Contains(err.Error(), `"a"`) || strings.Contains(err.Error(), long[1:]) {
+		t.Errorf("a short secret: %v, want an error naming the key, not the secret", err)
+	}
+	if err := CheckKeys(short, true); err != nil {
+		t.Errorf("a short secret, allowed: %v", err)
+	}
+	if err := CheckKeys([]Key{{Name: "a", Secret: " " + long}}, true); err == nil {
+		t.Error("a secret with a leading space was accepted; no header can carry it")
+	}
+	keys, err := ParseKeys(" ops : operator : " + long + " ")
+	if err != nil || keys[0].Name != "ops" || keys[0].Secret != long {
+		t.Errorf("ParseKeys with spaces around the fields = %+v, %v", keys, err)
+	}
+}

@@ -5,10 +5,10 @@ import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContextOptions, type Page } from 'playwright-core';
 import { expect } from 'vitest';
 
-export const ADMIN_KEY = 'e2e-admin-key';
-export const VIEWER_KEY = 'vkey';
-export const OPERATOR_KEY = 'okey';
-export const INGEST_KEY = 'ikey';
+export const ADMIN_KEY = 'e2e-admin-key-0123456789';
+export const VIEWER_KEY = 'e2e-viewer-key-0123456789';
+export const OPERATOR_KEY = 'e2e-operator-key-0123456789';
+export const INGEST_KEY = 'e2e-ingest-key-0123456789';
 
 export interface Server {
   url: string;
