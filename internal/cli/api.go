@@ -198,7 +198,7 @@ func (r *apiRole) Open(ctx context.Context) (err error) {
 		RequestTimeout: 30 * time.Second, Logger: log, Registerer: reg,
 	}, httpapi.Deps{
 		Engine: kafka.NewGateway(pr, prices, db, pc, o.AutoCreate), Archive: db, Prices: prices,
-		Decoder:   &ingest.Decoder{Now: time.Now},
+		Decoder:   &ingest.Decoder{Now: time.Now, MaxEvents: o.MaxEvents},
 		WebSocket: r.hub, Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 		Ready: r.ready.Ready, UI: dashboard.Handler(),
 	})

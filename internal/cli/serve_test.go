@@ -676,3 +676,25 @@ func TestMarketSignalsThroughTheAPI(t *testing.T) {
 		}
 	}
 }
+
+// TestEventsRequestLimits: a body of junk cannot make an answer many times
+// its own size (the first 100 rejects are described, the rest counted), and
+// a body with more events than --max-events is refused whole.
+func TestEventsRequestLimits(t *testing.T) {
+	o := testOptions(t.TempDir())
+	o.MaxEvents = 300
+	s := startServer(t, o)
+	junk := func(n int) string { return "[" + strings.TrimSuffix(strings.Repeat("1,", n), ",") + "]" }
+	code, m := s.do("POST", "/events", ingestKey, "", junk(250))
+	errs, _ := m["errors"].([]any)
+	if code != 202 || m["rejected"] != 250.0 || len(errs) != 100 || m["errors_omitted"] != 150.0 {
+		t.Fatalf("250 junk events: %d, rejected %v, %d errors, %v omitted; want 202, 250, 100, 150", code, m["rejected"], len(errs), m["errors_omitted"])
+	}
+	if code, m := s.do("POST", "/events", ingestKey, "", junk(301)); code != 413 || !strings.Contains(fmt.Sprint(m["error"]), "too many events") {
+		t.Fatalf("301 events with --max-events 300: %d %v, want 413", code, m)
+	}
+	code, m = s.do("POST", "/events", ingestKey, "", `[{"event_type":"view","product_id":"PA"},1]`)
+	if code != 202 || m["accepted"] != 1.0 || m["errors_omitted"] != nil {
+		t.Fatalf("one good, one bad: %d %v", code, m)
+	}
+}

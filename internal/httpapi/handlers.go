@@ -110,6 +110,8 @@ type eventsResponse struct {
 	Rejected   int             `json:"rejected"`
 	Duplicates int             `json:"duplicates"`
 	Errors     []ingest.Reject `json:"errors"`
+	// ErrorsOmitted counts rejected events not described in Errors.
+	ErrorsOmitted int `json:"errors_omitted,omitempty"`
 }
 
 type eventBuffers struct {
@@ -162,9 +164,18 @@ func (a *API) postEvents(w http.ResponseWriter, r *http.Request, _ Key) error {
 	if rejects == nil {
 		rejects = []ingest.Reject{}
 	}
-	return writeJSON(w, http.StatusAccepted, eventsResponse{
-		Accepted: res.Accepted, Rejected: len(rejects), Duplicates: res.Duplicates, Errors: rejects,
-	})
+	resp := eventsResponse{Accepted: res.Accepted, Rejected: len(rejects), Duplicates: res.Duplicates, Errors: rejects}
+	if maxErr := a.maxErrors(); len(rejects) > maxErr {
+		resp.Errors, resp.ErrorsOmitted = rejects[:maxErr], len(rejects)-maxErr
+	}
+	return writeJSON(w, http.StatusAccepted, resp)
+}
+
+func (a *API) maxErrors() int {
+	if a.cfg.MaxErrors > 0 {
+		return a.cfg.MaxErrors
+	}
+	return DefaultMaxErrors
 }
 
 // decodeBody decodes a small JSON request body strictly: unknown fields are

@@ -61,11 +61,19 @@ type Config struct {
 	// MaxEventsBody limits POST /events bodies; MaxBody all other bodies.
 	MaxEventsBody int64
 	MaxBody       int64
+	// MaxErrors bounds the rejected events described one by one in a POST
+	// /events answer (0: DefaultMaxErrors); the rest are only counted, so
+	// a body of junk cannot make an answer many times its own size.
+	MaxErrors int
 	// RequestTimeout bounds how long a request may wait for the engine.
 	RequestTimeout time.Duration
 	Logger         *slog.Logger
 	Registerer     prometheus.Registerer
 }
+
+// DefaultMaxErrors is how many rejected events a POST /events answer
+// describes unless Config.MaxErrors says otherwise.
+const DefaultMaxErrors = 100
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {

@@ -492,12 +492,14 @@ export interface components {
         EventsResult: {
             /** @description Events acknowledged, including duplicates. */
             accepted: number;
-            /** @description Events rejected (length of `errors`). */
+            /** @description Events rejected: the entries of `errors` plus `errors_omitted`. */
             rejected: number;
             /** @description Accepted events whose `event_id` had been applied before; they were not applied again. */
             duplicates: number;
-            /** @description One entry per rejected event, by index; empty when none. */
+            /** @description One entry per rejected event, by index, for the first 100 rejected events (the limit is configurable); empty when none. */
             errors: components["schemas"]["Reject"][];
+            /** @description Rejected events not described in `errors` because there were more than the limit; absent when every one is. */
+            errors_omitted?: number;
         };
         /** @description Sets or replaces a product's override. Unknown fields are an error (a typo such as `overide_price` is caught). Give at most one of `expires_at` and `ttl_seconds`; with neither, the override lasts until deleted. */
         OverrideRequest: {
