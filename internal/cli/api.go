@@ -127,7 +127,7 @@ func (r *apiRole) Check() (err error) {
 // the API serves.
 func (r *apiRole) Open(ctx context.Context) (err error) {
 	o, log, pc, keys, generated := r.o, r.log, r.pc, r.keys, r.generated
-	if r.web, err = listen(o.Addr, nil, log); err != nil {
+	if r.web, err = listen(o.Addr, nil, o.MaxConns, log); err != nil {
 		return err
 	}
 	log.Info("listening; connecting to PostgreSQL, Redis and Kafka", "addr", r.web.Addr().String())
@@ -152,7 +152,7 @@ func (r *apiRole) Open(ctx context.Context) (err error) {
 	// what it answers from while Redis is down; a new WebSocket client's
 	// snapshot comes from Redis, which every engine writes.
 	view := live.New(live.HubConfig{
-		OriginPatterns: splitList(o.WSOrigins), Logger: log, Registerer: reg,
+		OriginPatterns: splitList(o.WSOrigins), MaxClients: o.MaxWSClients, Logger: log, Registerer: reg,
 		Snapshot: func() []live.Price {
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
@@ -194,7 +194,7 @@ func (r *apiRole) Open(ctx context.Context) (err error) {
 
 	prices := live.NewFallback(rc, view, log)
 	api, err := httpapi.New(httpapi.Config{
-		KeyHeader: o.KeyHeader, Keys: keys, MaxEventsBody: o.MaxBody, MaxBody: 64 << 10,
+		KeyHeader: o.KeyHeader, Keys: keys, MaxEventsBody: o.MaxBody, MaxBody: 64 << 10, BodyTimeout: o.BodyTimeout,
 		RequestTimeout: 30 * time.Second, Logger: log, Registerer: reg,
 	}, httpapi.Deps{
 		Engine: kafka.NewGateway(pr, prices, db, pc, o.AutoCreate), Archive: db, Prices: prices,

@@ -147,7 +147,7 @@ func (r *engineRole) Open(ctx context.Context) (err error) {
 	// The same answers as the API's /healthz and /readyz.
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { httpapi.WriteHealth(w) })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) { httpapi.WriteReadiness(w, r.ready.Ready()) })
-	if r.web, err = listen(o.MetricsAddr, nil, log); err != nil {
+	if r.web, err = listen(o.MetricsAddr, nil, 100, log); err != nil {
 		return err
 	}
 	r.web.Open(mux)

@@ -30,6 +30,9 @@ type HTTPOptions struct {
 	WSOrigins       string
 	MaxBody         int64
 	MaxEvents       int
+	MaxConns        int
+	BodyTimeout     time.Duration
+	MaxWSClients    int
 	ShortKeys       bool
 	ShutdownTimeout time.Duration
 	Drain           time.Duration
@@ -45,6 +48,9 @@ func (o *HTTPOptions) register(fs *flag.FlagSet, getenv Env, covers string) {
 	fs.StringVar(&o.KeyHeader, "key-header", envOr(getenv, "API_KEY_HEADER", "X-API-Key"), "header carrying the API key (env API_KEY_HEADER)")
 	fs.StringVar(&o.WSOrigins, "ws-origins", getenv("DYNAPRICE_WS_ORIGINS"), "extra allowed WebSocket origin host patterns, comma separated (same-origin is always allowed; env DYNAPRICE_WS_ORIGINS)")
 	fs.Int64Var(&o.MaxBody, "max-body", 16<<20, "largest POST /events body in bytes")
+	fs.DurationVar(&o.BodyTimeout, "body-timeout", 30*time.Second, "longest a client may take to send a request body")
+	fs.IntVar(&o.MaxConns, "max-conns", 10_000, "most client connections open at once (WebSockets included); more wait until one closes; 0: no limit")
+	fs.IntVar(&o.MaxWSClients, "max-ws-clients", 5_000, "most WebSocket clients at once; more get 503; 0: no limit")
 	fs.IntVar(&o.MaxEvents, "max-events", 100_000, "most events in one POST /events body, valid or not (more: 413)")
 	fs.BoolVar(&o.ShortKeys, "insecure-short-keys", getenv("DYNAPRICE_INSECURE_SHORT_KEYS") == "1", "accept API keys shorter than 16 bytes (test setups only; env DYNAPRICE_INSECURE_SHORT_KEYS=1)")
 	addShutdownFlags(fs, &o.ShutdownTimeout, &o.Drain, covers)

@@ -90,21 +90,75 @@ type listener struct {
 // listen listens on addr, or uses ln if it is not nil, and starts serving.
 // Close it (deferred) for the case that the role fails to start; after
 // shutdown.closeHTTP that does nothing.
-func listen(addr string, ln net.Listener, log *slog.Logger) (*listener, error) {
+// At most maxConns connections are open at once (0: no limit); beyond,
+// new ones wait in the kernel's backlog until one closes. Request headers
+// are limited to maxHeaderBytes.
+func listen(addr string, ln net.Listener, maxConns int, log *slog.Logger) (*listener, error) {
 	if ln == nil {
 		var err error
 		if ln, err = net.Listen("tcp", addr); err != nil {
 			return nil, fmt.Errorf("listening on %s: %w", addr, err)
 		}
 	}
+	if maxConns > 0 {
+		ln = limitConns(ln, maxConns)
+	}
 	l := &listener{ln: ln, errc: make(chan error, 1), active: make(map[net.Conn]struct{})}
 	l.srv = &http.Server{
 		Handler: &l.gate, ConnState: l.connState,
-		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: maxHeaderBytes,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	go func() { l.errc <- l.srv.Serve(ln) }()
 	return l, nil
+}
+
+// maxHeaderBytes bounds a request's header (Go's default is 1 MiB, which
+// an unauthenticated client could send on every connection).
+const maxHeaderBytes = 64 << 10
+
+// limitConns returns ln accepting at most n connections open at once.
+func limitConns(ln net.Listener, n int) net.Listener {
+	return &connLimit{Listener: ln, slots: make(chan struct{}, n), closed: make(chan struct{})}
+}
+
+type connLimit struct {
+	net.Listener
+	slots     chan struct{}
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+func (l *connLimit) Accept() (net.Conn, error) {
+	select {
+	case l.slots <- struct{}{}:
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.slots
+		return nil, err
+	}
+	return &limitedConn{Conn: c, release: func() { <-l.slots }}, nil
+}
+
+func (l *connLimit) Close() error {
+	l.closeOnce.Do(func() { close(l.closed) })
+	return l.Listener.Close()
+}
+
+// limitedConn gives its slot back when closed, once.
+type limitedConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
 }
 
 // Open sends every request from now on to h.

@@ -165,7 +165,7 @@ func (r *serveRole) Open(ctx context.Context) (err error) {
 	if err := os.MkdirAll(o.DataDir, 0o750); err != nil {
 		return fmt.Errorf("creating data directory: %w", err)
 	}
-	if r.web, err = listen(o.Addr, o.Listener, log); err != nil {
+	if r.web, err = listen(o.Addr, o.Listener, o.MaxConns, log); err != nil {
 		return err
 	}
 	log.Info("listening; loading state", "addr", r.web.Addr().String())
@@ -174,7 +174,7 @@ func (r *serveRole) Open(ctx context.Context) (err error) {
 	}
 
 	reg := newRegistry()
-	view := live.New(live.HubConfig{OriginPatterns: splitList(o.WSOrigins), Logger: log, Registerer: reg})
+	view := live.New(live.HubConfig{OriginPatterns: splitList(o.WSOrigins), MaxClients: o.MaxWSClients, Logger: log, Registerer: reg})
 	r.hub = view.Hub()
 	ecfg := engine.DefaultConfig()
 	ecfg.Pricing = pc
@@ -185,7 +185,7 @@ func (r *serveRole) Open(ctx context.Context) (err error) {
 	}
 	r.ready.Require(r.serving.Load)
 	api, err := httpapi.New(httpapi.Config{
-		KeyHeader: o.KeyHeader, Keys: keys, MaxEventsBody: o.MaxBody, MaxBody: 64 << 10,
+		KeyHeader: o.KeyHeader, Keys: keys, MaxEventsBody: o.MaxBody, MaxBody: 64 << 10, BodyTimeout: o.BodyTimeout,
 		RequestTimeout: 30 * time.Second, Logger: log, Registerer: reg,
 	}, httpapi.Deps{
 		Engine: r.eng, Prices: live.Prices{V: view}, Archive: r.store,

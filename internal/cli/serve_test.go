@@ -698,3 +698,37 @@ func TestEventsRequestLimits(t *testing.T) {
 		t.Fatalf("one good, one bad: %d %v", code, m)
 	}
 }
+
+// TestHeaderAndSlowBodyLimits: a client may neither send a huge header
+// nor hold a connection by sending its body slowly.
+func TestHeaderAndSlowBodyLimits(t *testing.T) {
+	o := testOptions(t.TempDir())
+	o.BodyTimeout = 300 * time.Millisecond
+	s := startServer(t, o)
+	req, _ := http.NewRequest("GET", s.url+"/price/PA", nil)
+	req.Header.Set("X-Junk", strings.Repeat("j", 100<<10))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("a 100 KiB header: %d, want 431", resp.StatusCode)
+	}
+
+	conn, err := net.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /events HTTP/1.1\r\nHost: x\r\nX-API-Key: %s\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n[{\"event", ingestKey)
+	start := time.Now()
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	answer, _ := io.ReadAll(conn) // the answer, then the server closes
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("a stalled body held the connection %v; --body-timeout is 300ms", took)
+	}
+	if !strings.HasPrefix(string(answer), "HTTP/1.1 400") {
+		t.Fatalf("a stalled body was answered %q, want 400", answer)
+	}
+}

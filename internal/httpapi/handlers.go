@@ -137,6 +137,7 @@ func (a *API) postEvents(w http.ResponseWriter, r *http.Request, _ Key) error {
 		}
 	}()
 	bufs.body.Reset()
+	a.bodyDeadline(w)
 	if _, err := bufs.body.ReadFrom(http.MaxBytesReader(w, r.Body, a.cfg.MaxEventsBody)); err != nil {
 		var mb *http.MaxBytesError
 		if errors.As(err, &mb) {
@@ -171,6 +172,16 @@ func (a *API) postEvents(w http.ResponseWriter, r *http.Request, _ Key) error {
 	return writeJSON(w, http.StatusAccepted, resp)
 }
 
+// bodyDeadline sets when reading the request body must be done. A body
+// read past it fails, the handler answers 400, and the connection closes.
+func (a *API) bodyDeadline(w http.ResponseWriter) {
+	d := a.cfg.BodyTimeout
+	if d <= 0 {
+		d = 30 * time.Second
+	}
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(d))
+}
+
 func (a *API) maxErrors() int {
 	if a.cfg.MaxErrors > 0 {
 		return a.cfg.MaxErrors
@@ -181,6 +192,7 @@ func (a *API) maxErrors() int {
 // decodeBody decodes a small JSON request body strictly: unknown fields are
 // errors, so a typo such as "overide_price" is caught rather than ignored.
 func (a *API) decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
+	a.bodyDeadline(w)
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, a.cfg.MaxBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {

@@ -65,6 +65,9 @@ type Config struct {
 	// /events answer (0: DefaultMaxErrors); the rest are only counted, so
 	// a body of junk cannot make an answer many times its own size.
 	MaxErrors int
+	// BodyTimeout bounds the reading of a request body (0: 30s): a client
+	// that sends its body slowly must not hold a connection for ever.
+	BodyTimeout time.Duration
 	// RequestTimeout bounds how long a request may wait for the engine.
 	RequestTimeout time.Duration
 	Logger         *slog.Logger
