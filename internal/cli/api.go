@@ -195,6 +195,7 @@ func (r *apiRole) Open(ctx context.Context) (err error) {
 	prices := live.NewFallback(rc, view, log)
 	api, err := httpapi.New(httpapi.Config{
 		KeyHeader: o.KeyHeader, Keys: keys, MaxEventsBody: o.MaxBody, MaxBody: 64 << 10, BodyTimeout: o.BodyTimeout,
+		KeyRate: o.KeyRate, KeyBurst: o.KeyBurst, AuthFailRate: o.AuthFailRate, AuthFailBurst: o.AuthFailBurst,
 		RequestTimeout: 30 * time.Second, Logger: log, Registerer: reg,
 	}, httpapi.Deps{
 		Engine: kafka.NewGateway(pr, prices, db, pc, o.AutoCreate), Archive: db, Prices: prices,

@@ -3,6 +3,8 @@ package cli
 import (
 	"flag"
 	"time"
+
+	"github.com/dynaprice/dynaprice/internal/httpapi"
 )
 
 // The flags several roles share, each registered by one function so that
@@ -32,6 +34,10 @@ type HTTPOptions struct {
 	MaxEvents       int
 	MaxConns        int
 	BodyTimeout     time.Duration
+	KeyRate         float64
+	KeyBurst        int
+	AuthFailRate    float64
+	AuthFailBurst   int
 	MaxWSClients    int
 	ShortKeys       bool
 	ShutdownTimeout time.Duration
@@ -48,6 +54,10 @@ func (o *HTTPOptions) register(fs *flag.FlagSet, getenv Env, covers string) {
 	fs.StringVar(&o.KeyHeader, "key-header", envOr(getenv, "API_KEY_HEADER", "X-API-Key"), "header carrying the API key (env API_KEY_HEADER)")
 	fs.StringVar(&o.WSOrigins, "ws-origins", getenv("DYNAPRICE_WS_ORIGINS"), "extra allowed WebSocket origin host patterns, comma separated (same-origin is always allowed; env DYNAPRICE_WS_ORIGINS)")
 	fs.Int64Var(&o.MaxBody, "max-body", 16<<20, "largest POST /events body in bytes")
+	fs.Float64Var(&o.KeyRate, "key-rate", httpapi.DefaultKeyRate, "requests a second each API key may make (token bucket; more get 429 with Retry-After); 0: no limit")
+	fs.IntVar(&o.KeyBurst, "key-burst", 2*httpapi.DefaultKeyRate, "requests an API key may make at once before --key-rate applies")
+	fs.Float64Var(&o.AuthFailRate, "auth-fail-rate", httpapi.DefaultAuthFailRate, "failed authentications a second a client address may make; past them its keyed requests get 429 for a while; 0: no limit")
+	fs.IntVar(&o.AuthFailBurst, "auth-fail-burst", 20, "failed authentications an address may make at once before --auth-fail-rate applies")
 	fs.DurationVar(&o.BodyTimeout, "body-timeout", 30*time.Second, "longest a client may take to send a request body")
 	fs.IntVar(&o.MaxConns, "max-conns", 10_000, "most client connections open at once (WebSockets included); more wait until one closes; 0: no limit")
 	fs.IntVar(&o.MaxWSClients, "max-ws-clients", 5_000, "most WebSocket clients at once; more get 503; 0: no limit")

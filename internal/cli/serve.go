@@ -186,6 +186,7 @@ func (r *serveRole) Open(ctx context.Context) (err error) {
 	r.ready.Require(r.serving.Load)
 	api, err := httpapi.New(httpapi.Config{
 		KeyHeader: o.KeyHeader, Keys: keys, MaxEventsBody: o.MaxBody, MaxBody: 64 << 10, BodyTimeout: o.BodyTimeout,
+		KeyRate: o.KeyRate, KeyBurst: o.KeyBurst, AuthFailRate: o.AuthFailRate, AuthFailBurst: o.AuthFailBurst,
 		RequestTimeout: 30 * time.Second, Logger: log, Registerer: reg,
 	}, httpapi.Deps{
 		Engine: r.eng, Prices: live.Prices{V: view}, Archive: r.store,

@@ -732,3 +732,49 @@ func TestHeaderAndSlowBodyLimits(t *testing.T) {
 		t.Fatalf("a stalled body was answered %q, want 400", answer)
 	}
 }
+
+// TestRateLimits: an address that keeps failing to authenticate is refused
+// with 429 and Retry-After, even with a right key, and each failure is
+// logged without the secret; a key over its rate gets 429 too.
+func TestRateLimits(t *testing.T) {
+	o := testOptions(t.TempDir())
+	o.AuthFailRate, o.AuthFailBurst = 0.5, 3
+	var logs syncBuffer
+	s := launchServer(t, o, &logs)
+	s.waitReady()
+	guess := "guessed-key-" + strings.Repeat("g", 8)
+	for i := range 3 {
+		if code, _ := s.do("GET", "/history/PA", guess, "", ""); code != 401 {
+			t.Fatalf("guess %d: %d, want 401", i+1, code)
+		}
+	}
+	req, _ := http.NewRequest("GET", s.url+"/history/PA", nil)
+	req.Header.Set("X-API-Key", viewerKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("a right key after 3 failures from the address: %d, Retry-After %q; want 429 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if code, _ := s.do("GET", "/price/PA", "", "", ""); code != 200 {
+		t.Fatalf("a public route from the refused address: %d, want 200", code)
+	}
+	out := logs.String()
+	if strings.Count(out, "authentication failed") != 3 || strings.Contains(out, guess) {
+		t.Errorf("log: want 3 failures logged without the presented key:\n%s", out)
+	}
+
+	o = testOptions(t.TempDir())
+	o.KeyRate, o.KeyBurst = 0.5, 2
+	s2 := startServer(t, o)
+	for i, want := range []int{200, 200, 429} {
+		if code, m := s2.do("GET", "/history/PA", viewerKey, "", ""); code != want {
+			t.Fatalf("request %d of a key allowed 2 at once: %d %v, want %d", i+1, code, m, want)
+		}
+	}
+	if code, _ := s2.do("GET", "/history/PA", operatorKey, "", ""); code != 200 {
+		t.Fatalf("another key: %d, want 200 (each key has its own budget)", code)
+	}
+}

@@ -3,8 +3,10 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"math"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/dynaprice/dynaprice/internal/engine"
 	"github.com/dynaprice/dynaprice/internal/ingest"
@@ -12,13 +14,19 @@ import (
 
 // apiError is an error with the status and message to send.
 type apiError struct {
-	status int
-	msg    string
+	status     int
+	msg        string
+	retryAfter time.Duration // sent as Retry-After when > 0
 }
 
 func (e *apiError) Error() string { return e.msg }
 
-func errStatus(status int, msg string) error { return &apiError{status, msg} }
+func errStatus(status int, msg string) error { return &apiError{status: status, msg: msg} }
+
+// tooMany is a 429 whose answer says, in Retry-After, when to come back.
+func tooMany(wait time.Duration, msg string) error {
+	return &apiError{status: http.StatusTooManyRequests, msg: msg, retryAfter: wait}
+}
 
 // errPricesUnavailable reports a failing live view (Redis down) as 503; the
 // cause is logged by the caller's middleware, never sent.
@@ -27,6 +35,15 @@ func errPricesUnavailable(err error) error {
 		return err
 	}
 	return errStatus(http.StatusServiceUnavailable, "live prices are unavailable; retry later")
+}
+
+// setRetryAfter sets Retry-After (whole seconds, at least 1) when err asks
+// the client to come back later.
+func setRetryAfter(w http.ResponseWriter, err error) {
+	var ae *apiError
+	if errors.As(err, &ae) && ae.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(ae.retryAfter.Seconds()))))
+	}
 }
 
 // statusOf maps any error to an HTTP status and a message safe to show.

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"runtime/debug"
 	"slices"
@@ -65,6 +66,15 @@ type Config struct {
 	// /events answer (0: DefaultMaxErrors); the rest are only counted, so
 	// a body of junk cannot make an answer many times its own size.
 	MaxErrors int
+	// KeyRate and KeyBurst limit the requests of each API key (token
+	// bucket: KeyRate a second, KeyBurst at once); 0 means no limit.
+	KeyRate  float64
+	KeyBurst int
+	// AuthFailRate and AuthFailBurst limit the failed authentications of
+	// each client address; past them, every request of that address that
+	// needs a key gets 429 until the bucket refills. 0 means no limit.
+	AuthFailRate  float64
+	AuthFailBurst int
 	// BodyTimeout bounds the reading of a request body (0: 30s): a client
 	// that sends its body slowly must not hold a connection for ever.
 	BodyTimeout time.Duration
@@ -78,9 +88,22 @@ type Config struct {
 // describes unless Config.MaxErrors says otherwise.
 const DefaultMaxErrors = 100
 
+// Default rate limits: an API key may make 2,000 requests a second (a
+// shop's ingest posting 5,000-event batches makes a few dozen); an address
+// may fail to authenticate 5 times a second after a burst of 20, which
+// makes guessing a 16-byte key hopeless and is far above any honest typo.
+const (
+	DefaultKeyRate      = 2000
+	DefaultAuthFailRate = 5
+)
+
+// maxLimitedClients bounds the clients each limiter tracks.
+const maxLimitedClients = 100_000
+
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{KeyHeader: "X-API-Key", MaxEventsBody: 16 << 20, MaxBody: 64 << 10,
+		KeyRate: DefaultKeyRate, KeyBurst: 2 * DefaultKeyRate, AuthFailRate: DefaultAuthFailRate, AuthFailBurst: 20,
 		RequestTimeout: 30 * time.Second, Logger: slog.Default()}
 }
 
@@ -126,11 +149,14 @@ type Deps struct {
 
 // API is the HTTP handler. Build it with New.
 type API struct {
-	cfg     Config
-	deps    Deps
-	keys    *keyring
-	mux     *http.ServeMux
-	metrics *httpMetrics
+	cfg  Config
+	deps Deps
+	keys *keyring
+	// perKey limits each API key's requests; authFails each address's
+	// failed authentications.
+	perKey, authFails *limiter
+	mux               *http.ServeMux
+	metrics           *httpMetrics
 	// patterns are the "METHOD /path" patterns of the API routes, in the
 	// order routes registers them.
 	patterns []string
@@ -141,7 +167,9 @@ func New(cfg Config, deps Deps) (*API, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	a := &API{cfg: cfg, deps: deps, keys: newKeyring(cfg.Keys), mux: http.NewServeMux(), metrics: newHTTPMetrics(cfg.Registerer)}
+	a := &API{cfg: cfg, deps: deps, keys: newKeyring(cfg.Keys), mux: http.NewServeMux(), metrics: newHTTPMetrics(cfg.Registerer),
+		perKey:    newLimiter(cfg.KeyRate, cfg.KeyBurst, maxLimitedClients),
+		authFails: newLimiter(cfg.AuthFailRate, cfg.AuthFailBurst, maxLimitedClients)}
 	a.routes()
 	return a, nil
 }
@@ -241,6 +269,7 @@ func (a *API) wrap(rt route) http.Handler {
 			k, err := a.authorize(r, rt.perm)
 			if err != nil {
 				status, msg := statusOf(err)
+				setRetryAfter(&sw, err)
 				httperror.Write(&sw, status, msg)
 				return
 			}
@@ -260,19 +289,51 @@ func (a *API) wrap(rt route) http.Handler {
 
 // authorize finds the request's API key and checks that its role grants
 // perm: 401 without a key or with an unknown one, 403 for the wrong role.
+//
+// An address that failed too often (Config.AuthFailRate) gets 429 before
+// its key is even looked at, and a key past its rate (Config.KeyRate) gets
+// 429 too, both with Retry-After. Failures are logged with the address,
+// never the presented secret, and only while the address is within its
+// budget, so a flood of guesses cannot flood the log.
 func (a *API) authorize(r *http.Request, perm permission) (Key, error) {
-	presented := r.Header.Get(a.cfg.KeyHeader)
-	if presented == "" {
-		return Key{}, errStatus(http.StatusUnauthorized, "missing API key (header "+a.cfg.KeyHeader+")")
+	now := time.Now()
+	addr := clientAddr(r)
+	if ok, wait := a.authFails.peek(addr, now); !ok {
+		return Key{}, tooMany(wait, "too many failed authentications from this address; retry later")
 	}
-	k, ok := a.keys.lookup(presented)
+	presented := r.Header.Get(a.cfg.KeyHeader)
+	k, ok := Key{}, false
+	if presented != "" {
+		k, ok = a.keys.lookup(presented)
+	}
 	if !ok {
-		return Key{}, errStatus(http.StatusUnauthorized, "invalid API key")
+		why := "missing API key (header " + a.cfg.KeyHeader + ")"
+		if presented != "" {
+			why = "invalid API key"
+		}
+		if within, _ := a.authFails.take(addr, now); within {
+			a.cfg.Logger.Warn("authentication failed", "addr", addr, "reason", why, "path", r.URL.Path)
+		} else if ok, _ := a.authFails.peek(addr, now); !ok {
+			a.cfg.Logger.Warn("too many failed authentications; refusing the address for a while", "addr", addr)
+		}
+		return Key{}, errStatus(http.StatusUnauthorized, why)
+	}
+	if ok, wait := a.perKey.take(k.Name, now); !ok {
+		return Key{}, tooMany(wait, "API key "+strconv.Quote(k.Name)+" is over its request rate; retry later")
 	}
 	if !k.Role.can(perm) {
 		return Key{}, errStatus(http.StatusForbidden, "API key "+strconv.Quote(k.Name)+" (role "+k.Role.String()+") may not do this")
 	}
 	return k, nil
+}
+
+// clientAddr is the address a request came from (without the port).
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 // statusWriter remembers the status for metrics and to avoid writing an

@@ -857,6 +857,17 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
+        /** @description Over a rate limit: the API key's request rate (`--key-rate`), or this address failed to authenticate too often (`--auth-fail-rate`). Retry-After says when to come back. */
+        TooManyRequests: {
+            headers: {
+                /** @description Seconds to wait before retrying. */
+                "Retry-After"?: number;
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
     };
     parameters: never;
     requestBodies: never;
@@ -991,6 +1002,7 @@ export interface operations {
                 };
             };
             404: components["responses"]["UnknownProduct"];
+            429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
         };
@@ -1155,6 +1167,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
         };
@@ -1202,6 +1215,7 @@ export interface operations {
                 };
             };
             413: components["responses"]["BodyTooLarge"];
+            429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
         };
@@ -1242,6 +1256,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
         };
@@ -1296,6 +1311,7 @@ export interface operations {
                 };
             };
             404: components["responses"]["UnknownProduct"];
+            429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
             /** @description The request was cancelled or timed out while reading the store. */
             503: {
@@ -1358,6 +1374,7 @@ export interface operations {
                 };
             };
             404: components["responses"]["UnknownProduct"];
+            429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
             /** @description The request was cancelled or timed out while reading the store. */
             503: {
@@ -1398,6 +1415,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
         };
@@ -1459,6 +1477,7 @@ export interface operations {
                 };
             };
             413: components["responses"]["BodyTooLarge"];
+            429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
         };
