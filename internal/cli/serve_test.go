@@ -778,3 +778,23 @@ func TestRateLimits(t *testing.T) {
 		t.Fatalf("another key: %d, want 200 (each key has its own budget)", code)
 	}
 }
+
+// TestUncleanPathsAnswerJSON: "//" and ".." are redirected to the clean
+// path with a JSON body, not net/http's HTML.
+func TestUncleanPathsAnswerJSON(t *testing.T) {
+	s := startServer(t, testOptions(t.TempDir()))
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, p := range []string{"/price//PA", "/price/../prices", "/price/./PA"} {
+		req, _ := http.NewRequest("GET", s.url+p, nil)
+		req.URL.Opaque = p // send the path as written
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 301 || resp.Header.Get("Content-Type") != "application/json" || !json.Valid(b) || resp.Header.Get("Location") == "" {
+			t.Errorf("GET %s: %d %s %q, Location %q; want 301 with JSON", p, resp.StatusCode, resp.Header.Get("Content-Type"), b, resp.Header.Get("Location"))
+		}
+	}
+}

@@ -15,9 +15,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path"
 	"runtime/debug"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/dynaprice/dynaprice/internal/engine"
@@ -175,7 +177,31 @@ func New(cfg Config, deps Deps) (*API, error) {
 }
 
 // ServeHTTP implements http.Handler.
-func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+//
+// A path that is not clean ("//", "/./", "/../") is redirected to its clean
+// form as the mux would, but with a JSON body like every other answer (the
+// mux writes HTML).
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p := r.URL.Path; p != "" && p[0] == '/' {
+		if clean := cleanPath(p); clean != p {
+			u := *r.URL
+			u.Path, u.RawPath = clean, ""
+			w.Header().Set("Location", u.RequestURI())
+			httperror.Write(w, http.StatusMovedPermanently, "moved permanently to "+clean)
+			return
+		}
+	}
+	a.mux.ServeHTTP(w, r)
+}
+
+// cleanPath is path.Clean keeping a trailing slash, as net/http does.
+func cleanPath(p string) string {
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c
+}
 
 // Routes returns the "METHOD /path" patterns of the API's routes, as
 // registered with its mux: the route table, plus GET /ws/prices and
