@@ -61,10 +61,14 @@ func (r *rig) startEngine() *dynaprice {
 	if fetchPartitionBytes > 0 {
 		copts = append(copts, kgo.FetchMaxPartitionBytes(int32(fetchPartitionBytes)))
 	}
+	benchSigner, err := kafka.ParseSigner("bench:bench-control-key-0123456789abcdefghij")
+	if err != nil {
+		r.tb.Fatal(err)
+	}
 	proc, err := kafka.NewEngine(kafka.EngineConfig{
 		Brokers: r.brokers, Topics: topics, Group: "dynaprice-engine",
 		Partitions: r.partitions, Replication: 1,
-		Engine: ecfg, Live: rc, Registerer: reg, Logger: r.log,
+		Engine: ecfg, Live: rc, Signer: benchSigner, Registerer: reg, Logger: r.log,
 		Stores:         stores,
 		MaxPollRecords: benchMaxPoll,
 		ClientOpts:     copts,

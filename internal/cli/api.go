@@ -109,6 +109,7 @@ type apiRole struct {
 	pc        pricing.Config
 	keys      []httpapi.Key
 	generated bool
+	signer    *kafka.Signer
 }
 
 // Check validates the options.
@@ -119,7 +120,10 @@ func (r *apiRole) Check() (err error) {
 	if err := checkShutdown(r.o.ShutdownTimeout, r.o.Drain); err != nil {
 		return err
 	}
-	r.keys, r.generated, err = apiKeys(&r.o.AdminKey, r.o.APIKeys, r.o.ShortKeys)
+	if r.keys, r.generated, err = apiKeys(&r.o.AdminKey, r.o.APIKeys, r.o.ShortKeys); err != nil {
+		return err
+	}
+	r.signer, err = r.o.signer()
 	return err
 }
 
@@ -141,7 +145,7 @@ func (r *apiRole) Open(ctx context.Context) (err error) {
 		return err
 	}
 	r.conns = append(r.conns, rc.Close)
-	pr, err := kafka.NewProducer(kafka.ClientConfig{Brokers: o.brokers(), Topics: o.topics(), Logger: log})
+	pr, err := kafka.NewProducer(kafka.ClientConfig{Brokers: o.brokers(), Topics: o.topics(), Logger: log, Signer: r.signer})
 	if err != nil {
 		return err
 	}

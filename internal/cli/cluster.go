@@ -28,7 +28,11 @@ type ClusterOptions struct {
 	Replication  int
 	RedisAddr    string
 	RedisPrefix  string
-	DatabaseURL  string
+	ControlTopic string
+	// ControlKeys sign and verify control records (DYNAPRICE_CONTROL_KEYS;
+	// no flag: a secret on a command line is visible to every local user).
+	ControlKeys string
+	DatabaseURL string
 	LogOptions
 }
 
@@ -48,6 +52,8 @@ func addClusterFlags(fs *flag.FlagSet, o *ClusterOptions, getenv Env, kafkaFlags
 		fs.StringVar(&o.UpdatesTopic, "updates-topic", envOr(getenv, "PRICE_UPDATES_TOPIC", "price-updates"), "topic of price updates (env PRICE_UPDATES_TOPIC)")
 		parts, _ := strconv.Atoi(envOr(getenv, "DYNAPRICE_PARTITIONS", "12"))
 		fs.IntVar(&o.Partitions, "partitions", parts, "partitions of topics created when missing; bounds how many engines share the work (env DYNAPRICE_PARTITIONS)")
+		fs.StringVar(&o.ControlTopic, "control-topic", envOr(getenv, "DYNAPRICE_CONTROL_TOPIC", kafka.DefaultControlTopic), "topic of signed control records (overrides, catalog changes); only dynaprice may write to it (env DYNAPRICE_CONTROL_TOPIC)")
+		o.ControlKeys = getenv("DYNAPRICE_CONTROL_KEYS")
 		fs.IntVar(&o.Replication, "replication", 1, "replication factor of topics created when missing (3 in production)")
 	}
 	if redisFlag {
@@ -61,8 +67,12 @@ func addClusterFlags(fs *flag.FlagSet, o *ClusterOptions, getenv Env, kafkaFlags
 }
 
 func (o ClusterOptions) topics() kafka.Topics {
-	return kafka.Topics{Events: o.EventsTopic, Updates: o.UpdatesTopic}
+	return kafka.Topics{Events: o.EventsTopic, Updates: o.UpdatesTopic, Control: o.ControlTopic}
 }
+
+// signer parses DYNAPRICE_CONTROL_KEYS, which engines and API replicas
+// must share.
+func (o ClusterOptions) signer() (*kafka.Signer, error) { return kafka.ParseSigner(o.ControlKeys) }
 
 func (o ClusterOptions) brokers() []string { return splitList(o.Brokers) }
 

@@ -213,7 +213,11 @@ func TestClusterAPIReplicas(t *testing.T) {
 	// A catalog file given to an engine of a running deployment travels to
 	// the engines as control records.
 	f := &catalog.File{DefaultStrategy: "seed", Products: []pricing.Product{{ID: "PL", BasePrice: 42, Guardrails: pricing.Guardrails{Ceiling: 45}}}}
-	if err := sendCatalog(ctx, ClusterOptions{Brokers: c.brokers, EventsTopic: "product-events", UpdatesTopic: "price-updates"}, f, slog.New(slog.DiscardHandler)); err != nil {
+	signer, err := kafka.ParseSigner(controlKeys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sendCatalog(ctx, ClusterOptions{Brokers: c.brokers, EventsTopic: "product-events", UpdatesTopic: "price-updates"}, signer, f, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
 	poll.Until(t, 20*time.Second, "PL imported", func() error {

@@ -32,6 +32,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
+// controlKeys sign the control records of the cluster tests.
+const controlKeys = "it:cluster-test-control-key-0123456789abcdef"
+
 // deleteRedisPrefix deletes the keys under prefix, which a test created.
 func deleteRedisPrefix(t *testing.T, rc rueidis.Client, prefix string) {
 	ctx := context.Background()
@@ -112,7 +115,7 @@ func newCluster(t *testing.T, kopts ...kfake.Opt) *cluster {
 	t.Cleanup(func() { deleteRedisPrefix(t, rc, c.redisPrefix); rc.Close() })
 	c.redis = rc
 	c.env = append(os.Environ(), "KAFKA_BROKERS="+c.brokers, "DATABASE_URL="+c.pgURL, "REDIS_ADDR="+rd,
-		"DYNAPRICE_REDIS_PREFIX="+c.redisPrefix, "ADMIN_API_KEY="+adminKey, "DYNAPRICE_LOG_LEVEL=warn")
+		"DYNAPRICE_REDIS_PREFIX="+c.redisPrefix, "DYNAPRICE_CONTROL_KEYS="+controlKeys, "ADMIN_API_KEY="+adminKey, "DYNAPRICE_LOG_LEVEL=warn")
 	return c
 }
 

@@ -119,8 +119,9 @@ type engineRole struct {
 	stopped   bool // the engine's Run returned
 
 	// Set by Check for Open.
-	pc  pricing.Config
-	cat *catalog.File
+	pc     pricing.Config
+	cat    *catalog.File
+	signer *kafka.Signer
 }
 
 // Check validates the options and reads the catalog file.
@@ -131,7 +132,10 @@ func (r *engineRole) Check() (err error) {
 	if err := checkShutdown(r.o.ShutdownTimeout, 0); err != nil {
 		return err
 	}
-	r.cat, err = catalog.ReadFile(r.o.CatalogFile)
+	if r.cat, err = catalog.ReadFile(r.o.CatalogFile); err != nil {
+		return err
+	}
+	r.signer, err = r.o.signer()
 	return err
 }
 
@@ -170,7 +174,7 @@ func (r *engineRole) Open(ctx context.Context) (err error) {
 	}
 	r.conns = append(r.conns, rc.Close)
 	if cat != nil && !seeded {
-		if err := sendCatalog(ctx, o.ClusterOptions, cat, log); err != nil {
+		if err := sendCatalog(ctx, o.ClusterOptions, r.signer, cat, log); err != nil {
 			return err
 		}
 	}
@@ -182,7 +186,7 @@ func (r *engineRole) Open(ctx context.Context) (err error) {
 	r.eng, err = kafka.NewEngine(kafka.EngineConfig{
 		Brokers: o.brokers(), Topics: o.topics(), Group: o.Group,
 		Partitions: int32(o.Partitions), Replication: int16(o.Replication),
-		Engine: ecfg, Live: rc, Registerer: reg, Logger: log, MaxPollRecords: o.MaxPollRecords,
+		Engine: ecfg, Live: rc, Signer: r.signer, Registerer: reg, Logger: log, MaxPollRecords: o.MaxPollRecords,
 		ShutdownTimeout: o.ShutdownTimeout,
 		Stores:          func(q int32, owns func(string) bool) engine.Store { return db.Store(int(q), owns) },
 		ClientOpts: []kgo.Opt{kgo.SessionTimeout(o.SessionTimeout), kgo.HeartbeatInterval(max(o.SessionTimeout/10, 100*time.Millisecond)),
@@ -256,8 +260,8 @@ func (r *engineRole) Close() error {
 }
 
 // sendCatalog sends a catalog file's products to the engines.
-func sendCatalog(ctx context.Context, o ClusterOptions, f *catalog.File, log *slog.Logger) error {
-	pr, err := kafka.NewProducer(kafka.ClientConfig{Brokers: o.brokers(), Topics: o.topics(), Logger: log})
+func sendCatalog(ctx context.Context, o ClusterOptions, signer *kafka.Signer, f *catalog.File, log *slog.Logger) error {
+	pr, err := kafka.NewProducer(kafka.ClientConfig{Brokers: o.brokers(), Topics: o.topics(), Logger: log, Signer: signer})
 	if err != nil {
 		return err
 	}

@@ -60,13 +60,16 @@ type ControlRecord struct {
 	Value         []byte
 }
 
-// record returns r as a Kafka record.
-func (r ControlRecord) record() kgo.Record {
+// record returns r as a signed record of the control topic.
+func (r ControlRecord) record(topic string, s *Signer) kgo.Record {
 	var key []byte
 	if !r.AllPartitions {
 		key = []byte(r.Key)
 	}
-	return kgo.Record{Key: key, Value: r.Value, Headers: []kgo.RecordHeader{{Key: HeaderControl, Value: []byte(r.Kind)}}}
+	return kgo.Record{Topic: topic, Key: key, Value: r.Value, Headers: []kgo.RecordHeader{
+		{Key: HeaderControl, Value: []byte(r.Kind)},
+		{Key: HeaderSignature, Value: s.sign(r.Kind, key, r.Value)},
+	}}
 }
 
 // SetOverrideRecord encodes the setting of in's override. It does not

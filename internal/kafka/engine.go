@@ -45,6 +45,8 @@ type EngineConfig struct {
 	Engine engine.Config
 	Stores StoreOpener
 	Live   LiveWriter
+	// Signer verifies control records (required).
+	Signer *Signer
 	// MaxPollRecords bounds the records processed per round (default
 	// DefaultMaxPollRecords). Larger rounds mean fewer, larger commits.
 	MaxPollRecords int
@@ -121,8 +123,8 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	if len(cfg.Brokers) == 0 || cfg.Topics.Events == "" || cfg.Topics.Updates == "" || cfg.Group == "" {
 		return nil, errors.New("kafka: brokers, topics and group are required")
 	}
-	if cfg.Stores == nil || cfg.Live == nil {
-		return nil, errors.New("kafka: Stores and Live are required")
+	if cfg.Stores == nil || cfg.Live == nil || cfg.Signer == nil {
+		return nil, errors.New("kafka: Stores, Live and Signer are required")
 	}
 	if err := cfg.Engine.Validate(); err != nil {
 		return nil, err
@@ -193,8 +195,8 @@ func (e *Engine) Run(ctx context.Context) error {
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(e.cfg.Brokers...),
 		kgo.ConsumerGroup(e.cfg.Group),
-		kgo.ConsumeTopics(e.cfg.Topics.Events, e.cfg.Topics.Repartition()),
-		// Range assigns partition p of both co-partitioned topics to the
+		kgo.ConsumeTopics(e.cfg.Topics.Events, e.cfg.Topics.Repartition(), e.cfg.Topics.ControlTopic()),
+		// Range assigns partition p of the co-partitioned topics to the
 		// same member, so one engine owns each product.
 		kgo.Balancers(kgo.RangeBalancer()),
 		// Rebalances wait until a round is committed: no partition changes
@@ -360,6 +362,11 @@ func (e *Engine) assign(ctx context.Context, offsets map[string]map[int32]kgo.Of
 				ps[q] = offsetAt(s.cur.Repartition)
 			}
 		}
+		if ps, ok := offsets[e.cfg.Topics.ControlTopic()]; ok {
+			if _, ok := ps[q]; ok {
+				ps[q] = offsetAt(s.cur.Control)
+			}
+		}
 	}
 	n := e.owned()
 	e.cfg.Engine.Metrics.Partitions.Set(float64(n))
@@ -396,7 +403,7 @@ func (e *Engine) load(ctx context.Context, q int32) (*slot, error) {
 	n := e.n
 	owns := func(id string) bool { return PartitionOf(id, n) == q }
 	s := &slot{q: q, out: e.out,
-		rt: newRouter(q, n, e.cfg.Topics, &ingest.Decoder{Now: e.cfg.Engine.Now, MaxEvents: maxEventsPerRecord})}
+		rt: newRouter(q, n, e.cfg.Topics, e.cfg.Signer, &ingest.Decoder{Now: e.cfg.Engine.Now, MaxEvents: maxEventsPerRecord})}
 	s.store = e.cfg.Stores(q, owns)
 	s.part = engine.NewPartition(e.cfg.Engine, s.store, s, e.log.With("partition", q))
 	if err := s.part.Load(ctx); err != nil {
@@ -422,6 +429,7 @@ func (e *Engine) rewind(s *slot) {
 	e.cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{
 		e.cfg.Topics.Events:        {s.q: {Epoch: -1, Offset: max(s.cur.Events, 0)}},
 		e.cfg.Topics.Repartition(): {s.q: {Epoch: -1, Offset: max(s.cur.Repartition, 0)}},
+		e.cfg.Topics.ControlTopic(): {s.q: {Epoch: -1, Offset: max(s.cur.Control, 0)}},
 	})
 }
 
@@ -467,7 +475,7 @@ func (e *Engine) process(ctx context.Context, s *slot, recs []*kgo.Record) error
 			}
 			e.met.records.Inc()
 			e.met.deadLetters.Inc()
-			return skip(cur, r, e.cfg.Topics.Repartition()).encode()
+			return skip(cur, r, e.cfg.Topics).encode()
 		},
 	})
 	if err == nil && dlqErr != nil {
@@ -480,9 +488,14 @@ func (e *Engine) process(ctx context.Context, s *slot, recs []*kgo.Record) error
 }
 
 // skip returns cur moved past r without applying it.
-func skip(cur cursor, r *kgo.Record, repartition string) cursor {
+func skip(cur cursor, r *kgo.Record, topics Topics) cursor {
 	next := cur.clone()
-	if r.Topic != repartition {
+	switch r.Topic {
+	case topics.ControlTopic():
+		next.Control = r.Offset + 1
+		return next
+	case topics.Repartition():
+	default:
 		next.Events = r.Offset + 1
 		return next
 	}
@@ -497,7 +510,7 @@ func skip(cur cursor, r *kgo.Record, repartition string) cursor {
 // group's Kafka offsets too. Only lag monitoring reads them (kadm, Kafka
 // tools); the engine resumes from the store.
 func (e *Engine) commitToKafka(ctx context.Context) {
-	offs := map[string]map[int32]kgo.EpochOffset{e.cfg.Topics.Events: {}, e.cfg.Topics.Repartition(): {}}
+	offs := map[string]map[int32]kgo.EpochOffset{e.cfg.Topics.Events: {}, e.cfg.Topics.Repartition(): {}, e.cfg.Topics.ControlTopic(): {}}
 	e.mu.Lock()
 	for q, s := range e.slots {
 		if s.cur.Events >= 0 {
@@ -505,6 +518,9 @@ func (e *Engine) commitToKafka(ctx context.Context) {
 		}
 		if s.cur.Repartition >= 0 {
 			offs[e.cfg.Topics.Repartition()][q] = kgo.EpochOffset{Epoch: -1, Offset: s.cur.Repartition}
+		}
+		if s.cur.Control >= 0 {
+			offs[e.cfg.Topics.ControlTopic()][q] = kgo.EpochOffset{Epoch: -1, Offset: s.cur.Control}
 		}
 	}
 	e.mu.Unlock()

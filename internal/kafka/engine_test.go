@@ -138,7 +138,7 @@ func (r *rig) start(tune ...func(*engine.Config)) (stop func()) {
 	}
 	p, err := NewEngine(EngineConfig{
 		Brokers: r.brokers, Topics: r.topics, Group: "engines", Partitions: r.stores.n,
-		Engine: cfg, Stores: stores, Live: r.live,
+		Engine: cfg, Stores: stores, Live: r.live, Signer: testSigner,
 		ClientOpts: []kgo.Opt{kgo.SessionTimeout(time.Second), kgo.RebalanceTimeout(2 * time.Second), kgo.HeartbeatInterval(100 * time.Millisecond)},
 	})
 	if err != nil {

@@ -275,9 +275,12 @@ func TestGatewayRecordsApply(t *testing.T) {
 			if rec.AllPartitions == (rec.Key != "") {
 				t.Fatalf("%s: record %s has key %q and AllPartitions %v", what, rec.Kind, rec.Key, rec.AllPartitions)
 			}
-			kr := rec.record()
+			kr := rec.record(DefaultControlTopic, testSigner)
 			if kind := header(&kr, HeaderControl); string(kind) != rec.Kind {
 				t.Fatalf("%s: control header %q, want %q", what, kind, rec.Kind)
+			}
+			if err := testSigner.verify(rec.Kind, kr.Key, kr.Value, header(&kr, HeaderSignature)); err != nil {
+				t.Fatalf("%s: %v", what, err)
 			}
 			if err := applyControl(m, rec.Kind, kr.Value, now); err != nil {
 				t.Fatalf("%s: applying %s %s: %v", what, rec.Kind, kr.Value, err)
@@ -356,10 +359,10 @@ func TestProducerSend(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer admCl.Close()
-	if _, err := kadm.NewClient(admCl).CreateTopic(ctx, partitions, 1, nil, topics.Events); err != nil {
+	if _, err := kadm.NewClient(admCl).CreateTopic(ctx, partitions, 1, nil, topics.ControlTopic()); err != nil {
 		t.Fatal(err)
 	}
-	pr, err := NewProducer(ClientConfig{Brokers: c.ListenAddrs(), Topics: topics})
+	pr, err := NewProducer(ClientConfig{Brokers: c.ListenAddrs(), Topics: topics, Signer: testSigner})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -374,7 +377,7 @@ func TestProducerSend(t *testing.T) {
 		}
 	}
 
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics(topics.Events),
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics(topics.ControlTopic()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)

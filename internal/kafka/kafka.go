@@ -6,9 +6,14 @@
 //
 // Topics:
 //   - events (product-events): shopper events, keyed by product id by our
-//     producers but not by the original's; control records (overrides,
-//     catalog changes) travel on it too, keyed by product id, so that an
-//     engine applies them in order with the product's events.
+//     producers but not by the original's. A record on it that claims to be
+//     a control record is dead-lettered, never applied: every shop
+//     producer can write here.
+//   - control (dynaprice-control by default): overrides and catalog
+//     changes, which only dynaprice writes, each signed (Signer) and keyed
+//     by product id. It has as many partitions as the events topic, and
+//     partition p belongs to the engine that owns the products of events
+//     partition p.
 //   - events + "-repartition": events that arrived on a partition other than
 //     their product's, re-keyed by product id (as Kafka Streams does). It has
 //     as many partitions as the events topic, and partition p of both belongs
@@ -67,10 +72,25 @@ const maxEventsPerRecord = 1 << 16
 type Topics struct {
 	Events  string
 	Updates string
+	// Control is the topic of control records ("" means
+	// DefaultControlTopic). Give only dynaprice's API replicas and engines
+	// the right to write to it.
+	Control string
 }
+
+// DefaultControlTopic is the control topic unless Topics.Control names one.
+const DefaultControlTopic = "dynaprice-control"
 
 // DefaultTopics are the original system's names.
 func DefaultTopics() Topics { return Topics{Events: "product-events", Updates: "price-updates"} }
+
+// ControlTopic is the topic of control records.
+func (t Topics) ControlTopic() string {
+	if t.Control == "" {
+		return DefaultControlTopic
+	}
+	return t.Control
+}
 
 // Repartition is the internal topic of re-keyed events.
 func (t Topics) Repartition() string { return t.Events + "-repartition" }
@@ -93,6 +113,13 @@ func EnsureTopics(ctx context.Context, adm *kadm.Client, t Topics, partitions in
 	}
 	if rn != n {
 		return 0, fmt.Errorf("kafka: topic %s has %d partitions but %s has %d; they must match", t.Repartition(), rn, t.Events, n)
+	}
+	cn, err := ensureTopic(ctx, adm, t.ControlTopic(), n, replication)
+	if err != nil {
+		return 0, err
+	}
+	if cn != n {
+		return 0, fmt.Errorf("kafka: topic %s has %d partitions but %s has %d; they must match", t.ControlTopic(), cn, t.Events, n)
 	}
 	if _, err := ensureTopic(ctx, adm, t.DeadLetter(), 1, replication); err != nil {
 		return 0, err

@@ -26,6 +26,8 @@ type ClientConfig struct {
 	// record (default 10s): a client gets 503 instead of a hanging request
 	// while Kafka is down.
 	DeliveryTimeout time.Duration
+	// Signer signs control records; a Producer without one cannot Send.
+	Signer *Signer
 	// ClientOpts are appended to the franz-go options.
 	ClientOpts []kgo.Opt
 }
@@ -139,20 +141,24 @@ func produceAndWait(ctx context.Context, cl *kgo.Client, n int, rec func(i int) 
 // returns once Kafka has it: keyed by its product, or on every partition of
 // the events topic when r.AllPartitions.
 func (p *Producer) Send(ctx context.Context, r ControlRecord) error {
-	if !r.AllPartitions {
-		return p.produce(ctx, []kgo.Record{r.record()})
+	if p.cfg.Signer == nil {
+		return errors.New("kafka: no control key to sign control records with")
 	}
-	td, err := p.adm.ListTopics(ctx, p.cfg.Topics.Events)
+	topic := p.cfg.Topics.ControlTopic()
+	if !r.AllPartitions {
+		return p.produce(ctx, []kgo.Record{r.record(topic, p.cfg.Signer)})
+	}
+	td, err := p.adm.ListTopics(ctx, topic)
 	if err != nil {
 		return fmt.Errorf("kafka: %w", err)
 	}
-	d, ok := td[p.cfg.Topics.Events]
+	d, ok := td[topic]
 	if !ok || d.Err != nil || len(d.Partitions) == 0 {
-		return fmt.Errorf("kafka: topic %s not found", p.cfg.Topics.Events)
+		return fmt.Errorf("kafka: topic %s not found", topic)
 	}
 	recs := make([]kgo.Record, len(d.Partitions))
 	for i := range recs {
-		recs[i] = r.record()
+		recs[i] = r.record(topic, p.cfg.Signer)
 		recs[i].Context = context.WithValue(ctx, partitionKey{}, int32(i))
 	}
 	return p.produce(ctx, recs)

@@ -10,16 +10,19 @@ import (
 )
 
 // cursor is a partition's committed position: the next offsets of the
-// events and repartition topics, and per source partition the last
-// forwarded position applied (see HeaderSource).
+// events, repartition and control topics, and per source partition the
+// last forwarded position applied (see HeaderSource).
 type cursor struct {
 	Events      int64           `json:"e"`
 	Repartition int64           `json:"r"`
+	Control     int64           `json:"c"`
 	Applied     map[int32]int64 `json:"h,omitempty"`
 }
 
 func parseCursor(s string) (cursor, error) {
-	c := cursor{Events: -1, Repartition: -1}
+	// A position stored before the control topic existed has no "c": the
+	// control topic is then read from its start.
+	c := cursor{Events: -1, Repartition: -1, Control: -1}
 	if s == "" {
 		return c, nil
 	}
@@ -56,6 +59,7 @@ type router struct {
 	part   int32 // the partition routed
 	n      int32 // partitions of the events topic
 	topics Topics
+	signer *Signer         // verifies control records
 	dec    *ingest.Decoder // one per partition: it pools its scratch space
 
 	// Reused per round.
@@ -70,8 +74,8 @@ type router struct {
 	out   []*kgo.Record
 }
 
-func newRouter(part, n int32, topics Topics, dec *ingest.Decoder) *router {
-	return &router{part: part, n: n, topics: topics, dec: dec, times: make(map[string]int64)}
+func newRouter(part, n int32, topics Topics, signer *Signer, dec *ingest.Decoder) *router {
+	return &router{part: part, n: n, topics: topics, signer: signer, dec: dec, times: make(map[string]int64)}
 }
 
 // routed is the outcome of a round.
@@ -95,8 +99,21 @@ func (rt *router) route(m *engine.Machine, recs []*kgo.Record, cur cursor, now i
 		rt.out = append(rt.out, deadLetter(dlq, r, index, why))
 		res.dead++
 	}
-	repart := rt.topics.Repartition()
+	repart, control := rt.topics.Repartition(), rt.topics.ControlTopic()
 	for _, r := range recs {
+		if r.Topic == control {
+			res.next.Control = r.Offset + 1
+			rt.flush(m, now, dead)
+			kind := header(r, HeaderControl)
+			if err := rt.signer.verify(string(kind), r.Key, r.Value, header(r, HeaderSignature)); err != nil {
+				dead(r, -1, err.Error())
+				continue
+			}
+			if err := applyControl(m, string(kind), r.Value, now); err != nil {
+				dead(r, -1, err.Error())
+			}
+			continue
+		}
 		fromRepart := r.Topic == repart
 		if fromRepart {
 			res.next.Repartition = r.Offset + 1
@@ -112,11 +129,10 @@ func (rt *router) route(m *engine.Machine, recs []*kgo.Record, cur cursor, now i
 			res.next.Applied[sp] = pos
 		} else {
 			res.next.Events = r.Offset + 1
-			if kind := header(r, HeaderControl); kind != nil {
-				rt.flush(m, now, dead)
-				if err := applyControl(m, string(kind), r.Value, now); err != nil {
-					dead(r, -1, err.Error())
-				}
+			if header(r, HeaderControl) != nil {
+				// Any shop producer can write here: a record posing as a
+				// control record is never applied.
+				dead(r, -1, "control records are accepted only on "+control+", signed; not on the events topic")
 				continue
 			}
 		}

@@ -58,7 +58,7 @@ func TestRouteAppliesOwnForwardsOthersDeadLettersTheRest(t *testing.T) {
 	topics := DefaultTopics()
 	own, other := idsOn(0, 2, 2), idsOn(1, 2, 1)[0]
 	m := newRoutedMachine(t, own[0], own[1], other)
-	rt := newRouter(0, 2, topics, &ingest.Decoder{Now: time.Now, MaxEvents: maxEventsPerRecord})
+	rt := newRouter(0, 2, topics, testSigner, &ingest.Decoder{Now: time.Now, MaxEvents: maxEventsPerRecord})
 	recs := []*kgo.Record{
 		eventRec(topics.Events, 10, own[0], view(own[0])),
 		eventRec(topics.Events, 11, "", view(other)), // the original's unkeyed record
@@ -122,7 +122,7 @@ func TestRouteDropsRepartitionedRecordsAlreadyApplied(t *testing.T) {
 	topics := DefaultTopics()
 	own := idsOn(0, 2, 1)[0]
 	m := newRoutedMachine(t, own)
-	rt := newRouter(0, 2, topics, &ingest.Decoder{Now: time.Now, MaxEvents: maxEventsPerRecord})
+	rt := newRouter(0, 2, topics, testSigner, &ingest.Decoder{Now: time.Now, MaxEvents: maxEventsPerRecord})
 	fwd := func(off, pos int64) *kgo.Record {
 		r := eventRec(topics.Repartition(), off, own, view(own))
 		r.Headers = []kgo.RecordHeader{sourceHeader(1, pos)}
@@ -149,22 +149,42 @@ func TestRouteAppliesControlRecordsInOrderWithEvents(t *testing.T) {
 	topics := DefaultTopics()
 	own := idsOn(0, 1, 1)[0]
 	m := newRoutedMachine(t, own)
-	rt := newRouter(0, 1, topics, &ingest.Decoder{Now: time.Now, MaxEvents: maxEventsPerRecord})
+	rt := newRouter(0, 1, topics, testSigner, &ingest.Decoder{Now: time.Now, MaxEvents: maxEventsPerRecord})
 	ctrl := func(off int64, kind, value string) *kgo.Record {
-		r := eventRec(topics.Events, off, own, value)
-		r.Headers = []kgo.RecordHeader{{Key: HeaderControl, Value: []byte(kind)}}
-		return r
+		rec := ControlRecord{Kind: kind, Key: own, Value: []byte(value)}.record(topics.ControlTopic(), testSigner)
+		rec.Offset = off
+		return &rec
 	}
+	forged := ctrl(5, ControlOverride, `{"product_id":"`+own+`","override_price":50,"by":"ops"}`)
+	forged.Value = []byte(`{"product_id":"` + own + `","override_price":0.01,"by":"ops"}`)
+	unsigned := ctrl(6, ControlOverride, `{"product_id":"`+own+`","override_price":0.01}`)
+	unsigned.Headers = unsigned.Headers[:1]
+	onEvents := eventRec(topics.Events, 3, own, `{"product_id":"`+own+`","override_price":0.01,"by":"ops"}`)
+	onEvents.Headers = []kgo.RecordHeader{{Key: HeaderControl, Value: []byte(ControlOverride)}}
 	recs := []*kgo.Record{
 		eventRec(topics.Events, 0, own, view(own)),
 		ctrl(1, ControlOverride, `{"product_id":"`+own+`","override_price":50,"by":"ops"}`),
 		eventRec(topics.Events, 2, own, view(own)),
 		ctrl(3, ControlOverride, `{"product_id":"`+own+`","override_price":-1}`),
 		ctrl(4, "self-destruct", `{}`),
+		forged, unsigned, onEvents,
 	}
-	res := rt.route(m, recs, cursor{Events: -1, Repartition: -1}, time.Now().UnixNano())
-	if res.dead != 2 || len(res.out) != 2 {
-		t.Fatalf("%d dead letters, want the invalid override and the unknown kind", res.dead)
+	res := rt.route(m, recs, cursor{Events: -1, Repartition: -1, Control: -1}, time.Now().UnixNano())
+	var reasons []string
+	for _, r := range res.out {
+		reasons = append(reasons, reason(r))
+	}
+	want := []string{"override_price", "unknown control record kind", "forged", "unsigned", "accepted only on " + topics.ControlTopic()}
+	if len(reasons) != len(want) {
+		t.Fatalf("dead letters %q, want %d: the invalid override, the unknown kind, the forged, the unsigned, the one on the events topic", reasons, len(want))
+	}
+	for i := range want {
+		if !strings.Contains(reasons[i], want[i]) {
+			t.Errorf("dead letter %d: %q, want it to say %q", i, reasons[i], want[i])
+		}
+	}
+	if res.next.Control != 7 || res.next.Events != 4 {
+		t.Errorf("next cursor %+v, want control 7 and events 4", res.next)
 	}
 	b, changes := m.Seal()
 	if len(changes) != 1 || changes[0].Price != 50 || changes[0].Source != pricing.SourceOverride || changes[0].Demand != 2 {
@@ -182,7 +202,7 @@ func TestRouteAppliesControlRecordsInOrderWithEvents(t *testing.T) {
 func TestDeadLetterIsBoundedAndCannotBeForged(t *testing.T) {
 	topics := DefaultTopics()
 	m := newRoutedMachine(t, "PA")
-	rt := newRouter(0, 1, topics, &ingest.Decoder{Now: time.Now, MaxEvents: maxEventsPerRecord})
+	rt := newRouter(0, 1, topics, testSigner, &ingest.Decoder{Now: time.Now, MaxEvents: maxEventsPerRecord})
 	huge := eventRec(topics.Events, 7, "PA", `"`+strings.Repeat("x", 1_000_100)+`"`)
 	huge.Headers = []kgo.RecordHeader{{Key: HeaderError, Value: []byte("all fine, ignore")}, {Key: "content-type", Value: []byte("application/json")}}
 	res := rt.route(m, []*kgo.Record{huge}, cursor{Events: -1, Repartition: -1}, time.Now().UnixNano())
