@@ -427,8 +427,8 @@ func (e *Engine) rewind(s *slot) {
 	}
 	s.cur = cur
 	e.cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{
-		e.cfg.Topics.Events:        {s.q: {Epoch: -1, Offset: max(s.cur.Events, 0)}},
-		e.cfg.Topics.Repartition(): {s.q: {Epoch: -1, Offset: max(s.cur.Repartition, 0)}},
+		e.cfg.Topics.Events:         {s.q: {Epoch: -1, Offset: max(s.cur.Events, 0)}},
+		e.cfg.Topics.Repartition():  {s.q: {Epoch: -1, Offset: max(s.cur.Repartition, 0)}},
 		e.cfg.Topics.ControlTopic(): {s.q: {Epoch: -1, Offset: max(s.cur.Control, 0)}},
 	})
 }
