@@ -145,7 +145,11 @@ func (r *apiRole) Open(ctx context.Context) (err error) {
 		return err
 	}
 	r.conns = append(r.conns, rc.Close)
-	pr, err := kafka.NewProducer(kafka.ClientConfig{Brokers: o.brokers(), Topics: o.topics(), Logger: log, Signer: r.signer})
+	kc, err := o.kafkaClient(log, r.signer)
+	if err != nil {
+		return err
+	}
+	pr, err := kafka.NewProducer(kc)
 	if err != nil {
 		return err
 	}
@@ -177,7 +181,7 @@ func (r *apiRole) Open(ctx context.Context) (err error) {
 	r.followDone = make(chan struct{})
 	go func() {
 		defer close(r.followDone)
-		err := kafka.Follow(followCtx, kafka.ClientConfig{Brokers: o.brokers(), Topics: o.topics(), Logger: log}, view.Publish, &following)
+		err := kafka.Follow(followCtx, kc, view.Publish, &following)
 		if err != nil {
 			log.Error("following price updates stopped", "err", err)
 		}

@@ -29,6 +29,7 @@ type ClusterOptions struct {
 	RedisAddr    string
 	RedisPrefix  string
 	ControlTopic string
+	Kafka        kafka.Security
 	// ControlKeys sign and verify control records (DYNAPRICE_CONTROL_KEYS;
 	// no flag: a secret on a command line is visible to every local user).
 	ControlKeys string
@@ -54,6 +55,11 @@ func addClusterFlags(fs *flag.FlagSet, o *ClusterOptions, getenv Env, kafkaFlags
 		fs.IntVar(&o.Partitions, "partitions", parts, "partitions of topics created when missing; bounds how many engines share the work (env DYNAPRICE_PARTITIONS)")
 		fs.StringVar(&o.ControlTopic, "control-topic", envOr(getenv, "DYNAPRICE_CONTROL_TOPIC", kafka.DefaultControlTopic), "topic of signed control records (overrides, catalog changes); only dynaprice may write to it (env DYNAPRICE_CONTROL_TOPIC)")
 		o.ControlKeys = getenv("DYNAPRICE_CONTROL_KEYS")
+		fs.BoolVar(&o.Kafka.TLS, "kafka-tls", getenv("KAFKA_TLS") == "1", "connect to Kafka over TLS (env KAFKA_TLS=1)")
+		fs.StringVar(&o.Kafka.CAFile, "kafka-tls-ca", getenv("KAFKA_TLS_CA"), "PEM file of the CAs to trust for Kafka's TLS instead of the system's (env KAFKA_TLS_CA)")
+		fs.StringVar(&o.Kafka.SASL, "kafka-sasl", getenv("KAFKA_SASL_MECHANISM"), "Kafka SASL mechanism: plain, scram-sha-256 or scram-sha-512 (env KAFKA_SASL_MECHANISM); the password comes from KAFKA_SASL_PASSWORD only")
+		fs.StringVar(&o.Kafka.User, "kafka-user", getenv("KAFKA_SASL_USER"), "Kafka SASL user (env KAFKA_SASL_USER)")
+		o.Kafka.Password = getenv("KAFKA_SASL_PASSWORD")
 		fs.IntVar(&o.Replication, "replication", 1, "replication factor of topics created when missing (3 in production)")
 	}
 	if redisFlag {
@@ -75,6 +81,12 @@ func (o ClusterOptions) topics() kafka.Topics {
 func (o ClusterOptions) signer() (*kafka.Signer, error) { return kafka.ParseSigner(o.ControlKeys) }
 
 func (o ClusterOptions) brokers() []string { return splitList(o.Brokers) }
+
+// kafkaClient is the configuration of the role's Kafka clients.
+func (o ClusterOptions) kafkaClient(log *slog.Logger, signer *kafka.Signer) (kafka.ClientConfig, error) {
+	opts, err := o.Kafka.Opts()
+	return kafka.ClientConfig{Brokers: o.brokers(), Topics: o.topics(), Logger: log, Signer: signer, ClientOpts: opts}, err
+}
 
 // parseFlags parses args with fs, mapping errors the way Run expects.
 func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {

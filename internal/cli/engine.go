@@ -179,6 +179,10 @@ func (r *engineRole) Open(ctx context.Context) (err error) {
 		}
 	}
 
+	security, err := o.Kafka.Opts()
+	if err != nil {
+		return err
+	}
 	ecfg := engine.DefaultConfig()
 	ecfg.Pricing, ecfg.AutoCreate = pc, o.AutoCreate
 	ecfg.DedupWindow, ecfg.DedupMax, ecfg.TickInterval = o.DedupWindow, o.DedupMax, o.TickInterval
@@ -189,8 +193,8 @@ func (r *engineRole) Open(ctx context.Context) (err error) {
 		Engine: ecfg, Live: rc, Signer: r.signer, Registerer: reg, Logger: log, MaxPollRecords: o.MaxPollRecords,
 		ShutdownTimeout: o.ShutdownTimeout,
 		Stores:          func(q int32, owns func(string) bool) engine.Store { return db.Store(int(q), owns) },
-		ClientOpts: []kgo.Opt{kgo.SessionTimeout(o.SessionTimeout), kgo.HeartbeatInterval(max(o.SessionTimeout/10, 100*time.Millisecond)),
-			kgo.RebalanceTimeout(max(2*o.SessionTimeout, 10*time.Second))},
+		ClientOpts: append(security, kgo.SessionTimeout(o.SessionTimeout), kgo.HeartbeatInterval(max(o.SessionTimeout/10, 100*time.Millisecond)),
+			kgo.RebalanceTimeout(max(2*o.SessionTimeout, 10*time.Second))),
 	})
 	if err != nil {
 		return err
@@ -261,7 +265,11 @@ func (r *engineRole) Close() error {
 
 // sendCatalog sends a catalog file's products to the engines.
 func sendCatalog(ctx context.Context, o ClusterOptions, signer *kafka.Signer, f *catalog.File, log *slog.Logger) error {
-	pr, err := kafka.NewProducer(kafka.ClientConfig{Brokers: o.brokers(), Topics: o.topics(), Logger: log, Signer: signer})
+	kc, err := o.kafkaClient(log, signer)
+	if err != nil {
+		return err
+	}
+	pr, err := kafka.NewProducer(kc)
 	if err != nil {
 		return err
 	}

@@ -56,6 +56,9 @@ Flags:
 		cfg.Products = cat.Products
 	}
 	cfg.Brokers, cfg.EventsTopic, cfg.UpdatesTopic = o.brokers(), o.EventsTopic, o.UpdatesTopic
+	if cfg.ClientOpts, err = o.Kafka.Opts(); err != nil {
+		return err
+	}
 	cfg.Progress = stderr
 	rep, err := loadgen.Run(ctx, cfg)
 	if err != nil {

@@ -71,6 +71,8 @@ const users = 1000
 type Config struct {
 	// Brokers are the Kafka seed brokers (host:port).
 	Brokers []string
+	// ClientOpts are added to both Kafka clients (TLS, SASL).
+	ClientOpts []kgo.Opt
 	// EventsTopic receives the events; UpdatesTopic is where the engines
 	// publish price updates. Empty means DefaultEventsTopic and
 	// DefaultUpdatesTopic. Both must exist.
@@ -314,7 +316,7 @@ func (r *run) failure() error {
 // start positions later.
 func (r *run) connect(ctx context.Context) error {
 	cfg := r.cfg
-	prod, err := kgo.NewClient(
+	prod, err := kgo.NewClient(append([]kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ClientID("dynaprice-loadgen"),
 		kgo.DefaultProduceTopic(cfg.EventsTopic),
@@ -324,10 +326,10 @@ func (r *run) connect(ctx context.Context) error {
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		// A short linger lets records of a burst share a batch without
 		// adding much to the latency being measured.
-		kgo.ProducerLinger(5*time.Millisecond),
+		kgo.ProducerLinger(5 * time.Millisecond),
 		// A dead cluster fails the run instead of hanging it.
 		kgo.RecordDeliveryTimeout(time.Minute),
-	)
+	}, cfg.ClientOpts...)...)
 	if err != nil {
 		return fmt.Errorf("loadgen: producer: %w", err)
 	}
@@ -349,7 +351,7 @@ func (r *run) connect(ctx context.Context) error {
 	for p, o := range offsets[cfg.UpdatesTopic] {
 		start[p] = kgo.NewOffset().At(o.Offset)
 	}
-	cons, err := kgo.NewClient(
+	cons, err := kgo.NewClient(append([]kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ClientID("dynaprice-loadgen"),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{cfg.UpdatesTopic: start}),
@@ -359,7 +361,7 @@ func (r *run) connect(ctx context.Context) error {
 		// Shoppers' clients see committed updates only; so does the
 		// measurement.
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-	)
+	}, cfg.ClientOpts...)...)
 	if err != nil {
 		prod.Close()
 		return fmt.Errorf("loadgen: consumer: %w", err)
