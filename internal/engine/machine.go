@@ -142,6 +142,17 @@ func (m *Machine) Begin() {
 	m.touched, m.changes = m.touched[:0], m.changes[:0]
 }
 
+// All returns every product's current price, as published, in catalog
+// order: for a publisher that must catch up (the live view in Redis after
+// an outage).
+func (m *Machine) All() []live.Price {
+	out := make([]live.Price, m.book.Len())
+	for i := range out {
+		out[i] = m.change(i, false)
+	}
+	return out
+}
+
 // Counts returns the events applied, the duplicates and the rejected
 // events since Begin.
 func (m *Machine) Counts() (applied, duplicates, rejected int) {

@@ -227,6 +227,11 @@ func (p *Partition) commit(ctx context.Context, b *Batch) error {
 	return nil
 }
 
+// Republish publishes every product's committed price again, for a
+// publisher that may have lost some (Redis after an outage); versions make
+// it harmless where nothing was lost.
+func (p *Partition) Republish() { p.pub.Publish(p.m.All()) }
+
 // Tick re-evaluates time-dependent prices, override expiries and the
 // 30-day lowest price, as a round of its own.
 func (p *Partition) Tick(ctx context.Context) error {

@@ -272,6 +272,12 @@ func (e *Engine) Run(ctx context.Context) error {
 				return nil
 			})
 		}
+		if e.out.recovered.Swap(false) {
+			e.forEachSlot(ctx, nil, func(_ context.Context, s *slot, _ []*kgo.Record) error {
+				s.part.Republish()
+				return nil
+			})
+		}
 		cl.AllowRebalance()
 	}
 	return nil

@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -46,13 +47,30 @@ func TestPartitionOfMatchesFranzGo(t *testing.T) {
 type memLive struct {
 	mu sync.Mutex
 	m  map[string]live.Price
+	// down fails every write, as Redis being unreachable does; lose, when
+	// set, drops the next write of that product while reporting success.
+	down   bool
+	lose   string
+	failed int        // writes refused while down
+	writes [][]string // product ids of each successful write
 }
 
 func (l *memLive) Write(_ context.Context, cs []live.Price) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.down {
+		l.failed++
+		return 0, errors.New("connection refused")
+	}
 	n := 0
+	var ids []string
+	defer func() { l.writes = append(l.writes, ids) }()
 	for _, c := range cs {
+		ids = append(ids, c.ProductID)
+		if c.ProductID == l.lose {
+			l.lose = ""
+			continue
+		}
 		if old, ok := l.m[c.ProductID]; ok && old.Version >= c.Version {
 			continue
 		}
@@ -60,6 +78,12 @@ func (l *memLive) Write(_ context.Context, cs []live.Price) (int, error) {
 		n++
 	}
 	return n, nil
+}
+
+func (l *memLive) set(f func(*memLive)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f(l)
 }
 
 func (l *memLive) get(id string) (live.Price, bool) {
@@ -544,4 +568,42 @@ func TestEnginePoisonedRecordIsDeadLetteredAndTheRestCommitted(t *testing.T) {
 		}
 		t.Fatalf("%d dead letters, want PC's record (offset 2) with the reason", len(got))
 	}
+}
+
+// TestEngineRepublishesAfterTheLiveViewRecovers: once writes to the live
+// view work again after failing, every partition publishes all its prices
+// again, so the view converges even if the outage lost a write that was
+// reported done.
+func TestEngineRepublishesAfterTheLiveViewRecovers(t *testing.T) {
+	r := newRig(t, 1)
+	stop := r.start()
+	defer stop()
+	cl := r.client(kgo.DefaultProduceTopic(r.topics.Events))
+	ctx := context.Background()
+	send := func(id string) {
+		t.Helper()
+		if err := cl.ProduceSync(ctx, &kgo.Record{Key: []byte(id), Value: seedEvent("cart", id)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("PA")
+	r.waitDemand(map[string]float64{"PA": 3}, 20*time.Second)
+	// A write of PB is lost without an error, as a reply lost after the
+	// fact could make it look done; then the live view goes down.
+	r.live.set(func(l *memLive) { l.lose = "PB" })
+	send("PB")
+	poll.Until(t, 20*time.Second, "PB's write lost", func() error {
+		var lost bool
+		r.live.set(func(l *memLive) { lost = l.lose == "" })
+		return poll.Check(lost, "PB not written yet")
+	})
+	r.live.set(func(l *memLive) { l.down = true })
+	send("PA")
+	poll.Until(t, 20*time.Second, "the outage noticed", func() error {
+		var failed int
+		r.live.set(func(l *memLive) { failed = l.failed })
+		return poll.Check(failed > 0, "no failed write yet")
+	})
+	r.live.set(func(l *memLive) { l.down = false })
+	r.waitDemand(map[string]float64{"PA": 6, "PB": 3}, 20*time.Second)
 }

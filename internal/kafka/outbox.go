@@ -25,7 +25,11 @@ import (
 // restart republishes from the store anyway.
 type outbox struct {
 	live, updates *sink
-	cl            *kgo.Client // set by run; only the sinks' goroutines use it
+	// recovered is set when Redis writes work again after failing: the
+	// engine then republishes every partition's prices, so the live view
+	// converges whatever an outage cut short.
+	recovered atomic.Bool
+	cl        *kgo.Client // set by run; only the sinks' goroutines use it
 }
 
 // pending is a product's newest undelivered change.
@@ -40,7 +44,7 @@ type pending struct {
 func newOutbox(lw LiveWriter, topic string, log *slog.Logger, met *metrics) *outbox {
 	o := &outbox{}
 	o.live = newSink(func(ctx context.Context, batch []pending) bool {
-		return writeLive(ctx, lw, batch, &o.live.failing, log, met)
+		return writeLive(ctx, lw, batch, &o.live.failing, &o.recovered, log, met)
 	})
 	o.updates = newSink(func(ctx context.Context, batch []pending) bool {
 		produceUpdates(ctx, o.cl, topic, batch, log, met)
@@ -179,7 +183,7 @@ func (s *sink) drain(ctx context.Context) {
 
 // writeLive writes batch to Redis, retrying with backoff until it succeeds
 // or ctx ends. Changes published meanwhile wait in the sink.
-func writeLive(ctx context.Context, lw LiveWriter, batch []pending, failing *atomic.Bool, log *slog.Logger, met *metrics) bool {
+func writeLive(ctx context.Context, lw LiveWriter, batch []pending, failing, recovered *atomic.Bool, log *slog.Logger, met *metrics) bool {
 	cs := make([]live.Price, len(batch))
 	for i, p := range batch {
 		cs[i] = p.c
@@ -199,7 +203,8 @@ func writeLive(ctx context.Context, lw LiveWriter, batch []pending, failing *ato
 		return false // ctx ended
 	}
 	if failing.Swap(false) {
-		log.Info("writing live prices works again")
+		log.Info("writing live prices works again; republishing every price")
+		recovered.Store(true)
 	}
 	return true
 }
