@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -130,6 +131,25 @@ func TestClusterAPIReplicas(t *testing.T) {
 	code, m = s1.do("GET", "/overrides/PA", viewerKey, "", "")
 	if trail, _ := m["overrides"].([]any); code != 200 || len(trail) != 1 {
 		t.Errorf("GET /overrides/PA = %d %v, want one audited override", code, m)
+	}
+
+	// An operator's write is visible to that operator's next read: the
+	// replica answers once the live view shows it.
+	for i := range 5 {
+		price := 200.0 + float64(i)
+		code, m := s2.do("POST", "/override", operatorKey, "application/json", fmt.Sprintf(`{"product_id":"PB","override_price":%v}`, price))
+		if code != 200 || m["status"] != "upserted" {
+			t.Fatalf("POST /override %d = %d %v", i, code, m)
+		}
+		if _, m := s2.do("GET", "/price/PB", "", "", ""); m["price"] != price || m["price_source"] != "override" {
+			t.Fatalf("GET right after POST /override %d: %s, want the override %v", i, jsonString(m), price)
+		}
+		if code, m := s2.do("DELETE", "/override/PB", operatorKey, "", ""); code != 200 {
+			t.Fatalf("DELETE right after POST /override %d = %d %v, want 200", i, code, m)
+		}
+		if _, m := s2.do("GET", "/price/PB", "", "", ""); m["price_source"] == "override" {
+			t.Fatalf("GET right after DELETE %d: %s, want the override gone", i, jsonString(m))
+		}
 	}
 
 	// Explanation and catalog.

@@ -1,6 +1,9 @@
 package engine
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
 // Kind classifies an Error so the edges (HTTP, CLI) can react without
 // parsing messages.
@@ -28,3 +31,9 @@ func errorf(k Kind, format string, args ...any) error {
 
 // ErrStopped is returned for requests after the engine stopped.
 var ErrStopped = &Error{Kind: KindUnavailable, Msg: "engine is shutting down"}
+
+// ErrNotYetVisible is returned by an API replica's writes that were
+// accepted (they are in Kafka, and will be applied) but were not yet
+// visible in the live view when the wait for them ended; the API answers
+// 202 and says so.
+var ErrNotYetVisible = errors.New("accepted; not applied yet")

@@ -259,15 +259,19 @@ func (a *API) postOverride(w http.ResponseWriter, r *http.Request, k Key) error 
 	}
 	ctx, cancel := a.timeout(r)
 	defer cancel()
-	if err := a.deps.Engine.SetOverride(ctx, in); err != nil {
+	status, code := "upserted", http.StatusOK
+	if err := a.deps.Engine.SetOverride(ctx, in); errors.Is(err, engine.ErrNotYetVisible) {
+		// An API replica: in Kafka, not yet priced by the engine.
+		status, code = "accepted", http.StatusAccepted
+	} else if err != nil {
 		return err
 	}
-	resp := overrideResponse{ProductID: in.ProductID, OverridePrice: pricing.RoundCents(in.Price), Reason: in.Reason, Status: "upserted"}
+	resp := overrideResponse{ProductID: in.ProductID, OverridePrice: pricing.RoundCents(in.Price), Reason: in.Reason, Status: status}
 	if !in.ExpiresAt.IsZero() {
 		t := in.ExpiresAt.UTC()
 		resp.ExpiresAt = &t
 	}
-	return writeJSON(w, http.StatusOK, resp)
+	return writeJSON(w, code, resp)
 }
 
 func (a *API) deleteOverride(w http.ResponseWriter, r *http.Request, k Key) error {
@@ -277,7 +281,9 @@ func (a *API) deleteOverride(w http.ResponseWriter, r *http.Request, k Key) erro
 	}
 	ctx, cancel := a.timeout(r)
 	defer cancel()
-	if err := a.deps.Engine.ClearOverride(ctx, id, k.Name); err != nil {
+	if err := a.deps.Engine.ClearOverride(ctx, id, k.Name); errors.Is(err, engine.ErrNotYetVisible) {
+		return writeJSON(w, http.StatusAccepted, map[string]any{"product_id": id, "deleted": true, "status": "accepted"})
+	} else if err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{"product_id": id, "deleted": true})

@@ -7,6 +7,7 @@ import (
 
 	"github.com/dynaprice/dynaprice/internal/engine"
 	"github.com/dynaprice/dynaprice/internal/ingest"
+	"github.com/dynaprice/dynaprice/internal/live"
 	"github.com/dynaprice/dynaprice/internal/pricing"
 )
 
@@ -32,7 +33,16 @@ type Gateway struct {
 	pricing    pricing.Config
 	autoCreate bool
 	now        func() time.Time
+	// visible bounds how long an override waits to show in the live view
+	// (VisibleWait); poll is how often it looks.
+	visible, poll time.Duration
 }
+
+// VisibleWait is how long a Gateway waits for an operator's override to
+// show in the live view before it answers: an operator's next read (GET
+// /price, DELETE /override) must see the write. Past it, the answer says
+// the change is accepted but not yet applied (engine.ErrNotYetVisible).
+const VisibleWait = 3 * time.Second
 
 // GatewayLog is where a Gateway writes changes: a *Producer.
 type GatewayLog interface {
@@ -42,10 +52,11 @@ type GatewayLog interface {
 
 var _ GatewayLog = (*Producer)(nil)
 
-// GatewayLive is the live price view a Gateway validates with (Redis):
-// where a product's price comes from; ok is false for an unknown product.
+// GatewayLive is the live price view a Gateway validates with and waits
+// on (Redis, or the replica's own view while Redis fails); ok is false for
+// an unknown product.
 type GatewayLive interface {
-	Source(ctx context.Context, id string) (src pricing.Source, ok bool, err error)
+	Lookup(ctx context.Context, id string) (p live.Price, ok bool, err error)
 }
 
 // GatewayCatalog is the committed catalog and state (PostgreSQL).
@@ -60,7 +71,8 @@ type GatewayCatalog interface {
 // configuration (used to validate products and explain prices the way
 // engines do), and autoCreate the engines' setting.
 func NewGateway(log GatewayLog, live GatewayLive, cat GatewayCatalog, pc pricing.Config, autoCreate bool) *Gateway {
-	return &Gateway{log: log, live: live, cat: cat, pricing: pc, autoCreate: autoCreate, now: time.Now}
+	return &Gateway{log: log, live: live, cat: cat, pricing: pc, autoCreate: autoCreate, now: time.Now,
+		visible: VisibleWait, poll: 20 * time.Millisecond}
 }
 
 func unavailable(what string, err error) error {
@@ -91,7 +103,7 @@ func (g *Gateway) Submit(ctx context.Context, evs []ingest.Event) (engine.Submit
 			id := evs[i].ProductID
 			k, seen := known[id]
 			if !seen {
-				_, found, err := g.live.Source(ctx, id)
+				_, found, err := g.live.Lookup(ctx, id)
 				if err != nil {
 					return res, unavailable("the live price view", err)
 				}
@@ -113,7 +125,8 @@ func (g *Gateway) Submit(ctx context.Context, evs []ingest.Event) (engine.Submit
 
 // SetOverride validates and writes an override for the product's engine.
 func (g *Gateway) SetOverride(ctx context.Context, in engine.OverrideInput) error {
-	if _, found, err := g.live.Source(ctx, in.ProductID); err != nil {
+	before, found, err := g.live.Lookup(ctx, in.ProductID)
+	if err != nil {
 		return unavailable("the live price view", err)
 	} else if !found {
 		return &engine.Error{Kind: engine.KindNotFound, Msg: fmt.Sprintf("unknown product_id %q", in.ProductID)}
@@ -128,25 +141,53 @@ func (g *Gateway) SetOverride(ctx context.Context, in engine.OverrideInput) erro
 	if err := g.log.Send(ctx, rec); err != nil {
 		return unavailable("the event log", err)
 	}
-	return nil
+	return g.waitVisible(ctx, in.ProductID, func(p live.Price) bool {
+		return p.Version > before.Version && p.Source == pricing.SourceOverride
+	})
+}
+
+// waitVisible waits until the live view shows what done describes, at
+// most g.visible: an operator's write is visible to that operator's next
+// read. It returns engine.ErrNotYetVisible if it is not by then (the change
+// is in Kafka and will be applied), and nil if ctx ends first, which is
+// the client's own deadline.
+func (g *Gateway) waitVisible(ctx context.Context, id string, done func(live.Price) bool) error {
+	deadline := time.NewTimer(g.visible)
+	defer deadline.Stop()
+	tick := time.NewTicker(g.poll)
+	defer tick.Stop()
+	for {
+		if p, ok, err := g.live.Lookup(ctx, id); err == nil && ok && done(p) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return engine.ErrNotYetVisible
+		case <-deadline.C:
+			return engine.ErrNotYetVisible
+		case <-tick.C:
+		}
+	}
 }
 
 // ClearOverride writes the removal of a product's override; KindNotFound
 // if the live view shows none.
 func (g *Gateway) ClearOverride(ctx context.Context, id, by string) error {
-	src, found, err := g.live.Source(ctx, id)
+	before, found, err := g.live.Lookup(ctx, id)
 	switch {
 	case err != nil:
 		return unavailable("the live price view", err)
 	case !found:
 		return &engine.Error{Kind: engine.KindNotFound, Msg: fmt.Sprintf("unknown product_id %q", id)}
-	case src != pricing.SourceOverride:
+	case before.Source != pricing.SourceOverride:
 		return &engine.Error{Kind: engine.KindNotFound, Msg: fmt.Sprintf("product %q has no override", id)}
 	}
 	if err := g.log.Send(ctx, ClearOverrideRecord(id, by)); err != nil {
 		return unavailable("the event log", err)
 	}
-	return nil
+	return g.waitVisible(ctx, id, func(p live.Price) bool {
+		return p.Version > before.Version && p.Source != pricing.SourceOverride
+	})
 }
 
 // UpsertProduct validates p and writes it for its engine.
@@ -162,7 +203,7 @@ func (g *Gateway) UpsertProduct(ctx context.Context, p pricing.Product) (bool, e
 	if err != nil {
 		return false, &engine.Error{Kind: engine.KindInvalid, Msg: err.Error()}
 	}
-	_, found, err := g.live.Source(ctx, p.ID)
+	_, found, err := g.live.Lookup(ctx, p.ID)
 	if err != nil {
 		return false, unavailable("the live price view", err)
 	}

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -14,14 +16,17 @@ import (
 
 	"github.com/dynaprice/dynaprice/internal/engine"
 	"github.com/dynaprice/dynaprice/internal/ingest"
+	"github.com/dynaprice/dynaprice/internal/live"
 	"github.com/dynaprice/dynaprice/internal/pricing"
 )
 
-// gwLog records what a Gateway writes; err makes every write fail.
+// gwLog records what a Gateway writes; err makes every write fail, and
+// applied, when set, stands in for the engine applying a control record.
 type gwLog struct {
-	events [][]ingest.Event
-	recs   []ControlRecord
-	err    error
+	events  [][]ingest.Event
+	recs    []ControlRecord
+	err     error
+	applied func(ControlRecord)
 }
 
 func (l *gwLog) Events(_ context.Context, evs []ingest.Event) error {
@@ -37,23 +42,42 @@ func (l *gwLog) Send(_ context.Context, r ControlRecord) error {
 		return l.err
 	}
 	l.recs = append(l.recs, r)
+	if l.applied != nil {
+		l.applied(r)
+	}
 	return nil
 }
 
 // gwLive is a live view of product sources; err makes every read fail.
 type gwLive struct {
+	mu    sync.Mutex
 	src   map[string]pricing.Source
+	ver   map[string]uint64
 	err   error
 	reads int
 }
 
-func (l *gwLive) Source(_ context.Context, id string) (pricing.Source, bool, error) {
+func (l *gwLive) Lookup(_ context.Context, id string) (live.Price, bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	l.reads++
 	if l.err != nil {
-		return 0, false, l.err
+		return live.Price{}, false, l.err
 	}
 	s, ok := l.src[id]
-	return s, ok, nil
+	return live.Price{ProductID: id, Source: s, Version: l.ver[id]}, ok, nil
+}
+
+// apply changes a product's live source, as the engine applying a control
+// record does, with a new version.
+func (l *gwLive) apply(id string, s pricing.Source) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ver == nil {
+		l.ver = map[string]uint64{}
+	}
+	l.src[id] = s
+	l.ver[id]++
 }
 
 // gwCatalog is a committed catalog; err makes every read fail.
@@ -99,6 +123,16 @@ func newGateway(autoCreate bool) *gwRig {
 	}
 	r.g = NewGateway(r.log, r.live, r.cat, pricing.DefaultConfig(), autoCreate)
 	r.g.now = func() time.Time { return gwNow }
+	r.g.visible, r.g.poll = time.Second, time.Millisecond
+	// The engine applies overrides at once, unless a test says otherwise.
+	r.log.applied = func(rec ControlRecord) {
+		switch rec.Kind {
+		case ControlOverride:
+			r.live.apply(rec.Key, pricing.SourceOverride)
+		case ControlOverrideClear:
+			r.live.apply(rec.Key, pricing.SourceDynamic)
+		}
+	}
 	return r
 }
 
@@ -406,4 +440,40 @@ func TestProducerSend(t *testing.T) {
 	if !slices.Equal(ps, []int32{0, 1, 2, 3}) {
 		t.Errorf("default-strategy record on partitions %v, want every one", ps)
 	}
+}
+
+// TestGatewayWaitsUntilAnOverrideIsVisible: an operator's override is
+// answered once the live view shows it, so the next read (GET /price, or a
+// DELETE) sees it; when the engine takes longer than the wait, the answer
+// says it is accepted but not yet applied.
+func TestGatewayWaitsUntilAnOverrideIsVisible(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		r := newGateway(false)
+		r.g.poll = 20 * time.Millisecond
+		// The engine applies each control record 200ms after it is written.
+		r.log.applied = func(rec ControlRecord) {
+			src := map[string]pricing.Source{ControlOverride: pricing.SourceOverride, ControlOverrideClear: pricing.SourceDynamic}[rec.Kind]
+			time.AfterFunc(200*time.Millisecond, func() { r.live.apply(rec.Key, src) })
+		}
+		start := time.Now()
+		if err := r.g.SetOverride(ctx, engine.OverrideInput{ProductID: "PA", Price: 10, By: "ops"}); err != nil {
+			t.Fatalf("SetOverride = %v", err)
+		}
+		if took := time.Since(start); took < 200*time.Millisecond {
+			t.Fatalf("SetOverride answered after %v, before the engine applied it (200ms)", took)
+		}
+		if err := r.g.ClearOverride(ctx, "PA", "ops"); err != nil {
+			t.Fatalf("ClearOverride right after SetOverride = %v, want it to see the override", err)
+		}
+		// An engine that does not apply it within the wait.
+		r.log.applied = nil
+		start = time.Now()
+		if err := r.g.SetOverride(ctx, engine.OverrideInput{ProductID: "PA", Price: 11, By: "ops"}); !errors.Is(err, engine.ErrNotYetVisible) {
+			t.Fatalf("SetOverride not applied in time = %v, want ErrNotYetVisible", err)
+		}
+		if took := time.Since(start); took != r.g.visible {
+			t.Fatalf("waited %v, want the bound (%v)", took, r.g.visible)
+		}
+	})
 }

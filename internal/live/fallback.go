@@ -5,15 +5,13 @@ import (
 	"log/slog"
 	"sync/atomic"
 	"time"
-
-	"github.com/dynaprice/dynaprice/internal/pricing"
 )
 
 // PriceReader is a live price view that can fail: Redis.
 type PriceReader interface {
 	Price(ctx context.Context, id string) ([]byte, bool, error)
 	AppendAll(ctx context.Context, dst []byte) ([]byte, error)
-	Source(ctx context.Context, id string) (pricing.Source, bool, error)
+	Lookup(ctx context.Context, id string) (Price, bool, error)
 }
 
 // NewFallback reads primary and, while it fails, backup.
@@ -91,22 +89,22 @@ func (f *Fallback) AppendAll(ctx context.Context, dst []byte) ([]byte, error) {
 	return f.backup.AppendAll(ctx, dst)
 }
 
-// Source tells where a product's price comes from (ok false: unknown
-// product), so that an API replica validates writes against the primary,
-// or its own copy while the primary fails.
-func (f *Fallback) Source(ctx context.Context, id string) (pricing.Source, bool, error) {
+// Lookup returns a product's live price (ok false: unknown product), so
+// that an API replica validates writes against the primary, or its own
+// copy while the primary fails, and can tell when its write is visible.
+func (f *Fallback) Lookup(ctx context.Context, id string) (Price, bool, error) {
 	if f.usePrimary() {
 		rctx, cancel := context.WithTimeout(ctx, redisReadTimeout)
-		src, ok, err := f.primary.Source(rctx, id)
+		p, ok, err := f.primary.Lookup(rctx, id)
 		cancel()
 		if ctx.Err() != nil {
-			return 0, false, ctx.Err()
+			return Price{}, false, ctx.Err()
 		}
 		f.result(err)
 		if err == nil {
-			return src, ok, nil
+			return p, ok, nil
 		}
 	}
 	p, ok := f.view.Get(id)
-	return p.Source, ok, nil
+	return p, ok, nil
 }

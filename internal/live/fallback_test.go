@@ -27,12 +27,12 @@ func (f *flakyReader) Price(context.Context, string) ([]byte, bool, error) {
 	return []byte("redis"), true, nil
 }
 
-func (f *flakyReader) Source(context.Context, string) (pricing.Source, bool, error) {
+func (f *flakyReader) Lookup(_ context.Context, id string) (Price, bool, error) {
 	f.calls.Add(1)
 	if f.down.Load() {
-		return 0, false, errors.New("connection refused")
+		return Price{}, false, errors.New("connection refused")
 	}
-	return pricing.SourceOverride, true, nil
+	return Price{ProductID: id, Source: pricing.SourceOverride}, true, nil
 }
 
 func (f *flakyReader) AppendAll(_ context.Context, dst []byte) ([]byte, error) {
@@ -68,11 +68,11 @@ func TestFallbackAnswersFromTheViewWhileThePrimaryFails(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if src, ok, err := f.Source(ctx, "PA"); err != nil || !ok || src != pricing.SourceDynamic {
-			t.Fatalf("Source while down: %v %v %v, want the view's dynamic", src, ok, err)
+		if p, ok, err := f.Lookup(ctx, "PA"); err != nil || !ok || p.Source != pricing.SourceDynamic || p.Price != 314 {
+			t.Fatalf("Lookup while down: %+v %v %v, want the view's", p, ok, err)
 		}
-		if _, ok, err := f.Source(ctx, "NOPE"); err != nil || ok {
-			t.Fatalf("Source of an unknown product while down: %v %v", ok, err)
+		if _, ok, err := f.Lookup(ctx, "NOPE"); err != nil || ok {
+			t.Fatalf("Lookup of an unknown product while down: %v %v", ok, err)
 		}
 		if all, err := f.AppendAll(ctx, nil); err != nil || string(all) != string(view.AppendAll(nil)) {
 			t.Fatalf("AppendAll while down: %q %v", all, err)

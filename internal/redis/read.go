@@ -112,16 +112,14 @@ func (c *Client) Changes(ctx context.Context) ([]live.Price, error) {
 	return out, nil
 }
 
-// Source returns where a product's live price comes from, from the
-// client-side cache when possible (see Price). ok is false for an unknown
-// product.
-func (c *Client) Source(ctx context.Context, id string) (src pricing.Source, ok bool, err error) {
+// Lookup returns a product's live price, from the client-side cache when
+// possible (see Price). ok is false for an unknown product.
+func (c *Client) Lookup(ctx context.Context, id string) (p live.Price, ok bool, err error) {
 	vals, err := c.rc.DoCache(ctx, c.changeCmd(id), c.ttl).ToArray()
 	if err != nil {
-		return 0, false, fmt.Errorf("redis: product %q: %w", id, err)
+		return p, false, fmt.Errorf("redis: product %q: %w", id, err)
 	}
-	ch, ok, err := parseChange(id, vals)
-	return ch.Source, ok, err
+	return parseChange(id, vals)
 }
 
 // changeCmd reads a product's changeFields.

@@ -448,7 +448,7 @@ func TestChangesRoundTrip(t *testing.T) {
 // TestSource checks the typed lookup API replicas validate overrides
 // with: a product's source, none for an unknown product, and a new source
 // seen by another client once its cache is invalidated.
-func TestSource(t *testing.T) {
+func TestLookup(t *testing.T) {
 	e := newTestEnv(t)
 	writer, reader := e.open(), e.open()
 	ctx := context.Background()
@@ -456,12 +456,12 @@ func TestSource(t *testing.T) {
 	over.Source = pricing.SourceOverride
 	write(t, writer, 2, change("PA", 1, 10), over)
 	for id, want := range map[string]pricing.Source{"PA": pricing.SourceDynamic, "PB": pricing.SourceOverride} {
-		if src, ok, err := reader.Source(ctx, id); err != nil || !ok || src != want {
-			t.Errorf("Source(%s) = %v, %v, %v; want %v", id, src, ok, err, want)
+		if p, ok, err := reader.Lookup(ctx, id); err != nil || !ok || p.Source != want {
+			t.Errorf("Lookup(%s) = %v, %v, %v; want source %v", id, p, ok, err, want)
 		}
 	}
-	if src, ok, err := reader.Source(ctx, "PC"); err != nil || ok {
-		t.Errorf("Source(PC) = %v, %v, %v; want not found", src, ok, err)
+	if p, ok, err := reader.Lookup(ctx, "PC"); err != nil || ok {
+		t.Errorf("Lookup(PC) = %v, %v, %v; want not found", p, ok, err)
 	}
 	if !reader.rc.DoCache(ctx, reader.changeCmd("PB"), reader.ttl).IsCacheHit() {
 		t.Fatal("second read of PB was not a cache hit")
@@ -470,7 +470,8 @@ func TestSource(t *testing.T) {
 	write(t, writer, 1, cleared)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		src, ok, err := reader.Source(ctx, "PB")
+		p, ok, err := reader.Lookup(ctx, "PB")
+		src := p.Source
 		if err != nil || !ok {
 			t.Fatalf("Source(PB) after the write = %v, %v, %v", src, ok, err)
 		}

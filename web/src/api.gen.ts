@@ -527,13 +527,21 @@ export interface components {
              * @description UTC; absent when the override never expires.
              */
             expires_at?: string;
-            /** @constant */
-            status: "upserted";
+            /**
+             * @description `upserted`: applied; `accepted` (202, API replicas only): written to Kafka but not yet visible in the live view within 3 s; it will be applied.
+             * @enum {string}
+             */
+            status: "upserted" | "accepted";
         };
         OverrideDeleted: {
             product_id: components["schemas"]["ProductId"];
             /** @constant */
             deleted: true;
+            /**
+             * @description Present (with 202) when an API replica wrote the removal to Kafka but it was not yet visible within 3 s; it will be applied.
+             * @constant
+             */
+            status?: "accepted";
         };
         HistoryPoint: {
             price: number;
@@ -1194,6 +1202,15 @@ export interface operations {
                     "application/json": components["schemas"]["OverrideResult"];
                 };
             };
+            /** @description Accepted by an API replica but not yet applied (see `status`). */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OverrideResult"];
+                };
+            };
             /** @description Invalid body. */
             400: {
                 headers: {
@@ -1237,6 +1254,15 @@ export interface operations {
         responses: {
             /** @description Removed; the dynamic price applies again at once. */
             200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OverrideDeleted"];
+                };
+            };
+            /** @description Accepted by an API replica but not yet applied (see `status`). */
+            202: {
                 headers: {
                     [name: string]: unknown;
                 };
