@@ -94,12 +94,13 @@ type Engine struct {
 // slot is one owned partition: its driver, its router and the position
 // committed with its state.
 type slot struct {
-	q     int32
-	store engine.Store
-	part  *engine.Partition
-	rt    *router
-	cur   cursor
-	out   *outbox
+	q      int32
+	failed atomic.Int32 // rounds failed in a row
+	store  engine.Store
+	part   *engine.Partition
+	rt     *router
+	cur    cursor
+	out    *outbox
 }
 
 // Publish implements engine.Publisher for the slot's partition: prices go
@@ -167,12 +168,17 @@ func (e *Engine) Ready() bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, s := range e.slots {
-		if s.part.Stalled() {
+		if s.part.Stalled() || s.failed.Load() >= stuckAfter {
 			return false
 		}
 	}
 	return true
 }
+
+// stuckAfter is how many rounds of a partition in a row may fail (and be
+// replayed) before the engine reports it stuck: not ready, and a log line
+// with the partition and offset.
+const stuckAfter = 3
 
 // Ping checks that a Kafka broker answers the engine's client.
 func (e *Engine) Ping(ctx context.Context) error {
@@ -324,7 +330,14 @@ func (e *Engine) forEachSlot(ctx context.Context, work map[int32][]*kgo.Record, 
 			err := f(ctx, s, work[s.q])
 			switch {
 			case err == nil || ctx.Err() != nil:
+				if err == nil && s.failed.Swap(0) >= stuckAfter {
+					e.log.Info("partition makes progress again", "partition", s.q)
+				}
 			case errors.Is(err, engine.ErrNotCommitted):
+				if n := s.failed.Add(1); n == stuckAfter {
+					e.log.Error("partition makes no progress: its rounds keep failing; reporting not ready",
+						"partition", s.q, "offset", s.cur.Events, "err", err)
+				}
 				e.log.Error("partition round failed; resuming from its last commit", "partition", s.q, "err", err)
 				e.rewind(s)
 			default:

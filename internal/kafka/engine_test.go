@@ -135,6 +135,7 @@ type rig struct {
 	// stores2, when set, replaces stores.open (to wrap the stores).
 	stores2 StoreOpener
 	live    *memLive
+	eng     *Engine // the last one started
 }
 
 func newRig(t *testing.T, partitions int32) *rig {
@@ -168,6 +169,7 @@ func (r *rig) start(tune ...func(*engine.Config)) (stop func()) {
 	if err != nil {
 		r.t.Fatal(err)
 	}
+	r.eng = p
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
@@ -606,4 +608,29 @@ func TestEngineRepublishesAfterTheLiveViewRecovers(t *testing.T) {
 	})
 	r.live.set(func(l *memLive) { l.down = false })
 	r.waitDemand(map[string]float64{"PA": 6, "PB": 3}, 20*time.Second)
+}
+
+// alwaysFenced is a store whose every commit is refused as fenced: the
+// partition's rounds fail and are replayed for ever.
+type alwaysFenced struct{ engine.Store }
+
+func (alwaysFenced) Commit(context.Context, *engine.Batch) error {
+	return fmt.Errorf("overtaken: %w", engine.ErrFenced)
+}
+
+// TestEngineReportsAPartitionThatMakesNoProgress: a partition whose rounds
+// keep failing is reported not ready, instead of replaying its records in
+// silence.
+func TestEngineReportsAPartitionThatMakesNoProgress(t *testing.T) {
+	r := newRig(t, 1)
+	open := r.stores.open
+	r.stores2 = func(q int32, owns func(string) bool) engine.Store { return alwaysFenced{open(q, owns)} }
+	stop := r.start()
+	defer stop()
+	poll.Until(t, 20*time.Second, "the engine ready", func() error { return poll.Check(r.eng.Ready(), "not ready") })
+	cl := r.client(kgo.DefaultProduceTopic(r.topics.Events))
+	if err := cl.ProduceSync(context.Background(), &kgo.Record{Key: []byte("PA"), Value: seedEvent("cart", "PA")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, 20*time.Second, "the stuck partition reported", func() error { return poll.Check(!r.eng.Ready(), "still ready") })
 }
