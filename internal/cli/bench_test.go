@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/dynaprice/dynaprice/internal/httpapi"
 )
 
 // BenchmarkIngestHTTP measures POST /events end to end on a real server:
@@ -22,6 +24,10 @@ func BenchmarkIngestHTTP(b *testing.B) {
 			o.Sync = syncMode()
 			o.MaxBody = 16 << 20
 			o.DedupMax = 10_000_000
+			// The limits a deployment runs with, so their cost is measured.
+			o.KeyRate, o.KeyBurst = httpapi.DefaultKeyRate, 2*httpapi.DefaultKeyRate
+			o.AuthFailRate, o.AuthFailBurst = httpapi.DefaultAuthFailRate, 20
+			o.MaxEvents = 100_000
 			s := startServer(b, o)
 			const perBatch = 5000
 			var seq atomic.Int64
