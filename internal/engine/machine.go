@@ -76,9 +76,11 @@ func (m *Machine) Load(snap Snapshot, now int64) ([]live.Price, error) {
 	}
 	m.book = book
 	m.seen = newSeenSet(m.cfg.DedupMax)
+	m.seen.window = int64(m.cfg.DedupWindow)
 	for _, s := range snap.Seen {
 		m.seen.add(s.ID, s.At)
 	}
+	m.seen.evictedYoung = 0 // a smaller --dedup-max than before, not an attack
 	m.dirty = make([]uint8, book.Len())
 	m.touched, m.changes, m.histOf = m.touched[:0], m.changes[:0], m.histOf[:0]
 	m.rankLen = 0
@@ -183,6 +185,14 @@ func (m *Machine) PriceAt(i int) float64 { return m.book.State(i).Price }
 func (m *Machine) Has(id string) bool {
 	_, ok := m.book.Index(id)
 	return ok
+}
+
+// EvictedInWindow returns, and resets, how many remembered event ids were
+// forgotten for want of room (DedupMax) while younger than DedupWindow.
+func (m *Machine) EvictedInWindow() int {
+	n := m.seen.evictedYoung
+	m.seen.evictedYoung = 0
+	return n
 }
 
 // ForgetSeen forgets applied event ids older than cutoff (unix ns).

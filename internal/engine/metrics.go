@@ -18,6 +18,8 @@ type Metrics struct {
 	Partitions   prometheus.Gauge
 	Stalled      prometheus.Gauge
 	Poisoned     prometheus.Counter
+	// DedupEvicted counts event ids forgotten before their window ended.
+	DedupEvicted prometheus.Counter
 }
 
 // NewMetrics creates the collectors with the label role=role and registers
@@ -39,14 +41,15 @@ func NewMetrics(reg prometheus.Registerer, role string) *Metrics {
 			Help: "Events per commit.", Buckets: prometheus.ExponentialBuckets(1, 4, 9)}),
 		Partitions: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "dynaprice", Name: "partitions_owned",
 			Help: "Partitions this process prices (serve: 1; engine: its share of the topic's partitions)."}),
-		Poisoned: c("inputs_poisoned_total", "Requests or records rejected because the change they make cannot be stored (the rest of their round was committed)."),
+		DedupEvicted: c("dedup_evicted_in_window_total", "Event ids forgotten for want of room (--dedup-max) before --dedup-window ended: a retry of one would be applied twice. Raise --dedup-max if it grows."),
+		Poisoned:     c("inputs_poisoned_total", "Requests or records rejected because the change they make cannot be stored (the rest of their round was committed)."),
 		Stalled: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "dynaprice", Name: "partitions_stalled",
 			Help: "Partitions whose commit is being retried because the store fails."}),
 	}
 	if reg != nil {
 		reg = prometheus.WrapRegistererWith(prometheus.Labels{"role": role}, reg)
 		reg.MustRegister(m.Applied, m.Duplicates, m.Rejected, m.PriceChanges, m.Commits, m.CommitErrors,
-			m.CommitTime, m.BatchEvents, m.Partitions, m.Stalled, m.Poisoned)
+			m.CommitTime, m.BatchEvents, m.Partitions, m.Stalled, m.Poisoned, m.DedupEvicted)
 	}
 	return m
 }

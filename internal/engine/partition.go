@@ -32,6 +32,10 @@ type Partition struct {
 	m       *Machine
 	cursor  string
 	stalled atomic.Bool
+	// evicted counts event ids evicted within their window since
+	// evictLogged, when that was last logged.
+	evicted     int
+	evictLogged time.Time
 }
 
 // ErrNotCommitted is wrapped by Round's error when the round could not be
@@ -114,6 +118,18 @@ func (p *Partition) Round(ctx context.Context, apply func(m *Machine, now int64)
 			}
 			if len(prices) > 0 {
 				p.pub.Publish(prices)
+			}
+			if n := p.m.EvictedInWindow(); n > 0 {
+				p.met.DedupEvicted.Add(float64(n))
+				p.evicted += n
+			}
+			if now := time.Now(); p.evicted > 0 && now.Sub(p.evictLogged) >= time.Minute {
+				// At most once a minute: a flood of junk ids must not
+				// flood the log too.
+				n := p.evicted
+				p.evicted, p.evictLogged = 0, now
+				p.log.Warn("event ids forgotten before the dedup window ended; their retries would count twice (raise --dedup-max)",
+					"evicted", n, "max", p.cfg.DedupMax, "window", p.cfg.DedupWindow)
 			}
 			return nil
 		}

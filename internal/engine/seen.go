@@ -8,6 +8,11 @@ type seenSet struct {
 	at   map[string]int64
 	ring []SeenID // FIFO, head at start
 	head int
+	// window and evictedYoung count ids forgotten for want of room while
+	// still younger than the window (at the time they were evicted): a
+	// retry of one of them would be applied twice.
+	window       int64
+	evictedYoung int
 }
 
 func newSeenSet(max int) *seenSet {
@@ -24,6 +29,9 @@ func (s *seenSet) add(id string, at int64) {
 		return
 	}
 	for len(s.at) >= s.max {
+		if s.window > 0 && at-s.ring[s.head].At < s.window {
+			s.evictedYoung++
+		}
 		s.popOldest()
 	}
 	s.at[id] = at

@@ -233,7 +233,8 @@ func testTickDecaysAndExpiresOverrides(t *testing.T) {
 }
 
 func TestDedupWindowForgetsOldIDs(t *testing.T) {
-	h := start(t, filepath.Join(t.TempDir(), "db"), func(c *engine.Config) { c.DedupMax = 2 })
+	met := engine.NewMetrics(nil, "test")
+	h := start(t, filepath.Join(t.TempDir(), "db"), func(c *engine.Config) { c.DedupMax = 2; c.Metrics = met })
 	ctx := context.Background()
 	h.eng.ImportCatalog(ctx, []pricing.Product{{ID: "PA", BasePrice: 1}}, "")
 	for _, id := range []string{"a", "b", "c"} {
@@ -243,6 +244,11 @@ func TestDedupWindowForgetsOldIDs(t *testing.T) {
 	res, _ := h.eng.Submit(ctx, []ingest.Event{ev("c", "PA", pricing.View), ev("a", "PA", pricing.View)})
 	if res.Duplicates != 1 || res.Accepted != 2 {
 		t.Fatalf("res = %+v", res)
+	}
+	// "a" was forgotten within its window (24h) for want of room, and then
+	// "b" to remember "a" again: both are counted.
+	if got := testutil.ToFloat64(met.DedupEvicted); got != 2 {
+		t.Fatalf("dedup_evicted_in_window_total = %v, want 2", got)
 	}
 }
 
