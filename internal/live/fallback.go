@@ -16,7 +16,7 @@ type PriceReader interface {
 
 // NewFallback reads primary and, while it fails, backup.
 func NewFallback(primary PriceReader, backup *View, log *slog.Logger) *Fallback {
-	return &Fallback{primary: primary, backup: Prices{V: backup}, view: backup, log: log}
+	return &Fallback{primary: primary, view: backup, log: log}
 }
 
 // Fallback reads a primary price view (Redis) and, while it fails, a View
@@ -27,7 +27,6 @@ func NewFallback(primary PriceReader, backup *View, log *slog.Logger) *Fallback 
 // outage costs requests nothing but a map lookup.
 type Fallback struct {
 	primary  PriceReader
-	backup   Prices
 	view     *View
 	log      *slog.Logger
 	failedAt atomic.Int64 // unix ns of the last failure, 0 when healthy
@@ -70,7 +69,8 @@ func (f *Fallback) Price(ctx context.Context, id string) ([]byte, bool, error) {
 			return b, ok, nil
 		}
 	}
-	return f.backup.Price(ctx, id)
+	b, ok := f.view.Price(id)
+	return b, ok, nil
 }
 
 func (f *Fallback) AppendAll(ctx context.Context, dst []byte) ([]byte, error) {
@@ -86,7 +86,7 @@ func (f *Fallback) AppendAll(ctx context.Context, dst []byte) ([]byte, error) {
 			return b, nil
 		}
 	}
-	return f.backup.AppendAll(ctx, dst)
+	return f.view.AppendAll(dst), nil
 }
 
 // Lookup returns a product's live price (ok false: unknown product), so
