@@ -9,15 +9,17 @@ import (
 // limiter is a token bucket per key (an API key's name, or a client
 // address): each key may spend burst tokens at once and gets rate tokens a
 // second back. The number of keys it tracks is bounded: when full, it
-// forgets the buckets that have filled up again (idle clients), and if
-// none has, it refuses new keys rather than grow, so a flood of addresses
-// cannot exhaust memory.
+// forgets the buckets that have filled up again (idle clients), at most
+// once a second, and otherwise refuses new keys rather than grow, so a
+// flood of addresses can exhaust neither memory nor, by making every
+// request scan the map under the lock, the CPU.
 type limiter struct {
 	rate, burst float64
 	maxKeys     int
 
-	mu      sync.Mutex
-	buckets map[string]*bucket
+	mu        sync.Mutex
+	buckets   map[string]*bucket
+	lastSweep time.Time
 }
 
 type bucket struct {
@@ -52,13 +54,12 @@ func (l *limiter) take(key string, now time.Time) (ok bool, retryAfter time.Dura
 		b = &bucket{tokens: l.burst, at: now}
 		l.buckets[key] = b
 	}
-	b.tokens = math.Min(l.burst, b.tokens+now.Sub(b.at).Seconds()*l.rate)
-	b.at = now
+	b.tokens, b.at = l.tokens(b, now), now
 	if b.tokens >= 1 {
 		b.tokens--
 		return true, 0
 	}
-	return false, time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
+	return false, l.wait(b.tokens)
 }
 
 // peek reports whether key has a token left, without spending it.
@@ -72,19 +73,32 @@ func (l *limiter) peek(key string, now time.Time) (ok bool, retryAfter time.Dura
 	if b == nil {
 		return true, 0
 	}
-	tokens := math.Min(l.burst, b.tokens+now.Sub(b.at).Seconds()*l.rate)
-	if tokens >= 1 {
-		return true, 0
+	if t := l.tokens(b, now); t < 1 {
+		return false, l.wait(t)
 	}
-	return false, time.Duration((1 - tokens) / l.rate * float64(time.Second))
+	return true, 0
 }
 
-// forgetIdle drops the buckets that are full again; it reports whether it
-// freed any.
+// tokens is what b holds at now.
+func (l *limiter) tokens(b *bucket, now time.Time) float64 {
+	return math.Min(l.burst, b.tokens+now.Sub(b.at).Seconds()*l.rate)
+}
+
+// wait is how long until a bucket holding tokens has one.
+func (l *limiter) wait(tokens float64) time.Duration {
+	return time.Duration((1 - tokens) / l.rate * float64(time.Second))
+}
+
+// forgetIdle drops the buckets that are full again, unless it did less
+// than a second ago; it reports whether it freed any.
 func (l *limiter) forgetIdle(now time.Time) bool {
+	if now.Sub(l.lastSweep) < time.Second {
+		return false
+	}
+	l.lastSweep = now
 	n := len(l.buckets)
 	for k, b := range l.buckets {
-		if b.tokens+now.Sub(b.at).Seconds()*l.rate >= l.burst {
+		if l.tokens(b, now) >= l.burst {
 			delete(l.buckets, k)
 		}
 	}

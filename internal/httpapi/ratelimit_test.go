@@ -48,6 +48,15 @@ func TestLimiterKeysAreBounded(t *testing.T) {
 	if len(l.buckets) != 3 {
 		t.Fatalf("%d buckets, want 3", len(l.buckets))
 	}
+	if ok, _ := l.take("new", t0.Add(900*time.Millisecond)); ok {
+		t.Fatal("a 4th key was tracked while every bucket was still busy")
+	}
+	// At 1.2s the buckets are idle again, but the last sweep (at 0.9s) was
+	// less than a second ago: a flood of new keys does not scan the map on
+	// every request.
+	if ok, _ := l.take("new", t0.Add(1200*time.Millisecond)); ok {
+		t.Fatal("the map was swept again within a second of the last sweep")
+	}
 	if ok, _ := l.take("new", t0.Add(2*time.Second)); !ok {
 		t.Fatal("idle buckets were not forgotten to make room")
 	}
