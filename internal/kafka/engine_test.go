@@ -237,6 +237,18 @@ func (r *rig) waitConsumed(timeout time.Duration) {
 	})
 }
 
+// sendCarts produces one keyed cart event (demand 3) per id, in order.
+func (r *rig) sendCarts(ids ...string) {
+	r.t.Helper()
+	var recs []*kgo.Record
+	for _, id := range ids {
+		recs = append(recs, &kgo.Record{Topic: r.topics.Events, Key: []byte(id), Value: seedEvent("cart", id)})
+	}
+	if err := r.client().ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
 func seedEvent(typ, id string) []byte {
 	return []byte(`{"event_type":"` + typ + `","product_id":"` + id + `","user_id":"U1","timestamp":` +
 		strconv.FormatInt(time.Now().UnixMilli(), 10) + `,"price":1}`)
@@ -537,21 +549,10 @@ func TestEnginePoisonedRecordIsDeadLetteredAndTheRestCommitted(t *testing.T) {
 	}
 	stop := r.start()
 	defer stop()
-	cl := r.client(kgo.DefaultProduceTopic(r.topics.Events))
 	ctx := context.Background()
-	send := func(ids ...string) {
-		t.Helper()
-		var recs []*kgo.Record
-		for _, id := range ids {
-			recs = append(recs, &kgo.Record{Key: []byte(id), Value: seedEvent("cart", id)})
-		}
-		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	send("PA", "PB", "PC", "PD", "PE")
+	r.sendCarts("PA", "PB", "PC", "PD", "PE")
 	r.waitDemand(map[string]float64{"PA": 3, "PB": 3, "PD": 3, "PE": 3}, 20*time.Second)
-	send("PF")
+	r.sendCarts("PF")
 	r.waitDemand(map[string]float64{"PF": 3}, 20*time.Second)
 	if c, _ := r.live.get("PC"); c.Demand != 0 {
 		t.Errorf("PC's live demand %v, want 0: its event was not committed", c.Demand)
@@ -580,27 +581,19 @@ func TestEngineRepublishesAfterTheLiveViewRecovers(t *testing.T) {
 	r := newRig(t, 1)
 	stop := r.start()
 	defer stop()
-	cl := r.client(kgo.DefaultProduceTopic(r.topics.Events))
-	ctx := context.Background()
-	send := func(id string) {
-		t.Helper()
-		if err := cl.ProduceSync(ctx, &kgo.Record{Key: []byte(id), Value: seedEvent("cart", id)}).FirstErr(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	send("PA")
+	r.sendCarts("PA")
 	r.waitDemand(map[string]float64{"PA": 3}, 20*time.Second)
 	// A write of PB is lost without an error, as a reply lost after the
 	// fact could make it look done; then the live view goes down.
 	r.live.set(func(l *memLive) { l.lose = "PB" })
-	send("PB")
+	r.sendCarts("PB")
 	poll.Until(t, 20*time.Second, "PB's write lost", func() error {
 		var lost bool
 		r.live.set(func(l *memLive) { lost = l.lose == "" })
 		return poll.Check(lost, "PB not written yet")
 	})
 	r.live.set(func(l *memLive) { l.down = true })
-	send("PA")
+	r.sendCarts("PA")
 	poll.Until(t, 20*time.Second, "the outage noticed", func() error {
 		var failed int
 		r.live.set(func(l *memLive) { failed = l.failed })
@@ -628,9 +621,6 @@ func TestEngineReportsAPartitionThatMakesNoProgress(t *testing.T) {
 	stop := r.start()
 	defer stop()
 	poll.Until(t, 20*time.Second, "the engine ready", func() error { return poll.Check(r.eng.Ready(), "not ready") })
-	cl := r.client(kgo.DefaultProduceTopic(r.topics.Events))
-	if err := cl.ProduceSync(context.Background(), &kgo.Record{Key: []byte("PA"), Value: seedEvent("cart", "PA")}).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	r.sendCarts("PA")
 	poll.Until(t, 20*time.Second, "the stuck partition reported", func() error { return poll.Check(!r.eng.Ready(), "still ready") })
 }
