@@ -509,19 +509,7 @@ func (e *Engine) process(ctx context.Context, s *slot, recs []*kgo.Record) error
 // skip returns cur moved past r without applying it.
 func skip(cur cursor, r *kgo.Record, topics Topics) cursor {
 	next := cur.clone()
-	switch r.Topic {
-	case topics.ControlTopic():
-		next.Control = r.Offset + 1
-		return next
-	case topics.Repartition():
-	default:
-		next.Events = r.Offset + 1
-		return next
-	}
-	next.Repartition = r.Offset + 1
-	if sp, pos, ok := parseSource(r); ok {
-		next.Applied[sp] = pos
-	}
+	next.past(r, topics)
 	return next
 }
 

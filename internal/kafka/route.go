@@ -37,6 +37,30 @@ func (c cursor) encode() string {
 	return string(b)
 }
 
+// past moves c past r, a record of one of t's topics. For a forwarded
+// record it also remembers the position it came from, and reports whether
+// that was applied already (it was forwarded again after its forwarder
+// crashed) or is missing.
+func (c *cursor) past(r *kgo.Record, t Topics) (forwardedAgain, badSource bool) {
+	switch r.Topic {
+	case t.ControlTopic():
+		c.Control = r.Offset + 1
+	case t.Repartition():
+		c.Repartition = r.Offset + 1
+		sp, pos, ok := parseSource(r)
+		if !ok {
+			return false, true
+		}
+		if last, seen := c.Applied[sp]; seen && pos <= last {
+			return true, false
+		}
+		c.Applied[sp] = pos
+	default:
+		c.Events = r.Offset + 1
+	}
+	return false, false
+}
+
 func (c cursor) clone() cursor {
 	d := c
 	d.Applied = make(map[int32]int64, len(c.Applied))
@@ -89,7 +113,7 @@ type routed struct {
 }
 
 // route applies recs (records of rt's partition, in offset order, from the
-// events and repartition topics) to m, starting from position cur.
+// events, repartition and control topics) to m, starting from position cur.
 func (rt *router) route(m *engine.Machine, recs []*kgo.Record, cur cursor, now int64) routed {
 	res := routed{next: cur.clone()}
 	clear(rt.out)
@@ -101,8 +125,8 @@ func (rt *router) route(m *engine.Machine, recs []*kgo.Record, cur cursor, now i
 	}
 	repart, control := rt.topics.Repartition(), rt.topics.ControlTopic()
 	for _, r := range recs {
+		again, badSource := res.next.past(r, rt.topics)
 		if r.Topic == control {
-			res.next.Control = r.Offset + 1
 			rt.flush(m, now, dead)
 			kind := header(r, HeaderControl)
 			if err := rt.signer.verify(string(kind), r.Key, r.Value, header(r, HeaderSignature)); err != nil {
@@ -115,20 +139,14 @@ func (rt *router) route(m *engine.Machine, recs []*kgo.Record, cur cursor, now i
 			continue
 		}
 		fromRepart := r.Topic == repart
-		if fromRepart {
-			res.next.Repartition = r.Offset + 1
-			sp, pos, ok := parseSource(r)
-			if !ok {
-				dead(r, -1, "repartitioned record without a valid "+HeaderSource+" header")
-				continue
-			}
-			if last, seen := res.next.Applied[sp]; seen && pos <= last {
-				res.repartitionDup++ // forwarded again after a crash of its forwarder
-				continue
-			}
-			res.next.Applied[sp] = pos
-		} else {
-			res.next.Events = r.Offset + 1
+		switch {
+		case badSource:
+			dead(r, -1, "repartitioned record without a valid "+HeaderSource+" header")
+			continue
+		case again:
+			res.repartitionDup++ // forwarded again after a crash of its forwarder
+			continue
+		case !fromRepart:
 			if header(r, HeaderControl) != nil {
 				// Any shop producer can write here: a record posing as a
 				// control record is never applied.
