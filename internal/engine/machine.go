@@ -46,6 +46,7 @@ type Machine struct {
 	// the catalog grew (rankLen products are ranked).
 	rank    []int32
 	rankLen int
+	grew    bool // the catalog grew since Begin
 }
 
 // NewMachine returns an empty machine; Load gives it its state. cfg must
@@ -108,11 +109,23 @@ func (m *Machine) Seal() (*Batch, []live.Price) {
 	return b, m.changes
 }
 
-// sortTouched sorts the touched products by id, through each product's
-// rank in id order: integers compare faster than strings, and the ranks
-// change only when the catalog grows.
+// sortTouched sorts the touched products by id. It compares each
+// product's rank in id order (integers compare faster than strings) when
+// the ranks are current, and builds them when that pays: the catalog did
+// not grow in this batch, and it is at most 16 times the touched products,
+// so a build costs a few rounds' sorting. Otherwise (a large catalog of
+// which a round touches little, or products being created) it compares
+// the ids themselves: one sort of the touched products, never of the
+// catalog.
 func (m *Machine) sortTouched() {
-	if n := m.book.Len(); m.rankLen != n {
+	n := m.book.Len()
+	if m.rankLen != n && (m.grew || n > 16*len(m.touched)) {
+		slices.SortFunc(m.touched, func(x, y int) int {
+			return strings.Compare(m.book.Product(x).ID, m.book.Product(y).ID)
+		})
+		return
+	}
+	if m.rankLen != n {
 		order := make([]int32, n)
 		for i := range order {
 			order[i] = int32(i)
@@ -139,6 +152,7 @@ func (m *Machine) sortTouched() {
 // Begin starts a new batch, forgetting the sealed one.
 func (m *Machine) Begin() {
 	m.counts = [3]int{}
+	m.grew = false
 	m.histOf = m.histOf[:0]
 	m.batch.Reset()
 	m.touched, m.changes = m.touched[:0], m.changes[:0]
@@ -331,6 +345,7 @@ func (m *Machine) autoCreate(ev *ingest.Event, now int64) (int, error) {
 func (m *Machine) growDirty() {
 	for len(m.dirty) < m.book.Len() {
 		m.dirty = append(m.dirty, 0)
+		m.grew = true
 	}
 }
 

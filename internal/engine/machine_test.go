@@ -156,3 +156,35 @@ func TestSealSortsHistory(t *testing.T) {
 		t.Errorf("second round's history %+v, want A, then B's two rows in version order", b.History)
 	}
 }
+
+// TestSealSortsHistoryWithoutRanks: history is in key order also when the
+// touched products are sorted by their ids rather than by ranks: a large
+// catalog of which a round touches little, and products created during
+// the round.
+func TestSealSortsHistoryWithoutRanks(t *testing.T) {
+	now := int64(1_800_000_000e9)
+	cfg := engine.DefaultConfig()
+	cfg.AutoCreate = true
+	m := engine.NewMachine(cfg)
+	var ps []pricing.Product
+	for i := range 100 {
+		ps = append(ps, pricing.Product{ID: fmt.Sprintf("P%03d", 99-i), BasePrice: 10})
+	}
+	if _, err := m.Load(engine.Snapshot{Products: ps}, now); err != nil {
+		t.Fatal(err)
+	}
+	keyOrder := func(x, y engine.HistoryRow) int {
+		return cmp.Or(strings.Compare(x.ProductID, y.ProductID), cmp.Compare(x.At, y.At), cmp.Compare(x.Version, y.Version))
+	}
+	for round, ids := range [][]string{{"P050", "P007", "P050"}, {"ZNEW", "P001", "ANEW", "P001"}} {
+		m.Begin()
+		var res engine.SubmitResult
+		for _, id := range ids {
+			m.ApplyEvents([]ingest.Event{{Type: pricing.Purchase, ProductID: id, Quantity: 1, Price: 10}}, now, &res)
+		}
+		b, _ := m.Seal()
+		if len(b.History) != len(ids) || !slices.IsSortedFunc(b.History, keyOrder) {
+			t.Errorf("round %d: history %+v, want %d rows in key order", round, b.History, len(ids))
+		}
+	}
+}
