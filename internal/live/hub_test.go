@@ -462,17 +462,32 @@ func TestSlowClientDropped(t *testing.T) {
 	healthy := e.dial(t, "", nil)
 
 	// The healthy client keeps getting updates while the stalled one's
-	// write runs into WriteTimeout.
+	// write runs into WriteTimeout. Fillers keep the stalled client's queue
+	// full: the kernel may still grow its socket buffers and take the
+	// write that looked blocked, and a writer with nothing more to write
+	// is never dropped.
+	deadline := time.Now().Add(20 * time.Second)
+	filler := make([]Price, 50)
 	for v := uint64(1_000); e.metric(t, "dynaprice_ws_disconnects_total", "reason", "slow") == 0; v++ {
-		if v > 1_000+200 {
+		if time.Now().After(deadline) {
 			t.Fatal("stalled client was never dropped")
 		}
-		e.hub.Publish([]Price{upd("live", v, float64(v))})
-		if m := read(t, healthy); m.ProductID != "live" || m.Version != v {
-			t.Fatalf("healthy client got %+v, want live v%d", m, v)
+		for i := range filler {
+			filler[i] = upd(fmt.Sprintf("filler-product-with-a-long-identifier-%04d", i), v, float64(v))
 		}
-		// Paces the updates: 200 of them span at least 4s, twice the
-		// WriteTimeout.
+		e.hub.Publish(filler)
+		e.hub.Publish([]Price{upd("live", v, float64(v))})
+		for {
+			m := read(t, healthy)
+			if m.ProductID == "live" {
+				if m.Version != v {
+					t.Fatalf("healthy client got live v%d, want v%d", m.Version, v)
+				}
+				break
+			}
+		}
+		// Paces the updates, so that the stalled writer's WriteTimeout
+		// (2s) passes within a few hundred rounds.
 		time.Sleep(20 * time.Millisecond)
 	}
 	if n := e.hub.Clients(); n != 1 {
