@@ -114,7 +114,7 @@ type apiRole struct {
 
 // Check validates the options.
 func (r *apiRole) Check() (err error) {
-	if r.pc, err = pricing.ConfigFrom(r.o.Weights, r.o.HalfLife); err != nil {
+	if r.pc, err = r.o.PricingOptions.config(); err != nil {
 		return err
 	}
 	if err := checkShutdown(r.o.ShutdownTimeout, r.o.Drain); err != nil {

@@ -314,3 +314,66 @@ func TestClusterAPIDrainOnSIGTERM(t *testing.T) {
 	}
 	t.Logf("exited in %v", time.Since(start))
 }
+
+// TestClusterBreakerRelease: in scale-out the engine holds a price pushed
+// past --max-move-pct, an API replica explains it from the committed
+// state, and an operator's release travels as a signed control record and
+// is answered once the engine committed it.
+func TestClusterBreakerRelease(t *testing.T) {
+	c := newCluster(t)
+	c.migrate()
+	limits := []string{"--max-move-pct", "20", "--move-window", "1h"}
+	c.engine("engine", limits...)
+	keys := []string{"DYNAPRICE_API_KEYS=viewer:viewer:" + viewerKey + ",ops:operator:" + operatorKey + ",shop:ingest:" + ingestKey}
+	a := c.start("api", keys, append([]string{"api", "--addr", "127.0.0.1:0"}, limits...)...)
+	s := &server{t: t, url: a.addr}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("engine log:\n%s\napi log:\n%s", c.log("engine"), c.log("api"))
+		}
+	})
+	poll.Until(t, 20*time.Second, "PA at its base price", func() error {
+		code, m := s.do("GET", "/price/PA", "", "", "")
+		return poll.Check(code == 200 && m["price"] == 299.0, "%d %s", code, jsonString(m))
+	})
+	// Demand 101: 349.25 (16.8% up, published); demand 151: 360.44 (held).
+	code, m := s.do("POST", "/events", ingestKey, "application/json", `[
+		{"event_type":"purchase","product_id":"PA","quantity":20},{"event_type":"view","product_id":"PA"},
+		{"event_type":"purchase","product_id":"PA","quantity":10},{"event_type":"purchase","product_id":"PA","quantity":101}]`)
+	if code != 202 || m["accepted"] != 4.0 {
+		// The quantity cap is the engine's (it knows the product's limits):
+		// the replica accepts the last purchase, the engine dead-letters it.
+		t.Fatalf("POST /events = %d %v", code, m)
+	}
+	poll.Until(t, 20*time.Second, "PA held, explained", func() error {
+		_, e := s.do("GET", "/price/PA?explain=1", viewerKey, "", "")
+		br, _ := e["breaker"].(map[string]any)
+		return poll.Check(e["price"] == 349.25 && br != nil && br["wanted_price"] == 360.44, "%s", jsonString(e))
+	})
+	if code, m := s.do("POST", "/release/PA", operatorKey, "", ""); code != 200 || m["released"] != true {
+		t.Fatalf("POST /release/PA = %d %v", code, m)
+	}
+	if _, m := s.do("GET", "/price/PA", "", "", ""); m["price"] != 360.44 {
+		t.Fatalf("after the release PA = %v, want 360.44 (read-your-writes)", jsonString(m))
+	}
+	if code, m := s.do("POST", "/release/PA", operatorKey, "", ""); code != 404 {
+		t.Fatalf("second release = %d %v, want 404", code, m)
+	}
+	// The purchase above the cap is in the dead-letter topic with its reason.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	dlq := c.client(kgo.ConsumeTopics("product-events-dlq"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	var reason string
+	for reason == "" && ctx.Err() == nil {
+		dlq.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			for _, h := range r.Headers {
+				if h.Key == "dynaprice-error" {
+					reason = string(h.Value)
+				}
+			}
+		})
+	}
+	if !strings.Contains(reason, `quantity 101 is above product "PA"'s max_quantity 100`) {
+		t.Fatalf("dead-letter reason = %q", reason)
+	}
+}

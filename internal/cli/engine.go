@@ -126,7 +126,7 @@ type engineRole struct {
 
 // Check validates the options and reads the catalog file.
 func (r *engineRole) Check() (err error) {
-	if r.pc, err = pricing.ConfigFrom(r.o.Weights, r.o.HalfLife); err != nil {
+	if r.pc, err = r.o.PricingOptions.config(); err != nil {
 		return err
 	}
 	if err := checkShutdown(r.o.ShutdownTimeout, 0); err != nil {

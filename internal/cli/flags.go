@@ -1,10 +1,13 @@
 package cli
 
 import (
+	"errors"
 	"flag"
+	"fmt"
 	"time"
 
 	"github.com/dynaprice/dynaprice/internal/httpapi"
+	"github.com/dynaprice/dynaprice/internal/pricing"
 )
 
 // The flags several roles share, each registered by one function so that
@@ -73,12 +76,42 @@ type PricingOptions struct {
 	AutoCreate bool
 	HalfLife   time.Duration
 	Weights    string
+	// The catalog defaults of the products' limits (pricing.Limits).
+	MaxQuantity int
+	MaxMovePct  float64
+	MoveWindow  time.Duration
 }
 
 func (o *PricingOptions) register(fs *flag.FlagSet, autoCreateHelp string) {
 	fs.BoolVar(&o.AutoCreate, "auto-create", false, autoCreateHelp)
 	fs.DurationVar(&o.HalfLife, "half-life", time.Hour, "half-life of demand for the decay strategy")
 	fs.StringVar(&o.Weights, "weights", "view=1,cart=3,purchase=5", "demand weight per event type")
+	fs.IntVar(&o.MaxQuantity, "max-quantity", pricing.DefaultMaxQuantity,
+		"catalog default of the largest quantity one view, cart or purchase may carry (a product's max_quantity beats it; at most 10000)")
+	fs.Float64Var(&o.MaxMovePct, "max-move-pct", 0,
+		"catalog default of the price-velocity breaker: hold a product whose price would move more than this many percent within --move-window (0: off; a product's max_move_pct beats it)")
+	fs.DurationVar(&o.MoveWindow, "move-window", pricing.DefaultMoveWindow, "catalog default of the price-velocity breaker's window")
+}
+
+// config returns the pricing configuration the options describe.
+func (o *PricingOptions) config() (pricing.Config, error) {
+	pc, err := pricing.ConfigFrom(o.Weights, o.HalfLife)
+	if err != nil {
+		return pc, err
+	}
+	// Zero values (options built in code rather than parsed) mean the
+	// flags' defaults, which pc.Limits already holds.
+	if o.MaxQuantity < 0 || o.MaxQuantity > pricing.MaxQuantityLimit {
+		return pc, fmt.Errorf("--max-quantity must be between 1 and %d", pricing.MaxQuantityLimit)
+	}
+	if o.MoveWindow < 0 || o.MoveWindow > pricing.MaxMoveWindow {
+		return pc, fmt.Errorf("--move-window must be > 0 and at most %s", pricing.MaxMoveWindow)
+	}
+	if !(o.MaxMovePct >= 0) || o.MaxMovePct > 1e6 {
+		return pc, errors.New("--max-move-pct must be between 0 (off) and 1000000")
+	}
+	pc.Limits = pricing.Limits{MaxQuantity: int32(o.MaxQuantity), MaxMovePct: o.MaxMovePct, MoveWindow: pricing.Duration(o.MoveWindow)}.Or(pc.Limits)
+	return pc, nil
 }
 
 // DedupOptions bound the event ids remembered to drop retries.

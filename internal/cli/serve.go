@@ -146,7 +146,7 @@ type serveRole struct {
 
 // Check validates the options and reads the catalog file.
 func (r *serveRole) Check() (err error) {
-	if r.pc, err = pricing.ConfigFrom(r.o.Weights, r.o.HalfLife); err != nil {
+	if r.pc, err = r.o.PricingOptions.config(); err != nil {
 		return err
 	}
 	if err := checkShutdown(r.o.ShutdownTimeout, r.o.Drain); err != nil {

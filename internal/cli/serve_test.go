@@ -798,3 +798,65 @@ func TestUncleanPathsAnswerJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestBreakerHoldsAndOperatorReleases: with --max-quantity and
+// --max-move-pct, a purchase above the cap is refused with its reason, a
+// push past the move limit is held (explained, counted in /metrics), and
+// only an operator may release it.
+func TestBreakerHoldsAndOperatorReleases(t *testing.T) {
+	o := testOptions(t.TempDir())
+	o.MaxQuantity, o.MaxMovePct, o.MoveWindow = 10, 20, time.Hour
+	s := startServer(t, o)
+	code, m := s.do("POST", "/events", ingestKey, "application/json",
+		`[{"event_type":"purchase","product_id":"PA","quantity":11},{"event_type":"view","product_id":"PA"}]`)
+	if code != 202 || m["accepted"] != 1.0 || m["rejected"] != 1.0 ||
+		!strings.Contains(fmt.Sprint(m["errors"]), `quantity 11 is above product "PA"'s max_quantity 10`) {
+		t.Fatalf("quantity above the cap: %d %v", code, m)
+	}
+	// PA: 299 + 5*sqrt(demand); 20% above 299 is 358.80, reached at demand 140.
+	s.post(`{"event_type":"purchase","product_id":"PA","quantity":10}`) // demand 50 (+1 view): 299 + 5*sqrt(51) = 334.71
+	if p := s.price("PA")["price"]; p != 334.71 {
+		t.Fatalf("PA = %v, want 334.71", p)
+	}
+	// Demand 101: 349.25, published; demand 151: 360.44, held.
+	s.post(`[{"event_type":"purchase","product_id":"PA","quantity":10},{"event_type":"purchase","product_id":"PA","quantity":10}]`)
+	held := 349.25
+	if p := s.price("PA"); p["price"] != held {
+		t.Fatalf("PA moved to %v past the breaker", p["price"])
+	}
+	_, e := s.do("GET", "/price/PA?explain=1", viewerKey, "", "")
+	br, _ := e["breaker"].(map[string]any)
+	if br == nil || br["wanted_price"] != 360.44 || br["anchor_price"] != 299.0 || br["max_move_pct"] != 20.0 {
+		t.Fatalf("explanation: %v", e)
+	}
+	if !strings.Contains(s.metrics(), `dynaprice_breaker_trips_total{role="serve"} 1`) {
+		t.Fatalf("metrics lack the trip")
+	}
+	if code, m := s.do("POST", "/release/PA", viewerKey, "", ""); code != 403 {
+		t.Fatalf("a viewer released: %d %v", code, m)
+	}
+	if code, m := s.do("POST", "/release/PA", operatorKey, "", ""); code != 200 || m["released"] != true {
+		t.Fatalf("release: %d %v", code, m)
+	}
+	if p := s.price("PA"); p["price"] != 360.44 {
+		t.Fatalf("released PA = %v, want 360.44", p["price"])
+	}
+	if code, m := s.do("POST", "/release/PA", operatorKey, "", ""); code != 404 || !strings.Contains(fmt.Sprint(m["error"]), "not held") {
+		t.Fatalf("second release: %d %v", code, m)
+	}
+	if code, _ := s.do("POST", "/release/ZZ", operatorKey, "", ""); code != 404 {
+		t.Fatalf("release of an unknown product: %d", code)
+	}
+}
+
+// metrics returns the text of /metrics.
+func (s *server) metrics() string {
+	s.t.Helper()
+	resp, err := http.Get(s.url + "/metrics")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}

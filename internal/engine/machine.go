@@ -47,6 +47,7 @@ type Machine struct {
 	rank    []int32
 	rankLen int
 	grew    bool // the catalog grew since Begin
+	held    int  // products held by the breaker at the last Tick
 }
 
 // NewMachine returns an empty machine; Load gives it its state. cfg must
@@ -310,6 +311,12 @@ func (m *Machine) ApplyEvents(events []ingest.Event, now int64, res *SubmitResul
 			if qty <= 0 {
 				qty = 1
 			}
+			if max := m.book.MaxQuantity(i); max > 0 && qty > max {
+				res.Rejects = append(res.Rejects, rejectAt(k, fmt.Sprintf(
+					"quantity %d is above product %q's max_quantity %d", qty, ev.ProductID, max)))
+				m.counts[2]++
+				continue
+			}
 			m.touch(i, m.book.ApplyShown(i, ev.Type, qty, ev.Price, now))
 		}
 		if ev.EventID != "" {
@@ -408,6 +415,40 @@ func (m *Machine) ClearOverride(in OverrideInput, now int64) error {
 	return nil
 }
 
+// Release lets a price held by the price-velocity breaker go (see
+// pricing.Limits): the product takes the price its strategy wants now.
+// KindNotFound for an unknown product or one that is not held.
+func (m *Machine) Release(id string, now int64) error {
+	i, ok := m.book.Index(id)
+	if !ok {
+		return errorf(KindNotFound, "unknown product_id %q", id)
+	}
+	held, changed := m.book.Release(i, now)
+	if !held {
+		return errorf(KindNotFound, "product %q is not held by the price-velocity breaker", id)
+	}
+	m.touch(i, changed)
+	return nil
+}
+
+// Tripped returns how many price-velocity breakers tripped since the last
+// call, and the ids of the first of those products (at most 100).
+func (m *Machine) Tripped() (int, []string) {
+	n, t := m.book.Tripped()
+	if n == 0 {
+		return 0, nil
+	}
+	ids := make([]string, len(t))
+	for k, i := range t {
+		ids[k] = m.book.Product(i).ID
+	}
+	return n, ids
+}
+
+// Held is how many products the price-velocity breaker held at the last
+// Tick.
+func (m *Machine) Held() int { return m.held }
+
 // Upsert adds or updates a catalog product.
 func (m *Machine) Upsert(p pricing.Product, now int64) (bool, error) {
 	_, existed := m.book.Index(p.ID)
@@ -461,6 +502,7 @@ func (m *Machine) Products() []ProductInfo {
 // Tick re-evaluates time-dependent prices, override expiries and the
 // 30-day lowest price.
 func (m *Machine) Tick(now int64) {
+	m.held = 0
 	for i := 0; i < m.book.Len(); i++ {
 		s := m.book.State(i)
 		hadOverride := s.Override.Active
@@ -471,6 +513,9 @@ func (m *Machine) Tick(now int64) {
 		}
 		if changed {
 			m.touch(i, priceChanged)
+		}
+		if m.book.Held(i) {
+			m.held++
 		}
 	}
 }

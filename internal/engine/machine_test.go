@@ -3,6 +3,7 @@ package engine_test
 import (
 	"cmp"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -186,5 +187,77 @@ func TestSealSortsHistoryWithoutRanks(t *testing.T) {
 		if len(b.History) != len(ids) || !slices.IsSortedFunc(b.History, keyOrder) {
 			t.Errorf("round %d: history %+v, want %d rows in key order", round, b.History, len(ids))
 		}
+	}
+}
+
+// TestIngestCannotMovePricesWithoutBound is the issue's attack: one request
+// of 1,000 purchases × quantity 10,000 took a price from 269 to 35,624.
+// The quantity cap refuses each such event with a reason (its id is not
+// remembered, so a corrected retry counts), and the price-velocity breaker
+// holds the price when events within the cap still push it too far, until
+// an operator releases it.
+func TestIngestCannotMovePricesWithoutBound(t *testing.T) {
+	now := int64(1_800_000_000e9)
+	cfg := engine.DefaultConfig()
+	cfg.Pricing.Limits = pricing.Limits{MaxQuantity: 100, MaxMovePct: 50, MoveWindow: pricing.Duration(15 * time.Minute)}
+	m := engine.NewMachine(cfg)
+	if _, err := m.Load(engine.Snapshot{Products: []pricing.Product{{ID: "PA", BasePrice: 269}}}, now); err != nil {
+		t.Fatal(err)
+	}
+	flood := func(qty int32, idPrefix string) engine.SubmitResult {
+		evs := make([]ingest.Event, 1000)
+		for i := range evs {
+			evs[i] = ingest.Event{Type: pricing.Purchase, ProductID: "PA", Quantity: qty, EventID: fmt.Sprintf("%s-%d", idPrefix, i)}
+		}
+		var res engine.SubmitResult
+		m.ApplyEvents(evs, now+1, &res)
+		return res
+	}
+	res := flood(10_000, "e")
+	if res.Accepted != 0 || len(res.Rejects) != 1000 ||
+		res.Rejects[0].Error != `quantity 10000 is above product "PA"'s max_quantity 100` {
+		t.Fatalf("quantity 10,000: accepted %d, %d rejects, first %+v", res.Accepted, len(res.Rejects), res.Rejects[0])
+	}
+	if p := m.PriceAt(0); p != 269 {
+		t.Fatalf("rejected events moved the price to %v", p)
+	}
+	// The same ids with a quantity within the cap: not duplicates.
+	res = flood(100, "e")
+	if res.Accepted != 1000 || res.Duplicates != 0 || len(res.Rejects) != 0 {
+		t.Fatalf("quantity 100: %+v", res)
+	}
+	// The first purchase (demand 500) moves it 41.6%, within the 50%; the
+	// second would move it 58.8%, and trips the breaker.
+	want, held := pricing.RoundCents(269+5*math.Sqrt(1000*100*5)), pricing.RoundCents(269+5*math.Sqrt(500))
+	if p := m.PriceAt(0); p != held || p > 269*1.5 {
+		t.Fatalf("price %v, want held at %v (the strategy wants %v)", p, held, want)
+	}
+	if n, ids := m.Tripped(); n != 1 || !slices.Equal(ids, []string{"PA"}) {
+		t.Fatalf("Tripped = %d %v", n, ids)
+	}
+	e, _ := m.Explain("PA")
+	if e.Breaker == nil || e.Breaker.Wanted != want || e.Price != held || e.Breaker.Anchor != 269 {
+		t.Fatalf("explanation: price %v breaker %+v", e.Price, e.Breaker)
+	}
+	m.Tick(now + 2)
+	if m.Held() != 1 {
+		t.Fatalf("Held = %d after a tick, want 1", m.Held())
+	}
+	if err := m.Release("PA", now+3); err != nil {
+		t.Fatal(err)
+	}
+	if p := m.PriceAt(0); p != want {
+		t.Fatalf("released price %v, want %v", p, want)
+	}
+	if err := m.Release("PA", now+4); err == nil || !strings.Contains(err.Error(), "not held") {
+		t.Fatalf("second release: %v", err)
+	}
+	if err := m.Release("ZZ", now+4); err == nil || !strings.Contains(err.Error(), "unknown product_id") {
+		t.Fatalf("release of an unknown product: %v", err)
+	}
+	// The release is committed with the product's state.
+	b, prices := m.Seal()
+	if len(b.States) != 1 || b.States[0].State.Brake.Held != 0 || len(prices) != 1 || prices[0].Price != want {
+		t.Fatalf("sealed %+v, published %+v", b.States, prices)
 	}
 }

@@ -20,6 +20,10 @@ type Metrics struct {
 	Poisoned     prometheus.Counter
 	// DedupEvicted counts event ids forgotten before their window ended.
 	DedupEvicted prometheus.Counter
+	// BreakerTrips counts price-velocity breakers tripped; Held is how
+	// many products they hold now.
+	BreakerTrips prometheus.Counter
+	Held         prometheus.Gauge
 }
 
 // NewMetrics creates the collectors with the label role=role and registers
@@ -45,11 +49,14 @@ func NewMetrics(reg prometheus.Registerer, role string) *Metrics {
 		Poisoned:     c("inputs_poisoned_total", "Requests or records rejected because the change they make cannot be stored (the rest of their round was committed)."),
 		Stalled: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "dynaprice", Name: "partitions_stalled",
 			Help: "Partitions whose commit is being retried because the store fails."}),
+		BreakerTrips: c("breaker_trips_total", "Products whose price-velocity breaker tripped: their dynamic price would have moved more than max_move_pct within move_window, and was held."),
+		Held: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "dynaprice", Name: "prices_held",
+			Help: "Products whose price the price-velocity breaker holds (as of the last tick); POST /release/{id} lets one go."}),
 	}
 	if reg != nil {
 		reg = prometheus.WrapRegistererWith(prometheus.Labels{"role": role}, reg)
 		reg.MustRegister(m.Applied, m.Duplicates, m.Rejected, m.PriceChanges, m.Commits, m.CommitErrors,
-			m.CommitTime, m.BatchEvents, m.Partitions, m.Stalled, m.Poisoned, m.DedupEvicted)
+			m.CommitTime, m.BatchEvents, m.Partitions, m.Stalled, m.Poisoned, m.DedupEvicted, m.BreakerTrips, m.Held)
 	}
 	return m
 }

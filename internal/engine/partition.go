@@ -36,6 +36,8 @@ type Partition struct {
 	// evictLogged, when that was last logged.
 	evicted     int
 	evictLogged time.Time
+	// held is this partition's share of Metrics.Held.
+	held int
 }
 
 // ErrNotCommitted is wrapped by Round's error when the round could not be
@@ -118,6 +120,12 @@ func (p *Partition) Round(ctx context.Context, apply func(m *Machine, now int64)
 			}
 			if len(prices) > 0 {
 				p.pub.Publish(prices)
+			}
+			p.setHeld(p.m.Held())
+			if n, ids := p.m.Tripped(); n > 0 {
+				p.met.BreakerTrips.Add(float64(n))
+				p.log.Warn("price-velocity breaker tripped: prices held until released (POST /release/{id}) or their window passes",
+					"products", n, "ids", ids)
 			}
 			if n := p.m.EvictedInWindow(); n > 0 {
 				p.met.DedupEvicted.Add(float64(n))
@@ -256,6 +264,16 @@ func (p *Partition) Tick(ctx context.Context) error {
 		return "", nil
 	})
 }
+
+// setHeld makes n this partition's share of Metrics.Held.
+func (p *Partition) setHeld(n int) {
+	p.met.Held.Add(float64(n - p.held))
+	p.held = n
+}
+
+// Close takes the partition's share out of the process's gauges, for a
+// partition the process no longer owns.
+func (p *Partition) Close() { p.setHeld(0) }
 
 // Prune forgets applied event ids older than the dedup window, in memory
 // and in the store. A failure is logged: the ids are pruned next time.

@@ -285,6 +285,8 @@ func (r *request) apply(m *Machine, now int64) {
 		r.err = m.SetOverride(r.override, now)
 	case reqClearOverride:
 		r.err = m.ClearOverride(r.override, now)
+	case reqRelease:
+		r.err = m.Release(r.override.ProductID, now)
 	case reqUpsert:
 		r.created, r.err = m.Upsert(r.product, now)
 	case reqImport:
@@ -366,6 +368,14 @@ func (e *Writer) ClearOverride(ctx context.Context, productID, by string) error 
 	return e.submit(ctx, &request{kind: reqClearOverride, override: OverrideInput{ProductID: productID, By: by}})
 }
 
+// Release lets a price held by the price-velocity breaker go; KindNotFound
+// if the product is unknown or not held. by names the operator's key
+// (kept for the same signature as the scale-out Gateway's, which writes it
+// into the control record).
+func (e *Writer) Release(ctx context.Context, productID, by string) error {
+	return e.submit(ctx, &request{kind: reqRelease, override: OverrideInput{ProductID: productID, By: by}})
+}
+
 // UpsertProduct adds or updates a catalog product.
 func (e *Writer) UpsertProduct(ctx context.Context, p pricing.Product) (created bool, err error) {
 	r := &request{kind: reqUpsert, product: p}
@@ -411,6 +421,7 @@ const (
 	reqEvents reqKind = iota
 	reqSetOverride
 	reqClearOverride
+	reqRelease
 	reqUpsert
 	reqImport
 	reqProducts

@@ -289,6 +289,25 @@ func (a *API) deleteOverride(w http.ResponseWriter, r *http.Request, k Key) erro
 	return writeJSON(w, http.StatusOK, map[string]any{"product_id": id, "deleted": true})
 }
 
+// postRelease lets a price held by the price-velocity breaker go.
+func (a *API) postRelease(w http.ResponseWriter, r *http.Request, k Key) error {
+	id, err := productID(r)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := a.timeout(r)
+	defer cancel()
+	err = a.deps.Engine.Release(ctx, id, k.Name)
+	if err != nil && !errors.Is(err, engine.ErrNotYetVisible) {
+		return err
+	}
+	a.cfg.Logger.Info("held price released", "product_id", id, "by", k.Name)
+	if err != nil {
+		return writeJSON(w, http.StatusAccepted, map[string]any{"product_id": id, "released": true, "status": "accepted"})
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"product_id": id, "released": true})
+}
+
 // parseLimit reads ?limit=N: default def when absent, capped at max, 400
 // unless a positive integer. A positive integer too large for an int is a
 // large limit like any other and is capped, not refused.

@@ -74,6 +74,7 @@ func (openapiEngine) Submit(_ context.Context, evs []ingest.Event) (engine.Submi
 func (openapiEngine) SetOverride(context.Context, engine.OverrideInput) error { return nil }
 
 func (openapiEngine) ClearOverride(context.Context, string, string) error { return nil }
+func (openapiEngine) Release(context.Context, string, string) error       { return nil }
 
 func (openapiEngine) UpsertProduct(context.Context, pricing.Product) (bool, error) { return true, nil }
 
@@ -82,7 +83,8 @@ func (openapiEngine) Products(context.Context) ([]engine.ProductInfo, error) {
 		{Product: pricing.Product{ID: "PA", Name: "Wireless Headphones", BasePrice: 299}, EffectiveStrategy: "seed",
 			Price: 314, Source: pricing.SourceDynamic, Demand: 9},
 		{Product: pricing.Product{ID: "PK", Name: "USB-C Hub", BasePrice: 49, Strategy: "decay",
-			Guardrails: pricing.Guardrails{Floor: 39, Ceiling: 79, MaxChangePct: 10, Rounding: ".99"}},
+			Guardrails: pricing.Guardrails{Floor: 39, Ceiling: 79, MaxChangePct: 10, Rounding: ".99"},
+			Limits:     pricing.Limits{MaxQuantity: 20, MaxMovePct: 50, MoveWindow: pricing.Duration(15 * time.Minute)}},
 			EffectiveStrategy: "decay", Price: 48.99, Source: pricing.SourceBase},
 	}, nil
 }
@@ -97,7 +99,11 @@ func (openapiEngine) Explain(_ context.Context, id string) (pricing.Explanation,
 		Demand: 9, TotalDemand: 9, StrategyPrice: 314, DynamicPrice: 314,
 		Guardrails: []pricing.GuardrailStep{{Guardrail: "rounding", Before: 314.004, After: 314, Detail: "rounded to cents"}},
 		Override:   &pricing.OverrideInfo{Price: 279.99, Reason: "promo", By: "ops", Since: now, ExpiresAt: &exp},
-		Lowest30:   279.99, Version: 5, UpdatedAt: now}, nil
+		// Never both at once (an override is never held), but every field
+		// is checked against the schema.
+		Breaker: &pricing.BreakerInfo{Held: true, HeldSince: now, Wanted: 420, Anchor: 299, WindowStart: now,
+			ReleaseAt: now.Add(15 * time.Minute), MaxMovePct: 20, Window: "15m0s", Detail: "held"},
+		Lowest30: 279.99, Version: 5, UpdatedAt: now}, nil
 }
 
 // openapiArchive answers with one row of each kind of history and audit.

@@ -34,6 +34,7 @@ type Engine interface {
 	Submit(ctx context.Context, events []ingest.Event) (engine.SubmitResult, error)
 	SetOverride(ctx context.Context, in engine.OverrideInput) error
 	ClearOverride(ctx context.Context, productID, by string) error
+	Release(ctx context.Context, productID, by string) error
 	UpsertProduct(ctx context.Context, p pricing.Product) (created bool, err error)
 	Products(ctx context.Context) ([]engine.ProductInfo, error)
 	Explain(ctx context.Context, productID string) (pricing.Explanation, error)
@@ -224,6 +225,7 @@ func (a *API) routes() {
 		{"POST", "/events", "events", permIngest, a.postEvents},
 		{"POST", "/override", "override_set", permOverride, a.postOverride},
 		{"DELETE", "/override/{id}", "override_delete", permOverride, a.deleteOverride},
+		{"POST", "/release/{id}", "release", permOverride, a.postRelease},
 		{"GET", "/overrides/{id}", "override_audit", permRead, a.getOverrideAudit},
 		{"GET", "/history/{id}", "history", permRead, a.getHistory},
 		{"GET", "/products", "products", permRead, a.getProducts},

@@ -18,7 +18,7 @@ import (
 // bypasses the engine's state.
 //
 // Each kind has one encoder here (SetOverrideRecord, ClearOverrideRecord,
-// ProductRecord, DefaultStrategyRecord), which every writer uses, and one
+// ReleaseRecord, ProductRecord, DefaultStrategyRecord), which every writer uses, and one
 // decoder, applyControl, which engines use.
 const (
 	// ControlOverride sets or replaces an override: overrideMsg.
@@ -30,6 +30,9 @@ const (
 	// ControlDefaultStrategy sets the catalog-wide default strategy:
 	// DefaultStrategyMsg. It is sent to every partition.
 	ControlDefaultStrategy = "default-strategy"
+	// ControlRelease lets a price held by the price-velocity breaker go:
+	// overrideMsg (id and by).
+	ControlRelease = "release"
 )
 
 // overrideMsg is the value of an override control record.
@@ -93,6 +96,12 @@ func ClearOverrideRecord(id, by string) ControlRecord {
 	return ControlRecord{Kind: ControlOverrideClear, Key: id, Value: b}
 }
 
+// ReleaseRecord encodes the release of product id's held price by by.
+func ReleaseRecord(id, by string) ControlRecord {
+	b, _ := json.Marshal(overrideMsg{ProductID: id, By: by}) // strings only: cannot fail
+	return ControlRecord{Kind: ControlRelease, Key: id, Value: b}
+}
+
 // ProductRecord encodes the addition or update of catalog product p.
 func ProductRecord(p pricing.Product) (ControlRecord, error) {
 	b, err := json.Marshal(p)
@@ -128,6 +137,18 @@ func applyControl(m *engine.Machine, kind string, value []byte, now int64) error
 			in.ExpiresAt = time.Unix(0, o.ExpiresAt)
 		}
 		return m.SetOverride(in, now)
+	case ControlRelease:
+		var o overrideMsg
+		if err := dec.Decode(&o); err != nil {
+			return fmt.Errorf("release control record: %w", err)
+		}
+		if !m.Has(o.ProductID) {
+			return fmt.Errorf("release control record: unknown product_id %q", o.ProductID)
+		}
+		// A product no longer held (its window passed since the API
+		// looked) is what the operator asked for: nothing to dead-letter.
+		_ = m.Release(o.ProductID, now)
+		return nil
 	case ControlProduct:
 		var p pricing.Product
 		if err := dec.Decode(&p); err != nil {

@@ -406,6 +406,7 @@ func (e *Engine) revoke(_ context.Context, _ *kgo.Client, revoked map[string][]i
 	for _, ps := range revoked {
 		for _, q := range ps {
 			if s, ok := e.slots[q]; ok {
+				s.part.Close()
 				_ = s.store.Close()
 				delete(e.slots, q)
 			}

@@ -152,12 +152,20 @@ func (g *Gateway) SetOverride(ctx context.Context, in engine.OverrideInput) erro
 // is in Kafka and will be applied), and nil if ctx ends first, which is
 // the client's own deadline.
 func (g *Gateway) waitVisible(ctx context.Context, id string, done func(live.Price) bool) error {
+	return g.waitUntil(ctx, func(ctx context.Context) bool {
+		p, ok, err := g.live.Lookup(ctx, id)
+		return err == nil && ok && done(p)
+	})
+}
+
+// waitUntil polls done as waitVisible describes.
+func (g *Gateway) waitUntil(ctx context.Context, done func(context.Context) bool) error {
 	deadline := time.NewTimer(g.visible)
 	defer deadline.Stop()
 	tick := time.NewTicker(g.poll)
 	defer tick.Stop()
 	for {
-		if p, ok, err := g.live.Lookup(ctx, id); err == nil && ok && done(p) {
+		if done(ctx) {
 			return nil
 		}
 		select {
@@ -187,6 +195,29 @@ func (g *Gateway) ClearOverride(ctx context.Context, id, by string) error {
 	}
 	return g.waitVisible(ctx, id, func(p live.Price) bool {
 		return p.Version > before.Version && p.Source != pricing.SourceOverride
+	})
+}
+
+// Release writes the release of a price the price-velocity breaker holds;
+// KindNotFound if the product is unknown or, as the database shows it,
+// not held. It waits, as waitVisible does, until the engine has committed
+// the release.
+func (g *Gateway) Release(ctx context.Context, id, by string) error {
+	_, st, ok, err := g.cat.Product(ctx, id)
+	switch {
+	case err != nil:
+		return unavailable("the database", err)
+	case !ok:
+		return &engine.Error{Kind: engine.KindNotFound, Msg: fmt.Sprintf("unknown product_id %q", id)}
+	case st.Brake.Held == 0:
+		return &engine.Error{Kind: engine.KindNotFound, Msg: fmt.Sprintf("product %q is not held by the price-velocity breaker", id)}
+	}
+	if err := g.log.Send(ctx, ReleaseRecord(id, by)); err != nil {
+		return unavailable("the event log", err)
+	}
+	return g.waitUntil(ctx, func(ctx context.Context) bool {
+		_, now, ok, err := g.cat.Product(ctx, id)
+		return err == nil && ok && now.Brake.Held != st.Brake.Held
 	})
 }
 

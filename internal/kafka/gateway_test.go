@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"errors"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -476,4 +477,82 @@ func TestGatewayWaitsUntilAnOverrideIsVisible(t *testing.T) {
 			t.Fatalf("waited %v, want the bound (%v)", took, r.g.visible)
 		}
 	})
+}
+
+// TestGatewayRelease: the gateway refuses to release what the committed
+// state shows is unknown or not held, writes a signed release record that
+// an engine applies, and waits until the engine committed it.
+func TestGatewayRelease(t *testing.T) {
+	ctx := context.Background()
+	now := gwNow.UnixNano()
+	cfg := engine.DefaultConfig()
+	cfg.Pricing.Limits.MaxMovePct = 10
+	m := engine.NewMachine(cfg)
+	prods := []pricing.Product{{ID: "PH", BasePrice: 100}, {ID: "PA", BasePrice: 100}}
+	if _, err := m.Load(engine.Snapshot{Products: prods}, now); err != nil {
+		t.Fatal(err)
+	}
+	var res engine.SubmitResult
+	m.ApplyEvents([]ingest.Event{{Type: pricing.Purchase, ProductID: "PH", Quantity: 100}}, now, &res)
+	commit := func(r *gwRig) {
+		b, _ := m.Seal()
+		for _, s := range b.States {
+			r.cat.states[s.ID] = s.State
+		}
+	}
+	newRig := func() *gwRig {
+		r := newGateway(false)
+		r.cat.products, r.cat.states = prods, map[string]pricing.State{}
+		commit(r)
+		return r
+	}
+
+	r := newRig()
+	if r.cat.states["PH"].Brake.Held == 0 {
+		t.Fatal("PH is not held: the test's purchase did not trip the breaker")
+	}
+	wantKind(t, "unknown product", r.g.Release(ctx, "ZZ", "ops"), engine.KindNotFound, `unknown product_id "ZZ"`)
+	wantKind(t, "a product not held", r.g.Release(ctx, "PA", "ops"), engine.KindNotFound, `product "PA" is not held`)
+	if len(r.log.recs) != 0 {
+		t.Fatalf("refused releases wrote %d records", len(r.log.recs))
+	}
+
+	// The engine applies the record and commits: the gateway sees it.
+	r.log.applied = func(rec ControlRecord) {
+		kr := rec.record(DefaultControlTopic, testSigner)
+		if rec.Kind != ControlRelease || string(kr.Key) != "PH" {
+			t.Errorf("record %s key %q", rec.Kind, kr.Key)
+		}
+		if err := testSigner.verify(rec.Kind, kr.Key, kr.Value, header(&kr, HeaderSignature)); err != nil {
+			t.Error(err)
+		}
+		if err := applyControl(m, rec.Kind, kr.Value, now+1); err != nil {
+			t.Errorf("applying %s: %v", kr.Value, err)
+		}
+		commit(r)
+	}
+	if err := r.g.Release(ctx, "PH", "ops"); err != nil {
+		t.Fatalf("release: %v", err)
+	}
+	if e, _ := m.Explain("PH"); e.Breaker != nil || e.Price != pricing.RoundCents(100+5*math.Sqrt(500)) {
+		t.Fatalf("after the release: price %v breaker %+v", e.Price, e.Breaker)
+	}
+	// A release the engine finds already released (its window passed in
+	// between) is no dead letter; one for a product it does not know is.
+	if err := applyControl(m, ControlRelease, ReleaseRecord("PH", "ops").Value, now+2); err != nil {
+		t.Errorf("a release of a product no longer held: %v", err)
+	}
+	if err := applyControl(m, ControlRelease, ReleaseRecord("ZZ", "ops").Value, now+2); err == nil {
+		t.Error("a release of an unknown product was applied")
+	}
+
+	// An engine that does not commit in time: accepted, not yet visible.
+	m.ApplyEvents([]ingest.Event{{Type: pricing.Purchase, ProductID: "PA", Quantity: 100}}, now+3, &res)
+	r = newRig()
+	r.g.visible = 20 * time.Millisecond
+	if err := r.g.Release(ctx, "PA", "ops"); !errors.Is(err, engine.ErrNotYetVisible) {
+		t.Fatalf("release not applied in time = %v, want ErrNotYetVisible", err)
+	}
+	r.cat.err = errors.New("db down")
+	wantKind(t, "database down", r.g.Release(ctx, "PA", "ops"), engine.KindUnavailable, "the database")
 }

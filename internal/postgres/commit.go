@@ -157,6 +157,7 @@ func (s *Store) buildBatch(b *engine.Batch) (labelledBatch, *int64, error) {
 				strategy = excluded.strategy, floor = excluded.floor, ceiling = excluded.ceiling,
 				max_change_pct = excluded.max_change_pct, rounding = excluded.rounding,
 				unit_cost = excluded.unit_cost, min_margin_pct = excluded.min_margin_pct, plans = excluded.plans,
+				max_quantity = excluded.max_quantity, max_move_pct = excluded.max_move_pct, move_window = excluded.move_window,
 				updated_at = now()`,
 			c.args()...)
 	}
@@ -244,19 +245,21 @@ func lastOf[T any](xs []T, key func(*T) string) []T {
 // product's plans travel as text, "" when it has none, which is stored as
 // NULL (see the product_plans migration).
 const insertProducts = `INSERT INTO products (id, name, base_price, strategy, floor, ceiling, max_change_pct, rounding,
-		unit_cost, min_margin_pct, plans)
+		unit_cost, min_margin_pct, plans, max_quantity, max_move_pct, move_window)
 	SELECT id, name, base_price, strategy, floor, ceiling, max_change_pct, rounding,
-		unit_cost, min_margin_pct, nullif(plans, '')::jsonb
+		unit_cost, min_margin_pct, nullif(plans, '')::jsonb, max_quantity, max_move_pct, move_window
 	FROM unnest($1::text[], $2::text[], $3::float8[], $4::text[], $5::float8[], $6::float8[], $7::float8[], $8::text[],
-			$9::float8[], $10::float8[], $11::text[])
+			$9::float8[], $10::float8[], $11::text[], $12::int4[], $13::float8[], $14::int8[])
 		WITH ORDINALITY AS t (id, name, base_price, strategy, floor, ceiling, max_change_pct, rounding,
-			unit_cost, min_margin_pct, plans, ord)
+			unit_cost, min_margin_pct, plans, max_quantity, max_move_pct, move_window, ord)
 	ORDER BY ord`
 
 // productCols are products as column arrays, for unnest.
 type productCols struct {
-	ids, names, strategies, roundings, plans               []string
-	bases, floors, ceilings, maxChanges, costs, minMargins []float64
+	ids, names, strategies, roundings, plans                         []string
+	bases, floors, ceilings, maxChanges, costs, minMargins, maxMoves []float64
+	maxQtys                                                          []int32
+	windows                                                          []int64
 }
 
 func (c *productCols) add(p *pricing.Product) {
@@ -266,12 +269,13 @@ func (c *productCols) add(p *pricing.Product) {
 	c.ceilings, c.maxChanges = append(c.ceilings, p.Ceiling), append(c.maxChanges, p.MaxChangePct)
 	c.costs, c.minMargins = append(c.costs, p.UnitCost), append(c.minMargins, p.MinMarginPct)
 	c.plans = append(c.plans, p.PlansJSON())
+	c.maxQtys, c.maxMoves, c.windows = append(c.maxQtys, p.MaxQuantity), append(c.maxMoves, p.MaxMovePct), append(c.windows, int64(p.MoveWindow))
 }
 
 // args returns the arrays in insertProducts' parameter order.
 func (c *productCols) args() []any {
 	return []any{c.ids, c.names, c.bases, c.strategies, c.floors, c.ceilings, c.maxChanges, c.roundings,
-		c.costs, c.minMargins, c.plans}
+		c.costs, c.minMargins, c.plans, c.maxQtys, c.maxMoves, c.windows}
 }
 
 // queueOverrides queues b's override changes in the batch's order.

@@ -120,13 +120,13 @@ type querier interface {
 // productSelect lists the products columns in productDest's order, for
 // queries that alias products as p. plans comes back as text, "" when NULL.
 const productSelect = `p.id, p.name, p.base_price, p.strategy, p.floor, p.ceiling, p.max_change_pct, p.rounding,
-	p.unit_cost, p.min_margin_pct, coalesce(p.plans::text, '')`
+	p.unit_cost, p.min_margin_pct, coalesce(p.plans::text, ''), p.max_quantity, p.max_move_pct, p.move_window`
 
 // productDest returns the scan destinations for productSelect's columns
 // into p and plans, which the caller then decodes with p.SetPlansJSON.
 func productDest(p *pricing.Product, plans *string) []any {
 	return []any{&p.ID, &p.Name, &p.BasePrice, &p.Strategy, &p.Floor, &p.Ceiling, &p.MaxChangePct, &p.Rounding,
-		&p.UnitCost, &p.MinMarginPct, plans}
+		&p.UnitCost, &p.MinMarginPct, plans, &p.MaxQuantity, &p.MaxMovePct, (*int64)(&p.MoveWindow)}
 }
 
 // queryProducts returns the catalog in insertion order.

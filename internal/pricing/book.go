@@ -77,6 +77,9 @@ type State struct {
 	// Market holds the stock and competitor prices signalled for the
 	// product; nil until the first signal.
 	Market *Signals `json:"market,omitempty"`
+	// Brake is the price-velocity breaker's window (Limits); zero while
+	// the breaker is off.
+	Brake Brake `json:"brake,omitzero"`
 }
 
 // Copy returns s with its own copy of the learning and market state, for
@@ -96,11 +99,13 @@ type Config struct {
 	DefaultStrategy string
 	// Strategies by name; nil means the built-ins (seed and decay, K=5).
 	Strategies map[string]Strategy
+	// Limits are the catalog defaults of the products' Limits.
+	Limits Limits
 }
 
 // DefaultConfig is the original's behaviour: weights 1/3/5, seed strategy.
 func DefaultConfig() Config {
-	return Config{Weights: DefaultWeights(), HalfLife: time.Hour, DefaultStrategy: "seed"}
+	return Config{Weights: DefaultWeights(), HalfLife: time.Hour, DefaultStrategy: "seed", Limits: DefaultLimits()}
 }
 
 // Validate reports configuration errors.
@@ -112,6 +117,9 @@ func (c Config) Validate() error {
 	}
 	if c.HalfLife <= 0 {
 		return errors.New("pricing: half-life must be > 0")
+	}
+	if err := c.Limits.validate(); err != nil {
+		return fmt.Errorf("pricing: %w", err)
 	}
 	if _, ok := c.strategies()[c.DefaultStrategy]; !ok {
 		return fmt.Errorf("pricing: unknown default strategy %q", c.DefaultStrategy)
@@ -151,6 +159,10 @@ type Book struct {
 	guards     []guardrails
 	states     []State
 	index      map[string]int
+	// trips counts the breakers tripped since Tripped, and tripped names
+	// the first of them.
+	trips   int
+	tripped []int
 }
 
 // NewBook returns an empty book.
@@ -209,10 +221,11 @@ func (b *Book) Upsert(p Product, now int64) (int, bool, error) {
 		b.products = append(b.products, p)
 		b.strat = append(b.strat, b.strategies[name])
 		b.learners = append(b.learners, nil)
-		b.guards = append(b.guards, parseGuardrails(p))
+		b.guards = append(b.guards, parseGuardrails(p, b.cfg.Limits))
 		b.states = append(b.states, State{})
 	} else {
-		b.products[i], b.strat[i], b.guards[i] = p, b.strategies[name], parseGuardrails(p)
+		b.products[i], b.strat[i], b.guards[i] = p, b.strategies[name], parseGuardrails(p, b.cfg.Limits)
+		b.states[i].Brake = Brake{} // an operator's change: a new window from its price
 	}
 	b.setLearner(i)
 	return i, b.reprice(i, now), nil
@@ -282,6 +295,7 @@ func (b *Book) Tick(i int, now int64) (priceChanged, changed bool) {
 	s := &b.states[i]
 	if s.Override.Active && s.Override.Expires > 0 && now >= s.Override.Expires {
 		s.Override.Active = false
+		s.Brake = Brake{} // the operator's price ends: a new window from what follows
 	}
 	if b.reprice(i, now) {
 		return true, true
@@ -332,6 +346,7 @@ func (b *Book) SetOverride(i int, o Override, now int64) (bool, error) {
 	o.Active = true
 	o.Price = RoundCents(o.Price)
 	b.states[i].Override = o
+	b.states[i].Brake = Brake{}
 	return b.reprice(i, now), nil
 }
 
@@ -343,6 +358,7 @@ func (b *Book) ClearOverride(i int, now int64) (had, changed bool) {
 		return false, false
 	}
 	s.Override.Active = false
+	s.Brake = Brake{} // the operator's change: a new window from its price
 	return true, b.reprice(i, now)
 }
 
@@ -363,6 +379,8 @@ func (b *Book) reprice(i int, now int64) bool {
 	}
 	if s.Override.Active {
 		price, src = s.Override.Price, SourceOverride
+	} else if b.guards[i].movePct > 0 {
+		price, src = b.brake(i, price, src, now)
 	}
 	if price == s.Price && src == s.Source && s.Version > 0 {
 		return false
@@ -389,6 +407,7 @@ func (b *Book) SetDefaultStrategy(name string, now int64) ([]int, error) {
 		if p.Strategy == "" {
 			b.strat[i] = st
 			b.setLearner(i)
+			b.states[i].Brake = Brake{}
 			if b.reprice(i, now) {
 				changed = append(changed, i)
 			}

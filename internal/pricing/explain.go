@@ -16,6 +16,8 @@ type Explanation struct {
 	DynamicPrice  float64         `json:"dynamic_price"`
 	Guardrails    []GuardrailStep `json:"guardrails"`
 	Override      *OverrideInfo   `json:"override,omitempty"`
+	// Breaker is the price-velocity breaker, when it holds the price.
+	Breaker *BreakerInfo `json:"breaker,omitempty"`
 	// Learning is what a learning strategy knows, per price it tries.
 	Learning []RungInfo `json:"learning,omitempty"`
 	// Market is the stock and competitor prices the engine knows of.
@@ -76,6 +78,22 @@ type GuardrailStep struct {
 	Detail    string  `json:"detail"`
 }
 
+// BreakerInfo explains a price held by the price-velocity breaker: the
+// strategy wants Wanted, more than MaxMovePct away from Anchor (the price
+// at WindowStart), so Price stays until an operator releases it
+// (POST /release/{id}) or ReleaseAt passes.
+type BreakerInfo struct {
+	Held        bool      `json:"held"`
+	HeldSince   time.Time `json:"held_since"`
+	Wanted      float64   `json:"wanted_price"`
+	Anchor      float64   `json:"anchor_price"`
+	WindowStart time.Time `json:"window_start"`
+	ReleaseAt   time.Time `json:"release_at"`
+	MaxMovePct  float64   `json:"max_move_pct"`
+	Window      string    `json:"move_window"`
+	Detail      string    `json:"detail"`
+}
+
 // OverrideInfo describes the active override.
 type OverrideInfo struct {
 	Price     float64    `json:"override_price"`
@@ -128,6 +146,15 @@ func (b *Book) Explain(i int) Explanation {
 	}
 	if m := s.Market; m != nil {
 		e.Market = b.explainMarket(i, m)
+	}
+	if br := s.Brake; br.Held != 0 && !s.Override.Active {
+		gr := &b.guards[i]
+		w := time.Duration(gr.window)
+		e.Breaker = &BreakerInfo{Held: true, HeldSince: time.Unix(0, br.Held).UTC(), Wanted: br.Wanted, Anchor: br.Anchor,
+			WindowStart: time.Unix(0, br.Since).UTC(), ReleaseAt: time.Unix(0, br.Since+gr.window).UTC(),
+			MaxMovePct: gr.movePct, Window: w.String(),
+			Detail: "held at " + ftoa(s.Price) + ": the strategy's " + ftoa(br.Wanted) + " is more than " + ftoa(gr.movePct) +
+				"% away from " + ftoa(br.Anchor) + ", the price when the " + w.String() + " window started"}
 	}
 	if o := s.Override; o.Active {
 		e.Override = &OverrideInfo{Price: o.Price, Reason: o.Reason, By: o.By, Since: time.Unix(0, o.Since).UTC()}

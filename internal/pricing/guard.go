@@ -31,15 +31,28 @@ type guardrails struct {
 	// margin is the margin floor (unit cost plus the minimum margin).
 	margin float64
 	round  Rounding
+	// The effective limits (the product's, else the catalog's): the
+	// quantity cap, and the breaker's move (percent; 0: off) and window.
+	maxQty  int32
+	movePct float64
+	window  int64
 }
 
-func parseGuardrails(p Product) guardrails {
+// parseGuardrails parses p's guardrails, and its limits with the catalog's
+// defaults def.
+func parseGuardrails(p Product, def Limits) guardrails {
 	g := p.Guardrails
 	r, err := ParseRounding(g.Rounding)
 	if err != nil {
 		r = Rounding{Step: 0.01}
 	}
-	return guardrails{floor: g.Floor, ceiling: g.Ceiling, maxChange: g.MaxChangePct, margin: p.MarginFloor(), round: r}
+	gr := guardrails{floor: g.Floor, ceiling: g.Ceiling, maxChange: g.MaxChangePct, margin: p.MarginFloor(), round: r}
+	l := p.Limits.Or(def)
+	gr.maxQty = l.MaxQuantity
+	if l.breakerOn() {
+		gr.movePct, gr.window = l.MaxMovePct, int64(l.MoveWindow)
+	}
+	return gr
 }
 
 // apply runs the guardrails, in order: maximum change (relative to ref, the

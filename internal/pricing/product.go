@@ -42,6 +42,7 @@ type Product struct {
 	// below cost plus MinMarginPct (the margin floor guardrail).
 	UnitCost float64 `json:"unit_cost,omitempty"`
 	Guardrails
+	Limits
 	// Inventory is the product's selling plan, for the inventory strategy
 	// and the inventory-aware thompson.
 	Inventory *InventoryPlan `json:"inventory,omitempty"`
@@ -121,6 +122,9 @@ func (p Product) Validate() error {
 		return fmt.Errorf("unit_cost with min_margin_pct allows no price below %s, above the ceiling %s", ftoa(RoundCents(mf)), ftoa(g.Ceiling))
 	}
 	if _, err := ParseRounding(g.Rounding); err != nil {
+		return err
+	}
+	if err := p.Limits.validate(); err != nil {
 		return err
 	}
 	if err := p.Inventory.validate(); err != nil {

@@ -185,12 +185,13 @@ func prepareWriteStmts(ctx context.Context, c writeConn, tun tuning) (_ *writeSt
 		q  string
 	}{
 		{&ws.product, `INSERT INTO products (id, name, base_price, strategy, floor, ceiling, max_change_pct, rounding,
-				unit_cost, min_margin_pct, plans, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+				unit_cost, min_margin_pct, plans, max_quantity, max_move_pct, move_window, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (id) DO UPDATE SET name = excluded.name, base_price = excluded.base_price,
 				strategy = excluded.strategy, floor = excluded.floor, ceiling = excluded.ceiling,
 				max_change_pct = excluded.max_change_pct, rounding = excluded.rounding,
 				unit_cost = excluded.unit_cost, min_margin_pct = excluded.min_margin_pct, plans = excluded.plans,
+				max_quantity = excluded.max_quantity, max_move_pct = excluded.max_move_pct, move_window = excluded.move_window,
 				updated_at = excluded.updated_at`},
 		{&ws.setting, "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"},
 		{&ws.cursor, "INSERT INTO cursor (id, value) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET value = excluded.value"},
@@ -350,7 +351,7 @@ func writeBatch(ctx context.Context, ws *writeStmts, b *engine.Batch, states *en
 		for _, p := range b.Products {
 			if err := ws.exec(ctx, ws.product, p.ID, p.Name, p.BasePrice, p.Strategy,
 				p.Floor, p.Ceiling, p.MaxChangePct, p.Rounding,
-				p.UnitCost, p.MinMarginPct, p.PlansJSON(), now, now); err != nil {
+				p.UnitCost, p.MinMarginPct, p.PlansJSON(), int64(p.MaxQuantity), p.MaxMovePct, int64(p.MoveWindow), now, now); err != nil {
 				return fmt.Errorf("product %q: %w", p.ID, err)
 			}
 		}

@@ -32,14 +32,16 @@ func (s *Store) load(ctx context.Context) (engine.Snapshot, error) {
 	// Catalog order is insertion order: the rowid of a products row is
 	// assigned when it is first inserted and kept by later updates.
 	err = query(ctx, tx, `SELECT id, name, base_price, strategy, floor, ceiling, max_change_pct, rounding,
-			unit_cost, min_margin_pct, plans
+			unit_cost, min_margin_pct, plans, max_quantity, max_move_pct, move_window
 		FROM products ORDER BY rowid`, nil, func(r *sql.Rows) error {
 		var p pricing.Product
 		var plans string
+		var window int64
 		if err := r.Scan(&p.ID, &p.Name, &p.BasePrice, &p.Strategy, &p.Floor, &p.Ceiling, &p.MaxChangePct, &p.Rounding,
-			&p.UnitCost, &p.MinMarginPct, &plans); err != nil {
+			&p.UnitCost, &p.MinMarginPct, &plans, &p.MaxQuantity, &p.MaxMovePct, &window); err != nil {
 			return err
 		}
+		p.MoveWindow = pricing.Duration(window)
 		if err := p.SetPlansJSON(plans); err != nil {
 			return err
 		}

@@ -175,6 +175,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/release/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Release a price held by the price-velocity breaker
+         * @description The product takes the price its strategy wants now, and the breaker starts a new window from it. Operators and admins may release.
+         */
+        post: operations["releaseHeldPrice"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/overrides/{id}": {
         parameters: {
             query?: never;
@@ -370,12 +390,14 @@ export interface components {
             total_demand: number;
             /** @description The strategy's raw price, before guardrails (seed: base + sqrt(demand) * 5; inventory: base × `market.selling.multiplier`). */
             strategy_price: number;
-            /** @description The price after guardrails; served whenever no override is active. */
+            /** @description The price after guardrails; served whenever no override is active and the price-velocity breaker does not hold it. */
             dynamic_price: number;
             /** @description Guardrails that changed the price; empty when none did. */
             guardrails: components["schemas"]["GuardrailStep"][];
             /** @description The active override; absent when there is none. */
             override?: components["schemas"]["OverrideInfo"];
+            /** @description Present when the price-velocity breaker holds the price: `price` is the held price, `dynamic_price` what the strategy wants. */
+            breaker?: components["schemas"]["BreakerInfo"];
             /** @description Only for a learning strategy (`thompson`): each of the 22 rungs of its ladder (base price × 0.502 … × 3.066, rounded to cents), with the views and purchases seen at that price, and which one is shown now. */
             learning?: {
                 price: number;
@@ -622,6 +644,16 @@ export interface components {
             rounding?: string;
             /** @description The least margin over `unit_cost`, in percent of the cost; applies only when `unit_cost` is set (then 0 or omitted means never below cost). The resulting margin floor must not be above `ceiling`. */
             min_margin_pct?: number;
+            /** @description Largest quantity one view, cart or purchase of this product may carry; an event above it is rejected with a reason (listed in `rejects` by `serve`, dead-lettered by a scale-out engine), never clamped. 0 or omitted = the catalog default (`--max-quantity`, 100). */
+            max_quantity?: number;
+            /** @description Price-velocity circuit breaker: a dynamic price more than this many percent away from the price at the start of the `move_window` (up, or down by the same factor: +100% and -50% are one limit) is not published; the product is held at its last price, flagged in `?explain=1` (`breaker`) and in `dynaprice_prices_held`, until an operator releases it (POST /release/{id}) or the window passes. Overrides are never held. 0 or omitted = the catalog default (`--max-move-pct`, 0: off). */
+            max_move_pct?: number;
+            /**
+             * @description The breaker's window, a Go duration (`15m`, `1h`), at most 720h; written back as Go formats it (`15m0s`). Omitted = the catalog default (`--move-window`, 15m).
+             * @example 15m
+             * @example 1h
+             */
+            move_window?: string;
             /** @description The selling plan; omitted when none. */
             inventory?: components["schemas"]["InventoryPlan"];
             /** @description The rule against competitors' prices; omitted when none. */
@@ -657,6 +689,16 @@ export interface components {
             rounding?: string;
             /** @description The least margin over `unit_cost`, in percent of the cost; applies only when `unit_cost` is set (then 0 or omitted means never below cost). The resulting margin floor must not be above `ceiling`. */
             min_margin_pct?: number;
+            /** @description Largest quantity one view, cart or purchase of this product may carry; an event above it is rejected with a reason (listed in `rejects` by `serve`, dead-lettered by a scale-out engine), never clamped. 0 or omitted = the catalog default (`--max-quantity`, 100). */
+            max_quantity?: number;
+            /** @description Price-velocity circuit breaker: a dynamic price more than this many percent away from the price at the start of the `move_window` (up, or down by the same factor: +100% and -50% are one limit) is not published; the product is held at its last price, flagged in `?explain=1` (`breaker`) and in `dynaprice_prices_held`, until an operator releases it (POST /release/{id}) or the window passes. Overrides are never held. 0 or omitted = the catalog default (`--max-move-pct`, 0: off). */
+            max_move_pct?: number;
+            /**
+             * @description The breaker's window, a Go duration (`15m`, `1h`), at most 720h; written back as Go formats it (`15m0s`). Omitted = the catalog default (`--move-window`, 15m).
+             * @example 15m
+             * @example 1h
+             */
+            move_window?: string;
             /** @description The selling plan; omitted when none. */
             inventory?: components["schemas"]["InventoryPlan"];
             /** @description The rule against competitors' prices; omitted when none. */
@@ -691,6 +733,16 @@ export interface components {
             rounding?: string;
             /** @description The least margin over `unit_cost`, in percent of the cost; applies only when `unit_cost` is set (then 0 or omitted means never below cost). The resulting margin floor must not be above `ceiling`. */
             min_margin_pct?: number;
+            /** @description Largest quantity one view, cart or purchase of this product may carry; an event above it is rejected with a reason (listed in `rejects` by `serve`, dead-lettered by a scale-out engine), never clamped. 0 or omitted = the catalog default (`--max-quantity`, 100). */
+            max_quantity?: number;
+            /** @description Price-velocity circuit breaker: a dynamic price more than this many percent away from the price at the start of the `move_window` (up, or down by the same factor: +100% and -50% are one limit) is not published; the product is held at its last price, flagged in `?explain=1` (`breaker`) and in `dynaprice_prices_held`, until an operator releases it (POST /release/{id}) or the window passes. Overrides are never held. 0 or omitted = the catalog default (`--max-move-pct`, 0: off). */
+            max_move_pct?: number;
+            /**
+             * @description The breaker's window, a Go duration (`15m`, `1h`), at most 720h; written back as Go formats it (`15m0s`). Omitted = the catalog default (`--move-window`, 15m).
+             * @example 15m
+             * @example 1h
+             */
+            move_window?: string;
             /** @description The selling plan; omitted when none. */
             inventory?: components["schemas"]["InventoryPlan"];
             /** @description The rule against competitors' prices; omitted when none. */
@@ -799,6 +851,41 @@ export interface components {
              * @description When the price took effect, unix milliseconds.
              */
             timestamp_ms: number;
+        };
+        /** @description A price held by the price-velocity breaker (`max_move_pct` within `move_window`). */
+        BreakerInfo: {
+            /** @constant */
+            held: true;
+            /**
+             * Format: date-time
+             * @description When the breaker tripped.
+             */
+            held_since: string;
+            /** @description The dynamic price the strategy wants now, which is not published. */
+            wanted_price: number;
+            /** @description The price when the window started, which moves are measured from. */
+            anchor_price: number;
+            /** Format: date-time */
+            window_start: string;
+            /**
+             * Format: date-time
+             * @description When the window passes: a new window starts from the held price, and a price still too far from it trips the breaker again.
+             */
+            release_at: string;
+            max_move_pct: number;
+            /** @example 15m0s */
+            move_window: string;
+            detail: string;
+        };
+        Released: {
+            product_id: components["schemas"]["ProductId"];
+            /** @constant */
+            released: true;
+            /**
+             * @description Present (with 202) when an API replica wrote the release to Kafka but its engine had not committed it within 3 s; it will be applied.
+             * @constant
+             */
+            status?: "accepted";
         };
     };
     responses: {
@@ -1274,6 +1361,56 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             /** @description Unknown product, or the product has no override. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    releaseHeldPrice: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Product id.
+                 * @example PA
+                 */
+                id: components["schemas"]["ProductId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Released; the strategy's price is published at once. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Released"];
+                };
+            };
+            /** @description Accepted by an API replica but not yet applied (see `status`). */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Released"];
+                };
+            };
+            400: components["responses"]["InvalidProductId"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description Unknown product, or the product's price is not held. */
             404: {
                 headers: {
                     [name: string]: unknown;

@@ -202,6 +202,7 @@ func product(id string) pricing.Product {
 		UnitCost: 7.123456789,
 		Guardrails: pricing.Guardrails{Floor: 9.5, Ceiling: 49.75, MaxChangePct: 12.5, Rounding: ".99",
 			MinMarginPct: 0.1 + 0.2},
+		Limits: pricing.Limits{MaxQuantity: 250, MaxMovePct: 33.5, MoveWindow: pricing.Duration(17*time.Minute + 250*time.Millisecond)},
 		Inventory: &pricing.InventoryPlan{
 			PeriodStart:       time.Date(2025, 6, 15, 8, 30, 0, 123_456_789, cest),
 			PeriodEnd:         time.Date(2025, 7, 15, 8, 30, 0, 987_654_321, cest),
@@ -264,6 +265,7 @@ func state(n int) pricing.State {
 				{Competitor: "rival – «ü»", Price: 18.49 + f, At: base - 3_600_000_000_123},
 				{Competitor: "other", Price: 1e-3, At: base + int64(n)},
 			}},
+		Brake: pricing.Brake{Anchor: 19.99 + f, Since: base - 7_000_000_000_001, Held: base - 123 + int64(n), Wanted: 0.1 + 0.2 + f},
 	}
 	for i := range st.Low.Day {
 		st.Low.Day[i] = int32(20_000 + i + n)
