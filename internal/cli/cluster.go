@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"strconv"
 	"time"
@@ -86,21 +85,6 @@ func (o ClusterOptions) brokers() []string { return splitList(o.Brokers) }
 func (o ClusterOptions) kafkaClient(log *slog.Logger, signer *kafka.Signer) (kafka.ClientConfig, error) {
 	opts, err := o.Kafka.Opts()
 	return kafka.ClientConfig{Brokers: o.brokers(), Topics: o.topics(), Logger: log, Signer: signer, ClientOpts: opts}, err
-}
-
-// parseFlags parses args with fs, mapping errors the way Run expects.
-func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "%s: unexpected arguments %q\n", fs.Name(), fs.Args())
-		return errUsage
-	}
-	return nil
 }
 
 // connect waits for a dependency that is down at start the way one that

@@ -43,7 +43,7 @@ func parseEngine(args []string, getenv Env, stderr io.Writer) (EngineOptions, er
 	fs.StringVar(&o.Group, "group", "dynaprice-engine", "Kafka consumer group shared by all engines")
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", ":9090", "address serving /metrics, /healthz and /readyz")
 	fs.StringVar(&o.CatalogFile, "catalog", "", "catalog JSON file: seeds an empty database, or is sent to the engines as product updates")
-	fs.BoolVar(&o.NoMigrate, "no-migrate", false, "do not apply database migrations at start (run `dynaprice migrate` instead)")
+	fs.BoolVar(&o.NoMigrate, "no-migrate", false, "do not apply database migrations at start (run \"dynaprice migrate\" instead)")
 	o.PricingOptions.register(fs, "create unknown products from an event's price instead of dead-lettering the event")
 	o.DedupOptions.register(fs, "most event ids remembered per partition")
 	fs.DurationVar(&o.TickInterval, "tick", time.Second, "how often time-dependent prices and override expiries are re-evaluated")

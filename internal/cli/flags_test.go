@@ -8,6 +8,7 @@ import (
 	"flag"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -286,5 +287,57 @@ func TestShortAPIKeysAreRefused(t *testing.T) {
 		if strings.Contains(stderr.String(), "short\"") || strings.Contains(stderr.String(), "tiny") {
 			t.Errorf("the error shows the secret: %q", stderr.String())
 		}
+	}
+}
+
+// TestFlagMistakesAreReportedLast: a mistake prints the error, a
+// suggestion for a near miss and where to find the flags, and no usage
+// (which scrolled the error away); flags may follow a positional argument.
+func TestFlagMistakesAreReportedLast(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"serve", "--dat", "x"}, []string{"dynaprice serve: flag provided but not defined: -dat", "Did you mean --data?"}},
+		{[]string{"serve", "--shutdown-timout", "1s"}, []string{"Did you mean --shutdown-timeout?"}},
+		{[]string{"engine", "--xyzzy"}, []string{"flag provided but not defined: -xyzzy"}},
+		{[]string{"loadgen", "--rate", "fast"}, []string{`invalid value "fast" for flag -rate`}},
+		{[]string{"serve", "extra"}, []string{`unexpected arguments ["extra"]`}},
+	} {
+		var out, errb bytes.Buffer
+		if code := Run(ctx, append([]string{"dynaprice"}, c.args...), env(nil), &out, &errb); code != 2 {
+			t.Errorf("%v: exit %d, want 2", c.args, code)
+		}
+		got := errb.String()
+		for _, w := range c.want {
+			if !strings.Contains(got, w) {
+				t.Errorf("%v: stderr %q lacks %q", c.args, got, w)
+			}
+		}
+		lines := strings.Split(strings.TrimSpace(got), "\n")
+		if last := lines[len(lines)-1]; !strings.HasPrefix(last, `Run "dynaprice `+c.args[0]+` --help"`) || len(lines) > 3 ||
+			strings.Contains(got, "Usage:") {
+			t.Errorf("%v: want the mistake in at most 3 lines ending with the --help hint, got %q", c.args, got)
+		}
+		if strings.Contains(got, "Did you mean") != strings.Contains(strings.Join(c.want, " "), "Did you mean") {
+			t.Errorf("%v: unexpected suggestion in %q", c.args, got)
+		}
+	}
+}
+
+func TestPositionalArgumentsAmongFlags(t *testing.T) {
+	var svg, strat string
+	fs := flag.NewFlagSet("dynaprice simulate", flag.ContinueOnError)
+	fs.StringVar(&svg, "svg", "", "")
+	fs.StringVar(&strat, "strategies", "", "")
+	var errb bytes.Buffer
+	pos, err := parseArgs(fs, []string{"--strategies", "seed", "steady.json", "--svg", "charts"}, &errb)
+	if err != nil || !slices.Equal(pos, []string{"steady.json"}) || svg != "charts" || strat != "seed" {
+		t.Fatalf("pos %q svg %q strategies %q err %v", pos, svg, strat, err)
+	}
+	pos, err = parseArgs(fs, []string{"a.json", "--", "--svg", "b"}, &errb)
+	if err != nil || !slices.Equal(pos, []string{"a.json", "--svg", "b"}) {
+		t.Fatalf("after --: pos %q err %v", pos, err)
 	}
 }

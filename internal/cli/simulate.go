@@ -43,17 +43,15 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return err
-		}
+	files, err := parseArgs(fs, args, stderr)
+	if err != nil {
+		return err
+	}
+	if len(files) != 1 {
+		fmt.Fprintf(stderr, "dynaprice simulate: give one scenario file (got %d: %q)\nRun \"dynaprice simulate --help\" to see the flags.\n", len(files), files)
 		return errUsage
 	}
-	if fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "dynaprice simulate: give one scenario file")
-		return errUsage
-	}
-	sc, err := simmarket.LoadScenario(fs.Arg(0))
+	sc, err := simmarket.LoadScenario(files[0])
 	if err != nil {
 		return err
 	}

@@ -13,13 +13,19 @@ import (
 // decoded events (by product id, not index) applied in batches of 10,000
 // to 1,000 products, each batch sealed into its history rows and state
 // changes, as a commit would take them. It is what issue 2's "5 million
-// events/s on one core, no allocation per event" is about.
+// events/s on one core, no allocation per event" is about. The breaker
+// cases turn the price-velocity breaker on for every product (the quantity
+// cap is always on), to show what the limits cost.
 func BenchmarkMachineApplyEvents(b *testing.B) {
-	for _, strategy := range []string{"seed", "decay"} {
-		b.Run(strategy, func(b *testing.B) {
+	for _, c := range []struct {
+		name, strategy string
+		movePct        float64
+	}{{"seed", "seed", 0}, {"decay", "decay", 0}, {"seed+breaker", "seed", 50}, {"decay+breaker", "decay", 50}} {
+		b.Run(c.name, func(b *testing.B) {
 			const products, batch = 1000, 10_000
 			cfg := engine.DefaultConfig()
-			cfg.Pricing.DefaultStrategy = strategy
+			cfg.Pricing.DefaultStrategy = c.strategy
+			cfg.Pricing.Limits.MaxMovePct = c.movePct
 			m := engine.NewMachine(cfg)
 			snap := engine.Snapshot{}
 			for i := range products {

@@ -24,7 +24,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/dynaprice/dynaprice/internal/engine"
@@ -116,6 +119,14 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 		strategies[n] = s
 	}
 	pc.Strategies = strategies
+	// Check every name before the first run: a typo in the last one must
+	// not cost the time of the others.
+	for _, name := range cfg.Strategies {
+		if _, ok := strategies[name]; !ok {
+			known := slices.Sorted(maps.Keys(strategies))
+			return nil, fmt.Errorf("sim: unknown strategy %q (known: %s)", name, strings.Join(known, ", "))
+		}
+	}
 	var out []Result
 	for _, name := range names {
 		r, err := runOne(ctx, cfg, pc, name)

@@ -89,9 +89,13 @@ func TestRevenueRanking(t *testing.T) {
 	}
 }
 
+// TestUnknownStrategy: a typo is refused before any strategy runs (no
+// results), with the names that are known.
 func TestUnknownStrategy(t *testing.T) {
-	if _, err := Run(context.Background(), Config{Scenario: load(t, "steady"), Strategies: []string{"nope"}}); err == nil {
-		t.Fatal("an unknown strategy was accepted")
+	rs, err := Run(context.Background(), Config{Scenario: load(t, "steady"), Strategies: []string{"seed", "nope"}})
+	if err == nil || len(rs) != 0 ||
+		err.Error() != `sim: unknown strategy "nope" (known: competitor, decay, inventory, seed, static, thompson)` {
+		t.Fatalf("results %d, err %v", len(rs), err)
 	}
 }
 
