@@ -33,7 +33,7 @@ func parseAPI(args []string, getenv Env, stderr io.Writer) (APIOptions, error) {
 	fs := flag.NewFlagSet("dynaprice api", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	addClusterFlags(fs, &o.ClusterOptions, getenv, true, true, true)
-	o.HTTPOptions.register(fs, getenv, "drain, HTTP and WebSockets, following price-updates and closing the connections to Kafka, Redis and PostgreSQL")
+	o.HTTPOptions.register(fs, getenv, "drain, HTTP and WebSockets, following price-updates and closing the connections to Kafka, Redis and PostgreSQL", "")
 	o.PricingOptions.register(fs, "accept events for unknown products (the engines must run with --auto-create too)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: dynaprice api [flags]

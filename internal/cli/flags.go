@@ -47,12 +47,19 @@ type HTTPOptions struct {
 	Drain           time.Duration
 }
 
-func (o *HTTPOptions) register(fs *flag.FlagSet, getenv Env, covers string) {
-	addr := ":8080"
-	if p := getenv("API_PORT"); p != "" {
-		addr = ":" + p
+// register registers the flags; covers says what --shutdown-timeout
+// covers, and host is the interface to listen on by default (port 8080):
+// "" for every interface.
+func (o *HTTPOptions) register(fs *flag.FlagSet, getenv Env, covers, host string) {
+	addr, where := host+":8080", "every interface"
+	if host != "" {
+		where = host + " only"
 	}
-	fs.StringVar(&o.Addr, "addr", addr, "listen address HOST:PORT (env API_PORT sets the port)")
+	if p := getenv("API_PORT"); p != "" {
+		// The original's variable, which it used as ":" + port.
+		addr, where = ":"+p, "every interface"
+	}
+	fs.StringVar(&o.Addr, "addr", addr, "listen address HOST:PORT; the default listens on "+where+" (env API_PORT=N listens on :N, every interface; --addr :8080 for every interface)")
 	fs.StringVar(&o.APIKeys, "api-keys", getenv("DYNAPRICE_API_KEYS"), "extra API keys as name:role:secret[,...]; roles viewer, operator, ingest, admin (env DYNAPRICE_API_KEYS)")
 	fs.StringVar(&o.KeyHeader, "key-header", envOr(getenv, "API_KEY_HEADER", "X-API-Key"), "header carrying the API key (env API_KEY_HEADER)")
 	fs.StringVar(&o.WSOrigins, "ws-origins", getenv("DYNAPRICE_WS_ORIGINS"), "extra allowed WebSocket origin host patterns, comma separated (same-origin is always allowed; env DYNAPRICE_WS_ORIGINS)")

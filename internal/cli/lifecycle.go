@@ -2,12 +2,14 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/dynaprice/dynaprice/internal/httpapi"
@@ -97,7 +99,10 @@ func listen(addr string, ln net.Listener, maxConns int, log *slog.Logger) (*list
 	if ln == nil {
 		var err error
 		if ln, err = net.Listen("tcp", addr); err != nil {
-			return nil, fmt.Errorf("listening on %s: %w", addr, err)
+			if errors.Is(err, syscall.EADDRINUSE) {
+				return nil, fmt.Errorf("listening on %s: the port is in use (another dynaprice, or another program); choose another with --addr HOST:PORT or API_PORT: %w", addr, err)
+			}
+			return nil, fmt.Errorf("listening on %s (--addr): %w", addr, err)
 		}
 	}
 	if maxConns > 0 {

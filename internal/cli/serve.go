@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	mrand "math/rand/v2"
 	"net"
@@ -51,7 +52,7 @@ func parseServe(args []string, getenv Env, stderr io.Writer) (ServeOptions, erro
 	o := ServeOptions{}
 	fs := flag.NewFlagSet("dynaprice serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	o.HTTPOptions.register(fs, getenv, "drain, HTTP, the engine's last commit and closing the store")
+	o.HTTPOptions.register(fs, getenv, "drain, HTTP, the engine's last commit and closing the store", "127.0.0.1")
 	fs.StringVar(&o.DataDir, "data", "./dynaprice-data", "data directory (created if missing)")
 	fs.StringVar(&o.CatalogFile, "catalog", "", "catalog JSON file to import or update products from")
 	fs.BoolVar(&o.Demo, "demo", false, "generate demo traffic (seed-format events) in-process")
@@ -162,15 +163,23 @@ func (r *serveRole) Check() (err error) {
 // Open starts everything and returns once the API serves.
 func (r *serveRole) Open(ctx context.Context) (err error) {
 	o, log, pc, keys, generated, cat := r.o, r.log, r.pc, r.keys, r.generated, r.cat
-	if err := os.MkdirAll(o.DataDir, 0o750); err != nil {
-		return fmt.Errorf("creating data directory: %w", err)
-	}
 	if r.web, err = listen(o.Addr, o.Listener, o.MaxConns, log); err != nil {
 		return err
 	}
 	log.Info("listening; loading state", "addr", r.web.Addr().String())
-	if r.store, err = sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(o.DataDir, "dynaprice.db"), Synchronous: o.Sync, Logger: log}); err != nil {
+	created, err := openDataDir(o.DataDir)
+	if err != nil {
 		return err
+	}
+	defer func() {
+		// A start that fails leaves nothing behind that it created.
+		if err != nil && created {
+			_ = os.RemoveAll(o.DataDir)
+		}
+	}()
+	path := filepath.Join(o.DataDir, "dynaprice.db")
+	if r.store, err = sqlite.Open(ctx, sqlite.Config{Path: path, Synchronous: o.Sync, Logger: log}); err != nil {
+		return fmt.Errorf("opening the store %s: %w", path, err)
 	}
 
 	reg := newRegistry()
@@ -373,4 +382,27 @@ func serveDebug(addr string, log *slog.Logger) (func(), error) {
 	}()
 	log.Info("pprof profiles", "addr", ln.Addr().String())
 	return func() { _ = srv.Close() }, nil
+}
+
+// openDataDir makes sure dir exists and is writable, creating it if it is
+// missing (created says so). SQLite's own error for a directory it cannot
+// write names neither the path nor the cause ("unable to open database
+// file"), so the directory is checked first.
+func openDataDir(dir string) (created bool, err error) {
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		created = true
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return false, fmt.Errorf("data directory (--data): %w", err)
+	}
+	f, err := os.CreateTemp(dir, ".write-check-*")
+	if err != nil {
+		if created {
+			_ = os.RemoveAll(dir)
+		}
+		return false, fmt.Errorf("data directory (--data) %s is not writable: %w", dir, err)
+	}
+	_ = f.Close()
+	_ = os.Remove(f.Name())
+	return created, nil
 }

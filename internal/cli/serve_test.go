@@ -5,12 +5,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"math"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -859,4 +863,59 @@ func (s *server) metrics() string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+// TestStartFailuresExplainThemselves: a port in use names --addr, a data
+// directory that cannot be written names the path and the cause, and a
+// start that fails leaves no data directory behind.
+func TestStartFailuresExplainThemselves(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	ctx := context.Background()
+	log := slog.New(slog.DiscardHandler)
+
+	dir := filepath.Join(t.TempDir(), "new-data")
+	o := testOptions(dir)
+	o.Addr = busy.Addr().String()
+	err = Serve(ctx, o, log, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "the port is in use") || !strings.Contains(err.Error(), "--addr") {
+		t.Errorf("port in use: %v", err)
+	}
+	if _, serr := os.Stat(dir); !errors.Is(serr, fs.ErrNotExist) {
+		t.Errorf("a failed start left %s behind (%v)", dir, serr)
+	}
+
+	file := filepath.Join(t.TempDir(), "a-file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ dir, want string }{
+		{file, "data directory (--data): mkdir " + file + ": not a directory"},
+		{"/proc/self", "data directory (--data) /proc/self is not writable"},
+	} {
+		o := testOptions(c.dir)
+		o.Addr = "127.0.0.1:0"
+		if err := Serve(ctx, o, log, io.Discard); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("--data %s: %v, want %q", c.dir, err, c.want)
+		}
+	}
+}
+
+// TestListenAddressDefaults: serve listens on this machine only unless
+// told otherwise (API_PORT keeps the original's every-interface meaning);
+// an API replica, which sits behind a load balancer, on every interface.
+func TestListenAddressDefaults(t *testing.T) {
+	var stderr bytes.Buffer
+	if o, err := parseServe(nil, env(nil), &stderr); err != nil || o.Addr != "127.0.0.1:8080" {
+		t.Errorf("serve default = %q %v", o.Addr, err)
+	}
+	if o, err := parseServe(nil, env(map[string]string{"API_PORT": "18481"}), &stderr); err != nil || o.Addr != ":18481" {
+		t.Errorf("serve with API_PORT = %q %v", o.Addr, err)
+	}
+	if o, err := parseAPI(nil, env(nil), &stderr); err != nil || o.Addr != ":8080" {
+		t.Errorf("api default = %q %v", o.Addr, err)
+	}
 }
