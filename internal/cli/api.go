@@ -160,7 +160,7 @@ func (r *apiRole) Open(ctx context.Context) (err error) {
 	// what it answers from while Redis is down; a new WebSocket client's
 	// snapshot comes from Redis, which every engine writes.
 	view := live.New(live.HubConfig{
-		OriginPatterns: splitList(o.WSOrigins), MaxClients: o.MaxWSClients, Logger: log, Registerer: reg,
+		OriginPatterns: splitList(o.WSOrigins), OriginSetting: wsOriginSetting, MaxClients: o.MaxWSClients, Logger: log, Registerer: reg,
 		Snapshot: func() []live.Price {
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()

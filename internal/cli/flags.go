@@ -47,6 +47,11 @@ type HTTPOptions struct {
 	Drain           time.Duration
 }
 
+// wsOriginSetting is how a refused WebSocket origin is told to allow
+// itself: the environment variable, as the original's dashboard is set up
+// (--ws-origins works too).
+const wsOriginSetting = "DYNAPRICE_WS_ORIGINS"
+
 // register registers the flags; covers says what --shutdown-timeout
 // covers, and host is the interface to listen on by default (port 8080):
 // "" for every interface.

@@ -183,7 +183,7 @@ func (r *serveRole) Open(ctx context.Context) (err error) {
 	}
 
 	reg := newRegistry()
-	view := live.New(live.HubConfig{OriginPatterns: splitList(o.WSOrigins), MaxClients: o.MaxWSClients, Logger: log, Registerer: reg})
+	view := live.New(live.HubConfig{OriginPatterns: splitList(o.WSOrigins), OriginSetting: wsOriginSetting, MaxClients: o.MaxWSClients, Logger: log, Registerer: reg})
 	r.hub = view.Hub()
 	ecfg := engine.DefaultConfig()
 	ecfg.Pricing = pc

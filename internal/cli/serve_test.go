@@ -494,10 +494,26 @@ func TestWebSocketUpdatesAndOrigin(t *testing.T) {
 		}
 		break
 	}
-	// A foreign origin is refused.
+	// A foreign origin is refused. The original's dashboard (on
+	// localhost:3000) is one: the answer says which setting allows it.
 	_, resp, err := websocket.Dial(ctx, ws, &websocket.DialOptions{HTTPHeader: http.Header{"Origin": {"https://evil.example"}}})
 	if err == nil || resp == nil || resp.StatusCode != 403 {
 		t.Fatalf("foreign origin: err %v resp %v", err, resp)
+	}
+	req, _ := http.NewRequest("GET", s.url+"/ws/prices", nil)
+	req.Header.Set("Origin", "http://localhost:3000")
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Sec-WebSocket-Version", "13")
+	req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+	if resp, err := http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	} else {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 403 || !strings.Contains(string(b), "allow it with DYNAPRICE_WS_ORIGINS=localhost:3000") {
+			t.Fatalf("the original dashboard's origin: %d %s", resp.StatusCode, b)
+		}
 	}
 	// Shutdown closes the socket and Serve returns nil.
 	if err := s.stop(); err != nil {

@@ -32,6 +32,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -51,6 +52,10 @@ type HubConfig struct {
 	// equals the request's Host header: behind a proxy that rewrites Host,
 	// list the public host here.
 	OriginPatterns []string
+	// OriginSetting names where OriginPatterns come from (the flag or
+	// environment variable), so that a refused origin's answer and log line
+	// say how to allow it. Empty: "the allowed origins".
+	OriginSetting string
 	// WriteTimeout bounds each write to a client, and the wait for the
 	// answer to a ping. A client that cannot take a write within it is
 	// dropped: it has stopped reading or its network cannot keep up, and
@@ -96,13 +101,17 @@ var errShutdown = errors.New("websocket: hub closed")
 // http.Handler for the WebSocket endpoint. All methods are safe for
 // concurrent use.
 type Hub struct {
-	origins      []string
-	writeTimeout time.Duration
-	pingInterval time.Duration
-	maxClients   int
-	snapshot     func() []Price
-	log          *slog.Logger
-	m            metrics
+	origins    []string
+	originHint string
+	// refusedLogged is when a refused origin was last logged (unix ns): at
+	// most once a minute, since any web page can make refusals.
+	refusedLogged atomic.Int64
+	writeTimeout  time.Duration
+	pingInterval  time.Duration
+	maxClients    int
+	snapshot      func() []Price
+	log           *slog.Logger
+	m             metrics
 
 	// pubMu serializes Publish: every client's queue must receive updates
 	// in the order in which the hub accepted them, or a client could get a
@@ -144,6 +153,7 @@ func NewHub(cfg HubConfig) *Hub {
 		maxClients:   max(cfg.MaxClients, 0),
 		snapshot:     cfg.Snapshot,
 		log:          cfg.Logger,
+		originHint:   cfg.OriginSetting,
 		clients:      make(map[*client]struct{}),
 		latest:       make(map[string]latest),
 	}
@@ -155,6 +165,9 @@ func NewHub(cfg HubConfig) *Hub {
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
+	}
+	if h.originHint == "" {
+		h.originHint = "the allowed origins"
 	}
 	for _, p := range cfg.OriginPatterns {
 		// A malformed pattern would make every cross-origin handshake fail
@@ -338,7 +351,19 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	if !h.originAllowed(r) {
 		h.abandon()
-		httperror.Write(w, http.StatusForbidden, "origin "+strconv.Quote(r.Header.Get("Origin"))+" is not allowed")
+		origin := r.Header.Get("Origin")
+		host := origin
+		if u, err := url.Parse(origin); err == nil && u.Host != "" {
+			host = u.Host
+		}
+		hint := "origin " + strconv.Quote(origin) + " is not allowed (only same-origin pages are, by default); allow it with " +
+			h.originHint + "=" + host
+		if now := time.Now().UnixNano(); now-h.refusedLogged.Load() >= int64(time.Minute) {
+			h.refusedLogged.Store(now)
+			h.log.Warn("websocket: cross-origin page refused (logged at most once a minute)", "origin", origin,
+				"remote", r.RemoteAddr, "allow_with", h.originHint+"="+host)
+		}
+		httperror.Write(w, http.StatusForbidden, hint)
 		return
 	}
 	// The origin was checked above (so the refusal is JSON like every other

@@ -1,11 +1,13 @@
 package live
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -509,13 +511,19 @@ func TestOrigin(t *testing.T) {
 		e.dial(t, "", nil)
 	})
 	t.Run("foreign origin rejected", func(t *testing.T) {
-		e := newEnv(t, HubConfig{})
-		resp, _ := e.dialRefused(t, withOrigin("https://evil.example"))
-		if resp.StatusCode != http.StatusForbidden {
-			t.Fatalf("status %d, want 403", resp.StatusCode)
+		var logs bytes.Buffer
+		e := newEnv(t, HubConfig{OriginSetting: "THE_SETTING", Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		for range 3 {
+			resp, body := e.dialRefused(t, withOrigin("https://evil.example"))
+			if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "allow it with THE_SETTING=evil.example") {
+				t.Fatalf("status %d %s, want 403 naming the setting", resp.StatusCode, body)
+			}
 		}
 		if n := e.hub.Clients(); n != 0 {
 			t.Fatalf("Clients() = %d after refusal", n)
+		}
+		if n := strings.Count(logs.String(), "cross-origin page refused"); n != 1 || !strings.Contains(logs.String(), `allow_with="THE_SETTING=evil.example"`) {
+			t.Fatalf("%d log lines for 3 refusals (want 1, naming the setting): %s", n, logs.String())
 		}
 	})
 	t.Run("allowed pattern", func(t *testing.T) {
