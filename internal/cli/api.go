@@ -135,7 +135,7 @@ func (r *apiRole) Open(ctx context.Context) (err error) {
 		return err
 	}
 	log.Info("listening; connecting to PostgreSQL, Redis and Kafka", "addr", r.web.Addr().String())
-	db, err := openDB(ctx, o.DatabaseURL, log)
+	db, err := o.openDB(ctx, log)
 	if err != nil {
 		return err
 	}

@@ -52,6 +52,16 @@ func Run(ctx context.Context, args []string, getenv Env, stdout, stderr io.Write
 		return 2
 	}
 	var err error
+	if cmd := args[1]; cmd != "version" && cmd != "--version" && cmd != "help" && !strings.HasPrefix(cmd, "-") {
+		n := 0
+		if getenv, n, err = withDotEnv(dotEnvFile, getenv); err != nil {
+			fmt.Fprintln(stderr, "dynaprice:", err)
+			return 1
+		}
+		if n > 0 {
+			fmt.Fprintf(stderr, "dynaprice: read %d settings from %s (a variable set in the environment beats it)\n", n, dotEnvFile)
+		}
+	}
 	switch args[1] {
 	case "serve":
 		err = runServe(ctx, args[2:], getenv, stdout, stderr)

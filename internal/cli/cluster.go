@@ -33,6 +33,9 @@ type ClusterOptions struct {
 	// no flag: a secret on a command line is visible to every local user).
 	ControlKeys string
 	DatabaseURL string
+	// oracleDSN is whether the original's ORACLE_DSN is set: a team moving
+	// over is told that DATABASE_URL takes its place.
+	oracleDSN bool
 	LogOptions
 }
 
@@ -67,6 +70,7 @@ func addClusterFlags(fs *flag.FlagSet, o *ClusterOptions, getenv Env, kafkaFlags
 	}
 	if dbFlag {
 		fs.StringVar(&o.DatabaseURL, "database", getenv("DATABASE_URL"), "PostgreSQL URL postgres://user:pass@host:5432/db (env DATABASE_URL)")
+		o.oracleDSN = getenv("ORACLE_DSN") != ""
 	}
 	o.LogOptions.register(fs, getenv)
 }
@@ -99,7 +103,12 @@ func connect[T any](ctx context.Context, log *slog.Logger, what string, f func(c
 	return v, nil
 }
 
-func openDB(ctx context.Context, url string, log *slog.Logger) (*postgres.DB, error) {
+// openDB connects to the role's database, waiting while it is down.
+func (o ClusterOptions) openDB(ctx context.Context, log *slog.Logger) (*postgres.DB, error) {
+	url := o.DatabaseURL
+	if url == "" && o.oracleDSN {
+		return nil, errors.New("no database: ORACLE_DSN is set, but dynaprice keeps its data in PostgreSQL: set DATABASE_URL (postgres://user:pass@host:5432/db) or --database; docs/MIGRATING.md maps the tables")
+	}
 	if url == "" {
 		return nil, errors.New("no database: set --database or DATABASE_URL (postgres://user:pass@host:5432/db)")
 	}

@@ -157,7 +157,7 @@ func (r *engineRole) Open(ctx context.Context) (err error) {
 	r.web.Open(mux)
 	fmt.Fprintf(r.stdout, "dynaprice %s engine: metrics and health on http://%s\n", Version, displayAddr(r.web.Addr()))
 
-	db, err := openDB(ctx, o.DatabaseURL, log)
+	db, err := o.openDB(ctx, log)
 	if err != nil {
 		return err
 	}

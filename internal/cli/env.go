@@ -14,8 +14,9 @@ func EnvNames() []string {
 		// The original's names.
 		"KAFKA_BROKERS", "PRODUCT_EVENTS_TOPIC", "PRICE_UPDATES_TOPIC", "REDIS_ADDR",
 		"API_PORT", "ADMIN_API_KEY", "API_KEY_HEADER",
-		// DATABASE_URL takes the place of the original's ORACLE_DSN.
-		"DATABASE_URL",
+		// DATABASE_URL takes the place of the original's ORACLE_DSN, which
+		// is read only to say so.
+		"DATABASE_URL", "ORACLE_DSN",
 		// dynaprice's own.
 		"DYNAPRICE_API_KEYS", "DYNAPRICE_WS_ORIGINS", "DYNAPRICE_PARTITIONS", "DYNAPRICE_REDIS_PREFIX", "DYNAPRICE_INSECURE_SHORT_KEYS",
 		"DYNAPRICE_CONTROL_TOPIC", "DYNAPRICE_CONTROL_KEYS",

@@ -45,7 +45,7 @@ Flags:
 	if err != nil {
 		return err
 	}
-	db, err := openDB(ctx, o.DatabaseURL, log)
+	db, err := o.openDB(ctx, log)
 	if err != nil {
 		return err
 	}
