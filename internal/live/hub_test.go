@@ -234,7 +234,7 @@ func TestMessageOnTheWire(t *testing.T) {
 	}
 	want := map[string]string{
 		"type": `"price_update"`, "product_id": `"PA"`, "new_price": "151.34", "timestamp": "1773713139",
-		"price_source": `"override"`, "demand": "3.25", "version": "42", "lowest_30d": "140.5",
+		"price_source": `"override"`, "demand": "3", "demand_exact": "3.25", "version": "42", "lowest_30d": "140.5",
 		"timestamp_ms": "1773713139789",
 	}
 	if len(m) != len(want) {

@@ -39,6 +39,8 @@ func (u Price) AppendMessage(b []byte) []byte {
 	b = append(b, `,"price_source":`...)
 	b = appendString(b, u.Source.String())
 	b = append(b, `,"demand":`...)
+	b = appendFloat(b, math.Round(u.Demand))
+	b = append(b, `,"demand_exact":`...)
 	b = appendFloat(b, pricing.Round(u.Demand, pricing.DemandDecimals))
 	b = append(b, `,"version":`...)
 	b = strconv.AppendUint(b, u.Version, 10)
@@ -145,6 +147,7 @@ type wireMessage struct {
 	Price     *float64 `json:"new_price"`
 	Source    string   `json:"price_source"`
 	Demand    float64  `json:"demand"`
+	Exact     *float64 `json:"demand_exact"`
 	Version   uint64   `json:"version"`
 	Lowest30  float64  `json:"lowest_30d"`
 	Timestamp int64    `json:"timestamp"`
@@ -173,6 +176,9 @@ func ParseMessage(b []byte) (Price, error) {
 	at := time.UnixMilli(m.AtMillis).UnixNano()
 	if m.AtMillis == 0 {
 		at = time.Unix(m.Timestamp, 0).UnixNano()
+	}
+	if m.Exact != nil { // absent from the older system's messages
+		m.Demand = *m.Exact
 	}
 	return Price{ProductID: m.ProductID, Price: *m.Price, Source: src, Demand: m.Demand,
 		Version: m.Version, At: at, Lowest30: m.Lowest30, PriceChanged: true}, nil

@@ -16,7 +16,7 @@ func TestAppendMessageExact(t *testing.T) {
 	}
 	got := string(u.AppendMessage(nil))
 	want := `{"type":"price_update","product_id":"PA","new_price":151.34,"timestamp":1773713139,` +
-		`"price_source":"dynamic","demand":12.5,"version":7,"lowest_30d":149.99,"timestamp_ms":1773713139456}`
+		`"price_source":"dynamic","demand":13,"demand_exact":12.5,"version":7,"lowest_30d":149.99,"timestamp_ms":1773713139456}`
 	if got != want {
 		t.Fatalf("message\n got %s\nwant %s", got, want)
 	}

@@ -1,6 +1,7 @@
 package live
 
 import (
+	"math"
 	"strconv"
 	"time"
 
@@ -32,13 +33,17 @@ type Price struct {
 
 // AppendJSON appends the public JSON of the price, as GET /price answers:
 // the original's {"product_id","price","demand","price_source"} plus the
-// 30-day lowest price, the version and when the price took effect.
+// 30-day lowest price, the version and when the price took effect. demand
+// is a whole number, as the original's clients read it (an int): a
+// strategy with decayed demand has fractions, which go in demand_exact.
 func (p Price) AppendJSON(b []byte) []byte {
 	b = append(b, `{"product_id":`...)
 	b = strconv.AppendQuote(b, p.ProductID)
 	b = append(b, `,"price":`...)
 	b = appendNumber(b, pricing.RoundCents(p.Price))
 	b = append(b, `,"demand":`...)
+	b = appendNumber(b, math.Round(p.Demand))
+	b = append(b, `,"demand_exact":`...)
 	b = appendNumber(b, pricing.Round(p.Demand, pricing.DemandDecimals))
 	b = append(b, `,"price_source":"`...)
 	b = append(b, p.Source.String()...)

@@ -172,7 +172,8 @@ func TestWriteLayout(t *testing.T) {
 	p := e.prefix
 	for key, want := range map[string]string{
 		p + "product:price:PA":  "314",
-		p + "product:demand:PA": "9.123456",
+		// A whole number: the original's tools read it with strconv.Atoi.
+		p + "product:demand:PA": "9",
 		p + "product:price:PB":  "19.99",
 		p + "product:demand:PB": "0",
 	} {

@@ -19,9 +19,10 @@ import (
 //
 // KEYS[1] is the set of product ids and KEYS[2] the sorted set that gives
 // their listing order; then come three keys per change: its hash, its
-// compatibility price key and its compatibility demand key. ARGV holds eight
-// values per change: id, version, price, demand, source, at, lowest 30-day
-// price and the GET /price body.
+// compatibility price key and its compatibility demand key. ARGV holds nine
+// values per change: id, version, price, demand, demand as a whole number
+// (for the compatibility key, which the original's tools read with
+// strconv.Atoi), source, at, lowest 30-day price and the GET /price body.
 //
 // Versions travel as decimal strings and are compared by length, then in two
 // parts of at most 15 digits: Lua numbers are doubles and would conflate
@@ -43,7 +44,7 @@ end
 local applied = 0
 for i = 0, (#KEYS - 2) / 3 - 1 do
   local h = KEYS[3 + 3 * i]
-  local a = 8 * i
+  local a = 9 * i
   local id, v = ARGV[a + 1], ARGV[a + 2]
   local cur = redis.call('HGET', h, 'v')
   if not cur or newer(v, cur) then
@@ -54,8 +55,8 @@ for i = 0, (#KEYS - 2) / 3 - 1 do
       end
     end
     redis.call('HSET', h, 'v', v, 'price', ARGV[a + 3], 'demand', ARGV[a + 4],
-      'source', ARGV[a + 5], 'at', ARGV[a + 6], 'low30', ARGV[a + 7], 'json', ARGV[a + 8])
-    redis.call('MSET', KEYS[4 + 3 * i], ARGV[a + 3], KEYS[5 + 3 * i], ARGV[a + 4])
+      'source', ARGV[a + 6], 'at', ARGV[a + 7], 'low30', ARGV[a + 8], 'json', ARGV[a + 9])
+    redis.call('MSET', KEYS[4 + 3 * i], ARGV[a + 3], KEYS[5 + 3 * i], ARGV[a + 5])
     applied = applied + 1
   end
 end
@@ -110,14 +111,14 @@ func (c *Client) Write(ctx context.Context, changes []live.Price) (applied int, 
 		part := changes[start:min(start+chunk, len(changes))]
 		ks := make([]string, 0, 2+3*len(part))
 		ks = append(ks, c.k.products, c.k.order)
-		args := make([]string, 0, 8*len(part))
+		args := make([]string, 0, 9*len(part))
 		for i := range part {
 			ch := &part[i]
 			id := ch.ProductID
 			ks = append(ks, c.k.product+id, c.k.price+id, c.k.demand+id)
 			js = ch.AppendJSON(js[:0])
 			args = append(args, id, strconv.FormatUint(ch.Version, 10),
-				formatFloat(ch.Price), formatFloat(ch.Demand), ch.Source.String(),
+				formatFloat(ch.Price), formatFloat(ch.Demand), strconv.FormatInt(int64(math.Round(ch.Demand)), 10), ch.Source.String(),
 				strconv.FormatInt(ch.At, 10), formatFloat(ch.Lowest30), string(js))
 		}
 		execs = append(execs, rueidis.LuaExec{Keys: ks, Args: args})

@@ -294,11 +294,12 @@ export interface components {
          */
         PriceSource: "base" | "dynamic" | "override";
         /**
-         * @description A product's current price: the original system's `product_id`, `price`, `demand` and `price_source`, followed by fields added by dynaprice. Numbers are written in their shortest form (`314`, not `314.00`); `price` and `lowest_30d` are rounded to cents, `demand` to 4 decimals.
+         * @description A product's current price: the original system's `product_id`, `price`, `demand` and `price_source`, followed by fields added by dynaprice. Numbers are written in their shortest form (`314`, not `314.00`); `price` and `lowest_30d` are rounded to cents, `demand` to a whole number and `demand_exact` to 4 decimals.
          * @example {
          *       "product_id": "PA",
          *       "price": 314,
          *       "demand": 9,
+         *       "demand_exact": 9,
          *       "price_source": "dynamic",
          *       "lowest_30d": 299,
          *       "version": 4,
@@ -309,8 +310,10 @@ export interface components {
             product_id: components["schemas"]["ProductId"];
             /** @description Current price, rounded to cents. */
             price: number;
-            /** @description The demand figure the product's strategy priced on: decayed demand for `decay`, cumulative weighted demand for every other strategy. */
+            /** @description The demand the strategy priced on, rounded to a whole number, as the original's clients read it (an int): decayed demand for `decay`, cumulative weighted demand for every other strategy. `demand_exact` has the fractions. */
             demand: number;
+            /** @description The same demand, rounded to 4 decimals. */
+            demand_exact: number;
             price_source: components["schemas"]["PriceSource"];
             /** @description Lowest price charged in the last 30 days (UTC days), including the current one. */
             lowest_30d: number;
@@ -821,6 +824,7 @@ export interface components {
          *       "timestamp": 1773713141,
          *       "price_source": "dynamic",
          *       "demand": 9,
+         *       "demand_exact": 9,
          *       "version": 4,
          *       "lowest_30d": 299,
          *       "timestamp_ms": 1773713141734
@@ -838,8 +842,10 @@ export interface components {
              */
             timestamp: number;
             price_source: components["schemas"]["PriceSource"];
-            /** @description Rounded to 4 decimals. */
+            /** @description The demand the strategy priced on, rounded to a whole number, as the original's clients read it (an int): decayed demand for `decay`, cumulative weighted demand for every other strategy. `demand_exact` has the fractions. */
             demand: number;
+            /** @description The same demand, rounded to 4 decimals. */
+            demand_exact: number;
             /**
              * Format: int64
              * @description Per-product version; a client never receives an older version after a newer one.

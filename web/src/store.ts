@@ -29,7 +29,7 @@ export function tickFromMessage(m: unknown): Tick | null {
   if (o.type !== 'price_update' || typeof o.product_id !== 'string' || !finite(o.new_price)) return null;
   const atMs = finite(o.timestamp_ms) ? o.timestamp_ms : finite(o.timestamp) ? o.timestamp * 1000 : NaN;
   return checked({
-    id: o.product_id, price: o.new_price, source: o.price_source as Source, demand: o.demand as number,
+    id: o.product_id, price: o.new_price, source: o.price_source as Source, demand: exactDemand(o),
     lowest30: o.lowest_30d as number, version: o.version as number, atMs,
   });
 }
@@ -40,9 +40,14 @@ export function tickFromPrice(r: unknown): Tick | null {
   const o = r as Record<string, unknown>;
   if (typeof o.product_id !== 'string' || typeof o.updated_at !== 'string') return null;
   return checked({
-    id: o.product_id, price: o.price as number, source: o.price_source as Source, demand: o.demand as number,
+    id: o.product_id, price: o.price as number, source: o.price_source as Source, demand: exactDemand(o),
     lowest30: o.lowest_30d as number, version: o.version as number, atMs: Date.parse(o.updated_at),
   });
+}
+
+/** demand_exact (4 decimals) where the server sends it, else demand (a whole number since dynaprice keeps the original's int). */
+function exactDemand(o: Record<string, unknown>): number {
+  return (finite(o.demand_exact) ? o.demand_exact : o.demand) as number;
 }
 
 function checked(t: Tick): Tick | null {

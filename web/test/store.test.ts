@@ -16,6 +16,10 @@ describe('tickFromMessage', () => {
     expect(tickFromMessage(msg)).toEqual({ id: 'PA', price: 314, source: 'dynamic', demand: 9, lowest30: 299, version: 4, atMs: 1773713141734 });
   });
 
+  it('prefers demand_exact to the whole-number demand', () => {
+    expect(tickFromMessage({ ...msg, demand: 4, demand_exact: 3.9874 })?.demand).toBe(3.9874);
+  });
+
   it('falls back to the timestamp in seconds', () => {
     const { timestamp_ms: _, ...old } = msg;
     expect(tickFromMessage(old)?.atMs).toBe(1773713141000);
@@ -34,6 +38,11 @@ describe('tickFromPrice', () => {
   it('reads a GET /prices entry', () => {
     const r = { product_id: 'PB', price: 349, demand: 0, price_source: 'base', lowest_30d: 349, version: 1, updated_at: '2026-03-17T02:00:00Z' };
     expect(tickFromPrice(r)).toEqual({ id: 'PB', price: 349, source: 'base', demand: 0, lowest30: 349, version: 1, atMs: Date.UTC(2026, 2, 17, 2) });
+  });
+
+  it('prefers demand_exact to the whole-number demand', () => {
+    const r = { product_id: 'PD', price: 20, demand: 4, demand_exact: 3.9874, price_source: 'dynamic', lowest_30d: 19, version: 2, updated_at: '2026-03-17T02:00:00Z' };
+    expect(tickFromPrice(r)?.demand).toBe(3.9874);
   });
 
   it.each([null, {}, { product_id: 'PB', updated_at: 'never' }, { product_id: 'PB', price: 1, updated_at: '2026-03-17T02:00:00Z' }])('rejects %j', (r) => {
