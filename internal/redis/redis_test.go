@@ -171,7 +171,7 @@ func TestWriteLayout(t *testing.T) {
 	b := c.rc.B()
 	p := e.prefix
 	for key, want := range map[string]string{
-		p + "product:price:PA":  "314",
+		p + "product:price:PA": "314",
 		// A whole number: the original's tools read it with strconv.Atoi.
 		p + "product:demand:PA": "9",
 		p + "product:price:PB":  "19.99",
