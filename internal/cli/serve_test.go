@@ -935,3 +935,20 @@ func TestListenAddressDefaults(t *testing.T) {
 		t.Errorf("api default = %q %v", o.Addr, err)
 	}
 }
+
+// TestOverrideAsTheOriginalTookIt: the original trimmed the product id
+// and gave an override without a reason the reason "manual override".
+func TestOverrideAsTheOriginalTookIt(t *testing.T) {
+	s := startServer(t, testOptions(t.TempDir()))
+	code, m := s.do("POST", "/override", operatorKey, "", `{"product_id":" PA ","override_price":250}`)
+	if code != 200 || m["product_id"] != "PA" || m["reason"] != "manual override" {
+		t.Fatalf("override = %d %v", code, m)
+	}
+	_, a := s.do("GET", "/overrides/PA", viewerKey, "", "")
+	if ov, _ := a["overrides"].([]any); len(ov) != 1 || ov[0].(map[string]any)["reason"] != "manual override" {
+		t.Fatalf("audit = %v", a)
+	}
+	if code, m := s.do("POST", "/override", operatorKey, "", `{"product_id":" P A ","override_price":250}`); code != 400 {
+		t.Fatalf("an id with a space inside = %d %v, want 400", code, m)
+	}
+}

@@ -228,18 +228,29 @@ type overrideResponse struct {
 	Status        string     `json:"status"`
 }
 
+// DefaultOverrideReason is the reason of an override given none: the
+// original's.
+const DefaultOverrideReason = "manual override"
+
 func (a *API) postOverride(w http.ResponseWriter, r *http.Request, k Key) error {
 	var req overrideRequest
 	if err := a.decodeBody(w, r, &req); err != nil {
 		return err
 	}
+	// As the original did: spaces around the id are trimmed (an id itself
+	// has none), and an override given no reason is a "manual override".
+	req.ProductID = strings.TrimSpace(req.ProductID)
 	if !pricing.ValidID(req.ProductID) {
 		return errStatus(http.StatusBadRequest, "product_id "+strconv.Quote(req.ProductID)+" must match [A-Za-z0-9_-]{1,64}")
 	}
 	if req.OverridePrice == nil {
 		return errStatus(http.StatusBadRequest, "override_price is required")
 	}
-	in := engine.OverrideInput{ProductID: req.ProductID, Price: *req.OverridePrice, Reason: strings.TrimSpace(req.Reason), By: k.Name}
+	reason := strings.TrimSpace(req.Reason)
+	if reason == "" {
+		reason = DefaultOverrideReason
+	}
+	in := engine.OverrideInput{ProductID: req.ProductID, Price: *req.OverridePrice, Reason: reason, By: k.Name}
 	now := time.Now()
 	switch {
 	case req.ExpiresAt != nil && req.TTLSeconds != nil:
