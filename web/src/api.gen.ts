@@ -528,10 +528,14 @@ export interface components {
         };
         /** @description Sets or replaces a product's override. Unknown fields are an error (a typo such as `overide_price` is caught). Give at most one of `expires_at` and `ttl_seconds`; with neither, the override lasts until deleted. */
         OverrideRequest: {
-            product_id: components["schemas"]["ProductId"];
+            /**
+             * @description The product's id ([A-Za-z0-9_-]{1,64}); spaces around it are trimmed, as the original did.
+             * @example PA
+             */
+            product_id: string;
             /** @description Finite number > 0; rounded to cents. */
             override_price: number;
-            /** @description Free text, trimmed, at most 500 bytes. Recorded in the audit trail. */
+            /** @description Free text, trimmed, at most 500 bytes; empty or absent means "manual override" (the original's default). Recorded in the audit trail. */
             reason?: string;
             /**
              * Format: date-time
