@@ -757,7 +757,7 @@ export interface components {
             mode: "match" | "beat" | "above";
             /** @description Percent of the competitor's price, in [0, 100); omitted when 0. */
             pct?: number;
-            /** @description An amount of money, finite and >= 0; omitted when 0. */
+            /** @description An amount of money, finite, >= 0 and at most 1000000000; omitted when 0. */
             amount?: number;
         };
         /**
