@@ -252,10 +252,18 @@ func TestProductValidate(t *testing.T) {
 		{ID: "", BasePrice: 1}, {ID: "a b", BasePrice: 1}, {ID: "P", BasePrice: 0},
 		{ID: "P", BasePrice: math.Inf(1)}, {ID: "P", BasePrice: 1, Guardrails: Guardrails{Floor: 5, Ceiling: 4}},
 		{ID: "P", BasePrice: 1, Guardrails: Guardrails{MaxChangePct: -1}},
+		// A ceiling below half a cent made every price 0 once rounded.
+		{ID: "P", BasePrice: 1, Guardrails: Guardrails{Ceiling: 0.004}}, {ID: "P", BasePrice: 1, Guardrails: Guardrails{Ceiling: math.SmallestNonzeroFloat64}},
+		{ID: "P", BasePrice: 1, Guardrails: Guardrails{Floor: 0.001}},
 	}
 	for _, p := range bad {
 		if p.Validate() == nil {
 			t.Errorf("%+v accepted", p)
+		}
+	}
+	for _, g := range []Guardrails{{Ceiling: 0.01}, {Floor: 0.005, Ceiling: 0.01}} {
+		if err := (Product{ID: "P", BasePrice: 1, Guardrails: g}).Validate(); err != nil {
+			t.Errorf("%+v: %v", g, err)
 		}
 	}
 	b := newBook(t, DefaultConfig())
