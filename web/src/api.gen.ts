@@ -607,9 +607,9 @@ export interface components {
             strategy?: "seed" | "decay" | "thompson" | "inventory" | "competitor";
             /** @description What one unit costs the shop; 0 or omitted = unknown (no margin floor). With it, no price goes below `unit_cost × (1 + min_margin_pct/100)` (the `margin_floor` guardrail). */
             unit_cost?: number;
-            /** @description Never price below this; 0 or omitted = no floor, else at least 0.01 once rounded to cents. */
+            /** @description Never price below this; 0 or omitted = no floor, else at least 0.01. */
             floor?: number;
-            /** @description Never price above this; 0 or omitted = no ceiling, else at least 0.01 once rounded to cents. Must not be below `floor`, nor below the margin floor. */
+            /** @description Never price above this; 0 or omitted = no ceiling, else at least 0.01. Must not be below `floor`, nor below the margin floor. */
             ceiling?: number;
             /** @description Largest move of one update, in percent of the previous dynamic price; 0 or omitted = no limit. */
             max_change_pct?: number;
@@ -642,9 +642,9 @@ export interface components {
             strategy?: "seed" | "decay" | "thompson" | "inventory" | "competitor";
             /** @description What one unit costs the shop; 0 or omitted = unknown (no margin floor). With it, no price goes below `unit_cost × (1 + min_margin_pct/100)` (the `margin_floor` guardrail). */
             unit_cost?: number;
-            /** @description Never price below this; 0 or omitted = no floor, else at least 0.01 once rounded to cents. */
+            /** @description Never price below this; 0 or omitted = no floor, else at least 0.01. */
             floor?: number;
-            /** @description Never price above this; 0 or omitted = no ceiling, else at least 0.01 once rounded to cents. Must not be below `floor`, nor below the margin floor. */
+            /** @description Never price above this; 0 or omitted = no ceiling, else at least 0.01. Must not be below `floor`, nor below the margin floor. */
             ceiling?: number;
             /** @description Largest move of one update, in percent of the previous dynamic price; 0 or omitted = no limit. */
             max_change_pct?: number;
@@ -676,9 +676,9 @@ export interface components {
             strategy?: "seed" | "decay" | "thompson" | "inventory" | "competitor";
             /** @description What one unit costs the shop; 0 or omitted = unknown (no margin floor). With it, no price goes below `unit_cost × (1 + min_margin_pct/100)` (the `margin_floor` guardrail). */
             unit_cost?: number;
-            /** @description Never price below this; 0 or omitted = no floor, else at least 0.01 once rounded to cents. */
+            /** @description Never price below this; 0 or omitted = no floor, else at least 0.01. */
             floor?: number;
-            /** @description Never price above this; 0 or omitted = no ceiling, else at least 0.01 once rounded to cents. Must not be below `floor`, nor below the margin floor. */
+            /** @description Never price above this; 0 or omitted = no ceiling, else at least 0.01. Must not be below `floor`, nor below the margin floor. */
             ceiling?: number;
             /** @description Largest move of one update, in percent of the previous dynamic price; 0 or omitted = no limit. */
             max_change_pct?: number;
