@@ -471,12 +471,15 @@ func (m *Machine) Import(ps []pricing.Product, def string, now int64) error {
 		}
 	}
 	if def != "" && def != m.book.DefaultStrategy() {
-		changed, err := m.book.SetDefaultStrategy(def, now)
+		repriced, err := m.book.SetDefaultStrategy(def, now)
 		if err != nil {
 			return &Error{Kind: KindInvalid, Msg: "default_strategy: " + err.Error()}
 		}
-		for _, i := range changed {
-			m.touch(i, true)
+		// Every repriced state is committed, not only those whose price
+		// moved: the trace and demand figure a strategy leaves are what
+		// the next price starts from, after a restart too.
+		for _, r := range repriced {
+			m.touch(r.Index, r.PriceChanged)
 		}
 		m.batch.Settings = map[string]string{"default_strategy": def}
 	}

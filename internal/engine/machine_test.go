@@ -261,3 +261,37 @@ func TestIngestCannotMovePricesWithoutBound(t *testing.T) {
 		t.Fatalf("sealed %+v, published %+v", b.States, prices)
 	}
 }
+
+// TestNewDefaultStrategyCommitsEveryRepricedState: a new default strategy
+// changes the state of every product that follows it (the strategy's
+// trace and demand figure), also where the published price stays the same
+// (here held by a ceiling); all of them are in the batch, so the state a
+// restart loads is the state in memory.
+func TestNewDefaultStrategyCommitsEveryRepricedState(t *testing.T) {
+	now := int64(1_800_000_000e9)
+	m := engine.NewMachine(engine.DefaultConfig())
+	snap := engine.Snapshot{Products: []pricing.Product{{ID: "PA", BasePrice: 100, Guardrails: pricing.Guardrails{Ceiling: 100}}},
+		Settings: map[string]string{"default_strategy": "seed"}}
+	if _, err := m.Load(snap, now); err != nil {
+		t.Fatal(err)
+	}
+	m.Begin()
+	var res engine.SubmitResult
+	m.ApplyEvents([]ingest.Event{{Type: pricing.Cart, ProductID: "PA", Quantity: 1}}, now, &res)
+	m.Seal()
+	m.Begin()
+	if err := m.Import(nil, "decay", now+int64(6*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	b, changes := m.Seal()
+	info := m.Products()[0]
+	if info.Price != 100 || info.Demand == 3 {
+		t.Fatalf("PA at %v with demand figure %v: want the ceiling's 100 and a decayed demand", info.Price, info.Demand)
+	}
+	if len(b.States) != 1 || b.States[0].State.DynDemand != info.Demand || len(b.History) != 0 {
+		t.Fatalf("batch states %+v, history %d rows: want PA's new state (demand figure %v) and no history", b.States, len(b.History), info.Demand)
+	}
+	if len(changes) != 1 || changes[0].PriceChanged {
+		t.Fatalf("changes %+v: want PA's, its price unchanged", changes)
+	}
+}

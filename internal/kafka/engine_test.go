@@ -135,7 +135,9 @@ type rig struct {
 	// stores2, when set, replaces stores.open (to wrap the stores).
 	stores2 StoreOpener
 	live    *memLive
-	eng     *Engine // the last one started
+	// liveWriter, when set, replaces live (Redis).
+	liveWriter LiveWriter
+	eng        *Engine // the last one started
 }
 
 func newRig(t *testing.T, partitions int32) *rig {
@@ -161,9 +163,13 @@ func (r *rig) start(tune ...func(*engine.Config)) (stop func()) {
 	if stores == nil {
 		stores = r.stores.open
 	}
+	var lw LiveWriter = r.live
+	if r.liveWriter != nil {
+		lw = r.liveWriter
+	}
 	p, err := NewEngine(EngineConfig{
 		Brokers: r.brokers, Topics: r.topics, Group: "engines", Partitions: r.stores.n,
-		Engine: cfg, Stores: stores, Live: r.live, Signer: testSigner,
+		Engine: cfg, Stores: stores, Live: lw, Signer: testSigner,
 		ClientOpts: []kgo.Opt{kgo.SessionTimeout(time.Second), kgo.RebalanceTimeout(2 * time.Second), kgo.HeartbeatInterval(100 * time.Millisecond)},
 	})
 	if err != nil {
@@ -206,16 +212,20 @@ func (r *rig) waitDemand(want map[string]float64, timeout time.Duration) {
 }
 
 // waitConsumed waits until the engines' group has committed, for every
-// partition of the events topic, the topic's end offset. The engine
-// commits a partition's position to Kafka (for lag monitoring) only after
-// the round that reached it was committed to the store: from then on every
-// record produced so far is in the stores, and nothing is left to apply.
-func (r *rig) waitConsumed(timeout time.Duration) {
+// partition of topics (default: the events topic), the topic's end offset.
+// The engine commits a partition's position to Kafka (for lag monitoring)
+// only after the round that reached it was committed to the store: from
+// then on every record produced so far is in the stores, and nothing is
+// left to apply.
+func (r *rig) waitConsumed(timeout time.Duration, topics ...string) {
 	r.t.Helper()
+	if len(topics) == 0 {
+		topics = []string{r.topics.Events}
+	}
 	adm := kadm.NewClient(r.client())
 	ctx := context.Background()
-	poll.Until(r.t, timeout, "the group's offsets at the end of "+r.topics.Events, func() error {
-		ends, err := adm.ListEndOffsets(ctx, r.topics.Events)
+	poll.Until(r.t, timeout, "the group's offsets at the end of "+strings.Join(topics, ", "), func() error {
+		ends, err := adm.ListEndOffsets(ctx, topics...)
 		if err != nil {
 			return err
 		}
@@ -229,8 +239,11 @@ func (r *rig) waitConsumed(timeout time.Duration) {
 		var behind error
 		ends.Each(func(end kadm.ListedOffset) {
 			c, ok := committed.Lookup(end.Topic, end.Partition)
+			if end.Offset == 0 && !ok {
+				return // nothing to consume: no position was ever committed
+			}
 			if behind == nil && (!ok || c.Err != nil || c.At != end.Offset) {
-				behind = fmt.Errorf("partition %d: committed %d (%v), end %d", end.Partition, c.At, c.Err, end.Offset)
+				behind = fmt.Errorf("%s/%d: committed %d (%v), end %d", end.Topic, end.Partition, c.At, c.Err, end.Offset)
 			}
 		})
 		return behind

@@ -62,6 +62,12 @@ const (
 	// HeaderTruncated, on a dead letter whose value was cut to
 	// MaxDeadLetterValue bytes, is the original value's length.
 	HeaderTruncated = "dynaprice-truncated"
+	// HeaderKeyTruncated, on a dead letter whose key was cut to
+	// maxDeadLetterKey bytes, is the original key's length.
+	HeaderKeyTruncated = "dynaprice-key-truncated"
+	// HeaderHeadersDropped, on a dead letter, is how many of the record's
+	// own headers were left out to keep it within maxDeadLetterHeaders.
+	HeaderHeadersDropped = "dynaprice-headers-dropped"
 )
 
 // maxEventsPerRecord bounds the events of one record: the position of a
@@ -229,21 +235,42 @@ func parseSource(r *kgo.Record) (partition int32, pos int64, ok bool) {
 }
 
 // deadLetter is r sent to the dead-letter topic with why; index >= 0 names
-// the rejected event of a record holding several.
+// the rejected event of a record holding several. Every part of it that
+// comes from r (value, key, headers) or may quote it (why) is bounded, so
+// that a dead letter always fits the producer's and the broker's record
+// limit, whatever r was: a dead letter that cannot be produced would fail
+// its round for ever.
 func deadLetter(topic string, r *kgo.Record, index int, why string) *kgo.Record {
-	hs := make([]kgo.RecordHeader, 0, len(r.Headers)+4)
+	hs := make([]kgo.RecordHeader, 0, min(len(r.Headers), 64)+6)
+	size, dropped := 0, 0
 	for _, h := range r.Headers {
 		// A producer must not be able to forge the reason or the origin
 		// of its own dead letter.
-		if !strings.HasPrefix(h.Key, "dynaprice-") {
-			hs = append(hs, h)
+		if strings.HasPrefix(h.Key, "dynaprice-") {
+			continue
 		}
+		if size += len(h.Key) + len(h.Value) + headerOverhead; size > maxDeadLetterHeaders {
+			dropped++
+			continue
+		}
+		hs = append(hs, h)
+	}
+	if len(why) > maxDeadLetterReason {
+		why = strings.ToValidUTF8(why[:maxDeadLetterReason], "") + "…"
 	}
 	hs = append(hs,
 		kgo.RecordHeader{Key: HeaderError, Value: []byte(why)},
 		kgo.RecordHeader{Key: HeaderOrigin, Value: []byte(r.Topic + "/" + strconv.Itoa(int(r.Partition)) + "/" + strconv.FormatInt(r.Offset, 10))})
 	if index >= 0 {
 		hs = append(hs, kgo.RecordHeader{Key: HeaderIndex, Value: strconv.AppendInt(nil, int64(index), 10)})
+	}
+	if dropped > 0 {
+		hs = append(hs, kgo.RecordHeader{Key: HeaderHeadersDropped, Value: strconv.AppendInt(nil, int64(dropped), 10)})
+	}
+	key := r.Key
+	if len(key) > maxDeadLetterKey {
+		key = key[:maxDeadLetterKey]
+		hs = append(hs, kgo.RecordHeader{Key: HeaderKeyTruncated, Value: strconv.AppendInt(nil, int64(len(r.Key)), 10)})
 	}
 	value := r.Value
 	if len(value) > MaxDeadLetterValue {
@@ -252,8 +279,19 @@ func deadLetter(topic string, r *kgo.Record, index int, why string) *kgo.Record 
 		value = value[:MaxDeadLetterValue]
 		hs = append(hs, kgo.RecordHeader{Key: HeaderTruncated, Value: strconv.AppendInt(nil, int64(len(r.Value)), 10)})
 	}
-	return &kgo.Record{Topic: topic, Key: r.Key, Value: value, Headers: hs, Timestamp: r.Timestamp}
+	return &kgo.Record{Topic: topic, Key: key, Value: value, Headers: hs, Timestamp: r.Timestamp}
 }
+
+// Bounds of a dead letter's parts other than its value: the record's own
+// headers (each counted with headerOverhead bytes for its encoding), its
+// key and the reason. With MaxDeadLetterValue, a dead letter stays far
+// below the 1 MB record limit of producers and brokers.
+const (
+	maxDeadLetterHeaders = 64 << 10
+	maxDeadLetterKey     = 1 << 10
+	maxDeadLetterReason  = 1 << 10
+	headerOverhead       = 8
+)
 
 // MaxDeadLetterValue bounds the copy of a record's value in its dead
 // letter (256 KiB): a record near the broker's limit, plus headers, could

@@ -176,7 +176,10 @@ func (rt *router) route(m *engine.Machine, recs []*kgo.Record, cur cursor, now i
 				continue
 			}
 			value := r.Value
-			if len(evs) > 1 || len(rejects) > 0 {
+			if len(evs) > 1 || len(rejects) > 0 || len(value) > maxForwardedValue {
+				// Only the event travels on: not the others of its record,
+				// nor padding that could make the forward too large for
+				// the producer, whose failure would fail the round for ever.
 				value = ingest.AppendJSON(nil, ev)
 			}
 			rt.out = append(rt.out, &kgo.Record{
@@ -191,6 +194,11 @@ func (rt *router) route(m *engine.Machine, recs []*kgo.Record, cur cursor, now i
 	res.out = rt.out
 	return res
 }
+
+// maxForwardedValue is the longest record value forwarded as it is; a
+// longer one holding one event is forwarded as that event re-encoded
+// (ingest.AppendJSON: a few hundred bytes at most).
+const maxForwardedValue = 4 << 10
 
 // flush applies the events gathered since the last flush.
 func (rt *router) flush(m *engine.Machine, now int64, dead func(*kgo.Record, int, string)) {

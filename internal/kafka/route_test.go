@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/dynaprice/dynaprice/internal/engine"
 	"github.com/dynaprice/dynaprice/internal/ingest"
@@ -224,5 +225,72 @@ func TestDeadLetterIsBoundedAndCannotBeForged(t *testing.T) {
 	}
 	if string(header(dl, "content-type")) != "application/json" {
 		t.Error("the producer's own headers were dropped")
+	}
+}
+
+// TestDeadLetterOfAnyRecordFits: a record whose key, headers or reason are
+// near the broker's size limit still has a dead letter far below it (one
+// too large to produce would fail its round for ever), saying what was
+// left out.
+func TestDeadLetterOfAnyRecordFits(t *testing.T) {
+	many := make([]kgo.RecordHeader, 0, 100_000)
+	for i := range 100_000 {
+		many = append(many, kgo.RecordHeader{Key: "h", Value: []byte{byte(i)}})
+	}
+	for _, c := range []struct {
+		name string
+		rec  *kgo.Record
+		why  string
+		// wantHeader is a header the dead letter must carry, and its value.
+		wantHeader, wantValue string
+	}{
+		{"huge key", &kgo.Record{Key: []byte(strings.Repeat("k", 1_000_000)), Value: []byte("x")}, "bad", HeaderKeyTruncated, "1000000"},
+		{"huge header", &kgo.Record{Value: []byte("x"), Headers: []kgo.RecordHeader{{Key: "a", Value: []byte("1")}, {Key: "big", Value: make([]byte, 1_000_000)}}}, "bad", HeaderHeadersDropped, "1"},
+		{"many headers", &kgo.Record{Value: []byte("x"), Headers: many}, "bad", HeaderHeadersDropped, ""},
+		{"huge reason", &kgo.Record{Value: []byte("x")}, "unknown key \"" + strings.Repeat("\u00e9", 500_000) + "\"", HeaderError, ""},
+	} {
+		dl := deadLetter("dlq", c.rec, -1, c.why)
+		size := len(dl.Key) + len(dl.Value)
+		for _, h := range dl.Headers {
+			size += len(h.Key) + len(h.Value) + headerOverhead
+		}
+		if size > 512<<10 {
+			t.Errorf("%s: dead letter of %d bytes", c.name, size)
+		}
+		got := header(dl, c.wantHeader)
+		if got == nil || c.wantValue != "" && string(got) != c.wantValue {
+			t.Errorf("%s: header %s = %q, want %q", c.name, c.wantHeader, got, c.wantValue)
+		}
+		if why := string(header(dl, HeaderError)); !utf8.ValidString(why) || !strings.HasPrefix(c.why, strings.TrimSuffix(why, "…")) {
+			t.Errorf("%s: reason %.40q… is not the start of the reason given", c.name, why)
+		}
+	}
+	// The first headers are kept, in order.
+	dl := deadLetter("dlq", &kgo.Record{Value: []byte("x"), Headers: many}, -1, "bad")
+	if len(dl.Headers) < 1000 || dl.Headers[0].Key != "h" || dl.Headers[0].Value[0] != 0 || dl.Headers[999].Value[0] != byte(999%256) {
+		t.Errorf("kept %d headers, want the first thousands in order", len(dl.Headers))
+	}
+}
+
+// TestRouteForwardsAPaddedEventAsTheEvent: one event padded to the
+// broker's size limit, on the wrong partition, is forwarded as the event
+// alone: the whole record plus the forward's header would be too large to
+// produce, and the round would fail for ever.
+func TestRouteForwardsAPaddedEventAsTheEvent(t *testing.T) {
+	topics := DefaultTopics()
+	other := idsOn(1, 2, 1)[0]
+	m := newRoutedMachine(t, other)
+	rt := newRouter(0, 2, topics, testSigner, &ingest.Decoder{Now: time.Now, MaxEvents: maxEventsPerRecord})
+	padded := eventRec(topics.Events, 4, "", view(other)+strings.Repeat(" ", 1_000_000))
+	small := eventRec(topics.Events, 5, "", view(other))
+	res := rt.route(m, []*kgo.Record{padded, small}, cursor{Events: 4, Repartition: -1}, time.Now().UnixNano())
+	if len(res.out) != 2 || res.forwarded != 2 {
+		t.Fatalf("%d records out, want the two forwards", len(res.out))
+	}
+	if v := string(res.out[0].Value); len(v) > 1000 || !strings.Contains(v, `"product_id":"`+other+`"`) {
+		t.Errorf("padded event forwarded as %d bytes, want the event alone", len(v))
+	}
+	if string(res.out[1].Value) != view(other) {
+		t.Errorf("small event forwarded as %s, want its record's value as it was", res.out[1].Value)
 	}
 }

@@ -393,27 +393,33 @@ func (b *Book) reprice(i int, now int64) bool {
 	return true
 }
 
+// Repriced is a product repriced by a catalog-wide change: its state
+// changed (the strategy's trace and demand figure), and PriceChanged says
+// whether its published price did too.
+type Repriced struct {
+	Index        int
+	PriceChanged bool
+}
+
 // SetDefaultStrategy changes the catalog-wide default strategy at now and
-// reprices the products that follow it. It returns the indexes whose
-// published price changed.
-func (b *Book) SetDefaultStrategy(name string, now int64) ([]int, error) {
+// reprices the products that follow it, which it returns: all of their
+// states changed, even where their published prices did not.
+func (b *Book) SetDefaultStrategy(name string, now int64) ([]Repriced, error) {
 	st, ok := b.strategies[name]
 	if !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownStrategy, name)
 	}
 	b.cfg.DefaultStrategy = name
-	var changed []int
+	var out []Repriced
 	for i, p := range b.products {
 		if p.Strategy == "" {
 			b.strat[i] = st
 			b.setLearner(i)
 			b.states[i].Brake = Brake{}
-			if b.reprice(i, now) {
-				changed = append(changed, i)
-			}
+			out = append(out, Repriced{Index: i, PriceChanged: b.reprice(i, now)})
 		}
 	}
-	return changed, nil
+	return out, nil
 }
 
 // DefaultStrategy is the catalog-wide default strategy's name.

@@ -252,15 +252,33 @@ func TestProductValidate(t *testing.T) {
 		{ID: "", BasePrice: 1}, {ID: "a b", BasePrice: 1}, {ID: "P", BasePrice: 0},
 		{ID: "P", BasePrice: math.Inf(1)}, {ID: "P", BasePrice: 1, Guardrails: Guardrails{Floor: 5, Ceiling: 4}},
 		{ID: "P", BasePrice: 1, Guardrails: Guardrails{MaxChangePct: -1}},
+		// A ceiling below a cent made every price 0 once rounded.
+		{ID: "P", BasePrice: 1, Guardrails: Guardrails{Ceiling: 0.005}}, {ID: "P", BasePrice: 1, Guardrails: Guardrails{Ceiling: math.SmallestNonzeroFloat64}},
+		{ID: "P", BasePrice: 1, Guardrails: Guardrails{Floor: 0.001}},
 	}
 	for _, p := range bad {
 		if p.Validate() == nil {
 			t.Errorf("%+v accepted", p)
 		}
 	}
+	for _, g := range []Guardrails{{Ceiling: 0.01}, {Floor: 0.01, Ceiling: 0.01}} {
+		if err := (Product{ID: "P", BasePrice: 1, Guardrails: g}).Validate(); err != nil {
+			t.Errorf("%+v: %v", g, err)
+		}
+	}
 	b := newBook(t, DefaultConfig())
 	if _, _, err := b.Upsert(Product{ID: "P", BasePrice: 1, Strategy: "nope"}, t0); err == nil {
 		t.Error("unknown strategy accepted")
+	}
+}
+
+// TestWholeRoundingBelowAOneUnitCeiling: whole-unit rounding under a
+// ceiling below one unit rounds to cents instead of to 0.
+func TestWholeRoundingBelowAOneUnitCeiling(t *testing.T) {
+	b := newBook(t, DefaultConfig(), Product{ID: "P", BasePrice: 0.5, Guardrails: Guardrails{Ceiling: 0.5, Rounding: "whole"}})
+	b.Apply(0, Cart, 1, t0)
+	if p := b.State(0).Price; p != 0.5 {
+		t.Fatalf("price %v, want the ceiling 0.5 rounded to cents, not a whole 0", p)
 	}
 }
 

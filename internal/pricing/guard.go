@@ -106,6 +106,10 @@ func (r Rounding) apply(p, floor, ceiling float64) float64 {
 		if ceiling > 0 && v > ceiling {
 			v = math.Floor(ceiling/step+1e-9) * step
 		}
+		if v < 0.01 && step > 0.01 {
+			// No whole step fits below the ceiling: round to cents.
+			return Rounding{Step: 0.01}.apply(p, floor, ceiling)
+		}
 		return RoundCents(v)
 	}
 	// Candidates k+e and k+1+e around p; take the nearest (ties go up).

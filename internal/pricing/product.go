@@ -115,6 +115,16 @@ func (p Product) Validate() error {
 			return fmt.Errorf("%s must be a finite number >= 0 and at most %s", f.name, ftoa(MaxPrice))
 		}
 	}
+	// A floor or a ceiling is a price, when set: a ceiling below a cent
+	// made every price of the product 0 once rounded.
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"floor", g.Floor}, {"ceiling", g.Ceiling}} {
+		if f.v > 0 && f.v < 0.01 {
+			return fmt.Errorf("%s must be 0 (none) or at least 0.01", f.name)
+		}
+	}
 	if g.Floor > 0 && g.Ceiling > 0 && g.Floor > g.Ceiling {
 		return errors.New("floor must not exceed ceiling")
 	}

@@ -317,8 +317,11 @@ func (r *CompetitorRule) validate() error {
 	if r.Pct < 0 || r.Pct >= 100 || math.IsNaN(r.Pct) {
 		return errors.New("pct must be in [0, 100)")
 	}
-	if r.Amount < 0 || math.IsNaN(r.Amount) || math.IsInf(r.Amount, 0) {
-		return errors.New("amount must be a finite number >= 0")
+	// An amount is a price: a larger one (any finite one was taken) made
+	// every price the rule sets, once rounded to cents, infinite, so every
+	// competitor price for the product could never be stored.
+	if r.Amount < 0 || math.IsNaN(r.Amount) || r.Amount > MaxPrice {
+		return fmt.Errorf("amount must be a finite number >= 0 and at most %s", ftoa(MaxPrice))
 	}
 	return nil
 }

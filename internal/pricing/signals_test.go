@@ -71,6 +71,27 @@ func TestCompetitorModes(t *testing.T) {
 	}
 }
 
+// TestCompetitorRuleKeepsPricesFinite: the largest amount and percentage
+// a rule takes, against the largest competitor price, still give a finite
+// price; a larger amount is refused (it made every price the rule set
+// infinite once rounded to cents).
+func TestCompetitorRuleKeepsPricesFinite(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.DefaultStrategy = "competitor"
+	rule := CompetitorRule{Mode: "above", Pct: 99.99, Amount: MaxPrice}
+	b := newBook(t, cfg, Product{ID: "P", BasePrice: 120, Competition: &rule})
+	b.SetCompetitorPrice(0, "A", MaxPrice, s0)
+	if p := b.State(0).Price; math.IsInf(p, 0) || math.IsNaN(p) || p < MaxPrice {
+		t.Fatalf("price %v above the largest competitor price by the largest amount, want a finite one", p)
+	}
+	for _, amount := range []float64{MaxPrice + 1, 1e307, math.Inf(1), math.NaN(), -1} {
+		p := Product{ID: "P", BasePrice: 120, Competition: &CompetitorRule{Mode: "above", Amount: amount}}
+		if err := p.Validate(); err == nil || !strings.Contains(err.Error(), "amount") {
+			t.Errorf("amount %v: %v, want it refused", amount, err)
+		}
+	}
+}
+
 func TestCompetitorQuotesAgeAndBound(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.DefaultStrategy = "competitor"

@@ -636,9 +636,9 @@ export interface components {
             strategy?: "seed" | "decay" | "thompson" | "inventory" | "competitor";
             /** @description What one unit costs the shop; 0 or omitted = unknown (no margin floor). With it, no price goes below `unit_cost × (1 + min_margin_pct/100)` (the `margin_floor` guardrail). */
             unit_cost?: number;
-            /** @description Never price below this; 0 or omitted = no floor. */
+            /** @description Never price below this; 0 or omitted = no floor, else at least 0.01. */
             floor?: number;
-            /** @description Never price above this; 0 or omitted = no ceiling. Must not be below `floor`, nor below the margin floor. */
+            /** @description Never price above this; 0 or omitted = no ceiling, else at least 0.01. Must not be below `floor`, nor below the margin floor. */
             ceiling?: number;
             /** @description Largest move of one update, in percent of the previous dynamic price; 0 or omitted = no limit. */
             max_change_pct?: number;
@@ -681,9 +681,9 @@ export interface components {
             strategy?: "seed" | "decay" | "thompson" | "inventory" | "competitor";
             /** @description What one unit costs the shop; 0 or omitted = unknown (no margin floor). With it, no price goes below `unit_cost × (1 + min_margin_pct/100)` (the `margin_floor` guardrail). */
             unit_cost?: number;
-            /** @description Never price below this; 0 or omitted = no floor. */
+            /** @description Never price below this; 0 or omitted = no floor, else at least 0.01. */
             floor?: number;
-            /** @description Never price above this; 0 or omitted = no ceiling. Must not be below `floor`, nor below the margin floor. */
+            /** @description Never price above this; 0 or omitted = no ceiling, else at least 0.01. Must not be below `floor`, nor below the margin floor. */
             ceiling?: number;
             /** @description Largest move of one update, in percent of the previous dynamic price; 0 or omitted = no limit. */
             max_change_pct?: number;
@@ -725,9 +725,9 @@ export interface components {
             strategy?: "seed" | "decay" | "thompson" | "inventory" | "competitor";
             /** @description What one unit costs the shop; 0 or omitted = unknown (no margin floor). With it, no price goes below `unit_cost × (1 + min_margin_pct/100)` (the `margin_floor` guardrail). */
             unit_cost?: number;
-            /** @description Never price below this; 0 or omitted = no floor. */
+            /** @description Never price below this; 0 or omitted = no floor, else at least 0.01. */
             floor?: number;
-            /** @description Never price above this; 0 or omitted = no ceiling. Must not be below `floor`, nor below the margin floor. */
+            /** @description Never price above this; 0 or omitted = no ceiling, else at least 0.01. Must not be below `floor`, nor below the margin floor. */
             ceiling?: number;
             /** @description Largest move of one update, in percent of the previous dynamic price; 0 or omitted = no limit. */
             max_change_pct?: number;
@@ -816,7 +816,7 @@ export interface components {
             mode: "match" | "beat" | "above";
             /** @description Percent of the competitor's price, in [0, 100); omitted when 0. */
             pct?: number;
-            /** @description An amount of money, finite and >= 0; omitted when 0. */
+            /** @description An amount of money, finite, >= 0 and at most 1000000000; omitted when 0. */
             amount?: number;
         };
         /**
