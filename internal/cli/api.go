@@ -140,7 +140,11 @@ func (r *apiRole) Open(ctx context.Context) (err error) {
 		return err
 	}
 	r.conns = append(r.conns, db.Close)
-	rc, err := openRedis(ctx, o.RedisAddr, o.RedisPrefix, log)
+	// GET /prices and WebSocket snapshots list products in catalog order,
+	// which only the database knows; it is read again (at most once a
+	// second) when a product appears that it did not hold.
+	order := live.NewCatalogOrder(db.ProductIDs, time.Second)
+	rc, err := openRedis(ctx, o.RedisAddr, o.RedisPrefix, order.Sort, log)
 	if err != nil {
 		return err
 	}

@@ -117,9 +117,11 @@ func (o ClusterOptions) openDB(ctx context.Context, log *slog.Logger) (*postgres
 	})
 }
 
-func openRedis(ctx context.Context, addr, prefix string, log *slog.Logger) (*redis.Client, error) {
+// openRedis connects to Redis, waiting while it is down. order, when not
+// nil, sorts listings (see redis.Config.Order).
+func openRedis(ctx context.Context, addr, prefix string, order func(context.Context, []string), log *slog.Logger) (*redis.Client, error) {
 	return connect(ctx, log, "Redis", func(ctx context.Context) (*redis.Client, error) {
-		return redis.Open(ctx, redis.Config{Addr: addr, Prefix: prefix, Logger: log})
+		return redis.Open(ctx, redis.Config{Addr: addr, Prefix: prefix, Order: order, Logger: log})
 	})
 }
 

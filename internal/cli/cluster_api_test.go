@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -335,6 +336,17 @@ func TestClusterBreakerRelease(t *testing.T) {
 	poll.Until(t, 20*time.Second, "PA at its base price", func() error {
 		code, m := s.do("GET", "/price/PA", "", "", "")
 		return poll.Check(code == 200 && m["price"] == 299.0, "%d %s", code, jsonString(m))
+	})
+	// The listing is in catalog order (the demo's PA..PJ), whatever order
+	// the engine's partitions first wrote the products to Redis in.
+	poll.Until(t, 20*time.Second, "GET /prices in catalog order", func() error {
+		_, m := s.do("GET", "/prices", "", "", "")
+		var ids []string
+		ps, _ := m["prices"].([]any)
+		for _, p := range ps {
+			ids = append(ids, p.(map[string]any)["product_id"].(string))
+		}
+		return poll.Check(slices.Equal(ids, []string{"PA", "PB", "PC", "PD", "PE", "PF", "PG", "PH", "PI", "PJ"}), "%v", ids)
 	})
 	// Demand 101: 349.25 (16.8% up, published); demand 151: 360.44 (held).
 	code, m := s.do("POST", "/events", ingestKey, "application/json", `[

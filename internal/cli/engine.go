@@ -168,7 +168,7 @@ func (r *engineRole) Open(ctx context.Context) (err error) {
 			return err
 		}
 	}
-	rc, err := openRedis(ctx, o.RedisAddr, o.RedisPrefix, log)
+	rc, err := openRedis(ctx, o.RedisAddr, o.RedisPrefix, nil, log)
 	if err != nil {
 		return err
 	}

@@ -219,6 +219,17 @@ func (db *DB) Products(ctx context.Context) ([]pricing.Product, error) {
 	return ps, nil
 }
 
+// ProductIDs returns every product id in catalog (insertion) order: what
+// an API replica lists prices in.
+func (db *DB) ProductIDs(ctx context.Context) ([]string, error) {
+	rows, _ := db.pool.Query(ctx, "SELECT id FROM products ORDER BY seq")
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("postgres: product ids: %w", err)
+	}
+	return ids, nil
+}
+
 // Product returns the product id and its persisted state (the zero State
 // if it has none yet), for explaining a price outside the engine that owns
 // it. ok is false when there is no such product.

@@ -30,19 +30,23 @@ func (c *Client) jsonCmd(id string) rueidis.Cacheable {
 	return c.rc.B().Hget().Key(c.k.product + id).Field("json").Cache()
 }
 
-// ids returns every product id in listing order. The order set only changes
-// when a product is created, so this is nearly always a cache hit.
+// ids returns every product id in listing order: Config.Order's, else
+// the order first written. The order set only changes when a product is
+// created, so this is nearly always a cache hit.
 func (c *Client) ids(ctx context.Context) ([]string, error) {
 	ids, err := c.rc.DoCache(ctx, c.rc.B().Zrange().Key(c.k.order).Min("0").Max("-1").Cache(), c.ttl).AsStrSlice()
 	if err != nil {
 		return nil, fmt.Errorf("redis: listing products: %w", err)
 	}
+	if c.order != nil {
+		c.order(ctx, ids)
+	}
 	return ids, nil
 }
 
 // AppendAll appends the GET /prices body, {"prices":[...]}, with every
-// product in the order it was first written: the same bytes live.View gives
-// for the same changes. Per-product entries come from the client-side cache;
+// product in listing order (see ids): without Config.Order, the same bytes
+// live.View gives for the same changes. Per-product entries come from the client-side cache;
 // only the ones evicted since the last listing are fetched, in one round
 // trip. On error dst is returned unchanged.
 func (c *Client) AppendAll(ctx context.Context, dst []byte) ([]byte, error) {

@@ -55,6 +55,9 @@ type Config struct {
 	CacheTTL time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// Order, when set, sorts the ids of a listing (AppendAll, Changes)
+	// in place; without it they come in the order first written.
+	Order func(ctx context.Context, ids []string)
 }
 
 // Client reads and writes the live price view in Redis. It is safe for
@@ -66,6 +69,7 @@ type Client struct {
 	log    *slog.Logger
 	script *rueidis.Lua
 	sha    string
+	order  func(ctx context.Context, ids []string)
 }
 
 // Open connects to Redis and checks it answers. It fails when Redis is
@@ -116,7 +120,7 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	c := &Client{
 		rc: rc, k: newKeys(cfg.Prefix), ttl: cfg.CacheTTL, log: cfg.Logger,
-		script: rueidis.NewLuaScript(writeScript), sha: scriptSHA1(writeScript),
+		script: rueidis.NewLuaScript(writeScript), sha: scriptSHA1(writeScript), order: cfg.Order,
 	}
 	if err := c.Ping(ctx); err != nil {
 		rc.Close()

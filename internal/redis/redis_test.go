@@ -3,11 +3,13 @@ package redis
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -560,5 +562,59 @@ func TestConcurrentWriters(t *testing.T) {
 				return poll.Check(got == want, "Price(%s) = %q, want %q", id, got, want)
 			})
 		}
+	}
+}
+
+// TestListingOrder: without Config.Order a listing comes in the order
+// products were first written; with it, in the order it gives (the
+// catalog's, on an API replica), for GET /prices and snapshots alike.
+func TestListingOrder(t *testing.T) {
+	e := newTestEnv(t)
+	w := e.open()
+	var ps []live.Price
+	for i, id := range []string{"PC", "PA", "PB"} {
+		ps = append(ps, live.Price{ProductID: id, Price: 10 + float64(i), Source: pricing.SourceBase, Version: 1, At: 1})
+	}
+	write(t, w, 3, ps...)
+	ctx := context.Background()
+	ids := func(c *Client) (fromAll, fromChanges []string) {
+		t.Helper()
+		b, err := c.AppendAll(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var all struct {
+			Prices []struct {
+				ID string `json:"product_id"`
+			} `json:"prices"`
+		}
+		if err := json.Unmarshal(b, &all); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range all.Prices {
+			fromAll = append(fromAll, p.ID)
+		}
+		chs, err := c.Changes(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ch := range chs {
+			fromChanges = append(fromChanges, ch.ProductID)
+		}
+		return fromAll, fromChanges
+	}
+	if a, c := ids(w); !slices.Equal(a, []string{"PC", "PA", "PB"}) || !slices.Equal(c, a) {
+		t.Fatalf("first-write order: %v, %v", a, c)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	catalog := live.NewCatalogOrder(func(context.Context) ([]string, error) { return []string{"PA", "PB", "PC"}, nil }, time.Second)
+	r, err := Open(cctx, Config{Addr: e.addr, Prefix: e.prefix, Order: catalog.Sort})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if a, c := ids(r); !slices.Equal(a, []string{"PA", "PB", "PC"}) || !slices.Equal(c, a) {
+		t.Fatalf("catalog order: %v, %v", a, c)
 	}
 }
