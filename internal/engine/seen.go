@@ -14,8 +14,9 @@ import (
 // be sized by the dedup window rather than by a count chosen to fit a
 // budget. Two different ids that hash alike make the second a false
 // duplicate; with n ids remembered the chance that a new id does is about
-// n/2^64 (1e7 ids: about 5e-13 per event, once in tens of thousands of
-// years at 10,000 events/s). The stores persist it, so it must never
+// n/2^64 (1e7 ids: about 5e-13 per event; at 10,000 events/s, with the
+// set full, one false duplicate in about six years, an event dropped as a
+// retry). The stores persist it, so it must never
 // change: a database written with one hash is read with the same one.
 func EventHash(id string) uint64 { return xxhash.Sum64String(id) }
 
@@ -30,7 +31,9 @@ const minSeenCap = 1024
 // seenSet remembers the hashes of applied event ids, oldest first, so that
 // a retried event is acknowledged without being applied twice. It holds at
 // most max ids; when full, the oldest are forgotten first, and those still
-// younger than the window are counted (evictedYoung).
+// younger than the window are counted (evictedYoung). It compares whole
+// 64-bit hashes, so a new id is taken for a retry only if its hash equals
+// one of the n remembered: about n/2^64 per event (see EventHash).
 //
 // Memory follows what the window holds, not the cap: a ring of 16-byte
 // entries (hash, time) that doubles when full and halves when a quarter
