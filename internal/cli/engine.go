@@ -45,7 +45,7 @@ func parseEngine(args []string, getenv Env, stderr io.Writer) (EngineOptions, er
 	fs.StringVar(&o.CatalogFile, "catalog", "", "catalog JSON file: seeds an empty database, or is sent to the engines as product updates")
 	fs.BoolVar(&o.NoMigrate, "no-migrate", false, "do not apply database migrations at start (run \"dynaprice migrate\" instead)")
 	o.PricingOptions.register(fs, "create unknown products from an event's price instead of dead-lettering the event")
-	o.DedupOptions.register(fs, "most event ids remembered per partition")
+	o.DedupOptions.register(fs, " per partition")
 	fs.DurationVar(&o.TickInterval, "tick", time.Second, "how often time-dependent prices and override expiries are re-evaluated")
 	fs.IntVar(&o.MaxPollRecords, "max-poll-records", kafka.DefaultMaxPollRecords, "most records processed per round (larger: fewer, bigger commits)")
 	fs.DurationVar(&o.SessionTimeout, "session-timeout", 10*time.Second, "how long Kafka waits for a silent engine before giving its partitions to others")

@@ -59,7 +59,7 @@ func parseServe(args []string, getenv Env, stderr io.Writer) (ServeOptions, erro
 	fs.Float64Var(&o.DemoRate, "demo-rate", 20, "demo events per second")
 	o.PricingOptions.register(fs, "create unknown products from an event's price instead of rejecting the event")
 	fs.StringVar(&o.Sync, "sync", "full", "SQLite durability: full (fsync every commit) or normal (survives process crashes, not power loss)")
-	o.DedupOptions.register(fs, "most event ids remembered")
+	o.DedupOptions.register(fs, "")
 	o.LogOptions.register(fs, getenv)
 	fs.StringVar(&o.DebugAddr, "debug-addr", "", "if set, serve Go's pprof profiles on this separate address (e.g. 127.0.0.1:6060); keep it private")
 	fs.Usage = func() {

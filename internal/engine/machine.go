@@ -77,10 +77,11 @@ func (m *Machine) Load(snap Snapshot, now int64) ([]live.Price, error) {
 		}
 	}
 	m.book = book
-	m.seen = newSeenSet(m.cfg.DedupMax)
+	m.seen = newSeenSet(m.cfg.DedupMax, randomMultiplier())
 	m.seen.window = int64(m.cfg.DedupWindow)
+	m.seen.reserve(len(snap.Seen))
 	for _, s := range snap.Seen {
-		m.seen.add(s.ID, s.At)
+		m.seen.add(s.Hash, s.At)
 	}
 	m.seen.evictedYoung = 0 // a smaller --dedup-max than before, not an attack
 	m.dirty = make([]uint8, book.Len())
@@ -286,11 +287,14 @@ func (m *Machine) sortHistory() {
 func (m *Machine) ApplyEvents(events []ingest.Event, now int64, res *SubmitResult) {
 	for k := range events {
 		ev := &events[k]
-		if ev.EventID != "" && m.seen.has(ev.EventID) {
-			res.Accepted++
-			res.Duplicates++
-			m.counts[1]++
-			continue
+		var h uint64
+		if ev.EventID != "" {
+			if h = EventHash(ev.EventID); m.seen.has(h) {
+				res.Accepted++
+				res.Duplicates++
+				m.counts[1]++
+				continue
+			}
 		}
 		i, ok := m.book.Index(ev.ProductID)
 		if !ok {
@@ -320,8 +324,8 @@ func (m *Machine) ApplyEvents(events []ingest.Event, now int64, res *SubmitResul
 			m.touch(i, m.book.ApplyShown(i, ev.Type, qty, ev.Price, now))
 		}
 		if ev.EventID != "" {
-			m.seen.add(ev.EventID, now)
-			m.batch.Seen = append(m.batch.Seen, SeenID{ID: ev.EventID, At: now})
+			m.seen.add(h, now)
+			m.batch.Seen = append(m.batch.Seen, SeenID{Hash: h, At: now})
 		}
 		res.Accepted++
 		m.counts[0]++

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -293,5 +294,57 @@ func TestNewDefaultStrategyCommitsEveryRepricedState(t *testing.T) {
 	}
 	if len(changes) != 1 || changes[0].PriceChanged {
 		t.Fatalf("changes %+v: want PA's, its price unchanged", changes)
+	}
+}
+
+// TestRetryAfterJunkFlood is the attack of issue 11: a client floods the
+// engine with 1.1M junk event ids within seconds, then a retry of an event
+// acknowledged before the flood arrives, well within the dedup window.
+// With the default cap, far above the flood, the retry is a duplicate and
+// nothing was evicted. With the old cap of 1M the flood pushed the
+// acknowledged id out and its retry counted twice, which the second case
+// keeps as a check that this test can see the failure.
+func TestRetryAfterJunkFlood(t *testing.T) {
+	const junk = 1_100_000
+	for _, tc := range []struct {
+		max       int
+		duplicate bool
+	}{
+		{engine.DefaultDedupMax, true},
+		{1_000_000, false},
+	} {
+		cfg := engine.DefaultConfig()
+		cfg.DedupMax = tc.max
+		m := engine.NewMachine(cfg)
+		now := int64(1_800_000_000e9)
+		if _, err := m.Load(engine.Snapshot{Products: []pricing.Product{{ID: "PA", BasePrice: 299}}}, now); err != nil {
+			t.Fatal(err)
+		}
+		order := ingest.Event{Type: pricing.Purchase, ProductID: "PA", Quantity: 1, EventID: "order-1001-PA"}
+		var res engine.SubmitResult
+		m.ApplyEvents([]ingest.Event{order}, now, &res)
+		if res.Accepted != 1 || res.Duplicates != 0 {
+			t.Fatalf("max %d: the order: %+v", tc.max, res)
+		}
+		// 4 s of junk, in rounds of 10,000 as the engine commits them.
+		round := make([]ingest.Event, 10_000)
+		for i := 0; i < junk; i += len(round) {
+			m.Begin()
+			for k := range round {
+				round[k] = ingest.Event{Type: pricing.View, ProductID: "PA", Quantity: 1,
+					EventID: "junk-" + strconv.Itoa(i+k)}
+			}
+			m.ApplyEvents(round, now+int64(i)*4e9/junk, &engine.SubmitResult{})
+		}
+		m.Begin()
+		res = engine.SubmitResult{}
+		m.ApplyEvents([]ingest.Event{order}, now+5e9, &res)
+		if got := res.Duplicates == 1; got != tc.duplicate {
+			t.Errorf("max %d: the retry after the flood: %+v; duplicate %v, want %v", tc.max, res, got, tc.duplicate)
+		}
+		evicted := m.EvictedInWindow()
+		if (evicted == 0) != tc.duplicate {
+			t.Errorf("max %d: %d ids evicted within the window", tc.max, evicted)
+		}
 	}
 }

@@ -25,7 +25,9 @@ type Store interface {
 	Load(ctx context.Context) (Snapshot, error)
 	Commit(ctx context.Context, b *Batch) error
 	// PruneSeen forgets applied event ids older than before, and beyond the
-	// newest keep ids; keep <= 0 sets no count limit.
+	// newest keep ids; keep <= 0 sets no count limit. Ids a store kept in
+	// an older form (the id strings written before hashes) may be pruned
+	// by age only.
 	PruneSeen(ctx context.Context, before int64, keep int) error
 	Close() error
 }
@@ -35,7 +37,9 @@ type Snapshot struct {
 	Products []pricing.Product
 	// States by product id; products without state have none yet.
 	States map[string]pricing.State
-	// Seen holds the remembered event ids, oldest first.
+	// Seen holds the remembered event ids, oldest first. An id may come
+	// more than once (the stores do not enforce uniqueness, see
+	// Batch.Seen); the engine keeps its earliest time.
 	Seen []SeenID
 	// Settings are catalog-wide values such as the default strategy.
 	Settings map[string]string
@@ -57,8 +61,9 @@ type Batch struct {
 	// locality only: a store must accept rows in any order.
 	History []HistoryRow
 	// Seen are event ids applied in this batch. The engine filters repeats
-	// in memory, so they are never ids already remembered; stores need no
-	// unique index on them.
+	// in memory, so they are never ids it still remembers; stores need no
+	// unique index on them. (An id the engine forgot for want of room, but
+	// the store had not pruned yet, can be stored a second time.)
 	Seen []SeenID
 	// Overrides are the override changes, in the order they were applied;
 	// a store applies them in this order (a set, a removal and a new set of
@@ -139,10 +144,33 @@ func SortHistory(rows []HistoryRow) {
 	})
 }
 
-// SeenID is an applied event id and when it was applied (unix ns).
+// SeenID is an applied event id, by its hash (EventHash), and when it
+// was applied (unix ns). Stores keep the hash, a uint64, as a signed 64-bit
+// integer (the same bits) where their integers are signed.
 type SeenID struct {
-	ID string
-	At int64
+	Hash uint64
+	At   int64
+}
+
+// MergeSeen returns the ids of a and b, each oldest first, as one list
+// oldest first (a's first at equal times): for a store that reads them
+// from two places, the hashes and the id strings written before hashes.
+func MergeSeen(a, b []SeenID) []SeenID {
+	if len(a) == 0 {
+		return b
+	}
+	if len(b) == 0 {
+		return a
+	}
+	out := make([]SeenID, 0, len(a)+len(b))
+	for len(a) > 0 && len(b) > 0 {
+		if b[0].At < a[0].At {
+			out, b = append(out, b[0]), b[1:]
+		} else {
+			out, a = append(out, a[0]), a[1:]
+		}
+	}
+	return append(append(out, a...), b...)
 }
 
 // OverrideRecord is one override in the audit trail.

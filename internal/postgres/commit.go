@@ -74,8 +74,8 @@ func (s *Store) commit(ctx context.Context, b *engine.Batch) (int64, error) {
 		}
 	}
 	if len(b.Seen) > 0 {
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"seen_events"},
-			[]string{"slot", "seen_at", "event_id"}, &seenRows{slot: int32(s.slot), ids: b.Seen}); err != nil {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"seen_hashes"},
+			[]string{"slot", "seen_at", "hash"}, &seenRows{slot: int32(s.slot), ids: b.Seen}); err != nil {
 			return 0, fmt.Errorf("seen: %w", err)
 		}
 	}
@@ -341,7 +341,8 @@ func (r *historyRows) Values() ([]any, error) {
 
 func (r *historyRows) Err() error { return nil }
 
-// seenRows feeds a slot's seen ids to COPY.
+// seenRows feeds a slot's seen ids to COPY, each hash as the bigint with
+// the same bits.
 type seenRows struct {
 	slot int32
 	ids  []engine.SeenID
@@ -356,7 +357,7 @@ func (r *seenRows) Next() bool {
 
 func (r *seenRows) Values() ([]any, error) {
 	id := &r.ids[r.i-1]
-	r.vals = [3]any{r.slot, id.At, id.ID}
+	r.vals = [3]any{r.slot, id.At, int64(id.Hash)}
 	return r.vals[:], nil
 }
 
@@ -365,7 +366,11 @@ func (r *seenRows) Err() error { return nil }
 // PruneSeen forgets this slot's event ids seen before before (unix ns),
 // then all but its newest keep. keep <= 0 sets no count limit: forgetting
 // every id would let any redelivered event apply twice, which is never
-// what a caller computing a limit means. A Store that has loaded or
+// what a caller computing a limit means. The id strings of seen_events
+// (written before migration 0003) are pruned by age only: only engines of
+// the previous release write them, so they are gone one window after an
+// upgrade, and counting them against keep would cost a count of all the
+// slot's hashes at every prune. A Store that has loaded or
 // committed is fenced here too: a process that lost the slot must not
 // change what the new owner will load.
 func (s *Store) PruneSeen(ctx context.Context, before int64, keep int) error {
@@ -385,6 +390,9 @@ func (s *Store) PruneSeen(ctx context.Context, before int64, keep int) error {
 				return err
 			}
 		}
+		if _, err := tx.Exec(ctx, "DELETE FROM seen_hashes WHERE slot = $1 AND seen_at < $2", s.slot, before); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, "DELETE FROM seen_events WHERE slot = $1 AND seen_at < $2", s.slot, before); err != nil {
 			return err
 		}
@@ -393,9 +401,9 @@ func (s *Store) PruneSeen(ctx context.Context, before int64, keep int) error {
 		}
 		// The cut-off is found by walking the index backwards from the
 		// newest id, and everything up to it is deleted as one range of it.
-		_, err := tx.Exec(ctx, `DELETE FROM seen_events WHERE slot = $1 AND (seen_at, event_id) <= (
-			SELECT seen_at, event_id FROM seen_events WHERE slot = $1
-			ORDER BY seen_at DESC, event_id DESC LIMIT 1 OFFSET $2)`, s.slot, keep)
+		_, err := tx.Exec(ctx, `DELETE FROM seen_hashes WHERE slot = $1 AND (seen_at, hash) <= (
+			SELECT seen_at, hash FROM seen_hashes WHERE slot = $1
+			ORDER BY seen_at DESC, hash DESC LIMIT 1 OFFSET $2)`, s.slot, keep)
 		return err
 	})
 	if err != nil {

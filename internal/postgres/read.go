@@ -85,25 +85,7 @@ func (s *Store) load(ctx context.Context) (engine.Snapshot, int64, error) {
 	if err != nil {
 		return snap, 0, fmt.Errorf("states: %w", err)
 	}
-	// Oldest first, the index's order. An id stored more than once
-	// (redelivered after the engine had forgotten it, but before it was
-	// pruned here) keeps its earliest time, as a unique key would have.
-	var n int
-	if err := tx.QueryRow(ctx, "SELECT count(*) FROM seen_events WHERE slot = $1", s.slot).Scan(&n); err != nil {
-		return snap, 0, fmt.Errorf("seen: %w", err)
-	}
-	snap.Seen = make([]engine.SeenID, 0, n)
-	dup := make(map[string]struct{}, n)
-	var seen engine.SeenID
-	rows, _ = tx.Query(ctx, "SELECT seen_at, event_id FROM seen_events WHERE slot = $1 ORDER BY seen_at, event_id", s.slot)
-	_, err = pgx.ForEachRow(rows, []any{&seen.At, &seen.ID}, func() error {
-		if _, ok := dup[seen.ID]; !ok {
-			dup[seen.ID] = struct{}{}
-			snap.Seen = append(snap.Seen, seen)
-		}
-		return nil
-	})
-	if err != nil {
+	if snap.Seen, err = s.loadSeen(ctx, tx); err != nil {
 		return snap, 0, fmt.Errorf("seen: %w", err)
 	}
 	if snap.Settings, err = querySettings(ctx, tx); err != nil {
@@ -290,4 +272,39 @@ func (db *DB) Settings(ctx context.Context) (map[string]string, error) {
 		return nil, fmt.Errorf("postgres: settings: %w", err)
 	}
 	return m, nil
+}
+
+// loadSeen reads the slot's remembered event ids, oldest first (the
+// indexes' order): the hashes, and the id strings in seen_events, written
+// before migration 0003 or, during a rolling upgrade, by engines of the
+// previous release, hashed here. Repeats are left to the engine, which
+// keeps an id's earliest time: dropping them here would take a second set
+// as large as the engine's.
+func (s *Store) loadSeen(ctx context.Context, tx pgx.Tx) ([]engine.SeenID, error) {
+	var legacy []engine.SeenID
+	var at int64
+	var id string
+	rows, _ := tx.Query(ctx, "SELECT seen_at, event_id FROM seen_events WHERE slot = $1 ORDER BY seen_at, event_id", s.slot)
+	_, err := pgx.ForEachRow(rows, []any{&at, &id}, func() error {
+		legacy = append(legacy, engine.SeenID{Hash: engine.EventHash(id), At: at})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ids before 0003: %w", err)
+	}
+	var n int
+	if err := tx.QueryRow(ctx, "SELECT count(*) FROM seen_hashes WHERE slot = $1", s.slot).Scan(&n); err != nil {
+		return nil, err
+	}
+	seen := make([]engine.SeenID, 0, n)
+	var h int64
+	rows, _ = tx.Query(ctx, "SELECT seen_at, hash FROM seen_hashes WHERE slot = $1 ORDER BY seen_at, hash", s.slot)
+	_, err = pgx.ForEachRow(rows, []any{&at, &h}, func() error {
+		seen = append(seen, engine.SeenID{Hash: uint64(h), At: at})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return engine.MergeSeen(legacy, seen), nil
 }

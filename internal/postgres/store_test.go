@@ -17,6 +17,7 @@ import (
 
 	"github.com/dynaprice/dynaprice/internal/engine"
 	"github.com/dynaprice/dynaprice/internal/engine/storetest"
+	"github.com/dynaprice/dynaprice/internal/ingest"
 	"github.com/dynaprice/dynaprice/internal/migrations"
 	"github.com/dynaprice/dynaprice/internal/pricing"
 	"github.com/dynaprice/dynaprice/internal/retry"
@@ -180,7 +181,7 @@ func TestFence(t *testing.T) {
 		Products:  []pricing.Product{product("z")},
 		States:    []engine.ProductState{{ID: "a", State: pricing.State{Price: 99, Version: 99}}},
 		History:   []engine.HistoryRow{{ProductID: "a", Price: 2, At: 2, Version: 2}},
-		Seen:      []engine.SeenID{{ID: "zombie-event", At: 2}},
+		Seen:      []engine.SeenID{{Hash: engine.EventHash("zombie-event"), At: 2}},
 		Overrides: []engine.OverrideChange{{Set: &engine.OverrideRecord{ProductID: "a", Price: 3, CreatedAt: 2}}},
 		Settings:  map[string]string{"zombie": "yes"},
 		Cursor:    "b1",
@@ -190,7 +191,7 @@ func TestFence(t *testing.T) {
 		t.Fatalf("zombie Commit = %v, want ErrFenced", err)
 	}
 	// A commit without a cursor is fenced too, and so is pruning.
-	if err := b.Commit(ctx, &engine.Batch{Seen: []engine.SeenID{{ID: "x", At: 3}}}); !errors.Is(err, ErrFenced) {
+	if err := b.Commit(ctx, &engine.Batch{Seen: []engine.SeenID{{Hash: engine.EventHash("x"), At: 3}}}); !errors.Is(err, ErrFenced) {
 		t.Fatalf("zombie Commit without cursor = %v, want ErrFenced", err)
 	}
 	if err := b.PruneSeen(ctx, 100, 0); !errors.Is(err, ErrFenced) {
@@ -242,7 +243,7 @@ func TestFenceConcurrent(t *testing.T) {
 			wg.Go(func() {
 				b := &engine.Batch{Cursor: fmt.Sprintf("r%d-s%d", round, i)}
 				for j := range 500 {
-					b.Seen = append(b.Seen, engine.SeenID{ID: fmt.Sprintf("r%d-s%d-%d", round, i, j), At: int64(round)})
+					b.Seen = append(b.Seen, engine.SeenID{Hash: engine.EventHash(fmt.Sprintf("r%d-s%d-%d", round, i, j)), At: int64(round)})
 				}
 				errs[i] = s.Commit(ctx, b)
 			})
@@ -290,7 +291,7 @@ func TestSlots(t *testing.T) {
 			}
 		}
 		for j := range 3 {
-			b.Seen = append(b.Seen, engine.SeenID{ID: fmt.Sprintf("s%d-e%d", slot, j), At: int64(j)})
+			b.Seen = append(b.Seen, engine.SeenID{Hash: engine.EventHash(fmt.Sprintf("s%d-e%d", slot, j)), At: int64(j)})
 		}
 		mustCommit(t, s, b)
 	}
@@ -317,7 +318,7 @@ func TestSlots(t *testing.T) {
 		if snap.Cursor != fmt.Sprintf("cursor-%d", slot) {
 			t.Errorf("slot %d: cursor %q", slot, snap.Cursor)
 		}
-		if len(snap.Seen) != 3 || !strings.HasPrefix(snap.Seen[0].ID, fmt.Sprintf("s%d-", slot)) {
+		if len(snap.Seen) != 3 || snap.Seen[0].Hash != engine.EventHash(fmt.Sprintf("s%d-e0", slot)) {
 			t.Errorf("slot %d: seen %v", slot, snap.Seen)
 		}
 		if len(snap.Settings) != 3 || snap.Settings["default_strategy"] != "seed" {
@@ -563,5 +564,73 @@ func TestStatesReadsEveryProduct(t *testing.T) {
 	}
 	if len(got) != 2 || got["a"].Version != 3 || got["b"].DynDemand != 4 || got["b"].Price != 2.5 {
 		t.Errorf("States = %+v, want a and b (c has no state yet)", got)
+	}
+}
+
+// TestUpgradeKeepsLegacySeenIDs: a database written before migration 0003
+// remembers event ids as strings in seen_events. After the upgrade a slot
+// loads them (hashed) with its new hashes, oldest first, so that a retry
+// of an event acknowledged before the upgrade is still a duplicate; so
+// are strings an engine of the previous release writes during a rolling
+// upgrade. They are pruned by age, slot by slot.
+func TestUpgradeKeepsLegacySeenIDs(t *testing.T) {
+	db := freshDB(t)
+	ctx := context.Background()
+	// The database as the previous release left it: migrated up to 0002,
+	// remembering ids as strings, in slots 2 and 5.
+	for _, q := range []string{
+		"DROP TABLE seen_hashes",
+		"DELETE FROM schema_migrations WHERE version = 3",
+		`INSERT INTO seen_events (slot, seen_at, event_id) VALUES
+			(2, 100, 'order-1'), (2, 200, 'order-2'), (2, 300, 'order-3'), (5, 150, 'other-slot')`,
+	} {
+		if _, err := db.pool.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if applied, err := db.Migrate(ctx); err != nil || !slices.Equal(applied, []string{"0003_seen_hashes"}) {
+		t.Fatalf("Migrate = %v, %v; want 0003_seen_hashes", applied, err)
+	}
+	s := db.Store(2, nil)
+	mustLoad(t, s)
+	mustCommit(t, s, &engine.Batch{Seen: []engine.SeenID{{Hash: engine.EventHash("new-1"), At: 250}}})
+	// An engine of the previous release, still running, writes a string.
+	if _, err := db.pool.Exec(ctx, "INSERT INTO seen_events (slot, seen_at, event_id) VALUES (2, 260, 'rolling-1')"); err != nil {
+		t.Fatal(err)
+	}
+	h := engine.EventHash
+	want := []engine.SeenID{{Hash: h("order-1"), At: 100}, {Hash: h("order-2"), At: 200},
+		{Hash: h("new-1"), At: 250}, {Hash: h("rolling-1"), At: 260}, {Hash: h("order-3"), At: 300}}
+	snap := mustLoad(t, s)
+	if !slices.Equal(snap.Seen, want) {
+		t.Fatalf("Seen after the upgrade = %+v, want %+v", snap.Seen, want)
+	}
+
+	// The engine resumed from it drops a retry of an id acknowledged
+	// before the upgrade, and applies a new one.
+	m := engine.NewMachine(engine.DefaultConfig())
+	snap.Products = []pricing.Product{{ID: "PA", BasePrice: 299}}
+	if _, err := m.Load(snap, 400); err != nil {
+		t.Fatal(err)
+	}
+	var res engine.SubmitResult
+	m.ApplyEvents([]ingest.Event{
+		{Type: pricing.Purchase, ProductID: "PA", Quantity: 1, EventID: "order-2"},
+		{Type: pricing.Purchase, ProductID: "PA", Quantity: 1, EventID: "order-4"},
+	}, 400, &res)
+	if res.Accepted != 2 || res.Duplicates != 1 {
+		t.Errorf("a retry of order-2 and a new order-4 after the upgrade: %+v, want 2 accepted, 1 duplicate", res)
+	}
+
+	// Pruning: the strings by age; the hashes by age and count; the
+	// other slot's strings untouched.
+	if err := s.PruneSeen(ctx, 255, 1); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := mustLoad(t, s).Seen, []engine.SeenID{want[3], want[4]}; !slices.Equal(got, want) {
+		t.Errorf("Seen after pruning = %+v, want %+v", got, want)
+	}
+	if got := mustLoad(t, db.Store(5, nil)).Seen; !slices.Equal(got, []engine.SeenID{{Hash: h("other-slot"), At: 150}}) {
+		t.Errorf("slot 5 after pruning slot 2: %+v", got)
 	}
 }

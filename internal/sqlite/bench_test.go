@@ -112,7 +112,7 @@ func benchmarkCommit(b *testing.B, o benchOptions) {
 			hex.Encode(idText[19:23], id[8:10])
 			idText[23] = '-'
 			hex.Encode(idText[24:36], id[10:16])
-			batch.Seen = append(batch.Seen, engine.SeenID{ID: string(idText[:]), At: now})
+			batch.Seen = append(batch.Seen, engine.SeenID{Hash: engine.EventHash(string(idText[:])), At: now})
 		}
 		for p, ok := range touched {
 			if !ok {

@@ -107,6 +107,7 @@ type writeStmts struct {
 	product, setting, cursor      driver.Stmt
 	overrideClose, overrideInsert driver.Stmt
 	pruneBefore, pruneKeep        driver.Stmt
+	pruneLegacy                   driver.Stmt
 
 	args []driver.NamedValue
 	// sources holds the names of pricing.Source values already converted
@@ -161,7 +162,7 @@ func prepareWriteStmts(ctx context.Context, c writeConn, tun tuning) (_ *writeSt
 			ws.close()
 		}
 	}()
-	// OR IGNORE, here and for seen_events: a row with the same key is the
+	// OR IGNORE, here and for seen_hashes: a row with the same key is the
 	// same fact recorded again. It also spares SQLite the statement journal
 	// a multi-row INSERT that may abort half-way needs, which measured as a
 	// sixth of Commit's time. Nothing else can make these inserts fail: no
@@ -172,7 +173,7 @@ func prepareWriteStmts(ctx context.Context, c writeConn, tun tuning) (_ *writeSt
 		return nil, err
 	}
 	if ws.seen, err = prepareBulk(ctx, c,
-		"INSERT OR IGNORE INTO seen_events (seen_at, event_id)", 2, tun.seenRows); err != nil {
+		"INSERT OR IGNORE INTO seen_hashes (seen_at, hash)", 2, tun.seenRows); err != nil {
 		return nil, err
 	}
 	if ws.states, err = prepareBulk(ctx, c,
@@ -198,11 +199,12 @@ func prepareWriteStmts(ctx context.Context, c writeConn, tun tuning) (_ *writeSt
 		{&ws.overrideClose, "UPDATE overrides SET ended_at = ?, ended_by = ?, end_reason = ? WHERE product_id = ? AND ended_at IS NULL"},
 		{&ws.overrideInsert, `INSERT INTO overrides (product_id, override_price, reason, set_by, created_at, expires_at, ended_at, ended_by, end_reason)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`},
-		{&ws.pruneBefore, "DELETE FROM seen_events WHERE seen_at < ?"},
+		{&ws.pruneBefore, "DELETE FROM seen_hashes WHERE seen_at < ?"},
 		// The cut-off is found by walking the primary key backwards from the
 		// newest id, and everything up to it is deleted as one range of it.
-		{&ws.pruneKeep, `DELETE FROM seen_events WHERE (seen_at, event_id) <= (
-			SELECT seen_at, event_id FROM seen_events ORDER BY seen_at DESC, event_id DESC LIMIT 1 OFFSET ?)`},
+		{&ws.pruneKeep, `DELETE FROM seen_hashes WHERE (seen_at, hash) <= (
+			SELECT seen_at, hash FROM seen_hashes ORDER BY seen_at DESC, hash DESC LIMIT 1 OFFSET ?)`},
+		{&ws.pruneLegacy, "DELETE FROM seen_events WHERE seen_at < ?"},
 	} {
 		if *p.st, err = c.PrepareContext(ctx, p.q); err != nil {
 			return nil, err
@@ -218,7 +220,7 @@ func (ws *writeStmts) close() error {
 			errs = append(errs, b.close())
 		}
 	}
-	for _, st := range []driver.Stmt{ws.product, ws.setting, ws.cursor, ws.overrideClose, ws.overrideInsert, ws.pruneBefore, ws.pruneKeep} {
+	for _, st := range []driver.Stmt{ws.product, ws.setting, ws.cursor, ws.overrideClose, ws.overrideInsert, ws.pruneBefore, ws.pruneKeep, ws.pruneLegacy} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -366,7 +368,7 @@ func writeBatch(ctx context.Context, ws *writeStmts, b *engine.Batch, states *en
 		return fmt.Errorf("history: %w", err)
 	}
 	if err := ws.seen.exec(ctx, ws, len(b.Seen), func(v []driver.NamedValue, i int) {
-		v[0].Value, v[1].Value = b.Seen[i].At, b.Seen[i].ID
+		v[0].Value, v[1].Value = b.Seen[i].At, int64(b.Seen[i].Hash)
 	}); err != nil {
 		return fmt.Errorf("seen: %w", err)
 	}
@@ -438,10 +440,16 @@ func nullZero(v int64) any {
 // PruneSeen forgets the event ids seen before before (unix ns), then all
 // but the newest keep. keep <= 0 sets no count limit: forgetting every id
 // would let any redelivered event apply twice, which is never what a
-// caller computing a limit means.
+// caller computing a limit means. The id strings written before migration
+// 0004 are pruned by age only: none is written any more, so they are gone
+// one window after the upgrade, and counting them against keep would cost
+// a count of all the hashes at every prune.
 func (s *Store) PruneSeen(ctx context.Context, before int64, keep int) error {
 	err := s.inWriteTx(ctx, func(ws *writeStmts) error {
 		if err := ws.exec(ctx, ws.pruneBefore, before); err != nil {
+			return err
+		}
+		if err := ws.exec(ctx, ws.pruneLegacy, before); err != nil {
 			return err
 		}
 		if keep > 0 {

@@ -67,27 +67,7 @@ func (s *Store) load(ctx context.Context) (engine.Snapshot, error) {
 	if err != nil {
 		return snap, fmt.Errorf("states: %w", err)
 	}
-	// Oldest first, the primary key's order. An id stored more than once
-	// (redelivered after the engine had forgotten it, but before it was
-	// pruned here) keeps its earliest time, as a unique key would have.
-	var n int
-	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM seen_events").Scan(&n); err != nil {
-		return snap, fmt.Errorf("seen: %w", err)
-	}
-	snap.Seen = make([]engine.SeenID, 0, n)
-	dup := make(map[string]struct{}, n)
-	err = query(ctx, tx, "SELECT seen_at, event_id FROM seen_events ORDER BY seen_at, event_id", nil, func(r *sql.Rows) error {
-		var id engine.SeenID
-		if err := r.Scan(&id.At, &id.ID); err != nil {
-			return err
-		}
-		if _, ok := dup[id.ID]; !ok {
-			dup[id.ID] = struct{}{}
-			snap.Seen = append(snap.Seen, id)
-		}
-		return nil
-	})
-	if err != nil {
+	if snap.Seen, err = loadSeen(ctx, tx); err != nil {
 		return snap, fmt.Errorf("seen: %w", err)
 	}
 	err = query(ctx, tx, "SELECT key, value FROM settings", nil, func(r *sql.Rows) error {
@@ -184,4 +164,44 @@ func query(ctx context.Context, db querier, q string, args []any, row func(*sql.
 		}
 	}
 	return rows.Err()
+}
+
+// loadSeen reads the remembered event ids, oldest first (the primary keys'
+// order): the hashes, and the id strings written before migration 0004,
+// hashed here. Repeats are left to the engine, which keeps an id's
+// earliest time: dropping them here would take a second set as large as
+// the engine's.
+func loadSeen(ctx context.Context, tx *sql.Tx) ([]engine.SeenID, error) {
+	var legacy []engine.SeenID
+	err := query(ctx, tx, "SELECT seen_at, event_id FROM seen_events ORDER BY seen_at, event_id", nil, func(r *sql.Rows) error {
+		var at int64
+		var id string
+		if err := r.Scan(&at, &id); err != nil {
+			return err
+		}
+		legacy = append(legacy, engine.SeenID{Hash: engine.EventHash(id), At: at})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ids before 0004: %w", err)
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM seen_hashes").Scan(&n); err != nil {
+		return nil, err
+	}
+	seen := make([]engine.SeenID, 0, n)
+	err = query(ctx, tx, "SELECT seen_at, hash FROM seen_hashes ORDER BY seen_at, hash", nil, func(r *sql.Rows) error {
+		var id engine.SeenID
+		var h int64
+		if err := r.Scan(&id.At, &h); err != nil {
+			return err
+		}
+		id.Hash = uint64(h)
+		seen = append(seen, id)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return engine.MergeSeen(legacy, seen), nil
 }

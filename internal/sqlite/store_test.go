@@ -2,16 +2,19 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/dynaprice/dynaprice/internal/engine"
 	"github.com/dynaprice/dynaprice/internal/engine/storetest"
+	"github.com/dynaprice/dynaprice/internal/ingest"
 	"github.com/dynaprice/dynaprice/internal/migrations"
 	"github.com/dynaprice/dynaprice/internal/poll"
 	"github.com/dynaprice/dynaprice/internal/pricing"
@@ -233,6 +236,7 @@ func TestQueryPlans(t *testing.T) {
 		`SELECT price, demand, source, event_time, version FROM price_history
 			WHERE product_id = 'a' ORDER BY event_time DESC, version DESC LIMIT 10`,
 		`SELECT override_price FROM overrides WHERE product_id = 'a' ORDER BY created_at DESC, id DESC LIMIT 10`,
+		`SELECT seen_at, hash FROM seen_hashes ORDER BY seen_at, hash`,
 		`SELECT seen_at, event_id FROM seen_events ORDER BY seen_at, event_id`,
 	} {
 		rows, err := s.r.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+q)
@@ -280,14 +284,16 @@ func TestClosed(t *testing.T) {
 }
 
 // TestSeenDuplicatesAcrossBatches checks that an id stored twice, which the
-// schema allows (see the seen_events migration), is loaded once, with its
-// first time, and that pruning by age removes the older copy only.
+// schema allows (see the seen_hashes migration), is loaded with both times,
+// oldest first (the engine keeps the first), and that pruning by age
+// removes the older copy only.
 func TestSeenDuplicatesAcrossBatches(t *testing.T) {
 	s := openTest(t, filepath.Join(t.TempDir(), "d.db"))
 	ctx := context.Background()
+	x, y, z := engine.EventHash("x"), engine.EventHash("y"), engine.EventHash("z")
 	for _, b := range []*engine.Batch{
-		{Seen: []engine.SeenID{{ID: "x", At: 10}, {ID: "y", At: 11}}},
-		{Seen: []engine.SeenID{{ID: "x", At: 20}, {ID: "z", At: 21}}},
+		{Seen: []engine.SeenID{{Hash: x, At: 10}, {Hash: y, At: 11}}},
+		{Seen: []engine.SeenID{{Hash: x, At: 20}, {Hash: z, At: 21}}},
 	} {
 		if err := s.Commit(ctx, b); err != nil {
 			t.Fatal(err)
@@ -297,14 +303,9 @@ func TestSeenDuplicatesAcrossBatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []engine.SeenID{{ID: "x", At: 10}, {ID: "y", At: 11}, {ID: "z", At: 21}}
-	if len(snap.Seen) != len(want) {
+	want := []engine.SeenID{{Hash: x, At: 10}, {Hash: y, At: 11}, {Hash: x, At: 20}, {Hash: z, At: 21}}
+	if !slices.Equal(snap.Seen, want) {
 		t.Fatalf("Seen = %+v, want %+v", snap.Seen, want)
-	}
-	for i := range want {
-		if snap.Seen[i] != want[i] {
-			t.Fatalf("Seen = %+v, want %+v", snap.Seen, want)
-		}
 	}
 	if err := s.PruneSeen(ctx, 15, 100); err != nil {
 		t.Fatal(err)
@@ -312,8 +313,8 @@ func TestSeenDuplicatesAcrossBatches(t *testing.T) {
 	if snap, err = s.Load(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if len(snap.Seen) != 2 || snap.Seen[0] != (engine.SeenID{ID: "x", At: 20}) {
-		t.Errorf("Seen after pruning = %+v, want x@20 and z@21", snap.Seen)
+	if want = want[2:]; !slices.Equal(snap.Seen, want) {
+		t.Errorf("Seen after pruning = %+v, want %+v", snap.Seen, want)
 	}
 }
 
@@ -325,7 +326,7 @@ func commitMany(t *testing.T, s *Store, n, rows int) {
 		for j := range rows {
 			at := int64(i*rows + j)
 			b.History = append(b.History, engine.HistoryRow{ProductID: "a", At: at, Version: uint64(at + 1)})
-			b.Seen = append(b.Seen, engine.SeenID{ID: fmt.Sprintf("event-%012d", at), At: at})
+			b.Seen = append(b.Seen, engine.SeenID{Hash: engine.EventHash(fmt.Sprintf("event-%012d", at)), At: at})
 		}
 		if err := s.Commit(context.Background(), b); err != nil {
 			t.Fatal(err)
@@ -410,7 +411,7 @@ func TestCommitCancelledWithManyStates(t *testing.T) {
 		for i := range 3000 {
 			at := int64(round*3000 + i)
 			b.History = append(b.History, engine.HistoryRow{ProductID: "p0000", At: at, Version: uint64(at + 1)})
-			b.Seen = append(b.Seen, engine.SeenID{ID: fmt.Sprintf("r%02d-%05d", round, i), At: at})
+			b.Seen = append(b.Seen, engine.SeenID{Hash: engine.EventHash(fmt.Sprintf("r%02d-%05d", round, i)), At: at})
 		}
 		cctx, cancel := context.WithCancel(ctx)
 		go func() {
@@ -447,4 +448,81 @@ func TestCommitCancelledWithManyStates(t *testing.T) {
 		}
 	}
 	t.Logf("%d of 12 commits went through", committed)
+}
+
+// TestUpgradeKeepsLegacySeenIDs: a database written before migration 0004
+// remembers event ids as strings in seen_events. After the upgrade they
+// are loaded (hashed) with the new hashes, oldest first, so that a retry
+// of an event acknowledged before the upgrade is still a duplicate; and
+// they are pruned by age.
+func TestUpgradeKeepsLegacySeenIDs(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "u.db")
+	ctx := context.Background()
+	// The database as the previous release left it: migrated up to 0003,
+	// remembering three ids as strings.
+	old, err := Open(ctx, Config{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := sql.Open("sqlite", dsn(path, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		"DROP TABLE seen_hashes",
+		"DELETE FROM schema_migrations WHERE version = 4",
+		"INSERT INTO seen_events (seen_at, event_id) VALUES (100, 'order-1'), (200, 'order-2'), (300, 'order-3')",
+	} {
+		if _, err := raw.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if err := raw.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s := openTest(t, path) // migrates
+	if err := s.Commit(ctx, &engine.Batch{Seen: []engine.SeenID{{Hash: engine.EventHash("new-1"), At: 250}}}); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := s.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := engine.EventHash
+	want := []engine.SeenID{{Hash: h("order-1"), At: 100}, {Hash: h("order-2"), At: 200}, {Hash: h("new-1"), At: 250}, {Hash: h("order-3"), At: 300}}
+	if !slices.Equal(snap.Seen, want) {
+		t.Fatalf("Seen after the upgrade = %+v, want %+v", snap.Seen, want)
+	}
+
+	// The engine resumed from it drops a retry of an id acknowledged
+	// before the upgrade, and applies a new one.
+	cfg := engine.DefaultConfig()
+	m := engine.NewMachine(cfg)
+	snap.Products = []pricing.Product{{ID: "PA", BasePrice: 299}}
+	if _, err := m.Load(snap, 400); err != nil {
+		t.Fatal(err)
+	}
+	var res engine.SubmitResult
+	m.ApplyEvents([]ingest.Event{
+		{Type: pricing.Purchase, ProductID: "PA", Quantity: 1, EventID: "order-2"},
+		{Type: pricing.Purchase, ProductID: "PA", Quantity: 1, EventID: "order-4"},
+	}, 400, &res)
+	if res.Accepted != 2 || res.Duplicates != 1 {
+		t.Errorf("a retry of order-2 and a new order-4 after the upgrade: %+v, want 2 accepted, 1 duplicate", res)
+	}
+
+	// Pruning: the strings by age; the hashes by age and count.
+	if err := s.PruneSeen(ctx, 250, 1); err != nil {
+		t.Fatal(err)
+	}
+	if snap, err = s.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if want := want[2:]; !slices.Equal(snap.Seen, want) {
+		t.Errorf("Seen after pruning = %+v, want %+v", snap.Seen, want)
+	}
 }

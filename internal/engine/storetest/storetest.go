@@ -24,6 +24,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"reflect"
 	"slices"
 	"strings"
@@ -541,34 +542,44 @@ func end(id string, at int64, by, reason string) engine.OverrideChange {
 	return engine.OverrideChange{End: &engine.OverrideEnd{ProductID: id, At: at, By: by, Reason: reason}}
 }
 
+// seen checks that the remembered ids round-trip exactly, oldest first,
+// with every bit of their hashes: the top bit too, which a store whose
+// integers are signed must keep by storing the same bits. Repeats of an
+// id (at different times) are all returned: the engine keeps the earliest.
 func (s *suite) seen(t *testing.T) {
 	name := storeName(t, "")
 	st, closeStore := s.openStore(t, name)
-	commit(t, st, &engine.Batch{Seen: []engine.SeenID{
-		{ID: "e-3", At: base + 1},
-		{ID: "e-1", At: base + 2},
-		{ID: "e-2", At: base + 2},
-		{ID: "e-1", At: base + 3}, // repeated within the batch
-	}})
-	commit(t, st, &engine.Batch{Seen: []engine.SeenID{
-		{ID: "e-2", At: base + 10}, // repeated from an earlier batch
-		{ID: "e-4", At: base + 11},
-		{ID: "550e8400-e29b-41d4-a716-446655440000", At: base + 12},
-	}})
-	want := []engine.SeenID{
-		{ID: "e-3", At: base + 1},
-		{ID: "e-1", At: base + 2},
-		{ID: "e-2", At: base + 2},
-		{ID: "e-4", At: base + 11},
-		{ID: "550e8400-e29b-41d4-a716-446655440000", At: base + 12},
+	h := engine.EventHash
+	first := []engine.SeenID{
+		{Hash: h("e-3"), At: base + 1},
+		{Hash: h("e-1"), At: base + 2},
+		{Hash: h("e-2"), At: base + 2},
+		{Hash: 1<<63 | 5, At: base + 2},
+		{Hash: math.MaxUint64, At: base + 3},
+		{Hash: 0, At: base + 3},
+		{Hash: 1<<63 - 1, At: base + 3},
+		{Hash: h("e-1"), At: base + 4}, // repeated within the batch
 	}
+	second := []engine.SeenID{
+		{Hash: h("e-2"), At: base + 10}, // repeated from an earlier batch
+		{Hash: h("e-4"), At: base + 11},
+		{Hash: h("550e8400-e29b-41d4-a716-446655440000"), At: base + 12},
+	}
+	commit(t, st, &engine.Batch{Seen: first})
+	commit(t, st, &engine.Batch{Seen: second})
+	want := append(slices.Clone(first), second...)
+	byTimeAndHash := func(x, y engine.SeenID) int {
+		return cmp.Or(cmp.Compare(x.At, y.At), cmp.Compare(x.Hash, y.Hash))
+	}
+	slices.SortFunc(want, byTimeAndHash)
 	check := func(when string) {
 		t.Helper()
 		got := load(t, st).Seen
-		// Ids seen in the same nanosecond may come in either order.
-		if len(got) == len(want) && got[1].ID == "e-2" && got[2].ID == "e-1" {
-			got[1], got[2] = got[2], got[1]
+		if !slices.IsSortedFunc(got, func(x, y engine.SeenID) int { return cmp.Compare(x.At, y.At) }) {
+			t.Errorf("%s: seen not oldest first: %+v", when, got)
 		}
+		// Ids seen in the same nanosecond may come in any order.
+		slices.SortFunc(got, byTimeAndHash)
 		equal(t, when+": seen", got, want)
 	}
 	check("before reopen")
@@ -577,12 +588,16 @@ func (s *suite) seen(t *testing.T) {
 	check("after reopen")
 }
 
+// seenHash is a hash for the i-th id of a fixture: many of them have the
+// top bit set, so pruning is checked across the sign of a store's integers.
+func seenHash(tag string, i int) uint64 { return engine.EventHash(fmt.Sprintf("%s-%06d", tag, i)) }
+
 func (s *suite) pruneSeen(t *testing.T) {
 	name := storeName(t, "")
 	st, closeStore := s.openStore(t, name)
 	var all []engine.SeenID
 	for i := range 10 {
-		all = append(all, engine.SeenID{ID: fmt.Sprintf("id-%02d", i), At: base + int64(i)})
+		all = append(all, engine.SeenID{Hash: seenHash("id", i), At: base + int64(i)})
 	}
 	commit(t, st, &engine.Batch{Seen: all})
 	ctx := ctxFor(t)
@@ -632,7 +647,7 @@ func bigBatch(n int, tag string) *engine.Batch {
 	for i := range n {
 		b.History = append(b.History, engine.HistoryRow{ProductID: "a", Price: float64(i), Demand: 1,
 			Source: pricing.SourceDynamic, At: base + int64(i), Version: uint64(i + 1)})
-		b.Seen = append(b.Seen, engine.SeenID{ID: fmt.Sprintf("%s-%06d", tag, i), At: base + int64(i)})
+		b.Seen = append(b.Seen, engine.SeenID{Hash: seenHash(tag, i), At: base + int64(i)})
 	}
 	return b
 }
@@ -733,9 +748,13 @@ func (s *suite) cancelDuringCommit(t *testing.T) {
 		}
 		err := st.Commit(newCancelAfter(k), b)
 		snap := load(t, st)
+		ofTag := make(map[uint64]bool, n)
+		for _, id := range b.Seen {
+			ofTag[id.Hash] = true
+		}
 		seenTag := 0
 		for _, id := range snap.Seen {
-			if strings.HasPrefix(id.ID, tag+"-") {
+			if ofTag[id.Hash] {
 				seenTag++
 			}
 		}
@@ -863,7 +882,7 @@ func (s *suite) concurrentReads(t *testing.T) {
 		for j := range rows {
 			at := base + int64(i)*1_000_000 + int64(j)
 			b.History = append(b.History, engine.HistoryRow{ProductID: "a", Price: 1, At: at, Version: uint64(i*rows + j + 1)})
-			b.Seen = append(b.Seen, engine.SeenID{ID: fmt.Sprintf("c-%d-%d", i, j), At: at})
+			b.Seen = append(b.Seen, engine.SeenID{Hash: seenHash(fmt.Sprint("c", i), j), At: at})
 		}
 		commit(t, st, b)
 	}
