@@ -126,6 +126,12 @@ func TestClusterAPIReplicas(t *testing.T) {
 	if first := hist[0].(map[string]any); first["price"] != 314.0 || first["price_source"] != "dynamic" {
 		t.Errorf("newest history point = %v, want the restored 314 dynamic", first)
 	}
+	// The catalog was seeded into PostgreSQL by migrate, never priced by an
+	// engine before: its first price is history all the same, as the
+	// original's "base" row was (its dashboard's caption reads it).
+	if oldest := hist[len(hist)-1].(map[string]any); oldest["price"] != 299.0 || oldest["price_source"] != "base" || oldest["version"] != 1.0 {
+		t.Errorf("oldest history point = %v, want PA's base price 299, version 1", oldest)
+	}
 	if code, _ := s1.do("GET", "/history/PA", "", "", ""); code != 401 {
 		t.Errorf("history without a key = %d, want 401", code)
 	}

@@ -48,6 +48,9 @@ type Machine struct {
 	rankLen int
 	grew    bool // the catalog grew since Begin
 	held    int  // products held by the breaker at the last Tick
+	// unpriced are the products loaded without a state, whose first price
+	// the next round records (recordFirstPrices).
+	unpriced []int
 }
 
 // NewMachine returns an empty machine; Load gives it its state. cfg must
@@ -67,6 +70,7 @@ func (m *Machine) Load(snap Snapshot, now int64) ([]live.Price, error) {
 	if err != nil {
 		return nil, err
 	}
+	m.unpriced = m.unpriced[:0]
 	for _, p := range snap.Products {
 		i, _, err := book.Upsert(p, now)
 		if err != nil {
@@ -74,6 +78,8 @@ func (m *Machine) Load(snap Snapshot, now int64) ([]live.Price, error) {
 		}
 		if s, ok := snap.States[p.ID]; ok {
 			book.Restore(i, s)
+		} else {
+			m.unpriced = append(m.unpriced, i)
 		}
 	}
 	m.book = book
@@ -109,6 +115,30 @@ func (m *Machine) Seal() (*Batch, []live.Price) {
 	}
 	m.touched = m.touched[:0]
 	return b, m.changes
+}
+
+// recordFirstPrices adds to the batch, once, the first price of every
+// product loaded without a state: a catalog written straight to the
+// database (dynaprice migrate seeds it so) was never priced by an engine.
+// Its first price is a history row like any other, as when a product is
+// created through the engine: the original wrote such a "base" row, and
+// charts start from it. Begin calls it, so that the rows come before any
+// the round adds (a product's rows are appended in version order).
+func (m *Machine) recordFirstPrices() {
+	for _, i := range m.unpriced {
+		s := m.book.State(i)
+		if m.dirty[i] == 0 {
+			m.touched = append(m.touched, i)
+		}
+		// Touched, not flagPriceChanged: Load published the price already,
+		// and a catalog of a million products must not announce them all
+		// again to WebSocket clients and price-updates.
+		m.dirty[i] |= flagTouched
+		m.batch.History = append(m.batch.History, HistoryRow{ProductID: m.book.Product(i).ID, Price: s.Price,
+			Demand: s.DynDemand, Source: s.Source, At: s.ChangedAt, Version: s.Version})
+		m.histOf = append(m.histOf, int32(i))
+	}
+	m.unpriced = m.unpriced[:0]
 }
 
 // sortTouched sorts the touched products by id. It compares each
@@ -158,6 +188,9 @@ func (m *Machine) Begin() {
 	m.histOf = m.histOf[:0]
 	m.batch.Reset()
 	m.touched, m.changes = m.touched[:0], m.changes[:0]
+	if len(m.unpriced) > 0 {
+		m.recordFirstPrices()
+	}
 }
 
 // All returns every product's current price, as published, in catalog

@@ -348,3 +348,44 @@ func TestRetryAfterJunkFlood(t *testing.T) {
 		}
 	}
 }
+
+// TestFirstPriceOfASeededCatalogIsHistory: products loaded without a state
+// (a catalog seeded straight into the database) get their first price
+// recorded in the next round, before what the round itself changes, as a
+// product created through the engine does; once only.
+func TestFirstPriceOfASeededCatalogIsHistory(t *testing.T) {
+	now := int64(1_800_000_000e9)
+	m := engine.NewMachine(engine.DefaultConfig())
+	snap := engine.Snapshot{
+		Products: []pricing.Product{{ID: "PB", BasePrice: 349}, {ID: "PA", BasePrice: 299}},
+		States:   map[string]pricing.State{"PB": {Price: 350, Source: pricing.SourceDynamic, Version: 7, ChangedAt: now - 1}},
+	}
+	if _, err := m.Load(snap, now); err != nil {
+		t.Fatal(err)
+	}
+	m.Begin()
+	var res engine.SubmitResult
+	m.ApplyEvents([]ingest.Event{{Type: pricing.Purchase, ProductID: "PA", Quantity: 1}}, now+1, &res)
+	b, changes := m.Seal()
+	if len(b.History) != 2 || b.History[0].ProductID != "PA" || b.History[0].Price != 299 || b.History[0].Source != pricing.SourceBase ||
+		b.History[0].Version != 1 || b.History[1].Version != 2 || b.History[1].Price != pricing.RoundCents(299+5*math.Sqrt(5)) {
+		t.Fatalf("history %+v: want PA's base row, then its purchase", b.History)
+	}
+	if len(b.States) != 1 || b.States[0].ID != "PA" || len(changes) != 1 {
+		t.Fatalf("states %+v, changes %+v: want PA's only (PB has a state)", b.States, changes)
+	}
+	// A product untouched by the round is recorded too, and not announced.
+	m2 := engine.NewMachine(engine.DefaultConfig())
+	if _, err := m2.Load(snap, now); err != nil {
+		t.Fatal(err)
+	}
+	m2.Begin()
+	b, changes = m2.Seal()
+	if len(b.History) != 1 || b.History[0].ProductID != "PA" || len(b.States) != 1 || len(changes) != 1 || changes[0].PriceChanged {
+		t.Fatalf("history %+v, states %d, changes %+v", b.History, len(b.States), changes)
+	}
+	m2.Begin()
+	if b, _ := m2.Seal(); len(b.History) != 0 || len(b.States) != 0 {
+		t.Fatalf("recorded twice: %+v", b.History)
+	}
+}
