@@ -239,8 +239,11 @@ func testServices(t *testing.T) (*postgres.DB, *redis.Client) {
 			return
 		}
 		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+name+" CASCADE"); err != nil {
-			t.Errorf("dropping schema %s: %v", name, err)
+		// And the schema of its compatibility views (migration 0005).
+		for _, s := range []string{name, name + "_original"} {
+			if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+s+" CASCADE"); err != nil {
+				t.Errorf("dropping schema %s: %v", s, err)
+			}
 		}
 	})
 	if _, err := db.Migrate(ctx); err != nil {

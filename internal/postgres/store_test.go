@@ -64,8 +64,11 @@ func dropSchema(t testing.TB, schema string) {
 		t.Fatal(err)
 	}
 	defer c.Close(ctx)
-	if _, err := c.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
-		t.Fatal(err)
+	// Its compatibility views (migration 0005) live in a schema of their own.
+	for _, s := range []string{schema, schema + "_original"} {
+		if _, err := c.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{s}.Sanitize()+" CASCADE"); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -632,5 +635,64 @@ func TestUpgradeKeepsLegacySeenIDs(t *testing.T) {
 	}
 	if got := mustLoad(t, db.Store(5, nil)).Seen; !slices.Equal(got, []engine.SeenID{{Hash: h("other-slot"), At: 150}}) {
 		t.Errorf("slot 5 after pruning slot 2: %+v", got)
+	}
+}
+
+// TestOriginalViews: the original's SQL runs against the compatibility
+// views (migration 0005): its tables' names and columns, times as UTC
+// timestamps, only open overrides, and writes refused with a reason.
+func TestOriginalViews(t *testing.T) {
+	db := freshDB(t)
+	ctx := context.Background()
+	at := time.Date(2026, 3, 17, 2, 5, 41, 734_120_583, time.UTC).UnixNano()
+	mustCommit(t, db.Store(0, nil), &engine.Batch{
+		Products: []pricing.Product{product("PA"), product("PB")},
+		History: []engine.HistoryRow{
+			{ProductID: "PA", Price: 299, Source: pricing.SourceBase, At: at - 1e9, Version: 1},
+			{ProductID: "PA", Price: 314, Demand: 9, Source: pricing.SourceDynamic, At: at, Version: 2},
+			{ProductID: "PB", Price: 349, Source: pricing.SourceBase, At: at - 2e9, Version: 1},
+		},
+		Overrides: []engine.OverrideChange{
+			{Set: &engine.OverrideRecord{ProductID: "PB", Price: 300, Reason: "old", By: "ops", CreatedAt: at - 5e9}},
+			{End: &engine.OverrideEnd{ProductID: "PB", At: at - 4e9, By: "ops", Reason: "removed"}},
+			{Set: &engine.OverrideRecord{ProductID: "PA", Price: 149.99, Reason: "campaign override", By: "ops", CreatedAt: at}},
+		},
+	})
+	conn, err := db.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	schema := schemaName("pgtest_", t.Name())
+	compat := pgx.Identifier{schema + "_original"}.Sanitize()
+	if _, err := conn.Exec(ctx, "SET search_path TO "+compat+", "+pgx.Identifier{schema}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	// SETUP.md's query, with the columns of the original's table.
+	rows, _ := conn.Query(ctx, "SELECT * FROM price_history ORDER BY event_time DESC")
+	got, err := pgx.CollectRows(rows, pgx.RowToMap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[0]["product_id"] != "PA" || got[0]["price"] != 314.0 || got[0]["price_source"] != "dynamic" ||
+		got[2]["product_id"] != "PB" || got[2]["id"] != int64(1) || got[0]["id"] != int64(3) {
+		t.Fatalf("price_history = %v", got)
+	}
+	if ts, ok := got[0]["event_time"].(time.Time); !ok || !ts.Equal(time.Unix(0, at).UTC().Round(time.Microsecond)) {
+		t.Fatalf("event_time = %v (%T), want %v", got[0]["event_time"], got[0]["event_time"], time.Unix(0, at).UTC())
+	}
+	var id, reason string
+	var price float64
+	var set time.Time
+	if err := conn.QueryRow(ctx, "SELECT product_id, override_price, reason, set_time FROM price_overrides").Scan(&id, &price, &reason, &set); err != nil ||
+		id != "PA" || price != 149.99 || reason != "campaign override" || !set.Equal(time.Unix(0, at).UTC().Round(time.Microsecond)) {
+		t.Fatalf("price_overrides = %q %v %q %v, %v; want only PA's open override", id, price, reason, set, err)
+	}
+	_, err = conn.Exec(ctx, "INSERT INTO price_overrides (product_id, override_price, reason) VALUES ('PB', 1, 'x')")
+	if err == nil || !strings.Contains(err.Error(), "read-only view") || !strings.Contains(err.Error(), "POST /override") {
+		t.Fatalf("insert into price_overrides: %v", err)
+	}
+	if _, err := conn.Exec(ctx, "DELETE FROM price_history"); err == nil {
+		t.Fatal("delete from the price_history view was accepted")
 	}
 }
