@@ -34,7 +34,7 @@ func parseAPI(args []string, getenv Env, stderr io.Writer) (APIOptions, error) {
 	fs.SetOutput(stderr)
 	addClusterFlags(fs, &o.ClusterOptions, getenv, true, true, true)
 	o.HTTPOptions.register(fs, getenv, "drain, HTTP and WebSockets, following price-updates and closing the connections to Kafka, Redis and PostgreSQL", "")
-	o.PricingOptions.register(fs, "accept events for unknown products (the engines must run with --auto-create too)")
+	o.PricingOptions.register(fs, getenv, "accept events for unknown products (the engines must run with --auto-create too)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: dynaprice api [flags]
 
@@ -210,7 +210,7 @@ func (r *apiRole) Open(ctx context.Context) (err error) {
 		KeyRate: o.KeyRate, KeyBurst: o.KeyBurst, AuthFailRate: o.AuthFailRate, AuthFailBurst: o.AuthFailBurst,
 		RequestTimeout: 30 * time.Second, Logger: log, Registerer: reg,
 	}, httpapi.Deps{
-		Engine: kafka.NewGateway(pr, prices, db, pc, o.AutoCreate), Archive: db, Prices: prices,
+		Engine: kafka.NewGateway(pr, prices, db, pc, o.createsProducts()), Archive: db, Prices: prices,
 		Decoder:   &ingest.Decoder{Now: time.Now, MaxEvents: o.MaxEvents},
 		WebSocket: r.hub, Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 		Ready: r.ready.Ready, UI: dashboard.Handler(),

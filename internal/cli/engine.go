@@ -44,7 +44,7 @@ func parseEngine(args []string, getenv Env, stderr io.Writer) (EngineOptions, er
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", ":9090", "address serving /metrics, /healthz and /readyz")
 	fs.StringVar(&o.CatalogFile, "catalog", "", "catalog JSON file: seeds an empty database, or is sent to the engines as product updates")
 	fs.BoolVar(&o.NoMigrate, "no-migrate", false, "do not apply database migrations at start (run \"dynaprice migrate\" instead)")
-	o.PricingOptions.register(fs, "create unknown products from an event's price instead of dead-lettering the event")
+	o.PricingOptions.register(fs, getenv, "create unknown products from an event's price instead of dead-lettering the event")
 	o.DedupOptions.register(fs, " per partition")
 	fs.DurationVar(&o.TickInterval, "tick", time.Second, "how often time-dependent prices and override expiries are re-evaluated")
 	fs.IntVar(&o.MaxPollRecords, "max-poll-records", kafka.DefaultMaxPollRecords, "most records processed per round (larger: fewer, bigger commits)")
@@ -184,7 +184,7 @@ func (r *engineRole) Open(ctx context.Context) (err error) {
 		return err
 	}
 	ecfg := engine.DefaultConfig()
-	ecfg.Pricing, ecfg.AutoCreate = pc, o.AutoCreate
+	ecfg.Pricing, ecfg.AutoCreate, ecfg.BaseFromEvents = pc, o.AutoCreate, o.BaseFromEvents
 	ecfg.DedupWindow, ecfg.DedupMax, ecfg.TickInterval = o.DedupWindow, o.DedupMax, o.TickInterval
 	ecfg.Logger = log
 	r.eng, err = kafka.NewEngine(kafka.EngineConfig{

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/dynaprice/dynaprice/internal/engine"
@@ -86,7 +87,8 @@ func (o *HTTPOptions) register(fs *flag.FlagSet, getenv Env, covers, host string
 // PricingOptions are the pricing settings engines use, and API replicas
 // need to validate and explain as engines do.
 type PricingOptions struct {
-	AutoCreate bool
+	AutoCreate     bool
+	BaseFromEvents bool
 	HalfLife   time.Duration
 	Weights    string
 	// The catalog defaults of the products' limits (pricing.Limits).
@@ -95,8 +97,10 @@ type PricingOptions struct {
 	MoveWindow  time.Duration
 }
 
-func (o *PricingOptions) register(fs *flag.FlagSet, autoCreateHelp string) {
-	fs.BoolVar(&o.AutoCreate, "auto-create", false, autoCreateHelp)
+func (o *PricingOptions) register(fs *flag.FlagSet, getenv Env, autoCreateHelp string) {
+	fs.BoolVar(&o.AutoCreate, "auto-create", envBool(getenv, "DYNAPRICE_AUTO_CREATE"), autoCreateHelp+" (env DYNAPRICE_AUTO_CREATE=1)")
+	fs.BoolVar(&o.BaseFromEvents, "base-from-events", envBool(getenv, "DYNAPRICE_BASE_FROM_EVENTS"),
+		"the original system's pricing, for a team moving over: the price a view, cart or purchase carries becomes its product's base price, and unknown products are created from it; any ingest client then sets base prices (docs/MIGRATING.md; env DYNAPRICE_BASE_FROM_EVENTS=1; give it to engines and API replicas alike)")
 	fs.DurationVar(&o.HalfLife, "half-life", time.Hour, "half-life of demand for the decay strategy")
 	fs.StringVar(&o.Weights, "weights", "view=1,cart=3,purchase=5", "demand weight per event type")
 	fs.IntVar(&o.MaxQuantity, "max-quantity", pricing.DefaultMaxQuantity,
@@ -104,6 +108,18 @@ func (o *PricingOptions) register(fs *flag.FlagSet, autoCreateHelp string) {
 	fs.Float64Var(&o.MaxMovePct, "max-move-pct", 0,
 		"catalog default of the price-velocity breaker: hold a product whose price would move more than this many percent within --move-window (0: off; a product's max_move_pct beats it)")
 	fs.DurationVar(&o.MoveWindow, "move-window", pricing.DefaultMoveWindow, "catalog default of the price-velocity breaker's window")
+}
+
+// createsProducts reports whether events may create unknown products.
+func (o *PricingOptions) createsProducts() bool { return o.AutoCreate || o.BaseFromEvents }
+
+// envBool reads a boolean environment variable: 1, true, yes or on.
+func envBool(getenv Env, name string) bool {
+	switch strings.ToLower(strings.TrimSpace(getenv(name))) {
+	case "1", "true", "yes", "on":
+		return true
+	}
+	return false
 }
 
 // config returns the pricing configuration the options describe.

@@ -57,7 +57,7 @@ func parseServe(args []string, getenv Env, stderr io.Writer) (ServeOptions, erro
 	fs.StringVar(&o.CatalogFile, "catalog", "", "catalog JSON file to import or update products from")
 	fs.BoolVar(&o.Demo, "demo", false, "generate demo traffic (seed-format events) in-process")
 	fs.Float64Var(&o.DemoRate, "demo-rate", 20, "demo events per second")
-	o.PricingOptions.register(fs, "create unknown products from an event's price instead of rejecting the event")
+	o.PricingOptions.register(fs, getenv, "create unknown products from an event's price instead of rejecting the event")
 	fs.StringVar(&o.Sync, "sync", "full", "SQLite durability: full (fsync every commit) or normal (survives process crashes, not power loss)")
 	o.DedupOptions.register(fs, "")
 	o.LogOptions.register(fs, getenv)
@@ -187,7 +187,7 @@ func (r *serveRole) Open(ctx context.Context) (err error) {
 	r.hub = view.Hub()
 	ecfg := engine.DefaultConfig()
 	ecfg.Pricing = pc
-	ecfg.AutoCreate, ecfg.DedupWindow, ecfg.DedupMax = o.AutoCreate, o.DedupWindow, o.DedupMax
+	ecfg.AutoCreate, ecfg.BaseFromEvents, ecfg.DedupWindow, ecfg.DedupMax = o.AutoCreate, o.BaseFromEvents, o.DedupWindow, o.DedupMax
 	ecfg.Logger, ecfg.Metrics = log, engine.NewMetrics(reg, "serve")
 	if r.eng, err = engine.NewWriter(ecfg, r.store, view); err != nil {
 		return err

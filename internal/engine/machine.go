@@ -354,6 +354,9 @@ func (m *Machine) ApplyEvents(events []ingest.Event, now int64, res *SubmitResul
 				m.counts[2]++
 				continue
 			}
+			if m.cfg.BaseFromEvents {
+				m.baseFromEvent(i, ev.Price)
+			}
 			m.touch(i, m.book.ApplyShown(i, ev.Type, qty, ev.Price, now))
 		}
 		if ev.EventID != "" {
@@ -365,12 +368,29 @@ func (m *Machine) ApplyEvents(events []ingest.Event, now int64, res *SubmitResul
 	}
 }
 
+// baseFromEvent makes price (the price a shopper's event carries) product
+// i's base price, as the original system priced every event: its formula
+// was the event's price plus sqrt(demand) × 5. The change is a catalog
+// write, so it is committed with the batch; an event without a usable
+// price, or with the base price already, changes nothing.
+func (m *Machine) baseFromEvent(i int, price float64) {
+	if pricing.CheckPrice("price", price) != nil {
+		return
+	}
+	p := m.book.Product(i)
+	if base := pricing.RoundCents(price); base != p.BasePrice {
+		p.BasePrice = base
+		m.book.SetBasePrice(i, base)
+		m.batch.Products = append(m.batch.Products, p)
+	}
+}
+
 // autoCreate creates the unknown product an event names, from the price
 // the shopper saw, when AutoCreate is on. A market signal never creates
 // one: a competitor's price or a stock count is not a list price.
 func (m *Machine) autoCreate(ev *ingest.Event, now int64) (int, error) {
 	id, price := ev.ProductID, ev.Price
-	if !m.cfg.AutoCreate || ev.Type.Signal() {
+	if !(m.cfg.AutoCreate || m.cfg.BaseFromEvents) || ev.Type.Signal() {
 		return 0, fmt.Errorf("unknown product_id %q (not in the catalog)", id)
 	}
 	if !(price > 0) || math.IsInf(price, 0) {

@@ -389,3 +389,48 @@ func TestFirstPriceOfASeededCatalogIsHistory(t *testing.T) {
 		t.Fatalf("recorded twice: %+v", b.History)
 	}
 }
+
+// TestBaseFromEvents is the original's pricing, the compatibility mode:
+// every event's price is its product's base price (price = event price +
+// sqrt(demand) × 5), unknown products are created from it, and each base
+// change is a catalog write committed with the batch.
+func TestBaseFromEvents(t *testing.T) {
+	now := int64(1_800_000_000e9)
+	cfg := engine.DefaultConfig()
+	cfg.BaseFromEvents = true
+	m := engine.NewMachine(cfg)
+	if _, err := m.Load(engine.Snapshot{Products: []pricing.Product{{ID: "PA", BasePrice: 299}}}, now); err != nil {
+		t.Fatal(err)
+	}
+	m.Begin()
+	m.Seal()
+	m.Begin()
+	var res engine.SubmitResult
+	m.ApplyEvents([]ingest.Event{
+		{Type: pricing.View, ProductID: "PA", Price: 299, Quantity: 1},   // demand 1: 304
+		{Type: pricing.Cart, ProductID: "PA", Price: 279.5, Quantity: 1}, // demand 4: 279.50 + 10
+		{Type: pricing.View, ProductID: "PX", Price: 10, Quantity: 1},    // created: 10 + 5
+		{Type: pricing.View, ProductID: "PA", Quantity: 1},               // no price: the base stays
+	}, now+1, &res)
+	if res.Accepted != 4 || len(res.Rejects) != 0 {
+		t.Fatalf("result %+v", res)
+	}
+	if p := m.PriceAt(0); p != pricing.RoundCents(279.5+5*math.Sqrt(5)) {
+		t.Fatalf("PA = %v, want the last event's 279.50 + sqrt(5) × 5", p)
+	}
+	e, _ := m.Explain("PX")
+	if e.BasePrice != 10 || e.Price != 15 {
+		t.Fatalf("PX = %+v", e)
+	}
+	b, _ := m.Seal()
+	var bases []string
+	for _, p := range b.Products {
+		bases = append(bases, fmt.Sprintf("%s=%v", p.ID, p.BasePrice))
+	}
+	if !slices.Equal(bases, []string{"PA=279.5", "PX=10"}) {
+		t.Fatalf("catalog writes %v, want PA's new base and PX", bases)
+	}
+	if len(b.History) != 4 {
+		t.Fatalf("%d history rows, want one per event (each moved its product's price)", len(b.History))
+	}
+}

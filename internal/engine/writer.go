@@ -50,6 +50,11 @@ type Config struct {
 	// AutoCreate creates unknown products from an event's price instead of
 	// rejecting the event.
 	AutoCreate bool
+	// BaseFromEvents is the original system's pricing, for a team moving
+	// over: the price a view, cart or purchase carries is its product's
+	// base price (so any ingest client sets base prices), and unknown
+	// products are created from it. Off, only the catalog sets base prices.
+	BaseFromEvents bool
 	// QueueSize bounds requests waiting for the Writer; beyond it Submit
 	// blocks until its context ends.
 	QueueSize int

@@ -231,6 +231,13 @@ func (b *Book) Upsert(p Product, now int64) (int, bool, error) {
 	return i, b.reprice(i, now), nil
 }
 
+// SetBasePrice changes product i's base price without repricing it: the
+// caller applies the event that carried it next, which reprices once.
+// base must pass CheckPrice.
+func (b *Book) SetBasePrice(i int, base float64) {
+	b.products[i].BasePrice = base
+}
+
 // setLearner records whether product i's strategy learns, and gives it
 // learning state if it has none.
 func (b *Book) setLearner(i int) {
