@@ -89,8 +89,8 @@ func (o *HTTPOptions) register(fs *flag.FlagSet, getenv Env, covers, host string
 type PricingOptions struct {
 	AutoCreate     bool
 	BaseFromEvents bool
-	HalfLife   time.Duration
-	Weights    string
+	HalfLife       time.Duration
+	Weights        string
 	// The catalog defaults of the products' limits (pricing.Limits).
 	MaxQuantity int
 	MaxMovePct  float64
