@@ -175,6 +175,12 @@ func TestSealSortsHistoryWithoutRanks(t *testing.T) {
 	if _, err := m.Load(engine.Snapshot{Products: ps}, now); err != nil {
 		t.Fatal(err)
 	}
+	// The first round records the first prices of the products loaded
+	// without a state: seal it, so the rounds below hold only their own.
+	m.Begin()
+	if b, _ := m.Seal(); len(b.History) != 100 || !slices.IsSortedFunc(b.History, func(x, y engine.HistoryRow) int { return strings.Compare(x.ProductID, y.ProductID) }) {
+		t.Fatalf("first prices: %d rows, want 100 in id order", len(b.History))
+	}
 	keyOrder := func(x, y engine.HistoryRow) int {
 		return cmp.Or(strings.Compare(x.ProductID, y.ProductID), cmp.Compare(x.At, y.At), cmp.Compare(x.Version, y.Version))
 	}
