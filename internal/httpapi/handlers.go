@@ -81,15 +81,6 @@ func (a *API) explain(w http.ResponseWriter, r *http.Request, id string) error {
 	return writeJSON(w, http.StatusOK, e)
 }
 
-func (a *API) getPrices(w http.ResponseWriter, r *http.Request, _ Key) error {
-	b, err := a.deps.Prices.AppendAll(r.Context(), make([]byte, 0, 4096))
-	if err != nil {
-		return errPricesUnavailable(err)
-	}
-	writeJSONBytes(w, http.StatusOK, b)
-	return nil
-}
-
 func writeJSON(w http.ResponseWriter, status int, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {

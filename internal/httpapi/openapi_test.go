@@ -720,12 +720,19 @@ func TestOpenAPIExamplesFitSchemas(t *testing.T) {
 			}
 		}
 		if p := o.params.GetByInAndName("query", "limit"); p != nil {
-			if d := p.Schema.Value.Default; d != float64(defaultHistoryLimit) {
-				t.Errorf("%s: limit default %v, want %d", o, d, defaultHistoryLimit)
+			def, most := defaultHistoryLimit, maxHistoryLimit
+			if o.path == "/prices" {
+				def, most = DefaultPricesLimit, MaxPricesLimit
 			}
-			if !strings.Contains(p.Description, strconv.Itoa(maxHistoryLimit)) {
-				t.Errorf("%s: limit description does not give the cap %d", o, maxHistoryLimit)
+			if d := p.Schema.Value.Default; d != float64(def) {
+				t.Errorf("%s: limit default %v, want %d", o, d, def)
 			}
+			if !strings.Contains(p.Description, strconv.Itoa(most)) {
+				t.Errorf("%s: limit description does not give the cap %d", o, most)
+			}
+		}
+		if p := o.params.GetByInAndName("query", "q"); p != nil && !strings.Contains(p.Description, strconv.Itoa(maxPricesQuery)) {
+			t.Errorf("%s: q description does not give the limit %d", o, maxPricesQuery)
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(s.doc.Components.Schemas)) {

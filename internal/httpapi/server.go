@@ -25,6 +25,7 @@ import (
 	"github.com/dynaprice/dynaprice/internal/engine"
 	"github.com/dynaprice/dynaprice/internal/httperror"
 	"github.com/dynaprice/dynaprice/internal/ingest"
+	"github.com/dynaprice/dynaprice/internal/live"
 	"github.com/dynaprice/dynaprice/internal/pricing"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -46,8 +47,10 @@ type Prices interface {
 	// Price returns the JSON of one product's price; ok is false for an
 	// unknown product.
 	Price(ctx context.Context, id string) (body []byte, ok bool, err error)
-	// AppendAll appends the JSON of every price.
-	AppendAll(ctx context.Context, dst []byte) ([]byte, error)
+	// AppendPage appends the JSON of a page of the listing, in catalog
+	// order (see live.Pager); an After it does not know is
+	// live.ErrUnknownCursor.
+	AppendPage(ctx context.Context, dst []byte, p live.Page) (out []byte, n int, next string, err error)
 }
 
 // Archive answers questions about the past.

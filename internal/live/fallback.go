@@ -2,6 +2,7 @@ package live
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -10,7 +11,7 @@ import (
 // PriceReader is a live price view that can fail: Redis.
 type PriceReader interface {
 	Price(ctx context.Context, id string) ([]byte, bool, error)
-	AppendAll(ctx context.Context, dst []byte) ([]byte, error)
+	Pager
 	Lookup(ctx context.Context, id string) (Price, bool, error)
 }
 
@@ -73,20 +74,29 @@ func (f *Fallback) Price(ctx context.Context, id string) ([]byte, bool, error) {
 	return b, ok, nil
 }
 
-func (f *Fallback) AppendAll(ctx context.Context, dst []byte) ([]byte, error) {
+// AppendPage appends a page of the listing from the primary or, while it
+// fails, the replica's copy. Each page is read on its own, so a listing
+// paged through a Redis outage may switch order between pages (the copy
+// lists products in the order it first saw them); an unknown cursor is an
+// answer, not a failure.
+func (f *Fallback) AppendPage(ctx context.Context, dst []byte, p Page) ([]byte, int, string, error) {
 	if f.usePrimary() {
 		rctx, cancel := context.WithTimeout(ctx, redisReadTimeout)
-		b, err := f.primary.AppendAll(rctx, dst)
+		b, n, next, err := f.primary.AppendPage(rctx, dst, p)
 		cancel()
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return dst, 0, "", ctx.Err()
+		}
+		if errors.Is(err, ErrUnknownCursor) {
+			f.result(nil)
+			return dst, 0, "", err
 		}
 		f.result(err)
 		if err == nil {
-			return b, nil
+			return b, n, next, nil
 		}
 	}
-	return f.view.AppendAll(dst), nil
+	return f.view.AppendPage(ctx, dst, p)
 }
 
 // Lookup returns a product's live price (ok false: unknown product), so

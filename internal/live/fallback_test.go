@@ -35,12 +35,12 @@ func (f *flakyReader) Lookup(_ context.Context, id string) (Price, bool, error) 
 	return Price{ProductID: id, Source: pricing.SourceOverride}, true, nil
 }
 
-func (f *flakyReader) AppendAll(_ context.Context, dst []byte) ([]byte, error) {
+func (f *flakyReader) AppendPage(_ context.Context, dst []byte, _ Page) ([]byte, int, string, error) {
 	f.calls.Add(1)
 	if f.down.Load() {
-		return nil, errors.New("connection refused")
+		return nil, 0, "", errors.New("connection refused")
 	}
-	return append(dst, "redis"...), nil
+	return append(dst, "redis"...), 1, "", nil
 }
 
 func TestFallbackAnswersFromTheViewWhileThePrimaryFails(t *testing.T) {
@@ -74,7 +74,7 @@ func TestFallbackAnswersFromTheViewWhileThePrimaryFails(t *testing.T) {
 		if _, ok, err := f.Lookup(ctx, "NOPE"); err != nil || ok {
 			t.Fatalf("Lookup of an unknown product while down: %v %v", ok, err)
 		}
-		if all, err := f.AppendAll(ctx, nil); err != nil || string(all) != string(view.AppendAll(nil)) {
+		if all, err := AppendAll(ctx, f, nil); err != nil || string(all) != string(view.AppendAll(nil)) {
 			t.Fatalf("AppendAll while down: %q %v", all, err)
 		}
 		if n := primary.calls.Load() - calls; n != 0 {

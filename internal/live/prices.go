@@ -12,7 +12,7 @@ func (p Prices) Price(_ context.Context, id string) ([]byte, bool, error) {
 	return b, ok, nil
 }
 
-// AppendAll appends {"prices":[...]} with every product.
-func (p Prices) AppendAll(_ context.Context, dst []byte) ([]byte, error) {
-	return p.V.AppendAll(dst), nil
+// AppendPage appends a page of the listing (see View.AppendPage).
+func (p Prices) AppendPage(ctx context.Context, dst []byte, q Page) ([]byte, int, string, error) {
+	return p.V.AppendPage(ctx, dst, q)
 }

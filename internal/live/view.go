@@ -6,6 +6,7 @@
 package live
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 )
@@ -23,6 +24,8 @@ type View struct {
 }
 
 type viewEntry struct {
+	id     string
+	pos    int // index in order, which only grows
 	json   atomic.Pointer[[]byte]
 	change atomic.Pointer[Price]
 }
@@ -74,7 +77,7 @@ func (v *View) store(changes []Price) {
 				}
 				order = append([]*viewEntry(nil), *v.order.Load()...)
 			}
-			e = &viewEntry{}
+			e = &viewEntry{id: c.ProductID, pos: len(order)}
 			grown[c.ProductID] = e
 			order = append(order, e)
 		}
@@ -113,14 +116,39 @@ func (v *View) Get(id string) (Price, bool) {
 
 // AppendAll appends {"prices":[...]} with every product, in catalog order.
 func (v *View) AppendAll(dst []byte) []byte {
-	dst = append(dst, `{"prices":[`...)
-	for i, e := range *v.order.Load() {
-		if i > 0 {
+	b, _ := AppendAll(context.Background(), v, dst) // a View never fails
+	return b
+}
+
+// AppendPage appends a page of the listing, in catalog order (see Pager).
+// A page costs its own prices plus, with Page.Match, a scan of the ids
+// after Page.After; it never copies the listing. Pages read while products
+// are added see each product once: new ones are appended at the end.
+func (v *View) AppendPage(_ context.Context, dst []byte, p Page) ([]byte, int, string, error) {
+	order := *v.order.Load()
+	start := 0
+	if p.After != "" {
+		e, ok := (*v.entries.Load())[p.After]
+		if !ok || e.pos >= len(order) {
+			return dst, 0, "", ErrUnknownCursor
+		}
+		start = e.pos + 1
+	}
+	n, last := 0, ""
+	for _, e := range order[start:] {
+		if !p.Includes(e.id) {
+			continue
+		}
+		if n == p.Limit {
+			return dst, n, last, nil // one more follows
+		}
+		if n > 0 {
 			dst = append(dst, ',')
 		}
 		dst = append(dst, *e.json.Load()...)
+		n, last = n+1, e.id
 	}
-	return append(dst, "]}"...)
+	return dst, n, "", nil
 }
 
 // Snapshot returns the latest change of every product, in catalog order.

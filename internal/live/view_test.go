@@ -1,7 +1,9 @@
 package live
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -94,5 +96,114 @@ func BenchmarkPrice(b *testing.B) {
 		if _, ok := v.Price("PA"); !ok {
 			b.Fatal("missing")
 		}
+	}
+}
+
+// pageIDs reads the ids of one page.
+func pageIDs(t *testing.T, r Pager, p Page) (ids []string, next string) {
+	t.Helper()
+	b, n, next, err := r.AppendPage(context.Background(), []byte("["), p)
+	if err != nil {
+		t.Fatalf("AppendPage(%+v): %v", p, err)
+	}
+	var raw []map[string]any
+	if err := json.Unmarshal(append(b, ']'), &raw); err != nil {
+		t.Fatalf("AppendPage(%+v) is not JSON: %s: %v", p, b, err)
+	}
+	for _, m := range raw {
+		ids = append(ids, m["product_id"].(string))
+	}
+	if n != len(ids) {
+		t.Fatalf("AppendPage(%+v) says %d prices, appended %d", p, n, len(ids))
+	}
+	return ids, next
+}
+
+func TestViewPages(t *testing.T) {
+	v := New(HubConfig{})
+	var ps []Price
+	for i := range 25 {
+		ps = append(ps, Price{ProductID: fmt.Sprintf("P%02d", 24-i), Price: float64(i), Version: 1})
+	}
+	ps = append(ps, Price{ProductID: "shoe-7", Version: 1})
+	v.Publish(ps)
+
+	// Paging by 10 walks the whole listing in catalog (first published)
+	// order, each id once, and the last page says the listing ended.
+	var all []string
+	p := Page{Limit: 10}
+	for pages := 0; ; pages++ {
+		if pages > 10 {
+			t.Fatal("paging does not end")
+		}
+		ids, next := pageIDs(t, v, p)
+		all = append(all, ids...)
+		if next == "" {
+			break
+		}
+		if next != ids[len(ids)-1] {
+			t.Fatalf("next = %q, want the last id of the page %q", next, ids[len(ids)-1])
+		}
+		p.After = next
+	}
+	if len(all) != 26 || all[0] != "P24" || all[24] != "P00" || all[25] != "shoe-7" {
+		t.Fatalf("paged listing = %v", all)
+	}
+	// A page that ends exactly at the end of the listing has no next.
+	if ids, next := pageIDs(t, v, Page{After: "P06", Limit: 7}); len(ids) != 7 || next != "" {
+		t.Fatalf("last full page: %v next %q", ids, next)
+	}
+	// Products added while paging come at the end.
+	v.Publish([]Price{{ProductID: "P99", Version: 1}})
+	if ids, next := pageIDs(t, v, Page{After: "P00", Limit: 10}); strings.Join(ids, ",") != "shoe-7,P99" || next != "" {
+		t.Fatalf("after P00: %v next %q", ids, next)
+	}
+	// Match keeps ids containing it, ignoring case, and pages like the rest.
+	ids, next := pageIDs(t, v, Page{Match: "p1", Limit: 3})
+	if strings.Join(ids, ",") != "P19,P18,P17" || next != "P17" {
+		t.Fatalf("match p1: %v next %q", ids, next)
+	}
+	ids, next = pageIDs(t, v, Page{Match: "p1", After: next, Limit: 100})
+	if strings.Join(ids, ",") != "P16,P15,P14,P13,P12,P11,P10" || next != "" {
+		t.Fatalf("match p1, second page: %v next %q", ids, next)
+	}
+	if ids, next := pageIDs(t, v, Page{Match: "SHOE", Limit: 5}); strings.Join(ids, ",") != "shoe-7" || next != "" {
+		t.Fatalf("match SHOE: %v next %q", ids, next)
+	}
+	if ids, _ := pageIDs(t, v, Page{Match: "nothing", Limit: 5}); len(ids) != 0 {
+		t.Fatalf("match nothing: %v", ids)
+	}
+	if _, _, _, err := v.AppendPage(context.Background(), nil, Page{After: "gone", Limit: 5}); !errors.Is(err, ErrUnknownCursor) {
+		t.Fatalf("unknown cursor: %v", err)
+	}
+	// AppendAll, built from pages, is every product once.
+	var whole struct{ Prices []Price }
+	if err := json.Unmarshal(v.AppendAll(nil), &whole); err != nil || len(whole.Prices) != 27 {
+		t.Fatalf("AppendAll: %d prices, %v", len(whole.Prices), err)
+	}
+}
+
+// BenchmarkViewPage reads a 100-price page of a 1,000,000-product view:
+// from a cursor, and a search that matches nothing (a scan of every id).
+func BenchmarkViewPage(b *testing.B) {
+	v := New(HubConfig{})
+	ps := make([]Price, 1_000_000)
+	for i := range ps {
+		ps[i] = Price{ProductID: fmt.Sprintf("P%07d", i), Price: float64(i), Version: 1}
+	}
+	v.Publish(ps)
+	buf := make([]byte, 0, 64<<10)
+	for _, p := range []Page{{After: "P0500000", Limit: 100}, {Match: "nothing", Limit: 100}} {
+		name := "cursor"
+		if p.Match != "" {
+			name = "search-scan"
+		}
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				if _, _, _, err := v.AppendPage(context.Background(), buf, p); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

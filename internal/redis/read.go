@@ -30,53 +30,111 @@ func (c *Client) jsonCmd(id string) rueidis.Cacheable {
 	return c.rc.B().Hget().Key(c.k.product + id).Field("json").Cache()
 }
 
-// ids returns every product id in listing order: Config.Order's, else
-// the order first written. The order set only changes when a product is
-// created, so this is nearly always a cache hit.
-func (c *Client) ids(ctx context.Context) ([]string, error) {
-	ids, err := c.rc.DoCache(ctx, c.rc.B().Zrange().Key(c.k.order).Min("0").Max("-1").Cache(), c.ttl).AsStrSlice()
+// listing is every product id in listing order, with each id's position
+// so that a page can start after any of them.
+type listing struct {
+	ids []string
+	pos map[string]int
+}
+
+// listing returns every product id in listing order: Config.Order's, else
+// the order first written. It is built once and kept while the order set
+// holds as many ids: the set only ever grows (an id is added when a product
+// is first written), and its cached ZCARD is invalidated by the write that
+// grows it, so a listing is never older than this Client's own writes.
+// Building it reads the set once; pages and snapshots share it, so a
+// request never copies the set.
+func (c *Client) listing(ctx context.Context) (*listing, error) {
+	n, err := c.rc.DoCache(ctx, c.rc.B().Zcard().Key(c.k.order).Cache(), c.ttl).AsInt64()
+	if err != nil {
+		return nil, fmt.Errorf("redis: listing products: %w", err)
+	}
+	if l := c.list.Load(); l != nil && int64(len(l.ids)) == n {
+		return l, nil
+	}
+	c.listMu.Lock()
+	defer c.listMu.Unlock()
+	if l := c.list.Load(); l != nil && int64(len(l.ids)) == n {
+		return l, nil // built by another request meanwhile
+	}
+	ids, err := c.rc.Do(ctx, c.rc.B().Zrange().Key(c.k.order).Min("0").Max("-1").Build()).AsStrSlice()
 	if err != nil {
 		return nil, fmt.Errorf("redis: listing products: %w", err)
 	}
 	if c.order != nil {
 		c.order(ctx, ids)
 	}
-	return ids, nil
+	l := &listing{ids: ids, pos: make(map[string]int, len(ids))}
+	for i, id := range ids {
+		l.pos[id] = i
+	}
+	c.list.Store(l)
+	return l, nil
 }
 
-// AppendAll appends the GET /prices body, {"prices":[...]}, with every
-// product in listing order (see ids): without Config.Order, the same bytes
-// live.View gives for the same changes. Per-product entries come from the client-side cache;
-// only the ones evicted since the last listing are fetched, in one round
-// trip. On error dst is returned unchanged.
-func (c *Client) AppendAll(ctx context.Context, dst []byte) ([]byte, error) {
-	ids, err := c.ids(ctx)
+// AppendPage appends a page of the GET /prices listing (see live.Pager), in
+// listing order (see listing): without Config.Order, the same bytes
+// live.View gives for the same changes. The page's prices come from the
+// client-side cache; only the ones evicted since they were last read are
+// fetched, in one round trip. On error dst is returned unchanged.
+func (c *Client) AppendPage(ctx context.Context, dst []byte, p live.Page) ([]byte, int, string, error) {
+	l, err := c.listing(ctx)
 	if err != nil {
-		return dst, err
+		return dst, 0, "", err
 	}
-	out := append(dst, `{"prices":[`...)
-	if len(ids) > 0 {
-		cmds := make([]rueidis.CacheableTTL, len(ids))
-		for i, id := range ids {
-			cmds[i] = rueidis.CT(c.jsonCmd(id), c.ttl)
+	start := 0
+	if p.After != "" {
+		i, ok := l.pos[p.After]
+		if !ok {
+			return dst, 0, "", live.ErrUnknownCursor
 		}
-		n := 0
-		for i, r := range c.rc.DoMultiCache(ctx, cmds...) {
-			s, err := r.ToString()
-			if rueidis.IsRedisNil(err) {
-				continue // removed by hand since the listing was cached
-			}
-			if err != nil {
-				return dst, fmt.Errorf("redis: price %q: %w", ids[i], err)
-			}
-			if n > 0 {
-				out = append(out, ',')
-			}
-			out = append(out, s...)
-			n++
-		}
+		start = i + 1
 	}
-	return append(out, "]}"...), nil
+	page := make([]string, 0, min(p.Limit, len(l.ids)-start))
+	more := false
+	for _, id := range l.ids[start:] {
+		if !p.Includes(id) {
+			continue
+		}
+		if len(page) == p.Limit {
+			more = true
+			break
+		}
+		page = append(page, id)
+	}
+	if len(page) == 0 {
+		return dst, 0, "", nil
+	}
+	cmds := make([]rueidis.CacheableTTL, len(page))
+	for i, id := range page {
+		cmds[i] = rueidis.CT(c.jsonCmd(id), c.ttl)
+	}
+	out, n := dst, 0
+	for i, r := range c.rc.DoMultiCache(ctx, cmds...) {
+		s, err := r.ToString()
+		if rueidis.IsRedisNil(err) {
+			continue // removed by hand since the listing was built
+		}
+		if err != nil {
+			return dst, 0, "", fmt.Errorf("redis: price %q: %w", page[i], err)
+		}
+		if n > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, s...)
+		n++
+	}
+	next := ""
+	if more {
+		next = page[len(page)-1]
+	}
+	return out, n, next, nil
+}
+
+// AppendAll appends the whole listing, {"prices":[...]} (see
+// live.AppendAll).
+func (c *Client) AppendAll(ctx context.Context, dst []byte) ([]byte, error) {
+	return live.AppendAll(ctx, c, dst)
 }
 
 // changeFields lists the hash fields Changes reads, in the order parseChange
@@ -91,10 +149,11 @@ func changeFields() [6]string {
 // true: a snapshot presents every price as news to its receiver, and it is
 // the one field that describes a transition rather than a state.
 func (c *Client) Changes(ctx context.Context) ([]live.Price, error) {
-	ids, err := c.ids(ctx)
-	if err != nil || len(ids) == 0 {
+	l, err := c.listing(ctx)
+	if err != nil || len(l.ids) == 0 {
 		return nil, err
 	}
+	ids := l.ids
 	cmds := make([]rueidis.CacheableTTL, len(ids))
 	for i, id := range ids {
 		cmds[i] = rueidis.CT(c.changeCmd(id), c.ttl)

@@ -36,6 +36,8 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -55,7 +57,7 @@ type Config struct {
 	CacheTTL time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
-	// Order, when set, sorts the ids of a listing (AppendAll, Changes)
+	// Order, when set, sorts the ids of a listing (AppendPage, Changes)
 	// in place; without it they come in the order first written.
 	Order func(ctx context.Context, ids []string)
 }
@@ -70,6 +72,11 @@ type Client struct {
 	script *rueidis.Lua
 	sha    string
 	order  func(ctx context.Context, ids []string)
+
+	// list is the listing pages are read from; listMu serialises its
+	// rebuilding.
+	list   atomic.Pointer[listing]
+	listMu sync.Mutex
 }
 
 // Open connects to Redis and checks it answers. It fails when Redis is

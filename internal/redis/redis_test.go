@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -616,5 +617,62 @@ func TestListingOrder(t *testing.T) {
 	defer r.Close()
 	if a, c := ids(r); !slices.Equal(a, []string{"PA", "PB", "PC"}) || !slices.Equal(c, a) {
 		t.Fatalf("catalog order: %v, %v", a, c)
+	}
+}
+
+// TestPagesMatchLiveView pages through a listing in Redis and in a
+// live.View fed the same changes: every page is the same bytes, cursors
+// and searches included, and a product written between two pages is on
+// the next one.
+func TestPagesMatchLiveView(t *testing.T) {
+	e := newTestEnv(t)
+	writer, reader := e.open(), e.open()
+	ctx := context.Background()
+	v := live.New(live.HubConfig{})
+	var ps []live.Price
+	for i := range 23 {
+		ps = append(ps, change(fmt.Sprintf("item-%02d", (i*7)%23), 1, float64(i)))
+	}
+	write(t, writer, len(ps), ps...)
+	v.Publish(ps)
+
+	pages := func(p live.Page, between func()) (got, want []string) {
+		t.Helper()
+		pv := p
+		for range 50 {
+			g, gn, gnext, err := reader.AppendPage(ctx, nil, p)
+			if err != nil {
+				t.Fatalf("Redis page %+v: %v", p, err)
+			}
+			w, wn, wnext, _ := v.AppendPage(ctx, nil, pv)
+			got, want = append(got, fmt.Sprintf("%d %s next=%s", gn, g, gnext)), append(want, fmt.Sprintf("%d %s next=%s", wn, w, wnext))
+			if gnext == "" || wnext == "" {
+				return got, want
+			}
+			p.After, pv.After = gnext, wnext
+			if between != nil {
+				between()
+				between = nil
+			}
+		}
+		t.Fatal("paging does not end")
+		return nil, nil
+	}
+	for _, p := range []live.Page{{Limit: 5}, {Limit: 23}, {Limit: 1000}, {Limit: 2, Match: "M-1"}, {Limit: 3, Match: "nothing"}, {Limit: 4, After: "item-21"}} {
+		if got, want := pages(p, nil); !slices.Equal(got, want) {
+			t.Errorf("pages of %+v:\n got %q\nwant %q", p, got, want)
+		}
+	}
+	// A product written while a client pages is at the end of the listing.
+	late := change("late", 1, 1)
+	got, want := pages(live.Page{Limit: 10}, func() {
+		write(t, reader, 1, late) // the reader's own write: no invalidation to wait for
+		v.Publish([]live.Price{late})
+	})
+	if !slices.Equal(got, want) || !strings.Contains(got[len(got)-1], `"late"`) {
+		t.Errorf("paging while a product is created:\n got %q\nwant %q", got, want)
+	}
+	if _, _, _, err := reader.AppendPage(ctx, nil, live.Page{After: "nosuch", Limit: 5}); !errors.Is(err, live.ErrUnknownCursor) {
+		t.Errorf("unknown cursor: %v", err)
 	}
 }

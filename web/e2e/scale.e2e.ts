@@ -56,13 +56,27 @@ describe(`${PRODUCTS} products at ${RATE} updates/s`, () => {
     await server?.stop();
   });
 
-  it('loads every product and renders only the visible rows', async () => {
-    await eventually(() => page.textContent('#count'), `${PRODUCTS + 10} products`, 30_000);
+  it('loads a page, searches the server, renders only the visible rows', async () => {
+    // One page of GET /prices (1,000 prices), not the catalog.
+    await eventually(() => page.textContent('#count'), '1000 products loaded', 30_000);
     await eventually(() => page.getAttribute('#conn', 'data-state'), 'live');
     const rendered = await page.locator('#viewport .row:not([hidden])').count();
     expect(rendered).toBeGreaterThan(10);
     expect(rendered).toBeLessThan(60);
-    // The last row renders after scrolling to the end.
+    // A search finds products not loaded yet: the server's ?q=.
+    await page.fill('#search', 's0999');
+    await eventually(() => page.locator('#viewport .row:not([hidden])').count(), 10);
+    expect(await page.locator('#row-S09995').count()).toBe(1);
+    await page.fill('#search', '');
+  });
+
+  it('loads the next pages as the user scrolls to the end', async () => {
+    // Each scroll to the end brings the next page, up to the last row.
+    for (let i = 0; i < 30 && (await page.textContent('#count')) !== `${PRODUCTS + 10} products`; i++) {
+      await page.locator('#viewport').evaluate((v) => { v.scrollTop = v.scrollHeight; });
+      await page.waitForTimeout(250);
+    }
+    expect(await page.textContent('#count')).toBe(`${PRODUCTS + 10} products`);
     await page.locator('#viewport').evaluate((v) => { v.scrollTop = v.scrollHeight; });
     await eventually(() => page.locator('#row-S10000').count(), 1);
   });

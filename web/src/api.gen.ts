@@ -88,7 +88,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Current prices of all products */
+        /**
+         * Current prices: the whole catalog, or a page of it
+         * @description Without parameters: every product's price in catalog order, in one answer, as the original system sent it. The answer is written as it is read, 1,000 prices at a time, so a large catalog costs the server about 150 KB per request rather than its whole size; if reading fails after the answer has begun, the connection is cut rather than the listing ended early.
+         *
+         *     With `limit`, `after` or `q`: one page, in the same order, with `next`, the cursor of the following page, unless it is the last. Pass `next` back as `after` (with the same `q`) to read on. A page is read from the live view when it is asked for, so products created meanwhile appear at the end.
+         */
         get: operations["listPrices"];
         put?: never;
         post?: never;
@@ -329,8 +334,10 @@ export interface components {
             updated_at: string;
         };
         PriceList: {
-            /** @description Every product, in catalog order. */
+            /** @description Every product, in catalog order; or the page asked for. */
             prices: components["schemas"]["Price"][];
+            /** @description Only in a page that is not the last: the cursor of the next page (the last product id of this one), to pass as `after`. */
+            next?: string;
         };
         /** @description One guardrail that changed the price, in the order applied. */
         GuardrailStep: {
@@ -1114,14 +1121,30 @@ export interface operations {
     };
     listPrices: {
         parameters: {
-            query?: never;
+            query?: {
+                /**
+                 * @description Most prices in the page: a positive integer, default 100; values above 1000, however large, are capped to 1000. 0, negative, non-integer or empty values are a 400. Giving it asks for one page.
+                 * @example 2
+                 */
+                limit?: number;
+                /**
+                 * @description The cursor: the page starts after this product id, the `next` of the previous page. An id that the listing does not hold is a 400. Giving it asks for one page.
+                 * @example PA
+                 */
+                after?: string;
+                /**
+                 * @description Search: only the products whose id contains this text, ignoring ASCII case (at most 256 bytes). Giving it asks for one page.
+                 * @example p
+                 */
+                q?: string;
+            };
             header?: never;
             path?: never;
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            /** @description Every product's price, in catalog order. */
+            /** @description Every product's price in catalog order or, when a page was asked for, a page of them. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1130,7 +1153,25 @@ export interface operations {
                     "application/json": components["schemas"]["PriceList"];
                 };
             };
+            /** @description A `limit` that is not a positive integer, an `after` that names no product in the listing, or a `q` longer than 256 bytes. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             500: components["responses"]["Internal"];
+            /** @description Live prices cannot be read (an API replica whose Redis and own copy both fail); retry later. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     priceStream: {

@@ -1,3 +1,4 @@
+import type { PageAnswer } from './pages';
 import type { AuditEntry, CatalogProduct, Explanation, HistoryPoint } from './types';
 
 /** The header carrying the API key (the server's default). */
@@ -58,7 +59,13 @@ export async function call<T>(method: string, path: string, o: CallOptions = {})
 const p = encodeURIComponent;
 
 export const api = {
-  prices: () => call<{ prices: unknown[] }>('GET', '/prices'),
+  /** A page of GET /prices: limit prices after the cursor, only ids containing q. */
+  pricesPage: (q: string, after: string | undefined, limit: number) => {
+    const params = new URLSearchParams({ limit: String(limit) });
+    if (after !== undefined) params.set('after', after);
+    if (q !== '') params.set('q', q);
+    return call<PageAnswer>('GET', `/prices?${params}`);
+  },
   products: (key: string) => call<{ products: CatalogProduct[] }>('GET', '/products', { key }),
   history: (id: string, key: string) => call<{ history: HistoryPoint[] }>('GET', `/history/${p(id)}?limit=500`, { key }),
   explain: (id: string, key: string) => call<Explanation>('GET', `/price/${p(id)}?explain=1`, { key }),

@@ -17,7 +17,7 @@ export interface SocketLike {
 }
 
 export interface FeedHandlers {
-  /** A new connection opened: the snapshot follows. */
+  /** A new connection opened: what was missed while away must be read again. */
   onSession(): void;
   onTick(t: Tick): void;
   onState(s: FeedState): void;
@@ -40,7 +40,7 @@ export const CONNECT_TIMEOUT_MS = 10_000;
 export const QUIET_MS = 45_000;
 
 /**
- * LiveFeed keeps a WebSocket to /ws/prices?snapshot=1 open, reconnecting with
+ * LiveFeed keeps a WebSocket to /ws/prices open, reconnecting with
  * exponential backoff and jitter, and reports its state truthfully: "live"
  * only while a socket is open and the server still answers.
  */
@@ -167,5 +167,5 @@ export function browserEnv(): FeedEnv {
 
 /** The feed's URL for a page at location. */
 export function feedURL(location: Pick<Location, 'protocol' | 'host'>): string {
-  return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws/prices?snapshot=1`;
+  return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws/prices`;
 }

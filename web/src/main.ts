@@ -5,6 +5,7 @@ import { byId, say, setText } from './dom';
 import { describeError } from './errors';
 import { KeyStore } from './keystore';
 import { browserEnv, feedURL, LiveFeed, type FeedState } from './live';
+import { Pager } from './pages';
 import { initialQuery, orderFollowsPrices, select, toggleSort, type Query, type SortKey } from './query';
 import { PriceStore, tickFromPrice } from './store';
 import { PriceTable } from './table';
@@ -12,6 +13,10 @@ import type { Source, Tick } from './types';
 
 /** While prices move, rows change places at most this often, so the table stays readable. */
 const REORDER_MS = 1000;
+/** The next page is read when the viewport comes within this many rows of the last loaded one. */
+const LOAD_AHEAD_ROWS = 200;
+/** A search is sent to the server once typing pauses this long. */
+const SEARCH_DEBOUNCE_MS = 250;
 
 const store = new PriceStore();
 const keys = new KeyStore(storage('sessionStorage'), storage('localStorage'));
@@ -44,7 +49,8 @@ function draw(): void {
       const rows = select(store.all, query);
       table.setRows(rows);
       const n = store.all.length;
-      byId('count').textContent = rows.length === n ? `${n} products` : `Showing ${rows.length} of ${n} products`;
+      const all = catalog.done ? `${n} products` : `${n} products loaded`;
+      byId('count').textContent = rows.length === n ? all : `Showing ${rows.length} of ${all}`;
     } else if (!reorderTimer) {
       reorderTimer = window.setTimeout(() => {
         reorderTimer = 0;
@@ -54,9 +60,46 @@ function draw(): void {
   }
   table.render(now);
   detail.render(now);
+  if (table.nearEnd(LOAD_AHEAD_ROWS)) loadMore();
 }
 
-function applyTick(t: Tick, fromFeed: boolean): void {
+// --- pages of GET /prices: the catalog as the user scrolls, and searches
+
+const catalog = new Pager('', api.pricesPage, applyRows);
+let found: Pager | null = null;
+
+function applyRows(rows: unknown[], authoritative: boolean): void {
+  for (const row of rows) {
+    const t = tickFromPrice(row);
+    if (t) applyTick(t, authoritative, true);
+  }
+}
+
+/** Reads the next page of what the table shows: the search's results, else the catalog. */
+function loadMore(): void {
+  const p = found ?? catalog;
+  if (p.wantsMore) void load(() => p.more());
+}
+
+async function load(read: () => Promise<void>): Promise<void> {
+  const banner = byId('banner');
+  try {
+    await read();
+    banner.hidden = true;
+  } catch (e) {
+    banner.textContent = `Could not load prices: ${describeError(e, 'load-prices', false)}`;
+    banner.hidden = false;
+  }
+  invalidate(true);
+}
+
+/**
+ * Applies a price. A product the page has not loaded is added from a
+ * listing (listed), or from the feed once the whole catalog is loaded (a
+ * new product); otherwise its page brings it when the user gets there.
+ */
+function applyTick(t: Tick, fromFeed: boolean, listed = false): void {
+  if (!listed && !catalog.done && !store.get(t.id)) return;
   const r = store.apply(t, fromFeed);
   if (r === 'stale') return;
   if (t.id === detail.productId) detail.tick(t);
@@ -69,6 +112,7 @@ const conn = byId('conn');
 const connSR = byId('conn-sr');
 const retry = byId<HTMLButtonElement>('conn-retry');
 let feedState: FeedState = { kind: 'connecting' };
+let sessions = 0;
 const spoken: Record<FeedState['kind'], string> = {
   connecting: 'Connecting to live prices',
   live: 'Live: prices update as they change',
@@ -92,12 +136,21 @@ function showState(): void {
   }
 }
 const feed = new LiveFeed(feedURL(location), {
-  onSession: () => store.newSession(),
+  onSession: () => {
+    store.newSession();
+    // Connected again: what changed while away is read again, as far as
+    // the table had been read, and taken as the server's current state.
+    // The first connection needs it only if the first page failed.
+    sessions++;
+    if (sessions > 1 || (!catalog.loading && catalog.loaded === 0)) {
+      void load(() => catalog.reload());
+      if (found) void load(() => found!.reload());
+    }
+  },
   onTick: (t) => applyTick(t, true),
   onState: (s) => {
     feedState = s;
     showState();
-    if (s.kind === 'live') byId('banner').hidden = true; // the snapshot fills in what GET /prices could not
   },
 }, browserEnv());
 retry.addEventListener('click', () => feed.retryNow());
@@ -112,10 +165,18 @@ setInterval(() => {
 // --- search, filter, sort
 
 const search = byId<HTMLInputElement>('search');
+let searchTimer = 0;
 search.addEventListener('input', () => {
   query = { ...query, text: search.value };
   lastOrder = 0;
-  invalidate(true);
+  invalidate(true); // at once among the products loaded
+  window.clearTimeout(searchTimer);
+  searchTimer = window.setTimeout(() => {
+    // Then the server's matches, unless the whole catalog is loaded.
+    const text = search.value.trim();
+    found = text === '' || catalog.done ? null : new Pager(text, api.pricesPage, applyRows);
+    invalidate(true);
+  }, SEARCH_DEBOUNCE_MS);
 });
 const sourceFilter = byId<HTMLSelectElement>('source-filter');
 sourceFilter.addEventListener('change', () => {
@@ -188,23 +249,6 @@ forget.addEventListener('click', () => {
 
 // --- start
 
-async function loadPrices(): Promise<void> {
-  const banner = byId('banner');
-  try {
-    const r = await api.prices();
-    for (const row of r.prices) {
-      const t = tickFromPrice(row);
-      if (t) applyTick(t, false);
-    }
-    banner.hidden = true;
-  } catch (e) {
-    // The feed's snapshot fills the table too once it connects.
-    banner.textContent = `Could not load prices: ${describeError(e, 'load-prices', false)}`;
-    banner.hidden = false;
-  }
-  invalidate(true);
-}
-
 function storage(name: 'sessionStorage' | 'localStorage'): Storage | undefined {
   try {
     return window[name];
@@ -214,6 +258,6 @@ function storage(name: 'sessionStorage' | 'localStorage'): Storage | undefined {
 }
 
 showKey();
-void loadPrices();
+void load(() => catalog.more());
 feed.start();
 void checkKey();

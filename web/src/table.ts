@@ -69,6 +69,12 @@ export class PriceTable {
     for (const r of this.pool) r.drawn = '';
   }
 
+  /** Whether the viewport shows (or nearly shows) the last of the rows: time to load more. */
+  nearEnd(margin: number): boolean {
+    const { end } = visibleRange(this.viewport.scrollTop, this.viewport.clientHeight, ROW_HEIGHT, this.rows.length, OVERSCAN);
+    return end + margin >= this.rows.length;
+  }
+
   /** Draws the visible rows; cheap when nothing changed. */
   render(nowMs: number): void {
     const { start, end } = visibleRange(this.viewport.scrollTop, this.viewport.clientHeight, ROW_HEIGHT, this.rows.length, OVERSCAN);
@@ -79,6 +85,7 @@ export class PriceTable {
       const p = this.rows[i];
       if (!p || i >= end) {
         r.row.hidden = true;
+        r.row.removeAttribute('id'); // a hidden row must not keep a product's id
         r.drawn = '';
         return;
       }

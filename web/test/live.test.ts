@@ -211,7 +211,7 @@ describe('LiveFeed', () => {
 
 describe('feedURL', () => {
   it('follows the page scheme and host', () => {
-    expect(feedURL({ protocol: 'http:', host: 'localhost:8080' })).toBe('ws://localhost:8080/ws/prices?snapshot=1');
-    expect(feedURL({ protocol: 'https:', host: 'prices.example.com' })).toBe('wss://prices.example.com/ws/prices?snapshot=1');
+    expect(feedURL({ protocol: 'http:', host: 'localhost:8080' })).toBe('ws://localhost:8080/ws/prices');
+    expect(feedURL({ protocol: 'https:', host: 'prices.example.com' })).toBe('wss://prices.example.com/ws/prices');
   });
 });
