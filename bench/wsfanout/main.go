@@ -63,6 +63,14 @@ func (h *hist) add(ms int64) {
 }
 
 func (h *hist) quantile(q float64) int {
+	if q >= 1 {
+		for i := len(h.buckets) - 1; i > 0; i-- {
+			if h.buckets[i].Load() > 0 {
+				return i
+			}
+		}
+		return 0
+	}
 	want := int64(q * float64(h.n.Load()))
 	seen := int64(0)
 	for i := range h.buckets {
