@@ -2,9 +2,11 @@ package live
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"time"
 
@@ -19,10 +21,13 @@ const (
 	reasonShutdown = "shutdown" // Hub.Close
 )
 
-// client is one connection. Publish fills its queue; the handler goroutine
-// drains it.
+// client is one connection. The dispatcher fills its queue; the handler
+// goroutine drains it.
 type client struct {
 	conn *websocket.Conn
+	// cork is under conn: the writer corks it while handing conn a queue's
+	// messages, so that they go out in one write.
+	cork *corkConn
 	// ctx ends the client; its cause says why: errShutdown, or the error
 	// that ended the reader.
 	ctx    context.Context
@@ -31,6 +36,11 @@ type client struct {
 	// enough: the writer takes the whole queue per wake-up, so further
 	// signals before it runs would carry no news.
 	wake chan struct{}
+	// subs are the products the client chose (nil: every product), and
+	// wantSnap whether it asked for current prices. subs changes under the
+	// hub's mu, and only on the client's reader once registered.
+	subs     map[string]struct{}
+	wantSnap bool
 
 	mu sync.Mutex
 	// items are the pending updates in the order their products were first
@@ -40,26 +50,34 @@ type client struct {
 	// entries than there are products.
 	items []entry
 	index map[string]int
+	// floor holds, for products whose snapshot was ahead of the dispatcher,
+	// the version the snapshot sent: push drops updates up to it, which the
+	// client already has.
+	floor map[string]uint64
 	// A client that keeps up finds each batch in an empty queue. Then the
-	// queue simply becomes the batch, which Publish never modifies once
-	// pushed and which every such client shares: items is shared, and
-	// costs Publish neither a copy nor a map operation for that client.
-	// Only a push into a non-empty queue, from a client that has fallen
-	// behind, copies the queue into the client's own buf and builds index
-	// (indexed).
+	// queue simply becomes the batch, which the dispatcher never modifies
+	// once pushed and which every such client shares: items is shared, and
+	// costs the dispatcher neither a copy nor a map operation for that
+	// client. Only a push into a non-empty queue, from a client that has
+	// fallen behind, copies the queue into the client's own buf and builds
+	// index (indexed).
 	shared  bool
 	indexed bool
 	buf     []entry
 }
 
-func newClient(conn *websocket.Conn) *client {
+func newClient(conn *websocket.Conn, cork *corkConn, subs map[string]struct{}, wantSnap bool) *client {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	return &client{
-		conn:   conn,
-		ctx:    ctx,
-		cancel: cancel,
-		wake:   make(chan struct{}, 1),
-		index:  make(map[string]int),
+		conn:     conn,
+		cork:     cork,
+		ctx:      ctx,
+		cancel:   cancel,
+		wake:     make(chan struct{}, 1),
+		subs:     subs,
+		wantSnap: wantSnap,
+		index:    make(map[string]int),
+		floor:    make(map[string]uint64),
 	}
 }
 
@@ -74,6 +92,12 @@ func (c *client) push(es []entry) (coalesced int) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if len(c.floor) > 0 {
+		es = c.aboveFloor(es)
+	}
+	if len(es) == 0 {
+		return 0
+	}
 	if len(c.items) == 0 {
 		c.items, c.shared = es, true
 		return 0
@@ -98,6 +122,32 @@ func (c *client) push(es []entry) (coalesced int) {
 		c.items = append(c.items, e)
 	}
 	return coalesced
+}
+
+// aboveFloor returns es without the updates the client's snapshot already
+// gave it, copying es only if it drops any. A product leaves the floor once
+// the dispatcher reaches the snapshot's version. c.mu must be held.
+func (c *client) aboveFloor(es []entry) []entry {
+	var out []entry
+	for i, e := range es {
+		v, ok := c.floor[e.id]
+		if ok && e.version >= v {
+			delete(c.floor, e.id)
+		}
+		if ok && e.version <= v {
+			if out == nil {
+				out = append(make([]entry, 0, len(es)), es[:i]...)
+			}
+			continue
+		}
+		if out != nil {
+			out = append(out, e)
+		}
+	}
+	if out == nil {
+		return es
+	}
+	return out
 }
 
 // signal wakes the writer if it is not already due to wake.
@@ -148,7 +198,7 @@ func (c *client) done(items []entry, own bool) {
 // for the goroutines it started.
 func (h *Hub) serve(c *client) string {
 	readDone := make(chan struct{})
-	go c.readLoop(readDone)
+	go h.readLoop(c, readDone)
 
 	ticker := time.NewTicker(h.pingInterval)
 	defer ticker.Stop()
@@ -167,7 +217,7 @@ func (h *Hub) serve(c *client) string {
 			}
 			if err != nil {
 				reason = reasonClient
-				if errors.Is(err, context.DeadlineExceeded) {
+				if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
 					reason = reasonSlow
 					h.log.Warn("websocket: dropping slow client", "timeout", h.writeTimeout)
 				}
@@ -206,25 +256,44 @@ func (h *Hub) serve(c *client) string {
 	return reason
 }
 
-// flush writes work in order and returns how many messages it wrote. It
-// stops early, without error, when the client is ending: a closing hub
-// should not wait for a backlog to drain.
+// flush writes work in order and returns how many messages it wrote. The
+// messages go out together: the library writes each into the corked
+// connection, and uncorking sends them in one write (more only past
+// corkLimit), which WriteTimeout bounds. It stops early, without error,
+// when the client is ending: a closing hub should not wait for a backlog to
+// drain.
 func (h *Hub) flush(c *client, work []entry) (int, error) {
-	for i, e := range work {
+	oldest := int64(0)
+	c.cork.Cork()
+	n := 0
+	var err error
+	for _, e := range work {
 		if c.ctx.Err() != nil {
-			return i, nil
+			break
 		}
 		// Not derived from c.ctx: cancelling a write's context makes the
 		// library drop the connection, and a hub that is closing wants to
-		// finish the current write and then say StatusGoingAway.
-		ctx, cancel := context.WithTimeout(context.Background(), h.writeTimeout)
-		err := c.conn.Write(ctx, websocket.MessageText, e.msg)
-		cancel()
-		if err != nil {
-			return i, err
+		// finish the current write and then say StatusGoingAway. The
+		// corkConn bounds the real writes.
+		if err = c.conn.Write(context.Background(), websocket.MessageText, e.msg); err != nil {
+			break
 		}
+		if oldest == 0 || e.pub < oldest {
+			oldest = e.pub
+		}
+		n++
 	}
-	return len(work), nil
+	if uerr := c.cork.Uncork(); err == nil {
+		err = uerr
+	}
+	if err != nil {
+		return 0, err
+	}
+	if n > 0 {
+		h.m.writes.Inc()
+		h.m.lag.Observe(float64(time.Now().UnixNano()-oldest) / 1e9)
+	}
+	return n, nil
 }
 
 // ping sends one ping and reports on done whether its pong came within
@@ -235,23 +304,66 @@ func (h *Hub) ping(c *client, done chan<- error) {
 	done <- c.conn.Ping(ctx)
 }
 
-// readLoop reads and discards what the client sends until the connection
-// fails or closes. Reading is what makes the library answer pings, take
-// pongs and complete close handshakes, and a failed read is how a vanished
-// client is noticed; the error ends the client.
-func (c *client) readLoop(done chan<- struct{}) {
+// readLoop reads what the client sends until the connection fails or
+// closes. Reading is what makes the library answer pings, take pongs and
+// complete close handshakes, and a failed read is how a vanished client is
+// noticed; the error ends the client. A subscribe message changes the
+// products the client receives; anything else is ignored, as the original
+// system's clients send messages of their own.
+func (h *Hub) readLoop(c *client, done chan<- struct{}) {
 	defer close(done)
 	for {
 		// Background, not c.ctx: cancelling a read's context makes the
 		// library drop the connection, which would pre-empt the orderly
 		// close that serve performs.
-		_, r, err := c.conn.Reader(context.Background())
+		typ, r, err := c.conn.Reader(context.Background())
+		var msg []byte
 		if err == nil {
-			_, err = io.Copy(io.Discard, r)
+			msg, err = io.ReadAll(r)
 		}
 		if err != nil {
 			c.cancel(fmt.Errorf("read: %w", err))
 			return
 		}
+		if typ != websocket.MessageText {
+			continue
+		}
+		var m subscribeMessage
+		if json.Unmarshal(msg, &m) != nil || m.Type != "subscribe" {
+			continue
+		}
+		switch {
+		case m.All:
+			h.subscribe(c, nil)
+		case m.Products != nil:
+			set, err := productSet(*m.Products)
+			if err != nil {
+				// Said once, then the client goes: it asked for
+				// something it cannot have, and a feed it did not ask
+				// for would be wrong too.
+				c.cancel(fmt.Errorf("subscribe: %w", err))
+				_ = c.conn.Close(websocket.StatusPolicyViolation, truncate(err.Error(), 120))
+				return
+			}
+			h.subscribe(c, set)
+		}
 	}
+}
+
+// subscribeMessage is what a client sends to choose its products:
+// {"type":"subscribe","products":["PA","PB"]}, or {"type":"subscribe",
+// "all":true} for every product. A subscribe message with neither (the
+// original system's clients sent "product_ids") changes nothing.
+type subscribeMessage struct {
+	Type     string    `json:"type"`
+	Products *[]string `json:"products"`
+	All      bool      `json:"all"`
+}
+
+// truncate cuts s to at most n bytes, for a close reason (at most 123).
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
 }

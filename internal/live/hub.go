@@ -1,22 +1,30 @@
 // The WebSocket fan-out: Hub delivers live price changes to clients of
 // GET /ws/prices.
 //
-// The engine hands every batch of committed prices to Hub.Publish, which must
-// never wait for a client: a browser on a bad network, or one that stopped
-// reading, may not slow the engine or any other client. So each client owns a
-// queue that holds at most one pending update per product. When the client
-// falls behind, a newer update of a product replaces the queued one
-// (coalescing) instead of growing the queue, and a client that cannot take a
-// single write within HubConfig.WriteTimeout is dropped. A price feed wants the
-// latest price, not every intermediate one, so coalescing loses nothing a
-// client needs.
+// The engine hands every batch of committed prices to Hub.Publish, which
+// must never wait for a client: a browser on a bad network, or one that
+// stopped reading, may not slow the engine or any other client. So Publish
+// only copies the batch into an inbox, and a dispatcher goroutine, started
+// when there is work, encodes it and queues it for the clients. Each client
+// owns a queue that holds at most one pending update per product. When the
+// client falls behind, a newer update of a product replaces the queued one
+// (coalescing) instead of growing the queue, and a client that cannot take
+// a single write within HubConfig.WriteTimeout is dropped. A price feed
+// wants the latest price, not every intermediate one, so coalescing loses
+// nothing a client needs.
+//
+// A client's writer sends its whole queue in one write: each update stays
+// one WebSocket message, but the messages leave in one system call (see
+// corkConn). A client may choose its products (?products=, or a subscribe
+// message); the dispatcher then queues only those for it, and wakes only
+// the clients it queued something for.
 //
 // Each client is served by three goroutines at most: the HTTP handler's own,
-// which writes; a reader, which discards what the client sends so that
-// pings, pongs and the close handshake are processed and a disconnect is
-// seen at once; and, while a ping is outstanding, a pinger. The handler owns
-// the other two and does not return before they have exited; Hub.Close waits
-// for every handler.
+// which writes; a reader, which handles subscribe messages and discards the
+// rest so that pings, pongs and the close handshake are processed and a
+// disconnect is seen at once; and, while a ping is outstanding, a pinger.
+// The handler owns the other two and does not return before they have
+// exited; Hub.Close waits for every handler and for the dispatcher.
 package live
 
 import (
@@ -113,39 +121,53 @@ type Hub struct {
 	log           *slog.Logger
 	m             metrics
 
-	// pubMu serializes Publish: every client's queue must receive updates
-	// in the order in which the hub accepted them, or a client could get a
-	// product's version 5 after its version 6 from two racing calls.
-	pubMu sync.Mutex
-	// targets and enc are Publish's reusable scratch space, so that a
-	// steady stream of batches allocates only the batch and its messages.
+	// inMu guards the inbox, where Publish leaves updates for the
+	// dispatcher goroutine: at most one per product (inIdx says where),
+	// in the order their products first came. accepted counts Publish
+	// calls; done is the count the dispatcher has finished.
+	inMu     sync.Mutex
+	inbox    []pending
+	inIdx    map[string]int
+	accepted uint64
+	done     atomic.Uint64
+	// dispatching says whether the dispatcher runs (dwg counts it);
+	// inClosed, set by Close, stops it and Publish. spare is the inbox's
+	// other buffer.
+	dispatching bool
+	inClosed    bool
+	dwg         sync.WaitGroup
+	spare       []pending
+	// targets and enc are the dispatcher's reusable scratch space, so that
+	// a steady stream of batches allocates only the batch and its
+	// messages.
 	targets []*client
 	enc     []byte
 
-	// mu guards the fields below. Publish holds it only to record the
-	// batch in latest and to copy the client list, never while touching a
+	// mu guards the fields below. The dispatcher holds it only to record
+	// the batch in latest and to pick its targets, never while touching a
 	// client's queue, so connecting clients wait microseconds at most.
 	mu      sync.Mutex
 	closed  bool
 	clients map[*client]struct{}
+	// subs indexes the clients that chose products (client.subs) by
+	// product; clients that take every product are not in it.
+	subs map[string]map[*client]struct{}
 	// admitting counts connections let in by MaxClients whose upgrade has
 	// not finished, so that a burst of connects cannot overshoot the cap.
 	admitting int
-	// latest is the newest accepted update of every product ever
+	// latest is the newest dispatched update of every product ever
 	// published. It drops stale updates and lifts a Snapshot that lags
 	// behind what was already published, so that a new client's first
 	// price of a product is never older than one it may receive next. It
 	// holds one entry per product of the catalog, like the engine itself.
 	latest map[string]latest
-	// seq numbers Publish calls, to tell which latest entries the current
-	// batch wrote.
-	seq uint64
 
 	wg        sync.WaitGroup // one per admitted connection
 	closeOnce sync.Once
 }
 
-// NewHub returns a Hub configured by cfg.
+// NewHub returns a Hub configured by cfg. It starts no goroutine: Publish
+// starts the dispatcher when there is work, and it ends when there is none.
 func NewHub(cfg HubConfig) *Hub {
 	h := &Hub{
 		writeTimeout: cfg.WriteTimeout,
@@ -155,7 +177,9 @@ func NewHub(cfg HubConfig) *Hub {
 		log:          cfg.Logger,
 		originHint:   cfg.OriginSetting,
 		clients:      make(map[*client]struct{}),
+		subs:         make(map[string]map[*client]struct{}),
 		latest:       make(map[string]latest),
+		inIdx:        make(map[string]int),
 	}
 	if h.writeTimeout <= 0 {
 		h.writeTimeout = DefaultWriteTimeout
@@ -183,120 +207,219 @@ func NewHub(cfg HubConfig) *Hub {
 	return h
 }
 
-// Publish queues us for every connected client and returns without waiting
-// for any of them. Updates of one product must come in increasing Version
-// order across calls; an update whose non-zero Version is not above the last
-// accepted one of its product is dropped as stale, and so is one with a NaN
-// or infinite number, which JSON cannot carry. us is not retained.
+// Publish hands us to the hub's dispatcher and returns at once: it takes a
+// short lock and copies us, whatever the clients do, so that the engine's
+// goroutine never pays for fan-out. Updates of one product must come in
+// increasing Version order across calls; an update whose non-zero Version is
+// not above the last accepted one of its product is dropped as stale, and so
+// is a price change with a NaN or infinite number, which JSON cannot carry.
+// Updates that do not change the price are not sent, but their versions
+// keep snapshots and live updates apart (see register). us is not retained.
 //
-// The cost is one encoding and one allocation per update, plus per client a
-// lock and a wake-up; a client that has fallen behind also costs a map
-// operation per update, to coalesce, and at most one queue entry per
-// product.
+// Until the dispatcher takes them, updates wait in an inbox that holds at
+// most one update per product, the newest: a dispatcher that falls behind
+// coalesces, as client queues do, so the inbox never outgrows the catalog.
 func (h *Hub) Publish(us []Price) {
 	if len(us) == 0 {
 		return
 	}
-	h.pubMu.Lock()
-	defer h.pubMu.Unlock()
-
-	// Encode outside mu: it is the bulk of the work and needs no lock.
-	// The batch is new each time because clients that keep up share it
-	// instead of copying it (see client.push); it is never modified once
-	// pushed.
-	batch := make([]entry, 0, len(us))
-	var now int64
-	nonFinite := 0
+	now := time.Now().UnixNano()
+	stale, coalesced, nonFinite := 0, 0, 0
+	h.inMu.Lock()
 	for i := range us {
-		u := &us[i]
-		if !u.PriceChanged {
-			continue
-		}
-		if !finite(u) {
+		u := us[i]
+		if u.PriceChanged && !finite(&u) {
 			nonFinite++
 			continue
 		}
 		if u.At == 0 {
-			if now == 0 {
-				now = time.Now().UnixNano()
-			}
-			c := *u
-			c.At = now
-			u = &c
+			u.At = now
 		}
-		// Encode into reusable scratch space and copy out once: a single
-		// allocation of the exact size instead of append's growth steps.
-		h.enc = u.AppendMessage(h.enc[:0])
-		batch = append(batch, entry{id: u.ProductID, version: u.Version, msg: bytes.Clone(h.enc)})
+		j, ok := h.inIdx[u.ProductID]
+		if !ok {
+			h.inIdx[u.ProductID] = len(h.inbox)
+			h.inbox = append(h.inbox, pending{Price: u, pub: now})
+			continue
+		}
+		q := &h.inbox[j]
+		if u.Version != 0 && u.Version <= q.Version {
+			if u.PriceChanged {
+				stale++
+			}
+			continue
+		}
+		if u.PriceChanged && q.PriceChanged {
+			coalesced++
+		}
+		// A change followed by a version that kept the price is still a
+		// change to announce, at the newer version.
+		u.PriceChanged = u.PriceChanged || q.PriceChanged
+		*q = pending{Price: u, pub: now}
 	}
+	h.accepted++
+	if !h.dispatching && !h.inClosed {
+		h.dispatching = true
+		h.dwg.Add(1)
+		go h.dispatch()
+	}
+	h.inMu.Unlock()
 	if nonFinite > 0 {
 		h.log.Error("websocket: dropped updates with non-finite numbers", "count", nonFinite)
 	}
+	if stale > 0 {
+		h.m.stale.Add(float64(stale))
+	}
+	if coalesced > 0 {
+		h.m.coalesced.Add(float64(coalesced))
+	}
+}
 
-	h.mu.Lock()
+// pending is a published update waiting in the inbox, with when it was
+// published.
+type pending struct {
+	Price
+	pub int64
+}
+
+// dispatch is the dispatcher: it takes what Publish left in the inbox and
+// queues it for the clients until the inbox is empty, then ends. Publish
+// starts it when there is work and it is not running, so that an idle hub
+// holds no goroutine; Close waits for it.
+func (h *Hub) dispatch() {
+	defer h.dwg.Done()
+	for {
+		// Taking the inbox and recording it in latest happen under mu
+		// together (fanOut releases it), so that register finds every
+		// published update in one or the other.
+		h.mu.Lock()
+		h.inMu.Lock()
+		if len(h.inbox) == 0 || h.inClosed {
+			h.dispatching = false
+			h.done.Store(h.accepted)
+			h.inMu.Unlock()
+			h.mu.Unlock()
+			return
+		}
+		work, seq := h.inbox, h.accepted
+		h.inbox = h.spare[:0]
+		h.spare = nil
+		for _, p := range work {
+			delete(h.inIdx, p.ProductID)
+		}
+		h.inMu.Unlock()
+
+		h.fanOut(work)
+		clear(work)
+		h.inMu.Lock()
+		h.spare = work
+		h.inMu.Unlock()
+		h.done.Store(seq)
+	}
+}
+
+// fanOut encodes the price changes among ps and queues them for every
+// client that wants them. It is called with h.mu held, and releases it. The cost is one encoding and one allocation per
+// change, plus per client a lock and, if the client wants anything, a
+// wake-up; a client that has fallen behind also costs a map operation per
+// update, to coalesce.
+func (h *Hub) fanOut(ps []pending) {
+	batch := make([]entry, 0, len(ps))
+	for i := range ps {
+		if ps[i].PriceChanged {
+			// Encode into scratch space and copy out once: a single
+			// allocation of the exact size instead of append's growth.
+			h.enc = ps[i].AppendMessage(h.enc[:0])
+			batch = append(batch, entry{id: ps[i].ProductID, version: ps[i].Version, pub: ps[i].pub, msg: bytes.Clone(h.enc)})
+		}
+	}
 	if h.closed {
 		h.mu.Unlock()
 		return
 	}
-	// Filter in place. A product that comes twice in the batch keeps its
-	// first position with its last update: clients get each product once
-	// per batch, which is also what lets a client's queue take a batch
-	// without looking anything up.
-	h.seq++
+	// The batch is new each time because clients that keep up share it
+	// instead of copying it (see client.push); it is never modified once
+	// pushed.
 	kept := batch[:0]
-	stale, superseded := 0, 0
-	for _, e := range batch {
-		prev, ok := h.latest[e.id]
-		switch {
-		case ok && e.version != 0 && e.version <= prev.version:
-			stale++
-		case ok && prev.seq == h.seq:
-			kept[prev.pos] = e
-			h.latest[e.id] = latest{entry: e, seq: h.seq, pos: prev.pos}
-			superseded++
-		default:
-			h.latest[e.id] = latest{entry: e, seq: h.seq, pos: len(kept)}
-			kept = append(kept, e)
+	stale := 0
+	for i := range ps {
+		p := &ps[i]
+		l, ok := h.latest[p.ProductID]
+		if ok && p.Version != 0 && p.Version <= l.top {
+			if p.PriceChanged {
+				stale++
+				batch = batch[1:] // keep batch aligned with the changes left
+			}
+			continue
 		}
+		l.top = max(l.top, p.Version)
+		if p.PriceChanged {
+			l.entry = batch[0]
+			batch = batch[1:]
+			kept = append(kept, l.entry)
+		}
+		h.latest[p.ProductID] = l
 	}
 	targets := h.targets[:0]
 	for c := range h.clients {
-		targets = append(targets, c)
+		if c.subs == nil {
+			targets = append(targets, c)
+		}
+	}
+	// Clients that chose products get a batch of their own, built from the
+	// index of who chose what: the cost follows what they chose, not the
+	// catalog times the clients.
+	var picks map[*client][]entry
+	if len(h.subs) > 0 {
+		for _, e := range kept {
+			for c := range h.subs[e.id] {
+				if picks == nil {
+					picks = make(map[*client][]entry)
+				}
+				picks[c] = append(picks[c], e)
+			}
+		}
 	}
 	h.mu.Unlock()
 
 	if stale > 0 {
 		h.m.stale.Add(float64(stale))
 	}
-	// Queue for everyone first, then wake everyone. A woken writer is
-	// runnable at once, and with many of them waking mid-loop the engine's
-	// goroutine would be preempted and queued behind all of them before it
-	// could finish the batch.
-	coalesced := superseded
-	for _, c := range targets {
-		coalesced += c.push(kept)
-	}
+	coalesced := 0
 	if len(kept) > 0 {
+		for _, c := range targets {
+			coalesced += c.push(kept)
+		}
 		for _, c := range targets {
 			c.signal()
 		}
 	}
+	for c, es := range picks {
+		coalesced += c.push(es)
+		c.signal()
+	}
 	if coalesced > 0 {
 		h.m.coalesced.Add(float64(coalesced))
 	}
-
 	// Drop references so that scratch space does not keep departed
 	// clients alive.
 	clear(targets)
 	h.targets = targets[:0]
 }
 
-// latest is a product's newest accepted update, and where the Publish call
-// numbered seq put it in its batch.
+// dispatchedAll reports whether everything published so far has been queued
+// for the clients connected at the time: tests wait for it.
+func (h *Hub) dispatchedAll() bool {
+	h.inMu.Lock()
+	defer h.inMu.Unlock()
+	return h.done.Load() == h.accepted
+}
+
+// latest is a product's newest price change sent to clients (entry), and
+// the newest version of the product the hub has dispatched, price change or
+// not (top).
 type latest struct {
 	entry
-	seq uint64
-	pos int
+	top uint64
 }
 
 // Clients returns the number of connected clients.
@@ -320,7 +443,11 @@ func (h *Hub) Close() {
 			c.cancel(errShutdown)
 		}
 		h.mu.Unlock()
+		h.inMu.Lock()
+		h.inClosed = true
+		h.inMu.Unlock()
 	})
+	h.dwg.Wait()
 	h.wg.Wait()
 }
 
@@ -338,11 +465,17 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httperror.Write(w, status, msg)
 		return
 	}
+	subs, err := parseProducts(r.URL.Query())
+	if err != nil {
+		httperror.Write(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	if msg := h.admit(); msg != "" {
 		if msg == msgFull {
 			// A hint for clients that honour it; browsers' WebSocket API
 			// cannot see it, so their reconnect backoff matters more.
 			w.Header().Set("Retry-After", "5")
+			msg = fmt.Sprintf("%s: this server takes at most %d WebSocket clients (--max-ws-clients); retry later, with backoff", msg, h.maxClients)
 		}
 		httperror.Write(w, http.StatusServiceUnavailable, msg)
 		return
@@ -367,8 +500,11 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The origin was checked above (so the refusal is JSON like every other
-	// error); the library need not check it again.
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	// error); the library need not check it again. The corking writer puts
+	// a corkConn under the connection, so that a client's queue goes out
+	// in one write.
+	cw := &corkingWriter{ResponseWriter: w, timeout: h.writeTimeout}
+	conn, err := websocket.Accept(cw, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {
 		h.abandon()
 		h.log.Debug("websocket: handshake refused", "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"), "err", err)
@@ -376,23 +512,65 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	conn.SetReadLimit(maxClientMessage)
 
-	snap, err := h.snapshotFor(r)
+	wantSnap, _ := strconv.ParseBool(r.URL.Query().Get("snapshot"))
+	var snap []entry
+	if wantSnap {
+		snap, err = h.snapshotOf(subs, nil)
+	}
 	if err != nil {
 		h.abandon()
 		h.log.Error("websocket: snapshot failed", "err", err)
 		conn.Close(websocket.StatusInternalError, "snapshot unavailable")
 		return
 	}
-	c := newClient(conn)
+	c := newClient(conn, cw.conn, subs, wantSnap)
 	if !h.register(c, snap) {
 		conn.Close(websocket.StatusGoingAway, "server shutting down")
 		return
 	}
-	h.log.Debug("websocket: client connected", "remote", r.RemoteAddr, "snapshot", snap != nil)
+	h.log.Debug("websocket: client connected", "remote", r.RemoteAddr, "snapshot", snap != nil, "products", len(subs))
 	reason := h.serve(c)
 	h.unregister(c, reason)
 	h.log.Debug("websocket: client disconnected", "remote", r.RemoteAddr, "reason", reason,
 		"cause", context.Cause(c.ctx))
+}
+
+// maxProducts caps the products one client may choose, so that a client's
+// share of the subscription index stays small.
+const maxProducts = 10_000
+
+// parseProducts reads ?products=PA,PB (repeatable): the products a client
+// wants. nil means every product.
+func parseProducts(q url.Values) (map[string]struct{}, error) {
+	vs, ok := q["products"]
+	if !ok {
+		return nil, nil
+	}
+	var ids []string
+	for _, v := range vs {
+		for _, id := range strings.Split(v, ",") {
+			if id = strings.TrimSpace(id); id != "" {
+				ids = append(ids, id)
+			}
+		}
+	}
+	return productSet(ids)
+}
+
+// productSet turns a client's chosen products into a set, refusing an
+// empty or oversized choice.
+func productSet(ids []string) (map[string]struct{}, error) {
+	if len(ids) == 0 {
+		return nil, errors.New("products names no product; leave it out to receive every product")
+	}
+	if len(ids) > maxProducts {
+		return nil, fmt.Errorf("products names %d products; at most %d are allowed (leave it out to receive every product)", len(ids), maxProducts)
+	}
+	set := make(map[string]struct{}, len(ids))
+	for _, id := range ids {
+		set[id] = struct{}{}
+	}
+	return set, nil
 }
 
 // checkHandshake applies RFC 6455's rules for an opening handshake (section
@@ -474,12 +652,12 @@ func (h *Hub) abandon() {
 	h.mu.Unlock()
 }
 
-// register turns an admitted connection into a client that Publish reaches,
-// with the snapshot queued first. Both happen under mu, which Publish also
-// takes to record its batch in latest and to pick its targets, so every
-// update is either reflected in the snapshot (through latest) or queued for
-// the client after it: none falls between the two. It reports false if the
-// hub closed meanwhile.
+// register turns an admitted connection into a client that the dispatcher
+// reaches, with the snapshot queued first. Both happen under mu, which the
+// dispatcher also takes to record its batch in latest and to pick its
+// targets, so every update is either reflected in the snapshot (through
+// latest or the inbox) or queued for the client after it: none falls
+// between the two. It reports false if the hub closed meanwhile.
 func (h *Hub) register(c *client, snap []entry) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -487,16 +665,114 @@ func (h *Hub) register(c *client, snap []entry) bool {
 	if h.closed {
 		return false
 	}
-	for i, e := range snap {
-		if l, ok := h.latest[e.id]; ok && l.version > e.version {
-			snap[i] = l.entry
-		}
-	}
-	c.push(snap)
-	c.signal()
+	h.queueSnapshot(c, snap)
 	h.clients[c] = struct{}{}
+	h.index(c, nil, c.subs)
 	h.m.clients.Inc()
 	return true
+}
+
+// queueSnapshot queues snap for c, first bringing each entry up to the
+// newest update the hub holds. h.mu must be held.
+//
+// The snapshot comes from the live view, which the engine updates before it
+// publishes, so it can be ahead of the dispatcher: an entry can hold a
+// version that the dispatcher has yet to send. The client's floor records
+// such versions, and push drops updates up to them, so that the client does
+// not receive a price twice.
+func (h *Hub) queueSnapshot(c *client, snap []entry) {
+	if len(snap) == 0 {
+		return
+	}
+	floor := map[string]uint64{}
+	h.inMu.Lock()
+	for i, e := range snap {
+		l, ok := h.latest[e.id]
+		if ok && l.entry.msg != nil && l.entry.version > e.version {
+			snap[i] = l.entry
+			continue
+		}
+		if j, ok := h.inIdx[e.id]; ok {
+			if p := h.inbox[j]; p.PriceChanged && p.Version > e.version {
+				e = entry{id: e.id, version: p.Version, pub: e.pub, msg: p.AppendMessage(nil)}
+				snap[i] = e
+			}
+		}
+		if e.version != 0 && (!ok || e.version > l.top) {
+			floor[e.id] = e.version
+		}
+	}
+	h.inMu.Unlock()
+	c.push(snap)
+	// After the push, which the floor would filter. No batch reaches c in
+	// between: a batch picks its targets under mu, which the caller holds.
+	c.mu.Lock()
+	for id, v := range floor {
+		c.floor[id] = max(c.floor[id], v)
+	}
+	c.mu.Unlock()
+	c.signal()
+}
+
+// index moves c in the subscription index from the products in old to
+// those in now (nil: every product, which the index does not hold). h.mu
+// must be held.
+func (h *Hub) index(c *client, old, now map[string]struct{}) {
+	for id := range old {
+		if _, keep := now[id]; keep {
+			continue
+		}
+		if cs := h.subs[id]; cs != nil {
+			delete(cs, c)
+			if len(cs) == 0 {
+				delete(h.subs, id)
+			}
+		}
+	}
+	for id := range now {
+		cs := h.subs[id]
+		if cs == nil {
+			cs = make(map[*client]struct{})
+			h.subs[id] = cs
+		}
+		cs[c] = struct{}{}
+	}
+}
+
+// subscribe replaces the products c receives with ids (nil: every
+// product). A client that connected with ?snapshot=1 gets the current price
+// of each product it adds, as on connecting. It runs on c's reader, the only
+// goroutine that changes c.subs once c is registered.
+func (h *Hub) subscribe(c *client, ids map[string]struct{}) {
+	old := c.subs
+	var added []string
+	if old != nil {
+		if ids == nil {
+			added = []string{} // every product not chosen before
+		}
+		for id := range ids {
+			if _, had := old[id]; !had {
+				added = append(added, id)
+			}
+		}
+	}
+	var snap []entry
+	if c.wantSnap && added != nil {
+		var err error
+		snap, err = h.snapshotOf(ids, old)
+		if err != nil {
+			h.log.Error("websocket: snapshot failed", "err", err)
+			snap = nil
+		}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.clients[c]; !ok {
+		return
+	}
+	h.index(c, old, ids)
+	c.subs = ids
+	h.queueSnapshot(c, snap)
 }
 
 // unregister removes c. The metrics change under mu too, so that whoever
@@ -505,16 +781,18 @@ func (h *Hub) unregister(c *client, reason string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	delete(h.clients, c)
+	h.index(c, c.subs, nil)
 	h.m.clients.Dec()
 	h.m.disconnects.WithLabelValues(reason).Inc()
 }
 
-// snapshotFor returns the encoded snapshot if r asks for one (?snapshot=1)
-// and HubConfig.Snapshot is set. A panic in Snapshot, which is the engine's
-// code, becomes an error: the connection was already upgraded, and
-// net/http's own recovery would leave it and its slot open.
-func (h *Hub) snapshotFor(r *http.Request) (snap []entry, err error) {
-	if want, _ := strconv.ParseBool(r.URL.Query().Get("snapshot")); !want || h.snapshot == nil {
+// snapshotOf returns the encoded snapshot of the products in want (nil:
+// every product) that are not in skip, or nil if HubConfig.Snapshot is not
+// set. A panic in Snapshot, which is the engine's code, becomes an error:
+// the connection was already upgraded, and net/http's own recovery would
+// leave it and its slot open.
+func (h *Hub) snapshotOf(want, skip map[string]struct{}) (snap []entry, err error) {
+	if h.snapshot == nil {
 		return nil, nil
 	}
 	defer func() {
@@ -522,7 +800,19 @@ func (h *Hub) snapshotFor(r *http.Request) (snap []entry, err error) {
 			err = fmt.Errorf("websocket: HubConfig.Snapshot panicked: %v", p)
 		}
 	}()
-	return encodeSnapshot(h.snapshot()), nil
+	all := h.snapshot()
+	if want != nil || skip != nil {
+		kept := all[:0:0]
+		for _, p := range all {
+			_, wanted := want[p.ProductID]
+			_, skipped := skip[p.ProductID]
+			if (want == nil || wanted) && !skipped {
+				kept = append(kept, p)
+			}
+		}
+		all = kept
+	}
+	return encodeSnapshot(all), nil
 }
 
 // encodeSnapshot encodes what HubConfig.Snapshot returned. It runs before the
@@ -540,7 +830,7 @@ func encodeSnapshot(us []Price) []entry {
 		if u.At == 0 {
 			u.At = now
 		}
-		e := entry{id: u.ProductID, version: u.Version, msg: u.AppendMessage(nil)}
+		e := entry{id: u.ProductID, version: u.Version, pub: now, msg: u.AppendMessage(nil)}
 		// A client queue holds a product once; keep the newest.
 		if j, ok := pos[e.id]; ok {
 			if e.version >= out[j].version {

@@ -15,6 +15,8 @@ type metrics struct {
 	coalesced   prometheus.Counter
 	stale       prometheus.Counter
 	disconnects *prometheus.CounterVec
+	writes      prometheus.Counter
+	lag         prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer, log *slog.Logger) metrics {
@@ -39,6 +41,15 @@ func newMetrics(reg prometheus.Registerer, log *slog.Logger) metrics {
 			Name: "dynaprice_ws_disconnects_total",
 			Help: "WebSocket clients disconnected, by reason: client, slow, ping, shutdown.",
 		}, []string{"reason"}),
+		writes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "dynaprice_ws_writes_total",
+			Help: "Writes to WebSocket clients; each carries every update queued for its client, so messages sent / writes is the batching.",
+		}),
+		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "dynaprice_ws_delivery_lag_seconds",
+			Help:    "Time from Publish to the end of the write that delivered it, once per write, for the oldest update in the write.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}),
 	}
 	if reg == nil {
 		return m
@@ -48,6 +59,8 @@ func newMetrics(reg prometheus.Registerer, log *slog.Logger) metrics {
 	m.coalesced = register(reg, log, m.coalesced)
 	m.stale = register(reg, log, m.stale)
 	m.disconnects = register(reg, log, m.disconnects)
+	m.writes = register(reg, log, m.writes)
+	m.lag = register(reg, log, m.lag)
 	return m
 }
 

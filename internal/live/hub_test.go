@@ -142,6 +142,9 @@ func (e *testEnv) metric(t testing.TB, name string, labels ...string) float64 {
 			if g := m.GetGauge(); g != nil {
 				return g.GetValue()
 			}
+			if h := m.GetHistogram(); h != nil {
+				return float64(h.GetSampleCount())
+			}
 			return m.GetCounter().GetValue()
 		}
 	}
@@ -683,9 +686,11 @@ func TestClose(t *testing.T) {
 	}
 	e.hub.Close() // twice is fine
 	e.hub.Publish([]Price{upd("A", 2, 2)})
-	if g := hubGoroutines(); g != "" {
-		t.Errorf("goroutines left after Close:\n%s", g)
-	}
+	// A goroutine that has signalled its end may still be returning.
+	poll.Until(t, 5*time.Second, "no goroutines left after Close", func() error {
+		g := hubGoroutines()
+		return poll.Check(g == "", "left:\n%s", g)
+	})
 	if got := e.metric(t, "dynaprice_ws_disconnects_total", "reason", "shutdown"); got != 2 {
 		t.Errorf("shutdown disconnects = %v, want 2", got)
 	}
@@ -886,4 +891,89 @@ func TestSharedRegistry(t *testing.T) {
 		}
 	}
 	t.Fatal(errors.New("gauge not registered"))
+}
+
+// The updates queued for a client go out in one write: five products
+// published together cost one write, not five.
+func TestQueuedUpdatesShareOneWrite(t *testing.T) {
+	e := newEnv(t, HubConfig{})
+	c := e.dial(t, "", nil)
+	e.hub.Publish([]Price{upd("A", 1, 1), upd("B", 1, 2), upd("C", 1, 3), upd("D", 1, 4), upd("E", 1, 5)})
+	ms := readUntil(t, c, func(m wireMsg) bool { return m.ProductID == "E" })
+	if got := sequence(ms); got != "A1 B1 C1 D1 E1" {
+		t.Fatalf("received %s", got)
+	}
+	poll.Until(t, 5*time.Second, "write counted", func() error {
+		n := e.metric(t, "dynaprice_ws_writes_total")
+		return poll.Check(n == 1, "writes = %v, want 1", n)
+	})
+	if got := e.metric(t, "dynaprice_ws_messages_sent_total"); got != 5 {
+		t.Errorf("messages sent = %v, want 5", got)
+	}
+	if got := e.metric(t, "dynaprice_ws_delivery_lag_seconds"); got != 1 {
+		t.Errorf("delivery lag observations = %v, want 1 (one per write)", got)
+	}
+}
+
+// ?products= and subscribe messages choose what a client receives.
+func TestSubscriptions(t *testing.T) {
+	snap := []Price{upd("A", 1, 10), upd("B", 1, 20), upd("C", 1, 30)}
+	e := newEnv(t, HubConfig{Snapshot: func() []Price { return snap }})
+	onlyB := e.dial(t, "?products=B,C&snapshot=1", nil)
+	all := e.dial(t, "", nil)
+
+	if got := sequence(readUntil(t, onlyB, func(m wireMsg) bool { return m.ProductID == "C" })); got != "B1 C1" {
+		t.Fatalf("snapshot of B,C: got %s", got)
+	}
+	e.hub.Publish([]Price{upd("A", 2, 11), upd("B", 2, 21)})
+	if got := sequence(readUntil(t, all, func(m wireMsg) bool { return m.ProductID == "B" })); got != "A2 B2" {
+		t.Fatalf("unfiltered client got %s", got)
+	}
+	if m := read(t, onlyB); m.ProductID != "B" || m.Version != 2 {
+		t.Fatalf("B,C client got %+v, want B2 and not A", m)
+	}
+
+	// Switch to A: its current price comes first (the client asked for
+	// snapshots), then only A.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := onlyB.Write(ctx, websocket.MessageText, []byte(`{"type":"subscribe","products":["A"]}`)); err != nil {
+		t.Fatal(err)
+	}
+	if m := read(t, onlyB); m.ProductID != "A" || m.Version != 2 {
+		t.Fatalf("after subscribing to A got %+v, want A's current price A2", m)
+	}
+	e.hub.Publish([]Price{upd("B", 3, 22), upd("A", 3, 12)})
+	if m := read(t, onlyB); m.ProductID != "A" || m.Version != 3 {
+		t.Fatalf("after subscribing to A got %+v, want A3 and not B3", m)
+	}
+
+	// A malformed choice is refused in JSON before the upgrade.
+	_, resp, err := websocket.Dial(ctx, e.url("?products=,"), nil)
+	if err == nil || resp == nil {
+		t.Fatalf("?products=, dial: %v, want a refusal", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "products") {
+		t.Fatalf("?products=, answered %d %s, want 400 naming products", resp.StatusCode, body)
+	}
+}
+
+// Publish returns at once however many clients there are and whatever they
+// do: the fan-out runs on the hub's dispatcher.
+func TestPublishDoesNotWaitForFanOut(t *testing.T) {
+	e := newEnvSendBuf(t, HubConfig{WriteTimeout: time.Minute}, 4096)
+	e.dialRaw(t, "", stalledDialOptions())
+	e.waitClients(t, "stalled client registered", 1)
+	fillUntilBlocked(t, e)
+	start := time.Now()
+	for v := range uint64(1000) {
+		e.hub.Publish([]Price{upd("A", 1000+v, 1)})
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("1000 Publish calls with a blocked client took %v", d)
+	}
+	poll.Until(t, 5*time.Second, "dispatched", func() error {
+		return poll.Check(e.hub.dispatchedAll(), "inbox not dispatched")
+	})
 }

@@ -18,7 +18,9 @@ import (
 type entry struct {
 	id      string
 	version uint64
-	msg     []byte
+	// pub is when the update was published (unix ns), for the delivery lag.
+	pub int64
+	msg []byte
 }
 
 // AppendMessage appends u's wire form, the WebSocket message and also the
@@ -26,7 +28,7 @@ type entry struct {
 // older system's ("type", "product_id", "new_price", "timestamp" in unix
 // seconds) followed by ours; its clients parse the first four and must keep
 // working. Hand-written instead of encoding/json because this runs once per
-// published update on the engine's goroutine; the output is what
+// published update; the output is what
 // encoding/json would produce for the same fields (the tests check that).
 // Non-finite numbers have no JSON form; the caller drops such updates.
 func (u Price) AppendMessage(b []byte) []byte {

@@ -1182,6 +1182,11 @@ export interface operations {
                  * @example 1
                  */
                 snapshot?: string;
+                /**
+                 * @description Comma-separated product ids (the parameter may repeat; at most 10,000): receive updates of these products only, and with `snapshot`, only their current prices. Absent: every product. Empty: 400. A client can change its choice later with a text message `{"type":"subscribe","products":[...]}`, or `{"type":"subscribe","all":true}` for every product.
+                 * @example PA,PB
+                 */
+                products?: string;
             };
             header: {
                 Connection: "Upgrade";
@@ -1196,7 +1201,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Switching protocols. The server then sends one text message per price change, each a `PriceUpdateMessage` (see `x-websocket-message`). Only changes of the price itself are sent. A client that falls behind gets coalesced updates (the latest price of each product), never an older version after a newer one. What the client sends is read and discarded; a message above 32 KiB closes the connection. The server pings every 30 s and drops a client that does not answer, or cannot take a write, within 10 s. On shutdown the server closes with status 1001 (going away). */
+            /** @description Switching protocols. The server then sends one text message per price change, each a `PriceUpdateMessage` (see `x-websocket-message`). Only changes of the price itself are sent. A client that falls behind gets coalesced updates (the latest price of each product), never an older version after a newer one. Updates queued together for a client leave in one write, each still its own message. A client's text message `{"type":"subscribe","products":["PA"]}` replaces its choice of products (`{"type":"subscribe","all":true}`: every product; an empty list or more than 10,000 closes with 1008); everything else the client sends is read and discarded; a message above 32 KiB closes the connection. The server pings every 30 s and drops a client that does not answer, or cannot take a write, within 10 s. On shutdown the server closes with status 1001 (going away). */
             101: {
                 headers: {
                     Upgrade?: "websocket";
@@ -1206,7 +1211,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Malformed handshake: no `Sec-WebSocket-Version` (the answer's `Sec-WebSocket-Version: 13` names the supported one), or not exactly one valid `Sec-WebSocket-Key` (16 bytes in base64). */
+            /** @description Malformed handshake: no `Sec-WebSocket-Version` (the answer's `Sec-WebSocket-Version: 13` names the supported one), or not exactly one valid `Sec-WebSocket-Key` (16 bytes in base64); or `products` names no product or more than 10,000. */
             400: {
                 headers: {
                     /** @description When the version was missing. */
