@@ -85,7 +85,7 @@ func defaultTuning() tuning {
 		// faster than 256.
 		historyRows: 256,
 		seenRows:    256,
-		stateRows:   32,
+		stateRows:   256,
 	}
 }
 
@@ -107,6 +107,9 @@ type Store struct {
 	wmu sync.Mutex
 	wc  *sql.Conn
 	ws  *writeStmts
+	// logs indexes the appended tables (log.go); pmu guards logs.pos.
+	logs logState
+	pmu  sync.RWMutex
 
 	closeOnce sync.Once
 	closeErr  error
