@@ -71,6 +71,7 @@ func (m *Machine) Load(snap Snapshot, now int64) ([]live.Price, error) {
 		return nil, err
 	}
 	m.unpriced = m.unpriced[:0]
+	book.Reserve(len(snap.Products))
 	for _, p := range snap.Products {
 		i, _, err := book.Upsert(p, now)
 		if err != nil {
