@@ -71,6 +71,7 @@ func (m *Machine) Load(snap Snapshot, now int64) ([]live.Price, error) {
 		return nil, err
 	}
 	m.unpriced = m.unpriced[:0]
+	book.Reserve(len(snap.Products))
 	for _, p := range snap.Products {
 		i, _, err := book.Upsert(p, now)
 		if err != nil {
@@ -185,9 +186,13 @@ func (m *Machine) sortTouched() {
 func (m *Machine) Begin() {
 	m.counts = [3]int{}
 	m.grew = false
-	m.histOf = m.histOf[:0]
+	// The scratch space sized by the last batch shrinks with the batch
+	// (Trim); the per-product tables (dirty, pos, rank) keep the
+	// catalog's size.
+	rows, touched := len(m.batch.History), len(m.changes)
+	m.hist, m.histOf = shrink(m.hist, rows), shrink(m.histOf, rows)
+	m.touched, m.keys, m.changes = shrink(m.touched, touched), shrink(m.keys, touched), shrink(m.changes, touched)
 	m.batch.Reset()
-	m.touched, m.changes = m.touched[:0], m.changes[:0]
 	if len(m.unpriced) > 0 {
 		m.recordFirstPrices()
 	}

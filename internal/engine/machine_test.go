@@ -440,3 +440,59 @@ func TestBaseFromEvents(t *testing.T) {
 		t.Fatalf("%d history rows, want one per event (each moved its product's price)", len(b.History))
 	}
 }
+
+// TestBuffersShrink: one large batch (an import, a burst over a large
+// catalog) must not leave the machine's reused batch at its size for the
+// life of the process; batches of a steady size keep their buffers.
+func TestBuffersShrink(t *testing.T) {
+	now := int64(1_800_000_000e9)
+	m := engine.NewMachine(engine.DefaultConfig())
+	if _, err := m.Load(engine.Snapshot{}, now); err != nil {
+		t.Fatal(err)
+	}
+	const big = 200_000
+	products := make([]pricing.Product, big)
+	for i := range products {
+		products[i] = pricing.Product{ID: fmt.Sprintf("P%06d", i), BasePrice: 10}
+	}
+	m.Begin()
+	if err := m.Import(products, "", now); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := m.Seal()
+	if len(b.States) != big || len(b.History) != big {
+		t.Fatalf("import batch: %d states, %d history rows, want %d", len(b.States), len(b.History), big)
+	}
+	small := func() *engine.Batch {
+		m.Begin()
+		var res engine.SubmitResult
+		evs := make([]ingest.Event, 100)
+		for k := range evs {
+			evs[k] = ingest.Event{Type: pricing.View, ProductID: products[k*7].ID, Quantity: 1}
+		}
+		m.ApplyEvents(evs, now, &res)
+		b, _ := m.Seal()
+		return b
+	}
+	small() // the first small batch reuses the big buffers
+	b = small()
+	if len(b.History) != 100 || len(b.States) != 100 {
+		t.Fatalf("small batch: %d rows, %d states", len(b.History), len(b.States))
+	}
+	if c := max(cap(b.History), cap(b.States), cap(b.Products)); c > engine.TrimKeep {
+		t.Errorf("after a batch of %d products the next small batches keep a capacity of %d (history %d, states %d)",
+			big, c, cap(b.History), cap(b.States))
+	}
+	// Steady batches above TrimKeep keep their buffer: no allocation per batch.
+	s := make([]int, 3*engine.TrimKeep)
+	for range 3 {
+		s = engine.Trim(s)
+		if cap(s) != 3*engine.TrimKeep {
+			t.Fatalf("a buffer filled to its capacity was dropped")
+		}
+		s = s[:cap(s)]
+	}
+	if s = engine.Trim(engine.Trim(s)); cap(s) != 0 {
+		t.Errorf("an unused buffer of %d kept its capacity", 3*engine.TrimKeep)
+	}
+}

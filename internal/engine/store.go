@@ -79,13 +79,36 @@ type Batch struct {
 	Cursor string
 }
 
-// Reset empties b for reuse, keeping its capacity.
+// Reset empties b for reuse. It keeps each list's capacity unless that is
+// far more than the batch being forgotten used (see Trim): after one
+// large import, a batch must not keep a catalog-sized buffer for the life
+// of the process.
 func (b *Batch) Reset() {
-	b.Products, b.States, b.History, b.Seen = b.Products[:0], b.States[:0], b.History[:0], b.Seen[:0]
-	clear(b.Overrides) // they point at records of the batch being forgotten
-	b.Overrides = b.Overrides[:0]
+	b.Products, b.States, b.History, b.Seen = Trim(b.Products), Trim(b.States), Trim(b.History), Trim(b.Seen)
+	b.Overrides = Trim(b.Overrides)
 	b.Settings = nil
 	b.Cursor = ""
+}
+
+// TrimKeep is the capacity, in elements, that Trim always lets a buffer
+// keep.
+const TrimKeep = 16 << 10
+
+// Trim empties s for reuse. It returns nil instead when s's capacity is
+// above TrimKeep and more than four times the length it was last filled
+// to, so that a buffer grown by one large batch shrinks back once the
+// batches are small again (the next append allocates what they need),
+// while one the batches keep filling is reused without allocating.
+// Elements are cleared, so that they keep nothing of the batch alive.
+func Trim[T any](s []T) []T { return shrink(s, len(s)) }
+
+// shrink is Trim for a buffer whose last use filled used elements.
+func shrink[T any](s []T, used int) []T {
+	if cap(s) > TrimKeep && cap(s) > 4*used {
+		return nil
+	}
+	clear(s[:min(used, cap(s))])
+	return s[:0]
 }
 
 // Empty reports whether b has nothing to write.

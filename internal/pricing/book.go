@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 )
 
@@ -171,6 +172,20 @@ func NewBook(cfg Config) (*Book, error) {
 		return nil, err
 	}
 	return &Book{cfg: cfg, strategies: cfg.strategies(), index: map[string]int{}}, nil
+}
+
+// Reserve makes room for n more products, so that loading a large
+// catalog grows each per-product table once instead of by doubling
+// (copying a million states several times over).
+func (b *Book) Reserve(n int) {
+	b.products = slices.Grow(b.products, n)
+	b.strat = slices.Grow(b.strat, n)
+	b.learners = slices.Grow(b.learners, n)
+	b.guards = slices.Grow(b.guards, n)
+	b.states = slices.Grow(b.states, n)
+	if len(b.index) == 0 {
+		b.index = make(map[string]int, n)
+	}
 }
 
 // Len is the number of products.

@@ -1,11 +1,12 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql/driver"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -108,6 +109,10 @@ type writeStmts struct {
 	overrideClose, overrideInsert driver.Stmt
 	pruneBefore, pruneKeep        driver.Stmt
 	pruneLegacy                   driver.Stmt
+	// state_log: copy a product's newest row (for history without a new
+	// state), and the cleaner's statements (log.go).
+	stateCopy, cleanScan   driver.Stmt
+	cleanCopy, cleanDelete driver.Stmt
 
 	args []driver.NamedValue
 	// sources holds the names of pricing.Source values already converted
@@ -168,7 +173,7 @@ func prepareWriteStmts(ctx context.Context, c writeConn, tun tuning) (_ *writeSt
 	// sixth of Commit's time. Nothing else can make these inserts fail: no
 	// value bound is ever NULL and the source is always a valid name.
 	if ws.history, err = prepareBulk(ctx, c,
-		"INSERT OR IGNORE INTO price_history (product_id, event_time, version, price, demand, source)", 6,
+		"INSERT INTO price_history (seq, product_id, event_time, version, price, demand, source, prev)", 8,
 		tun.historyRows); err != nil {
 		return nil, err
 	}
@@ -177,7 +182,7 @@ func prepareWriteStmts(ctx context.Context, c writeConn, tun tuning) (_ *writeSt
 		return nil, err
 	}
 	if ws.states, err = prepareBulk(ctx, c,
-		"INSERT OR REPLACE INTO product_state (product_id, price, demand, source, version, changed_at, state)", 7,
+		"INSERT INTO state_log (seq, product_id, head, price, version, state)", 6,
 		tun.stateRows); err != nil {
 		return nil, err
 	}
@@ -205,6 +210,14 @@ func prepareWriteStmts(ctx context.Context, c writeConn, tun tuning) (_ *writeSt
 		{&ws.pruneKeep, `DELETE FROM seen_hashes WHERE (seen_at, hash) <= (
 			SELECT seen_at, hash FROM seen_hashes ORDER BY seen_at DESC, hash DESC LIMIT 1 OFFSET ?)`},
 		{&ws.pruneLegacy, "DELETE FROM seen_events WHERE seen_at < ?"},
+		{&ws.stateCopy, `INSERT INTO state_log (seq, product_id, head, price, version, state)
+			SELECT ?, product_id, ?, price, version, state FROM state_log WHERE seq = ?`},
+		{&ws.cleanScan, "SELECT seq, product_id FROM state_log WHERE seq >= ? ORDER BY seq LIMIT ?"},
+		// The k-th seq of the JSON array (k from 0) is copied to seq ? + k.
+		{&ws.cleanCopy, `INSERT INTO state_log (seq, product_id, head, price, version, state)
+			SELECT ?1 + k.key, l.product_id, l.head, l.price, l.version, l.state
+			FROM json_each(?2) AS k JOIN state_log AS l ON l.seq = k.value`},
+		{&ws.cleanDelete, "DELETE FROM state_log WHERE seq < ?"},
 	} {
 		if *p.st, err = c.PrepareContext(ctx, p.q); err != nil {
 			return nil, err
@@ -220,7 +233,8 @@ func (ws *writeStmts) close() error {
 			errs = append(errs, b.close())
 		}
 	}
-	for _, st := range []driver.Stmt{ws.product, ws.setting, ws.cursor, ws.overrideClose, ws.overrideInsert, ws.pruneBefore, ws.pruneKeep, ws.pruneLegacy} {
+	for _, st := range []driver.Stmt{ws.product, ws.setting, ws.cursor, ws.overrideClose, ws.overrideInsert, ws.pruneBefore, ws.pruneKeep, ws.pruneLegacy,
+		ws.stateCopy, ws.cleanScan, ws.cleanCopy, ws.cleanDelete} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -287,22 +301,60 @@ func (s *Store) Commit(ctx context.Context, b *engine.Batch) error {
 	}
 	states := encodeStates(b.States)
 	defer states.wait() // b may be reused once Commit returns
-	err := s.inWriteTx(ctx, func(ws *writeStmts) error { return writeBatch(ctx, ws, b, states) })
+	s.wmu.Lock()
+	err := s.ensureLog(ctx)
+	s.wmu.Unlock()
 	if err != nil {
 		return fmt.Errorf("sqlite: commit: %w", err)
+	}
+	l := &s.logs
+	if l.pend == nil {
+		l.pend = map[string]logPos{}
+	}
+	// The ends before the commit, restored if it fails.
+	nextHist, nextLog, tail := l.nextHist, l.nextLog, l.tail
+	err = s.inWriteTx(ctx, func(ws *writeStmts) error {
+		clear(l.pend)
+		return writeBatch(ctx, ws, b, states, l)
+	})
+	if err != nil {
+		l.nextHist, l.nextLog, l.tail = nextHist, nextLog, tail
+		clear(l.pend)
+		return fmt.Errorf("sqlite: commit: %w", err)
+	}
+	s.pmu.Lock()
+	for id, p := range l.pend {
+		p.logged = false
+		l.pos[id] = p
+	}
+	s.pmu.Unlock()
+	if len(l.pend) > 1<<16 {
+		l.pend = nil // a map does not shrink: let one large commit's go
+	} else {
+		clear(l.pend)
 	}
 	s.ckpt.kick()
 	return nil
 }
 
-// encodedStates are a batch's states as JSON, encoded concurrently with the
-// first inserts when there are many of them: a batch spread over thousands
-// of products spends about a tenth of its commit in json.Marshal, which
-// another core can do while SQLite writes the history.
+// encodedStates are a batch's states in their binary encoding
+// (pricing.State.AppendBinary), all in one buffer, encoded concurrently
+// with the first inserts when there are many of them, so that another
+// core does it while SQLite writes the history.
 type encodedStates struct {
-	blobs []string
-	err   error
-	done  chan struct{} // nil when encoded synchronously
+	buf  []byte
+	ends []int // blob i is buf[ends[i-1]:ends[i]]
+	err  error
+	done chan struct{} // nil when encoded synchronously
+}
+
+// blob returns state i's encoding.
+func (e *encodedStates) blob(i int) []byte {
+	start := 0
+	if i > 0 {
+		start = e.ends[i-1]
+	}
+	return e.buf[start:e.ends[i]:e.ends[i]]
 }
 
 // parallelStates is the number of states from which encoding them gets a
@@ -315,14 +367,15 @@ func encodeStates(states []engine.ProductState) *encodedStates {
 		return e
 	}
 	enc := func() {
-		e.blobs = make([]string, len(states))
+		e.buf = make([]byte, 0, 128*len(states))
+		e.ends = make([]int, len(states))
 		for i := range states {
-			j, err := json.Marshal(&states[i].State)
-			if err != nil {
+			var err error
+			if e.buf, err = states[i].State.AppendBinary(e.buf); err != nil {
 				e.err = fmt.Errorf("state of %q: %w: %w", states[i].ID, engine.ErrUnencodable, err)
 				return
 			}
-			e.blobs[i] = string(j)
+			e.ends[i] = len(e.buf)
 		}
 	}
 	if len(states) < parallelStates {
@@ -345,8 +398,9 @@ func (e *encodedStates) wait() error {
 	return e.err
 }
 
-// writeBatch writes b inside the commit's transaction.
-func writeBatch(ctx context.Context, ws *writeStmts, b *engine.Batch, states *encodedStates) error {
+// writeBatch writes b inside the commit's transaction, appending to the
+// logs at l's ends and recording the products' new positions in l.pend.
+func writeBatch(ctx context.Context, ws *writeStmts, b *engine.Batch, states *encodedStates, l *logState) error {
 	// Products first: states and overrides reference them.
 	if len(b.Products) > 0 {
 		now := time.Now().UnixNano()
@@ -358,12 +412,24 @@ func writeBatch(ctx context.Context, ws *writeStmts, b *engine.Batch, states *en
 			}
 		}
 	}
-	// In the batch's order, which is the primary key's: consecutive
-	// inserts stay on the same b-tree leaf.
-	if err := ws.history.exec(ctx, ws, len(b.History), func(v []driver.NamedValue, i int) {
-		h := &b.History[i]
-		v[0].Value, v[1].Value, v[2].Value = h.ProductID, h.At, int64(h.Version)
-		v[3].Value, v[4].Value, v[5].Value = h.Price, h.Demand, ws.source(h.Source)
+	// Each row is chained to its product's previous one (prev), so a
+	// product's rows must come in (At, Version) order, as the engine
+	// sorts them (engine.SortHistory); a batch in another order is sorted
+	// here.
+	hist := b.History
+	if !slices.IsSortedFunc(hist, historyOrder) {
+		hist = slices.Clone(hist)
+		engine.SortHistory(hist)
+	}
+	if err := ws.history.exec(ctx, ws, len(hist), func(v []driver.NamedValue, i int) {
+		h := &hist[i]
+		p := l.at(h.ProductID)
+		seq := l.nextHist
+		l.nextHist++
+		v[0].Value, v[1].Value, v[2].Value, v[3].Value = seq, h.ProductID, h.At, int64(h.Version)
+		v[4].Value, v[5].Value, v[6].Value, v[7].Value = h.Price, h.Demand, ws.source(h.Source), p.head
+		p.head = seq
+		l.pend[h.ProductID] = p
 	}); err != nil {
 		return fmt.Errorf("history: %w", err)
 	}
@@ -375,15 +441,46 @@ func writeBatch(ctx context.Context, ws *writeStmts, b *engine.Batch, states *en
 	if err := states.wait(); err != nil {
 		return err
 	}
-	// OR REPLACE rather than an upsert: every column is rewritten anyway.
+	appended := len(b.States)
 	if err := ws.states.exec(ctx, ws, len(b.States), func(v []driver.NamedValue, i int) {
 		ps := &b.States[i]
-		st := &ps.State
-		v[0].Value, v[1].Value, v[2].Value = ps.ID, st.Price, st.DynDemand
-		v[3].Value, v[4].Value, v[5].Value = ws.source(st.Source), int64(st.Version), st.ChangedAt
-		v[6].Value = states.blobs[i]
+		p := l.at(ps.ID)
+		p.seq, p.logged = l.nextLog, true
+		l.nextLog++
+		l.pend[ps.ID] = p
+		v[0].Value, v[1].Value, v[2].Value = p.seq, ps.ID, p.head
+		v[3].Value, v[4].Value, v[5].Value = ps.State.Price, int64(ps.State.Version), states.blob(i)
 	}); err != nil {
 		return fmt.Errorf("states: %w", err)
+	}
+	// A product with new history but no new state gets a row all the
+	// same, its newest state with the new head: a product's newest row is
+	// always the whole of what Load needs.
+	for i := range hist {
+		id := hist[i].ProductID
+		p := l.pend[id]
+		if p.logged {
+			continue
+		}
+		var err error
+		if p.seq == 0 { // no state yet
+			err = ws.states.exec(ctx, ws, 1, func(v []driver.NamedValue, _ int) {
+				v[0].Value, v[1].Value, v[2].Value = l.nextLog, id, p.head
+				v[3].Value, v[4].Value, v[5].Value = nil, nil, nil
+			})
+		} else {
+			err = ws.exec(ctx, ws.stateCopy, l.nextLog, p.head, p.seq)
+		}
+		if err != nil {
+			return fmt.Errorf("state of %q: %w", id, err)
+		}
+		p.seq, p.logged = l.nextLog, true
+		l.nextLog++
+		l.pend[id] = p
+		appended++
+	}
+	if err := l.clean(ctx, ws, 2*appended); err != nil {
+		return fmt.Errorf("state log cleaner: %w", err)
 	}
 	if err := writeOverrides(ctx, ws, b); err != nil {
 		return err
@@ -399,6 +496,12 @@ func writeBatch(ctx context.Context, ws *writeStmts, b *engine.Batch, states *en
 		}
 	}
 	return nil
+}
+
+// historyOrder is engine.SortHistory's order, in which a product's rows
+// are in the order of its chain.
+func historyOrder(x, y engine.HistoryRow) int {
+	return cmp.Or(strings.Compare(x.ProductID, y.ProductID), cmp.Compare(x.At, y.At), cmp.Compare(x.Version, y.Version))
 }
 
 // writeOverrides applies b's override changes in the batch's order.

@@ -1,11 +1,12 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/dynaprice/dynaprice/internal/engine"
 	"github.com/dynaprice/dynaprice/internal/pricing"
@@ -23,6 +24,10 @@ func (s *Store) Load(ctx context.Context) (engine.Snapshot, error) {
 
 func (s *Store) load(ctx context.Context) (engine.Snapshot, error) {
 	snap := engine.Snapshot{States: map[string]pricing.State{}, Settings: map[string]string{}}
+	// No commit runs while Load reads: the index of the logs it rebuilds
+	// must describe what it read.
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return snap, err
@@ -51,21 +56,35 @@ func (s *Store) load(ctx context.Context) (engine.Snapshot, error) {
 	if err != nil {
 		return snap, fmt.Errorf("products: %w", err)
 	}
-	err = query(ctx, tx, "SELECT product_id, state FROM product_state", nil, func(r *sql.Rows) error {
-		var id string
-		var blob sql.RawBytes
-		if err := r.Scan(&id, &blob); err != nil {
+	// Newest first: a product's first row is its state and position; its
+	// older rows are skipped without decoding.
+	pos := make(map[string]logPos, len(snap.Products))
+	err = query(ctx, tx, "SELECT seq, product_id, head, state FROM state_log ORDER BY seq DESC", nil, func(r *sql.Rows) error {
+		var p logPos
+		var id, blob sql.RawBytes
+		if err := r.Scan(&p.seq, &id, &p.head, &blob); err != nil {
 			return err
 		}
-		var st pricing.State
-		if err := json.Unmarshal(blob, &st); err != nil {
-			return fmt.Errorf("state of %q: %w", id, err)
+		if _, ok := pos[string(id)]; ok {
+			return nil
 		}
-		snap.States[id] = st
+		key := string(id)
+		pos[key] = p
+		if blob == nil {
+			return nil // history but no state yet
+		}
+		var st pricing.State
+		if err := pricing.UnmarshalState(blob, &st); err != nil {
+			return fmt.Errorf("state of %q: %w", key, err)
+		}
+		snap.States[key] = st
 		return nil
 	})
 	if err != nil {
 		return snap, fmt.Errorf("states: %w", err)
+	}
+	if err := s.setLog(ctx, tx, pos); err != nil {
+		return snap, err
 	}
 	if snap.Seen, err = loadSeen(ctx, tx); err != nil {
 		return snap, fmt.Errorf("seen: %w", err)
@@ -88,6 +107,20 @@ func (s *Store) load(ctx context.Context) (engine.Snapshot, error) {
 	return snap, nil
 }
 
+// historyQuery reads a product's chain of price_history rows from its
+// newest (?1, the product's head) back through prev, at most ?2 of them:
+// one rowid lookup per row, in the chain's order. A row committed after
+// the head was read is not in it, as if History had run just before that
+// commit.
+const historyQuery = `WITH RECURSIVE chain (prev, n, price, demand, source, event_time, version) AS (
+		SELECT prev, 1, price, demand, source, event_time, version FROM price_history WHERE seq = ?1
+		UNION ALL
+		SELECT h.prev, chain.n + 1, h.price, h.demand, h.source, h.event_time, h.version
+		FROM chain JOIN price_history AS h ON h.seq = chain.prev
+		WHERE chain.prev > 0 AND chain.n < ?2
+	)
+	SELECT price, demand, source, event_time, version FROM chain`
+
 // History returns productID's price changes, newest first (by event time,
 // then by version), at most limit of them; none when limit <= 0.
 // It reads the last committed state and may run during a Commit.
@@ -95,12 +128,16 @@ func (s *Store) History(ctx context.Context, productID string, limit int) ([]eng
 	if limit <= 0 {
 		return nil, nil
 	}
+	head, err := s.head(ctx, productID)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: history: %w", err)
+	}
+	if head == 0 {
+		return nil, nil
+	}
 	var out []engine.HistoryRow
-	// The primary key (product_id, event_time, version), read backwards,
-	// yields this order directly.
-	err := query(ctx, s.r, `SELECT price, demand, source, event_time, version FROM price_history
-		WHERE product_id = ? ORDER BY event_time DESC, version DESC LIMIT ?`,
-		[]any{productID, limit}, func(r *sql.Rows) error {
+	err = query(ctx, s.r, historyQuery,
+		[]any{head, limit}, func(r *sql.Rows) error {
 			h := engine.HistoryRow{ProductID: productID}
 			var src string
 			var version int64
@@ -118,6 +155,11 @@ func (s *Store) History(ctx context.Context, productID string, limit int) ([]eng
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: history: %w", err)
 	}
+	// The chain's order already, as the engine appends a product's rows
+	// in time order; sorted for certain, which costs nothing when it is.
+	slices.SortStableFunc(out, func(x, y engine.HistoryRow) int {
+		return cmp.Or(cmp.Compare(y.At, x.At), cmp.Compare(y.Version, x.Version))
+	})
 	return out, nil
 }
 

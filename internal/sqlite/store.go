@@ -60,7 +60,7 @@ func defaultTuning() tuning {
 		// Applies only when the file is created. Larger pages mean fewer
 		// b-tree splits and fewer write system calls for the same log. The
 		// hot tables are written at a few points each (the right edge of
-		// seen_hashes, one point per product in price_history), so larger
+		// seen_hashes, and since 0006 of price_history and state_log), so larger
 		// pages do not multiply the bytes a commit writes. Measured, 16 KiB
 		// pages beat 4 KiB and 64 KiB ones by 5-10% in BenchmarkCommit, and
 		// 4 KiB ones by a quarter with batches spread over 10,000 products.
@@ -85,7 +85,7 @@ func defaultTuning() tuning {
 		// faster than 256.
 		historyRows: 256,
 		seenRows:    256,
-		stateRows:   32,
+		stateRows:   256,
 	}
 }
 
@@ -107,6 +107,9 @@ type Store struct {
 	wmu sync.Mutex
 	wc  *sql.Conn
 	ws  *writeStmts
+	// logs indexes the appended tables (log.go); pmu guards logs.pos.
+	logs logState
+	pmu  sync.RWMutex
 
 	closeOnce sync.Once
 	closeErr  error

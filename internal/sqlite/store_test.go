@@ -233,13 +233,16 @@ func TestReadersCannotWrite(t *testing.T) {
 func TestQueryPlans(t *testing.T) {
 	s := openTest(t, filepath.Join(t.TempDir(), "p.db"))
 	for _, q := range []string{
-		`SELECT price, demand, source, event_time, version FROM price_history
-			WHERE product_id = 'a' ORDER BY event_time DESC, version DESC LIMIT 10`,
+		historyQuery,
 		`SELECT override_price FROM overrides WHERE product_id = 'a' ORDER BY created_at DESC, id DESC LIMIT 10`,
 		`SELECT seen_at, hash FROM seen_hashes ORDER BY seen_at, hash`,
 		`SELECT seen_at, event_id FROM seen_events ORDER BY seen_at, event_id`,
 	} {
-		rows, err := s.r.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+q)
+		var args []any
+		if q == historyQuery {
+			args = []any{1, 10}
+		}
+		rows, err := s.r.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+q, args...)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,0 +1,122 @@
+package pricing
+
+import (
+	"encoding/json"
+	"errors"
+	"math"
+	"reflect"
+	"testing"
+)
+
+// fullState has every part of a State set, with values that lose bits if
+// they pass through the wrong type (a float, a 32-bit integer).
+func fullState() State {
+	st := State{
+		Demand:    Demand{Total: 1234.5, Decayed: 0.1 + 0.2, At: 1_773_713_139_123_456_789},
+		Price:     21.99,
+		Source:    SourceOverride,
+		Version:   1<<40 + 7,
+		ChangedAt: -5,
+		DynDemand: 3.0000000000000004,
+		Trace: Trace{Raw: 22.123456789, Limited: 22.1, Bounded: 22.05, Final: 21.99, Reference: 20.5,
+			Applied: GuardMaxChange | GuardRounding},
+		Override: Override{Active: true, Price: 15.5, Reason: "clearance, \"final\" – «ü»", By: "alice",
+			Since: 1_773_713_000_000_000_000, Expires: math.MaxInt64},
+		Lowest30: 1e-7,
+		Learn: &Learning{Arm: 21, Views: []float64{12, 0.1 + 0.2}, Buys: []float64{}, Redraw: true,
+			Rand: 0xfedcba9876543210, Fit: []float64{-1.5, 2}},
+		Market: &Signals{Stock: 41.5, StockKnown: true, Period: 1, Opening: 120, Opened: 2, Views: 0.3, Since: 3,
+			Quotes: []Quote{{Competitor: "rival", Price: 18.49, At: math.MinInt64}, {Competitor: "", Price: 1e-3}}},
+		Brake: Brake{Anchor: 19.99, Since: 1, Held: 2, Wanted: 0.1 + 0.2},
+	}
+	for k := range st.Low.Day {
+		if k%4 != 3 { // some slots empty, as in a ring not yet full
+			st.Low.Day[k] = int32(20_000 + k)
+			st.Low.Min[k] = 10 + float64(k)/3
+		}
+	}
+	return st
+}
+
+func TestStateBinaryRoundTrip(t *testing.T) {
+	plain := State{Price: 10, Source: SourceDynamic, Version: 3, ChangedAt: 99, Demand: Demand{Total: 9, Decayed: 9, At: 99}}
+	plain.Low.observe(9.5, 10, 99)
+	noLists := fullState()
+	noLists.Learn = &Learning{Rand: 1}
+	noLists.Market = &Signals{}
+	for name, st := range map[string]State{"zero": {}, "plain": plain, "full": fullState(), "nil lists": noLists} {
+		t.Run(name, func(t *testing.T) {
+			b, err := st.AppendBinary([]byte("prefix"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(b[:6]) != "prefix" {
+				t.Fatalf("AppendBinary overwrote the buffer: %q", b[:6])
+			}
+			var got State
+			if err := UnmarshalState(b[6:], &got); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, st) {
+				t.Errorf("round trip:\n got %+v\nwant %+v", got, st)
+			}
+			// Every truncation is an error, never a silently different state.
+			for n := range len(b) - 6 {
+				if err := got.UnmarshalBinary(b[6 : 6+n]); err == nil {
+					t.Fatalf("decoding the first %d of %d bytes succeeded", n, len(b)-6)
+				}
+			}
+			if err := got.UnmarshalBinary(append(b[6:len(b):len(b)], 0)); err == nil {
+				t.Error("a trailing byte was accepted")
+			}
+		})
+	}
+}
+
+// TestStateBinarySize: the point of the encoding is its size.
+func TestStateBinarySize(t *testing.T) {
+	st := State{Price: 12.34, Source: SourceDynamic, Version: 12345, ChangedAt: 1_773_713_139_123_456_789,
+		DynDemand: 42, Demand: Demand{Total: 42, Decayed: 41.9, At: 1_773_713_139_123_456_789},
+		Trace: Trace{Raw: 12.3412, Limited: 12.3412, Bounded: 12.3412, Final: 12.34, Reference: 12.33, Applied: GuardRounding}}
+	st.Low.observe(12.33, 12.34, st.ChangedAt)
+	st.Lowest30 = 12.33
+	b, err := st.AppendBinary(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, _ := json.Marshal(&st)
+	t.Logf("binary %d bytes, JSON %d bytes", len(b), len(j))
+	if len(b) > 140 || len(b)*4 > len(j) {
+		t.Errorf("binary state is %d bytes (JSON %d): want at most 140 and a quarter of JSON", len(b), len(j))
+	}
+}
+
+// TestUnmarshalStateJSON: states stored as JSON before the binary
+// encoding still load, into the same State.
+func TestUnmarshalStateJSON(t *testing.T) {
+	st := fullState()
+	j, err := json.Marshal(&st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := State{Price: 99, Learn: &Learning{Arm: 3}} // replaced, not merged
+	if err := UnmarshalState(j, &got); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, st) {
+		t.Errorf("JSON state:\n got %+v\nwant %+v", got, st)
+	}
+	if err := UnmarshalState([]byte{StateFormat + 1, 0}, &got); err == nil {
+		t.Error("an unknown format version was accepted")
+	}
+}
+
+func TestStateBinaryNonFinite(t *testing.T) {
+	for _, f := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
+		st := fullState()
+		st.Market.Quotes[1].Price = f
+		if _, err := st.AppendBinary(nil); !errors.Is(err, ErrNonFinite) {
+			t.Errorf("quote price %v: err = %v, want ErrNonFinite", f, err)
+		}
+	}
+}
