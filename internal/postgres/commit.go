@@ -42,7 +42,7 @@ func (s *Store) Commit(ctx context.Context, b *engine.Batch) error {
 	defer s.mu.Unlock()
 	gen, err := s.commit(ctx, b)
 	if err != nil {
-		return fmt.Errorf("postgres: commit (slot %d): %w", s.slot, err)
+		return fmt.Errorf("postgres: commit (slot %d): %w", s.slot, unreachable(err))
 	}
 	s.gen, s.known = gen, true
 	return nil
@@ -407,7 +407,7 @@ func (s *Store) PruneSeen(ctx context.Context, before int64, keep int) error {
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("postgres: prune seen (slot %d): %w", s.slot, err)
+		return fmt.Errorf("postgres: prune seen (slot %d): %w", s.slot, unreachable(err))
 	}
 	return nil
 }
