@@ -27,7 +27,7 @@ import (
 // only the database goes away in TestAPIDatabaseOutageAnswers503.
 type outageLog struct{}
 
-func (outageLog) Events(context.Context, []ingest.Event) error     { return nil }
+func (outageLog) Events(context.Context, []ingest.Event) error    { return nil }
 func (outageLog) Send(context.Context, kafka.ControlRecord) error { return nil }
 
 type outageLive struct{}
