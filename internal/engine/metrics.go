@@ -14,10 +14,13 @@ type Metrics struct {
 	Commits      prometheus.Counter
 	CommitErrors prometheus.Counter
 	CommitTime   prometheus.Histogram
-	BatchEvents  prometheus.Histogram
-	Partitions   prometheus.Gauge
-	Stalled      prometheus.Gauge
-	Poisoned     prometheus.Counter
+	// PruneTime is how long a prune of remembered event ids took in the
+	// store, in the background (Partition.Prune).
+	PruneTime   prometheus.Histogram
+	BatchEvents prometheus.Histogram
+	Partitions  prometheus.Gauge
+	Stalled     prometheus.Gauge
+	Poisoned    prometheus.Counter
 	// DedupEvicted counts event ids forgotten before their window ended.
 	DedupEvicted prometheus.Counter
 	// BreakerTrips counts price-velocity breakers tripped; Held is how
@@ -41,6 +44,8 @@ func NewMetrics(reg prometheus.Registerer, role string) *Metrics {
 		CommitErrors: c("commit_errors_total", "Commits that failed (serve answers their requests with 503; the Kafka engine retries)."),
 		CommitTime: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "dynaprice", Name: "commit_duration_seconds",
 			Help: "Time to commit one round.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
+		PruneTime: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "dynaprice", Name: "dedup_prune_duration_seconds",
+			Help: "Time to forget expired event ids in the store, in small steps beside the commits.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)}),
 		BatchEvents: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "dynaprice", Name: "commit_batch_events",
 			Help: "Events per commit.", Buckets: prometheus.ExponentialBuckets(1, 4, 9)}),
 		Partitions: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "dynaprice", Name: "partitions_owned",
@@ -56,7 +61,7 @@ func NewMetrics(reg prometheus.Registerer, role string) *Metrics {
 	if reg != nil {
 		reg = prometheus.WrapRegistererWith(prometheus.Labels{"role": role}, reg)
 		reg.MustRegister(m.Applied, m.Duplicates, m.Rejected, m.PriceChanges, m.Commits, m.CommitErrors,
-			m.CommitTime, m.BatchEvents, m.Partitions, m.Stalled, m.Poisoned, m.DedupEvicted, m.BreakerTrips, m.Held)
+			m.CommitTime, m.PruneTime, m.BatchEvents, m.Partitions, m.Stalled, m.Poisoned, m.DedupEvicted, m.BreakerTrips, m.Held)
 	}
 	return m
 }

@@ -38,6 +38,10 @@ type Partition struct {
 	evictLogged time.Time
 	// held is this partition's share of Metrics.Held.
 	held int
+	// pruning is closed when the store prune Prune started has ended;
+	// stopPrune cancels it.
+	pruning   chan struct{}
+	stopPrune context.CancelFunc
 }
 
 // ErrNotCommitted is wrapped by Round's error when the round could not be
@@ -271,16 +275,54 @@ func (p *Partition) setHeld(n int) {
 	p.held = n
 }
 
-// Close takes the partition's share out of the process's gauges, for a
-// partition the process no longer owns.
-func (p *Partition) Close() { p.setHeld(0) }
+// Close stops a store prune in progress and takes the partition's share
+// out of the process's gauges, for a partition the process no longer owns
+// or that stops; the store may be closed after it.
+func (p *Partition) Close() {
+	p.stopPruning()
+	p.setHeld(0)
+}
 
-// Prune forgets applied event ids older than the dedup window, in memory
-// and in the store. A failure is logged: the ids are pruned next time.
+// Prune forgets applied event ids older than the dedup window (and beyond
+// DedupMax), in memory at once and in the store in the background: the
+// store deletes them in small steps (Store.PruneSeen) on a goroutine of
+// its own, so the rounds that follow commit while it runs instead of
+// waiting for millions of rows to go. One store prune runs at a time; a
+// call while one is running only forgets in memory (the next prune takes
+// the store's rows too). A failure is logged: the ids are pruned next
+// time. ctx bounds the background prune too; Close stops it.
 func (p *Partition) Prune(ctx context.Context) {
 	cutoff := p.now() - int64(p.cfg.DedupWindow)
 	p.m.ForgetSeen(cutoff)
-	if err := p.store.PruneSeen(ctx, cutoff, p.cfg.DedupMax); err != nil {
-		p.log.Warn("pruning remembered event ids failed", "err", err)
+	if p.pruning != nil {
+		select {
+		case <-p.pruning:
+		default:
+			return // the last one is still running
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	p.pruning, p.stopPrune = done, cancel
+	go func() {
+		defer close(done)
+		defer cancel()
+		start := time.Now()
+		if err := p.store.PruneSeen(ctx, cutoff, p.cfg.DedupMax); err != nil {
+			if ctx.Err() == nil {
+				p.log.Warn("pruning remembered event ids failed", "err", err)
+			}
+			return
+		}
+		p.met.PruneTime.Observe(time.Since(start).Seconds())
+	}()
+}
+
+// stopPruning cancels a store prune in progress and waits for it.
+func (p *Partition) stopPruning() {
+	if p.pruning != nil {
+		p.stopPrune()
+		<-p.pruning
+		p.pruning, p.stopPrune = nil, nil
 	}
 }

@@ -164,6 +164,7 @@ func (e *Writer) Ready() <-chan struct{} { return e.ready }
 // answered with ErrStopped: nobody waits for a writer that is gone.
 func (e *Writer) Run(ctx context.Context) (err error) {
 	defer close(e.stopped)
+	defer e.part.stopPruning() // the caller closes the store once Run returns
 	defer func() {
 		if err != nil {
 			e.refuse()
