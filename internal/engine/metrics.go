@@ -20,7 +20,10 @@ type Metrics struct {
 	BatchEvents prometheus.Histogram
 	Partitions  prometheus.Gauge
 	Stalled     prometheus.Gauge
-	Poisoned    prometheus.Counter
+	// Reloads counts failed rounds that reloaded the whole state from
+	// the store rather than undoing the round in memory.
+	Reloads  prometheus.Counter
+	Poisoned prometheus.Counter
 	// DedupEvicted counts event ids forgotten before their window ended.
 	DedupEvicted prometheus.Counter
 	// BreakerTrips counts price-velocity breakers tripped; Held is how
@@ -53,7 +56,8 @@ func NewMetrics(reg prometheus.Registerer, role string) *Metrics {
 		DedupEvicted: c("dedup_evicted_in_window_total", "Event ids forgotten for want of room (--dedup-max) before --dedup-window ended: a retry of one would be applied twice. Raise --dedup-max if it grows."),
 		Poisoned:     c("inputs_poisoned_total", "Requests or records rejected because the change they make cannot be stored (the rest of their round was committed)."),
 		Stalled: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "dynaprice", Name: "partitions_stalled",
-			Help: "Partitions whose commit is being retried because the store fails."}),
+			Help: "Partitions that make no progress: a commit is being retried because the store fails, or their last 3 rounds or more failed. /readyz is 503 meanwhile."}),
+		Reloads:      c("state_reloads_total", "Failed rounds after which the whole state was reloaded from the store (another writer committed, or the round could not be undone in memory)."),
 		BreakerTrips: c("breaker_trips_total", "Products whose price-velocity breaker tripped: their dynamic price would have moved more than max_move_pct within move_window, and was held."),
 		Held: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "dynaprice", Name: "prices_held",
 			Help: "Products whose price the price-velocity breaker holds (as of the last tick); POST /release/{id} lets one go."}),
@@ -61,7 +65,7 @@ func NewMetrics(reg prometheus.Registerer, role string) *Metrics {
 	if reg != nil {
 		reg = prometheus.WrapRegistererWith(prometheus.Labels{"role": role}, reg)
 		reg.MustRegister(m.Applied, m.Duplicates, m.Rejected, m.PriceChanges, m.Commits, m.CommitErrors,
-			m.CommitTime, m.PruneTime, m.BatchEvents, m.Partitions, m.Stalled, m.Poisoned, m.DedupEvicted, m.BreakerTrips, m.Held)
+			m.CommitTime, m.PruneTime, m.BatchEvents, m.Partitions, m.Stalled, m.Reloads, m.Poisoned, m.DedupEvicted, m.BreakerTrips, m.Held)
 	}
 	return m
 }

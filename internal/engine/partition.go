@@ -32,6 +32,10 @@ type Partition struct {
 	m       *Machine
 	cursor  string
 	stalled atomic.Bool
+	// failures counts the rounds failed in a row; reported is whether the
+	// partition counts in the partitions_stalled gauge.
+	failures atomic.Int32
+	reported bool
 	// evicted counts event ids evicted within their window since
 	// evictLogged, when that was last logged.
 	evicted     int
@@ -73,9 +77,15 @@ func (p *Partition) Machine() *Machine { return p.m }
 // was): a stream-fed partition resumes reading there.
 func (p *Partition) Cursor() string { return p.cursor }
 
-// Stalled reports whether a commit is being retried because the store
-// fails (only with Config.Retry).
-func (p *Partition) Stalled() bool { return p.stalled.Load() }
+// Stalled reports whether the partition makes no progress: a commit is
+// being retried because the store fails (with Config.Retry), or its last
+// StuckAfter rounds or more all failed. It may be called from any
+// goroutine.
+func (p *Partition) Stalled() bool { return p.stalled.Load() || p.failures.Load() >= StuckAfter }
+
+// Failures is how many rounds in a row have failed (0 after a committed
+// one). It may be called from any goroutine.
+func (p *Partition) Failures() int { return int(p.failures.Load()) }
 
 func (p *Partition) now() int64 { return p.cfg.Now().UnixNano() }
 
@@ -143,13 +153,57 @@ func (p *Partition) Round(ctx context.Context, apply func(m *Machine, now int64)
 				p.log.Warn("event ids forgotten before the dedup window ended; their retries would count twice (raise --dedup-max)",
 					"evicted", n, "max", p.cfg.DedupMax, "window", p.cfg.DedupWindow)
 			}
+			p.succeeded()
 			return nil
 		}
 	}
-	if lerr := p.Load(ctx); lerr != nil {
-		return fmt.Errorf("reloading after a failed round (%v): %w", err, lerr)
+	p.failed(err)
+	// Memory must not run ahead of the store: put the machine back as it
+	// was before the round, from the copies it kept of what the round
+	// changed, or, when it cannot (and when another writer committed:
+	// the store holds what this one never had), reload the whole state.
+	if errors.Is(err, ErrFenced) || !p.m.Undo() {
+		p.met.Reloads.Inc()
+		if lerr := p.Load(ctx); lerr != nil {
+			return fmt.Errorf("reloading after a failed round (%v): %w", err, lerr)
+		}
 	}
 	return fmt.Errorf("%w: %w", ErrNotCommitted, err)
+}
+
+// StuckAfter is how many rounds of a partition in a row may fail before
+// it reports itself stalled (Stalled; /readyz 503, a log line, the
+// partitions_stalled gauge): one failed commit is an incident, three in a
+// row (a full disk, a store that is gone) an outage.
+const StuckAfter = 3
+
+// failed records a round that was not committed.
+func (p *Partition) failed(err error) {
+	if n := p.failures.Add(1); n == StuckAfter {
+		p.report()
+		p.log.Error("commits keep failing; reporting not ready until one succeeds", "failed_in_a_row", n, "err", err)
+	}
+}
+
+// succeeded records a committed round.
+func (p *Partition) succeeded() {
+	if p.failures.Swap(0) >= StuckAfter {
+		p.report()
+		p.log.Info("commits succeed again; reporting ready")
+	}
+}
+
+// report brings the partition's share of the partitions_stalled gauge up
+// to date with Stalled.
+func (p *Partition) report() {
+	if s := p.Stalled(); s != p.reported {
+		p.reported = s
+		if s {
+			p.met.Stalled.Inc()
+		} else {
+			p.met.Stalled.Dec()
+		}
+	}
 }
 
 // Feed is a round's input as items in order (requests, or records), which a
@@ -234,14 +288,12 @@ func (p *Partition) commit(ctx context.Context, b *Batch) error {
 		err = try(ctx)
 	} else {
 		err = retry.Do(ctx, *p.cfg.Retry, try, func(err error, wait time.Duration) {
-			if !p.stalled.Swap(true) {
-				p.met.Stalled.Inc()
-			}
+			p.stalled.Store(true)
+			p.report()
 			p.log.Warn("commit failed; retrying", "err", err, "in", wait)
 		})
-		if p.stalled.Swap(false) {
-			p.met.Stalled.Dec()
-		}
+		p.stalled.Store(false)
+		p.report()
 	}
 	if err != nil {
 		return fmt.Errorf("commit: %w", err)
@@ -281,6 +333,10 @@ func (p *Partition) setHeld(n int) {
 func (p *Partition) Close() {
 	p.stopPruning()
 	p.setHeld(0)
+	if p.reported {
+		p.reported = false
+		p.met.Stalled.Dec()
+	}
 }
 
 // Prune forgets applied event ids older than the dedup window (and beyond

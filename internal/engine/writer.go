@@ -157,6 +157,11 @@ func NewWriter(cfg Config, store Store, pub Publisher) (*Writer, error) {
 // Ready is closed once Run has loaded the persisted state.
 func (e *Writer) Ready() <-chan struct{} { return e.ready }
 
+// Stalled reports whether the writer's commits keep failing: its last
+// StuckAfter rounds or more all failed (Partition.Stalled), so serve's
+// /readyz says so until one succeeds. Safe for concurrent use.
+func (e *Writer) Stalled() bool { return e.part.Stalled() }
+
 // Run loads state, publishes it, and serves requests until ctx ends. It then
 // processes every request already queued, commits, and returns: accepted
 // work is never dropped on shutdown. If it stops for an error (the state
