@@ -213,7 +213,7 @@ func (r *apiRole) Open(ctx context.Context) (err error) {
 		Engine: kafka.NewGateway(pr, prices, db, pc, o.createsProducts()), Archive: db, Prices: prices,
 		Decoder:   &ingest.Decoder{Now: time.Now, MaxEvents: o.MaxEvents},
 		WebSocket: r.hub, Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
-		Ready: r.ready.Ready, UI: dashboard.Handler(),
+		Ready: r.ready.Why, UI: dashboard.Handler(),
 	})
 	if err != nil {
 		return err

@@ -150,7 +150,7 @@ func (r *engineRole) Open(ctx context.Context) (err error) {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	// The same answers as the API's /healthz and /readyz.
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { httpapi.WriteHealth(w) })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) { httpapi.WriteReadiness(w, r.ready.Ready()) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) { httpapi.WriteReadiness(w, r.ready.Why()) })
 	if r.web, err = listen(o.MetricsAddr, nil, 100, log); err != nil {
 		return err
 	}

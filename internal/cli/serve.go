@@ -193,6 +193,12 @@ func (r *serveRole) Open(ctx context.Context) (err error) {
 		return err
 	}
 	r.ready.Require(r.serving.Load)
+	r.ready.RequireWhy(func() string {
+		if r.eng.Stalled() {
+			return "commits to the store keep failing"
+		}
+		return ""
+	})
 	api, err := httpapi.New(httpapi.Config{
 		KeyHeader: o.KeyHeader, Keys: keys, MaxEventsBody: o.MaxBody, MaxBody: 64 << 10, BodyTimeout: o.BodyTimeout,
 		KeyRate: o.KeyRate, KeyBurst: o.KeyBurst, AuthFailRate: o.AuthFailRate, AuthFailBurst: o.AuthFailBurst,
@@ -201,7 +207,7 @@ func (r *serveRole) Open(ctx context.Context) (err error) {
 		Engine: r.eng, Prices: live.Prices{V: view}, Archive: r.store,
 		Decoder:   &ingest.Decoder{Now: time.Now, MaxEvents: o.MaxEvents},
 		WebSocket: r.hub, Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
-		Ready: r.ready.Ready, UI: dashboard.Handler(),
+		Ready: r.ready.Why, UI: dashboard.Handler(),
 	})
 	if err != nil {
 		return err

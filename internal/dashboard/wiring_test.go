@@ -16,7 +16,7 @@ import (
 func TestMountedInTheAPI(t *testing.T) {
 	cfg := httpapi.DefaultConfig()
 	cfg.Keys = []httpapi.Key{{Name: "admin", Role: httpapi.RoleAdmin, Secret: "s"}}
-	api, err := httpapi.New(cfg, httpapi.Deps{UI: dashboard.Handler(), Ready: func() bool { return true }})
+	api, err := httpapi.New(cfg, httpapi.Deps{UI: dashboard.Handler(), Ready: func() string { return "" }})
 	if err != nil {
 		t.Fatal(err)
 	}

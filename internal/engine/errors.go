@@ -17,13 +17,33 @@ const (
 )
 
 // Error is the engine's domain error: a kind and a message that is safe to
-// show to an API client.
+// show to an API client. Cause, when set, is what went wrong underneath
+// (a driver's error naming hosts, users, databases): it is part of Error()
+// for logs, and the HTTP API never sends it, only Msg.
 type Error struct {
-	Kind Kind
-	Msg  string
+	Kind  Kind
+	Msg   string
+	Cause error
 }
 
-func (e *Error) Error() string { return e.Msg }
+func (e *Error) Error() string {
+	if e.Cause != nil {
+		return e.Msg + ": " + e.Cause.Error()
+	}
+	return e.Msg
+}
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Cause }
+
+// Unavailable reports that what (a dependency: "the database", "the event
+// log") cannot be reached, as a KindUnavailable Error whose message names
+// only what and whose Cause is cause: adapters wrap connection failures
+// with it, so every route answers 503, and never with the connection's
+// details.
+func Unavailable(what string, cause error) error {
+	return &Error{Kind: KindUnavailable, Msg: what + " is unavailable; retry later", Cause: cause}
+}
 
 func errorf(k Kind, format string, args ...any) error {
 	return &Error{Kind: k, Msg: fmt.Sprintf(format, args...)}

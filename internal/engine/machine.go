@@ -47,11 +47,33 @@ type Machine struct {
 	rank    []int32
 	rankLen int
 	grew    bool // the catalog grew since Begin
-	held    int  // products held by the breaker at the last Tick
+	// held is how many products the breaker holds; heldMark says which.
+	held     int
+	heldMark []bool
 	// unpriced are the products loaded without a state, whose first price
-	// the next round records (recordFirstPrices).
-	unpriced []int
+	// the next round records (recordFirstPrices); unpricedAtBegin are
+	// those of the round's start, for Undo.
+	unpriced        []int
+	unpricedAtBegin []int
+
+	// The round's undo log (undo.go): the products it changed as they
+	// were at Begin, isKept marking them; base is the catalog's size at
+	// Begin. noUndo is set by a change Undo cannot take back.
+	undo   []kept
+	isKept []bool
+	base   int
+	noUndo bool
+
+	// Timers (timers.go): a min-heap of each product's next tick, due[i]
+	// the time of product i's live one (0: none). clock is the latest
+	// time the machine was given.
+	timers []timer
+	due    []int64
+	clock  int64
 }
+
+// at advances the machine's clock to now.
+func (m *Machine) at(now int64) { m.clock = max(m.clock, now) }
 
 // NewMachine returns an empty machine; Load gives it its state. cfg must
 // be valid (Config.Validate).
@@ -91,11 +113,22 @@ func (m *Machine) Load(snap Snapshot, now int64) ([]live.Price, error) {
 		m.seen.add(s.Hash, s.At)
 	}
 	m.seen.evictedYoung = 0 // a smaller --dedup-max than before, not an attack
-	m.dirty = make([]uint8, book.Len())
+	n := book.Len()
+	m.dirty = make([]uint8, n)
 	m.touched, m.changes, m.histOf = m.touched[:0], m.changes[:0], m.histOf[:0]
 	m.rankLen = 0
 	m.batch.Reset()
-	m.touched, m.changes = m.touched[:0], m.changes[:0]
+	m.undo, m.isKept, m.base, m.noUndo = m.undo[:0], make([]bool, n), n, false
+	m.clock = now
+	m.due, m.heldMark, m.held = make([]int64, n), make([]bool, n), 0
+	for i := range n {
+		m.due[i] = book.NextTick(i, now)
+		if book.Held(i) {
+			m.heldMark[i] = true
+			m.held++
+		}
+	}
+	m.rebuildTimers()
 	all := make([]live.Price, 0, book.Len())
 	for i := 0; i < book.Len(); i++ {
 		all = append(all, m.change(i, true))
@@ -113,6 +146,7 @@ func (m *Machine) Seal() (*Batch, []live.Price) {
 		b.States = append(b.States, ProductState{ID: m.book.Product(i).ID, State: m.book.State(i).Copy()})
 		m.changes = append(m.changes, m.change(i, m.dirty[i]&flagPriceChanged != 0))
 		m.dirty[i] = 0
+		m.track(i, 0)
 	}
 	m.touched = m.touched[:0]
 	return b, m.changes
@@ -182,7 +216,8 @@ func (m *Machine) sortTouched() {
 	}
 }
 
-// Begin starts a new batch, forgetting the sealed one.
+// Begin starts a new batch, forgetting the sealed one (which was
+// committed, or undone).
 func (m *Machine) Begin() {
 	m.counts = [3]int{}
 	m.grew = false
@@ -193,6 +228,9 @@ func (m *Machine) Begin() {
 	m.hist, m.histOf = shrink(m.hist, rows), shrink(m.histOf, rows)
 	m.touched, m.keys, m.changes = shrink(m.touched, touched), shrink(m.keys, touched), shrink(m.changes, touched)
 	m.batch.Reset()
+	m.forgetKept()
+	m.base, m.noUndo, m.seen.evicted = m.book.Len(), false, 0
+	m.unpricedAtBegin = append(m.unpricedAtBegin[:0], m.unpriced...)
 	if len(m.unpriced) > 0 {
 		m.recordFirstPrices()
 	}
@@ -323,6 +361,7 @@ func (m *Machine) sortHistory() {
 // are rejected (or create the product, with AutoCreate); events whose id was
 // applied before are counted as accepted duplicates and not applied again.
 func (m *Machine) ApplyEvents(events []ingest.Event, now int64, res *SubmitResult) {
+	m.at(now)
 	for k := range events {
 		ev := &events[k]
 		var h uint64
@@ -343,6 +382,7 @@ func (m *Machine) ApplyEvents(events []ingest.Event, now int64, res *SubmitResul
 				continue
 			}
 		}
+		m.keep(i)
 		switch ev.Type {
 		case pricing.Stock:
 			m.touch(i, m.book.SetStock(i, float64(ev.Quantity), now))
@@ -414,6 +454,7 @@ func (m *Machine) autoCreate(ev *ingest.Event, now int64) (int, error) {
 func (m *Machine) growDirty() {
 	for len(m.dirty) < m.book.Len() {
 		m.dirty = append(m.dirty, 0)
+		m.isKept, m.due, m.heldMark = append(m.isKept, false), append(m.due, 0), append(m.heldMark, false)
 		m.grew = true
 	}
 }
@@ -448,6 +489,8 @@ func (m *Machine) SetOverride(in OverrideInput, now int64) error {
 	if !ok {
 		return errorf(KindNotFound, "unknown product_id %q", in.ProductID)
 	}
+	m.at(now)
+	m.keep(i)
 	exp := in.expires()
 	o := pricing.Override{Price: in.Price, Reason: in.Reason, By: in.By, Since: now, Expires: exp}
 	changed, err := m.book.SetOverride(i, o, now) // checks o as Check does
@@ -468,6 +511,8 @@ func (m *Machine) ClearOverride(in OverrideInput, now int64) error {
 	if !ok {
 		return errorf(KindNotFound, "unknown product_id %q", in.ProductID)
 	}
+	m.at(now)
+	m.keep(i)
 	had, changed := m.book.ClearOverride(i, now)
 	if !had {
 		return errorf(KindNotFound, "product %q has no override", in.ProductID)
@@ -485,6 +530,8 @@ func (m *Machine) Release(id string, now int64) error {
 	if !ok {
 		return errorf(KindNotFound, "unknown product_id %q", id)
 	}
+	m.at(now)
+	m.keep(i)
 	held, changed := m.book.Release(i, now)
 	if !held {
 		return errorf(KindNotFound, "product %q is not held by the price-velocity breaker", id)
@@ -507,13 +554,16 @@ func (m *Machine) Tripped() (int, []string) {
 	return n, ids
 }
 
-// Held is how many products the price-velocity breaker held at the last
-// Tick.
+// Held is how many products the price-velocity breaker holds.
 func (m *Machine) Held() int { return m.held }
 
 // Upsert adds or updates a catalog product.
 func (m *Machine) Upsert(p pricing.Product, now int64) (bool, error) {
-	_, existed := m.book.Index(p.ID)
+	m.at(now)
+	old, existed := m.book.Index(p.ID)
+	if existed {
+		m.keep(old)
+	}
 	i, changed, err := m.book.Upsert(p, now)
 	if err != nil {
 		return false, &Error{Kind: KindInvalid, Msg: err.Error()}
@@ -533,6 +583,8 @@ func (m *Machine) Import(ps []pricing.Product, def string, now int64) error {
 		}
 	}
 	if def != "" && def != m.book.DefaultStrategy() {
+		m.at(now)
+		m.noUndo = true // every product following the default changes
 		repriced, err := m.book.SetDefaultStrategy(def, now)
 		if err != nil {
 			return &Error{Kind: KindInvalid, Msg: "default_strategy: " + err.Error()}
@@ -564,11 +616,22 @@ func (m *Machine) Products() []ProductInfo {
 	return out
 }
 
-// Tick re-evaluates time-dependent prices, override expiries and the
-// 30-day lowest price.
+// Tick re-evaluates the products whose timer is due at now (see
+// timers.go): time-dependent prices, override expiries, the breaker's
+// window and the 30-day lowest price.
 func (m *Machine) Tick(now int64) {
-	m.held = 0
-	for i := 0; i < m.book.Len(); i++ {
+	m.at(now)
+	// What the round changed so far has its timers set at Seal; a tick
+	// within the round must see them already.
+	for _, i := range m.touched {
+		m.track(i, 0)
+	}
+	for {
+		i, ok := m.nextDue(now)
+		if !ok {
+			return
+		}
+		m.keep(i)
 		s := m.book.State(i)
 		hadOverride := s.Override.Active
 		priceChanged, changed := m.book.Tick(i, now)
@@ -579,9 +642,7 @@ func (m *Machine) Tick(now int64) {
 		if changed {
 			m.touch(i, priceChanged)
 		}
-		if m.book.Held(i) {
-			m.held++
-		}
+		m.track(i, now+1) // not again in this tick
 	}
 }
 

@@ -14,10 +14,16 @@ type Metrics struct {
 	Commits      prometheus.Counter
 	CommitErrors prometheus.Counter
 	CommitTime   prometheus.Histogram
-	BatchEvents  prometheus.Histogram
-	Partitions   prometheus.Gauge
-	Stalled      prometheus.Gauge
-	Poisoned     prometheus.Counter
+	// PruneTime is how long a prune of remembered event ids took in the
+	// store, in the background (Partition.Prune).
+	PruneTime   prometheus.Histogram
+	BatchEvents prometheus.Histogram
+	Partitions  prometheus.Gauge
+	Stalled     prometheus.Gauge
+	// Reloads counts failed rounds that reloaded the whole state from
+	// the store rather than undoing the round in memory.
+	Reloads  prometheus.Counter
+	Poisoned prometheus.Counter
 	// DedupEvicted counts event ids forgotten before their window ended.
 	DedupEvicted prometheus.Counter
 	// BreakerTrips counts price-velocity breakers tripped; Held is how
@@ -41,6 +47,8 @@ func NewMetrics(reg prometheus.Registerer, role string) *Metrics {
 		CommitErrors: c("commit_errors_total", "Commits that failed (serve answers their requests with 503; the Kafka engine retries)."),
 		CommitTime: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "dynaprice", Name: "commit_duration_seconds",
 			Help: "Time to commit one round.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
+		PruneTime: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "dynaprice", Name: "dedup_prune_duration_seconds",
+			Help: "Time to forget expired event ids in the store, in small steps beside the commits.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)}),
 		BatchEvents: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "dynaprice", Name: "commit_batch_events",
 			Help: "Events per commit.", Buckets: prometheus.ExponentialBuckets(1, 4, 9)}),
 		Partitions: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "dynaprice", Name: "partitions_owned",
@@ -48,7 +56,8 @@ func NewMetrics(reg prometheus.Registerer, role string) *Metrics {
 		DedupEvicted: c("dedup_evicted_in_window_total", "Event ids forgotten for want of room (--dedup-max) before --dedup-window ended: a retry of one would be applied twice. Raise --dedup-max if it grows."),
 		Poisoned:     c("inputs_poisoned_total", "Requests or records rejected because the change they make cannot be stored (the rest of their round was committed)."),
 		Stalled: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "dynaprice", Name: "partitions_stalled",
-			Help: "Partitions whose commit is being retried because the store fails."}),
+			Help: "Partitions that make no progress: a commit is being retried because the store fails, or their last 3 rounds or more failed. /readyz is 503 meanwhile."}),
+		Reloads:      c("state_reloads_total", "Failed rounds after which the whole state was reloaded from the store (another writer committed, or the round could not be undone in memory)."),
 		BreakerTrips: c("breaker_trips_total", "Products whose price-velocity breaker tripped: their dynamic price would have moved more than max_move_pct within move_window, and was held."),
 		Held: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "dynaprice", Name: "prices_held",
 			Help: "Products whose price the price-velocity breaker holds (as of the last tick); POST /release/{id} lets one go."}),
@@ -56,7 +65,7 @@ func NewMetrics(reg prometheus.Registerer, role string) *Metrics {
 	if reg != nil {
 		reg = prometheus.WrapRegistererWith(prometheus.Labels{"role": role}, reg)
 		reg.MustRegister(m.Applied, m.Duplicates, m.Rejected, m.PriceChanges, m.Commits, m.CommitErrors,
-			m.CommitTime, m.BatchEvents, m.Partitions, m.Stalled, m.Poisoned, m.DedupEvicted, m.BreakerTrips, m.Held)
+			m.CommitTime, m.PruneTime, m.BatchEvents, m.Partitions, m.Stalled, m.Reloads, m.Poisoned, m.DedupEvicted, m.BreakerTrips, m.Held)
 	}
 	return m
 }

@@ -32,12 +32,20 @@ type Partition struct {
 	m       *Machine
 	cursor  string
 	stalled atomic.Bool
+	// failures counts the rounds failed in a row; reported is whether the
+	// partition counts in the partitions_stalled gauge.
+	failures atomic.Int32
+	reported bool
 	// evicted counts event ids evicted within their window since
 	// evictLogged, when that was last logged.
 	evicted     int
 	evictLogged time.Time
 	// held is this partition's share of Metrics.Held.
 	held int
+	// pruning is closed when the store prune Prune started has ended;
+	// stopPrune cancels it.
+	pruning   chan struct{}
+	stopPrune context.CancelFunc
 }
 
 // ErrNotCommitted is wrapped by Round's error when the round could not be
@@ -69,9 +77,15 @@ func (p *Partition) Machine() *Machine { return p.m }
 // was): a stream-fed partition resumes reading there.
 func (p *Partition) Cursor() string { return p.cursor }
 
-// Stalled reports whether a commit is being retried because the store
-// fails (only with Config.Retry).
-func (p *Partition) Stalled() bool { return p.stalled.Load() }
+// Stalled reports whether the partition makes no progress: a commit is
+// being retried because the store fails (with Config.Retry), or its last
+// StuckAfter rounds or more all failed. It may be called from any
+// goroutine.
+func (p *Partition) Stalled() bool { return p.stalled.Load() || p.failures.Load() >= StuckAfter }
+
+// Failures is how many rounds in a row have failed (0 after a committed
+// one). It may be called from any goroutine.
+func (p *Partition) Failures() int { return int(p.failures.Load()) }
 
 func (p *Partition) now() int64 { return p.cfg.Now().UnixNano() }
 
@@ -139,13 +153,57 @@ func (p *Partition) Round(ctx context.Context, apply func(m *Machine, now int64)
 				p.log.Warn("event ids forgotten before the dedup window ended; their retries would count twice (raise --dedup-max)",
 					"evicted", n, "max", p.cfg.DedupMax, "window", p.cfg.DedupWindow)
 			}
+			p.succeeded()
 			return nil
 		}
 	}
-	if lerr := p.Load(ctx); lerr != nil {
-		return fmt.Errorf("reloading after a failed round (%v): %w", err, lerr)
+	p.failed(err)
+	// Memory must not run ahead of the store: put the machine back as it
+	// was before the round, from the copies it kept of what the round
+	// changed, or, when it cannot (and when another writer committed:
+	// the store holds what this one never had), reload the whole state.
+	if errors.Is(err, ErrFenced) || !p.m.Undo() {
+		p.met.Reloads.Inc()
+		if lerr := p.Load(ctx); lerr != nil {
+			return fmt.Errorf("reloading after a failed round (%v): %w", err, lerr)
+		}
 	}
 	return fmt.Errorf("%w: %w", ErrNotCommitted, err)
+}
+
+// StuckAfter is how many rounds of a partition in a row may fail before
+// it reports itself stalled (Stalled; /readyz 503, a log line, the
+// partitions_stalled gauge): one failed commit is an incident, three in a
+// row (a full disk, a store that is gone) an outage.
+const StuckAfter = 3
+
+// failed records a round that was not committed.
+func (p *Partition) failed(err error) {
+	if n := p.failures.Add(1); n == StuckAfter {
+		p.report()
+		p.log.Error("commits keep failing; reporting not ready until one succeeds", "failed_in_a_row", n, "err", err)
+	}
+}
+
+// succeeded records a committed round.
+func (p *Partition) succeeded() {
+	if p.failures.Swap(0) >= StuckAfter {
+		p.report()
+		p.log.Info("commits succeed again; reporting ready")
+	}
+}
+
+// report brings the partition's share of the partitions_stalled gauge up
+// to date with Stalled.
+func (p *Partition) report() {
+	if s := p.Stalled(); s != p.reported {
+		p.reported = s
+		if s {
+			p.met.Stalled.Inc()
+		} else {
+			p.met.Stalled.Dec()
+		}
+	}
 }
 
 // Feed is a round's input as items in order (requests, or records), which a
@@ -230,14 +288,12 @@ func (p *Partition) commit(ctx context.Context, b *Batch) error {
 		err = try(ctx)
 	} else {
 		err = retry.Do(ctx, *p.cfg.Retry, try, func(err error, wait time.Duration) {
-			if !p.stalled.Swap(true) {
-				p.met.Stalled.Inc()
-			}
+			p.stalled.Store(true)
+			p.report()
 			p.log.Warn("commit failed; retrying", "err", err, "in", wait)
 		})
-		if p.stalled.Swap(false) {
-			p.met.Stalled.Dec()
-		}
+		p.stalled.Store(false)
+		p.report()
 	}
 	if err != nil {
 		return fmt.Errorf("commit: %w", err)
@@ -271,16 +327,58 @@ func (p *Partition) setHeld(n int) {
 	p.held = n
 }
 
-// Close takes the partition's share out of the process's gauges, for a
-// partition the process no longer owns.
-func (p *Partition) Close() { p.setHeld(0) }
+// Close stops a store prune in progress and takes the partition's share
+// out of the process's gauges, for a partition the process no longer owns
+// or that stops; the store may be closed after it.
+func (p *Partition) Close() {
+	p.stopPruning()
+	p.setHeld(0)
+	if p.reported {
+		p.reported = false
+		p.met.Stalled.Dec()
+	}
+}
 
-// Prune forgets applied event ids older than the dedup window, in memory
-// and in the store. A failure is logged: the ids are pruned next time.
+// Prune forgets applied event ids older than the dedup window (and beyond
+// DedupMax), in memory at once and in the store in the background: the
+// store deletes them in small steps (Store.PruneSeen) on a goroutine of
+// its own, so the rounds that follow commit while it runs instead of
+// waiting for millions of rows to go. One store prune runs at a time; a
+// call while one is running only forgets in memory (the next prune takes
+// the store's rows too). A failure is logged: the ids are pruned next
+// time. ctx bounds the background prune too; Close stops it.
 func (p *Partition) Prune(ctx context.Context) {
 	cutoff := p.now() - int64(p.cfg.DedupWindow)
 	p.m.ForgetSeen(cutoff)
-	if err := p.store.PruneSeen(ctx, cutoff, p.cfg.DedupMax); err != nil {
-		p.log.Warn("pruning remembered event ids failed", "err", err)
+	if p.pruning != nil {
+		select {
+		case <-p.pruning:
+		default:
+			return // the last one is still running
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	p.pruning, p.stopPrune = done, cancel
+	go func() {
+		defer close(done)
+		defer cancel()
+		start := time.Now()
+		if err := p.store.PruneSeen(ctx, cutoff, p.cfg.DedupMax); err != nil {
+			if ctx.Err() == nil {
+				p.log.Warn("pruning remembered event ids failed", "err", err)
+			}
+			return
+		}
+		p.met.PruneTime.Observe(time.Since(start).Seconds())
+	}()
+}
+
+// stopPruning cancels a store prune in progress and waits for it.
+func (p *Partition) stopPruning() {
+	if p.pruning != nil {
+		p.stopPrune()
+		<-p.pruning
+		p.pruning, p.stopPrune = nil, nil
 	}
 }

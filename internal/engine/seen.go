@@ -74,6 +74,9 @@ type seenSet struct {
 	// retry of one of them would be applied twice.
 	window       int64
 	evictedYoung int
+	// evicted counts ids evicted for want of room since the machine last
+	// reset it (Begin): a round that evicted cannot be undone.
+	evicted int
 }
 
 // newSeenSet returns an empty set of at most max ids (1..MaxDedupIDs),
@@ -132,6 +135,7 @@ func (s *seenSet) add(h uint64, at int64) {
 		if s.window > 0 && at-s.ring[s.head].At < s.window {
 			s.evictedYoung++
 		}
+		s.evicted++
 		s.popOldest()
 	}
 	i, _ := s.find(h) // again: growing or evicting moved the slots
@@ -154,14 +158,36 @@ func (s *seenSet) reserve(n int) {
 
 // popOldest forgets the oldest id. The set must not be empty.
 func (s *seenSet) popOldest() {
-	want := uint32(s.head + 1)
+	s.remove(s.head)
+	s.ring[s.head] = SeenID{}
+	if s.head++; s.head == len(s.ring) {
+		s.head = 0
+	}
+	s.n--
+}
+
+// dropNewest forgets the id added last, to undo an add whose round was
+// not committed.
+func (s *seenSet) dropNewest() {
+	pos := s.head + s.n - 1
+	if pos >= len(s.ring) {
+		pos -= len(s.ring)
+	}
+	s.remove(pos)
+	s.ring[pos] = SeenID{}
+	s.n--
+}
+
+// remove takes the entry at ring position pos out of the index, by
+// backward-shift deletion: the entries after it in its probe run move back
+// to where a lookup would meet them first, so no tombstone is needed.
+func (s *seenSet) remove(pos int) {
+	want := uint32(pos + 1)
 	mask := len(s.index) - 1
-	i := s.slot(s.ring[s.head].Hash)
+	i := s.slot(s.ring[pos].Hash)
 	for s.index[i] != want {
 		i = (i + 1) & mask
 	}
-	// Backward-shift deletion: move each following entry of the run back
-	// into the hole unless its home slot lies cyclically in (hole, it].
 	for j := (i + 1) & mask; s.index[j] != 0; j = (j + 1) & mask {
 		k := s.slot(s.ring[s.index[j]-1].Hash)
 		if (i <= j && (k <= i || k > j)) || (i > j && k <= i && k > j) {
@@ -170,15 +196,8 @@ func (s *seenSet) popOldest() {
 		}
 	}
 	s.index[i] = 0
-	s.ring[s.head] = SeenID{}
-	if s.head++; s.head == len(s.ring) {
-		s.head = 0
-	}
-	s.n--
 }
 
-// expire forgets ids applied before cutoff, and gives memory back once
-// the set is a quarter full.
 func (s *seenSet) expire(cutoff int64) {
 	for s.n > 0 && s.ring[s.head].At < cutoff {
 		s.popOldest()

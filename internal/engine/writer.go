@@ -157,6 +157,11 @@ func NewWriter(cfg Config, store Store, pub Publisher) (*Writer, error) {
 // Ready is closed once Run has loaded the persisted state.
 func (e *Writer) Ready() <-chan struct{} { return e.ready }
 
+// Stalled reports whether the writer's commits keep failing: its last
+// StuckAfter rounds or more all failed (Partition.Stalled), so serve's
+// /readyz says so until one succeeds. Safe for concurrent use.
+func (e *Writer) Stalled() bool { return e.part.Stalled() }
+
 // Run loads state, publishes it, and serves requests until ctx ends. It then
 // processes every request already queued, commits, and returns: accepted
 // work is never dropped on shutdown. If it stops for an error (the state
@@ -164,6 +169,7 @@ func (e *Writer) Ready() <-chan struct{} { return e.ready }
 // answered with ErrStopped: nobody waits for a writer that is gone.
 func (e *Writer) Run(ctx context.Context) (err error) {
 	defer close(e.stopped)
+	defer e.part.stopPruning() // the caller closes the store once Run returns
 	defer func() {
 		if err != nil {
 			e.refuse()

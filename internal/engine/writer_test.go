@@ -25,7 +25,11 @@ type flakyStore struct {
 	*sqlite.Store
 	fail     atomic.Bool
 	failLoad atomic.Bool
-	failed   atomic.Int64 // commits failed by fail
+	// fenced makes the commits that fail say another writer
+	// committed (ErrFenced), after which the partition must reload.
+	fenced atomic.Bool
+	failed atomic.Int64 // commits failed by fail
+	loads  atomic.Int64 // calls to Load
 	// gate, when set, holds every Commit until it is closed.
 	gate atomic.Pointer[chan struct{}]
 }
@@ -36,12 +40,16 @@ func (f *flakyStore) Commit(ctx context.Context, b *engine.Batch) error {
 	}
 	if f.fail.Load() {
 		f.failed.Add(1)
+		if f.fenced.Load() {
+			return fmt.Errorf("disk on fire: %w", engine.ErrFenced)
+		}
 		return errors.New("disk on fire")
 	}
 	return f.Store.Commit(ctx, b)
 }
 
 func (f *flakyStore) Load(ctx context.Context) (engine.Snapshot, error) {
+	f.loads.Add(1)
 	if f.failLoad.Load() {
 		return engine.Snapshot{}, errors.New("disk gone")
 	}
@@ -391,7 +399,8 @@ func testStopReleasesSendersBlockedOnAFullQueue(t *testing.T) {
 }
 
 // TestStoppedWriterFailsQueuedAndNewRequests: when Run returns an error
-// (here a commit fails and so does the reload after it), the requests
+// (here a commit fails because another writer committed, and so does the
+// reload that must follow), the requests
 // queued behind it are answered with ErrStopped instead of waiting forever,
 // and a new Submit fails at once.
 func TestStoppedWriterFailsQueuedAndNewRequests(t *testing.T) {
@@ -429,6 +438,7 @@ func testStoppedWriterFailsQueuedAndNewRequests(t *testing.T) {
 	}
 	synctest.Wait() // one commit at the gate, four requests queued
 	store.fail.Store(true)
+	store.fenced.Store(true)
 	store.failLoad.Store(true)
 	close(gate)
 	if err := <-runErr; err == nil {

@@ -21,27 +21,46 @@ type Checks map[string]func(context.Context) error
 type Readiness struct {
 	stopping atomic.Bool
 	depsDown atomic.Bool
-	conds    []func() bool
+	conds    []func() string
 }
 
 // Require adds a condition, such as "the engine has loaded its state".
-func (r *Readiness) Require(cond func() bool) { r.conds = append(r.conds, cond) }
+func (r *Readiness) Require(cond func() bool) {
+	r.conds = append(r.conds, func() string {
+		if cond() {
+			return ""
+		}
+		return "not ready"
+	})
+}
+
+// RequireWhy adds a condition that says why it does not hold: cond
+// returns "" while it does, else a reason safe to show a client, which
+// /readyz answers with ("not ready: " + reason).
+func (r *Readiness) RequireWhy(cond func() string) { r.conds = append(r.conds, cond) }
 
 // Stop makes Ready false from now on: the role is shutting down, whatever
 // its dependencies say.
 func (r *Readiness) Stop() { r.stopping.Store(true) }
 
 // Ready reports whether the role should get traffic.
-func (r *Readiness) Ready() bool {
-	if r.stopping.Load() || r.depsDown.Load() {
-		return false
+func (r *Readiness) Ready() bool { return r.Why() == "" }
+
+// Why returns "" if the role is ready, else why not: "shutting down",
+// "a dependency is down", or the first failing condition's reason.
+func (r *Readiness) Why() string {
+	switch {
+	case r.stopping.Load():
+		return "shutting down"
+	case r.depsDown.Load():
+		return "a dependency is down"
 	}
 	for _, c := range r.conds {
-		if !c() {
-			return false
+		if why := c(); why != "" {
+			return why
 		}
 	}
-	return true
+	return ""
 }
 
 // Watch starts pinging every check once a second until ctx ends, and

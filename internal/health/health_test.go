@@ -53,3 +53,25 @@ func TestReadinessFollowsDependenciesConditionsAndStop(t *testing.T) {
 		<-done
 	})
 }
+
+func TestWhySaysWhy(t *testing.T) {
+	var r Readiness
+	var failing atomic.Bool
+	r.RequireWhy(func() string {
+		if failing.Load() {
+			return "commits to the store keep failing"
+		}
+		return ""
+	})
+	if why := r.Why(); why != "" || !r.Ready() {
+		t.Fatalf("Why = %q, Ready %v; want ready", why, r.Ready())
+	}
+	failing.Store(true)
+	if why := r.Why(); why != "commits to the store keep failing" || r.Ready() {
+		t.Fatalf("Why = %q, Ready %v; want the condition's reason", why, r.Ready())
+	}
+	r.Stop()
+	if why := r.Why(); why != "shutting down" {
+		t.Fatalf("Why after Stop = %q", why)
+	}
+}

@@ -43,12 +43,15 @@ var (
 // WriteHealth answers /healthz: 200 {"status":"ok"}.
 func WriteHealth(w http.ResponseWriter) { writeJSONBytes(w, http.StatusOK, healthBody) }
 
-// WriteReadiness answers /readyz: 200 {"status":"ready"} if ready, else 503
-// with a JSON error.
-func WriteReadiness(w http.ResponseWriter, ready bool) {
-	if !ready {
-		httperror.Write(w, http.StatusServiceUnavailable, "not ready")
-		return
+// WriteReadiness answers /readyz: 200 {"status":"ready"} if why is "",
+// else 503 {"error":"not ready"}, followed by ": why" when why says more.
+func WriteReadiness(w http.ResponseWriter, why string) {
+	switch why {
+	case "":
+		writeJSONBytes(w, http.StatusOK, readyBody)
+	case "not ready":
+		httperror.Write(w, http.StatusServiceUnavailable, why)
+	default:
+		httperror.Write(w, http.StatusServiceUnavailable, "not ready: "+why)
 	}
-	writeJSONBytes(w, http.StatusOK, readyBody)
 }

@@ -32,7 +32,11 @@ func (a *API) healthz(w http.ResponseWriter, _ *http.Request, _ Key) error {
 func (a *API) readyz(w http.ResponseWriter, _ *http.Request, _ Key) error {
 	// Written here rather than returned: not being ready while starting or
 	// draining is expected, and every probe would log an error.
-	WriteReadiness(w, a.deps.Ready != nil && a.deps.Ready())
+	why := "not ready"
+	if a.deps.Ready != nil {
+		why = a.deps.Ready()
+	}
+	WriteReadiness(w, why)
 	return nil
 }
 

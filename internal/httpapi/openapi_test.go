@@ -147,7 +147,7 @@ func newOpenAPITestAPI(t *testing.T) *API {
 	a, err := New(cfg, Deps{
 		Engine: openapiEngine{}, Prices: live.Prices{V: view}, Archive: openapiArchive{}, Decoder: &ingest.Decoder{},
 		WebSocket: hub, Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
-		Ready: func() bool { return true },
+		Ready: func() string { return "" },
 	})
 	if err != nil {
 		t.Fatal(err)

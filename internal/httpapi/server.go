@@ -149,8 +149,9 @@ type Deps struct {
 	Metrics http.Handler
 	// UI, when set, serves everything not matched by an API route.
 	UI http.Handler
-	// Ready reports readiness for GET /readyz.
-	Ready func() bool
+	// Ready reports readiness for GET /readyz: "" when ready, else why
+	// not (health.Readiness.Why).
+	Ready func() string
 }
 
 // API is the HTTP handler. Build it with New.

@@ -75,20 +75,9 @@ func NewGateway(log GatewayLog, live GatewayLive, cat GatewayCatalog, pc pricing
 		visible: VisibleWait, poll: 20 * time.Millisecond}
 }
 
-func unavailable(what string, err error) error {
-	return &engine.Error{Kind: engine.KindUnavailable, Msg: fmt.Sprintf("%s is unavailable; retry later (%v)", what, shortErr(err))}
-}
-
-// shortErr keeps dependency errors short and free of addresses' secrets
-// (URLs with passwords never reach here: pgx and franz-go do not put them
-// in errors).
-func shortErr(err error) string {
-	s := err.Error()
-	if len(s) > 120 {
-		s = s[:120] + "…"
-	}
-	return s
-}
+// unavailable reports a failing dependency: its name only reaches the
+// client, the cause (which may name hosts and users) only the log.
+func unavailable(what string, err error) error { return engine.Unavailable(what, err) }
 
 // Submit writes events to Kafka and returns once Kafka has them: from
 // then on they survive the loss of this replica, and the engines price

@@ -42,7 +42,7 @@ func (s *Store) Commit(ctx context.Context, b *engine.Batch) error {
 	defer s.mu.Unlock()
 	gen, err := s.commit(ctx, b)
 	if err != nil {
-		return fmt.Errorf("postgres: commit (slot %d): %w", s.slot, err)
+		return fmt.Errorf("postgres: commit (slot %d): %w", s.slot, unreachable(err))
 	}
 	s.gen, s.known = gen, true
 	return nil
@@ -370,16 +370,68 @@ func (r *seenRows) Err() error { return nil }
 // (written before migration 0003) are pruned by age only: only engines of
 // the previous release write them, so they are gone one window after an
 // upgrade, and counting them against keep would cost a count of all the
-// slot's hashes at every prune. A Store that has loaded or
-// committed is fenced here too: a process that lost the slot must not
-// change what the new owner will load.
+// slot's hashes at every prune.
+//
+// It deletes in steps of at most pruneStep rows, each its own short
+// transaction, so that the slot's commits, which it holds up while a step
+// runs (the Store's lock, and the checkpoint row it shares), wait for one
+// step at most, never for the whole prune. Every step is fenced: a process
+// that lost the slot must not change what the new owner will load. A
+// prune cut short (ctx, an error) has deleted only whole steps.
 func (s *Store) PruneSeen(ctx context.Context, before int64, keep int) error {
+	// drain deletes, step by step, the rows q selects (by ctid, at most
+	// pruneStep of them, from the slot's index range $1…$3).
+	drain := func(table, q string, args ...any) error {
+		del := "DELETE FROM " + table + " WHERE ctid = ANY(ARRAY(" + q + "))"
+		for {
+			n, err := s.pruneOnce(ctx, del, args...)
+			if err != nil {
+				return fmt.Errorf("%s: %w", table, err)
+			}
+			if n < pruneStep {
+				return nil
+			}
+		}
+	}
+	err := drain("seen_hashes", `SELECT ctid FROM seen_hashes WHERE slot = $1 AND seen_at < $2 ORDER BY seen_at LIMIT $3`,
+		s.slot, before, pruneStep)
+	if err == nil {
+		err = drain("seen_events", `SELECT ctid FROM seen_events WHERE slot = $1 AND seen_at < $2 ORDER BY seen_at LIMIT $3`,
+			s.slot, before, pruneStep)
+	}
+	if err == nil && keep > 0 {
+		// The cut-off is found by walking the index backwards from the
+		// newest id, outside any transaction that holds a commit up.
+		var at, hash int64
+		switch qerr := s.db.pool.QueryRow(ctx, `SELECT seen_at, hash FROM seen_hashes WHERE slot = $1
+			ORDER BY seen_at DESC, hash DESC LIMIT 1 OFFSET $2`, s.slot, keep).Scan(&at, &hash); {
+		case errors.Is(qerr, pgx.ErrNoRows): // no more than keep
+		case qerr != nil:
+			err = fmt.Errorf("newest %d: %w", keep, qerr)
+		default:
+			err = drain("seen_hashes", `SELECT ctid FROM seen_hashes WHERE slot = $1 AND (seen_at, hash) <= ($2, $3)
+				ORDER BY seen_at, hash LIMIT $4`, s.slot, at, hash, pruneStep)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: prune seen (slot %d): %w", s.slot, unreachable(err))
+	}
+	return nil
+}
+
+// pruneStep is the most rows one step of PruneSeen deletes.
+const pruneStep = 4096
+
+// pruneOnce runs del, one step of PruneSeen, in a fenced transaction of its
+// own and returns how many rows it deleted.
+func (s *Store) pruneOnce(ctx context.Context, del string, args ...any) (int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	var n int64
 	err := pgx.BeginFunc(ctx, s.db.pool, func(tx pgx.Tx) error {
 		if s.known {
-			// FOR SHARE: the owner's next commit waits for this prune, and
-			// this prune for the owner's commit in progress.
+			// FOR SHARE: the owner's next commit waits for this step, and
+			// this step for the owner's commit in progress.
 			var one int
 			err := tx.QueryRow(ctx, "SELECT 1 FROM checkpoints WHERE slot = $1 AND generation = $2 FOR SHARE",
 				s.slot, s.gen).Scan(&one)
@@ -390,24 +442,9 @@ func (s *Store) PruneSeen(ctx context.Context, before int64, keep int) error {
 				return err
 			}
 		}
-		if _, err := tx.Exec(ctx, "DELETE FROM seen_hashes WHERE slot = $1 AND seen_at < $2", s.slot, before); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, "DELETE FROM seen_events WHERE slot = $1 AND seen_at < $2", s.slot, before); err != nil {
-			return err
-		}
-		if keep <= 0 {
-			return nil
-		}
-		// The cut-off is found by walking the index backwards from the
-		// newest id, and everything up to it is deleted as one range of it.
-		_, err := tx.Exec(ctx, `DELETE FROM seen_hashes WHERE slot = $1 AND (seen_at, hash) <= (
-			SELECT seen_at, hash FROM seen_hashes WHERE slot = $1
-			ORDER BY seen_at DESC, hash DESC LIMIT 1 OFFSET $2)`, s.slot, keep)
+		tag, err := tx.Exec(ctx, del, args...)
+		n = tag.RowsAffected()
 		return err
 	})
-	if err != nil {
-		return fmt.Errorf("postgres: prune seen (slot %d): %w", s.slot, err)
-	}
-	return nil
+	return n, err
 }

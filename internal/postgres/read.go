@@ -22,7 +22,7 @@ func (s *Store) Load(ctx context.Context) (engine.Snapshot, error) {
 	defer s.mu.Unlock()
 	snap, gen, err := s.load(ctx)
 	if err != nil {
-		return engine.Snapshot{}, fmt.Errorf("postgres: load (slot %d): %w", s.slot, err)
+		return engine.Snapshot{}, fmt.Errorf("postgres: load (slot %d): %w", s.slot, unreachable(err))
 	}
 	s.gen, s.known = gen, true
 	return snap, nil
@@ -163,7 +163,7 @@ func (db *DB) History(ctx context.Context, productID string, limit int) ([]engin
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("postgres: history: %w", err)
+		return nil, fmt.Errorf("postgres: history: %w", unreachable(err))
 	}
 	return out, nil
 }
@@ -186,7 +186,7 @@ func (db *DB) OverrideAudit(ctx context.Context, productID string, limit int) ([
 			return nil
 		})
 	if err != nil {
-		return nil, fmt.Errorf("postgres: override audit: %w", err)
+		return nil, fmt.Errorf("postgres: override audit: %w", unreachable(err))
 	}
 	return out, nil
 }
@@ -196,7 +196,7 @@ func (db *DB) OverrideAudit(ctx context.Context, productID string, limit int) ([
 func (db *DB) Products(ctx context.Context) ([]pricing.Product, error) {
 	ps, err := queryProducts(ctx, db.pool)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: products: %w", err)
+		return nil, fmt.Errorf("postgres: products: %w", unreachable(err))
 	}
 	return ps, nil
 }
@@ -207,7 +207,7 @@ func (db *DB) ProductIDs(ctx context.Context) ([]string, error) {
 	rows, _ := db.pool.Query(ctx, "SELECT id FROM products ORDER BY seq")
 	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
-		return nil, fmt.Errorf("postgres: product ids: %w", err)
+		return nil, fmt.Errorf("postgres: product ids: %w", unreachable(err))
 	}
 	return ids, nil
 }
@@ -225,7 +225,7 @@ func (db *DB) Product(ctx context.Context, id string) (p pricing.Product, st pri
 		return pricing.Product{}, pricing.State{}, false, nil
 	}
 	if err != nil {
-		return pricing.Product{}, pricing.State{}, false, fmt.Errorf("postgres: product %q: %w", id, err)
+		return pricing.Product{}, pricing.State{}, false, fmt.Errorf("postgres: product %q: %w", id, unreachable(err))
 	}
 	if err := p.SetPlansJSON(plans); err != nil {
 		return pricing.Product{}, pricing.State{}, false, fmt.Errorf("postgres: %w", err)
@@ -243,7 +243,7 @@ func (db *DB) Product(ctx context.Context, id string) (p pricing.Product, st pri
 func (db *DB) States(ctx context.Context) (map[string]pricing.State, error) {
 	rows, err := db.pool.Query(ctx, "SELECT product_id, state FROM product_state")
 	if err != nil {
-		return nil, fmt.Errorf("postgres: states: %w", err)
+		return nil, fmt.Errorf("postgres: states: %w", unreachable(err))
 	}
 	defer rows.Close()
 	out := make(map[string]pricing.State)
@@ -251,7 +251,7 @@ func (db *DB) States(ctx context.Context) (map[string]pricing.State, error) {
 		var id string
 		var blob []byte
 		if err := rows.Scan(&id, &blob); err != nil {
-			return nil, fmt.Errorf("postgres: states: %w", err)
+			return nil, fmt.Errorf("postgres: states: %w", unreachable(err))
 		}
 		var st pricing.State
 		if err := json.Unmarshal(blob, &st); err != nil {
@@ -260,7 +260,7 @@ func (db *DB) States(ctx context.Context) (map[string]pricing.State, error) {
 		out[id] = st
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("postgres: states: %w", err)
+		return nil, fmt.Errorf("postgres: states: %w", unreachable(err))
 	}
 	return out, nil
 }
@@ -269,7 +269,7 @@ func (db *DB) States(ctx context.Context) (map[string]pricing.State, error) {
 func (db *DB) Settings(ctx context.Context) (map[string]string, error) {
 	m, err := querySettings(ctx, db.pool)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: settings: %w", err)
+		return nil, fmt.Errorf("postgres: settings: %w", unreachable(err))
 	}
 	return m, nil
 }

@@ -446,3 +446,27 @@ func (b *Book) SetDefaultStrategy(name string, now int64) ([]Repriced, error) {
 
 // DefaultStrategy is the catalog-wide default strategy's name.
 func (b *Book) DefaultStrategy() string { return b.cfg.DefaultStrategy }
+
+// Put gives product i back a product and state it had before (a copy of
+// both taken before a change that is being undone), with the strategy
+// the product names or the catalog default.
+func (b *Book) Put(i int, p Product, s State) {
+	name := p.Strategy
+	if name == "" {
+		name = b.cfg.DefaultStrategy
+	}
+	b.products[i], b.strat[i], b.guards[i] = p, b.strategies[name], parseGuardrails(p, b.cfg.Limits)
+	b.states[i] = s
+	b.setLearner(i)
+}
+
+// Truncate forgets every product from index n on: the products a change
+// being undone created.
+func (b *Book) Truncate(n int) {
+	for _, p := range b.products[n:] {
+		delete(b.index, p.ID)
+	}
+	clear(b.states[n:]) // drop their learning and market state
+	b.products, b.strat, b.learners = b.products[:n], b.strat[:n], b.learners[:n]
+	b.guards, b.states = b.guards[:n], b.states[:n]
+}

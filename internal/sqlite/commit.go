@@ -3,9 +3,11 @@ package sqlite
 import (
 	"cmp"
 	"context"
+	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -98,7 +100,7 @@ func (b *bulk) close() error {
 	return errors.Join(errs...)
 }
 
-// writeStmts are the statements Commit and PruneSeen use, prepared once on
+// writeStmts are the statements Commit uses, prepared once on
 // the writer's connection.
 type writeStmts struct {
 	conn any // the driver connection they belong to
@@ -107,8 +109,6 @@ type writeStmts struct {
 
 	product, setting, cursor      driver.Stmt
 	overrideClose, overrideInsert driver.Stmt
-	pruneBefore, pruneKeep        driver.Stmt
-	pruneLegacy                   driver.Stmt
 	// state_log: copy a product's newest row (for history without a new
 	// state), and the cleaner's statements (log.go).
 	stateCopy, cleanScan   driver.Stmt
@@ -204,12 +204,6 @@ func prepareWriteStmts(ctx context.Context, c writeConn, tun tuning) (_ *writeSt
 		{&ws.overrideClose, "UPDATE overrides SET ended_at = ?, ended_by = ?, end_reason = ? WHERE product_id = ? AND ended_at IS NULL"},
 		{&ws.overrideInsert, `INSERT INTO overrides (product_id, override_price, reason, set_by, created_at, expires_at, ended_at, ended_by, end_reason)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`},
-		{&ws.pruneBefore, "DELETE FROM seen_hashes WHERE seen_at < ?"},
-		// The cut-off is found by walking the primary key backwards from the
-		// newest id, and everything up to it is deleted as one range of it.
-		{&ws.pruneKeep, `DELETE FROM seen_hashes WHERE (seen_at, hash) <= (
-			SELECT seen_at, hash FROM seen_hashes ORDER BY seen_at DESC, hash DESC LIMIT 1 OFFSET ?)`},
-		{&ws.pruneLegacy, "DELETE FROM seen_events WHERE seen_at < ?"},
 		{&ws.stateCopy, `INSERT INTO state_log (seq, product_id, head, price, version, state)
 			SELECT ?, product_id, ?, price, version, state FROM state_log WHERE seq = ?`},
 		{&ws.cleanScan, "SELECT seq, product_id FROM state_log WHERE seq >= ? ORDER BY seq LIMIT ?"},
@@ -233,7 +227,7 @@ func (ws *writeStmts) close() error {
 			errs = append(errs, b.close())
 		}
 	}
-	for _, st := range []driver.Stmt{ws.product, ws.setting, ws.cursor, ws.overrideClose, ws.overrideInsert, ws.pruneBefore, ws.pruneKeep, ws.pruneLegacy,
+	for _, st := range []driver.Stmt{ws.product, ws.setting, ws.cursor, ws.overrideClose, ws.overrideInsert,
 		ws.stateCopy, ws.cleanScan, ws.cleanCopy, ws.cleanDelete} {
 		if st != nil {
 			errs = append(errs, st.Close())
@@ -547,19 +541,102 @@ func nullZero(v int64) any {
 // 0004 are pruned by age only: none is written any more, so they are gone
 // one window after the upgrade, and counting them against keep would cost
 // a count of all the hashes at every prune.
+//
+// It deletes in steps of at most pruneStep rows, each its own short
+// transaction on the writer's connection, which it gives back between
+// steps: a Commit running alongside (from another goroutine) waits for one
+// step at most, a few milliseconds, never for the whole prune (at 30,000
+// ids/s a minute's ids are 1.8M rows). The newest keep are found on a
+// reader connection, which does not hold the writer up either. A prune cut
+// short (ctx, an error) has deleted only whole steps; the next one goes on.
 func (s *Store) PruneSeen(ctx context.Context, before int64, keep int) error {
-	err := s.inWriteTx(ctx, func(ws *writeStmts) error {
-		if err := ws.exec(ctx, ws.pruneBefore, before); err != nil {
-			return err
+	const pruneStep = 1024
+	// step runs q (which deletes at most pruneStep rows) in a transaction
+	// of its own and returns how many rows it deleted.
+	step := func(q string, args ...any) (n int64, err error) {
+		err = s.withWriter(ctx, func(c writeConn, ws *writeStmts) error {
+			st, err := c.PrepareContext(ctx, q)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			tx, err := c.BeginTx(ctx, driver.TxOptions{})
+			if err != nil {
+				return err
+			}
+			vals := make([]driver.NamedValue, len(args))
+			for i, a := range args {
+				vals[i] = driver.NamedValue{Ordinal: i + 1, Value: a}
+			}
+			res, err := st.(driver.StmtExecContext).ExecContext(ctx, vals)
+			if err == nil {
+				n, err = res.RowsAffected()
+			}
+			if err != nil {
+				tx.Rollback() //nolint:errcheck // secondary to err
+				return err
+			}
+			return tx.Commit()
+		})
+		return n, err
+	}
+	pause := func(d time.Duration) error {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+			return nil
 		}
-		if err := ws.exec(ctx, ws.pruneLegacy, before); err != nil {
-			return err
+	}
+	// drain deletes, step by step, every row of table up to the key
+	// (seen_at, col) <= (at, last): a range of its primary key. A step
+	// finds the pruneStep-th row of the range and deletes up to it, a
+	// range again; past the last full step, the rest.
+	drain := func(table, col string, at int64, last any) error {
+		full := fmt.Sprintf(`DELETE FROM %[1]s WHERE (seen_at, %[2]s) <= (SELECT seen_at, %[2]s FROM %[1]s
+			WHERE (seen_at, %[2]s) <= (?, ?) ORDER BY seen_at, %[2]s LIMIT 1 OFFSET %[3]d)`, table, col, pruneStep-1)
+		for {
+			t0 := time.Now()
+			n, err := step(full, at, last)
+			if err == nil {
+				// As long again for the commits and the checkpointer,
+				// which copies the log these deletes grow back into the
+				// database: a prune running flat out grows the log faster
+				// than it is copied, and a commit then checkpoints it.
+				err = pause(time.Since(t0))
+			}
+			if err != nil {
+				return fmt.Errorf("%s: %w", table, err)
+			}
+			if n == 0 { // fewer than pruneStep left
+				_, err := step(fmt.Sprintf("DELETE FROM %s WHERE (seen_at, %s) <= (?, ?)", table, col), at, last)
+				if err != nil {
+					return fmt.Errorf("%s: %w", table, err)
+				}
+				return nil
+			}
 		}
-		if keep > 0 {
-			return ws.exec(ctx, ws.pruneKeep, int64(keep))
+	}
+	// seen_at < before is the key range up to (before-1, the largest
+	// hash); for the strings, up to (before-1, a blob): SQLite sorts
+	// every text below every blob.
+	err := drain("seen_hashes", "hash", before-1, int64(math.MaxInt64))
+	if err == nil {
+		err = drain("seen_events", "event_id", before-1, []byte{0xff})
+	}
+	if err == nil && keep > 0 {
+		var at, hash int64
+		switch qerr := s.r.QueryRowContext(ctx, "SELECT seen_at, hash FROM seen_hashes ORDER BY seen_at DESC, hash DESC LIMIT 1 OFFSET ?",
+			keep).Scan(&at, &hash); {
+		case errors.Is(qerr, sql.ErrNoRows): // no more than keep
+		case qerr != nil:
+			err = fmt.Errorf("newest %d: %w", keep, qerr)
+		default:
+			err = drain("seen_hashes", "hash", at, hash)
 		}
-		return nil
-	})
+	}
 	if err != nil {
 		return fmt.Errorf("sqlite: prune seen: %w", err)
 	}
