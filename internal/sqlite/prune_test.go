@@ -15,9 +15,11 @@ import (
 // does: every commit must get through within a step of the prune, not
 // wait for all of it, and the prune must forget exactly the old ids.
 func TestPruneSeenDoesNotStallCommits(t *testing.T) {
+	// The size; the race detector makes SQLite ten times slower,
+	// and the test proves the same with fewer rows there.
 	old := 1_800_000
-	if testing.Short() {
-		old = 200_000
+	if testing.Short() || raceEnabled {
+		old = 30_000
 	}
 	s := openTest(t, filepath.Join(t.TempDir(), "prune.db"))
 	ctx := context.Background()
@@ -79,14 +81,14 @@ func TestPruneSeenDoesNotStallCommits(t *testing.T) {
 	slices.Sort(lat)
 	worst, p99 := lat[len(lat)-1], lat[len(lat)*99/100]
 	t.Logf("pruned %d rows in %v; %d commits meanwhile: p50 %v, p99 %v, max %v", old, took, len(lat), lat[len(lat)/2], p99, worst)
-	if len(lat) < 10 {
-		t.Errorf("only %d commits during a prune of %v: commits waited for it", len(lat), took)
-	}
-	// A step holds the writer for a few ms; the outliers are the log's
-	// checkpoints, which commits meet without a prune too (max ~50 ms on
-	// the development machine). One statement for all the rows held every
-	// commit for the whole prune: 0.55 s here, 3 s at 1M products.
-	if p99 > 25*time.Millisecond || worst > 250*time.Millisecond {
-		t.Errorf("commits waited up to %v (p99 %v) during the prune; want a step's time (a few ms)", worst, p99)
+	// One statement for all the rows held every commit for the whole
+	// prune (5 commits got through a 0.56 s prune of 1.8M rows): commits
+	// interleaving with the steps, far more of them than steps could
+	// explain if each waited for the rest of the prune, is the behaviour.
+	// How long each waited is a measurement, not an assertion of a unit
+	// test (docs/BENCHMARKS.md has it: p99 5-10 ms).
+	steps := old / 1024
+	if len(lat) < steps/4 {
+		t.Errorf("only %d commits during a prune of %d rows (%d steps) that took %v: commits waited for it", len(lat), old, steps, took)
 	}
 }
