@@ -1,11 +1,11 @@
 package cli
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -22,17 +22,13 @@ func BenchmarkIngestHTTP(b *testing.B) {
 		b.Run(fmt.Sprintf("event_ids=%v", withIDs), func(b *testing.B) {
 			o := testOptions(b.TempDir())
 			o.Sync = syncMode()
-			o.MaxBody = 16 << 20
 			o.DedupMax = 10_000_000
-			// The limits a deployment runs with, so their cost is measured.
-			o.KeyRate, o.KeyBurst = httpapi.DefaultKeyRate, 2*httpapi.DefaultKeyRate
-			o.AuthFailRate, o.AuthFailBurst = httpapi.DefaultAuthFailRate, 20
-			o.MaxEvents = 100_000
+			benchLimits(&o)
 			s := startServer(b, o)
 			const perBatch = 5000
 			var seq atomic.Int64
-			body := func() string {
-				var sb strings.Builder
+			body := func() []byte {
+				var sb bytes.Buffer
 				sb.WriteByte('[')
 				for i := 0; i < perBatch; i++ {
 					if i > 0 {
@@ -46,51 +42,66 @@ func BenchmarkIngestHTTP(b *testing.B) {
 						id, [...]string{"view", "cart", "purchase"}[i%3], 'A'+i%10, i)
 				}
 				sb.WriteByte(']')
-				return sb.String()
+				return sb.Bytes()
 			}
 			// Bodies are built before the clock starts, so the benchmark
 			// measures the server, not the client's JSON formatting.
-			bodies := make([]string, 1)
+			bodies := make([][]byte, 1)
 			bodies[0] = body()
 			if withIDs {
 				for len(bodies) < b.N {
 					bodies = append(bodies, body())
 				}
 			}
-			const clients = 8
-			work := make(chan string)
-			var wg sync.WaitGroup
-			var failed atomic.Int64
-			for c := 0; c < clients; c++ {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for payload := range work {
-						req, _ := http.NewRequest("POST", s.url+"/events", strings.NewReader(payload))
-						req.Header.Set("X-API-Key", ingestKey)
-						resp, err := http.DefaultClient.Do(req)
-						if err != nil || resp.StatusCode != 202 {
-							failed.Add(1)
-						}
-						if resp != nil {
-							_, _ = io.Copy(io.Discard, resp.Body)
-							resp.Body.Close()
-						}
-					}
-				}()
-			}
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				work <- bodies[i%len(bodies)]
-			}
-			close(work)
-			wg.Wait()
-			b.StopTimer()
-			if failed.Load() > 0 {
-				b.Fatalf("%d requests failed", failed.Load())
-			}
+			postAll(b, s.url, 8, b.N, func(i int) []byte { return bodies[i%len(bodies)] })
 			b.ReportMetric(float64(b.N*perBatch)/b.Elapsed().Seconds(), "events/s")
 		})
+	}
+}
+
+// benchLimits gives o the request limits a deployment runs with, so that
+// their cost is part of what an ingest benchmark measures.
+func benchLimits(o *ServeOptions) {
+	o.MaxBody = 16 << 20
+	o.KeyRate, o.KeyBurst = httpapi.DefaultKeyRate, 2*httpapi.DefaultKeyRate
+	o.AuthFailRate, o.AuthFailBurst = httpapi.DefaultAuthFailRate, 20
+	o.MaxEvents = 100_000
+}
+
+// postAll posts n bodies (body(i) for i < n) to url's POST /events from
+// clients goroutines, with the benchmark's timer running from the first
+// request to the last answer, and fails b unless every one is accepted.
+func postAll(b *testing.B, url string, clients, n int, body func(i int) []byte) {
+	work := make(chan []byte)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for payload := range work {
+				req, _ := http.NewRequest("POST", url+"/events", bytes.NewReader(payload))
+				req.Header.Set("X-API-Key", ingestKey)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil || resp.StatusCode != 202 {
+					failed.Add(1)
+				}
+				if resp != nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			}
+		}()
+	}
+	b.ResetTimer()
+	for i := range n {
+		work <- body(i)
+	}
+	close(work)
+	wg.Wait()
+	b.StopTimer()
+	if failed.Load() > 0 {
+		b.Fatalf("%d requests failed", failed.Load())
 	}
 }
 

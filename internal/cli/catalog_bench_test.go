@@ -12,12 +12,8 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/dynaprice/dynaprice/internal/httpapi"
 )
 
 // BenchmarkIngestCatalog measures what a catalog's size does to serve:
@@ -60,10 +56,7 @@ func benchCatalog(b *testing.B, products int) {
 	}
 	o.Sync = syncMode()
 	o.CatalogFile = cat
-	o.MaxBody = 16 << 20
-	o.KeyRate, o.KeyBurst = httpapi.DefaultKeyRate, 2*httpapi.DefaultKeyRate
-	o.AuthFailRate, o.AuthFailBurst = httpapi.DefaultAuthFailRate, 20
-	o.MaxEvents = 100_000
+	benchLimits(&o)
 
 	start := time.Now()
 	s := launchServer(b, o, io.Discard)
@@ -86,43 +79,13 @@ func benchCatalog(b *testing.B, products int) {
 		sb.WriteByte(']')
 		bodies[k] = sb.Bytes()
 	}
-	work := make(chan []byte)
-	var wg sync.WaitGroup
-	var failed atomic.Int64
-	for range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for payload := range work {
-				req, _ := http.NewRequest("POST", s.url+"/events", bytes.NewReader(payload))
-				req.Header.Set("X-API-Key", ingestKey)
-				resp, err := http.DefaultClient.Do(req)
-				if err != nil || resp.StatusCode != 202 {
-					failed.Add(1)
-				}
-				if resp != nil {
-					_, _ = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-				}
-			}
-		}()
-	}
 	written, wchar := writeBytes(b), procField(b, "/proc/self/io", "wchar:", 1)
 	var sent int64
 	for _, body := range bodies {
 		sent += int64(len(body))
 	}
-	b.ResetTimer()
-	for k := range b.N {
-		work <- bodies[k]
-	}
-	close(work)
-	wg.Wait()
-	b.StopTimer()
+	postAll(b, s.url, clients, b.N, func(k int) []byte { return bodies[k] })
 	elapsed := b.Elapsed()
-	if failed.Load() > 0 {
-		b.Fatalf("%d requests failed", failed.Load())
-	}
 	if err := s.stop(); err != nil {
 		b.Fatal(err)
 	}
