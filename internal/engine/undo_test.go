@@ -28,12 +28,7 @@ func TestFailedCommitUndoesWithoutReloading(t *testing.T) {
 		n = 2_000
 	}
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "db"), Synchronous: "normal"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	store := &flakyStore{Store: st}
+	store := openFlaky(t)
 	cfg := engine.DefaultConfig()
 	cfg.AutoCreate = true
 	clock := time.Unix(1_800_000_000, 0)
@@ -104,7 +99,7 @@ func TestFailedCommitUndoesWithoutReloading(t *testing.T) {
 			t.Fatalf("failed round %d loaded the store (%d loads, want %d)", k, got, loads)
 		}
 		if k == 1 || k == engine.StuckAfter+1 {
-			sameAsStore(t, p.Machine(), st, clock)
+			sameAsStore(t, p.Machine(), store.Store, clock)
 		}
 		if stalled := k >= engine.StuckAfter; p.Stalled() != stalled || testutil.ToFloat64(met.Stalled) != map[bool]float64{true: 1}[stalled] {
 			t.Fatalf("after %d failed rounds: Stalled %v, gauge %v", k, p.Stalled(), testutil.ToFloat64(met.Stalled))
@@ -124,7 +119,7 @@ func TestFailedCommitUndoesWithoutReloading(t *testing.T) {
 	if p.Stalled() || testutil.ToFloat64(met.Stalled) != 0 {
 		t.Fatal("still stalled after a committed round")
 	}
-	sameAsStore(t, p.Machine(), st, clock)
+	sameAsStore(t, p.Machine(), store.Store, clock)
 	if p.Machine().Held() != 1 {
 		t.Fatalf("Held = %d once the round committed, want 1", p.Machine().Held())
 	}

@@ -94,6 +94,17 @@ type harness struct {
 	stop  func() error
 }
 
+// openFlaky opens a flakyStore at a fresh path, closed when t ends.
+func openFlaky(t *testing.T) *flakyStore {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), sqlite.Config{Path: filepath.Join(t.TempDir(), "db"), Synchronous: "normal"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	return &flakyStore{Store: st}
+}
+
 func start(t *testing.T, path string, tune func(*engine.Config)) *harness {
 	t.Helper()
 	ctx := context.Background()
@@ -409,12 +420,7 @@ func TestStoppedWriterFailsQueuedAndNewRequests(t *testing.T) {
 
 func testStoppedWriterFailsQueuedAndNewRequests(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "db"), Synchronous: "normal"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	store := &flakyStore{Store: st}
+	store := openFlaky(t)
 	cfg := engine.DefaultConfig()
 	cfg.MaxBatch, cfg.QueueSize = 1, 8
 	w, err := engine.NewWriter(cfg, store, &recorder{})
@@ -499,12 +505,7 @@ func TestPoisonedRequestIsRejectedAndTheRestCommitted(t *testing.T) {
 
 func testPoisonedRequestIsRejectedAndTheRestCommitted(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(t.TempDir(), "db"), Synchronous: "normal"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	store := &poisonStore{flakyStore: &flakyStore{Store: st}, poison: "PX"}
+	store := &poisonStore{flakyStore: openFlaky(t), poison: "PX"}
 	pub := &recorder{}
 	cfg := engine.DefaultConfig()
 	met := engine.NewMetrics(nil, "test")
@@ -565,7 +566,7 @@ func testPoisonedRequestIsRejectedAndTheRestCommitted(t *testing.T) {
 	if _, err := w.Submit(ctx, []ingest.Event{ev("", "PB", pricing.View)}); err != nil {
 		t.Fatalf("the writer did not go on after the poisoned request: %v", err)
 	}
-	snap, err := st.Load(ctx)
+	snap, err := store.Store.Load(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -333,13 +333,7 @@ func TestEngineExactlyOnce(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		dyn := 0
-		for _, row := range h {
-			if row.Source == pricing.SourceDynamic {
-				dyn++
-			}
-		}
-		if dyn != count[id] {
+		if dyn := dynamicRows(h); dyn != count[id] {
 			t.Errorf("%s: %d dynamic history rows, want %d (one per event)", id, dyn, count[id])
 		}
 		c, _ := r.live.get(id)
@@ -525,6 +519,11 @@ func (r *rig) historyRows(id string, partitions int32) int {
 	if err != nil {
 		r.t.Fatal(err)
 	}
+	return dynamicRows(h)
+}
+
+// dynamicRows counts the rows of h whose price came from events.
+func dynamicRows(h []engine.HistoryRow) int {
 	n := 0
 	for _, row := range h {
 		if row.Source == pricing.SourceDynamic {

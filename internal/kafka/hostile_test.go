@@ -453,13 +453,7 @@ func TestHostileRecordsDoNotStopPricing(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		dyn := 0
-		for _, row := range h {
-			if row.Source == pricing.SourceDynamic {
-				dyn++
-			}
-		}
-		if dyn != count[id] {
+		if dyn := dynamicRows(h); dyn != count[id] {
 			t.Errorf("%s: %d dynamic history rows, want one per valid event, %d", id, dyn, count[id])
 		}
 	}
