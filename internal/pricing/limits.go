@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"time"
 )
 
@@ -195,5 +194,5 @@ func (b *Book) MaxQuantity(i int) int32 { return b.guards[i].maxQty }
 
 // breakerOn reports whether a product's effective limits turn the breaker on.
 func (l Limits) breakerOn() bool {
-	return l.MaxMovePct > 0 && l.MoveWindow > 0 && !math.IsNaN(l.MaxMovePct)
+	return l.MaxMovePct > 0 && l.MoveWindow > 0 // false for NaN too
 }
