@@ -340,6 +340,12 @@ func (e *Engine) forEachSlot(ctx context.Context, work map[int32][]*kgo.Record, 
 				}
 				e.log.Error("partition round failed; resuming from its last commit", "partition", s.q, "err", err)
 				e.rewind(s)
+				// The round was undone in memory, not reloaded; what reloading
+				// did besides (publishing every price again) still keeps the
+				// live view whole when the failure also cost an update (Kafka
+				// down: price-updates, Redis: the outbox's retries). A
+				// partition's prices are far cheaper to publish than to load.
+				s.part.Republish()
 			default:
 				e.log.Error("partition failed", "partition", s.q, "err", err)
 			}
