@@ -71,7 +71,10 @@ func (v *View) store(changes []Price) {
 		}
 		if !ok {
 			if grown == nil {
-				grown = make(map[string]*viewEntry, len(m)+1)
+				// Sized for every change being new, as at start-up,
+				// when a million products arrive in one call: growing
+				// a map by doubling rehashes it a dozen times.
+				grown = make(map[string]*viewEntry, len(m)+len(changes)-i)
 				for k, x := range m {
 					grown[k] = x
 				}

@@ -62,20 +62,16 @@ func (s *State) AppendBinary(buf []byte) ([]byte, error) {
 	}
 	e.buf = append(e.buf, byte(s.Trace.Applied))
 	e.float(s.Lowest30)
+	// The days that hold a price, each as its slot (kept in the format,
+	// though the reader places a day by the day itself), day and price.
 	var days uint64
-	for k := range s.Low.Day {
-		if s.Low.Day[k] != 0 || s.Low.Min[k] != 0 {
-			days++
-		}
-	}
+	s.Low.Days(func(int32, float64) { days++ })
 	e.uint(days)
-	for k := range s.Low.Day {
-		if s.Low.Day[k] != 0 || s.Low.Min[k] != 0 {
-			e.buf = append(e.buf, byte(k))
-			e.int(int64(s.Low.Day[k]))
-			e.float(s.Low.Min[k])
-		}
-	}
+	s.Low.Days(func(d int32, m float64) {
+		e.buf = append(e.buf, byte(slotOf(d)))
+		e.int(int64(d))
+		e.float(m)
+	})
 	if parts&hasOverride != 0 {
 		o := &s.Override
 		e.bool(o.Active)
@@ -145,17 +141,24 @@ func (s *State) UnmarshalBinary(data []byte) error {
 	st.Trace.Applied = Guard(d.byte())
 	st.Lowest30 = d.float()
 	days := d.uint()
-	if days > uint64(len(st.Low.Day)) {
-		return fmt.Errorf("pricing: state has %d days of lowest prices, at most %d fit", days, len(st.Low.Day))
+	if days > lowestSlots {
+		return fmt.Errorf("pricing: state has %d days of lowest prices, at most %d fit", days, lowestSlots)
 	}
-	for range days {
-		k := int(d.byte())
-		if k >= len(st.Low.Day) {
-			return fmt.Errorf("pricing: lowest-price day slot %d out of range", k)
+	var low [lowestSlots]struct {
+		day int32
+		min float64
+	}
+	for k := range days {
+		if slot := d.byte(); slot >= lowestSlots {
+			return fmt.Errorf("pricing: lowest-price day slot %d out of range", slot)
 		}
-		st.Low.Day[k] = int32(d.int())
-		st.Low.Min[k] = d.float()
+		low[k].day, low[k].min = int32(d.int()), d.float()
 	}
+	st.Low.fill(func(f func(int32, float64)) {
+		for _, x := range low[:days] {
+			f(x.day, x.min)
+		}
+	})
 	if parts&hasOverride != 0 {
 		o := &st.Override
 		o.Active = d.bool()

@@ -29,10 +29,9 @@ func fullState() State {
 			Quotes: []Quote{{Competitor: "rival", Price: 18.49, At: math.MinInt64}, {Competitor: "", Price: 1e-3}}},
 		Brake: Brake{Anchor: 19.99, Since: 1, Held: 2, Wanted: 0.1 + 0.2},
 	}
-	for k := range st.Low.Day {
-		if k%4 != 3 { // some slots empty, as in a ring not yet full
-			st.Low.Day[k] = int32(20_000 + k)
-			st.Low.Min[k] = 10 + float64(k)/3
+	for k := range lowestSlots {
+		if k%4 != 3 { // some days without a price, as in a ring not yet full
+			st.Low.Set(int32(20_000+k), 10+float64(k)/3)
 		}
 	}
 	return st

@@ -64,13 +64,11 @@ func (b *Book) NextTick(i int, now int64) int64 {
 		}
 	}
 	// A daily low leaves the window at the start of its 31st day.
-	for k, d := range s.Low.Day {
-		if s.Low.Min[k] > 0 {
-			if t := int64(d+LowestWindowDays) * dayNS; t >= now {
-				at(t)
-			}
+	s.Low.Days(func(d int32, m float64) {
+		if t := int64(d+LowestWindowDays) * dayNS; m > 0 && t >= now {
+			at(t)
 		}
-	}
+	})
 	return next
 }
 

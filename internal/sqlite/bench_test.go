@@ -125,8 +125,8 @@ func benchmarkCommit(b *testing.B, o benchOptions) {
 				DynDemand: 1.5, Lowest30: 11.99,
 				Trace: pricing.Trace{Raw: 12.3456, Limited: 12.3456, Bounded: 12.3456, Final: 12.34, Reference: 12.1},
 			}
-			for d := range st.Low.Day {
-				st.Low.Day[d], st.Low.Min[d] = int32(20_000+d), 11.99+float64(d)/100
+			for d := range pricing.LowestWindowDays + 1 {
+				st.Low.Set(int32(20_000+d), 11.99+float64(d)/100)
 			}
 			batch.States = append(batch.States, engine.ProductState{ID: ids[p], State: st})
 		}

@@ -53,7 +53,7 @@ func TestUpgradeTo0006(t *testing.T) {
 		}
 		st := pricing.State{Price: 10 + float64(i), Source: pricing.SourceDynamic, Version: 3, ChangedAt: 300,
 			Learn: &pricing.Learning{Arm: i, Views: []float64{1, 2}, Buys: []float64{0, 1}, Rand: 1 << 63}}
-		st.Low.Day[4], st.Low.Min[4] = 20_000, 9.5
+		st.Low.Set(20_000, 9.5)
 		j, err := json.Marshal(&st)
 		if err != nil {
 			t.Fatal(err)

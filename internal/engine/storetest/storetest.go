@@ -268,9 +268,8 @@ func state(n int) pricing.State {
 			}},
 		Brake: pricing.Brake{Anchor: 19.99 + f, Since: base - 7_000_000_000_001, Held: base - 123 + int64(n), Wanted: 0.1 + 0.2 + f},
 	}
-	for i := range st.Low.Day {
-		st.Low.Day[i] = int32(20_000 + i + n)
-		st.Low.Min[i] = 10 + float64(i)/3 + f
+	for i := range pricing.LowestWindowDays + 1 {
+		st.Low.Set(int32(20_000+i+n), 10+float64(i)/3+f)
 	}
 	return st
 }
