@@ -95,13 +95,20 @@ func (m *Machine) Load(snap Snapshot, now int64) ([]live.Price, error) {
 	m.unpriced = m.unpriced[:0]
 	book.Reserve(len(snap.Products))
 	for _, p := range snap.Products {
-		i, _, err := book.Upsert(p, now)
-		if err != nil {
+		if _, _, err := book.Upsert(p, now); err != nil {
 			return nil, fmt.Errorf("stored product %s: %w", p.ID, err)
 		}
-		if s, ok := snap.States[p.ID]; ok {
-			book.Restore(i, s)
-		} else {
+	}
+	has := make([]bool, book.Len())
+	for k := range snap.States {
+		ps := &snap.States[k]
+		if i, ok := book.Index(ps.ID); ok {
+			book.Restore(i, ps.State)
+			has[i] = true
+		}
+	}
+	for i, ok := range has {
+		if !ok {
 			m.unpriced = append(m.unpriced, i)
 		}
 	}

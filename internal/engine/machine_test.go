@@ -364,7 +364,7 @@ func TestFirstPriceOfASeededCatalogIsHistory(t *testing.T) {
 	m := engine.NewMachine(engine.DefaultConfig())
 	snap := engine.Snapshot{
 		Products: []pricing.Product{{ID: "PB", BasePrice: 349}, {ID: "PA", BasePrice: 299}},
-		States:   map[string]pricing.State{"PB": {Price: 350, Source: pricing.SourceDynamic, Version: 7, ChangedAt: now - 1}},
+		States:   []engine.ProductState{{ID: "PB", State: pricing.State{Price: 350, Source: pricing.SourceDynamic, Version: 7, ChangedAt: now - 1}}},
 	}
 	if _, err := m.Load(snap, now); err != nil {
 		t.Fatal(err)

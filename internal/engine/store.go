@@ -35,8 +35,11 @@ type Store interface {
 // Snapshot is the persisted state the engine resumes from.
 type Snapshot struct {
 	Products []pricing.Product
-	// States by product id; products without state have none yet.
-	States map[string]pricing.State
+	// States are the products' states, in any order, at most one per
+	// product; products without one have none yet. A list rather than a
+	// map by id: at a million products, building the map cost a store's
+	// Load a second and a half, and the engine indexes products anyway.
+	States []ProductState
 	// Seen holds the remembered event ids, oldest first. An id may come
 	// more than once (the stores do not enforce uniqueness, see
 	// Batch.Seen); the engine keeps its earliest time.
@@ -46,6 +49,15 @@ type Snapshot struct {
 	// Cursor is the input position last committed (see Batch.Cursor); ""
 	// when none was ever committed.
 	Cursor string
+}
+
+// StateMap returns the states by product id.
+func (s *Snapshot) StateMap() map[string]pricing.State {
+	m := make(map[string]pricing.State, len(s.States))
+	for _, ps := range s.States {
+		m[ps.ID] = ps.State
+	}
+	return m
 }
 
 // Batch is one group commit.

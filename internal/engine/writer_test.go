@@ -570,7 +570,7 @@ func testPoisonedRequestIsRejectedAndTheRestCommitted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := snap.States["PB"].Demand.Total; d != 6 {
+	if d := snap.StateMap()["PB"].Demand.Total; d != 6 {
 		t.Errorf("PB's committed demand %v, want 6", d)
 	}
 }

@@ -29,7 +29,7 @@ func (s *Store) Load(ctx context.Context) (engine.Snapshot, error) {
 }
 
 func (s *Store) load(ctx context.Context) (engine.Snapshot, int64, error) {
-	snap := engine.Snapshot{States: map[string]pricing.State{}, Settings: map[string]string{}}
+	snap := engine.Snapshot{Settings: map[string]string{}}
 	// Its own transaction: created inside the snapshot below, a row
 	// another process created concurrently would be a serialization error.
 	if _, err := s.db.pool.Exec(ctx, "INSERT INTO checkpoints (slot) VALUES ($1) ON CONFLICT (slot) DO NOTHING", s.slot); err != nil {
@@ -79,7 +79,7 @@ func (s *Store) load(ctx context.Context) (engine.Snapshot, int64, error) {
 		if err := json.Unmarshal(blob, &st); err != nil {
 			return fmt.Errorf("state of %q: %w", id, err)
 		}
-		snap.States[id] = st
+		snap.States = append(snap.States, engine.ProductState{ID: id, State: st})
 		return nil
 	})
 	if err != nil {

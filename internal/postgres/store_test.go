@@ -313,7 +313,7 @@ func TestSlots(t *testing.T) {
 		if len(snap.States) != len(want) {
 			t.Errorf("slot %d: %d states, want %d", slot, len(snap.States), len(want))
 		}
-		for id, st := range snap.States {
+		for id, st := range snap.StateMap() {
 			if !owns[slot](id) || st.Version != uint64(slot+1) {
 				t.Errorf("slot %d: state of %s = %+v", slot, id, st)
 			}

@@ -83,8 +83,8 @@ func TestUpgradeTo0006(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !reflect.DeepEqual(snap.States, states) {
-			t.Errorf("%s: states\n got %+v\nwant %+v", when, snap.States, states)
+		if !reflect.DeepEqual(snap.StateMap(), states) {
+			t.Errorf("%s: states\n got %+v\nwant %+v", when, snap.StateMap(), states)
 		}
 		for id, want := range wantHist {
 			h, err := s.History(ctx, id, 100)
@@ -164,7 +164,7 @@ func TestStateLogStaysSmall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(snap.States, latest) {
+	if !reflect.DeepEqual(snap.StateMap(), latest) {
 		t.Errorf("Load after cleaning: %d states, want %d (or different values)", len(snap.States), len(latest))
 	}
 	for _, id := range []string{"p00000", "p01234", "p02999"} {

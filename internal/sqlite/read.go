@@ -114,12 +114,12 @@ func (s *Store) loadProducts(ctx context.Context) ([]pricing.Product, error) {
 // its position in the logs. The log is read newest first, so a
 // product's first row is the one that counts and its older rows are
 // skipped undecoded.
-func (s *Store) loadStates(ctx context.Context) (map[string]pricing.State, map[string]logPos, error) {
+func (s *Store) loadStates(ctx context.Context) ([]engine.ProductState, map[string]logPos, error) {
 	var n int
 	if err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM products").Scan(&n); err != nil {
 		return nil, nil, fmt.Errorf("states: %w", err)
 	}
-	states := make(map[string]pricing.State, n)
+	states := make([]engine.ProductState, 0, n)
 	pos := make(map[string]logPos, n)
 	err := s.scan(ctx, "SELECT seq, product_id, head, state FROM state_log ORDER BY seq DESC", func(v []driver.Value) error {
 		id := colText(v[1])
@@ -138,11 +138,10 @@ func (s *Store) loadStates(ctx context.Context) (map[string]pricing.State, map[s
 		default:
 			return fmt.Errorf("state of %q: a %T", id, x)
 		}
-		var st pricing.State
-		if err := pricing.UnmarshalState(blob, &st); err != nil {
+		states = append(states, engine.ProductState{ID: id})
+		if err := pricing.UnmarshalState(blob, &states[len(states)-1].State); err != nil {
 			return fmt.Errorf("state of %q: %w", id, err)
 		}
-		states[id] = st
 		return nil
 	})
 	if err != nil {

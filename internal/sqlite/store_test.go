@@ -444,7 +444,7 @@ func TestCommitCancelledWithManyStates(t *testing.T) {
 		if err == nil {
 			want = float64(round)
 		}
-		for id, st := range snap.States {
+		for id, st := range snap.StateMap() {
 			if want >= 0 && st.Price != want {
 				t.Fatalf("round %d (err %v): state of %s has price %v, want %v", round, err, id, st.Price, want)
 			}

@@ -150,8 +150,17 @@ func load(t *testing.T, st Store) engine.Snapshot {
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
+	seen := map[string]bool{}
+	for _, ps := range snap.States {
+		if seen[ps.ID] {
+			t.Fatalf("Load: two states of %q", ps.ID)
+		}
+		seen[ps.ID] = true
+	}
 	return snap
 }
+
+func stateMap(s engine.Snapshot) map[string]pricing.State { return s.StateMap() }
 
 func history(t *testing.T, st Store, id string, limit int) []engine.HistoryRow {
 	t.Helper()
@@ -322,8 +331,9 @@ func (s *suite) roundTrip(t *testing.T) {
 		if len(snap.States) != len(states) {
 			t.Errorf("%s: %d states, want %d", when, len(snap.States), len(states))
 		}
+		byID := snap.StateMap()
 		for id, want := range states {
-			got, ok := snap.States[id]
+			got, ok := byID[id]
 			if !ok {
 				t.Errorf("%s: no state for %q", when, id)
 				continue
@@ -396,7 +406,7 @@ func (s *suite) stateUpdate(t *testing.T) {
 	commit(t, st, &engine.Batch{States: []engine.ProductState{{ID: "a", State: state(3)}}})
 	closeStore()
 	st, _ = s.openStore(t, name)
-	equal(t, "states after update", load(t, st).States, map[string]pricing.State{"a": state(3), "b": state(2)})
+	equal(t, "states after update", stateMap(load(t, st)), map[string]pricing.State{"a": state(3), "b": state(2)})
 }
 
 func (s *suite) history(t *testing.T) {
@@ -819,7 +829,7 @@ func (s *suite) largeBatch(t *testing.T) {
 		if len(snap.Products) != len(b.Products) {
 			t.Errorf("%s: %d products, want %d", when, len(snap.Products), len(b.Products))
 		}
-		equal(t, when+": states", snap.States, states)
+		equal(t, when+": states", snap.StateMap(), states)
 		h := history(t, st, "a", n+100)
 		if len(h) != n {
 			t.Fatalf("%s: History has %d rows, want %d", when, len(h), n)
