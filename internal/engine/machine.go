@@ -143,6 +143,24 @@ func (m *Machine) Load(snap Snapshot, now int64) ([]live.Price, error) {
 	return all, nil
 }
 
+// savedStates returns product i's state as the store holds it: nil for a
+// product loaded without one whose first price is not recorded yet.
+func (m *Machine) savedStates() func(i int) *pricing.State {
+	var none []bool
+	if len(m.unpriced) > 0 {
+		none = make([]bool, m.book.Len())
+		for _, i := range m.unpriced {
+			none[i] = true
+		}
+	}
+	return func(i int) *pricing.State {
+		if none != nil && none[i] {
+			return nil
+		}
+		return m.book.State(i)
+	}
+}
+
 // Seal completes the batch of everything applied since the last Seal (or
 // Load) and returns it with the changes to publish once it is committed.
 // Both stay valid until the next call that changes the machine.

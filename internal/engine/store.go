@@ -32,6 +32,17 @@ type Store interface {
 	Close() error
 }
 
+// Snapshotter is a Store that can also keep the engine's whole state in
+// one piece when the engine stops cleanly, so that the next Load reads
+// that instead of a row per product (see Partition.SaveSnapshot). The
+// SQLite store does; a Load after any commit must not use it.
+type Snapshotter interface {
+	// SaveSnapshot keeps products, in catalog order, and their states
+	// (state(i) is nil for a product without one) as what the next Load
+	// returns, unless something is committed first.
+	SaveSnapshot(ctx context.Context, products []pricing.Product, state func(i int) *pricing.State) error
+}
+
 // Snapshot is the persisted state the engine resumes from.
 type Snapshot struct {
 	Products []pricing.Product

@@ -188,6 +188,10 @@ func (b *Book) Reserve(n int) {
 	}
 }
 
+// Products returns the catalog in index order. The slice is the Book's:
+// the caller must not change it, nor keep it past the next Upsert.
+func (b *Book) Products() []Product { return b.products }
+
 // Len is the number of products.
 func (b *Book) Len() int { return len(b.products) }
 

@@ -297,6 +297,13 @@ func (s *Store) Commit(ctx context.Context, b *engine.Batch) error {
 	defer states.wait() // b may be reused once Commit returns
 	s.wmu.Lock()
 	err := s.ensureLog(ctx)
+	if err == nil && s.tagged {
+		// A commit after SaveSnapshot: the snapshot no longer holds
+		// everything, so it must not be loaded (see snapshot.go).
+		if _, err = s.wc.ExecContext(ctx, "DELETE FROM snapshot_tag"); err == nil {
+			s.tagged = false
+		}
+	}
 	s.wmu.Unlock()
 	if err != nil {
 		return fmt.Errorf("sqlite: commit: %w", err)

@@ -36,20 +36,29 @@ func (s *Store) load(ctx context.Context) (engine.Snapshot, error) {
 	defer s.wmu.Unlock()
 
 	// The catalog and the states are the bulk of a large store (a million
-	// rows each, two million in the state log): read both at once, one
-	// core each.
+	// rows each, two million in the state log): from the snapshot of the
+	// last clean shutdown when there is one (snapshot.go), else from the
+	// tables, both at once, one core each.
 	var pos map[string]logPos
-	var catErr error
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		snap.Products, catErr = s.loadProducts(ctx)
-	}()
+	var fast bool
 	var err error
-	snap.States, pos, err = s.loadStates(ctx)
-	<-done
-	if err = errors.Join(catErr, err); err != nil {
+	snap.Products, snap.States, pos, fast, err = s.takeSnapshot(ctx)
+	if err != nil {
 		return snap, err
+	}
+	s.fromSnapshot = fast
+	if !fast {
+		var catErr error
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			snap.Products, catErr = s.loadProducts(ctx)
+		}()
+		snap.States, pos, err = s.loadStates(ctx)
+		<-done
+		if err = errors.Join(catErr, err); err != nil {
+			return snap, err
+		}
 	}
 	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {

@@ -110,6 +110,12 @@ type Store struct {
 	// logs indexes the appended tables (log.go); pmu guards logs.pos.
 	logs logState
 	pmu  sync.RWMutex
+	// fromSnapshot says whether the last Load read the snapshot of a clean
+	// shutdown (snapshot.go) rather than the tables.
+	fromSnapshot bool
+	// tagged says that SaveSnapshot tagged a snapshot that the next
+	// Commit must untag.
+	tagged bool
 
 	closeOnce sync.Once
 	closeErr  error
