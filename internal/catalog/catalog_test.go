@@ -1,7 +1,9 @@
 package catalog
 
 import (
+	"io"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -63,6 +65,37 @@ func TestParse(t *testing.T) {
 	} {
 		if _, err := Parse([]byte(in)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: err %v, want %q", in, err, want)
+		}
+	}
+}
+
+func TestSynthetic(t *testing.T) {
+	for i, want := range map[int]string{0: "P0000000", 7: "P0000007", 10: "P0000010", 999_999: "P0999999",
+		1_234_567: "P1234567", 9_999_999: "P9999999", 10_000_000: "P10000000"} {
+		if got := SyntheticID(i); got != want {
+			t.Errorf("SyntheticID(%d) = %q, want %q", i, got, want)
+		}
+	}
+	var b strings.Builder
+	if err := WriteSynthetic(&b, 120); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Parse([]byte(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Synthetic(120)
+	if err != nil || !reflect.DeepEqual(f, s) {
+		t.Fatalf("the written catalog differs from Synthetic: %v\n%+v\n%+v", err, f.Products[:2], s.Products[:2])
+	}
+	for i, p := range f.Products {
+		if p.ID != SyntheticID(i) || p.Name != "product "+strconv.Itoa(i) || p.BasePrice != float64(5+i%50)+0.99 {
+			t.Fatalf("product %d = %+v", i, p)
+		}
+	}
+	for _, n := range []int{0, -1, MaxSynthetic + 1} {
+		if err := WriteSynthetic(io.Discard, n); err == nil {
+			t.Errorf("WriteSynthetic(%d) succeeded", n)
 		}
 	}
 }

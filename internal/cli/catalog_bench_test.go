@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -14,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dynaprice/dynaprice/internal/catalog"
 )
 
 // BenchmarkIngestCatalog measures what a catalog's size does to serve:
@@ -73,8 +74,8 @@ func benchCatalog(b *testing.B, products int) {
 				sb.WriteByte(',')
 			}
 			g := k*perBatch + i
-			fmt.Fprintf(&sb, `{"event_type":"%s","product_id":"P%07d","user_id":"U%d","price":10}`,
-				[...]string{"view", "cart", "purchase"}[g%3], g%products, i)
+			fmt.Fprintf(&sb, `{"event_type":"%s","product_id":"%s","user_id":"U%d","price":10}`,
+				[...]string{"view", "cart", "purchase"}[g%3], catalog.SyntheticID(g%products), i)
 		}
 		sb.WriteByte(']')
 		bodies[k] = sb.Bytes()
@@ -119,22 +120,14 @@ func benchCatalog(b *testing.B, products int) {
 	b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap-MiB")
 }
 
-// writeCatalog writes a catalog file of n products P0000000...
+// writeCatalog writes the synthetic catalog of n products, P0000000...,
+// the one `dynaprice loadgen --write-catalog` writes.
 func writeCatalog(b *testing.B, path string, n int) {
 	f, err := os.Create(path)
 	if err != nil {
 		b.Fatal(err)
 	}
-	w := bufio.NewWriter(f)
-	w.WriteString(`{"products":[`)
-	for i := range n {
-		if i > 0 {
-			w.WriteByte(',')
-		}
-		fmt.Fprintf(w, `{"product_id":"P%07d","name":"product %d","base_price":%d.99}`, i, i, 5+i%50)
-	}
-	w.WriteString("]}")
-	if err := w.Flush(); err != nil {
+	if err := catalog.WriteSynthetic(f, n); err != nil {
 		b.Fatal(err)
 	}
 	if err := f.Close(); err != nil {

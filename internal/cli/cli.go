@@ -33,7 +33,8 @@ Commands:
   engine    price events from Kafka; commit to PostgreSQL, update Redis, publish price updates
   api       a stateless API replica: REST, WebSocket and dashboard over Redis, PostgreSQL and Kafka
   migrate   apply PostgreSQL migrations and seed an empty catalog
-  loadgen   produce events into Kafka and measure throughput and produce-to-update latency
+  loadgen   produce events into Kafka and measure throughput and produce-to-update latency,
+            or (--url) post them to serve or api and measure POST latency per window
 
   simulate  compare pricing strategies on a simulated market (revenue, margin, % of optimum)
 

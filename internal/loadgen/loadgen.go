@@ -89,6 +89,14 @@ type Config struct {
 	// falling off with position as in the demo traffic; nil means the demo
 	// catalog. Their ids must be the engines' product ids.
 	Products []pricing.Product
+	// Spread has the events spread over Products by Distribution, each
+	// decided by Spread from Seed and its number, rather than drawn as the
+	// demo traffic is (popularity falling off with position, as Zipf,
+	// but found by a scan of the products per event: too slow for a
+	// large catalog). The demo draw stays the default so that runs
+	// compare with earlier ones.
+	Spread       bool
+	Distribution Distribution
 	// Unkeyed sends records without a key, as the original system's
 	// producers did, to measure the engines' re-keying path; by default
 	// records are keyed by product id.
@@ -136,18 +144,8 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Products == nil {
 		c.Products = catalog.Demo().Products
 	}
-	if len(c.Products) == 0 {
-		return c, errors.New("loadgen: no products")
-	}
-	seen := make(map[string]bool, len(c.Products))
-	for _, p := range c.Products {
-		if err := p.Validate(); err != nil {
-			return c, fmt.Errorf("loadgen: product %q: %w", p.ID, err)
-		}
-		if seen[p.ID] {
-			return c, fmt.Errorf("loadgen: product %q appears twice", p.ID)
-		}
-		seen[p.ID] = true
+	if err := checkProducts(c.Products); err != nil {
+		return c, err
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -226,7 +224,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	wg.Go(func() { r.consume(consCtx) })
 	stopProgress := func() {}
 	if cfg.Progress != nil {
-		stopProgress = startProgress(cfg.Progress, r)
+		stopProgress = startProgress(cfg.Progress, r.progressLine())
 	}
 
 	elapsed := r.send(runCtx)
@@ -413,6 +411,12 @@ func (r *run) send(ctx context.Context) time.Duration {
 		return 0
 	}
 	b := burster{run: r, gen: gen, rnd: rnd}
+	if cfg.Spread {
+		if b.spread, err = NewSpread(len(cfg.Products), cfg.Distribution, cfg.Seed); err != nil {
+			r.fail(err)
+			return 0
+		}
+	}
 
 	begin := time.Now()
 	var deadline time.Time
@@ -487,7 +491,10 @@ type burster struct {
 	*run
 	gen      *Traffic
 	rnd      *rand.Rand
+	spread   *Spread // nil: events come from gen
+	next     uint64  // the number of the next event, for spread
 	evs      []ingest.Event
+	users    []int // with spread, the user of each of evs
 	products []int
 	pend     []pending
 }
@@ -497,17 +504,22 @@ type burster struct {
 // Events are registered with the matcher before they are produced, so
 // that no update can arrive for an event it does not know yet.
 func (b *burster) burst(ctx context.Context, n int) {
-	b.evs = b.gen.Next(b.evs[:0], n)
+	b.events(n)
 	recs := make([]kgo.Record, n)
 	slab := make([]byte, 0, n*eventSizeHint)
 	b.products, b.pend = b.products[:0], b.pend[:0]
 	for i := range b.evs {
 		ev := &b.evs[i]
-		p := b.index[ev.ProductID]
+		p, user := b.index[ev.ProductID], 0
+		if b.spread != nil {
+			user = b.users[i]
+		} else {
+			user = 1 + b.rnd.IntN(users)
+		}
 		now := b.cfg.Now()
 		ms := now.UnixMilli()
 		off := len(slab)
-		slab = appendEvent(slab, ev, 1+b.rnd.IntN(users), ms)
+		slab = appendEvent(slab, ev, user, ms)
 		rec := &recs[i]
 		rec.Value = slab[off:len(slab):len(slab)]
 		rec.Timestamp = time.UnixMilli(ms)
@@ -522,6 +534,24 @@ func (b *burster) burst(ctx context.Context, n int) {
 		b.prod.Produce(ctx, &recs[i], b.promise)
 	}
 	b.sent.Add(int64(n))
+}
+
+// events makes the burst's n events into b.evs (and their users into
+// b.users, with spread).
+func (b *burster) events(n int) {
+	if b.spread == nil {
+		b.evs = b.gen.Next(b.evs[:0], n)
+		return
+	}
+	b.evs, b.users = b.evs[:0], b.users[:0]
+	now := b.cfg.Now().UnixNano()
+	for range n {
+		ev := b.spread.Event(b.next)
+		b.next++
+		p := &b.cfg.Products[ev.Product]
+		b.evs = append(b.evs, ingest.Event{Type: ev.Type, ProductID: p.ID, Timestamp: now, Price: p.BasePrice, Quantity: 1})
+		b.users = append(b.users, ev.User)
+	}
 }
 
 // updateValue is the part of a price update's value that matching reads.

@@ -422,3 +422,36 @@ func TestWriteText(t *testing.T) {
 		t.Errorf("latencies or a priced rate shown without a matched event:\n%s", b.String())
 	}
 }
+
+// TestSpreadRecords: with Spread, the Kafka run sends the events Spread
+// decides: uniform over the synthetic catalog, every product equally
+// often, keyed by its id, at its base price.
+func TestSpreadRecords(t *testing.T) {
+	addrs := cluster(t)
+	syn, err := catalog.Synthetic(40)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 200
+	rep := mustRun(t, Config{Brokers: addrs, Events: n, Drain: -1, Seed: 3, Products: syn.Products, Spread: true})
+	if rep.Sent != n || rep.Acked != n {
+		t.Fatalf("sent %d, acked %d", rep.Sent, rep.Acked)
+	}
+	products := map[string]int{}
+	for _, r := range readAll(t, addrs, eventsTopic, n) {
+		var e seedEvent
+		if err := json.Unmarshal(r.Value, &e); err != nil {
+			t.Fatal(err)
+		}
+		i, err := strconv.Atoi(strings.TrimPrefix(e.ProductID, "P"))
+		if err != nil || e.ProductID != catalog.SyntheticID(i) || string(r.Key) != e.ProductID || e.Price != catalog.SyntheticBasePrice(i) {
+			t.Fatalf("record %s key %q", r.Value, r.Key)
+		}
+		products[e.ProductID]++
+	}
+	for id, c := range products {
+		if c != n/40 || len(products) != 40 {
+			t.Fatalf("%d products; %s has %d events, want %d each", len(products), id, c, n/40)
+		}
+	}
+}
