@@ -24,7 +24,7 @@ func snapshotStore(t *testing.T, path string) (*Store, engine.Snapshot) {
 		{ID: "PB", Name: "Bee «ü»", BasePrice: 349.99, Strategy: "decay", UnitCost: 100,
 			Guardrails: pricing.Guardrails{Floor: 200, Ceiling: 500, MaxChangePct: 5, Rounding: ".99", MinMarginPct: 10},
 			Limits:     pricing.Limits{MaxQuantity: 7, MaxMovePct: 30, MoveWindow: pricing.Duration(3e9)},
-			Inventory:  &pricing.InventoryPlan{PeriodStart: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC),
+			Inventory: &pricing.InventoryPlan{PeriodStart: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC),
 				PeriodEnd: time.Date(2026, 12, 8, 0, 0, 0, 0, time.UTC), Repeat: true, TargetSellThrough: 0.8}},
 		{ID: "PA", BasePrice: 299},
 		{ID: "PC", BasePrice: 5, Competition: &pricing.CompetitorRule{Mode: "match"}},
