@@ -21,6 +21,7 @@ type View struct {
 	mu      sync.Mutex // serialises writers
 	entries atomic.Pointer[map[string]*viewEntry]
 	order   atomic.Pointer[[]*viewEntry] // insertion order, for listings
+	sorted  sorter                       // sorted listings (Page.Sort)
 }
 
 type viewEntry struct {
@@ -120,12 +121,28 @@ func (v *View) AppendAll(dst []byte) []byte {
 	return b
 }
 
-// AppendPage appends a page of the listing, in catalog order (see Pager).
-// A page costs its own prices plus, with Page.Match, a scan of the ids
-// after Page.After; it never copies the listing. Pages read while products
-// are added see each product once: new ones are appended at the end.
-func (v *View) AppendPage(_ context.Context, dst []byte, p Page) ([]byte, int, string, error) {
+// AppendPage appends a page of the listing (see Pager and Page). A page in
+// catalog order costs its own prices plus, with Page.Match, a scan of the
+// ids after Page.After; it never copies the listing. Pages read while
+// products are added see each product once: new ones are appended at the
+// end. A sorted page costs the same plus a binary search, and the shared
+// sorted copy of the listing (see sorter).
+func (v *View) AppendPage(ctx context.Context, dst []byte, p Page) ([]byte, int, string, error) {
 	order := *v.order.Load()
+	if p.Sort.Key != ByCatalog {
+		src, rows, next, err := v.sorted.page(ctx, viewSource(order), p)
+		if err != nil {
+			return dst, 0, "", err
+		}
+		es := src.(viewSource)
+		for i, pos := range rows {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, *es[pos].json.Load()...)
+		}
+		return dst, len(rows), next, nil
+	}
 	start := 0
 	if p.After != "" {
 		e, ok := (*v.entries.Load())[p.After]
@@ -159,4 +176,18 @@ func (v *View) Snapshot() []Price {
 		out[i] = *e.change.Load()
 	}
 	return out
+}
+
+// viewSource is a View's listing as a sorter reads it: the order slice of
+// one moment, whose first entries never change.
+type viewSource []*viewEntry
+
+func (s viewSource) size() int         { return len(s) }
+func (s viewSource) id(pos int) string { return s[pos].id }
+
+func (s viewSource) keys(_ context.Context, k SortKey, n int, set func(int, uint64)) error {
+	for i, e := range s[:n] {
+		set(i, sortKey(k, e.change.Load()))
+	}
+	return nil
 }
