@@ -25,7 +25,7 @@ func sortTestView(t *testing.T) (*View, *atomic.Int64) {
 	var ps []Price
 	for i := range 60 {
 		ps = append(ps, Price{
-			ProductID: fmt.Sprintf("P%02d", (i*37)%60), // catalog order is not id order
+			ProductID: fmt.Sprintf("P%02d", (i*37)%60),   // catalog order is not id order
 			Price:     float64(i%7) + 0.001*float64(i%2), // rounds to ties in cents
 			Demand:    float64(i%5) / 3,
 			Lowest30:  float64(i % 4),
