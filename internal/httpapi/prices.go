@@ -22,19 +22,24 @@ const (
 	pricesChunk = 1000
 )
 
-// getPrices answers GET /prices. With ?limit=, ?after= or ?q= it answers one
-// page, {"prices":[...],"next":"<cursor>"}; without them, every price, as
-// the original did, written a chunk at a time instead of built whole.
+// getPrices answers GET /prices. With ?limit=, ?after=, ?q= or ?sort= it
+// answers one page, {"prices":[...],"next":"<cursor>"}; without them, every
+// price, as the original did, written a chunk at a time instead of built
+// whole.
 func (a *API) getPrices(w http.ResponseWriter, r *http.Request, _ Key) error {
 	q := r.URL.Query()
-	if !q.Has("limit") && !q.Has("after") && !q.Has("q") {
+	if !q.Has("limit") && !q.Has("after") && !q.Has("q") && !q.Has("sort") {
 		return a.streamPrices(w, r)
 	}
 	limit, err := parseLimit(r, DefaultPricesLimit, MaxPricesLimit)
 	if err != nil {
 		return err
 	}
-	p := live.Page{After: q.Get("after"), Match: q.Get("q"), Limit: limit}
+	order, err := live.ParseSort(q.Get("sort"))
+	if err != nil {
+		return errStatus(http.StatusBadRequest, err.Error())
+	}
+	p := live.Page{After: q.Get("after"), Match: q.Get("q"), Limit: limit, Sort: order}
 	if len(p.Match) > maxPricesQuery {
 		return errStatus(http.StatusBadRequest, "q must be at most "+strconv.Itoa(maxPricesQuery)+" bytes")
 	}
@@ -54,6 +59,9 @@ func (a *API) getPrices(w http.ResponseWriter, r *http.Request, _ Key) error {
 func pageError(err error) error {
 	if errors.Is(err, live.ErrUnknownCursor) {
 		return errStatus(http.StatusBadRequest, "after names no product in the listing; start again without it")
+	}
+	if errors.Is(err, live.ErrBadCursor) {
+		return errStatus(http.StatusBadRequest, "after is not a cursor of this sort (the next of a page read with the same sort); start again without it")
 	}
 	return errPricesUnavailable(err)
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	neturl "net/url"
 	"os"
 	"runtime"
 	"runtime/metrics"
@@ -181,6 +182,69 @@ func TestPricesPages(t *testing.T) {
 		if code, b := get(t, srv.URL+"/prices?"+q); code != http.StatusBadRequest || !json.Valid(b) {
 			t.Errorf("?%s: %d %s, want 400 with a JSON error", q, code, b)
 		}
+	}
+}
+
+// GET /prices?sort= pages through the catalog in the order asked for, with
+// q; a sort or cursor it does not know is a 400 with a JSON error.
+func TestPricesSorted(t *testing.T) {
+	v := catalogView(250)
+	srv := newPricesServer(t, live.Prices{V: v})
+	type row struct {
+		ID     string  `json:"product_id"`
+		Price  float64 `json:"price"`
+		Demand float64 `json:"demand_exact"`
+	}
+	read := func(query string) (rows []row, pages int) {
+		url := srv.URL + "/prices?" + query
+		for ; ; pages++ {
+			code, b := get(t, url)
+			var p struct {
+				Prices []row   `json:"prices"`
+				Next   *string `json:"next"`
+			}
+			if err := json.Unmarshal(b, &p); code != 200 || err != nil {
+				t.Fatalf("GET %s: %d %s %v", url, code, b, err)
+			}
+			rows = append(rows, p.Prices...)
+			if p.Next == nil {
+				return rows, pages + 1
+			}
+			url = srv.URL + "/prices?" + query + "&after=" + neturl.QueryEscape(*p.Next)
+		}
+	}
+	rows, pages := read("sort=-price&limit=40")
+	if len(rows) != 250 || pages != 7 {
+		t.Fatalf("sort=-price: %d prices in %d pages, want 250 in 7", len(rows), pages)
+	}
+	for i := 1; i < len(rows); i++ {
+		a, b := rows[i-1], rows[i]
+		if a.Price < b.Price || (a.Price == b.Price && a.ID < b.ID) {
+			t.Fatalf("sort=-price: %v before %v", a, b)
+		}
+	}
+	rows, _ = read("sort=demand&q=p00001&limit=7")
+	if len(rows) != 100 {
+		t.Fatalf("sort=demand&q=p00001: %d prices, want 100", len(rows))
+	}
+	for i := 1; i < len(rows); i++ {
+		a, b := rows[i-1], rows[i]
+		if !strings.Contains(b.ID, "P00001") || a.Demand > b.Demand || (a.Demand == b.Demand && a.ID > b.ID) {
+			t.Fatalf("sort=demand&q=p00001: %v before %v", a, b)
+		}
+	}
+	if rows, _ = read("sort=id&limit=3&after=P0000246"); len(rows) != 3 || rows[0].ID != "P0000247" {
+		t.Fatalf("sort=id after P0000246: %v", rows)
+	}
+	for _, q := range []string{"sort=change", "sort=-", "sort=Price", "sort=price&after=P0000001", "sort=updated&after=x:P0000001", "sort=price&limit=0"} {
+		code, b := get(t, srv.URL+"/prices?"+q)
+		var e struct{ Error string }
+		if code != http.StatusBadRequest || json.Unmarshal(b, &e) != nil || e.Error == "" {
+			t.Errorf("?%s: %d %s, want 400 with a JSON error", q, code, b)
+		}
+	}
+	if _, b := get(t, srv.URL+"/prices?sort=change"); !strings.Contains(string(b), "price, demand") {
+		t.Errorf("?sort=change: %s, want the sorts allowed", b)
 	}
 }
 

@@ -76,9 +76,10 @@ func (f *Fallback) Price(ctx context.Context, id string) ([]byte, bool, error) {
 
 // AppendPage appends a page of the listing from the primary or, while it
 // fails, the replica's copy. Each page is read on its own, so a listing
-// paged through a Redis outage may switch order between pages (the copy
-// lists products in the order it first saw them); an unknown cursor is an
-// answer, not a failure.
+// in catalog order paged through a Redis outage may switch order between
+// pages (the copy lists products in the order it first saw them); sorted
+// listings have the same order and cursors in both. An unknown or
+// malformed cursor is an answer, not a failure.
 func (f *Fallback) AppendPage(ctx context.Context, dst []byte, p Page) ([]byte, int, string, error) {
 	if f.usePrimary() {
 		rctx, cancel := context.WithTimeout(ctx, redisReadTimeout)
@@ -87,7 +88,7 @@ func (f *Fallback) AppendPage(ctx context.Context, dst []byte, p Page) ([]byte, 
 		if ctx.Err() != nil {
 			return dst, 0, "", ctx.Err()
 		}
-		if errors.Is(err, ErrUnknownCursor) {
+		if errors.Is(err, ErrUnknownCursor) || errors.Is(err, ErrBadCursor) {
 			f.result(nil)
 			return dst, 0, "", err
 		}
