@@ -91,6 +91,33 @@ func sortKey(k SortKey, p *Price) uint64 {
 	return 0
 }
 
+// ParseSortKey returns the key by k of a product whose stored value for k
+// (its price, demand, lowest price, time in unix ns or source, in full
+// precision) is v, as a SortListing reads it from a store.
+func ParseSortKey(k SortKey, v string) (uint64, error) {
+	var p Price
+	var err error
+	switch k {
+	case ByPrice:
+		p.Price, err = strconv.ParseFloat(v, 64)
+	case ByDemand:
+		p.Demand, err = strconv.ParseFloat(v, 64)
+	case ByLowest:
+		p.Lowest30, err = strconv.ParseFloat(v, 64)
+	case ByUpdated:
+		p.At, err = strconv.ParseInt(v, 10, 64)
+	case BySource:
+		var ok bool
+		if p.Source, ok = pricing.ParseSource(v); !ok {
+			err = errors.New("unknown source " + strconv.Quote(v))
+		}
+	}
+	if err != nil {
+		return 0, err
+	}
+	return sortKey(k, &p), nil
+}
+
 // floatKey maps f to an integer of the same order (IEEE 754 bits, the sign
 // flipped for positives and every bit for negatives).
 func floatKey(f float64) uint64 {

@@ -34,19 +34,20 @@ const (
 	sortIdle       = time.Minute
 )
 
-// sortSource is the listing a sorter orders, as of one moment: products by
-// position, each position keeping its product (ids never move).
-type sortSource interface {
-	size() int
-	id(pos int) string
-	// keys calls set with the key by k of each product at positions below
-	// n.
-	keys(ctx context.Context, k SortKey, n int, set func(pos int, key uint64)) error
+// SortListing is a listing that a Sorter orders, as of one moment: its
+// products by position. A Sorter keeps the listing its sorted copies were
+// built from, so it must not change.
+type SortListing interface {
+	Len() int
+	ID(pos int) string
+	// Keys calls set with the key by k of each product at positions below
+	// n (see ParseSortKey).
+	Keys(ctx context.Context, k SortKey, n int, set func(pos int, key uint64)) error
 }
 
 // idOrder is a listing's first n products in id order.
 type idOrder struct {
-	src   sortSource
+	src   SortListing
 	n     int
 	byID  []uint32 // positions, in id order
 	rank  []uint32 // rank[pos] is pos's index in byID
@@ -90,9 +91,9 @@ type keyOrder struct {
 	cost  time.Duration
 }
 
-// sorter keeps the sorted copies of one listing (a View, or Redis). It is
-// safe for concurrent use.
-type sorter struct {
+// Sorter keeps the sorted copies of one listing (a View's, or Redis'). Its
+// zero value is ready to use; it is safe for concurrent use.
+type Sorter struct {
 	now func() time.Time
 
 	idMu sync.Mutex // serialises building ids
@@ -106,7 +107,7 @@ type sortSlot struct {
 	used atomic.Int64 // unix ns of the last page read from it
 }
 
-func (s *sorter) clock() time.Time {
+func (s *Sorter) clock() time.Time {
 	if s.now != nil {
 		return s.now()
 	}
@@ -115,7 +116,7 @@ func (s *sorter) clock() time.Time {
 
 // stale reports whether a copy built at built, costing cost, may be built
 // again.
-func (s *sorter) stale(built time.Time, cost time.Duration) bool {
+func (s *Sorter) stale(built time.Time, cost time.Duration) bool {
 	return s.clock().Sub(built) >= max(sortMinAge, sortCostFactor*cost)
 }
 
@@ -123,9 +124,9 @@ func (s *sorter) stale(built time.Time, cost time.Duration) bool {
 // src holds more products than it and it is stale. Only the first build
 // makes requests wait; later ones are made by the request that finds the
 // copy stale while the others read the old one.
-func (s *sorter) idOrder(src sortSource) *idOrder {
+func (s *Sorter) idOrder(src SortListing) *idOrder {
 	cur := s.ids.Load()
-	if cur != nil && (cur.n == src.size() || !s.stale(cur.built, cur.cost)) {
+	if cur != nil && (cur.n == src.Len() || !s.stale(cur.built, cur.cost)) {
 		return cur
 	}
 	if cur != nil {
@@ -141,14 +142,14 @@ func (s *sorter) idOrder(src sortSource) *idOrder {
 	}
 	defer s.idMu.Unlock()
 	start := s.clock()
-	n := src.size()
+	n := src.Len()
 	type idPos struct {
 		id  string
 		pos uint32
 	}
 	tmp := make([]idPos, n)
 	for i := range tmp {
-		tmp[i] = idPos{src.id(i), uint32(i)}
+		tmp[i] = idPos{src.ID(i), uint32(i)}
 	}
 	slices.SortFunc(tmp, func(a, b idPos) int { return strings.Compare(a.id, b.id) })
 	o := &idOrder{src: src, n: n, byID: make([]uint32, n), rank: make([]uint32, n), built: start}
@@ -163,7 +164,7 @@ func (s *sorter) idOrder(src sortSource) *idOrder {
 
 // keyOrder returns the listing sorted by k, building it as idOrder builds
 // the id order. A failed build keeps the last copy, if there is one.
-func (s *sorter) keyOrder(ctx context.Context, k SortKey, src sortSource) (*keyOrder, error) {
+func (s *Sorter) keyOrder(ctx context.Context, k SortKey, src SortListing) (*keyOrder, error) {
 	sl := &s.keys[k]
 	now := s.clock()
 	sl.used.Store(now.UnixNano())
@@ -185,7 +186,7 @@ func (s *sorter) keyOrder(ctx context.Context, k SortKey, src sortSource) (*keyO
 	defer sl.mu.Unlock()
 	ids := s.idOrder(src)
 	rows := make([]sortRow, ids.n)
-	err := ids.src.keys(ctx, k, ids.n, func(pos int, key uint64) {
+	err := ids.src.Keys(ctx, k, ids.n, func(pos int, key uint64) {
 		rows[pos] = sortRow{hi: uint32(key >> 32), lo: uint32(key), rank: ids.rank[pos]}
 	})
 	if err != nil {
@@ -206,11 +207,12 @@ func (s *sorter) keyOrder(ctx context.Context, k SortKey, src sortSource) (*keyO
 	return o, nil
 }
 
-// page finds a page of the listing src in order p.Sort (not ByCatalog):
-// the positions in the returned source of up to p.Limit products after
-// p.After that pass p.Match, and the cursor of the next page ("" at the
-// end).
-func (s *sorter) page(ctx context.Context, src sortSource, p Page) (sortSource, []uint32, string, error) {
+// Page finds a page of the listing src, as of now, in order p.Sort (not
+// ByCatalog): the positions in the returned listing (src, or the one the
+// sorted copy was built from) of up to p.Limit products after p.After that
+// pass p.Match, and the cursor of the next page ("" at the end). A failure
+// is src's, or ErrBadCursor.
+func (s *Sorter) Page(ctx context.Context, src SortListing, p Page) (SortListing, []uint32, string, error) {
 	var c sortCursor
 	if p.After != "" {
 		var err error
@@ -248,7 +250,7 @@ func (s *sorter) page(ctx context.Context, src sortSource, p Page) (sortSource, 
 			}
 			return 1
 		}
-		return strings.Compare(ids.src.id(int(posAt(i))), c.id)
+		return strings.Compare(ids.src.ID(int(posAt(i))), c.id)
 	}
 	// Walk from the first row after the cursor, in the sort's direction.
 	i, step := 0, 1
@@ -264,11 +266,11 @@ func (s *sorter) page(ctx context.Context, src sortSource, p Page) (sortSource, 
 	last := -1
 	for ; i >= 0 && i < n; i += step {
 		pos := posAt(i)
-		if !p.Includes(ids.src.id(int(pos))) {
+		if !p.Includes(ids.src.ID(int(pos))) {
 			continue
 		}
 		if len(out) == p.Limit {
-			next := p.Sort.appendCursor(nil, sortCursor{key: keyAt(last), id: ids.src.id(int(posAt(last)))})
+			next := p.Sort.appendCursor(nil, sortCursor{key: keyAt(last), id: ids.src.ID(int(posAt(last)))})
 			return ids.src, out, string(next), nil
 		}
 		out = append(out, pos)

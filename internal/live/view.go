@@ -21,7 +21,7 @@ type View struct {
 	mu      sync.Mutex // serialises writers
 	entries atomic.Pointer[map[string]*viewEntry]
 	order   atomic.Pointer[[]*viewEntry] // insertion order, for listings
-	sorted  sorter                       // sorted listings (Page.Sort)
+	sorted  Sorter                       // sorted listings (Page.Sort)
 }
 
 type viewEntry struct {
@@ -130,7 +130,7 @@ func (v *View) AppendAll(dst []byte) []byte {
 func (v *View) AppendPage(ctx context.Context, dst []byte, p Page) ([]byte, int, string, error) {
 	order := *v.order.Load()
 	if p.Sort.Key != ByCatalog {
-		src, rows, next, err := v.sorted.page(ctx, viewSource(order), p)
+		src, rows, next, err := v.sorted.Page(ctx, viewSource(order), p)
 		if err != nil {
 			return dst, 0, "", err
 		}
@@ -178,14 +178,14 @@ func (v *View) Snapshot() []Price {
 	return out
 }
 
-// viewSource is a View's listing as a sorter reads it: the order slice of
-// one moment, whose first entries never change.
+// viewSource is a View's listing as a Sorter reads it: the order slice of
+// one moment, whose entries never change places.
 type viewSource []*viewEntry
 
-func (s viewSource) size() int         { return len(s) }
-func (s viewSource) id(pos int) string { return s[pos].id }
+func (s viewSource) Len() int          { return len(s) }
+func (s viewSource) ID(pos int) string { return s[pos].id }
 
-func (s viewSource) keys(_ context.Context, k SortKey, n int, set func(int, uint64)) error {
+func (s viewSource) Keys(_ context.Context, k SortKey, n int, set func(int, uint64)) error {
 	for i, e := range s[:n] {
 		set(i, sortKey(k, e.change.Load()))
 	}
