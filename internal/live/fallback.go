@@ -12,6 +12,7 @@ import (
 type PriceReader interface {
 	Price(ctx context.Context, id string) ([]byte, bool, error)
 	Pager
+	Snapshotter
 	Lookup(ctx context.Context, id string) (Price, bool, error)
 }
 
@@ -118,4 +119,48 @@ func (f *Fallback) Lookup(ctx context.Context, id string) (Price, bool, error) {
 	}
 	p, ok := f.view.Get(id)
 	return p, ok, nil
+}
+
+// SnapshotPage reads a page of a WebSocket snapshot from the primary or,
+// while it fails, the replica's copy (see Snapshotter). As with AppendPage,
+// a snapshot read across the start or end of an outage may miss or repeat
+// products, since the copy's order is its own.
+func (f *Fallback) SnapshotPage(ctx context.Context, after string, limit int) ([]Price, string, error) {
+	if f.usePrimary() {
+		rctx, cancel := context.WithTimeout(ctx, redisReadTimeout)
+		ps, next, err := f.primary.SnapshotPage(rctx, after, limit)
+		cancel()
+		if ctx.Err() != nil {
+			return nil, "", ctx.Err()
+		}
+		f.result(err)
+		if err == nil {
+			return ps, next, nil
+		}
+	}
+	ps, next, err := f.view.SnapshotPage(ctx, after, limit)
+	if errors.Is(err, ErrUnknownCursor) {
+		// A cursor of the primary's order that the copy has not seen yet:
+		// the copy's snapshot from the top, rather than none.
+		return f.view.SnapshotPage(ctx, "", limit)
+	}
+	return ps, next, err
+}
+
+// SnapshotOf reads the chosen products of a WebSocket snapshot from the
+// primary or, while it fails, the replica's copy.
+func (f *Fallback) SnapshotOf(ctx context.Context, ids []string) ([]Price, error) {
+	if f.usePrimary() {
+		rctx, cancel := context.WithTimeout(ctx, redisReadTimeout)
+		ps, err := f.primary.SnapshotOf(rctx, ids)
+		cancel()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		f.result(err)
+		if err == nil {
+			return ps, nil
+		}
+	}
+	return f.view.SnapshotOf(ctx, ids)
 }

@@ -37,7 +37,7 @@ type viewEntry struct {
 func New(cfg HubConfig) *View {
 	v := &View{}
 	if cfg.Snapshot == nil {
-		cfg.Snapshot = v.Snapshot
+		cfg.Snapshot = v
 	}
 	v.hub = NewHub(cfg)
 	m := map[string]*viewEntry{}
@@ -168,7 +168,44 @@ func (v *View) AppendPage(ctx context.Context, dst []byte, p Page) ([]byte, int,
 	return dst, n, "", nil
 }
 
+// SnapshotPage returns the latest change of up to limit products after
+// the product after, in catalog order, and the next page's cursor (see
+// Snapshotter).
+func (v *View) SnapshotPage(_ context.Context, after string, limit int) ([]Price, string, error) {
+	order := *v.order.Load()
+	start := 0
+	if after != "" {
+		e, ok := (*v.entries.Load())[after]
+		if !ok || e.pos >= len(order) {
+			return nil, "", ErrUnknownCursor
+		}
+		start = e.pos + 1
+	}
+	page := order[start:min(start+limit, len(order))]
+	out := make([]Price, len(page))
+	for i, e := range page {
+		out[i] = *e.change.Load()
+	}
+	next := ""
+	if start+len(page) < len(order) {
+		next = page[len(page)-1].id
+	}
+	return out, next, nil
+}
+
+// SnapshotOf returns the latest change of those of ids the view holds.
+func (v *View) SnapshotOf(_ context.Context, ids []string) ([]Price, error) {
+	out := make([]Price, 0, len(ids))
+	for _, id := range ids {
+		if p, ok := v.Get(id); ok {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
 // Snapshot returns the latest change of every product, in catalog order.
+// It copies the whole catalog: it is for tests and small views.
 func (v *View) Snapshot() []Price {
 	es := *v.order.Load()
 	out := make([]Price, len(es))

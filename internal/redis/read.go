@@ -222,17 +222,59 @@ func changeFields() [6]string {
 	return [6]string{"v", "price", "demand", "source", "at", "low30"}
 }
 
-// Changes returns every product's latest state in listing order, for the
-// snapshot a new WebSocket subscriber receives. Each change is rebuilt from
-// the hash fields, which hold full-precision numbers. PriceChanged is always
-// true: a snapshot presents every price as news to its receiver, and it is
-// the one field that describes a transition rather than a state.
+// Changes returns every product's latest state in listing order, as an
+// API replica fills its own copy when it starts. Each change is rebuilt
+// from the hash fields, which hold full-precision numbers. PriceChanged is
+// always true: a snapshot presents every price as news to its receiver,
+// and it is the one field that describes a transition rather than a state.
 func (c *Client) Changes(ctx context.Context) ([]live.Price, error) {
 	l, err := c.listing(ctx)
 	if err != nil || len(l.ids) == 0 {
 		return nil, err
 	}
-	ids := l.ids
+	return c.changesOf(ctx, l.ids)
+}
+
+// SnapshotPage returns the latest state of up to limit products after the
+// product after, in listing order, and the next page's cursor: a page of a
+// WebSocket snapshot (see live.Snapshotter), read like Changes.
+func (c *Client) SnapshotPage(ctx context.Context, after string, limit int) ([]live.Price, string, error) {
+	l, err := c.listing(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	start := 0
+	if after != "" {
+		i, ok := l.pos[after]
+		if !ok {
+			return nil, "", live.ErrUnknownCursor
+		}
+		start = i + 1
+	}
+	ids := l.ids[start:min(start+limit, len(l.ids))]
+	ps, err := c.changesOf(ctx, ids)
+	if err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if start+len(ids) < len(l.ids) {
+		next = ids[len(ids)-1]
+	}
+	return ps, next, nil
+}
+
+// SnapshotOf returns the latest state of those of ids that Redis holds, for
+// the snapshot of a WebSocket client that chose its products.
+func (c *Client) SnapshotOf(ctx context.Context, ids []string) ([]live.Price, error) {
+	return c.changesOf(ctx, ids)
+}
+
+// changesOf reads the latest state of ids, through the client-side cache,
+// leaving out those Redis does not hold.
+func (c *Client) changesOf(ctx context.Context, ids []string) ([]live.Price, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
 	cmds := make([]rueidis.CacheableTTL, len(ids))
 	for i, id := range ids {
 		cmds[i] = rueidis.CT(c.changeCmd(id), c.ttl)
