@@ -602,6 +602,23 @@ func TestListingOrder(t *testing.T) {
 		for _, ch := range chs {
 			fromChanges = append(fromChanges, ch.ProductID)
 		}
+		// A WebSocket snapshot's pages are the same listing.
+		var paged []string
+		for after := ""; ; {
+			ps, next, err := c.SnapshotPage(ctx, after, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range ps {
+				paged = append(paged, p.ProductID)
+			}
+			if after = next; after == "" {
+				break
+			}
+		}
+		if !slices.Equal(paged, fromChanges) {
+			t.Errorf("snapshot pages %v, Changes %v", paged, fromChanges)
+		}
 		return fromAll, fromChanges
 	}
 	if a, c := ids(w); !slices.Equal(a, []string{"PC", "PA", "PB"}) || !slices.Equal(c, a) {
