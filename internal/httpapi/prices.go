@@ -43,7 +43,17 @@ func (a *API) getPrices(w http.ResponseWriter, r *http.Request, _ Key) error {
 	if len(p.Match) > maxPricesQuery {
 		return errStatus(http.StatusBadRequest, "q must be at most "+strconv.Itoa(maxPricesQuery)+" bytes")
 	}
-	b, _, next, err := a.deps.Prices.AppendPage(r.Context(), append(make([]byte, 0, 4096), `{"prices":[`...), p)
+	// A pooled buffer, sized for the page (a price is about 190 bytes).
+	bp, _ := a.pages.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	defer a.pages.Put(bp)
+	if want := 64 + 200*limit; cap(*bp) < want {
+		*bp = make([]byte, 0, want)
+	}
+	b, _, next, err := a.deps.Prices.AppendPage(r.Context(), append((*bp)[:0], `{"prices":[`...), p)
+	defer func() { *bp = b[:0] }() // keep what append grew
 	if err != nil {
 		return pageError(err)
 	}
