@@ -22,22 +22,22 @@ const (
 	pricesChunk = 1000
 )
 
-// getPrices answers GET /prices. With ?limit=, ?after=, ?q= or ?sort= it
-// answers one page, {"prices":[...],"next":"<cursor>"}; without them, every
-// price, as the original did, written a chunk at a time instead of built
-// whole.
+// getPrices answers GET /prices. With ?limit=, ?after= or ?q= it answers
+// one page, {"prices":[...],"next":"<cursor>"}; without them, every price,
+// as the original did, written a chunk at a time instead of built whole. In
+// both, ?sort= chooses the order.
 func (a *API) getPrices(w http.ResponseWriter, r *http.Request, _ Key) error {
 	q := r.URL.Query()
-	if !q.Has("limit") && !q.Has("after") && !q.Has("q") && !q.Has("sort") {
-		return a.streamPrices(w, r)
+	order, err := live.ParseSort(q.Get("sort"))
+	if err != nil {
+		return errStatus(http.StatusBadRequest, err.Error())
+	}
+	if !q.Has("limit") && !q.Has("after") && !q.Has("q") {
+		return a.streamPrices(w, r, order)
 	}
 	limit, err := parseLimit(r, DefaultPricesLimit, MaxPricesLimit)
 	if err != nil {
 		return err
-	}
-	order, err := live.ParseSort(q.Get("sort"))
-	if err != nil {
-		return errStatus(http.StatusBadRequest, err.Error())
 	}
 	p := live.Page{After: q.Get("after"), Match: q.Get("q"), Limit: limit, Sort: order}
 	if len(p.Match) > maxPricesQuery {
@@ -76,14 +76,16 @@ func pageError(err error) error {
 	return errPricesUnavailable(err)
 }
 
-// streamPrices writes {"prices":[...]} with every price, reading and
-// writing pricesChunk at a time, so a request holds one chunk however large
-// the catalog. A catalog of one chunk is sent with a Content-Length. If
-// reading fails once the answer has begun, the connection is cut, so that
-// no client takes a truncated listing for the whole catalog.
-func (a *API) streamPrices(w http.ResponseWriter, r *http.Request) error {
+// streamPrices writes {"prices":[...]} with every price in the order o,
+// reading and writing pricesChunk at a time, so a request holds one chunk
+// however large the catalog (a sorted one reads its chunks as pages of the
+// shared sorted copy). A catalog of one chunk is sent with a
+// Content-Length. If reading fails once the answer has begun, the
+// connection is cut, so that no client takes a truncated listing for the
+// whole catalog.
+func (a *API) streamPrices(w http.ResponseWriter, r *http.Request, o live.Sort) error {
 	buf := append(make([]byte, 0, 192<<10), `{"prices":[`...)
-	p := live.Page{Limit: pricesChunk}
+	p := live.Page{Limit: pricesChunk, Sort: o}
 	started, wrote := false, false
 	for {
 		mark := len(buf)

@@ -210,9 +210,9 @@ func (s *Sorter) keyOrder(ctx context.Context, k SortKey, src SortListing) (*key
 // Page finds a page of the listing src, as of now, in order p.Sort (not
 // ByCatalog): the positions in the returned listing (src, or the one the
 // sorted copy was built from) of up to p.Limit products after p.After that
-// pass p.Match, and the cursor of the next page ("" at the end). A failure
-// is src's, or ErrBadCursor.
-func (s *Sorter) Page(ctx context.Context, src SortListing, p Page) (SortListing, []uint32, string, error) {
+// pass p.Match, appended to out[:0], and the cursor of the next page (""
+// at the end). A failure is src's, or ErrBadCursor.
+func (s *Sorter) Page(ctx context.Context, src SortListing, p Page, out []uint32) (SortListing, []uint32, string, error) {
 	var c sortCursor
 	if p.After != "" {
 		var err error
@@ -262,7 +262,7 @@ func (s *Sorter) Page(ctx context.Context, src SortListing, p Page) (SortListing
 	} else if p.After != "" {
 		i = sort.Search(n, func(i int) bool { return cmp(i) > 0 })
 	}
-	out := make([]uint32, 0, min(p.Limit, n))
+	out = out[:0]
 	last := -1
 	for ; i >= 0 && i < n; i += step {
 		pos := posAt(i)

@@ -22,6 +22,9 @@ type View struct {
 	entries atomic.Pointer[map[string]*viewEntry]
 	order   atomic.Pointer[[]*viewEntry] // insertion order, for listings
 	sorted  Sorter                       // sorted listings (Page.Sort)
+	// rows holds the positions of sorted pages (*[]uint32), so that
+	// reading a catalog sorted, a page after another, reuses them.
+	rows sync.Pool
 }
 
 type viewEntry struct {
@@ -130,7 +133,13 @@ func (v *View) AppendAll(dst []byte) []byte {
 func (v *View) AppendPage(ctx context.Context, dst []byte, p Page) ([]byte, int, string, error) {
 	order := *v.order.Load()
 	if p.Sort.Key != ByCatalog {
-		src, rows, next, err := v.sorted.Page(ctx, viewSource(order), p)
+		rp, _ := v.rows.Get().(*[]uint32)
+		if rp == nil {
+			rp = new([]uint32)
+		}
+		defer v.rows.Put(rp)
+		src, rows, next, err := v.sorted.Page(ctx, viewSource(order), p, *rp)
+		*rp = rows[:0]
 		if err != nil {
 			return dst, 0, "", err
 		}

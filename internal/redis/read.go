@@ -84,7 +84,7 @@ func (c *Client) AppendPage(ctx context.Context, dst []byte, p live.Page) ([]byt
 		if err != nil {
 			return dst, 0, "", err
 		}
-		src, rows, next, err := c.sorted.Page(ctx, sortListing{c, l}, p)
+		src, rows, next, err := c.sorted.Page(ctx, sortListing{c, l}, p, nil)
 		if err != nil {
 			return dst, 0, "", err
 		}
