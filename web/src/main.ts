@@ -124,6 +124,10 @@ async function load(read: () => Promise<void>): Promise<void> {
     banner.textContent = `Could not load prices: ${describeError(e, 'load-prices', false)}`;
     banner.hidden = false;
   }
+  // A page's rows show at once, not at the next reorder: until they do,
+  // the table would still look scrolled to its end and ask for page after
+  // page.
+  lastOrder = 0;
   invalidate(true);
 }
 
