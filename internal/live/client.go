@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -43,8 +44,9 @@ type client struct {
 	subs     map[string]struct{}
 	wantSnap bool
 	// snap is the rest of a snapshot being sent a page at a time, nil
-	// when none is; it changes under the hub's mu.
-	snap *pagedSnapshot
+	// when none is. It changes under the hub's mu; the writer reads it
+	// without, after every write.
+	snap atomic.Pointer[pagedSnapshot]
 
 	mu sync.Mutex
 	// items are the pending updates in the order their products were first

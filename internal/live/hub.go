@@ -38,7 +38,6 @@ import (
 	"net/http"
 	"net/url"
 	"path"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -703,7 +702,7 @@ func (h *Hub) register(c *client, snap []entry, next string) bool {
 	}
 	h.queueSnapshot(c, snap, h.seq)
 	if next != "" {
-		c.snap = &pagedSnapshot{after: next, since: h.seq}
+		c.snap.Store(&pagedSnapshot{after: next, since: h.seq})
 	}
 	h.clients[c] = struct{}{}
 	h.index(c, nil, c.subs)
@@ -765,7 +764,8 @@ func (h *Hub) queueSnapshot(c *client, snap []entry, since uint64) {
 // pagedSnapshot is where a client's snapshot of every product goes on: the
 // cursor of its next page, the batch from which the client has received
 // every product's live updates (see queueSnapshot), and products to leave
-// out (chosen before, so already current). It changes under Hub.mu.
+// out (chosen before, so already current). A client's is replaced under
+// Hub.mu; after only changes on the client's writer.
 type pagedSnapshot struct {
 	after string
 	since uint64
@@ -779,26 +779,24 @@ type pagedSnapshot struct {
 // beside it. An error ends the snapshot; the caller ends the client, whose
 // snapshot would otherwise stay incomplete.
 func (h *Hub) nextSnapshotPage(c *client) error {
-	h.mu.Lock()
-	st := c.snap
-	h.mu.Unlock()
+	st := c.snap.Load() // without the lock: most clients have none
 	if st == nil {
 		return nil
 	}
 	snap, next, err := h.snapshotPage(c.ctx, st.after, st.skip)
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if c.snap != st {
+	if c.snap.Load() != st {
 		return nil // the client chose other products meanwhile
 	}
 	if err != nil {
-		c.snap = nil
+		c.snap.Store(nil)
 		return err
 	}
 	h.queueSnapshot(c, snap, st.since)
 	st.after = next
 	if next == "" {
-		c.snap = nil
+		c.snap.Store(nil)
 	}
 	c.signal() // for the next page, if this one queued nothing
 	return nil
@@ -840,7 +838,7 @@ func (h *Hub) index(c *client, old, now map[string]struct{}) {
 // product chosen, which the client may already have had from it.
 func (h *Hub) subscribe(c *client, ids map[string]struct{}) {
 	h.mu.Lock()
-	old, paging := c.subs, c.snap != nil
+	old, paging := c.subs, c.snap.Load() != nil
 	h.mu.Unlock()
 	var added map[string]struct{}
 	if ids != nil && (old != nil || paging) {
@@ -867,10 +865,10 @@ func (h *Hub) subscribe(c *client, ids map[string]struct{}) {
 	}
 	h.index(c, old, ids)
 	c.subs = ids
-	c.snap = nil
+	c.snap.Store(nil)
 	h.queueSnapshot(c, snap, math.MaxUint64)
 	if c.wantSnap && ids == nil && old != nil {
-		c.snap = &pagedSnapshot{since: h.seq, skip: old}
+		c.snap.Store(&pagedSnapshot{since: h.seq, skip: old})
 		c.signal()
 	}
 }
@@ -924,7 +922,13 @@ func (h *Hub) snapshotPage(ctx context.Context, after string, skip map[string]st
 		return nil, "", err
 	}
 	if len(skip) > 0 {
-		ps = slices.DeleteFunc(ps, func(p Price) bool { _, ok := skip[p.ProductID]; return ok })
+		kept := make([]Price, 0, len(ps)) // ps may be the Snapshotter's
+		for _, p := range ps {
+			if _, ok := skip[p.ProductID]; !ok {
+				kept = append(kept, p)
+			}
+		}
+		ps = kept
 	}
 	return encodeSnapshot(ps), next, nil
 }
