@@ -165,7 +165,7 @@ func (c *Client) appendPrices(ctx context.Context, dst []byte, ids []string) ([]
 // sortListing is a listing as live.Sorter sorts it: each product's sort
 // key is read from its hash, sortChunk products per round trip, bypassing
 // the client-side cache, which would otherwise fill with a field per
-// product and sort key. Reading a million products' keys takes seconds,
+// product and sort key. A million products take a thousand round trips,
 // which is why the sorted copies of a large catalog are rebuilt less often
 // than those of a small one (see live.Sorter).
 type sortListing struct {
