@@ -162,18 +162,14 @@ func (r *apiRole) Open(ctx context.Context) (err error) {
 	reg := newRegistry()
 	// The replica's own copy of the live prices, fed by price-updates, is
 	// what it answers from while Redis is down; a new WebSocket client's
-	// snapshot comes from Redis, which every engine writes.
+	// snapshot comes from Redis, which every engine writes, a page at a
+	// time, or from the copy while Redis is down (through prices, made
+	// below: the Fallback needs the view, and is set before the server
+	// takes a connection).
+	snapshots := &lateSnapshotter{}
 	view := live.New(live.HubConfig{
 		OriginPatterns: splitList(o.WSOrigins), OriginSetting: wsOriginSetting, MaxClients: o.MaxWSClients, Logger: log, Registerer: reg,
-		Snapshot: func() []live.Price {
-			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			ps, err := rc.Changes(sctx)
-			if err != nil {
-				log.Warn("WebSocket snapshot: reading live prices failed", "err", err)
-			}
-			return ps
-		},
+		Snapshot: snapshots,
 	})
 	r.hub = view.Hub()
 	if ps, err := rc.Changes(ctx); err == nil {
@@ -205,6 +201,7 @@ func (r *apiRole) Open(ctx context.Context) (err error) {
 	})
 
 	prices := live.NewFallback(rc, view, log)
+	snapshots.Snapshotter = prices
 	api, err := httpapi.New(httpapi.Config{
 		KeyHeader: o.KeyHeader, Keys: keys, MaxEventsBody: o.MaxBody, MaxBody: 64 << 10, BodyTimeout: o.BodyTimeout,
 		KeyRate: o.KeyRate, KeyBurst: o.KeyBurst, AuthFailRate: o.AuthFailRate, AuthFailBurst: o.AuthFailBurst,
@@ -282,3 +279,7 @@ func closeAll(fs []func()) {
 		fs[i]()
 	}
 }
+
+// lateSnapshotter is a live.Snapshotter set after the hub that reads it is
+// made, and before any client connects.
+type lateSnapshotter struct{ live.Snapshotter }

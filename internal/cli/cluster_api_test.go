@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"syscall"
@@ -354,6 +355,35 @@ func TestClusterBreakerRelease(t *testing.T) {
 		}
 		return poll.Check(slices.Equal(ids, []string{"PA", "PB", "PC", "PD", "PE", "PF", "PG", "PH", "PI", "PJ"}), "%v", ids)
 	})
+	// Sorted pages too, read from Redis: by price, highest first, ties by
+	// id, a page of four at a time; an unknown sort is a 400 as in serve.
+	var sorted []string
+	var last float64
+	for q := "/prices?sort=-price&limit=4"; q != ""; {
+		code, m := s.do("GET", q, "", "", "")
+		if code != 200 {
+			t.Fatalf("GET %s = %d %v", q, code, m)
+		}
+		for _, p := range m["prices"].([]any) {
+			pm := p.(map[string]any)
+			if pr := pm["price"].(float64); len(sorted) > 0 && pr > last {
+				t.Fatalf("GET /prices?sort=-price: %s at %v after %v", pm["product_id"], pr, last)
+			} else {
+				last = pr
+			}
+			sorted = append(sorted, pm["product_id"].(string))
+		}
+		q = ""
+		if next, ok := m["next"].(string); ok {
+			q = "/prices?sort=-price&limit=4&after=" + url.QueryEscape(next)
+		}
+	}
+	if len(sorted) != 10 || len(slices.Compact(slices.Sorted(slices.Values(sorted)))) != 10 {
+		t.Fatalf("GET /prices?sort=-price listed %v, want the 10 products once each", sorted)
+	}
+	if code, m := s.do("GET", "/prices?sort=change", "", "", ""); code != 400 || m["error"] == nil {
+		t.Fatalf("GET /prices?sort=change = %d %v, want 400", code, m)
+	}
 	// Demand 101: 349.25 (16.8% up, published); demand 151: 360.44 (held).
 	code, m := s.do("POST", "/events", ingestKey, "application/json", `[
 		{"event_type":"purchase","product_id":"PA","quantity":20},{"event_type":"view","product_id":"PA"},

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	neturl "net/url"
 	"os"
 	"runtime"
 	"runtime/metrics"
@@ -184,6 +185,84 @@ func TestPricesPages(t *testing.T) {
 	}
 }
 
+// GET /prices?sort= pages through the catalog in the order asked for, with
+// q; a sort or cursor it does not know is a 400 with a JSON error.
+func TestPricesSorted(t *testing.T) {
+	v := catalogView(250)
+	srv := newPricesServer(t, live.Prices{V: v})
+	type row struct {
+		ID     string  `json:"product_id"`
+		Price  float64 `json:"price"`
+		Demand float64 `json:"demand_exact"`
+	}
+	read := func(query string) (rows []row, pages int) {
+		url := srv.URL + "/prices?" + query
+		for ; ; pages++ {
+			code, b := get(t, url)
+			var p struct {
+				Prices []row   `json:"prices"`
+				Next   *string `json:"next"`
+			}
+			if err := json.Unmarshal(b, &p); code != 200 || err != nil {
+				t.Fatalf("GET %s: %d %s %v", url, code, b, err)
+			}
+			rows = append(rows, p.Prices...)
+			if p.Next == nil {
+				return rows, pages + 1
+			}
+			url = srv.URL + "/prices?" + query + "&after=" + neturl.QueryEscape(*p.Next)
+		}
+	}
+	rows, pages := read("sort=-price&limit=40")
+	if len(rows) != 250 || pages != 7 {
+		t.Fatalf("sort=-price: %d prices in %d pages, want 250 in 7", len(rows), pages)
+	}
+	for i := 1; i < len(rows); i++ {
+		a, b := rows[i-1], rows[i]
+		if a.Price < b.Price || (a.Price == b.Price && a.ID < b.ID) {
+			t.Fatalf("sort=-price: %v before %v", a, b)
+		}
+	}
+	rows, _ = read("sort=demand&q=p00001&limit=7")
+	if len(rows) != 100 {
+		t.Fatalf("sort=demand&q=p00001: %d prices, want 100", len(rows))
+	}
+	for i := 1; i < len(rows); i++ {
+		a, b := rows[i-1], rows[i]
+		if !strings.Contains(b.ID, "P00001") || a.Demand > b.Demand || (a.Demand == b.Demand && a.ID > b.ID) {
+			t.Fatalf("sort=demand&q=p00001: %v before %v", a, b)
+		}
+	}
+	// Without limit, after or q: the whole catalog in one answer, sorted.
+	if whole, pages := read("sort=-price"); pages != 1 || len(whole) != 250 || whole[0].ID != rows0(t, get, srv.URL+"/prices?sort=-price&limit=1") {
+		t.Fatalf("sort=-price without limit: %d prices in %d answers", len(whole), pages)
+	}
+	if rows, _ = read("sort=id&limit=3&after=P0000246"); len(rows) != 3 || rows[0].ID != "P0000247" {
+		t.Fatalf("sort=id after P0000246: %v", rows)
+	}
+	for _, q := range []string{"sort=change", "sort=-", "sort=Price", "sort=price&after=P0000001", "sort=updated&after=x:P0000001", "sort=price&limit=0"} {
+		code, b := get(t, srv.URL+"/prices?"+q)
+		var e struct{ Error string }
+		if code != http.StatusBadRequest || json.Unmarshal(b, &e) != nil || e.Error == "" {
+			t.Errorf("?%s: %d %s, want 400 with a JSON error", q, code, b)
+		}
+	}
+	if _, b := get(t, srv.URL+"/prices?sort=change"); !strings.Contains(string(b), "price, demand") {
+		t.Errorf("?sort=change: %s, want the sorts allowed", b)
+	}
+}
+
+// rows0 is the id of the first price of the page at url.
+func rows0(t *testing.T, get func(*testing.T, string) (int, []byte), url string) string {
+	t.Helper()
+	_, b := get(t, url)
+	var p pageAnswer
+	if err := json.Unmarshal(b, &p); err != nil || len(p.Prices) == 0 {
+		t.Fatalf("GET %s: %s %v", url, b, err)
+	}
+	return p.Prices[0].ID
+}
+
 // failingPrices fails from its failAt-th page on.
 type failingPrices struct {
 	live.Prices
@@ -222,11 +301,12 @@ func TestPricesFailure(t *testing.T) {
 	}
 }
 
-// TestPricesMemoryIsBoundedPerRequest reads the whole catalog 8 times at
-// once and measures the heap added while they run: each answer is written
-// a chunk at a time, so what they add must not grow with the catalog.
-// DYNAPRICE_PRICES_PRODUCTS sets the catalog's size (default 100,000;
-// docs/BENCHMARKS.md has the 1,000,000 figures).
+// TestPricesMemoryIsBoundedPerRequest has 8 clients read the whole catalog
+// at once, each in one answer written a chunk at a time, and measures the
+// heap added while they run: in catalog order, what they add must not grow
+// with the catalog; sorted by price, it is the sorted copy they share (20
+// bytes a product) and a chunk each. DYNAPRICE_PRICES_PRODUCTS sets the catalog's size (default
+// 100,000; docs/BENCHMARKS.md has the 1,000,000 figures).
 func TestPricesMemoryIsBoundedPerRequest(t *testing.T) {
 	n := 100_000
 	if s := os.Getenv("DYNAPRICE_PRICES_PRODUCTS"); s != "" {
@@ -235,12 +315,47 @@ func TestPricesMemoryIsBoundedPerRequest(t *testing.T) {
 			t.Fatalf("DYNAPRICE_PRICES_PRODUCTS=%q", s)
 		}
 	}
-	const readers = 8
-	const bound = 32 << 20
-	v := catalogView(n)
-	srv := newPricesServer(t, live.Prices{V: v})
-	want := len(v.AppendAll(nil))
+	t.Run("catalog", func(t *testing.T) {
+		v := catalogView(n)
+		srv := newPricesServer(t, live.Prices{V: v})
+		want := len(v.AppendAll(nil))
+		measureReads(t, n, 32<<20, func() error {
+			res, err := http.Get(srv.URL + "/prices")
+			if err != nil {
+				return err
+			}
+			defer res.Body.Close()
+			got, err := io.Copy(io.Discard, res.Body)
+			if err == nil && got != int64(want) {
+				err = fmt.Errorf("read %d bytes, want %d", got, want)
+			}
+			return err
+		})
+	})
+	t.Run("sorted", func(t *testing.T) {
+		v := catalogView(n)
+		srv := newPricesServer(t, live.Prices{V: v})
+		want := len(v.AppendAll(nil)) // the same prices in another order
+		measureReads(t, n, 128<<20, func() error {
+			res, err := http.Get(srv.URL + "/prices?sort=-price")
+			if err != nil {
+				return err
+			}
+			defer res.Body.Close()
+			got, err := io.Copy(io.Discard, res.Body)
+			if err == nil && got != int64(want) {
+				err = fmt.Errorf("read %d bytes, want %d", got, want)
+			}
+			return err
+		})
+	})
+}
 
+// measureReads runs read on 8 goroutines at once, samples the heap and RSS
+// every millisecond meanwhile, logs what they added and fails above bound
+// bytes of heap.
+func measureReads(t *testing.T, n int, bound int64, read func() error) {
+	const readers = 8
 	runtime.GC()
 	base := heapObjects()
 	baseRSS := rss()
@@ -270,17 +385,7 @@ func TestPricesMemoryIsBoundedPerRequest(t *testing.T) {
 	errs := make(chan error, readers)
 	for range readers {
 		wg.Go(func() {
-			res, err := http.Get(srv.URL + "/prices")
-			if err != nil {
-				errs <- err
-				return
-			}
-			defer res.Body.Close()
-			got, err := io.Copy(io.Discard, res.Body)
-			if err == nil && got != int64(want) {
-				err = fmt.Errorf("read %d bytes, want %d", got, want)
-			}
-			if err != nil {
+			if err := read(); err != nil {
 				errs <- err
 			}
 		})
@@ -296,8 +401,8 @@ func TestPricesMemoryIsBoundedPerRequest(t *testing.T) {
 	var after runtime.MemStats
 	runtime.ReadMemStats(&after)
 	added := int64(peak.Load()) - int64(base)
-	t.Logf("%d products (%.1f MB an answer), %d concurrent full reads in %v: heap added at peak %.1f MiB, allocated %.1f MiB, RSS added at peak %.1f MiB",
-		n, float64(want)/1e6, readers, took.Round(time.Millisecond), float64(added)/(1<<20),
+	t.Logf("%d products, %d concurrent full reads in %v: heap added at peak %.1f MiB, allocated %.1f MiB, RSS added at peak %.1f MiB",
+		n, readers, took.Round(time.Millisecond), float64(added)/(1<<20),
 		float64(after.TotalAlloc-before.TotalAlloc)/(1<<20), float64(int64(peakRSS.Load())-int64(baseRSS))/(1<<20))
 	if added > bound {
 		t.Fatalf("%d concurrent reads of %d products added %.1f MiB of heap, want at most %d MiB", readers, n, float64(added)/(1<<20), bound>>20)

@@ -20,6 +20,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dynaprice/dynaprice/internal/engine"
@@ -167,6 +168,10 @@ type API struct {
 	// patterns are the "METHOD /path" patterns of the API routes, in the
 	// order routes registers them.
 	patterns []string
+	// pages holds the buffers of GET /prices pages (*[]byte), so that a
+	// client paging through a large catalog reuses one instead of leaving
+	// a page of garbage per request.
+	pages sync.Pool
 }
 
 // New returns the API handler.

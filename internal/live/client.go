@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -19,6 +20,7 @@ const (
 	reasonSlow     = "slow"     // a write did not finish within WriteTimeout
 	reasonPing     = "ping"     // a ping went unanswered within WriteTimeout
 	reasonShutdown = "shutdown" // Hub.Close
+	reasonSnapshot = "snapshot" // reading a page of its snapshot failed
 )
 
 // client is one connection. The dispatcher fills its queue; the handler
@@ -41,6 +43,10 @@ type client struct {
 	// hub's mu, and only on the client's reader once registered.
 	subs     map[string]struct{}
 	wantSnap bool
+	// snap is the rest of a snapshot being sent a page at a time, nil
+	// when none is. It changes under the hub's mu; the writer reads it
+	// without, after every write.
+	snap atomic.Pointer[pagedSnapshot]
 
 	mu sync.Mutex
 	// items are the pending updates in the order their products were first
@@ -222,6 +228,10 @@ func (h *Hub) serve(c *client) string {
 					h.log.Warn("websocket: dropping slow client", "timeout", h.writeTimeout)
 				}
 				c.cancel(err)
+			} else if err := h.nextSnapshotPage(c); err != nil && c.ctx.Err() == nil {
+				reason = reasonSnapshot
+				h.log.Error("websocket: snapshot failed", "err", err)
+				c.cancel(err)
 			}
 		case <-ticker.C:
 			// A ping waits for its pong, which can take a round trip;
@@ -244,6 +254,9 @@ func (h *Hub) serve(c *client) string {
 		reason = reasonShutdown
 		// Waits for the client's close frame, within the library's bounds.
 		_ = c.conn.Close(websocket.StatusGoingAway, "server shutting down")
+	} else if reason == reasonSnapshot {
+		// As when the first page fails: the client is told, and reconnects.
+		_ = c.conn.Close(websocket.StatusInternalError, "snapshot unavailable")
 	} else {
 		// The peer is gone or useless; a close handshake would only wait.
 		_ = c.conn.CloseNow()

@@ -12,6 +12,7 @@ import (
 type PriceReader interface {
 	Price(ctx context.Context, id string) ([]byte, bool, error)
 	Pager
+	Snapshotter
 	Lookup(ctx context.Context, id string) (Price, bool, error)
 }
 
@@ -76,9 +77,10 @@ func (f *Fallback) Price(ctx context.Context, id string) ([]byte, bool, error) {
 
 // AppendPage appends a page of the listing from the primary or, while it
 // fails, the replica's copy. Each page is read on its own, so a listing
-// paged through a Redis outage may switch order between pages (the copy
-// lists products in the order it first saw them); an unknown cursor is an
-// answer, not a failure.
+// in catalog order paged through a Redis outage may switch order between
+// pages (the copy lists products in the order it first saw them); sorted
+// listings have the same order and cursors in both. An unknown or
+// malformed cursor is an answer, not a failure.
 func (f *Fallback) AppendPage(ctx context.Context, dst []byte, p Page) ([]byte, int, string, error) {
 	if f.usePrimary() {
 		rctx, cancel := context.WithTimeout(ctx, redisReadTimeout)
@@ -87,7 +89,7 @@ func (f *Fallback) AppendPage(ctx context.Context, dst []byte, p Page) ([]byte, 
 		if ctx.Err() != nil {
 			return dst, 0, "", ctx.Err()
 		}
-		if errors.Is(err, ErrUnknownCursor) {
+		if errors.Is(err, ErrUnknownCursor) || errors.Is(err, ErrBadCursor) {
 			f.result(nil)
 			return dst, 0, "", err
 		}
@@ -117,4 +119,48 @@ func (f *Fallback) Lookup(ctx context.Context, id string) (Price, bool, error) {
 	}
 	p, ok := f.view.Get(id)
 	return p, ok, nil
+}
+
+// SnapshotPage reads a page of a WebSocket snapshot from the primary or,
+// while it fails, the replica's copy (see Snapshotter). As with AppendPage,
+// a snapshot read across the start or end of an outage may miss or repeat
+// products, since the copy's order is its own.
+func (f *Fallback) SnapshotPage(ctx context.Context, after string, limit int) ([]Price, string, error) {
+	if f.usePrimary() {
+		rctx, cancel := context.WithTimeout(ctx, redisReadTimeout)
+		ps, next, err := f.primary.SnapshotPage(rctx, after, limit)
+		cancel()
+		if ctx.Err() != nil {
+			return nil, "", ctx.Err()
+		}
+		f.result(err)
+		if err == nil {
+			return ps, next, nil
+		}
+	}
+	ps, next, err := f.view.SnapshotPage(ctx, after, limit)
+	if errors.Is(err, ErrUnknownCursor) {
+		// A cursor of the primary's order that the copy has not seen yet:
+		// the copy's snapshot from the top, rather than none.
+		return f.view.SnapshotPage(ctx, "", limit)
+	}
+	return ps, next, err
+}
+
+// SnapshotOf reads the chosen products of a WebSocket snapshot from the
+// primary or, while it fails, the replica's copy.
+func (f *Fallback) SnapshotOf(ctx context.Context, ids []string) ([]Price, error) {
+	if f.usePrimary() {
+		rctx, cancel := context.WithTimeout(ctx, redisReadTimeout)
+		ps, err := f.primary.SnapshotOf(rctx, ids)
+		cancel()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		f.result(err)
+		if err == nil {
+			return ps, nil
+		}
+	}
+	return f.view.SnapshotOf(ctx, ids)
 }

@@ -43,6 +43,19 @@ func (f *flakyReader) AppendPage(_ context.Context, dst []byte, _ Page) ([]byte,
 	return append(dst, "redis"...), 1, "", nil
 }
 
+func (f *flakyReader) SnapshotPage(_ context.Context, _ string, _ int) ([]Price, string, error) {
+	f.calls.Add(1)
+	if f.down.Load() {
+		return nil, "", errors.New("connection refused")
+	}
+	return []Price{{ProductID: "redis"}}, "", nil
+}
+
+func (f *flakyReader) SnapshotOf(_ context.Context, _ []string) ([]Price, error) {
+	ps, _, err := f.SnapshotPage(context.Background(), "", 1)
+	return ps, err
+}
+
 func TestFallbackAnswersFromTheViewWhileThePrimaryFails(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		primary := &flakyReader{}
@@ -76,6 +89,12 @@ func TestFallbackAnswersFromTheViewWhileThePrimaryFails(t *testing.T) {
 		}
 		if all, err := AppendAll(ctx, f, nil); err != nil || string(all) != string(view.AppendAll(nil)) {
 			t.Fatalf("AppendAll while down: %q %v", all, err)
+		}
+		if ps, next, err := f.SnapshotPage(ctx, "", 10); err != nil || len(ps) != 1 || ps[0].ProductID != "PA" || next != "" {
+			t.Fatalf("SnapshotPage while down: %v %q %v, want the view's PA", ps, next, err)
+		}
+		if ps, err := f.SnapshotOf(ctx, []string{"PA", "NOPE"}); err != nil || len(ps) != 1 || ps[0].ProductID != "PA" {
+			t.Fatalf("SnapshotOf while down: %v %v, want the view's PA", ps, err)
 		}
 		if n := primary.calls.Load() - calls; n != 0 {
 			t.Fatalf("primary asked %d times within retryEvery of a failure, want 0", n)

@@ -34,6 +34,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
 	"path"
@@ -77,16 +78,37 @@ type HubConfig struct {
 	// beyond it are refused with HTTP 503 before the upgrade, so that the
 	// client's backoff, not the server's memory, absorbs the overload.
 	MaxClients int
-	// Snapshot, if set, returns the current price of every product. A
-	// client that connects with ?snapshot=1 receives it before any live
-	// update, so that it can render a full page without a separate request
-	// and without a gap between the two.
-	Snapshot func() []Price
+	// Snapshot, if set, reads current prices for clients that connect
+	// with ?snapshot=1, so that they can render a full page without a
+	// separate request and without a gap between the two (see
+	// Snapshotter).
+	Snapshot Snapshotter
 	// Logger receives connection-level events; nil discards them.
 	Logger *slog.Logger
 	// Registerer, if set, registers the hub's metrics.
 	Registerer prometheus.Registerer
 }
+
+// Snapshotter is where a WebSocket client's snapshot is read from. Without
+// ?products= a snapshot is every product's current price, read and sent
+// snapshotPage products at a time, so that a client costs the server a
+// page however large the catalog; with it, the chosen products' (at most
+// maxProducts).
+type Snapshotter interface {
+	// SnapshotPage returns the current prices of up to limit products that
+	// follow after in catalog order ("": from the first), and the cursor
+	// of the next page, "" after the last.
+	SnapshotPage(ctx context.Context, after string, limit int) (ps []Price, next string, err error)
+	// SnapshotOf returns the current prices of those of ids that exist.
+	SnapshotOf(ctx context.Context, ids []string) ([]Price, error)
+}
+
+// snapshotPage is how many products a snapshot page holds. A client reads
+// the next page once it has taken the last, between its live updates.
+const snapshotPage = 1000
+
+// snapshotTimeout bounds the read of one snapshot page.
+const snapshotTimeout = 10 * time.Second
 
 // Defaults for HubConfig's zero values.
 const (
@@ -117,7 +139,7 @@ type Hub struct {
 	writeTimeout  time.Duration
 	pingInterval  time.Duration
 	maxClients    int
-	snapshot      func() []Price
+	snapshot      Snapshotter
 	log           *slog.Logger
 	m             metrics
 
@@ -161,6 +183,10 @@ type Hub struct {
 	// price of a product is never older than one it may receive next. It
 	// holds one entry per product of the catalog, like the engine itself.
 	latest map[string]latest
+	// seq counts the batches dispatched: a latest entry records the batch
+	// that set it, so that a snapshot page can tell which updates a
+	// client already received (see queueSnapshot).
+	seq uint64
 
 	wg        sync.WaitGroup // one per admitted connection
 	closeOnce sync.Once
@@ -341,6 +367,7 @@ func (h *Hub) fanOut(ps []pending) {
 	// pushed.
 	kept := batch[:0]
 	stale := 0
+	h.seq++
 	for i := range ps {
 		p := &ps[i]
 		l, ok := h.latest[p.ProductID]
@@ -353,7 +380,7 @@ func (h *Hub) fanOut(ps []pending) {
 		}
 		l.top = max(l.top, p.Version)
 		if p.PriceChanged {
-			l.entry = batch[0]
+			l.entry, l.sent = batch[0], h.seq
 			batch = batch[1:]
 			kept = append(kept, l.entry)
 		}
@@ -414,12 +441,13 @@ func (h *Hub) dispatchedAll() bool {
 	return h.done.Load() == h.accepted
 }
 
-// latest is a product's newest price change sent to clients (entry), and
-// the newest version of the product the hub has dispatched, price change or
-// not (top).
+// latest is a product's newest price change sent to clients (entry) and
+// the batch that sent it (sent, a value of Hub.seq), and the newest version
+// of the product the hub has dispatched, price change or not (top).
 type latest struct {
 	entry
-	top uint64
+	top  uint64
+	sent uint64
 }
 
 // Clients returns the number of connected clients.
@@ -514,8 +542,13 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	wantSnap, _ := strconv.ParseBool(r.URL.Query().Get("snapshot"))
 	var snap []entry
-	if wantSnap {
-		snap, err = h.snapshotOf(subs, nil)
+	next := ""
+	if wantSnap && subs != nil {
+		snap, err = h.snapshotOf(r.Context(), subs)
+	} else if wantSnap {
+		// The first page now, queued before any live update; the writer
+		// reads the others as the client takes them (nextSnapshotPage).
+		snap, next, err = h.snapshotPage(r.Context(), "", nil)
 	}
 	if err != nil {
 		h.abandon()
@@ -524,7 +557,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := newClient(conn, cw.conn, subs, wantSnap)
-	if !h.register(c, snap) {
+	if !h.register(c, snap, next) {
 		conn.Close(websocket.StatusGoingAway, "server shutting down")
 		return
 	}
@@ -653,19 +686,24 @@ func (h *Hub) abandon() {
 }
 
 // register turns an admitted connection into a client that the dispatcher
-// reaches, with the snapshot queued first. Both happen under mu, which the
-// dispatcher also takes to record its batch in latest and to pick its
-// targets, so every update is either reflected in the snapshot (through
-// latest or the inbox) or queued for the client after it: none falls
-// between the two. It reports false if the hub closed meanwhile.
-func (h *Hub) register(c *client, snap []entry) bool {
+// reaches, with the snapshot (or its first page) queued first. Both happen
+// under mu, which the dispatcher also takes to record its batch in latest
+// and to pick its targets, so every update is either reflected in the
+// snapshot (through latest or the inbox) or queued for the client after
+// it: none falls between the two. If next is not "", the snapshot goes on
+// from there (see nextSnapshotPage). It reports false if the hub closed
+// meanwhile.
+func (h *Hub) register(c *client, snap []entry, next string) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.admitting--
 	if h.closed {
 		return false
 	}
-	h.queueSnapshot(c, snap)
+	h.queueSnapshot(c, snap, h.seq)
+	if next != "" {
+		c.snap.Store(&pagedSnapshot{after: next, since: h.seq})
+	}
 	h.clients[c] = struct{}{}
 	h.index(c, nil, c.subs)
 	h.m.clients.Inc()
@@ -680,30 +718,39 @@ func (h *Hub) register(c *client, snap []entry) bool {
 // version that the dispatcher has yet to send. The client's floor records
 // such versions, and push drops updates up to them, so that the client does
 // not receive a price twice.
-func (h *Hub) queueSnapshot(c *client, snap []entry) {
+//
+// since is the batch (Hub.seq) from which c has received every product's
+// updates: a page of a snapshot that is read while live updates flow drops
+// the entries whose product c already received as new or newer from a
+// batch after since, for the same reason.
+func (h *Hub) queueSnapshot(c *client, snap []entry, since uint64) {
 	if len(snap) == 0 {
 		return
 	}
 	floor := map[string]uint64{}
+	kept := snap[:0]
 	h.inMu.Lock()
-	for i, e := range snap {
+	for _, e := range snap {
 		l, ok := h.latest[e.id]
+		if ok && l.entry.msg != nil && l.sent > since && l.entry.version >= e.version {
+			continue // c has it
+		}
 		if ok && l.entry.msg != nil && l.entry.version > e.version {
-			snap[i] = l.entry
+			kept = append(kept, l.entry)
 			continue
 		}
 		if j, ok := h.inIdx[e.id]; ok {
 			if p := h.inbox[j]; p.PriceChanged && p.Version > e.version {
 				e = entry{id: e.id, version: p.Version, pub: e.pub, msg: p.AppendMessage(nil)}
-				snap[i] = e
 			}
 		}
+		kept = append(kept, e)
 		if e.version != 0 && (!ok || e.version > l.top) {
 			floor[e.id] = e.version
 		}
 	}
 	h.inMu.Unlock()
-	c.push(snap)
+	c.push(kept)
 	// After the push, which the floor would filter. No batch reaches c in
 	// between: a batch picks its targets under mu, which the caller holds.
 	c.mu.Lock()
@@ -712,6 +759,47 @@ func (h *Hub) queueSnapshot(c *client, snap []entry) {
 	}
 	c.mu.Unlock()
 	c.signal()
+}
+
+// pagedSnapshot is where a client's snapshot of every product goes on: the
+// cursor of its next page, the batch from which the client has received
+// every product's live updates (see queueSnapshot), and products to leave
+// out (chosen before, so already current). A client's is replaced under
+// Hub.mu; after only changes on the client's writer.
+type pagedSnapshot struct {
+	after string
+	since uint64
+	skip  map[string]struct{}
+}
+
+// nextSnapshotPage reads the next page of c's snapshot, if it has one
+// pending, and queues it like the first. It runs on c's writer once the
+// queue has been written, so a client holds one page at a time however
+// large the catalog, and the live updates that come meanwhile are queued
+// beside it. An error ends the snapshot; the caller ends the client, whose
+// snapshot would otherwise stay incomplete.
+func (h *Hub) nextSnapshotPage(c *client) error {
+	st := c.snap.Load() // without the lock: most clients have none
+	if st == nil {
+		return nil
+	}
+	snap, next, err := h.snapshotPage(c.ctx, st.after, st.skip)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if c.snap.Load() != st {
+		return nil // the client chose other products meanwhile
+	}
+	if err != nil {
+		c.snap.Store(nil)
+		return err
+	}
+	h.queueSnapshot(c, snap, st.since)
+	st.after = next
+	if next == "" {
+		c.snap.Store(nil)
+	}
+	c.signal() // for the next page, if this one queued nothing
+	return nil
 }
 
 // index moves c in the subscription index from the products in old to
@@ -743,23 +831,28 @@ func (h *Hub) index(c *client, old, now map[string]struct{}) {
 // product). A client that connected with ?snapshot=1 gets the current price
 // of each product it adds, as on connecting. It runs on c's reader, the only
 // goroutine that changes c.subs once c is registered.
+//
+// Going back to every product starts a paged snapshot of the products not
+// chosen before (see nextSnapshotPage). Choosing products while a paged
+// snapshot is under way ends it, and sends the current price of every
+// product chosen, which the client may already have had from it.
 func (h *Hub) subscribe(c *client, ids map[string]struct{}) {
-	old := c.subs
-	var added []string
-	if old != nil {
-		if ids == nil {
-			added = []string{} // every product not chosen before
-		}
+	h.mu.Lock()
+	old, paging := c.subs, c.snap.Load() != nil
+	h.mu.Unlock()
+	var added map[string]struct{}
+	if ids != nil && (old != nil || paging) {
+		added = map[string]struct{}{}
 		for id := range ids {
-			if _, had := old[id]; !had {
-				added = append(added, id)
+			if _, had := old[id]; !had || paging {
+				added[id] = struct{}{}
 			}
 		}
 	}
 	var snap []entry
-	if c.wantSnap && added != nil {
+	if c.wantSnap && len(added) > 0 {
 		var err error
-		snap, err = h.snapshotOf(ids, old)
+		snap, err = h.snapshotOf(c.ctx, added)
 		if err != nil {
 			h.log.Error("websocket: snapshot failed", "err", err)
 			snap = nil
@@ -772,7 +865,12 @@ func (h *Hub) subscribe(c *client, ids map[string]struct{}) {
 	}
 	h.index(c, old, ids)
 	c.subs = ids
-	h.queueSnapshot(c, snap)
+	c.snap.Store(nil)
+	h.queueSnapshot(c, snap, math.MaxUint64)
+	if c.wantSnap && ids == nil && old != nil {
+		c.snap.Store(&pagedSnapshot{since: h.seq, skip: old})
+		c.signal()
+	}
 }
 
 // unregister removes c. The metrics change under mu too, so that whoever
@@ -786,33 +884,67 @@ func (h *Hub) unregister(c *client, reason string) {
 	h.m.disconnects.WithLabelValues(reason).Inc()
 }
 
-// snapshotOf returns the encoded snapshot of the products in want (nil:
-// every product) that are not in skip, or nil if HubConfig.Snapshot is not
-// set. A panic in Snapshot, which is the engine's code, becomes an error:
-// the connection was already upgraded, and net/http's own recovery would
-// leave it and its slot open.
-func (h *Hub) snapshotOf(want, skip map[string]struct{}) (snap []entry, err error) {
+// snapshotOf returns the encoded current prices of the products in ids,
+// or nil if HubConfig.Snapshot is not set.
+func (h *Hub) snapshotOf(ctx context.Context, ids map[string]struct{}) ([]entry, error) {
 	if h.snapshot == nil {
 		return nil, nil
 	}
+	list := make([]string, 0, len(ids))
+	for id := range ids {
+		list = append(list, id)
+	}
+	var ps []Price
+	err := h.readSnapshot(ctx, func(ctx context.Context) (err error) {
+		ps, err = h.snapshot.SnapshotOf(ctx, list)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return encodeSnapshot(ps), nil
+}
+
+// snapshotPage returns the encoded page of the snapshot of every product
+// that follows after, without the products in skip, and the cursor of the
+// next page ("" after the last, or without HubConfig.Snapshot).
+func (h *Hub) snapshotPage(ctx context.Context, after string, skip map[string]struct{}) ([]entry, string, error) {
+	if h.snapshot == nil {
+		return nil, "", nil
+	}
+	var ps []Price
+	next := ""
+	err := h.readSnapshot(ctx, func(ctx context.Context) (err error) {
+		ps, next, err = h.snapshot.SnapshotPage(ctx, after, snapshotPage)
+		return err
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	if len(skip) > 0 {
+		kept := make([]Price, 0, len(ps)) // ps may be the Snapshotter's
+		for _, p := range ps {
+			if _, ok := skip[p.ProductID]; !ok {
+				kept = append(kept, p)
+			}
+		}
+		ps = kept
+	}
+	return encodeSnapshot(ps), next, nil
+}
+
+// readSnapshot runs read within snapshotTimeout. A panic in it, which is
+// the engine's code, becomes an error: the connection was already
+// upgraded, and net/http's own recovery would leave it and its slot open.
+func (h *Hub) readSnapshot(ctx context.Context, read func(context.Context) error) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("websocket: HubConfig.Snapshot panicked: %v", p)
 		}
 	}()
-	all := h.snapshot()
-	if want != nil || skip != nil {
-		kept := all[:0:0]
-		for _, p := range all {
-			_, wanted := want[p.ProductID]
-			_, skipped := skip[p.ProductID]
-			if (want == nil || wanted) && !skipped {
-				kept = append(kept, p)
-			}
-		}
-		all = kept
-	}
-	return encodeSnapshot(all), nil
+	ctx, cancel := context.WithTimeout(ctx, snapshotTimeout)
+	defer cancel()
+	return read(ctx)
 }
 
 // encodeSnapshot encodes what HubConfig.Snapshot returned. It runs before the

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -209,6 +210,40 @@ func sequence(ms []wireMsg) string {
 	}
 	return b.String()
 }
+
+// fixedSnapshot is a Snapshotter whose prices never change.
+type fixedSnapshot []Price
+
+func (f fixedSnapshot) SnapshotPage(_ context.Context, after string, limit int) ([]Price, string, error) {
+	start := 0
+	if after != "" {
+		start = 1 + slices.IndexFunc(f, func(p Price) bool { return p.ProductID == after })
+	}
+	page := f[start:min(start+limit, len(f))]
+	if start+len(page) < len(f) {
+		return page, page[len(page)-1].ProductID, nil
+	}
+	return page, "", nil
+}
+
+func (f fixedSnapshot) SnapshotOf(_ context.Context, ids []string) ([]Price, error) {
+	var out []Price
+	for _, p := range f {
+		if slices.Contains(ids, p.ProductID) {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// panickySnapshot is engine code gone wrong.
+type panickySnapshot struct{}
+
+func (panickySnapshot) SnapshotPage(context.Context, string, int) ([]Price, string, error) {
+	panic("engine bug")
+}
+
+func (panickySnapshot) SnapshotOf(context.Context, []string) ([]Price, error) { panic("engine bug") }
 
 func upd(id string, v uint64, price float64) Price {
 	return Price{PriceChanged: true, ProductID: id, Version: v, Price: price, Source: pricing.SourceDynamic, At: time.Unix(1773713139, 0).UnixNano()}
@@ -545,7 +580,7 @@ func TestOrigin(t *testing.T) {
 
 func TestSnapshotFirst(t *testing.T) {
 	snap := []Price{upd("A", 3, 10), upd("B", 1, 20), upd("C", 9, 30)}
-	e := newEnv(t, HubConfig{Snapshot: func() []Price { return snap }})
+	e := newEnv(t, HubConfig{Snapshot: fixedSnapshot(snap)})
 	// Published before anyone listened, and newer than the (lagging)
 	// snapshot's A: the new client must start from it.
 	e.hub.Publish([]Price{upd("A", 5, 12)})
@@ -593,7 +628,7 @@ func TestBatchDuplicatesMerged(t *testing.T) {
 }
 
 func TestSnapshotPanicClosesClient(t *testing.T) {
-	e := newEnv(t, HubConfig{MaxClients: 1, Snapshot: func() []Price { panic("engine bug") }})
+	e := newEnv(t, HubConfig{MaxClients: 1, Snapshot: panickySnapshot{}})
 	c := e.dialRaw(t, "?snapshot=1", nil)
 	_, err := tryRead(c, 5*time.Second)
 	if s := websocket.CloseStatus(err); s != websocket.StatusInternalError {
@@ -921,7 +956,7 @@ func TestQueuedUpdatesShareOneWrite(t *testing.T) {
 // ?products= and subscribe messages choose what a client receives.
 func TestSubscriptions(t *testing.T) {
 	snap := []Price{upd("A", 1, 10), upd("B", 1, 20), upd("C", 1, 30)}
-	e := newEnv(t, HubConfig{Snapshot: func() []Price { return snap }})
+	e := newEnv(t, HubConfig{Snapshot: fixedSnapshot(snap)})
 	onlyB := e.dial(t, "?products=B,C&snapshot=1", nil)
 	all := e.dial(t, "", nil)
 

@@ -6,12 +6,27 @@ import (
 	"strings"
 )
 
-// A Page asks for part of a price listing (GET /prices?after=&limit=&q=):
-// the prices that follow After in listing order, at most Limit of them,
+// A Page asks for part of a price listing (GET /prices?after=&limit=&q=&sort=):
+// the prices that follow After in the order Sort, at most Limit of them,
 // only those whose product id contains Match.
+//
+// In catalog order (Sort's zero value) each page is read when it is asked
+// for: products created between two pages come at the end, and none is
+// listed twice. A sorted page lists products in the order of their values
+// in a sorted copy of the listing shared by all readers, at most a second
+// old (longer for catalogs that take longer to sort; see sortMinAge), and
+// shows their current prices. Its cursor is a position in that order (a
+// key and a product id), so across pages a product whose sort key did not
+// change between them is listed exactly once, while one whose key changed
+// may be listed twice or not at all, and products created meanwhile appear
+// once the copy is rebuilt.
 type Page struct {
-	// After is the product id the page starts after; "" starts at the top.
+	// After is where the page starts: "" at the top, else the next of the
+	// page before, read with the same Sort. In catalog order it is a
+	// product id.
 	After string
+	// Sort is the order; the zero value is catalog order.
+	Sort Sort
 	// Match, when not empty, keeps the products whose id contains it,
 	// ignoring ASCII case.
 	Match string
@@ -19,16 +34,16 @@ type Page struct {
 	Limit int
 }
 
-// ErrUnknownCursor is returned for a Page whose After names no product the
-// listing holds.
+// ErrUnknownCursor is returned for a catalog-order Page whose After names
+// no product the listing holds.
 var ErrUnknownCursor = errors.New("live: unknown cursor: no such product in the listing")
 
 // Pager reads a price listing a page at a time.
 type Pager interface {
 	// AppendPage appends the JSON of the page's prices to dst, separated
 	// by commas, and returns how many it appended and, if the listing goes
-	// on after them, the cursor of the next page (the last product id
-	// appended); next is "" at the end of the listing.
+	// on after them, the cursor of the next page (in catalog order, the
+	// last product id appended); next is "" at the end of the listing.
 	AppendPage(ctx context.Context, dst []byte, p Page) (out []byte, n int, next string, err error)
 }
 

@@ -21,6 +21,10 @@ type View struct {
 	mu      sync.Mutex // serialises writers
 	entries atomic.Pointer[map[string]*viewEntry]
 	order   atomic.Pointer[[]*viewEntry] // insertion order, for listings
+	sorted  Sorter                       // sorted listings (Page.Sort)
+	// rows holds the positions of sorted pages (*[]uint32), so that
+	// reading a catalog sorted, a page after another, reuses them.
+	rows sync.Pool
 }
 
 type viewEntry struct {
@@ -36,7 +40,7 @@ type viewEntry struct {
 func New(cfg HubConfig) *View {
 	v := &View{}
 	if cfg.Snapshot == nil {
-		cfg.Snapshot = v.Snapshot
+		cfg.Snapshot = v
 	}
 	v.hub = NewHub(cfg)
 	m := map[string]*viewEntry{}
@@ -123,12 +127,34 @@ func (v *View) AppendAll(dst []byte) []byte {
 	return b
 }
 
-// AppendPage appends a page of the listing, in catalog order (see Pager).
-// A page costs its own prices plus, with Page.Match, a scan of the ids
-// after Page.After; it never copies the listing. Pages read while products
-// are added see each product once: new ones are appended at the end.
-func (v *View) AppendPage(_ context.Context, dst []byte, p Page) ([]byte, int, string, error) {
+// AppendPage appends a page of the listing (see Pager and Page). A page in
+// catalog order costs its own prices plus, with Page.Match, a scan of the
+// ids after Page.After; it never copies the listing. Pages read while
+// products are added see each product once: new ones are appended at the
+// end. A sorted page costs the same plus a binary search, and the shared
+// sorted copy of the listing (see sorter).
+func (v *View) AppendPage(ctx context.Context, dst []byte, p Page) ([]byte, int, string, error) {
 	order := *v.order.Load()
+	if p.Sort.Key != ByCatalog {
+		rp, _ := v.rows.Get().(*[]uint32)
+		if rp == nil {
+			rp = new([]uint32)
+		}
+		defer v.rows.Put(rp)
+		src, rows, next, err := v.sorted.Page(ctx, viewSource(order), p, *rp)
+		*rp = rows[:0]
+		if err != nil {
+			return dst, 0, "", err
+		}
+		es := src.(viewSource)
+		for i, pos := range rows {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, *es[pos].json.Load()...)
+		}
+		return dst, len(rows), next, nil
+	}
 	start := 0
 	if p.After != "" {
 		e, ok := (*v.entries.Load())[p.After]
@@ -154,7 +180,44 @@ func (v *View) AppendPage(_ context.Context, dst []byte, p Page) ([]byte, int, s
 	return dst, n, "", nil
 }
 
+// SnapshotPage returns the latest change of up to limit products after
+// the product after, in catalog order, and the next page's cursor (see
+// Snapshotter).
+func (v *View) SnapshotPage(_ context.Context, after string, limit int) ([]Price, string, error) {
+	order := *v.order.Load()
+	start := 0
+	if after != "" {
+		e, ok := (*v.entries.Load())[after]
+		if !ok || e.pos >= len(order) {
+			return nil, "", ErrUnknownCursor
+		}
+		start = e.pos + 1
+	}
+	page := order[start:min(start+limit, len(order))]
+	out := make([]Price, len(page))
+	for i, e := range page {
+		out[i] = *e.change.Load()
+	}
+	next := ""
+	if start+len(page) < len(order) {
+		next = page[len(page)-1].id
+	}
+	return out, next, nil
+}
+
+// SnapshotOf returns the latest change of those of ids the view holds.
+func (v *View) SnapshotOf(_ context.Context, ids []string) ([]Price, error) {
+	out := make([]Price, 0, len(ids))
+	for _, id := range ids {
+		if p, ok := v.Get(id); ok {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
 // Snapshot returns the latest change of every product, in catalog order.
+// It copies the whole catalog: it is for tests and small views.
 func (v *View) Snapshot() []Price {
 	es := *v.order.Load()
 	out := make([]Price, len(es))
@@ -162,4 +225,18 @@ func (v *View) Snapshot() []Price {
 		out[i] = *e.change.Load()
 	}
 	return out
+}
+
+// viewSource is a View's listing as a Sorter reads it: the order slice of
+// one moment, whose entries never change places.
+type viewSource []*viewEntry
+
+func (s viewSource) Len() int          { return len(s) }
+func (s viewSource) ID(pos int) string { return s[pos].id }
+
+func (s viewSource) Keys(_ context.Context, k SortKey, n int, set func(int, uint64)) error {
+	for i, e := range s[:n] {
+		set(i, sortKey(k, e.change.Load()))
+	}
+	return nil
 }

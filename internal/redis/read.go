@@ -73,11 +73,31 @@ func (c *Client) listing(ctx context.Context) (*listing, error) {
 }
 
 // AppendPage appends a page of the GET /prices listing (see live.Pager), in
-// listing order (see listing): without Config.Order, the same bytes
-// live.View gives for the same changes. The page's prices come from the
-// client-side cache; only the ones evicted since they were last read are
-// fetched, in one round trip. On error dst is returned unchanged.
+// listing order (see listing), or sorted (see ListingSource): without
+// Config.Order, the same bytes live.View gives for the same changes. The
+// page's prices come from the client-side cache; only the ones evicted
+// since they were last read are fetched, in one round trip. On error dst
+// is returned unchanged.
 func (c *Client) AppendPage(ctx context.Context, dst []byte, p live.Page) ([]byte, int, string, error) {
+	if p.Sort.Key != live.ByCatalog {
+		l, err := c.listing(ctx)
+		if err != nil {
+			return dst, 0, "", err
+		}
+		src, rows, next, err := c.sorted.Page(ctx, sortListing{c, l}, p, nil)
+		if err != nil {
+			return dst, 0, "", err
+		}
+		ids := make([]string, len(rows))
+		for i, pos := range rows {
+			ids[i] = src.ID(int(pos))
+		}
+		out, n, err := c.appendPrices(ctx, dst, ids)
+		if err != nil {
+			return dst, 0, "", err
+		}
+		return out, n, next, nil
+	}
 	l, err := c.listing(ctx)
 	if err != nil {
 		return dst, 0, "", err
@@ -102,21 +122,36 @@ func (c *Client) AppendPage(ctx context.Context, dst []byte, p live.Page) ([]byt
 		}
 		page = append(page, id)
 	}
-	if len(page) == 0 {
-		return dst, 0, "", nil
+	out, n, err := c.appendPrices(ctx, dst, page)
+	if err != nil {
+		return dst, 0, "", err
 	}
-	cmds := make([]rueidis.CacheableTTL, len(page))
-	for i, id := range page {
+	next := ""
+	if more {
+		next = page[len(page)-1]
+	}
+	return out, n, next, nil
+}
+
+// appendPrices appends the GET /price bodies of ids, comma-separated, from
+// the client-side cache, skipping products removed by hand since the
+// listing was built.
+func (c *Client) appendPrices(ctx context.Context, dst []byte, ids []string) ([]byte, int, error) {
+	if len(ids) == 0 {
+		return dst, 0, nil
+	}
+	cmds := make([]rueidis.CacheableTTL, len(ids))
+	for i, id := range ids {
 		cmds[i] = rueidis.CT(c.jsonCmd(id), c.ttl)
 	}
 	out, n := dst, 0
 	for i, r := range c.rc.DoMultiCache(ctx, cmds...) {
 		s, err := r.ToString()
 		if rueidis.IsRedisNil(err) {
-			continue // removed by hand since the listing was built
+			continue
 		}
 		if err != nil {
-			return dst, 0, "", fmt.Errorf("redis: price %q: %w", page[i], err)
+			return dst, 0, fmt.Errorf("redis: price %q: %w", ids[i], err)
 		}
 		if n > 0 {
 			out = append(out, ',')
@@ -124,11 +159,55 @@ func (c *Client) AppendPage(ctx context.Context, dst []byte, p live.Page) ([]byt
 		out = append(out, s...)
 		n++
 	}
-	next := ""
-	if more {
-		next = page[len(page)-1]
+	return out, n, nil
+}
+
+// sortListing is a listing as live.Sorter sorts it: each product's sort
+// key is read from its hash, sortChunk products per round trip, bypassing
+// the client-side cache, which would otherwise fill with a field per
+// product and sort key. A million products take a thousand round trips,
+// which is why the sorted copies of a large catalog are rebuilt less often
+// than those of a small one (see live.Sorter).
+type sortListing struct {
+	c *Client
+	l *listing
+}
+
+// sortChunk is how many products' keys one round trip reads.
+const sortChunk = 1000
+
+// sortFields are the hash fields of the sort keys.
+var sortFields = [...]string{live.ByPrice: "price", live.ByDemand: "demand", live.ByLowest: "low30", live.ByUpdated: "at", live.BySource: "source"}
+
+func (s sortListing) Len() int          { return len(s.l.ids) }
+func (s sortListing) ID(pos int) string { return s.l.ids[pos] }
+
+func (s sortListing) Keys(ctx context.Context, k live.SortKey, n int, set func(int, uint64)) error {
+	field := sortFields[k]
+	cmds := make(rueidis.Commands, 0, sortChunk)
+	for start := 0; start < n; start += sortChunk {
+		ids := s.l.ids[start:min(start+sortChunk, n)]
+		cmds = cmds[:0]
+		for _, id := range ids {
+			cmds = append(cmds, s.c.rc.B().Hget().Key(s.c.k.product+id).Field(field).Build())
+		}
+		for i, r := range s.c.rc.DoMulti(ctx, cmds...) {
+			v, err := r.ToString()
+			if rueidis.IsRedisNil(err) {
+				set(start+i, 0) // removed by hand: skipped when listed
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("redis: sorting products: %w", err)
+			}
+			key, err := live.ParseSortKey(k, v)
+			if err != nil {
+				return fmt.Errorf("redis: product %q: %w", ids[i], err)
+			}
+			set(start+i, key)
+		}
 	}
-	return out, n, next, nil
+	return nil
 }
 
 // AppendAll appends the whole listing, {"prices":[...]} (see
@@ -143,17 +222,59 @@ func changeFields() [6]string {
 	return [6]string{"v", "price", "demand", "source", "at", "low30"}
 }
 
-// Changes returns every product's latest state in listing order, for the
-// snapshot a new WebSocket subscriber receives. Each change is rebuilt from
-// the hash fields, which hold full-precision numbers. PriceChanged is always
-// true: a snapshot presents every price as news to its receiver, and it is
-// the one field that describes a transition rather than a state.
+// Changes returns every product's latest state in listing order, as an
+// API replica fills its own copy when it starts. Each change is rebuilt
+// from the hash fields, which hold full-precision numbers. PriceChanged is
+// always true: a snapshot presents every price as news to its receiver,
+// and it is the one field that describes a transition rather than a state.
 func (c *Client) Changes(ctx context.Context) ([]live.Price, error) {
 	l, err := c.listing(ctx)
 	if err != nil || len(l.ids) == 0 {
 		return nil, err
 	}
-	ids := l.ids
+	return c.changesOf(ctx, l.ids)
+}
+
+// SnapshotPage returns the latest state of up to limit products after the
+// product after, in listing order, and the next page's cursor: a page of a
+// WebSocket snapshot (see live.Snapshotter), read like Changes.
+func (c *Client) SnapshotPage(ctx context.Context, after string, limit int) ([]live.Price, string, error) {
+	l, err := c.listing(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	start := 0
+	if after != "" {
+		i, ok := l.pos[after]
+		if !ok {
+			return nil, "", live.ErrUnknownCursor
+		}
+		start = i + 1
+	}
+	ids := l.ids[start:min(start+limit, len(l.ids))]
+	ps, err := c.changesOf(ctx, ids)
+	if err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if start+len(ids) < len(l.ids) {
+		next = ids[len(ids)-1]
+	}
+	return ps, next, nil
+}
+
+// SnapshotOf returns the latest state of those of ids that Redis holds, for
+// the snapshot of a WebSocket client that chose its products.
+func (c *Client) SnapshotOf(ctx context.Context, ids []string) ([]live.Price, error) {
+	return c.changesOf(ctx, ids)
+}
+
+// changesOf reads the latest state of ids, through the client-side cache,
+// leaving out those Redis does not hold.
+func (c *Client) changesOf(ctx context.Context, ids []string) ([]live.Price, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
 	cmds := make([]rueidis.CacheableTTL, len(ids))
 	for i, id := range ids {
 		cmds[i] = rueidis.CT(c.changeCmd(id), c.ttl)

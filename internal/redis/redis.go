@@ -41,6 +41,8 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+
+	"github.com/dynaprice/dynaprice/internal/live"
 )
 
 // Config configures a Client.
@@ -77,6 +79,8 @@ type Client struct {
 	// rebuilding.
 	list   atomic.Pointer[listing]
 	listMu sync.Mutex
+	// sorted holds the sorted copies of the listing (GET /prices?sort=).
+	sorted live.Sorter
 }
 
 // Open connects to Redis and checks it answers. It fails when Redis is

@@ -602,6 +602,23 @@ func TestListingOrder(t *testing.T) {
 		for _, ch := range chs {
 			fromChanges = append(fromChanges, ch.ProductID)
 		}
+		// A WebSocket snapshot's pages are the same listing.
+		var paged []string
+		for after := ""; ; {
+			ps, next, err := c.SnapshotPage(ctx, after, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range ps {
+				paged = append(paged, p.ProductID)
+			}
+			if after = next; after == "" {
+				break
+			}
+		}
+		if !slices.Equal(paged, fromChanges) {
+			t.Errorf("snapshot pages %v, Changes %v", paged, fromChanges)
+		}
 		return fromAll, fromChanges
 	}
 	if a, c := ids(w); !slices.Equal(a, []string{"PC", "PA", "PB"}) || !slices.Equal(c, a) {
@@ -674,5 +691,59 @@ func TestPagesMatchLiveView(t *testing.T) {
 	}
 	if _, _, _, err := reader.AppendPage(ctx, nil, live.Page{After: "nosuch", Limit: 5}); !errors.Is(err, live.ErrUnknownCursor) {
 		t.Errorf("unknown cursor: %v", err)
+	}
+}
+
+// TestSortedPagesMatchLiveView: the API replica's sorted listings (read
+// from Redis) are the same pages, with the same cursors, as serve's (a
+// live.View fed the same changes), for every sort either way and with a
+// search; a cursor of one is a cursor of the other, so a replica paging
+// through a Redis outage (live.Fallback) keeps its place.
+func TestSortedPagesMatchLiveView(t *testing.T) {
+	e := newTestEnv(t)
+	writer, reader := e.open(), e.open()
+	ctx := context.Background()
+	v := live.New(live.HubConfig{})
+	var ps []live.Price
+	for i := range 37 {
+		p := change(fmt.Sprintf("item-%02d", (i*7)%37), uint64(1+i%4), float64(i%6)+0.004*float64(i%3))
+		p.Demand, p.Lowest30, p.Source = float64(i%5)/7, float64(i%4), pricing.Source(i%3)
+		ps = append(ps, p)
+	}
+	write(t, writer, len(ps), ps...)
+	v.Publish(ps)
+
+	for _, name := range live.SortNames() {
+		for _, dir := range []string{"", "-"} {
+			o, err := live.ParseSort(dir + name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, match := range []string{"", "M-1"} {
+				var got, want []string
+				p := live.Page{Sort: o, Match: match, Limit: 4}
+				for pages := 0; ; pages++ {
+					if pages > 20 {
+						t.Fatalf("sort %s: paging does not end", o)
+					}
+					g, gn, gnext, err := reader.AppendPage(ctx, nil, p)
+					if err != nil {
+						t.Fatalf("Redis page %+v: %v", p, err)
+					}
+					w, wn, wnext, _ := v.AppendPage(ctx, nil, p)
+					got, want = append(got, fmt.Sprintf("%d %s next=%s", gn, g, gnext)), append(want, fmt.Sprintf("%d %s next=%s", wn, w, wnext))
+					if gnext == "" || wnext == "" {
+						break
+					}
+					p.After = gnext
+				}
+				if !slices.Equal(got, want) {
+					t.Errorf("sort %s q %q:\n got %q\nwant %q", o, match, got, want)
+				}
+			}
+		}
+	}
+	if _, _, _, err := reader.AppendPage(ctx, nil, live.Page{Sort: live.Sort{Key: live.ByPrice}, After: "item-01", Limit: 5}); !errors.Is(err, live.ErrBadCursor) {
+		t.Errorf("an id as a price cursor: %v, want ErrBadCursor", err)
 	}
 }

@@ -70,6 +70,31 @@ describe(`${PRODUCTS} products at ${RATE} updates/s`, () => {
     await page.fill('#search', '');
   });
 
+  it('sorts on the server by a column header, with the search', async () => {
+    // The catalog's first page by id holds S00001..S00990; the highest
+    // 30-day lows (999, every tenth hundred or so) and the lowest (10) are
+    // further on, so only the server's sort can put them first. Seed
+    // prices only rise from the base, so the 30-day lows stay the bases.
+    const first = (n: number) => Promise.all(Array.from({ length: n }, (_, i) =>
+      page.locator(`#viewport .row[aria-rowindex="${i + 2}"]:not([hidden])`).getAttribute('data-id')));
+    await page.click('[data-sort=lowest]'); // highest first
+    await eventually(() => first(3), ['S09900', 'S08910', 'S07920'], 20_000);
+    expect(await page.getAttribute('.c-low[role=columnheader]', 'aria-sort')).toBe('descending');
+    await page.click('[data-sort=lowest]'); // lowest first
+    await eventually(() => first(3), ['S00001', 'S00991', 'S01981'], 20_000);
+    // Sorted pages go on as the user scrolls: a second page of the sort.
+    await page.locator('#viewport').evaluate((v) => { v.scrollTop = v.scrollHeight; });
+    await expect.poll(() => page.textContent('#count'), { timeout: 20_000 }).toMatch(/^Showing 2000 of /);
+    // Search and sort together: ids with s099, highest 30-day low first.
+    await page.click('[data-sort=lowest]');
+    await page.fill('#search', 's099');
+    await eventually(() => first(2), ['S09900', 'S09999'], 20_000);
+    await expect.poll(() => page.textContent('#count'), { timeout: 10_000 }).toMatch(/^Showing 100 of /);
+    await page.fill('#search', '');
+    await page.click('[data-sort=id]'); // back to the catalog by id
+    expect(await page.getAttribute('.c-id[role=columnheader]', 'aria-sort')).toBe('ascending');
+  });
+
   it('loads the next pages as the user scrolls to the end', async () => {
     // Each scroll to the end brings the next page, up to the last row.
     for (let i = 0; i < 30 && (await page.textContent('#count')) !== `${PRODUCTS + 10} products`; i++) {

@@ -90,9 +90,9 @@ export interface paths {
         };
         /**
          * Current prices: the whole catalog, or a page of it
-         * @description Without parameters: every product's price in catalog order, in one answer, as the original system sent it. The answer is written as it is read, 1,000 prices at a time, so a large catalog costs the server about 150 KB per request rather than its whole size; if reading fails after the answer has begun, the connection is cut rather than the listing ended early.
+         * @description Without parameters: every product's price in catalog order, in one answer, as the original system sent it; with only `sort`, every product's price in that order, likewise. The answer is written as it is read, 1,000 prices at a time, so a large catalog costs the server about 150 KB per request rather than its whole size; if reading fails after the answer has begun, the connection is cut rather than the listing ended early.
          *
-         *     With `limit`, `after` or `q`: one page, in the same order, with `next`, the cursor of the following page, unless it is the last. Pass `next` back as `after` (with the same `q`) to read on. A page is read from the live view when it is asked for, so products created meanwhile appear at the end.
+         *     With `limit`, `after` or `q`: one page, in catalog order or the order `sort` asks for, with `next`, the cursor of the following page, unless it is the last. Pass `next` back as `after` (with the same `q` and `sort`) to read on. In catalog order a page is read from the live view when it is asked for, so products created meanwhile appear at the end and none is listed twice. A sorted page lists products in the order of their values in a sorted copy of the catalog that the server shares between requests and builds again at most once a second (less often for catalogs that take longer to sort: about every 3 s at 1,000,000 products), and shows their current prices. Its cursor is a position in that order, so across pages a product whose sort value did not change is listed exactly once; one whose value changed between two pages may be listed twice or not at all.
          */
         get: operations["listPrices"];
         put?: never;
@@ -1128,7 +1128,7 @@ export interface operations {
                  */
                 limit?: number;
                 /**
-                 * @description The cursor: the page starts after this product id, the `next` of the previous page. An id that the listing does not hold is a 400. Giving it asks for one page.
+                 * @description The cursor: the `next` of the previous page, read with the same `sort`. In catalog order it is a product id, and an id that the listing does not hold is a 400. In a sorted order it is a position (`sort=id`: an id; otherwise the sort value as shown and the id, `314.5:PA`), valid even if that product is gone; one that is not of the sort's form is a 400. Giving it asks for one page.
                  * @example PA
                  */
                 after?: string;
@@ -1137,6 +1137,11 @@ export interface operations {
                  * @example p
                  */
                 q?: string;
+                /**
+                 * @description The order of the pages: `id`, `price`, `demand` (demand_exact), `lowest` (lowest_30d), `updated` (updated_at) or `source` (price_source: base, dynamic, override), ascending, or descending with a leading `-` (`-price`: highest first). Ties are broken by product id, bytewise, in the same direction, and prices and demand are compared as shown (in cents, to four decimals). Empty: catalog order. Any other value is a 400. With neither `limit`, `after` nor `q`, the whole catalog in that order, written as it is read like the catalog-order answer.
+                 * @example id
+                 */
+                sort?: "" | "id" | "-id" | "price" | "-price" | "demand" | "-demand" | "lowest" | "-lowest" | "updated" | "-updated" | "source" | "-source";
             };
             header?: never;
             path?: never;
@@ -1153,7 +1158,7 @@ export interface operations {
                     "application/json": components["schemas"]["PriceList"];
                 };
             };
-            /** @description A `limit` that is not a positive integer, an `after` that names no product in the listing, or a `q` longer than 256 bytes. */
+            /** @description A `limit` that is not a positive integer, a `sort` it does not know, an `after` that names no product in the listing (catalog order) or is not a cursor of the sort asked for, or a `q` longer than 256 bytes. */
             400: {
                 headers: {
                     [name: string]: unknown;

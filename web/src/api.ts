@@ -59,11 +59,12 @@ export async function call<T>(method: string, path: string, o: CallOptions = {})
 const p = encodeURIComponent;
 
 export const api = {
-  /** A page of GET /prices: limit prices after the cursor, only ids containing q. */
-  pricesPage: (q: string, after: string | undefined, limit: number) => {
+  /** A page of GET /prices: limit prices after the cursor, only ids containing q, in the order sort asks for ('' for catalog order). */
+  pricesPage: (q: string, sort: string, after: string | undefined, limit: number) => {
     const params = new URLSearchParams({ limit: String(limit) });
     if (after !== undefined) params.set('after', after);
     if (q !== '') params.set('q', q);
+    if (sort !== '') params.set('sort', sort);
     return call<PageAnswer>('GET', `/prices?${params}`);
   },
   products: (key: string) => call<{ products: CatalogProduct[] }>('GET', '/products', { key }),

@@ -6,8 +6,8 @@ import { describeError } from './errors';
 import { KeyStore } from './keystore';
 import { browserEnv, feedURL, LiveFeed, type FeedState } from './live';
 import { Pager } from './pages';
-import { initialQuery, orderFollowsPrices, select, toggleSort, type Query, type SortKey } from './query';
-import { PriceStore, tickFromPrice } from './store';
+import { initialQuery, orderFollowsPrices, select, serverSort, toggleSort, type Query, type SortKey } from './query';
+import { PriceStore, tickFromPrice, type Product } from './store';
 import { PriceTable } from './table';
 import type { Source, Tick } from './types';
 
@@ -46,7 +46,11 @@ function draw(): void {
     if (wait <= 0 || !orderFollowsPrices(query)) {
       orderStale = false;
       lastOrder = now;
-      const rows = select(store.all, query);
+      // Until the whole catalog is loaded, the table shows the rows of the
+      // listing it reads: a prefix of the server's order, which sorting
+      // them here keeps as prices move.
+      const shown = catalog.done ? store.all : listed(listing);
+      const rows = select(shown, query);
       table.setRows(rows);
       const n = store.all.length;
       const all = catalog.done ? `${n} products` : `${n} products loaded`;
@@ -63,10 +67,40 @@ function draw(): void {
   if (table.nearEnd(LOAD_AHEAD_ROWS)) loadMore();
 }
 
-// --- pages of GET /prices: the catalog as the user scrolls, and searches
+// --- pages of GET /prices: the catalog as the user scrolls, searches and sorts
 
-const catalog = new Pager('', api.pricesPage, applyRows);
-let found: Pager | null = null;
+/** The catalog by id, the table's first order; once read to the end, the page holds every product. */
+const catalog = new Pager('', 'id', api.pricesPage, applyRows);
+/** The listing the table shows and reads on: the catalog, or the server's search and sort of it. */
+let listing = catalog;
+
+function listed(p: Pager): Product[] {
+  const out: Product[] = [];
+  for (const id of p.ids) {
+    const product = store.get(id);
+    if (product) out.push(product);
+  }
+  return out;
+}
+
+/**
+ * Picks the listing for the query: none is needed once the whole catalog is
+ * loaded (the table filters and sorts it); otherwise the server searches
+ * and sorts, unless the query asks for the catalog by id or sorts by
+ * change, which only this page knows (then the table sorts what it
+ * loaded).
+ */
+function relist(): void {
+  const q = query.text.trim();
+  const sort = serverSort(query) ?? 'id';
+  let next = listing;
+  if (catalog.done || (q === '' && sort === 'id')) next = catalog;
+  else if (listing.q !== q || listing.sort !== sort) next = new Pager(q, sort, api.pricesPage, applyRows);
+  if (next === listing) return;
+  listing = next;
+  lastOrder = 0;
+  invalidate(true);
+}
 
 function applyRows(rows: unknown[], authoritative: boolean): void {
   for (const row of rows) {
@@ -75,9 +109,9 @@ function applyRows(rows: unknown[], authoritative: boolean): void {
   }
 }
 
-/** Reads the next page of what the table shows: the search's results, else the catalog. */
+/** Reads the next page of what the table shows. */
 function loadMore(): void {
-  const p = found ?? catalog;
+  const p = catalog.done ? catalog : listing;
   if (p.wantsMore) void load(() => p.more());
 }
 
@@ -90,6 +124,10 @@ async function load(read: () => Promise<void>): Promise<void> {
     banner.textContent = `Could not load prices: ${describeError(e, 'load-prices', false)}`;
     banner.hidden = false;
   }
+  // A page's rows show at once, not at the next reorder: until they do,
+  // the table would still look scrolled to its end and ask for page after
+  // page.
+  lastOrder = 0;
   invalidate(true);
 }
 
@@ -144,7 +182,8 @@ const feed = new LiveFeed(feedURL(location), {
     sessions++;
     if (sessions > 1 || (!catalog.loading && catalog.loaded === 0)) {
       void load(() => catalog.reload());
-      if (found) void load(() => found!.reload());
+      const other = listing;
+      if (other !== catalog) void load(() => other.reload());
     }
   },
   onTick: (t) => applyTick(t, true),
@@ -173,9 +212,7 @@ search.addEventListener('input', () => {
   window.clearTimeout(searchTimer);
   searchTimer = window.setTimeout(() => {
     // Then the server's matches, unless the whole catalog is loaded.
-    const text = search.value.trim();
-    found = text === '' || catalog.done ? null : new Pager(text, api.pricesPage, applyRows);
-    invalidate(true);
+    relist();
   }, SEARCH_DEBOUNCE_MS);
 });
 const sourceFilter = byId<HTMLSelectElement>('source-filter');
@@ -192,6 +229,7 @@ for (const b of grid.querySelectorAll<HTMLButtonElement>('[data-sort]')) {
       h.setAttribute('aria-sort', k === query.sort ? (query.dir === 'asc' ? 'ascending' : 'descending') : 'none');
     }
     lastOrder = 0;
+    relist();
     invalidate(true);
   });
 }

@@ -9,15 +9,17 @@ export interface PageAnswer {
   next?: string;
 }
 
-export type FetchPage = (q: string, after: string | undefined, limit: number) => Promise<PageAnswer>;
+export type FetchPage = (q: string, sort: string, after: string | undefined, limit: number) => Promise<PageAnswer>;
 
 /**
  * Pager reads one listing of GET /prices (the whole catalog, or a search
- * with q) a page at a time, as the table needs more rows. At most one page
- * is in flight; reload starts again from the top and drops any answer to a
- * request made before it.
+ * with q, in the order sort asks the server for) a page at a time, as the
+ * table needs more rows. At most one page is in flight; reload starts again
+ * from the top and drops any answer to a request made before it.
  */
 export class Pager {
+  /** The product ids of the prices read so far: the rows of this listing that the table can show. */
+  readonly ids = new Set<string>();
   private next: string | undefined;
   private gen = 0;
   private retryAt = 0;
@@ -29,6 +31,7 @@ export class Pager {
 
   constructor(
     readonly q: string,
+    readonly sort: string,
     private readonly fetch: FetchPage,
     /** Receives each page's prices; authoritative on reloads (see PriceStore). */
     private readonly onRows: (rows: unknown[], authoritative: boolean) => void,
@@ -46,8 +49,12 @@ export class Pager {
     const gen = this.gen;
     this.loading = true;
     try {
-      const r = await this.fetch(this.q, this.next, PAGE_SIZE);
+      const r = await this.fetch(this.q, this.sort, this.next, PAGE_SIZE);
       if (gen !== this.gen) return;
+      for (const row of r.prices) {
+        const id = (row as { product_id?: unknown } | null)?.product_id;
+        if (typeof id === 'string') this.ids.add(id);
+      }
       this.onRows(r.prices, authoritative);
       this.loaded += r.prices.length;
       this.next = r.next;

@@ -13,7 +13,6 @@ export interface Query {
 
 export const initialQuery: Query = { text: '', source: 'all', sort: 'id', dir: 'asc' };
 
-const collator = new Intl.Collator('en', { numeric: true, sensitivity: 'base' });
 
 /** Relative change since the previous price, in percent; 0 if none. */
 export function changePct(p: Product): number {
@@ -33,11 +32,35 @@ function numericKey(p: Product, k: Exclude<SortKey, 'id'>): number {
   }
 }
 
-/** A comparator for the sort; ties are broken by product id so the order is stable. */
+/**
+ * Compares ids as GET /prices?sort= does (bytewise, which for ids without
+ * characters beyond U+FFFF is UTF-16 code-unit order): the table sorts the
+ * pages the server sorted, so the two must agree or a page's rows would
+ * land among the ones before it.
+ */
+function compareIds(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * A comparator for the sort: by the value, then by product id so the order
+ * is stable, both in the sort's direction, as the server's ?sort= orders.
+ */
 export function comparator(sort: SortKey, dir: SortDir): (a: Product, b: Product) => number {
   const sign = dir === 'asc' ? 1 : -1;
-  if (sort === 'id') return (a, b) => sign * collator.compare(a.id, b.id);
-  return (a, b) => sign * (numericKey(a, sort) - numericKey(b, sort)) || collator.compare(a.id, b.id);
+  if (sort === 'id') return (a, b) => sign * compareIds(a.id, b.id);
+  return (a, b) => sign * (numericKey(a, sort) - numericKey(b, sort) || compareIds(a.id, b.id));
+}
+
+/**
+ * The ?sort= of GET /prices that reads the products in the table's order,
+ * or null for the change column: the change is since the price before the
+ * latest one this page saw, which the server does not know, so it sorts
+ * the products loaded.
+ */
+export function serverSort(q: Query): string | null {
+  if (q.sort === 'change') return null;
+  return (q.dir === 'desc' ? '-' : '') + q.sort;
 }
 
 /** Whether p passes the search text (id or name, case-insensitive) and the source filter. */

@@ -44,15 +44,15 @@ describe('call', () => {
 
   it('sends no key header without a key', async () => {
     const f = answer(200, '{"prices":[]}');
-    await api.pricesPage('', undefined, 1000);
+    await api.pricesPage('', '', undefined, 1000);
     expect(KEY_HEADER in (f.mock.calls[0]![1].headers as Record<string, string>)).toBe(false);
   });
 
   it('asks for a page of prices with its cursor and search, encoded', async () => {
     const f = answer(200, '{"prices":[],"next":"PB"}');
-    expect(await api.pricesPage('a b&c', 'P/1', 500)).toEqual({ prices: [], next: 'PB' });
-    expect(await api.pricesPage('', undefined, 1000)).toEqual({ prices: [], next: 'PB' });
-    expect(f.mock.calls.map((c) => c[0])).toEqual(['/prices?limit=500&after=P%2F1&q=a+b%26c', '/prices?limit=1000']);
+    expect(await api.pricesPage('a b&c', '-price', '9.5:P/1', 500)).toEqual({ prices: [], next: 'PB' });
+    expect(await api.pricesPage('', '', undefined, 1000)).toEqual({ prices: [], next: 'PB' });
+    expect(f.mock.calls.map((c) => c[0])).toEqual(['/prices?limit=500&after=9.5%3AP%2F1&q=a+b%26c&sort=-price', '/prices?limit=1000']);
   });
 
   it('turns error answers into ApiErrors with the server\'s message', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { changePct, comparator, initialQuery, matches, orderFollowsPrices, select, toggleSort } from '../src/query';
+import { changePct, comparator, initialQuery, matches, orderFollowsPrices, select, serverSort, toggleSort } from '../src/query';
 import type { Product } from '../src/store';
 
 const p = (id: string, price: number, extra: Partial<Product> = {}): Product => ({
@@ -14,9 +14,10 @@ const products = [
 const ids = (ps: Product[]) => ps.map((x) => x.id);
 
 describe('select', () => {
-  it('sorts ids naturally', () => {
-    expect(ids(select(products, initialQuery))).toEqual(['P1', 'P2', 'P10']);
-    expect(ids(select(products, { ...initialQuery, dir: 'desc' }))).toEqual(['P10', 'P2', 'P1']);
+  it('sorts ids as the server does, bytewise', () => {
+    expect(ids(select(products, initialQuery))).toEqual(['P1', 'P10', 'P2']);
+    expect(ids(select(products, { ...initialQuery, dir: 'desc' }))).toEqual(['P2', 'P10', 'P1']);
+    expect(ids(select([p('b', 1), p('B', 1), p('a', 1)], initialQuery))).toEqual(['B', 'a', 'b']);
   });
 
   it.each([
@@ -31,9 +32,17 @@ describe('select', () => {
     expect(ids(select(products, { ...initialQuery, sort, dir }))).toEqual(want);
   });
 
-  it('breaks ties by id', () => {
+  it('breaks ties by id in the sort\'s direction, as the server does', () => {
     const same = [p('B', 1), p('C', 1), p('A', 1)];
-    expect(ids(select(same, { ...initialQuery, sort: 'price', dir: 'desc' }))).toEqual(['A', 'B', 'C']);
+    expect(ids(select(same, { ...initialQuery, sort: 'price', dir: 'desc' }))).toEqual(['C', 'B', 'A']);
+    expect(ids(select(same, { ...initialQuery, sort: 'price', dir: 'asc' }))).toEqual(['A', 'B', 'C']);
+  });
+
+  it('asks the server for the same order, except by change', () => {
+    expect(serverSort(initialQuery)).toBe('id');
+    expect(serverSort({ ...initialQuery, sort: 'price', dir: 'desc' })).toBe('-price');
+    expect(serverSort({ ...initialQuery, sort: 'lowest', dir: 'asc' })).toBe('lowest');
+    expect(serverSort({ ...initialQuery, sort: 'change', dir: 'desc' })).toBeNull();
   });
 
   it('filters by id or name, case-insensitively, and by source', () => {
