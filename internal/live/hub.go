@@ -83,6 +83,11 @@ type HubConfig struct {
 	// separate request and without a gap between the two (see
 	// Snapshotter).
 	Snapshot Snapshotter
+	// snapshotCurrent says that Snapshot is never behind what was
+	// published (the View's: it stores a change before publishing it),
+	// so the hub need not keep each product's last message to bring a
+	// snapshot up to date.
+	snapshotCurrent bool
 	// Logger receives connection-level events; nil discards them.
 	Logger *slog.Logger
 	// Registerer, if set, registers the hub's metrics.
@@ -183,6 +188,10 @@ type Hub struct {
 	// price of a product is never older than one it may receive next. It
 	// holds one entry per product of the catalog, like the engine itself.
 	latest map[string]latest
+	// lean says that latest keeps no messages (HubConfig.snapshotCurrent):
+	// at a million products they were 300 MB kept for a lift that cannot
+	// happen.
+	lean bool
 	// seq counts the batches dispatched: a latest entry records the batch
 	// that set it, so that a snapshot page can tell which updates a
 	// client already received (see queueSnapshot).
@@ -205,6 +214,7 @@ func NewHub(cfg HubConfig) *Hub {
 		clients:      make(map[*client]struct{}),
 		subs:         make(map[string]map[*client]struct{}),
 		latest:       make(map[string]latest),
+		lean:         cfg.snapshotCurrent,
 		inIdx:        make(map[string]int),
 	}
 	if h.writeTimeout <= 0 {
@@ -329,13 +339,22 @@ func (h *Hub) dispatch() {
 		work, seq := h.inbox, h.accepted
 		h.inbox = h.spare[:0]
 		h.spare = nil
-		for _, p := range work {
-			delete(h.inIdx, p.ProductID)
+		if len(work) > inboxKeep {
+			// A map keeps its size once grown: after the start-up's
+			// million prices, it would hold 130 MB for good.
+			h.inIdx = make(map[string]int)
+		} else {
+			for _, p := range work {
+				delete(h.inIdx, p.ProductID)
+			}
 		}
 		h.inMu.Unlock()
 
 		h.fanOut(work)
 		clear(work)
+		if cap(work) > inboxKeep {
+			work = nil // the same for the buffer
+		}
 		h.inMu.Lock()
 		h.spare = work
 		h.inMu.Unlock()
@@ -343,19 +362,32 @@ func (h *Hub) dispatch() {
 	}
 }
 
+// inboxKeep is the most updates an emptied inbox's index and buffer stay
+// sized for.
+const inboxKeep = 64 << 10
+
 // fanOut encodes the price changes among ps and queues them for every
-// client that wants them. It is called with h.mu held, and releases it. The cost is one encoding and one allocation per
-// change, plus per client a lock and, if the client wants anything, a
-// wake-up; a client that has fallen behind also costs a map operation per
-// update, to coalesce.
+// client that wants them. It is called with h.mu held, and releases it.
+// The cost is one encoding and one allocation per change, plus per client
+// a lock and, if the client wants anything, a wake-up; a client that has
+// fallen behind also costs a map operation per update, to coalesce.
 func (h *Hub) fanOut(ps []pending) {
 	batch := make([]entry, 0, len(ps))
+	// With nobody connected and no message to keep (lean), a batch only
+	// records versions: the start-up's million prices, and a shop's
+	// traffic while no dashboard is open, are not encoded for no one.
+	idle := h.lean && len(h.clients) == 0
 	for i := range ps {
 		if ps[i].PriceChanged {
-			// Encode into scratch space and copy out once: a single
-			// allocation of the exact size instead of append's growth.
-			h.enc = ps[i].AppendMessage(h.enc[:0])
-			batch = append(batch, entry{id: ps[i].ProductID, version: ps[i].Version, pub: ps[i].pub, msg: bytes.Clone(h.enc)})
+			var msg []byte
+			if !idle {
+				// Encode into scratch space and copy out once: a single
+				// allocation of the exact size instead of append's
+				// growth.
+				h.enc = ps[i].AppendMessage(h.enc[:0])
+				msg = bytes.Clone(h.enc)
+			}
+			batch = append(batch, entry{id: ps[i].ProductID, version: ps[i].Version, pub: ps[i].pub, msg: msg})
 		}
 	}
 	if h.closed {
@@ -383,6 +415,9 @@ func (h *Hub) fanOut(ps []pending) {
 			l.entry, l.sent = batch[0], h.seq
 			batch = batch[1:]
 			kept = append(kept, l.entry)
+			if h.lean {
+				l.entry.msg = nil
+			}
 		}
 		h.latest[p.ProductID] = l
 	}
@@ -732,7 +767,7 @@ func (h *Hub) queueSnapshot(c *client, snap []entry, since uint64) {
 	h.inMu.Lock()
 	for _, e := range snap {
 		l, ok := h.latest[e.id]
-		if ok && l.entry.msg != nil && l.sent > since && l.entry.version >= e.version {
+		if ok && l.sent != 0 && l.sent > since && l.entry.version >= e.version {
 			continue // c has it
 		}
 		if ok && l.entry.msg != nil && l.entry.version > e.version {
