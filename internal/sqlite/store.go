@@ -28,6 +28,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dynaprice/dynaprice/internal/engine"
@@ -53,6 +54,7 @@ type tuning struct {
 	checkpointEvery             time.Duration
 	historyRows, seenRows       int
 	stateRows                   int
+	retainRows                  int
 }
 
 func defaultTuning() tuning {
@@ -86,6 +88,10 @@ func defaultTuning() tuning {
 		historyRows: 256,
 		seenRows:    256,
 		stateRows:   256,
+		// Rows of price_history one step of the history retention rolls
+		// up and deletes, in one transaction that a commit waits for:
+		// 2,048 measured 3-6 ms a step (docs/BENCHMARKS.md).
+		retainRows: 2048,
 	}
 }
 
@@ -110,6 +116,11 @@ type Store struct {
 	// logs indexes the appended tables (log.go); pmu guards logs.pos.
 	logs logState
 	pmu  sync.RWMutex
+	// rollGen counts the history retention's steps that changed the
+	// summaries, twice each: it is odd while one commits (HistoryPage).
+	rollGen atomic.Uint64
+	// retainMu lets one PruneHistory run at a time.
+	retainMu sync.Mutex
 
 	closeOnce sync.Once
 	closeErr  error
