@@ -118,6 +118,7 @@ type writeStmts struct {
 	// The history retention's (retain.go).
 	rollScan, rollDelete                  driver.Stmt
 	hourlyNewest, hourlyNext, hourlyMerge driver.Stmt
+	stateRepoint                          driver.Stmt
 	expireScan, expireDelete              driver.Stmt
 
 	args []driver.NamedValue
@@ -231,6 +232,11 @@ func prepareWriteStmts(ctx context.Context, c writeConn, tun tuning) (_ *writeSt
 			coalesce((SELECT max(seq) FROM price_hourly), 0))`},
 		{&ws.hourlyMerge, `UPDATE price_hourly SET high = max(high, ?2), low = min(low, ?3), close = ?4, changes = changes + ?5,
 			close_at = ?6, version = ?7, source = ?8, demand = ?9 WHERE seq = ?1`},
+		// The k-th pair [seq, summary] of the JSON array: the row seq
+		// copied to seq ?1 + k, naming the summary.
+		{&ws.stateRepoint, `INSERT INTO state_log (seq, product_id, head, price, version, state, hourly)
+			SELECT ?1 + k.key, l.product_id, l.head, l.price, l.version, l.state, k.value ->> 1
+			FROM json_each(?2) AS k JOIN state_log AS l ON l.seq = k.value ->> 0`},
 		{&ws.expireScan, "SELECT seq, hour FROM price_hourly ORDER BY seq LIMIT ?"},
 		{&ws.expireDelete, "DELETE FROM price_hourly WHERE seq <= ?"},
 	} {
@@ -250,7 +256,7 @@ func (ws *writeStmts) close() error {
 	}
 	for _, st := range []driver.Stmt{ws.product, ws.setting, ws.cursor, ws.overrideClose, ws.overrideInsert,
 		ws.stateCopy, ws.cleanScan, ws.cleanCopy, ws.cleanDelete,
-		ws.rollScan, ws.rollDelete, ws.hourlyNewest, ws.hourlyNext, ws.hourlyMerge, ws.expireScan, ws.expireDelete} {
+		ws.rollScan, ws.rollDelete, ws.hourlyNewest, ws.hourlyNext, ws.hourlyMerge, ws.stateRepoint, ws.expireScan, ws.expireDelete} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}

@@ -280,27 +280,36 @@ func writeSummaries(ctx context.Context, ws *writeStmts, l *logState, sums []eng
 	}
 	// The products with a new newest summary get a state_log row naming
 	// it: a copy of their newest, as a commit writes for a product with
-	// history but no new state.
-	appendedRows := 0
-	for id, p := range l.pend {
-		var err error
-		if p.seq == 0 { // history, but not even a state_log row (cannot happen since 0006)
-			err = ws.states.exec(ctx, ws, 1, func(v []driver.NamedValue, _ int) {
-				v[0].Value, v[1].Value, v[2].Value = l.nextLog, id, p.head
-				v[3].Value, v[4].Value, v[5].Value, v[6].Value = nil, nil, nil, p.hourly
-			})
-		} else {
-			err = ws.exec(ctx, ws.stateCopy, l.nextLog, p.head, p.hourly, p.seq)
-		}
-		if err != nil {
-			return fmt.Errorf("state of %q: %w", id, err)
-		}
-		p.seq = l.nextLog
-		l.nextLog++
-		l.pend[id] = p
-		appendedRows++
+	// history but no new state; all in one statement, the k-th pair
+	// [seq of the newest row, summary] of the JSON array copied to
+	// l.nextLog + k.
+	if len(l.pend) == 0 {
+		return nil
 	}
-	if err := l.clean(ctx, ws, 2*appendedRows); err != nil {
+	l.json = append(l.json[:0], '[')
+	k := int64(0)
+	for id, p := range l.pend {
+		if p.seq == 0 { // cannot be: since 0006 a product with history has a state_log row
+			return fmt.Errorf("state of %q: no state_log row to copy", id)
+		}
+		if k > 0 {
+			l.json = append(l.json, ',')
+		}
+		l.json = append(l.json, '[')
+		l.json = strconv.AppendInt(l.json, p.seq, 10)
+		l.json = append(l.json, ',')
+		l.json = strconv.AppendInt(l.json, p.hourly, 10)
+		l.json = append(l.json, ']')
+		p.seq = l.nextLog + k
+		l.pend[id] = p
+		k++
+	}
+	l.json = append(l.json, ']')
+	if err := ws.exec(ctx, ws.stateRepoint, l.nextLog, string(l.json)); err != nil {
+		return fmt.Errorf("states: %w", err)
+	}
+	l.nextLog += k
+	if err := l.clean(ctx, ws, 2*int(k)); err != nil {
 		return fmt.Errorf("state log cleaner: %w", err)
 	}
 	return nil
