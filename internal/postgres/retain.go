@@ -58,10 +58,12 @@ const (
 	// retainRows bounds the rows one step deletes.
 	retainRows = 4096
 	// dropLockTimeout bounds how long a DROP (or ATTACH) waits for its
-	// locks, and so how long it can hold commits up; dropTries is how
-	// often a run tries.
+	// locks, and so how long it can hold commits up; a run tries dropTries
+	// times, dropPause apart, then leaves the partition (and the younger
+	// ones) to the next run.
 	dropLockTimeout = 100 * time.Millisecond
 	dropTries       = 5
+	dropPause       = 250 * time.Millisecond
 	dayNS           = 24 * engine.HourNS
 )
 
@@ -165,8 +167,12 @@ func (db *DB) retain(ctx context.Context, c *pgxpool.Conn, now int64, r engine.H
 		if p.def || p.hi > raw {
 			continue
 		}
-		if err := db.rollPartition(ctx, c, p, sums, n); err != nil {
+		dropped, err := db.rollPartition(ctx, c, p, sums, n)
+		if err != nil {
 			return fmt.Errorf("%s: %w", p.name, err)
+		}
+		if !dropped {
+			break // the lock is in demand: the next run goes on
 		}
 	}
 	if hourly > 0 {
@@ -326,13 +332,14 @@ func (db *DB) rollDefault(ctx context.Context, c *pgxpool.Conn, name string, cut
 
 // rollPartition rolls up the partition p, whose days are all older than
 // the raw cut-off, an hour per transaction from where the last run
-// stopped (history_rollup), then drops it.
-func (db *DB) rollPartition(ctx context.Context, c *pgxpool.Conn, p partition, sums bool, n *engine.HistoryPruned) error {
+// stopped (history_rollup), then drops it, unless its lock cannot be had
+// in time (dropped is false).
+func (db *DB) rollPartition(ctx context.Context, c *pgxpool.Conn, p partition, sums bool, n *engine.HistoryPruned) (dropped bool, err error) {
 	id := pgx.Identifier{p.name}.Sanitize()
 	if sums {
 		var from int64
 		if err := c.QueryRow(ctx, "SELECT rolled_before FROM history_rollup").Scan(&from); err != nil {
-			return err
+			return false, err
 		}
 		from = max(from, p.lo)
 		q := `WITH s AS (` + summarize("(SELECT * FROM "+id+" WHERE event_time >= $1 AND event_time < $2) AS r") + `),
@@ -343,12 +350,12 @@ func (db *DB) rollPartition(ctx context.Context, c *pgxpool.Conn, p partition, s
 			t0 := time.Now()
 			var rolled, written, moved int64
 			if err := c.QueryRow(ctx, q, h, h+engine.HourNS).Scan(&rolled, &written, &moved); err != nil {
-				return err
+				return false, err
 			}
 			n.Rolled += rolled
 			n.Summaries += written
 			if err := sleepCtx(ctx, time.Since(t0)); err != nil {
-				return err
+				return false, err
 			}
 		}
 	} else {
@@ -356,15 +363,14 @@ func (db *DB) rollPartition(ctx context.Context, c *pgxpool.Conn, p partition, s
 		// the planner's estimate, rather than a scan of the partition.
 		var est float64
 		if err := c.QueryRow(ctx, "SELECT reltuples FROM pg_class WHERE oid = $1::regclass", id).Scan(&est); err != nil {
-			return err
+			return false, err
 		}
 		n.Rolled += int64(max(est, 0))
 	}
-	var err error
 	for try := range dropTries {
 		if try > 0 {
-			if err := sleepCtx(ctx, time.Second); err != nil {
-				return err
+			if err := sleepCtx(ctx, dropPause); err != nil {
+				return false, err
 			}
 		}
 		err = withLockTimeout(ctx, c, func(tx pgx.Tx) error {
@@ -381,12 +387,14 @@ func (db *DB) rollPartition(ctx context.Context, c *pgxpool.Conn, p partition, s
 	case err == nil:
 		n.Dropped++
 		db.log.Info("postgres: dropped a history partition older than the raw retention", "partition", p.name)
+		return true, nil
 	case errors.As(err, &pe) && pe.Code == "55P03":
-		db.log.Debug("postgres: dropping a history partition waited too long for its lock; trying again next time", "partition", p.name)
+		db.warnOnce("drop "+p.name, "postgres: dropping a history partition waited too long for its lock (long transactions reading price_history?); each run tries again",
+			"partition", p.name, "tries", dropTries, "lock_timeout", dropLockTimeout)
+		return false, nil
 	default:
-		return fmt.Errorf("drop: %w", err)
+		return false, fmt.Errorf("drop: %w", err)
 	}
-	return nil
 }
 
 // sleepCtx waits for d or for ctx to end.
