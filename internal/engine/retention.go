@@ -65,11 +65,19 @@ func (r HistoryRetention) Validate() error {
 		return errors.New("engine: hourly history retention needs a raw retention: with raw 0 every change is kept forever")
 	case r.Raw != 0 && r.Raw < MinHistoryRaw:
 		return fmt.Errorf("engine: raw history retention %s is shorter than %s, the window of the 30-day lowest price, whose audit needs every change in it",
-			r.Raw, MinHistoryRaw)
+			days(r.Raw), days(MinHistoryRaw))
 	case r.Hourly != 0 && r.Hourly < r.Raw:
-		return fmt.Errorf("engine: hourly history retention %s is shorter than the raw one %s", r.Hourly, r.Raw)
+		return fmt.Errorf("engine: hourly history retention %s is shorter than the raw one %s", days(r.Hourly), days(r.Raw))
 	}
 	return nil
+}
+
+// days writes d in days when it is whole days, as retentions are given.
+func days(d time.Duration) string {
+	if d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	}
+	return d.String()
 }
 
 // Enabled reports whether anything is ever deleted.
@@ -134,18 +142,6 @@ func (s *HourlyRow) add(h *HistoryRow) {
 	s.High, s.Low = max(s.High, h.Price), min(s.Low, h.Price)
 	s.Close, s.CloseAt, s.Version, s.Source, s.Demand = h.Price, h.At, h.Version, h.Source, h.Demand
 	s.Changes++
-}
-
-// Merge folds t, the summary of changes of the same product and hour that
-// all come after s's, into s.
-func (s *HourlyRow) Merge(t HourlyRow) {
-	if s.Changes == 0 {
-		*s = t
-		return
-	}
-	s.High, s.Low = max(s.High, t.High), min(s.Low, t.Low)
-	s.Close, s.CloseAt, s.Version, s.Source, s.Demand = t.Close, t.CloseAt, t.Version, t.Source, t.Demand
-	s.Changes += t.Changes
 }
 
 // Summarize returns the hourly summaries of rows, which hold each
