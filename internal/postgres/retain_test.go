@@ -2,8 +2,11 @@ package postgres
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -326,4 +329,98 @@ func newestRows(rows []engine.HistoryRow) []engine.HistoryRow {
 	out := slices.Clone(rows)
 	slices.Reverse(out)
 	return out
+}
+
+// TestRetentionDoesNotStallCommitsPG rolls up a backlog of old history
+// (DYNAPRICE_BENCH_RETAIN rows, 200,000 by default, over 7 day partitions
+// and a tenth as many products) and drops its partitions while a slot
+// commits batches of 100 changes: the commits go on beside the roll-up,
+// and every old change ends in a summary.
+func TestRetentionDoesNotStallCommitsPG(t *testing.T) {
+	rows := 200_000
+	if v, err := strconv.Atoi(os.Getenv("DYNAPRICE_BENCH_RETAIN")); err == nil && v > 0 {
+		rows = v
+	}
+	if testing.Short() {
+		rows = 20_000
+	}
+	products := max(rows/10, 1)
+	db := freshDB(t)
+	ctx := context.Background()
+	now := time.Now().UnixNano()
+	mustPrune(t, db, now-45*dayNS, engine.HistoryRetention{})
+	start := now - 45*dayNS
+	start += dayNS - ((start%dayNS)+dayNS)%dayNS // the first day partition's
+	s := db.Store(0, nil)
+	mustLoad(t, s)
+	span := 7 * dayNS
+	const per = 20_000
+	t0 := time.Now()
+	for lo := 0; lo < rows; lo += per {
+		b := &engine.Batch{}
+		for i := lo; i < min(lo+per, rows); i++ {
+			b.History = append(b.History, engine.HistoryRow{ProductID: fmt.Sprintf("p%07d", i%products), Price: float64(i%1000) / 10,
+				Source: pricing.SourceDynamic, At: start + int64(i)*(span/int64(rows)), Version: uint64(i/products + 1)})
+		}
+		engine.SortHistory(b.History)
+		mustCommit(t, s, b)
+	}
+	var size int64
+	if err := db.pool.QueryRow(ctx, "SELECT coalesce(sum(pg_total_relation_size(inhrelid)), 0) FROM pg_inherits WHERE inhparent = 'price_history'::regclass").Scan(&size); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("backlog: %d rows over %d products in %v; price_history %d MB", rows, products, time.Since(t0).Round(time.Millisecond), size>>20)
+
+	next := uint64(1_000_000)
+	commit := func() time.Duration {
+		b := &engine.Batch{}
+		for j := range 100 {
+			next++
+			b.History = append(b.History, engine.HistoryRow{ProductID: fmt.Sprintf("p%07d", (int(next)*7919+j)%products), Price: 1,
+				Source: pricing.SourceDynamic, At: now + int64(next), Version: next})
+		}
+		engine.SortHistory(b.History)
+		c0 := time.Now()
+		mustCommit(t, s, b)
+		return time.Since(c0)
+	}
+	quantiles := func(lat []time.Duration) string {
+		slices.Sort(lat)
+		return fmt.Sprintf("%d commits of 100, p50 %v, p99 %v, max %v", len(lat), lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)-1])
+	}
+	var base []time.Duration
+	for b0 := time.Now(); time.Since(b0) < 3*time.Second; {
+		base = append(base, commit())
+	}
+	t.Logf("without the roll-up: %s", quantiles(base))
+	done := make(chan error, 1)
+	var res engine.HistoryPruned
+	began := time.Now()
+	go func() {
+		var err error
+		res, err = db.PruneHistory(ctx, now, retention)
+		done <- err
+	}()
+	var lat []time.Duration
+	for running := true; running; {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			running = false
+		default:
+		}
+		lat = append(lat, commit())
+	}
+	took := time.Since(began)
+	t.Logf("rolled %d changes into %d summaries and dropped %d partitions in %v (%.0f changes/s); meanwhile %s",
+		res.Rolled, res.Summaries, res.Dropped, took.Round(time.Millisecond), float64(res.Rolled)/took.Seconds(), quantiles(lat))
+	var summarised int64
+	if err := db.pool.QueryRow(ctx, "SELECT coalesce(sum(changes), 0) FROM price_hourly").Scan(&summarised); err != nil {
+		t.Fatal(err)
+	}
+	if res.Rolled != int64(rows) || summarised != int64(rows) || res.Dropped != 7 {
+		t.Errorf("rolled %d, summaries of %d changes, %d partitions dropped; want %d, %d and 7", res.Rolled, summarised, res.Dropped, rows, rows)
+	}
 }
