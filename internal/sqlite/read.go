@@ -162,7 +162,9 @@ func (s *Store) History(ctx context.Context, productID string, limit int) ([]eng
 // change is: a read that a step's commit overlapped is read again (the
 // step counter, rollGen, is odd while a step commits).
 func (s *Store) HistoryPage(ctx context.Context, productID string, limit, hourly int) (engine.HistoryPage, error) {
-	for {
+	// Steps pause as long as they ran, so a read of a few milliseconds
+	// overlaps one now and then, not a hundred times in a row.
+	for range 100 {
 		gen := s.rollGen.Load()
 		if gen&1 == 1 {
 			// A step is committing: a few milliseconds at most.
@@ -179,6 +181,7 @@ func (s *Store) HistoryPage(ctx context.Context, productID string, limit, hourly
 			return page, nil
 		}
 	}
+	return engine.HistoryPage{}, errors.New("sqlite: history: the history retention kept changing it; try again")
 }
 
 func (s *Store) historyPage(ctx context.Context, productID string, limit, hourly int) (engine.HistoryPage, error) {
