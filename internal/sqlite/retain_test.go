@@ -270,3 +270,67 @@ func TestRetentionDoesNotStallCommits(t *testing.T) {
 		t.Errorf("only %d commits during a roll-up of %d rows (%d steps) that took %v: commits waited for it", len(lat), rows, steps, took)
 	}
 }
+
+// TestRetentionBoundsDisk runs 60 days of history by a clock of its own:
+// 50 products changing 6 times an hour, committed hourly, the retention
+// (30 days raw, 45 hourly) applied every 6 hours. Once both windows are
+// full the database holds exactly what they say and stops growing: the
+// pages the deletions free are reused.
+func TestRetentionBoundsDisk(t *testing.T) {
+	if testing.Short() || raceEnabled {
+		t.Skip("60 days of history: a minute under the race detector")
+	}
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "soak.db")
+	s := openTest(t, path)
+	r := engine.HistoryRetention{Raw: 30 * 24 * time.Hour, Hourly: 45 * 24 * time.Hour}
+	const products, perHour, days = 50, 6, 60
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+	hourNS := engine.HourNS
+	pages := func() int64 {
+		return count(t, s, "SELECT page_count - freelist_count FROM pragma_page_count, pragma_freelist_count")
+	}
+	var v uint64
+	var used []int64 // pages in use at the end of each day
+	for h := range int64(days * 24) {
+		b := &engine.Batch{}
+		for k := range int64(perHour) {
+			v++
+			for p := range products {
+				b.History = append(b.History, engine.HistoryRow{ProductID: fmt.Sprintf("p%02d", p), Price: float64((int(v)+p)%50) + 1,
+					Source: pricing.SourceDynamic, At: start + h*hourNS + k*hourNS/perHour + int64(p), Version: v})
+			}
+		}
+		engine.SortHistory(b.History)
+		if err := s.Commit(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		if h%6 == 5 {
+			if _, err := s.PruneHistory(ctx, start+(h+1)*hourNS, r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if h%24 == 23 {
+			used = append(used, pages())
+		}
+	}
+	now := start + days*24*hourNS
+	raw, hourly := r.Cutoffs(now)
+	if got, want := count(t, s, "SELECT count(*) FROM price_history"), (now-raw)/hourNS*perHour*products; got != want {
+		t.Errorf("price_history holds %d rows, want the last 30 days' %d", got, want)
+	}
+	if got, want := count(t, s, "SELECT count(*) FROM price_hourly"), (raw-hourly)/hourNS*products; got != want {
+		t.Errorf("price_hourly holds %d rows, want one per product and hour of the 15 days before: %d", got, want)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("pages in use at the end of days 10, 20, 30, 40, 46, 50, 60: %d %d %d %d %d %d %d; file %d KB",
+		used[9], used[19], used[29], used[39], used[45], used[49], used[59], fi.Size()>>10)
+	// From day 46 on, both windows are full: what is added each day is
+	// what is deleted.
+	if grown := float64(used[59]) / float64(used[45]); grown > 1.05 {
+		t.Errorf("pages in use grew %.0f%% from day 46 to day 60, with both windows full", (grown-1)*100)
+	}
+}
