@@ -332,9 +332,10 @@ func (p *Partition) setHeld(n int) {
 	p.held = n
 }
 
-// Close stops a store prune (and history retention) in progress and takes the partition's share
-// out of the process's gauges, for a partition the process no longer owns
-// or that stops; the store may be closed after it.
+// Close stops a store prune (and a history retention) in progress and
+// takes the partition's share out of the process's gauges, for a
+// partition the process no longer owns or that stops; the store may be
+// closed after it.
 func (p *Partition) Close() {
 	p.stopPruning()
 	p.setHeld(0)
@@ -382,11 +383,19 @@ func (p *Partition) Prune(ctx context.Context) {
 			}
 			return
 		}
-		p.met.HistoryPruneTime.Observe(time.Since(start).Seconds())
+		took := time.Since(start)
+		p.met.HistoryPruneTime.Observe(took.Seconds())
 		if n != (HistoryPruned{}) {
-			p.log.Info("history retention applied", "rolled_up", n.Rolled, "hourly_written", n.Summaries,
+			// Every minute rolls up the minute that left the raw window:
+			// said at debug level, unless it is news (a backlog, a
+			// partition).
+			level := slog.LevelDebug
+			if took > 10*time.Second || n.Created+n.Dropped > 0 {
+				level = slog.LevelInfo
+			}
+			p.log.Log(ctx, level, "history retention applied", "rolled_up", n.Rolled, "hourly_written", n.Summaries,
 				"hourly_expired", n.Expired, "partitions_created", n.Created, "partitions_dropped", n.Dropped,
-				"raw", p.cfg.Retention.Raw, "hourly", p.cfg.Retention.Hourly, "took", time.Since(start).Round(time.Millisecond))
+				"raw", p.cfg.Retention.Raw, "hourly", p.cfg.Retention.Hourly, "took", took.Round(time.Millisecond))
 		}
 	})
 }
