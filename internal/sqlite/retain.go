@@ -102,8 +102,9 @@ func (s *Store) rollStep(ctx context.Context, cut int64, summaries bool, n *engi
 		clear(l.pend)
 		nextLog, tail := l.nextLog, l.tail
 		rows, last, full, err := scanOldest(ctx, ws, s.tun.retainRows, cut)
+		var sums int
 		if err == nil && len(rows) > 0 {
-			err = rollUp(ctx, ws, l, rows, last, summaries, n)
+			sums, err = rollUp(ctx, ws, l, rows, last, summaries)
 		}
 		if err != nil || len(rows) == 0 {
 			tx.Rollback() //nolint:errcheck // secondary to err, or nothing done
@@ -128,6 +129,10 @@ func (s *Store) rollStep(ctx context.Context, cut int64, summaries bool, n *engi
 		s.pmu.Unlock()
 		s.rollGen.Add(1)
 		clear(l.pend)
+		if err == nil {
+			n.Rolled += int64(len(rows))
+			n.Summaries += int64(sums)
+		}
 		return err
 	})
 	return more, err
@@ -180,21 +185,21 @@ func text(v driver.Value) string {
 }
 
 // rollUp writes the summaries of rows (the oldest of price_history, up to
-// seq last) inside the step's transaction, deletes the rows, and records
-// in l.pend the products whose newest summary is a new one.
-func rollUp(ctx context.Context, ws *writeStmts, l *logState, rows []engine.HistoryRow, last int64, summaries bool, n *engine.HistoryPruned) error {
+// seq last) inside the step's transaction, deletes the rows, records in
+// l.pend the products whose newest summary is a new one, and returns how
+// many summaries it wrote or merged into.
+func rollUp(ctx context.Context, ws *writeStmts, l *logState, rows []engine.HistoryRow, last int64, summaries bool) (int, error) {
+	var sums []engine.HourlyRow
 	if summaries {
-		sums := engine.Summarize(rows)
+		sums = engine.Summarize(rows)
 		if err := writeSummaries(ctx, ws, l, sums); err != nil {
-			return err
+			return 0, err
 		}
-		n.Summaries += int64(len(sums))
 	}
 	if err := ws.exec(ctx, ws.rollDelete, last); err != nil {
-		return fmt.Errorf("delete: %w", err)
+		return 0, fmt.Errorf("delete: %w", err)
 	}
-	n.Rolled += int64(len(rows))
-	return nil
+	return len(sums), nil
 }
 
 // summaryAt is where a product's newest summary is, and its hour.
@@ -339,6 +344,7 @@ func queryInt(ctx context.Context, st driver.Stmt, dst *int64) error {
 // in hour order, so these are a prefix of price_hourly and of every
 // product's chain of summaries.
 func (s *Store) expireStep(ctx context.Context, cut int64, n *engine.HistoryPruned) (more bool, err error) {
+	var expired int64
 	err = s.inWriteTx(ctx, func(ws *writeStmts) error {
 		rs, err := ws.expireScan.(driver.StmtQueryContext).QueryContext(ctx, []driver.NamedValue{{Ordinal: 1, Value: int64(s.tun.retainRows)}})
 		if err != nil {
@@ -369,8 +375,11 @@ func (s *Store) expireStep(ctx context.Context, cut int64, n *engine.HistoryPrun
 		if err := ws.exec(ctx, ws.expireDelete, last); err != nil {
 			return fmt.Errorf("delete summaries: %w", err)
 		}
-		n.Expired += k
+		expired = k
 		return nil
 	})
+	if err == nil {
+		n.Expired += expired
+	}
 	return more, err
 }
