@@ -25,6 +25,7 @@ type EngineOptions struct {
 	ClusterOptions
 	PricingOptions
 	DedupOptions
+	HistoryOptions
 	Group           string
 	MetricsAddr     string
 	CatalogFile     string
@@ -46,6 +47,7 @@ func parseEngine(args []string, getenv Env, stderr io.Writer) (EngineOptions, er
 	fs.BoolVar(&o.NoMigrate, "no-migrate", false, "do not apply database migrations at start (run \"dynaprice migrate\" instead)")
 	o.PricingOptions.register(fs, getenv, "create unknown products from an event's price instead of dead-lettering the event")
 	o.DedupOptions.register(fs, " per partition")
+	o.HistoryOptions.register(fs, getenv)
 	fs.DurationVar(&o.TickInterval, "tick", time.Second, "how often time-dependent prices and override expiries are re-evaluated")
 	fs.IntVar(&o.MaxPollRecords, "max-poll-records", kafka.DefaultMaxPollRecords, "most records processed per round (larger: fewer, bigger commits)")
 	fs.DurationVar(&o.SessionTimeout, "session-timeout", 10*time.Second, "how long Kafka waits for a silent engine before giving its partitions to others")
@@ -69,8 +71,10 @@ publishes what it committed and leaves the group within --shutdown-timeout
 (there is no --drain: no load balancer sends an engine requests).
 
 Environment: KAFKA_BROKERS, PRODUCT_EVENTS_TOPIC, PRICE_UPDATES_TOPIC,
-REDIS_ADDR, DATABASE_URL, DYNAPRICE_PARTITIONS, DYNAPRICE_LOG_LEVEL,
-DYNAPRICE_LOG_FORMAT. A flag beats its environment variable.
+REDIS_ADDR, DATABASE_URL, DYNAPRICE_PARTITIONS, DYNAPRICE_HISTORY_RAW,
+DYNAPRICE_HISTORY_HOURLY, DYNAPRICE_LOG_LEVEL, DYNAPRICE_LOG_FORMAT. A flag
+beats its environment variable. Give every engine the same history
+retention: whichever engine runs it applies its own.
 
 Flags:
 `)
@@ -119,14 +123,18 @@ type engineRole struct {
 	stopped   bool // the engine's Run returned
 
 	// Set by Check for Open.
-	pc     pricing.Config
-	cat    *catalog.File
-	signer *kafka.Signer
+	pc        pricing.Config
+	retention engine.HistoryRetention
+	cat       *catalog.File
+	signer    *kafka.Signer
 }
 
 // Check validates the options and reads the catalog file.
 func (r *engineRole) Check() (err error) {
 	if r.pc, err = r.o.PricingOptions.config(); err != nil {
+		return err
+	}
+	if r.retention, err = r.o.HistoryOptions.retention(); err != nil {
 		return err
 	}
 	if err := checkShutdown(r.o.ShutdownTimeout, 0); err != nil {
@@ -168,6 +176,12 @@ func (r *engineRole) Open(ctx context.Context) (err error) {
 			return err
 		}
 	}
+	// The history partitions of the coming days, before the first commit
+	// (the partitions' own prune does it too, a minute later). Not fatal:
+	// rows without a partition go to the DEFAULT one.
+	if _, err := db.PruneHistory(ctx, time.Now().UnixNano(), engine.HistoryRetention{}); err != nil {
+		log.Warn("cannot create the history partitions ahead; the engines' next prune tries again", "err", err)
+	}
 	rc, err := openRedis(ctx, o.RedisAddr, o.RedisPrefix, nil, log)
 	if err != nil {
 		return err
@@ -186,6 +200,7 @@ func (r *engineRole) Open(ctx context.Context) (err error) {
 	ecfg := engine.DefaultConfig()
 	ecfg.Pricing, ecfg.AutoCreate, ecfg.BaseFromEvents = pc, o.AutoCreate, o.BaseFromEvents
 	ecfg.DedupWindow, ecfg.DedupMax, ecfg.TickInterval = o.DedupWindow, o.DedupMax, o.TickInterval
+	ecfg.Retention = r.retention
 	ecfg.Logger = log
 	r.eng, err = kafka.NewEngine(kafka.EngineConfig{
 		Brokers: o.brokers(), Topics: o.topics(), Group: o.Group,

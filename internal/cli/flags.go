@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -157,4 +158,85 @@ func (o *DedupOptions) register(fs *flag.FlagSet, per string) {
 		", a safety limit: memory follows the ids the window holds, 24-48 bytes each (10M: at most ~290 MB). "+
 		"10M covers a 24h window at 100 events/s with event_id, the last 2.8h at 1,000/s, the last 17min at 10,000/s "+
 		"(older ids are then forgotten early: dynaprice_dedup_evicted_in_window_total)")
+}
+
+// HistoryOptions are the price history's retention (serve, engine):
+// --history-raw and --history-hourly, or DYNAPRICE_HISTORY_RAW and
+// DYNAPRICE_HISTORY_HOURLY.
+type HistoryOptions struct {
+	HistoryRaw    retentionValue
+	HistoryHourly retentionValue
+	// envErr is a variable that did not parse, reported by retention
+	// unless its flag was given.
+	envErr error
+}
+
+func (o *HistoryOptions) register(fs *flag.FlagSet, getenv Env) {
+	o.HistoryRaw = retentionValue(engine.DefaultHistoryRaw)
+	o.HistoryHourly = retentionValue(engine.DefaultHistoryHourly)
+	var errs []error
+	for _, v := range []struct {
+		dst  *retentionValue
+		name string
+	}{{&o.HistoryRaw, "DYNAPRICE_HISTORY_RAW"}, {&o.HistoryHourly, "DYNAPRICE_HISTORY_HOURLY"}} {
+		if s := getenv(v.name); s != "" {
+			if err := v.dst.Set(s); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", v.name, err))
+			}
+		}
+	}
+	o.envErr = errors.Join(errs...)
+	fs.Var(&o.HistoryRaw, "history-raw", "keep every price change this long (e.g. 30d, 720h; at least 30d, the window of the 30-day lowest price; 0: keep every change forever); older ones are rolled into hourly summaries (env DYNAPRICE_HISTORY_RAW)")
+	fs.Var(&o.HistoryHourly, "history-hourly", "keep the hourly summaries (open, high, low, close, changes) until they are this old (at least --history-raw; equal to it: no summaries; 0: forever) (env DYNAPRICE_HISTORY_HOURLY)")
+}
+
+// retention returns the policy the options describe.
+func (o *HistoryOptions) retention() (engine.HistoryRetention, error) {
+	if o.envErr != nil {
+		return engine.HistoryRetention{}, o.envErr
+	}
+	r := engine.HistoryRetention{Raw: time.Duration(o.HistoryRaw), Hourly: time.Duration(o.HistoryHourly)}
+	if err := r.Validate(); err != nil {
+		return r, fmt.Errorf("--history-raw, --history-hourly: %w", err)
+	}
+	return r, nil
+}
+
+// retentionValue is a flag's duration, in days ("30d") or as Go writes
+// durations ("720h"); 0 is "forever".
+type retentionValue time.Duration
+
+func (v *retentionValue) String() string {
+	d := time.Duration(*v)
+	switch {
+	case d == 0:
+		return "0"
+	case d%(24*time.Hour) == 0:
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	}
+	return d.String()
+}
+
+func (v *retentionValue) Set(s string) error {
+	s = strings.TrimSpace(s)
+	var d time.Duration
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.ParseFloat(n, 64)
+		if err != nil || !(days >= 0 && days <= 100*365) {
+			return fmt.Errorf("%q: want a duration such as 30d or 720h, or 0", s)
+		}
+		d = time.Duration(days * float64(24*time.Hour))
+	} else if s == "0" {
+		d = 0
+	} else {
+		var err error
+		if d, err = time.ParseDuration(s); err != nil {
+			return fmt.Errorf("%q: want a duration such as 30d or 720h, or 0", s)
+		}
+	}
+	if d < 0 {
+		return fmt.Errorf("%q: must not be negative", s)
+	}
+	*v = retentionValue(d)
+	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dynaprice/dynaprice/internal/engine"
 	"github.com/dynaprice/dynaprice/internal/pricing"
 )
 
@@ -339,5 +340,68 @@ func TestPositionalArgumentsAmongFlags(t *testing.T) {
 	pos, err = parseArgs(fs, []string{"a.json", "--", "--svg", "b"}, &errb)
 	if err != nil || !slices.Equal(pos, []string{"a.json", "--svg", "b"}) {
 		t.Fatalf("after --: pos %q err %v", pos, err)
+	}
+}
+
+// TestHistoryRetentionFlags: serve and engine keep every change 30 days
+// and hourly summaries 400 by default; the variables set them in days or
+// hours, a flag beats its variable, and a policy that would lose what the
+// audit of the 30-day lowest price needs (or a value that does not parse)
+// stops the role before it starts, naming the setting.
+func TestHistoryRetentionFlags(t *testing.T) {
+	var stderr bytes.Buffer
+	day := 24 * time.Hour
+	so, err := parseServe(nil, env(nil), &stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := so.retention(); err != nil || r != (engine.HistoryRetention{Raw: 30 * day, Hourly: 400 * day}) {
+		t.Fatalf("serve defaults: %+v, %v", r, err)
+	}
+	e := env(map[string]string{"DYNAPRICE_HISTORY_RAW": "45d", "DYNAPRICE_HISTORY_HOURLY": "17520h"})
+	eo, err := parseEngine(nil, e, &stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := eo.retention(); err != nil || r != (engine.HistoryRetention{Raw: 45 * day, Hourly: 730 * day}) {
+		t.Fatalf("engine from environment: %+v, %v", r, err)
+	}
+	if eo, err = parseEngine([]string{"--history-raw", "0", "--history-hourly", "0"}, e, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := eo.retention(); err != nil || r.Enabled() {
+		t.Fatalf("a flag beats its variable, 0 is forever: %+v, %v", r, err)
+	}
+	for _, role := range []string{"serve", "engine"} {
+		stderr.Reset()
+		var out bytes.Buffer
+		if code := Run(context.Background(), []string{"dynaprice", role, "--help"}, env(nil), &out, &stderr); code != 0 ||
+			!strings.Contains(stderr.String(), "-history-raw value") || !strings.Contains(stderr.String(), "(default 30d)") ||
+			!strings.Contains(stderr.String(), "(default 400d)") || !strings.Contains(stderr.String(), "DYNAPRICE_HISTORY_RAW") {
+			t.Errorf("%s --help: exit %d, %q", role, code, stderr.String())
+		}
+	}
+	stopped := cancelledContext()
+	for _, c := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"--history-raw", "7d"}, nil, "retention 7d is shorter than 30d"},
+		{[]string{"--history-raw", "40d", "--history-hourly", "35d"}, nil, "shorter than the raw one"},
+		{[]string{"--history-raw", "0", "--history-hourly", "400d"}, nil, "needs a raw retention"},
+		{nil, map[string]string{"DYNAPRICE_HISTORY_HOURLY": "a year"}, "DYNAPRICE_HISTORY_HOURLY"},
+		{[]string{"--history-raw", "-30d"}, nil, "history-raw"},
+	} {
+		for _, role := range []string{"serve", "engine"} {
+			var out, errb bytes.Buffer
+			args := append([]string{"dynaprice", role}, c.args...)
+			if role == "serve" {
+				args = append(args, "--data", t.TempDir(), "--addr", "127.0.0.1:0")
+			}
+			if code := Run(stopped, args, env(c.env), &out, &errb); code == 0 || !strings.Contains(errb.String(), c.want) {
+				t.Errorf("%s %v %v: exit %d, %q; want an error naming %q", role, c.args, c.env, code, errb.String(), c.want)
+			}
+		}
 	}
 }

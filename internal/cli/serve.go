@@ -36,6 +36,7 @@ type ServeOptions struct {
 	HTTPOptions
 	PricingOptions
 	DedupOptions
+	HistoryOptions
 	LogOptions
 	DataDir     string
 	CatalogFile string
@@ -60,6 +61,7 @@ func parseServe(args []string, getenv Env, stderr io.Writer) (ServeOptions, erro
 	o.PricingOptions.register(fs, getenv, "create unknown products from an event's price instead of rejecting the event")
 	fs.StringVar(&o.Sync, "sync", "full", "SQLite durability: full (fsync every commit) or normal (survives process crashes, not power loss)")
 	o.DedupOptions.register(fs, "")
+	o.HistoryOptions.register(fs, getenv)
 	o.LogOptions.register(fs, getenv)
 	fs.StringVar(&o.DebugAddr, "debug-addr", "", "if set, serve Go's pprof profiles on this separate address (e.g. 127.0.0.1:6060); keep it private")
 	fs.Usage = func() {
@@ -72,8 +74,8 @@ loaded.
 
 Environment: API_PORT, ADMIN_API_KEY (if unset a key is generated and printed
 once), API_KEY_HEADER, DYNAPRICE_API_KEYS, DYNAPRICE_WS_ORIGINS,
-DYNAPRICE_LOG_LEVEL, DYNAPRICE_LOG_FORMAT. A flag beats its environment
-variable.
+DYNAPRICE_HISTORY_RAW, DYNAPRICE_HISTORY_HOURLY, DYNAPRICE_LOG_LEVEL,
+DYNAPRICE_LOG_FORMAT. A flag beats its environment variable.
 
 Flags:
 `)
@@ -138,6 +140,7 @@ type serveRole struct {
 
 	// Set by Check for Open.
 	pc        pricing.Config
+	retention engine.HistoryRetention
 	keys      []httpapi.Key
 	generated bool
 	cat       *catalog.File
@@ -148,6 +151,9 @@ type serveRole struct {
 // Check validates the options and reads the catalog file.
 func (r *serveRole) Check() (err error) {
 	if r.pc, err = r.o.PricingOptions.config(); err != nil {
+		return err
+	}
+	if r.retention, err = r.o.HistoryOptions.retention(); err != nil {
 		return err
 	}
 	if err := checkShutdown(r.o.ShutdownTimeout, r.o.Drain); err != nil {
@@ -188,6 +194,7 @@ func (r *serveRole) Open(ctx context.Context) (err error) {
 	ecfg := engine.DefaultConfig()
 	ecfg.Pricing = pc
 	ecfg.AutoCreate, ecfg.BaseFromEvents, ecfg.DedupWindow, ecfg.DedupMax = o.AutoCreate, o.BaseFromEvents, o.DedupWindow, o.DedupMax
+	ecfg.Retention = r.retention
 	ecfg.Logger, ecfg.Metrics = log, engine.NewMetrics(reg, "serve")
 	if r.eng, err = engine.NewWriter(ecfg, r.store, view); err != nil {
 		return err

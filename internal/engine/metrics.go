@@ -16,10 +16,17 @@ type Metrics struct {
 	CommitTime   prometheus.Histogram
 	// PruneTime is how long a prune of remembered event ids took in the
 	// store, in the background (Partition.Prune).
-	PruneTime   prometheus.Histogram
-	BatchEvents prometheus.Histogram
-	Partitions  prometheus.Gauge
-	Stalled     prometheus.Gauge
+	PruneTime prometheus.Histogram
+	// HistoryPruneTime is how long a run of the history retention took
+	// (Store.PruneHistory, in the background); HistoryRolled counts the
+	// changes it rolled into hourly summaries (or deleted), HistoryExpired
+	// the summaries it deleted.
+	HistoryPruneTime prometheus.Histogram
+	HistoryRolled    prometheus.Counter
+	HistoryExpired   prometheus.Counter
+	BatchEvents      prometheus.Histogram
+	Partitions       prometheus.Gauge
+	Stalled          prometheus.Gauge
 	// Reloads counts failed rounds that reloaded the whole state from
 	// the store rather than undoing the round in memory.
 	Reloads  prometheus.Counter
@@ -49,6 +56,11 @@ func NewMetrics(reg prometheus.Registerer, role string) *Metrics {
 			Help: "Time to commit one round.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
 		PruneTime: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "dynaprice", Name: "dedup_prune_duration_seconds",
 			Help: "Time to forget expired event ids in the store, in small steps beside the commits.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)}),
+		HistoryPruneTime: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "dynaprice", Name: "history_prune_duration_seconds",
+			Help:    "Time of a run of the history retention (rolling changes older than --history-raw into hourly summaries, deleting summaries older than --history-hourly), in small steps beside the commits.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 12)}),
+		HistoryRolled:  c("history_rolled_up_total", "Price changes older than --history-raw rolled into hourly summaries and deleted (PostgreSQL: counted by the engine that ran the retention)."),
+		HistoryExpired: c("history_hourly_expired_total", "Hourly price summaries deleted for being older than --history-hourly."),
 		BatchEvents: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "dynaprice", Name: "commit_batch_events",
 			Help: "Events per commit.", Buckets: prometheus.ExponentialBuckets(1, 4, 9)}),
 		Partitions: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "dynaprice", Name: "partitions_owned",
@@ -65,7 +77,7 @@ func NewMetrics(reg prometheus.Registerer, role string) *Metrics {
 	if reg != nil {
 		reg = prometheus.WrapRegistererWith(prometheus.Labels{"role": role}, reg)
 		reg.MustRegister(m.Applied, m.Duplicates, m.Rejected, m.PriceChanges, m.Commits, m.CommitErrors,
-			m.CommitTime, m.PruneTime, m.BatchEvents, m.Partitions, m.Stalled, m.Reloads, m.Poisoned, m.DedupEvicted, m.BreakerTrips, m.Held)
+			m.CommitTime, m.PruneTime, m.HistoryPruneTime, m.HistoryRolled, m.HistoryExpired, m.BatchEvents, m.Partitions, m.Stalled, m.Reloads, m.Poisoned, m.DedupEvicted, m.BreakerTrips, m.Held)
 	}
 	return m
 }

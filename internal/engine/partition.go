@@ -46,6 +46,11 @@ type Partition struct {
 	// stopPrune cancels it.
 	pruning   chan struct{}
 	stopPrune context.CancelFunc
+	// retaining and stopRetain are the same for the history retention
+	// (Store.PruneHistory), which runs apart from the prune so that a long
+	// first run (a backlog of history) does not hold the prune up.
+	retaining  chan struct{}
+	stopRetain context.CancelFunc
 }
 
 // ErrNotCommitted is wrapped by Round's error when the round could not be
@@ -327,9 +332,10 @@ func (p *Partition) setHeld(n int) {
 	p.held = n
 }
 
-// Close stops a store prune in progress and takes the partition's share
-// out of the process's gauges, for a partition the process no longer owns
-// or that stops; the store may be closed after it.
+// Close stops a store prune (and a history retention) in progress and
+// takes the partition's share out of the process's gauges, for a
+// partition the process no longer owns or that stops; the store may be
+// closed after it.
 func (p *Partition) Close() {
 	p.stopPruning()
 	p.setHeld(0)
@@ -360,22 +366,15 @@ func (p *Partition) SaveSnapshot(ctx context.Context) error {
 // call while one is running only forgets in memory (the next prune takes
 // the store's rows too). A failure is logged: the ids are pruned next
 // time. ctx bounds the background prune too; Close stops it.
+//
+// Beside it, on a goroutine of its own, Prune applies the history
+// retention (Config.Retention, Store.PruneHistory) as of the partition's
+// clock, unless the last run is still going.
 func (p *Partition) Prune(ctx context.Context) {
-	cutoff := p.now() - int64(p.cfg.DedupWindow)
+	now := p.now()
+	cutoff := now - int64(p.cfg.DedupWindow)
 	p.m.ForgetSeen(cutoff)
-	if p.pruning != nil {
-		select {
-		case <-p.pruning:
-		default:
-			return // the last one is still running
-		}
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	p.pruning, p.stopPrune = done, cancel
-	go func() {
-		defer close(done)
-		defer cancel()
+	background(ctx, &p.pruning, &p.stopPrune, func(ctx context.Context) {
 		start := time.Now()
 		if err := p.store.PruneSeen(ctx, cutoff, p.cfg.DedupMax); err != nil {
 			if ctx.Err() == nil {
@@ -384,14 +383,67 @@ func (p *Partition) Prune(ctx context.Context) {
 			return
 		}
 		p.met.PruneTime.Observe(time.Since(start).Seconds())
+	})
+	background(ctx, &p.retaining, &p.stopRetain, func(ctx context.Context) {
+		start := time.Now()
+		n, err := p.store.PruneHistory(ctx, now, p.cfg.Retention)
+		p.met.HistoryRolled.Add(float64(n.Rolled))
+		p.met.HistoryExpired.Add(float64(n.Expired))
+		if err != nil {
+			if ctx.Err() == nil {
+				p.log.Warn("applying the history retention failed; it goes on from there next time", "err", err,
+					"rolled", n.Rolled, "expired", n.Expired)
+			}
+			return
+		}
+		took := time.Since(start)
+		p.met.HistoryPruneTime.Observe(took.Seconds())
+		if n != (HistoryPruned{}) {
+			// Every minute rolls up the minute that left the raw window:
+			// said at debug level, unless it is news (a backlog, a
+			// partition).
+			level := slog.LevelDebug
+			if took > 10*time.Second || n.Created+n.Dropped > 0 {
+				level = slog.LevelInfo
+			}
+			p.log.Log(ctx, level, "history retention applied", "rolled_up", n.Rolled, "hourly_written", n.Summaries,
+				"hourly_expired", n.Expired, "partitions_created", n.Created, "partitions_dropped", n.Dropped,
+				"raw", p.cfg.Retention.Raw, "hourly", p.cfg.Retention.Hourly, "took", took.Round(time.Millisecond))
+		}
+	})
+}
+
+// background runs f on a goroutine of its own unless the one *done says
+// is still running; *stop cancels it.
+func background(ctx context.Context, done *chan struct{}, stop *context.CancelFunc, f func(context.Context)) {
+	if *done != nil {
+		select {
+		case <-*done:
+		default:
+			return // the last one is still running
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	ch := make(chan struct{})
+	*done, *stop = ch, cancel
+	go func() {
+		defer close(ch)
+		defer cancel()
+		f(ctx)
 	}()
 }
 
-// stopPruning cancels a store prune in progress and waits for it.
+// stopPruning cancels a store prune and a history retention in progress
+// and waits for them.
 func (p *Partition) stopPruning() {
-	if p.pruning != nil {
-		p.stopPrune()
-		<-p.pruning
-		p.pruning, p.stopPrune = nil, nil
+	for _, b := range []struct {
+		done *chan struct{}
+		stop *context.CancelFunc
+	}{{&p.pruning, &p.stopPrune}, {&p.retaining, &p.stopRetain}} {
+		if *b.done != nil {
+			(*b.stop)()
+			<-*b.done
+			*b.done, *b.stop = nil, nil
+		}
 	}
 }

@@ -29,6 +29,17 @@ type Store interface {
 	// an older form (the id strings written before hashes) may be pruned
 	// by age only.
 	PruneSeen(ctx context.Context, before int64, keep int) error
+	// PruneHistory keeps the price history within r as of now (unix ns,
+	// the engine's clock): it rolls the changes older than r.Raw into
+	// hourly summaries (HourlyRow) and deletes them, and deletes the
+	// summaries older than r.Hourly (HistoryRetention.Cutoffs). It works
+	// in small steps beside the commits, never holding one up for more
+	// than a step, and a run cut short (ctx, an error) leaves whole steps
+	// done, which the next run goes on from. A store whose history is
+	// shared by several writers (PostgreSQL) lets one run at a time and
+	// returns at once in the others; it also prepares, ahead of now, what
+	// commits will write to (partitions), whatever r says.
+	PruneHistory(ctx context.Context, now int64, r HistoryRetention) (HistoryPruned, error)
 	Close() error
 }
 

@@ -48,6 +48,10 @@ type Config struct {
 	// remembered for DedupWindow and at most PruneInterval longer. Tests
 	// that move Now shorten it to see expiry without waiting.
 	PruneInterval time.Duration
+	// Retention bounds the price history the store keeps; the zero value
+	// keeps all of it. It is applied beside each prune (every
+	// PruneInterval), by Store.PruneHistory on a goroutine of its own.
+	Retention HistoryRetention
 	// AutoCreate creates unknown products from an event's price instead of
 	// rejecting the event.
 	AutoCreate bool
@@ -81,7 +85,7 @@ const DefaultDedupMax = 10_000_000
 func DefaultConfig() Config {
 	return Config{
 		Pricing: pricing.DefaultConfig(), MaxBatch: 50000, TickInterval: time.Second,
-		DedupWindow: 24 * time.Hour, DedupMax: DefaultDedupMax, QueueSize: 1024,
+		DedupWindow: 24 * time.Hour, DedupMax: DefaultDedupMax, QueueSize: 1024, Retention: DefaultHistoryRetention(),
 		Now: time.Now, Logger: slog.Default(),
 	}
 }
@@ -90,6 +94,9 @@ func DefaultConfig() Config {
 // NewWriter checks the Writer's own settings (MaxBatch, QueueSize) too.
 func (c Config) Validate() error {
 	if err := c.Pricing.Validate(); err != nil {
+		return err
+	}
+	if err := c.Retention.Validate(); err != nil {
 		return err
 	}
 	switch {
@@ -199,6 +206,10 @@ func (e *Writer) Run(ctx context.Context) (err error) {
 					return err
 				}
 			}
+			// The background prunes change the store's tables and
+			// positions too: stopped first, so the snapshot is the last
+			// word.
+			e.part.stopPruning()
 			e.saveSnapshot(context.WithoutCancel(ctx))
 			return nil
 		case r := <-e.reqs:

@@ -362,21 +362,75 @@ type historyPoint struct {
 	Version     uint64  `json:"version"`
 }
 
+// hourlyPoint is an hourly summary of changes older than the history
+// retention's raw window (engine.HourlyRow); the close's details have
+// historyPoint's names.
+type hourlyPoint struct {
+	Hour        string  `json:"hour"`
+	Open        float64 `json:"open"`
+	High        float64 `json:"high"`
+	Low         float64 `json:"low"`
+	Close       float64 `json:"close"`
+	Changes     int64   `json:"changes"`
+	CloseTime   string  `json:"close_time"`
+	PriceSource string  `json:"price_source"`
+	Demand      float64 `json:"demand"`
+	Version     uint64  `json:"version"`
+}
+
+type historyAnswer struct {
+	ProductID string         `json:"product_id"`
+	History   []historyPoint `json:"history"`
+	// Hourly is absent, rather than empty, when there are none: the
+	// answer of a product whose changes are all kept one by one is the
+	// one it always was.
+	Hourly []hourlyPoint `json:"hourly,omitempty"`
+}
+
+// parseHourly reads ?hourly=N, the most hourly summaries to add: -1 (as
+// many as limit leaves) when absent, capped at max, 400 unless an integer
+// >= 0.
+func parseHourly(r *http.Request, max int) (int, error) {
+	q := r.URL.Query()
+	if !q.Has("hourly") {
+		return -1, nil
+	}
+	s := q.Get("hourly")
+	n, err := strconv.Atoi(s)
+	if errors.Is(err, strconv.ErrRange) && s[0] != '-' {
+		return max, nil
+	}
+	if err != nil || n < 0 {
+		return 0, errStatus(http.StatusBadRequest, "hourly must be an integer >= 0, got "+strconv.Quote(s))
+	}
+	return min(n, max), nil
+}
+
 func (a *API) getHistory(w http.ResponseWriter, r *http.Request, _ Key) error {
+	hourly, err := parseHourly(r, maxHistoryLimit)
+	if err != nil {
+		return err
+	}
 	id, limit, err := a.archiveQuery(r)
 	if err != nil {
 		return err
 	}
-	rows, err := a.deps.Archive.History(r.Context(), id, limit)
+	page, err := a.deps.Archive.HistoryPage(r.Context(), id, limit, hourly)
 	if err != nil {
 		return err
 	}
-	pts := make([]historyPoint, len(rows))
-	for i, h := range rows {
-		pts[i] = historyPoint{Price: h.Price, EventTime: time.Unix(0, h.At).UTC().Format(time.RFC3339Nano),
+	at := func(ns int64) string { return time.Unix(0, ns).UTC().Format(time.RFC3339Nano) }
+	out := historyAnswer{ProductID: id, History: make([]historyPoint, len(page.Changes))}
+	for i, h := range page.Changes {
+		out.History[i] = historyPoint{Price: h.Price, EventTime: at(h.At),
 			PriceSource: h.Source.String(), Demand: pricing.Round(h.Demand, pricing.DemandDecimals), Version: h.Version}
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"product_id": id, "history": pts})
+	for _, h := range page.Hourly {
+		out.Hourly = append(out.Hourly, hourlyPoint{Hour: at(h.Hour), Open: h.Open, High: h.High, Low: h.Low, Close: h.Close,
+			Changes: h.Changes, CloseTime: at(h.CloseAt), PriceSource: h.Source.String(),
+			Demand: pricing.Round(h.Demand, pricing.DemandDecimals), Version: h.Version})
+	}
+	return writeJSON(w, http.StatusOK, out)
 }
 
 type auditEntry struct {

@@ -109,11 +109,16 @@ func (openapiEngine) Explain(_ context.Context, id string) (pricing.Explanation,
 // openapiArchive answers with one row of each kind of history and audit.
 type openapiArchive struct{}
 
-func (openapiArchive) History(context.Context, string, int) ([]engine.HistoryRow, error) {
+func (openapiArchive) HistoryPage(context.Context, string, int, int) (engine.HistoryPage, error) {
 	now := time.Now().UnixNano()
-	return []engine.HistoryRow{
-		{ProductID: "PA", Price: 314, Demand: 9, Source: pricing.SourceDynamic, At: now, Version: 4},
-		{ProductID: "PA", Price: 299, Source: pricing.SourceBase, At: now - 1e9, Version: 1},
+	hour := engine.HourOf(now - 40*24*3600e9)
+	return engine.HistoryPage{
+		Changes: []engine.HistoryRow{
+			{ProductID: "PA", Price: 314, Demand: 9, Source: pricing.SourceDynamic, At: now, Version: 4},
+			{ProductID: "PA", Price: 299, Source: pricing.SourceBase, At: now - 1e9, Version: 1},
+		},
+		Hourly: []engine.HourlyRow{{ProductID: "PA", Hour: hour, Open: 299, High: 320, Low: 280.5, Close: 299, Changes: 7,
+			CloseAt: hour + 3500e9, Version: 0, Source: pricing.SourceOverride, Demand: 2.5}},
 	}, nil
 }
 

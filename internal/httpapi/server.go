@@ -56,7 +56,11 @@ type Prices interface {
 
 // Archive answers questions about the past.
 type Archive interface {
-	History(ctx context.Context, productID string, limit int) ([]engine.HistoryRow, error)
+	// HistoryPage returns a product's newest price changes (at most limit)
+	// and, older than those, the hourly summaries of the changes no longer
+	// kept one by one (at most hourly; hourly < 0: as many as limit
+	// leaves), newest first.
+	HistoryPage(ctx context.Context, productID string, limit, hourly int) (engine.HistoryPage, error)
 	OverrideAudit(ctx context.Context, productID string, limit int) ([]engine.OverrideRecord, error)
 }
 

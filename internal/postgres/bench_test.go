@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/dynaprice/dynaprice/internal/engine"
 	"github.com/dynaprice/dynaprice/internal/pricing"
@@ -35,7 +36,9 @@ func BenchmarkCommitHistory(b *testing.B) {
 		ids[i] = catalog[i].ID
 	}
 	batch := &engine.Batch{}
-	at := int64(1_750_000_000_000_000_000)
+	// Now: the rows go to today's partition of price_history, as an
+	// engine's do.
+	at := time.Now().UnixNano()
 	versions := make([]uint64, products)
 	n := 0
 	for b.Loop() {

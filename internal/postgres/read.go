@@ -141,18 +141,31 @@ func querySettings(ctx context.Context, q querier) (map[string]string, error) {
 }
 
 // History returns productID's price changes, newest first (by event time,
-// then by version), at most limit of them; none when limit <= 0. It reads
-// the last committed state and may run during a Commit.
+// then by version), at most limit of them; none when limit <= 0. Changes
+// the history retention rolled into hourly summaries are not among them
+// (HistoryPage), even before their partition is dropped. It reads the
+// last committed state and may run during a Commit.
 func (db *DB) History(ctx context.Context, productID string, limit int) ([]engine.HistoryRow, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
+	out, err := queryChanges(ctx, db.pool, productID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: history: %w", unreachable(err))
+	}
+	return out, nil
+}
+
+// queryChanges reads productID's newest changes. The partitions whose
+// rows are all before rolled_before are pruned when the query starts.
+func queryChanges(ctx context.Context, q querier, productID string, limit int) ([]engine.HistoryRow, error) {
 	var out []engine.HistoryRow
 	h := engine.HistoryRow{ProductID: productID}
 	var src string
 	var version int64
-	rows, _ := db.pool.Query(ctx, `SELECT price, demand, source, event_time, version FROM price_history
-		WHERE product_id = $1 ORDER BY event_time DESC, version DESC LIMIT $2`, productID, limit)
+	rows, _ := q.Query(ctx, `SELECT price, demand, source, event_time, version FROM price_history
+		WHERE product_id = $1 AND event_time >= (SELECT rolled_before FROM history_rollup)
+		ORDER BY event_time DESC, version DESC LIMIT $2`, productID, limit)
 	_, err := pgx.ForEachRow(rows, []any{&h.Price, &h.Demand, &src, &h.At, &version}, func() error {
 		var ok bool
 		if h.Source, ok = pricing.ParseSource(src); !ok {
@@ -162,10 +175,50 @@ func (db *DB) History(ctx context.Context, productID string, limit int) ([]engin
 		out = append(out, h)
 		return nil
 	})
+	return out, err
+}
+
+// HistoryPage returns productID's newest changes, at most limit of them,
+// and the hourly summaries of its changes older than those (the ones the
+// history retention no longer keeps one by one), newest first, at most
+// hourly of them; hourly < 0 means as many as limit leaves. Both come from
+// one snapshot (a repeatable-read transaction), so that no change is in
+// both or in neither.
+func (db *DB) HistoryPage(ctx context.Context, productID string, limit, hourly int) (engine.HistoryPage, error) {
+	var page engine.HistoryPage
+	err := pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		var err error
+		if limit > 0 {
+			if page.Changes, err = queryChanges(ctx, tx, productID, limit); err != nil {
+				return err
+			}
+		}
+		if hourly < 0 {
+			hourly = limit - len(page.Changes)
+		}
+		if hourly <= 0 {
+			return nil
+		}
+		h := engine.HourlyRow{ProductID: productID}
+		var src string
+		var version int64
+		rows, _ := tx.Query(ctx, `SELECT hour, open, high, low, close, changes, close_at, version, source, demand
+			FROM price_hourly WHERE product_id = $1 ORDER BY hour DESC LIMIT $2`, productID, hourly)
+		_, err = pgx.ForEachRow(rows, []any{&h.Hour, &h.Open, &h.High, &h.Low, &h.Close, &h.Changes, &h.CloseAt, &version, &src, &h.Demand}, func() error {
+			var ok bool
+			if h.Source, ok = pricing.ParseSource(src); !ok {
+				return fmt.Errorf("unknown source %q", src)
+			}
+			h.Version = uint64(version)
+			page.Hourly = append(page.Hourly, h)
+			return nil
+		})
+		return err
+	})
 	if err != nil {
-		return nil, fmt.Errorf("postgres: history: %w", unreachable(err))
+		return engine.HistoryPage{}, fmt.Errorf("postgres: history: %w", unreachable(err))
 	}
-	return out, nil
+	return page, nil
 }
 
 // OverrideAudit returns productID's overrides, newest first, at most limit

@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -79,6 +80,11 @@ type Config struct {
 type DB struct {
 	pool *pgxpool.Pool
 	log  *slog.Logger
+	// retaining is set while this process runs the history retention
+	// (PruneHistory); warned remembers what it warned about once.
+	retaining atomic.Bool
+	warnMu    sync.Mutex
+	warned    map[string]bool
 }
 
 // Open connects to cfg.URL and checks that the server answers. It does not
@@ -211,6 +217,12 @@ func (s *Store) Close() error { return nil }
 // History returns productID's price changes; see DB.History.
 func (s *Store) History(ctx context.Context, productID string, limit int) ([]engine.HistoryRow, error) {
 	return s.db.History(ctx, productID, limit)
+}
+
+// HistoryPage returns productID's changes and hourly summaries; see
+// DB.HistoryPage.
+func (s *Store) HistoryPage(ctx context.Context, productID string, limit, hourly int) (engine.HistoryPage, error) {
+	return s.db.HistoryPage(ctx, productID, limit, hourly)
 }
 
 // OverrideAudit returns productID's overrides; see DB.OverrideAudit.

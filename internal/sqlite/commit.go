@@ -106,6 +106,8 @@ type writeStmts struct {
 	conn any // the driver connection they belong to
 
 	history, seen, states *bulk
+	// hourly appends summaries (retain.go).
+	hourly *bulk
 
 	product, setting, cursor      driver.Stmt
 	overrideClose, overrideInsert driver.Stmt
@@ -113,6 +115,11 @@ type writeStmts struct {
 	// state), and the cleaner's statements (log.go).
 	stateCopy, cleanScan   driver.Stmt
 	cleanCopy, cleanDelete driver.Stmt
+	// The history retention's (retain.go).
+	rollScan, rollDelete                  driver.Stmt
+	hourlyNewest, hourlyNext, hourlyMerge driver.Stmt
+	stateRepoint                          driver.Stmt
+	expireScan, expireDelete              driver.Stmt
 
 	args []driver.NamedValue
 	// sources holds the names of pricing.Source values already converted
@@ -182,8 +189,13 @@ func prepareWriteStmts(ctx context.Context, c writeConn, tun tuning) (_ *writeSt
 		return nil, err
 	}
 	if ws.states, err = prepareBulk(ctx, c,
-		"INSERT INTO state_log (seq, product_id, head, price, version, state)", 6,
+		"INSERT INTO state_log (seq, product_id, head, price, version, state, hourly)", 7,
 		tun.stateRows); err != nil {
+		return nil, err
+	}
+	if ws.hourly, err = prepareBulk(ctx, c,
+		"INSERT INTO price_hourly (seq, product_id, hour, open, high, low, close, changes, close_at, version, source, demand, prev)", 13,
+		tun.historyRows); err != nil {
 		return nil, err
 	}
 	for _, p := range []struct {
@@ -204,14 +216,29 @@ func prepareWriteStmts(ctx context.Context, c writeConn, tun tuning) (_ *writeSt
 		{&ws.overrideClose, "UPDATE overrides SET ended_at = ?, ended_by = ?, end_reason = ? WHERE product_id = ? AND ended_at IS NULL"},
 		{&ws.overrideInsert, `INSERT INTO overrides (product_id, override_price, reason, set_by, created_at, expires_at, ended_at, ended_by, end_reason)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`},
-		{&ws.stateCopy, `INSERT INTO state_log (seq, product_id, head, price, version, state)
-			SELECT ?, product_id, ?, price, version, state FROM state_log WHERE seq = ?`},
+		{&ws.stateCopy, `INSERT INTO state_log (seq, product_id, head, price, version, state, hourly)
+			SELECT ?, product_id, ?, price, version, state, ? FROM state_log WHERE seq = ?`},
 		{&ws.cleanScan, "SELECT seq, product_id FROM state_log WHERE seq >= ? ORDER BY seq LIMIT ?"},
 		// The k-th seq of the JSON array (k from 0) is copied to seq ? + k.
-		{&ws.cleanCopy, `INSERT INTO state_log (seq, product_id, head, price, version, state)
-			SELECT ?1 + k.key, l.product_id, l.head, l.price, l.version, l.state
+		{&ws.cleanCopy, `INSERT INTO state_log (seq, product_id, head, price, version, state, hourly)
+			SELECT ?1 + k.key, l.product_id, l.head, l.price, l.version, l.state, l.hourly
 			FROM json_each(?2) AS k JOIN state_log AS l ON l.seq = k.value`},
 		{&ws.cleanDelete, "DELETE FROM state_log WHERE seq < ?"},
+		{&ws.rollScan, "SELECT seq, product_id, event_time, version, price, demand, source FROM price_history ORDER BY seq LIMIT ?"},
+		{&ws.rollDelete, "DELETE FROM price_history WHERE seq <= ?"},
+		{&ws.hourlyNewest, "SELECT h.seq, h.hour, h.product_id FROM json_each(?) AS k JOIN price_hourly AS h ON h.seq = k.value"},
+		// AUTOINCREMENT's high-water mark: never a seq used before.
+		{&ws.hourlyNext, `SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'price_hourly'), 0),
+			coalesce((SELECT max(seq) FROM price_hourly), 0))`},
+		{&ws.hourlyMerge, `UPDATE price_hourly SET high = max(high, ?2), low = min(low, ?3), close = ?4, changes = changes + ?5,
+			close_at = ?6, version = ?7, source = ?8, demand = ?9 WHERE seq = ?1`},
+		// The k-th pair [seq, summary] of the JSON array: the row seq
+		// copied to seq ?1 + k, naming the summary.
+		{&ws.stateRepoint, `INSERT INTO state_log (seq, product_id, head, price, version, state, hourly)
+			SELECT ?1 + k.key, l.product_id, l.head, l.price, l.version, l.state, k.value ->> 1
+			FROM json_each(?2) AS k JOIN state_log AS l ON l.seq = k.value ->> 0`},
+		{&ws.expireScan, "SELECT seq, hour FROM price_hourly ORDER BY seq LIMIT ?"},
+		{&ws.expireDelete, "DELETE FROM price_hourly WHERE seq <= ?"},
 	} {
 		if *p.st, err = c.PrepareContext(ctx, p.q); err != nil {
 			return nil, err
@@ -222,13 +249,14 @@ func prepareWriteStmts(ctx context.Context, c writeConn, tun tuning) (_ *writeSt
 
 func (ws *writeStmts) close() error {
 	var errs []error
-	for _, b := range []*bulk{ws.history, ws.seen, ws.states} {
+	for _, b := range []*bulk{ws.history, ws.seen, ws.states, ws.hourly} {
 		if b != nil {
 			errs = append(errs, b.close())
 		}
 	}
 	for _, st := range []driver.Stmt{ws.product, ws.setting, ws.cursor, ws.overrideClose, ws.overrideInsert,
-		ws.stateCopy, ws.cleanScan, ws.cleanCopy, ws.cleanDelete} {
+		ws.stateCopy, ws.cleanScan, ws.cleanCopy, ws.cleanDelete,
+		ws.rollScan, ws.rollDelete, ws.hourlyNewest, ws.hourlyNext, ws.hourlyMerge, ws.stateRepoint, ws.expireScan, ws.expireDelete} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -295,47 +323,74 @@ func (s *Store) Commit(ctx context.Context, b *engine.Batch) error {
 	}
 	states := encodeStates(b.States)
 	defer states.wait() // b may be reused once Commit returns
-	s.wmu.Lock()
-	err := s.ensureLog(ctx)
-	if err == nil && s.tagged {
-		// A commit after SaveSnapshot: the snapshot no longer holds
-		// everything, so it must not be loaded (see snapshot.go).
-		if _, err = s.wc.ExecContext(ctx, "DELETE FROM snapshot_tag"); err == nil {
-			s.tagged = false
+	// All of it under wmu, the positions moved included: the history
+	// retention's steps (retain.go) use the same index of the logs
+	// between commits.
+	err := s.withWriter(ctx, func(c writeConn, ws *writeStmts) error {
+		if err := s.ensureLog(ctx); err != nil {
+			return err
 		}
-	}
-	s.wmu.Unlock()
-	if err != nil {
-		return fmt.Errorf("sqlite: commit: %w", err)
-	}
-	l := &s.logs
-	if l.pend == nil {
-		l.pend = map[string]logPos{}
-	}
-	// The ends before the commit, restored if it fails.
-	nextHist, nextLog, tail := l.nextHist, l.nextLog, l.tail
-	err = s.inWriteTx(ctx, func(ws *writeStmts) error {
+		l := &s.logs
+		if l.pend == nil {
+			l.pend = map[string]logPos{}
+		}
+		// The ends before the commit, restored if it fails.
+		nextHist, nextLog, tail := l.nextHist, l.nextLog, l.tail
 		clear(l.pend)
-		return writeBatch(ctx, ws, b, states, l)
+		tx, err := c.BeginTx(ctx, driver.TxOptions{})
+		if err == nil && s.tagged {
+			// A commit after SaveSnapshot: the snapshot no longer holds
+			// everything, so it must not be loaded (see snapshot.go).
+			err = execDriver(ctx, c, "DELETE FROM snapshot_tag")
+			if err != nil {
+				tx.Rollback() //nolint:errcheck // secondary to err
+			}
+		}
+		if err == nil {
+			if err = writeBatch(ctx, ws, b, states, l); err != nil {
+				// The ROLLBACK runs even when ctx is done; its error is
+				// secondary to the one that caused it.
+				tx.Rollback() //nolint:errcheck
+			} else {
+				err = tx.Commit()
+			}
+		}
+		if err != nil {
+			l.nextHist, l.nextLog, l.tail = nextHist, nextLog, tail
+			clear(l.pend)
+			return err
+		}
+		s.tagged = false
+		s.pmu.Lock()
+		for id, p := range l.pend {
+			p.logged = false
+			l.pos[id] = p
+		}
+		s.pmu.Unlock()
+		if len(l.pend) > 1<<16 {
+			l.pend = nil // a map does not shrink: let one large commit's go
+		} else {
+			clear(l.pend)
+		}
+		return nil
 	})
 	if err != nil {
-		l.nextHist, l.nextLog, l.tail = nextHist, nextLog, tail
-		clear(l.pend)
 		return fmt.Errorf("sqlite: commit: %w", err)
-	}
-	s.pmu.Lock()
-	for id, p := range l.pend {
-		p.logged = false
-		l.pos[id] = p
-	}
-	s.pmu.Unlock()
-	if len(l.pend) > 1<<16 {
-		l.pend = nil // a map does not shrink: let one large commit's go
-	} else {
-		clear(l.pend)
 	}
 	s.ckpt.kick()
 	return nil
+}
+
+// execDriver runs q, which takes no arguments, on the writer's driver
+// connection c.
+func execDriver(ctx context.Context, c writeConn, q string) error {
+	st, err := c.PrepareContext(ctx, q)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	_, err = st.(driver.StmtExecContext).ExecContext(ctx, nil)
+	return err
 }
 
 // encodedStates are a batch's states in their binary encoding
@@ -451,6 +506,7 @@ func writeBatch(ctx context.Context, ws *writeStmts, b *engine.Batch, states *en
 		l.pend[ps.ID] = p
 		v[0].Value, v[1].Value, v[2].Value = p.seq, ps.ID, p.head
 		v[3].Value, v[4].Value, v[5].Value = ps.State.Price, int64(ps.State.Version), states.blob(i)
+		v[6].Value = p.hourly
 	}); err != nil {
 		return fmt.Errorf("states: %w", err)
 	}
@@ -467,10 +523,10 @@ func writeBatch(ctx context.Context, ws *writeStmts, b *engine.Batch, states *en
 		if p.seq == 0 { // no state yet
 			err = ws.states.exec(ctx, ws, 1, func(v []driver.NamedValue, _ int) {
 				v[0].Value, v[1].Value, v[2].Value = l.nextLog, id, p.head
-				v[3].Value, v[4].Value, v[5].Value = nil, nil, nil
+				v[3].Value, v[4].Value, v[5].Value, v[6].Value = nil, nil, nil, p.hourly
 			})
 		} else {
-			err = ws.exec(ctx, ws.stateCopy, l.nextLog, p.head, p.seq)
+			err = ws.exec(ctx, ws.stateCopy, l.nextLog, p.head, p.hourly, p.seq)
 		}
 		if err != nil {
 			return fmt.Errorf("state of %q: %w", id, err)

@@ -23,8 +23,9 @@ import (
 
 // logPos is where a product's newest rows are.
 type logPos struct {
-	head int64 // seq of its newest price_history row; 0: none
-	seq  int64 // seq of its newest state_log row; 0: none
+	head   int64 // seq of its newest price_history row; 0: none
+	seq    int64 // seq of its newest state_log row; 0: none
+	hourly int64 // seq of its newest price_hourly row; 0: none
 	// logged is set during a commit once the product has a state_log row
 	// in it.
 	logged bool
@@ -59,10 +60,10 @@ func (s *Store) ensureLog(ctx context.Context) error {
 		return nil
 	}
 	pos := map[string]logPos{}
-	err := query(ctx, s.r, "SELECT seq, product_id, head FROM state_log ORDER BY seq DESC", nil, func(r *sql.Rows) error {
+	err := query(ctx, s.r, "SELECT seq, product_id, head, hourly FROM state_log ORDER BY seq DESC", nil, func(r *sql.Rows) error {
 		var p logPos
 		var id sql.RawBytes
-		if err := r.Scan(&p.seq, &id, &p.head); err != nil {
+		if err := r.Scan(&p.seq, &id, &p.head, &p.hourly); err != nil {
 			return err
 		}
 		if _, ok := pos[string(id)]; !ok {
@@ -77,6 +78,11 @@ func (s *Store) ensureLog(ctx context.Context) error {
 }
 
 // setLog installs pos and reads the tables' ends. The caller holds wmu.
+//
+// The next history seq follows the highest one any product's head holds,
+// not only the highest row left: the history retention may have deleted
+// every row (PruneHistory), and a seq given again would extend the chain
+// of the product whose head still names it.
 func (s *Store) setLog(ctx context.Context, q interface {
 	QueryRowContext(context.Context, string, ...any) *sql.Row
 }, pos map[string]logPos) error {
@@ -90,13 +96,16 @@ func (s *Store) setLog(ctx context.Context, q interface {
 	s.pmu.Lock()
 	s.logs.pos = pos
 	s.pmu.Unlock()
+	for _, p := range pos {
+		maxHist = max(maxHist, p.head)
+	}
 	s.logs.nextHist, s.logs.nextLog, s.logs.tail = maxHist+1, maxLog+1, minLog
 	return nil
 }
 
-// head returns the seq of productID's newest history row, building the
+// position returns where productID's newest rows are, building the
 // index first if need be.
-func (s *Store) head(ctx context.Context, productID string) (int64, error) {
+func (s *Store) position(ctx context.Context, productID string) (logPos, error) {
 	s.pmu.RLock()
 	pos := s.logs.pos
 	p := pos[productID]
@@ -106,11 +115,11 @@ func (s *Store) head(ctx context.Context, productID string) (int64, error) {
 		err := s.ensureLog(ctx)
 		s.wmu.Unlock()
 		if err != nil {
-			return 0, err
+			return logPos{}, err
 		}
-		return s.head(ctx, productID)
+		return s.position(ctx, productID)
 	}
-	return p.head, nil
+	return p, nil
 }
 
 // at returns productID's position as the commit in progress sees it.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"time"
 
 	"github.com/dynaprice/dynaprice/internal/engine"
 	"github.com/dynaprice/dynaprice/internal/pricing"
@@ -130,14 +131,14 @@ func (s *Store) loadStates(ctx context.Context) ([]engine.ProductState, map[stri
 	}
 	states := make([]engine.ProductState, 0, n)
 	pos := make(map[string]logPos, n)
-	err := s.scan(ctx, "SELECT seq, product_id, head, state FROM state_log ORDER BY seq DESC", func(v []driver.Value) error {
+	err := s.scan(ctx, "SELECT seq, product_id, head, hourly, state FROM state_log ORDER BY seq DESC", func(v []driver.Value) error {
 		id := colText(v[1])
 		if _, ok := pos[id]; ok {
 			return nil
 		}
-		pos[id] = logPos{seq: colInt(v[0]), head: colInt(v[2])}
+		pos[id] = logPos{seq: colInt(v[0]), head: colInt(v[2]), hourly: colInt(v[3])}
 		var blob []byte
-		switch x := v[3].(type) {
+		switch x := v[4].(type) {
 		case nil:
 			return nil // history but no state yet
 		case []byte:
@@ -241,33 +242,92 @@ func colInt(v driver.Value) int64 {
 // newest (?1, the product's head) back through prev, at most ?2 of them:
 // one rowid lookup per row, in the chain's order. A row committed after
 // the head was read is not in it, as if History had run just before that
-// commit.
+// commit. The chain ends where a row is missing: the history retention
+// deletes each product's oldest rows (PruneHistory). Every row must be
+// the product's (?3), which a seq never given twice already ensures; the
+// check costs nothing and stops a chain that would cross to another
+// product's rows rather than serve them.
 const historyQuery = `WITH RECURSIVE chain (prev, n, price, demand, source, event_time, version) AS (
-		SELECT prev, 1, price, demand, source, event_time, version FROM price_history WHERE seq = ?1
+		SELECT prev, 1, price, demand, source, event_time, version FROM price_history WHERE seq = ?1 AND product_id = ?3
 		UNION ALL
 		SELECT h.prev, chain.n + 1, h.price, h.demand, h.source, h.event_time, h.version
-		FROM chain JOIN price_history AS h ON h.seq = chain.prev
+		FROM chain JOIN price_history AS h ON h.seq = chain.prev AND h.product_id = ?3
 		WHERE chain.prev > 0 AND chain.n < ?2
 	)
 	SELECT price, demand, source, event_time, version FROM chain`
 
+// hourlyQuery reads a product's chain of hourly summaries as historyQuery
+// reads its changes, from its newest (?1, state_log.hourly).
+const hourlyQuery = `WITH RECURSIVE chain (prev, n, hour, open, high, low, close, changes, close_at, version, source, demand) AS (
+		SELECT prev, 1, hour, open, high, low, close, changes, close_at, version, source, demand
+		FROM price_hourly WHERE seq = ?1 AND product_id = ?3
+		UNION ALL
+		SELECT h.prev, chain.n + 1, h.hour, h.open, h.high, h.low, h.close, h.changes, h.close_at, h.version, h.source, h.demand
+		FROM chain JOIN price_hourly AS h ON h.seq = chain.prev AND h.product_id = ?3
+		WHERE chain.prev > 0 AND chain.n < ?2
+	)
+	SELECT hour, open, high, low, close, changes, close_at, version, source, demand FROM chain`
+
 // History returns productID's price changes, newest first (by event time,
-// then by version), at most limit of them; none when limit <= 0.
-// It reads the last committed state and may run during a Commit.
+// then by version), at most limit of them; none when limit <= 0. Changes
+// the history retention rolled into hourly summaries are not among them
+// (HistoryPage). It reads the last committed state and may run during a
+// Commit.
 func (s *Store) History(ctx context.Context, productID string, limit int) ([]engine.HistoryRow, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
-	head, err := s.head(ctx, productID)
+	page, err := s.HistoryPage(ctx, productID, limit, 0)
+	return page.Changes, err
+}
+
+// HistoryPage returns productID's newest changes, at most limit of them,
+// and the hourly summaries of its changes older than those (the ones the
+// history retention no longer keeps one by one), newest first, at most
+// hourly of them; hourly < 0 means as many as limit leaves. Both come from
+// one snapshot, so that no change is in both or in neither.
+//
+// The roll-up changes both at once in each of its steps (PruneHistory),
+// and a product's newest summary is found from memory, as its newest
+// change is: a read that a step's commit overlapped is read again (the
+// step counter, rollGen, is odd while a step commits).
+func (s *Store) HistoryPage(ctx context.Context, productID string, limit, hourly int) (engine.HistoryPage, error) {
+	// Steps pause as long as they ran, so a read of a few milliseconds
+	// overlaps one now and then, not a hundred times in a row.
+	for range 100 {
+		gen := s.rollGen.Load()
+		if gen&1 == 1 {
+			// A step is committing: a few milliseconds at most.
+			if err := sleepCtx(ctx, 100*time.Microsecond); err != nil {
+				return engine.HistoryPage{}, fmt.Errorf("sqlite: history: %w", err)
+			}
+			continue
+		}
+		page, err := s.historyPage(ctx, productID, limit, hourly)
+		if err != nil {
+			return engine.HistoryPage{}, fmt.Errorf("sqlite: history: %w", err)
+		}
+		if s.rollGen.Load() == gen {
+			return page, nil
+		}
+	}
+	return engine.HistoryPage{}, errors.New("sqlite: history: the history retention kept changing it; try again")
+}
+
+func (s *Store) historyPage(ctx context.Context, productID string, limit, hourly int) (engine.HistoryPage, error) {
+	var page engine.HistoryPage
+	p, err := s.position(ctx, productID)
+	if err != nil || (p.head == 0 && p.hourly == 0) {
+		return page, err
+	}
+	// A read transaction: its snapshot starts with its first read.
+	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: history: %w", err)
+		return page, err
 	}
-	if head == 0 {
-		return nil, nil
-	}
-	var out []engine.HistoryRow
-	err = query(ctx, s.r, historyQuery,
-		[]any{head, limit}, func(r *sql.Rows) error {
+	defer tx.Rollback() //nolint:errcheck // read-only
+	if p.head > 0 && limit > 0 {
+		err = query(ctx, tx, historyQuery, []any{p.head, limit, productID}, func(r *sql.Rows) error {
 			h := engine.HistoryRow{ProductID: productID}
 			var src string
 			var version int64
@@ -279,18 +339,56 @@ func (s *Store) History(ctx context.Context, productID string, limit int) ([]eng
 				return fmt.Errorf("unknown source %q", src)
 			}
 			h.Version = uint64(version)
-			out = append(out, h)
+			page.Changes = append(page.Changes, h)
 			return nil
 		})
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: history: %w", err)
+		if err != nil {
+			return page, err
+		}
+		// The chain's order already, as the engine appends a product's
+		// rows in time order; sorted for certain, which costs nothing
+		// when it is.
+		slices.SortStableFunc(page.Changes, func(x, y engine.HistoryRow) int {
+			return cmp.Or(cmp.Compare(y.At, x.At), cmp.Compare(y.Version, x.Version))
+		})
 	}
-	// The chain's order already, as the engine appends a product's rows
-	// in time order; sorted for certain, which costs nothing when it is.
-	slices.SortStableFunc(out, func(x, y engine.HistoryRow) int {
-		return cmp.Or(cmp.Compare(y.At, x.At), cmp.Compare(y.Version, x.Version))
-	})
-	return out, nil
+	if hourly < 0 {
+		hourly = limit - len(page.Changes)
+	}
+	if p.hourly > 0 && hourly > 0 {
+		err = query(ctx, tx, hourlyQuery, []any{p.hourly, hourly, productID}, func(r *sql.Rows) error {
+			h := engine.HourlyRow{ProductID: productID}
+			var src string
+			var version int64
+			if err := r.Scan(&h.Hour, &h.Open, &h.High, &h.Low, &h.Close, &h.Changes, &h.CloseAt, &version, &src, &h.Demand); err != nil {
+				return err
+			}
+			var ok bool
+			if h.Source, ok = pricing.ParseSource(src); !ok {
+				return fmt.Errorf("unknown source %q", src)
+			}
+			h.Version = uint64(version)
+			page.Hourly = append(page.Hourly, h)
+			return nil
+		})
+		if err != nil {
+			return page, err
+		}
+		slices.SortStableFunc(page.Hourly, func(x, y engine.HourlyRow) int { return cmp.Compare(y.Hour, x.Hour) })
+	}
+	return page, nil
+}
+
+// sleepCtx waits for d or for ctx to end.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // OverrideAudit returns productID's overrides, newest first, at most limit

@@ -36,9 +36,9 @@ import (
 // Layout, little-endian: the magic, the 16-byte token, then, each as a
 // length-prefixed section, the products in catalog order (each followed by
 // its state, or none), and the logs' positions (product id, state_log seq,
-// price_history head); a CRC-32C of everything before it ends the file.
+// price_history head, price_hourly head); a CRC-32C of everything before it ends the file.
 
-const snapshotMagic = "dynaprice snapshot 1\n"
+const snapshotMagic = "dynaprice snapshot 2\n"
 
 // snapshotPath is where the snapshot of the database at path is kept.
 func snapshotPath(path string) string { return path + ".snapshot" }
@@ -46,8 +46,10 @@ func snapshotPath(path string) string { return path + ".snapshot" }
 // SaveSnapshot writes products (in catalog order) and their states (state
 // returns nil for a product without one) with the store's own positions
 // as the snapshot the next Load starts from, unless something is committed
-// first. The caller must not commit while it runs; it is meant for the
-// end of a writer's life, after its last commit.
+// first. It is meant for the end of a writer's life, after its last
+// commit and once its background prunes (PruneSeen, PruneHistory) have
+// stopped: a retention step after it would leave the snapshot behind the
+// history tables.
 func (s *Store) SaveSnapshot(ctx context.Context, products []pricing.Product, state func(i int) *pricing.State) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
@@ -149,6 +151,7 @@ func writeSnapshot(path string, token [16]byte, products []pricing.Product, stat
 		buf = appendString(buf, id)
 		buf = binary.AppendVarint(buf, p.seq)
 		buf = binary.AppendVarint(buf, p.head)
+		buf = binary.AppendVarint(buf, p.hourly)
 		if len(buf) >= 1<<20 {
 			if _, err := w.Write(buf); err != nil {
 				return err
@@ -211,8 +214,8 @@ func readSnapshot(path string, token []byte) ([]pricing.Product, []engine.Produc
 	pos := make(map[string]logPos, np)
 	for range np {
 		id := r.string()
-		seq, head := r.varint(), r.varint()
-		pos[id] = logPos{seq: seq, head: head}
+		seq, head, hourly := r.varint(), r.varint(), r.varint()
+		pos[id] = logPos{seq: seq, head: head, hourly: hourly}
 	}
 	if r.err == nil && len(r.buf) != 0 {
 		r.err = errors.New("trailing bytes")

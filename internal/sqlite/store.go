@@ -28,6 +28,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dynaprice/dynaprice/internal/engine"
@@ -53,6 +54,7 @@ type tuning struct {
 	checkpointEvery             time.Duration
 	historyRows, seenRows       int
 	stateRows                   int
+	retainRows                  int
 }
 
 func defaultTuning() tuning {
@@ -86,6 +88,14 @@ func defaultTuning() tuning {
 		historyRows: 256,
 		seenRows:    256,
 		stateRows:   256,
+		// Rows of price_history one step of the history retention rolls
+		// up and deletes, in one transaction that a commit may wait for.
+		// At worst (every change a summary of its own) a step costs about
+		// 11 µs a row plus a transaction's sync: 256 rows measured 4 ms a
+		// step (p50; 512: 6 ms, 2,048: 23 ms), and commits beside a
+		// roll-up of a large backlog a p99 of 10 ms (512: 16 ms) for
+		// 16,000 changes rolled up a second (512: 24,000).
+		retainRows: 256,
 	}
 }
 
@@ -116,6 +126,11 @@ type Store struct {
 	// tagged says that SaveSnapshot tagged a snapshot that the next
 	// Commit must untag.
 	tagged bool
+	// rollGen counts the history retention's steps that changed the
+	// summaries, twice each: it is odd while one commits (HistoryPage).
+	rollGen atomic.Uint64
+	// retainMu lets one PruneHistory run at a time.
+	retainMu sync.Mutex
 
 	closeOnce sync.Once
 	closeErr  error

@@ -234,13 +234,14 @@ func TestQueryPlans(t *testing.T) {
 	s := openTest(t, filepath.Join(t.TempDir(), "p.db"))
 	for _, q := range []string{
 		historyQuery,
+		hourlyQuery,
 		`SELECT override_price FROM overrides WHERE product_id = 'a' ORDER BY created_at DESC, id DESC LIMIT 10`,
 		`SELECT seen_at, hash FROM seen_hashes ORDER BY seen_at, hash`,
 		`SELECT seen_at, event_id FROM seen_events ORDER BY seen_at, event_id`,
 	} {
 		var args []any
-		if q == historyQuery {
-			args = []any{1, 10}
+		if q == historyQuery || q == hourlyQuery {
+			args = []any{1, 10, "a"}
 		}
 		rows, err := s.r.QueryContext(context.Background(), "EXPLAIN QUERY PLAN "+q, args...)
 		if err != nil {

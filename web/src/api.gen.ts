@@ -592,10 +592,47 @@ export interface components {
             /** Format: int64 */
             version: number;
         };
+        /** @description A product's price changes of one UTC hour, once they are older than the server keeps them one by one. The price in effect when the hour began is the close of the summary (or change) before it, so the lowest price over any span of whole hours is the lowest `low` in it and the `close` before it. */
+        HourlyPoint: {
+            /**
+             * Format: date-time
+             * @description Start of the UTC hour.
+             */
+            hour: string;
+            /** @description The hour's first change's price. */
+            open: number;
+            /** @description The highest price a change of the hour set. */
+            high: number;
+            /** @description The lowest price a change of the hour set. */
+            low: number;
+            /** @description The hour's last change's price, in effect until the next change. */
+            close: number;
+            /**
+             * Format: int64
+             * @description How many changes the hour had.
+             */
+            changes: number;
+            /**
+             * Format: date-time
+             * @description When the last change took effect (UTC, RFC 3339 with nanoseconds).
+             */
+            close_time: string;
+            /** @description The last change's source. */
+            price_source: components["schemas"]["PriceSource"];
+            /** @description Demand the last change's price was computed from, rounded to 4 decimals. */
+            demand: number;
+            /**
+             * Format: int64
+             * @description The last change's version.
+             */
+            version: number;
+        };
         History: {
             product_id: components["schemas"]["ProductId"];
-            /** @description Price changes, newest first. */
+            /** @description Price changes, newest first, as far back as the server keeps them one by one (`--history-raw`, 30 days by default). */
             history: components["schemas"]["HistoryPoint"][];
+            /** @description Hourly summaries of the changes the server no longer keeps one by one (older than its raw history retention, `--history-raw`), newest first, all older than the changes in `history`. Absent when there are none (a product whose changes are all kept, or `hourly=0`). */
+            hourly?: components["schemas"]["HourlyPoint"][];
         };
         OverrideRecord: {
             product_id: components["schemas"]["ProductId"];
@@ -1552,10 +1589,15 @@ export interface operations {
         parameters: {
             query?: {
                 /**
-                 * @description Most rows to return: a positive integer, default 50; values above 500, however large, are capped to 500. 0, negative, non-integer or empty values are a 400.
+                 * @description Most price changes to return: a positive integer, default 50; values above 500, however large, are capped to 500. 0, negative, non-integer or empty values are a 400. Unless `hourly` is given, hourly summaries fill what the changes leave of it.
                  * @example 20
                  */
                 limit?: number;
+                /**
+                 * @description Most hourly summaries to return (in `hourly`), of the changes older than the server's history retention keeps one by one (`--history-raw`, 30 days by default): an integer >= 0, capped to 500. When absent, as many as `limit` leaves after the changes, so that a page with fewer changes than `limit` goes on into the summaries. Negative, non-integer or empty values are a 400.
+                 * @example 24
+                 */
+                hourly?: number;
             };
             header?: never;
             path: {
@@ -1569,7 +1611,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Price changes, newest first. */
+            /** @description Price changes, newest first, then (`hourly`) the hourly summaries of older changes, newest first. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1578,7 +1620,7 @@ export interface operations {
                     "application/json": components["schemas"]["History"];
                 };
             };
-            /** @description Invalid product id or limit. */
+            /** @description Invalid product id, limit or hourly. */
             400: {
                 headers: {
                     [name: string]: unknown;

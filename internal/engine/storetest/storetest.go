@@ -15,8 +15,9 @@
 //
 // The suite asserts what the engine relies on: exact round trips across a
 // close and reopen, atomic commits (also when the context ends part-way),
-// the override audit trail, the remembered event ids and their pruning, and
-// reads that keep working while commits run.
+// the override audit trail, the remembered event ids and their pruning,
+// reads that keep working while commits run, and the history retention
+// (retention.go).
 package storetest
 
 import (
@@ -45,6 +46,11 @@ type Store interface {
 	// OverrideAudit returns a product's overrides, newest first, at most
 	// limit of them.
 	OverrideAudit(ctx context.Context, id string, limit int) ([]engine.OverrideRecord, error)
+	// HistoryPage returns a product's newest changes (at most limit) and
+	// the hourly summaries of the changes the history retention rolled up
+	// (at most hourly; < 0: as many as limit leaves), newest first, from
+	// one snapshot.
+	HistoryPage(ctx context.Context, id string, limit, hourly int) (engine.HistoryPage, error)
 }
 
 // Opener opens the store called name; opening the same name again after
@@ -77,6 +83,10 @@ func Run(t *testing.T, open Opener) {
 		{"LargeBatch", s.largeBatch},
 		{"ConcurrentReads", s.concurrentReads},
 		{"IndependentNames", s.independentNames},
+		{"Retention", s.retention},
+		{"RetentionWithoutSummaries", s.retentionWithoutSummaries},
+		{"RetentionOfEveryRow", s.retentionOfEveryRow},
+		{"RetentionDuringReads", s.retentionDuringReads},
 	} {
 		t.Run(c.name, c.f)
 	}
