@@ -182,6 +182,9 @@ type Hub struct {
 	// admitting counts connections let in by MaxClients whose upgrade has
 	// not finished, so that a burst of connects cannot overshoot the cap.
 	admitting int
+	// watchers is admitting plus the clients, for Publish to read without
+	// the lock (unwatched).
+	watchers atomic.Int64
 	// latest is the newest dispatched update of every product ever
 	// published. It drops stale updates and lifts a Snapshot that lags
 	// behind what was already published, so that a new client's first
@@ -256,7 +259,7 @@ func NewHub(cfg HubConfig) *Hub {
 // most one update per product, the newest: a dispatcher that falls behind
 // coalesces, as client queues do, so the inbox never outgrows the catalog.
 func (h *Hub) Publish(us []Price) {
-	if len(us) == 0 {
+	if len(us) == 0 || h.unwatched() {
 		return
 	}
 	now := time.Now().UnixNano()
@@ -360,6 +363,20 @@ func (h *Hub) dispatch() {
 		h.inMu.Unlock()
 		h.done.Store(seq)
 	}
+}
+
+// unwatched reports whether a publish can be skipped: nobody is
+// connected or connecting, and snapshots come from a view that already
+// holds what is published (lean). A client that connects next starts from
+// that view, and its floor (queueSnapshot) drops any older update still
+// in the inbox, so nothing is lost; skipping spares a serve without
+// watchers the hub's work and memory for every change (at start-up, a
+// million prices).
+func (h *Hub) unwatched() bool {
+	if !h.lean {
+		return false
+	}
+	return h.watchers.Load() == 0
 }
 
 // inboxKeep is the most updates an emptied inbox's index and buffer stay
@@ -709,6 +726,7 @@ func (h *Hub) admit() string {
 		return msgFull
 	}
 	h.admitting++
+	h.watchers.Add(1)
 	h.wg.Add(1)
 	return ""
 }
@@ -717,6 +735,7 @@ func (h *Hub) admit() string {
 func (h *Hub) abandon() {
 	h.mu.Lock()
 	h.admitting--
+	h.watchers.Add(-1)
 	h.mu.Unlock()
 }
 
@@ -733,6 +752,7 @@ func (h *Hub) register(c *client, snap []entry, next string) bool {
 	defer h.mu.Unlock()
 	h.admitting--
 	if h.closed {
+		h.watchers.Add(-1)
 		return false
 	}
 	h.queueSnapshot(c, snap, h.seq)
@@ -913,6 +933,9 @@ func (h *Hub) subscribe(c *client, ids map[string]struct{}) {
 func (h *Hub) unregister(c *client, reason string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if _, ok := h.clients[c]; ok {
+		h.watchers.Add(-1)
+	}
 	delete(h.clients, c)
 	h.index(c, c.subs, nil)
 	h.m.clients.Dec()

@@ -3,6 +3,8 @@ package live
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -159,5 +161,52 @@ func TestSubscribeAllSnapshotIsPaged(t *testing.T) {
 	}
 	if m, err := tryRead(c, 200*time.Millisecond); err == nil {
 		t.Fatalf("after the snapshot: %+v", m)
+	}
+}
+
+// A view's own hub keeps nothing and encodes nothing while nobody watches
+// (Hub.unwatched); a client that connects then starts from the view's
+// prices and gets each later change once, nothing older.
+func TestUnwatchedViewHubKeepsNothing(t *testing.T) {
+	v := New(HubConfig{})
+	e := &testEnv{hub: v.hub}
+	mux := http.NewServeMux()
+	mux.Handle("GET /ws/prices", v.hub)
+	e.srv = httptest.NewServer(mux)
+	t.Cleanup(e.srv.Close)
+	t.Cleanup(v.hub.Close)
+
+	const products = snapshotPage + 10
+	for version := uint64(1); version <= 3; version++ {
+		ps := make([]Price, products)
+		for i := range ps {
+			ps[i] = upd(fmt.Sprintf("P%05d", i), version, float64(version))
+		}
+		v.Publish(ps)
+	}
+	v.hub.mu.Lock()
+	kept := len(v.hub.latest)
+	v.hub.mu.Unlock()
+	if kept != 0 || !v.hub.dispatchedAll() {
+		t.Fatalf("unwatched, the hub kept %d products' updates", kept)
+	}
+
+	c := e.dial(t, "?snapshot=1", nil)
+	got := map[string]uint64{}
+	for len(got) < products {
+		m := read(t, c)
+		if m.Version != 3 || got[m.ProductID] != 0 {
+			t.Fatalf("snapshot message %+v after %d products (want each once, at version 3)", m, len(got))
+		}
+		got[m.ProductID] = m.Version
+	}
+	v.Publish([]Price{upd("P00007", 4, 4), upd("P00003", 3, 3)}) // the second is not new
+	if m := read(t, c); m.ProductID != "P00007" || m.Version != 4 {
+		t.Fatalf("after the snapshot got %+v, want P00007 v4", m)
+	}
+	// A marker published after: the next message, so nothing came between.
+	v.Publish([]Price{upd("P00001", 4, 4)})
+	if m := read(t, c); m.ProductID != "P00001" || m.Version != 4 {
+		t.Fatalf("then %+v, want the marker P00001 v4 (nothing in between)", m)
 	}
 }
