@@ -28,7 +28,7 @@ const (
 type Machine struct {
 	cfg  Config
 	book *pricing.Book
-	seen *seenSet
+	seen *seenIDs
 
 	// Reused per batch.
 	batch   Batch
@@ -113,7 +113,7 @@ func (m *Machine) Load(snap Snapshot, now int64) ([]live.Price, error) {
 		}
 	}
 	m.book = book
-	m.seen = newSeenSet(m.cfg.DedupMax, randomMultiplier())
+	m.seen = newSeenIDs(m.cfg.DedupMax, randomMultiplier())
 	m.seen.window = int64(m.cfg.DedupWindow)
 	m.seen.reserve(len(snap.Seen))
 	for _, s := range snap.Seen {
