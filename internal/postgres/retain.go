@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/dynaprice/dynaprice/internal/engine"
+	"github.com/dynaprice/dynaprice/internal/retry"
 )
 
 // The history retention (engine.HistoryRetention) over the partitions of
@@ -187,7 +188,7 @@ func (db *DB) retain(ctx context.Context, c *pgxpool.Conn, now int64, r engine.H
 			if tag.RowsAffected() < retainRows {
 				break
 			}
-			if err := sleepCtx(ctx, time.Since(t0)); err != nil {
+			if err := retry.Sleep(ctx, time.Since(t0)); err != nil {
 				return err
 			}
 		}
@@ -324,7 +325,7 @@ func (db *DB) rollDefault(ctx context.Context, c *pgxpool.Conn, name string, cut
 		if rolled < retainRows {
 			return nil
 		}
-		if err := sleepCtx(ctx, time.Since(t0)); err != nil {
+		if err := retry.Sleep(ctx, time.Since(t0)); err != nil {
 			return err
 		}
 	}
@@ -354,7 +355,7 @@ func (db *DB) rollPartition(ctx context.Context, c *pgxpool.Conn, p partition, s
 			}
 			n.Rolled += rolled
 			n.Summaries += written
-			if err := sleepCtx(ctx, time.Since(t0)); err != nil {
+			if err := retry.Sleep(ctx, time.Since(t0)); err != nil {
 				return false, err
 			}
 		}
@@ -369,7 +370,7 @@ func (db *DB) rollPartition(ctx context.Context, c *pgxpool.Conn, p partition, s
 	}
 	for try := range dropTries {
 		if try > 0 {
-			if err := sleepCtx(ctx, dropPause); err != nil {
+			if err := retry.Sleep(ctx, dropPause); err != nil {
 				return false, err
 			}
 		}
@@ -394,17 +395,5 @@ func (db *DB) rollPartition(ctx context.Context, c *pgxpool.Conn, p partition, s
 		return false, nil
 	default:
 		return false, fmt.Errorf("drop: %w", err)
-	}
-}
-
-// sleepCtx waits for d or for ctx to end.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }

@@ -88,3 +88,17 @@ func Value[T any](ctx context.Context, b Backoff, f func(context.Context) (T, er
 		}
 	}
 }
+
+// Sleep waits for d, or until ctx ends, when it returns ctx's error: the
+// pause between the steps of a background job that must stop with its
+// context.
+func Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

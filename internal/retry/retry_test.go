@@ -63,3 +63,14 @@ func TestDoGivesUpWhenTheContextEnds(t *testing.T) {
 		}
 	})
 }
+
+func TestSleep(t *testing.T) {
+	if err := Sleep(context.Background(), time.Millisecond); err != nil {
+		t.Fatalf("Sleep(1ms) = %v, want nil", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := Sleep(ctx, time.Hour); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Sleep(1h) with a cancelled context = %v, want context.Canceled", err)
+	}
+}

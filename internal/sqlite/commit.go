@@ -14,6 +14,7 @@ import (
 
 	"github.com/dynaprice/dynaprice/internal/engine"
 	"github.com/dynaprice/dynaprice/internal/pricing"
+	"github.com/dynaprice/dynaprice/internal/retry"
 )
 
 // The write path talks to the driver directly (database/sql's Conn.Raw)
@@ -643,16 +644,6 @@ func (s *Store) PruneSeen(ctx context.Context, before int64, keep int) error {
 		})
 		return n, err
 	}
-	pause := func(d time.Duration) error {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-			return nil
-		}
-	}
 	// drain deletes, step by step, every row of table up to the key
 	// (seen_at, col) <= (at, last): a range of its primary key. A step
 	// finds the pruneStep-th row of the range and deletes up to it, a
@@ -668,7 +659,7 @@ func (s *Store) PruneSeen(ctx context.Context, before int64, keep int) error {
 				// which copies the log these deletes grow back into the
 				// database: a prune running flat out grows the log faster
 				// than it is copied, and a commit then checkpoints it.
-				err = pause(time.Since(t0))
+				err = retry.Sleep(ctx, time.Since(t0))
 			}
 			if err != nil {
 				return fmt.Errorf("%s: %w", table, err)

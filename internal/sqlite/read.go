@@ -13,6 +13,7 @@ import (
 
 	"github.com/dynaprice/dynaprice/internal/engine"
 	"github.com/dynaprice/dynaprice/internal/pricing"
+	"github.com/dynaprice/dynaprice/internal/retry"
 )
 
 // Load reads everything the engine resumes from, in one read transaction so
@@ -298,7 +299,7 @@ func (s *Store) HistoryPage(ctx context.Context, productID string, limit, hourly
 		gen := s.rollGen.Load()
 		if gen&1 == 1 {
 			// A step is committing: a few milliseconds at most.
-			if err := sleepCtx(ctx, 100*time.Microsecond); err != nil {
+			if err := retry.Sleep(ctx, 100*time.Microsecond); err != nil {
 				return engine.HistoryPage{}, fmt.Errorf("sqlite: history: %w", err)
 			}
 			continue
@@ -377,18 +378,6 @@ func (s *Store) historyPage(ctx context.Context, productID string, limit, hourly
 		slices.SortStableFunc(page.Hourly, func(x, y engine.HourlyRow) int { return cmp.Compare(y.Hour, x.Hour) })
 	}
 	return page, nil
-}
-
-// sleepCtx waits for d or for ctx to end.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // OverrideAudit returns productID's overrides, newest first, at most limit

@@ -11,6 +11,7 @@ import (
 
 	"github.com/dynaprice/dynaprice/internal/engine"
 	"github.com/dynaprice/dynaprice/internal/pricing"
+	"github.com/dynaprice/dynaprice/internal/retry"
 )
 
 // The history retention (engine.HistoryRetention) keeps price_history to
@@ -77,7 +78,7 @@ func (s *Store) steps(ctx context.Context, step func() (more bool, err error)) e
 			return err
 		}
 		s.ckpt.kick()
-		if err := sleepCtx(ctx, time.Since(t0)); err != nil {
+		if err := retry.Sleep(ctx, time.Since(t0)); err != nil {
 			return err
 		}
 	}
