@@ -315,40 +315,28 @@ func TestPricesMemoryIsBoundedPerRequest(t *testing.T) {
 			t.Fatalf("DYNAPRICE_PRICES_PRODUCTS=%q", s)
 		}
 	}
-	t.Run("catalog", func(t *testing.T) {
-		v := catalogView(n)
-		srv := newPricesServer(t, live.Prices{V: v})
-		want := len(v.AppendAll(nil))
-		measureReads(t, n, 32<<20, func() error {
-			res, err := http.Get(srv.URL + "/prices")
-			if err != nil {
+	for _, c := range []struct {
+		name, query string
+		budget      int64
+	}{{"catalog", "", 32 << 20}, {"sorted", "?sort=-price", 128 << 20}} {
+		t.Run(c.name, func(t *testing.T) {
+			v := catalogView(n)
+			srv := newPricesServer(t, live.Prices{V: v})
+			want := len(v.AppendAll(nil)) // the same prices, in any order
+			measureReads(t, n, c.budget, func() error {
+				res, err := http.Get(srv.URL + "/prices" + c.query)
+				if err != nil {
+					return err
+				}
+				defer res.Body.Close()
+				got, err := io.Copy(io.Discard, res.Body)
+				if err == nil && got != int64(want) {
+					err = fmt.Errorf("read %d bytes, want %d", got, want)
+				}
 				return err
-			}
-			defer res.Body.Close()
-			got, err := io.Copy(io.Discard, res.Body)
-			if err == nil && got != int64(want) {
-				err = fmt.Errorf("read %d bytes, want %d", got, want)
-			}
-			return err
+			})
 		})
-	})
-	t.Run("sorted", func(t *testing.T) {
-		v := catalogView(n)
-		srv := newPricesServer(t, live.Prices{V: v})
-		want := len(v.AppendAll(nil)) // the same prices in another order
-		measureReads(t, n, 128<<20, func() error {
-			res, err := http.Get(srv.URL + "/prices?sort=-price")
-			if err != nil {
-				return err
-			}
-			defer res.Body.Close()
-			got, err := io.Copy(io.Discard, res.Body)
-			if err == nil && got != int64(want) {
-				err = fmt.Errorf("read %d bytes, want %d", got, want)
-			}
-			return err
-		})
-	})
+	}
 }
 
 // measureReads runs read on 8 goroutines at once, samples the heap and RSS

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -117,13 +116,10 @@ func (c HTTPConfig) withDefaults() (HTTPConfig, error) {
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout
 	}
+	if err := checkRun(c.Rate, c.Events, c.Duration); err != nil {
+		return c, err
+	}
 	switch {
-	case c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0):
-		return c, fmt.Errorf("loadgen: rate %v must be a finite number >= 0", c.Rate)
-	case c.Events < 0 || c.Duration < 0:
-		return c, errors.New("loadgen: events and duration must be >= 0")
-	case c.Events == 0 && c.Duration == 0:
-		return c, errors.New("loadgen: set a number of events or a duration, or the run would never end")
 	case c.Batch < 0 || c.Clients < 0 || c.Window < 0 || c.Timeout < 0:
 		return c, errors.New("loadgen: batch, clients, window and timeout must be > 0")
 	case c.Synthetic < 0 || c.Synthetic > catalog.MaxSynthetic:

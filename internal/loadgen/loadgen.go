@@ -130,13 +130,8 @@ func (c Config) withDefaults() (Config, error) {
 	if c.UpdatesTopic == "" {
 		c.UpdatesTopic = DefaultUpdatesTopic
 	}
-	switch {
-	case c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0):
-		return c, fmt.Errorf("loadgen: rate %v must be a finite number >= 0", c.Rate)
-	case c.Events < 0 || c.Duration < 0:
-		return c, errors.New("loadgen: events and duration must be >= 0")
-	case c.Events == 0 && c.Duration == 0:
-		return c, errors.New("loadgen: set a number of events or a duration, or the run would never end")
+	if err := checkRun(c.Rate, c.Events, c.Duration); err != nil {
+		return c, err
 	}
 	if c.Drain == 0 {
 		c.Drain = DefaultDrain
@@ -618,4 +613,17 @@ func (r *run) parseUpdate(rec *kgo.Record) (update, bool) {
 		}
 	}
 	return u, true
+}
+
+// checkRun checks what both modes share: the rate and when the run ends.
+func checkRun(rate float64, events int, duration time.Duration) error {
+	switch {
+	case rate < 0 || math.IsNaN(rate) || math.IsInf(rate, 0):
+		return fmt.Errorf("loadgen: rate %v must be a finite number >= 0", rate)
+	case events < 0 || duration < 0:
+		return errors.New("loadgen: events and duration must be >= 0")
+	case events == 0 && duration == 0:
+		return errors.New("loadgen: set a number of events or a duration, or the run would never end")
+	}
+	return nil
 }
