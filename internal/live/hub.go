@@ -390,21 +390,12 @@ const inboxKeep = 64 << 10
 // fallen behind also costs a map operation per update, to coalesce.
 func (h *Hub) fanOut(ps []pending) {
 	batch := make([]entry, 0, len(ps))
-	// With nobody connected and no message to keep (lean), a batch only
-	// records versions: the start-up's million prices, and a shop's
-	// traffic while no dashboard is open, are not encoded for no one.
-	idle := h.lean && len(h.clients) == 0
 	for i := range ps {
 		if ps[i].PriceChanged {
-			var msg []byte
-			if !idle {
-				// Encode into scratch space and copy out once: a single
-				// allocation of the exact size instead of append's
-				// growth.
-				h.enc = ps[i].AppendMessage(h.enc[:0])
-				msg = bytes.Clone(h.enc)
-			}
-			batch = append(batch, entry{id: ps[i].ProductID, version: ps[i].Version, pub: ps[i].pub, msg: msg})
+			// Encode into scratch space and copy out once: a single
+			// allocation of the exact size instead of append's growth.
+			h.enc = ps[i].AppendMessage(h.enc[:0])
+			batch = append(batch, entry{id: ps[i].ProductID, version: ps[i].Version, pub: ps[i].pub, msg: bytes.Clone(h.enc)})
 		}
 	}
 	if h.closed {

@@ -8,7 +8,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash"
 	"hash/crc32"
 	"io"
 	"math"
@@ -39,6 +38,8 @@ import (
 // price_history head, price_hourly head); a CRC-32C of everything before it ends the file.
 
 const snapshotMagic = "dynaprice snapshot 2\n"
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // snapshotPath is where the snapshot of the database at path is kept.
 func snapshotPath(path string) string { return path + ".snapshot" }
@@ -120,7 +121,7 @@ func writeSnapshot(path string, token [16]byte, products []pricing.Product, stat
 			err = cerr
 		}
 	}()
-	sum := crc32.New(crc32.MakeTable(crc32.Castagnoli))
+	sum := crc32.New(castagnoli)
 	w := bufio.NewWriterSize(io.MultiWriter(f, sum), 1<<20)
 	var buf []byte
 	buf = append(buf, snapshotMagic...)
@@ -180,9 +181,7 @@ func readSnapshot(path string, token []byte) ([]pricing.Product, []engine.Produc
 		return nil, nil, nil, errors.New("file too short")
 	}
 	body, tail := data[:len(data)-4], data[len(data)-4:]
-	var sum hash.Hash32 = crc32.New(crc32.MakeTable(crc32.Castagnoli))
-	sum.Write(body) //nolint:errcheck // a hash never fails
-	if sum.Sum32() != binary.LittleEndian.Uint32(tail) {
+	if crc32.Checksum(body, castagnoli) != binary.LittleEndian.Uint32(tail) {
 		return nil, nil, nil, errors.New("checksum mismatch")
 	}
 	if string(body[:len(snapshotMagic)]) != snapshotMagic {
