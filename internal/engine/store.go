@@ -74,7 +74,7 @@ type Snapshot struct {
 }
 
 // StateMap returns the states by product id.
-func (s *Snapshot) StateMap() map[string]pricing.State {
+func (s Snapshot) StateMap() map[string]pricing.State {
 	m := make(map[string]pricing.State, len(s.States))
 	for _, ps := range s.States {
 		m[ps.ID] = ps.State

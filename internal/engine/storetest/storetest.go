@@ -170,8 +170,6 @@ func load(t *testing.T, st Store) engine.Snapshot {
 	return snap
 }
 
-func stateMap(s engine.Snapshot) map[string]pricing.State { return s.StateMap() }
-
 func history(t *testing.T, st Store, id string, limit int) []engine.HistoryRow {
 	t.Helper()
 	h, err := st.History(ctxFor(t), id, limit)
@@ -416,7 +414,7 @@ func (s *suite) stateUpdate(t *testing.T) {
 	commit(t, st, &engine.Batch{States: []engine.ProductState{{ID: "a", State: state(3)}}})
 	closeStore()
 	st, _ = s.openStore(t, name)
-	equal(t, "states after update", stateMap(load(t, st)), map[string]pricing.State{"a": state(3), "b": state(2)})
+	equal(t, "states after update", load(t, st).StateMap(), map[string]pricing.State{"a": state(3), "b": state(2)})
 }
 
 func (s *suite) history(t *testing.T) {
