@@ -42,6 +42,8 @@ type Machine struct {
 	pos    []int32
 	hist   []HistoryRow
 	keys   []uint64
+	// peaks are the recent high-water marks of the scratch lists (Begin).
+	peaks [5]Peak
 	// rank is each product's position in id order, computed again after
 	// the catalog grew (rankLen products are ranked).
 	rank    []int32
@@ -168,7 +170,7 @@ func (m *Machine) Seal() (*Batch, []live.Price) {
 	b := &m.batch
 	m.sortHistory()
 	for _, i := range m.touched {
-		b.States = append(b.States, ProductState{ID: m.book.Product(i).ID, State: m.book.State(i).Copy()})
+		b.States = append(b.States, ProductState{ID: m.book.Product(i).ID, Hint: int32(i), State: m.book.State(i).Copy()})
 		m.changes = append(m.changes, m.change(i, m.dirty[i]&flagPriceChanged != 0))
 		m.dirty[i] = 0
 		m.track(i, 0)
@@ -194,7 +196,7 @@ func (m *Machine) recordFirstPrices() {
 		// and a catalog of a million products must not announce them all
 		// again to WebSocket clients and price-updates.
 		m.dirty[i] |= flagTouched
-		m.batch.History = append(m.batch.History, HistoryRow{ProductID: m.book.Product(i).ID, Price: s.Price,
+		m.batch.History = append(m.batch.History, HistoryRow{ProductID: m.book.Product(i).ID, Hint: int32(i), Price: s.Price,
 			Demand: s.DynDemand, Source: s.Source, At: s.ChangedAt, Version: s.Version})
 		m.histOf = append(m.histOf, int32(i))
 	}
@@ -250,8 +252,9 @@ func (m *Machine) Begin() {
 	// (Trim); the per-product tables (dirty, pos, rank) keep the
 	// catalog's size.
 	rows, touched := len(m.batch.History), len(m.changes)
-	m.hist, m.histOf = shrink(m.hist, rows), shrink(m.histOf, rows)
-	m.touched, m.keys, m.changes = shrink(m.touched, touched), shrink(m.keys, touched), shrink(m.changes, touched)
+	m.hist, m.histOf = shrink(m.hist, rows, &m.peaks[0]), shrink(m.histOf, rows, &m.peaks[1])
+	m.touched, m.keys = shrink(m.touched, touched, &m.peaks[2]), shrink(m.keys, touched, &m.peaks[3])
+	m.changes = shrink(m.changes, touched, &m.peaks[4])
 	m.batch.Reset()
 	m.forgetKept()
 	m.base, m.noUndo, m.seen.evicted = m.book.Len(), false, 0
@@ -334,7 +337,7 @@ func (m *Machine) touch(i int, priceChanged bool) {
 		m.dirty[i] |= flagPriceChanged
 		s := m.book.State(i)
 		m.batch.History = append(m.batch.History, HistoryRow{
-			ProductID: m.book.Product(i).ID, Price: s.Price, Demand: s.DynDemand,
+			ProductID: m.book.Product(i).ID, Hint: int32(i), Price: s.Price, Demand: s.DynDemand,
 			Source: s.Source, At: s.ChangedAt, Version: s.Version,
 		})
 		m.histOf = append(m.histOf, int32(i))

@@ -474,8 +474,11 @@ func TestBuffersShrink(t *testing.T) {
 		b, _ := m.Seal()
 		return b
 	}
-	small() // the first small batch reuses the big buffers
-	b = small()
+	// The peak decays by a 32nd a round: some 45 small rounds after the
+	// large one, its buffers are dropped.
+	for range 60 {
+		b = small()
+	}
 	if len(b.History) != 100 || len(b.States) != 100 {
 		t.Fatalf("small batch: %d rows, %d states", len(b.History), len(b.States))
 	}
@@ -483,16 +486,26 @@ func TestBuffersShrink(t *testing.T) {
 		t.Errorf("after a batch of %d products the next small batches keep a capacity of %d (history %d, states %d)",
 			big, c, cap(b.History), cap(b.States))
 	}
-	// Steady batches above TrimKeep keep their buffer: no allocation per batch.
+	// Batches above TrimKeep keep their buffer, also when their size
+	// varies (group commits under load: a full round, then a small one):
+	// no allocation per batch.
+	var p engine.Peak
 	s := make([]int, 3*engine.TrimKeep)
-	for range 3 {
-		s = engine.Trim(s)
+	for k := range 200 {
+		s = engine.Trim(s, &p)
 		if cap(s) != 3*engine.TrimKeep {
-			t.Fatalf("a buffer filled to its capacity was dropped")
+			t.Fatalf("round %d: a buffer filled to its capacity every other round was dropped", k)
 		}
-		s = s[:cap(s)]
+		if k%2 == 0 {
+			s = s[:cap(s)]
+		} else {
+			s = s[:engine.TrimKeep/2]
+		}
 	}
-	if s = engine.Trim(engine.Trim(s)); cap(s) != 0 {
-		t.Errorf("an unused buffer of %d kept its capacity", 3*engine.TrimKeep)
+	for range 50 {
+		s = engine.Trim(s[:0], &p)
+	}
+	if cap(s) != 0 {
+		t.Errorf("a buffer unused for 50 rounds kept its capacity of %d", 3*engine.TrimKeep)
 	}
 }

@@ -111,34 +111,46 @@ type Batch struct {
 	// position that produced them are committed together or not at all.
 	// The store treats it as opaque.
 	Cursor string
+	// peaks are the lists' recent high-water marks, for Reset.
+	peaks [5]Peak
 }
 
 // Reset empties b for reuse. It keeps each list's capacity unless that is
-// far more than the batch being forgotten used (see Trim): after one
-// large import, a batch must not keep a catalog-sized buffer for the life
-// of the process.
+// far more than recent batches used (see Trim): after one large import, a
+// batch must not keep a catalog-sized buffer for the life of the process.
 func (b *Batch) Reset() {
-	b.Products, b.States, b.History, b.Seen = Trim(b.Products), Trim(b.States), Trim(b.History), Trim(b.Seen)
-	b.Overrides = Trim(b.Overrides)
+	b.Products = Trim(b.Products, &b.peaks[0])
+	b.States = Trim(b.States, &b.peaks[1])
+	b.History = Trim(b.History, &b.peaks[2])
+	b.Seen = Trim(b.Seen, &b.peaks[3])
+	b.Overrides = Trim(b.Overrides, &b.peaks[4])
 	b.Settings = nil
 	b.Cursor = ""
 }
 
-// TrimKeep is the capacity, in elements, that Trim always lets a buffer
+// TrimKeep is the capacity, in elements, that a reused buffer may always
 // keep.
 const TrimKeep = 16 << 10
 
-// Trim empties s for reuse. It returns nil instead when s's capacity is
-// above TrimKeep and more than four times the length it was last filled
-// to, so that a buffer grown by one large batch shrinks back once the
-// batches are small again (the next append allocates what they need),
-// while one the batches keep filling is reused without allocating.
-// Elements are cleared, so that they keep nothing of the batch alive.
-func Trim[T any](s []T) []T { return shrink(s, len(s)) }
+// Peak is the most of a reused buffer that recent rounds filled: the
+// high-water mark, decaying by a 32nd a round. A buffer is dropped
+// (shrink) once its capacity is above TrimKeep and more than four times
+// the peak, so that one grown by a large batch shrinks back some 45 rounds
+// after the batches became small, while one that rounds of varying size
+// keep filling (40,000 states, then 5,000, then 40,000 again, as group
+// commits under load do) is reused without being grown again each time.
+type Peak int
+
+// Trim empties s, whose last use filled len(s) elements, for reuse, or
+// returns nil when its capacity is far more than p's peak (see Peak), so
+// that the next append allocates what the batches need. Elements are
+// cleared, so that they keep nothing of the batch alive.
+func Trim[T any](s []T, p *Peak) []T { return shrink(s, len(s), p) }
 
 // shrink is Trim for a buffer whose last use filled used elements.
-func shrink[T any](s []T, used int) []T {
-	if cap(s) > TrimKeep && cap(s) > 4*used {
+func shrink[T any](s []T, used int, p *Peak) []T {
+	*p = Peak(max(used, int(*p)-int(*p)/32))
+	if cap(s) > TrimKeep && cap(s) > 4*int(*p) {
 		return nil
 	}
 	clear(s[:min(used, cap(s))])
@@ -172,7 +184,17 @@ func (b *Batch) check() error {
 
 // ProductState is one product's state to persist.
 type ProductState struct {
-	ID    string
+	ID string
+	// Hint is the product's position in the engine's catalog: its index
+	// in Snapshot.Products as Load returned them, products created since
+	// following in the order they were created. A store that keeps
+	// something per product can find it at that index instead of hashing
+	// the id (at a million products, a cache miss or two per row in a map
+	// of a million), after checking that the product it keeps there has
+	// the same id: a hint is an optimisation, never trusted, and a wrong
+	// one (a row built elsewhere, a catalog put back after a failed
+	// commit) only costs the lookup by id.
+	Hint  int32
 	State pricing.State
 }
 
@@ -182,6 +204,9 @@ type HistoryRow struct {
 	Price     float64
 	Demand    float64
 	Source    pricing.Source
+	// Hint is where the product is in the engine's catalog, as
+	// ProductState.Hint.
+	Hint int32
 	// At is when the price took effect, unix nanoseconds.
 	At      int64
 	Version uint64

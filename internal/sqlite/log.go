@@ -90,7 +90,10 @@ func (s *Store) setLog(ctx context.Context, q interface {
 	if err := q.QueryRowContext(ctx, "SELECT coalesce(max(seq), 0) FROM price_history").Scan(&maxHist); err != nil {
 		return fmt.Errorf("history end: %w", err)
 	}
-	if err := q.QueryRowContext(ctx, "SELECT coalesce(min(seq), 1), coalesce(max(seq), 0) FROM state_log").Scan(&minLog, &maxLog); err != nil {
+	// Two subqueries, not min and max in one: SQLite reads one end of the
+	// index for a lone min() or max(), but scans the whole table for both
+	// together (two million rows at a million products, 0.6 s of a start).
+	if err := q.QueryRowContext(ctx, "SELECT coalesce((SELECT min(seq) FROM state_log), 1), coalesce((SELECT max(seq) FROM state_log), 0)").Scan(&minLog, &maxLog); err != nil {
 		return fmt.Errorf("state log ends: %w", err)
 	}
 	s.pmu.Lock()
