@@ -94,25 +94,9 @@ func (m *Machine) Load(snap Snapshot, now int64) ([]live.Price, error) {
 	if err != nil {
 		return nil, err
 	}
-	m.unpriced = m.unpriced[:0]
-	book.Reserve(len(snap.Products))
-	for _, p := range snap.Products {
-		if _, _, err := book.Upsert(p, now); err != nil {
-			return nil, fmt.Errorf("stored product %s: %w", p.ID, err)
-		}
-	}
-	has := make([]bool, book.Len())
-	for k := range snap.States {
-		ps := &snap.States[k]
-		if i, ok := book.Index(ps.ID); ok {
-			book.Restore(i, ps.State)
-			has[i] = true
-		}
-	}
-	for i, ok := range has {
-		if !ok {
-			m.unpriced = append(m.unpriced, i)
-		}
+	m.unpriced, err = book.Load(snap.Products, snap.States, snap.Stated, now)
+	if err != nil {
+		return nil, fmt.Errorf("stored catalog: %w", err)
 	}
 	m.book = book
 	m.seen = newSeenIDs(m.cfg.DedupMax, randomMultiplier())

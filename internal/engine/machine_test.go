@@ -364,7 +364,8 @@ func TestFirstPriceOfASeededCatalogIsHistory(t *testing.T) {
 	m := engine.NewMachine(engine.DefaultConfig())
 	snap := engine.Snapshot{
 		Products: []pricing.Product{{ID: "PB", BasePrice: 349}, {ID: "PA", BasePrice: 299}},
-		States:   []engine.ProductState{{ID: "PB", State: pricing.State{Price: 350, Source: pricing.SourceDynamic, Version: 7, ChangedAt: now - 1}}},
+		States:   []pricing.State{{Price: 350, Source: pricing.SourceDynamic, Version: 7, ChangedAt: now - 1}, {}},
+		Stated:   []bool{true, false},
 	}
 	if _, err := m.Load(snap, now); err != nil {
 		t.Fatal(err)
@@ -507,5 +508,24 @@ func TestBuffersShrink(t *testing.T) {
 	}
 	if cap(s) != 0 {
 		t.Errorf("a buffer unused for 50 rounds kept its capacity of %d", 3*engine.TrimKeep)
+	}
+}
+
+// TestAlignPutsStatesInCatalogOrder: a store that reads states by id puts
+// them where Snapshot.States wants them; a state of a product outside the
+// catalog is dropped, and a product's first state counts.
+func TestAlignPutsStatesInCatalogOrder(t *testing.T) {
+	snap := engine.Snapshot{Products: []pricing.Product{{ID: "PA"}, {ID: "PB"}, {ID: "PC"}}}
+	snap.Align([]engine.ProductState{
+		{ID: "PC", State: pricing.State{Version: 3}}, {ID: "PZ", State: pricing.State{Version: 9}},
+		{ID: "PA", State: pricing.State{Version: 1}}, {ID: "PA", State: pricing.State{Version: 2}},
+	})
+	if len(snap.States) != 3 || !snap.Stated[0] || snap.Stated[1] || !snap.Stated[2] ||
+		snap.States[0].Version != 1 || snap.States[2].Version != 3 || snap.NumStated() != 2 {
+		t.Errorf("aligned %+v %v", snap.States, snap.Stated)
+	}
+	snap.Align(nil)
+	if snap.States != nil || snap.Stated != nil || snap.NumStated() != 0 {
+		t.Errorf("no states: %+v %v", snap.States, snap.Stated)
 	}
 }

@@ -74,17 +74,19 @@ func (s *Store) load(ctx context.Context) (engine.Snapshot, int64, error) {
 		rows, _ = tx.Query(ctx, `SELECT s.product_id, s.state FROM product_state s
 			JOIN unnest($1::text[]) AS o (id) ON o.id = s.product_id`, ids)
 	}
+	var states []engine.ProductState
 	_, err = pgx.ForEachRow(rows, []any{&id, &blob}, func() error {
 		var st pricing.State
 		if err := json.Unmarshal(blob, &st); err != nil {
 			return fmt.Errorf("state of %q: %w", id, err)
 		}
-		snap.States = append(snap.States, engine.ProductState{ID: id, State: st})
+		states = append(states, engine.ProductState{ID: id, State: st})
 		return nil
 	})
 	if err != nil {
 		return snap, 0, fmt.Errorf("states: %w", err)
 	}
+	snap.Align(states)
 	if snap.Seen, err = s.loadSeen(ctx, tx); err != nil {
 		return snap, 0, fmt.Errorf("seen: %w", err)
 	}

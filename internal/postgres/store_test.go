@@ -202,7 +202,7 @@ func TestFence(t *testing.T) {
 	}
 
 	snap := mustLoad(t, db.Store(3, nil))
-	if snap.Cursor != "a1" || len(snap.Seen) != 0 || snap.Settings["zombie"] != "" || len(snap.States) != 0 {
+	if snap.Cursor != "a1" || len(snap.Seen) != 0 || snap.Settings["zombie"] != "" || snap.NumStated() != 0 {
 		t.Errorf("after the zombie's commit: cursor %q, seen %v, settings %v, states %v; want a1 and nothing else",
 			snap.Cursor, snap.Seen, snap.Settings, snap.States)
 	}
@@ -310,8 +310,8 @@ func TestSlots(t *testing.T) {
 		if got := ids(snap.Products); !slices.Equal(got, want) {
 			t.Errorf("slot %d: products %v, want %v", slot, got, want)
 		}
-		if len(snap.States) != len(want) {
-			t.Errorf("slot %d: %d states, want %d", slot, len(snap.States), len(want))
+		if snap.NumStated() != len(want) {
+			t.Errorf("slot %d: %d states, want %d", slot, snap.NumStated(), len(want))
 		}
 		for id, st := range snap.StateMap() {
 			if !owns[slot](id) || st.Version != uint64(slot+1) {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"time"
 )
 
@@ -174,18 +173,55 @@ func NewBook(cfg Config) (*Book, error) {
 	return &Book{cfg: cfg, strategies: cfg.strategies(), index: map[string]int{}}, nil
 }
 
-// Reserve makes room for n more products, so that loading a large
-// catalog grows each per-product table once instead of by doubling
-// (copying a million states several times over).
-func (b *Book) Reserve(n int) {
-	b.products = slices.Grow(b.products, n)
-	b.strat = slices.Grow(b.strat, n)
-	b.learners = slices.Grow(b.learners, n)
-	b.guards = slices.Grow(b.guards, n)
-	b.states = slices.Grow(b.states, n)
+// Load fills an empty book with products and their states, taking both
+// lists as its own tables (the caller must not use them after): where
+// stated[k], states[k] is products[k]'s persisted state, as Restore puts
+// it back; the other products are priced from scratch, as Upsert prices a
+// new one. states and stated are as long as products, or both empty when
+// no product has a state. It returns the indexes of the products that had
+// none. A catalog of a million products is loaded without a copy of its
+// states or a lookup by id.
+func (b *Book) Load(products []Product, states []State, stated []bool, now int64) (unstated []int, err error) {
+	if len(b.products) > 0 {
+		return nil, errors.New("loading into a book that has products")
+	}
+	n := len(products)
+	if len(states) != len(stated) || (len(states) != 0 && len(states) != n) {
+		return nil, fmt.Errorf("%d products with %d states and %d flags", n, len(states), len(stated))
+	}
+	if len(states) == 0 {
+		states, stated = make([]State, n), make([]bool, n)
+	}
 	if len(b.index) == 0 {
 		b.index = make(map[string]int, n)
 	}
+	b.products, b.states = products, states
+	b.strat, b.learners, b.guards = make([]Strategy, n), make([]Learner, n), make([]guardrails, n)
+	for i := range products {
+		p := &products[i]
+		if err := b.CheckProduct(*p); err != nil {
+			b.products, b.states, b.strat, b.learners, b.guards = nil, nil, nil, nil, nil
+			clear(b.index)
+			return nil, fmt.Errorf("product %s: %w", p.ID, err)
+		}
+		if _, dup := b.index[p.ID]; dup {
+			b.products, b.states, b.strat, b.learners, b.guards = nil, nil, nil, nil, nil
+			clear(b.index)
+			return nil, fmt.Errorf("product %s: listed twice", p.ID)
+		}
+		b.index[p.ID] = i
+		name := p.Strategy
+		if name == "" {
+			name = b.cfg.DefaultStrategy
+		}
+		b.strat[i], b.guards[i] = b.strategies[name], parseGuardrails(*p, b.cfg.Limits)
+		b.setLearner(i)
+		if !stated[i] {
+			b.reprice(i, now)
+			unstated = append(unstated, i)
+		}
+	}
+	return unstated, nil
 }
 
 // Products returns the catalog in index order. The slice is the Book's:

@@ -344,3 +344,65 @@ func TestCheckOverride(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadTakesStatesAsTheyAre: Load keeps the states it is given as its
+// own table (no copy), restores them as Restore does, prices the products
+// without one as Upsert prices a new product, and refuses a catalog that
+// lists a product twice or states that do not line up with it.
+func TestLoadTakesStatesAsTheyAre(t *testing.T) {
+	products := []Product{{ID: "PA", BasePrice: 299}, {ID: "PB", BasePrice: 349, Strategy: "thompson"}, {ID: "PC", BasePrice: 10}}
+	states := make([]State, 3)
+	states[0] = State{Price: 320, Source: SourceDynamic, Version: 7, Demand: Demand{Total: 17}}
+	states[1] = State{Price: 340, Source: SourceDynamic, Version: 3}
+	b, err := NewBook(DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	unstated, err := b.Load(products, states, []bool{true, true, false}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(unstated) != 1 || unstated[0] != 2 {
+		t.Errorf("unstated %v, want [2]", unstated)
+	}
+	if b.State(0) != &states[0] {
+		t.Error("the states were copied, not taken")
+	}
+	if s := b.State(0); s.Price != 320 || s.Version != 7 || s.Demand.Total != 17 {
+		t.Errorf("PA's state %+v, want the one given", s)
+	}
+	if s := b.State(1); s.Learn == nil || s.Price != 340 {
+		t.Errorf("PB (thompson) restored without learning state, or changed: %+v", s)
+	}
+	if i, ok := b.Index("PC"); !ok || i != 2 {
+		t.Errorf("PC at %d, %v", i, ok)
+	}
+	want := newBook(t, DefaultConfig(), Product{ID: "PC", BasePrice: 10})
+	if got := *b.State(2); got.Price != want.State(0).Price || got.Version != want.State(0).Version || got.Source != want.State(0).Source {
+		t.Errorf("PC priced %+v, want as Upsert prices it: %+v", got, *want.State(0))
+	}
+	if _, err := b.Load(products[:1], nil, nil, t0); err == nil {
+		t.Error("Load into a book with products: no error")
+	}
+	for name, c := range map[string]struct {
+		products []Product
+		states   []State
+		stated   []bool
+	}{
+		"listed twice":  {[]Product{{ID: "PA", BasePrice: 1}, {ID: "PA", BasePrice: 2}}, nil, nil},
+		"short states":  {products, make([]State, 2), make([]bool, 2)},
+		"flags ≠ state": {products, make([]State, 3), make([]bool, 2)},
+		"invalid":       {[]Product{{ID: "PA", BasePrice: -1}}, nil, nil},
+	} {
+		b, _ := NewBook(DefaultConfig())
+		if _, err := b.Load(c.products, c.states, c.stated, t0); err == nil {
+			t.Errorf("%s: no error", name)
+		} else if b.Len() != 0 {
+			t.Errorf("%s: a failed Load left %d products", name, b.Len())
+		}
+	}
+	empty, _ := NewBook(DefaultConfig())
+	if u, err := empty.Load(products, nil, nil, t0); err != nil || len(u) != 3 || empty.State(1).Price == 0 {
+		t.Errorf("Load without states: %v, unstated %v, PB at %v", err, u, empty.State(1).Price)
+	}
+}

@@ -332,12 +332,8 @@ func (s *Store) Commit(ctx context.Context, b *engine.Batch) error {
 			return err
 		}
 		l := &s.logs
-		if l.pend == nil {
-			l.pend = map[string]logPos{}
-		}
 		// The ends before the commit, restored if it fails.
 		nextHist, nextLog, tail := l.nextHist, l.nextLog, l.tail
-		clear(l.pend)
 		tx, err := c.BeginTx(ctx, driver.TxOptions{})
 		if err == nil && s.tagged {
 			// A commit after SaveSnapshot: the snapshot no longer holds
@@ -358,21 +354,13 @@ func (s *Store) Commit(ctx context.Context, b *engine.Batch) error {
 		}
 		if err != nil {
 			l.nextHist, l.nextLog, l.tail = nextHist, nextLog, tail
-			clear(l.pend)
+			l.discard()
 			return err
 		}
 		s.tagged = false
-		s.pmu.Lock()
-		for id, p := range l.pend {
-			p.logged = false
-			l.pos[id] = p
-		}
-		s.pmu.Unlock()
-		if len(l.pend) > 1<<16 {
-			l.pend = nil // a map does not shrink: let one large commit's go
-		} else {
-			clear(l.pend)
-		}
+		l.mu.Lock()
+		l.settle()
+		l.mu.Unlock()
 		return nil
 	})
 	if err != nil {
@@ -480,13 +468,14 @@ func writeBatch(ctx context.Context, ws *writeStmts, b *engine.Batch, states *en
 	}
 	if err := ws.history.exec(ctx, ws, len(hist), func(v []driver.NamedValue, i int) {
 		h := &hist[i]
-		p := l.at(h.ProductID)
+		k := l.find(h.ProductID, h.Hint)
+		p := l.at(k)
 		seq := l.nextHist
 		l.nextHist++
 		v[0].Value, v[1].Value, v[2].Value, v[3].Value = seq, h.ProductID, h.At, int64(h.Version)
 		v[4].Value, v[5].Value, v[6].Value, v[7].Value = h.Price, h.Demand, ws.source(h.Source), p.head
 		p.head = seq
-		l.pend[h.ProductID] = p
+		l.set(k, p)
 	}); err != nil {
 		return fmt.Errorf("history: %w", err)
 	}
@@ -501,10 +490,11 @@ func writeBatch(ctx context.Context, ws *writeStmts, b *engine.Batch, states *en
 	appended := len(b.States)
 	if err := ws.states.exec(ctx, ws, len(b.States), func(v []driver.NamedValue, i int) {
 		ps := &b.States[i]
-		p := l.at(ps.ID)
+		k := l.find(ps.ID, ps.Hint)
+		p := l.at(k)
 		p.seq, p.logged = l.nextLog, true
 		l.nextLog++
-		l.pend[ps.ID] = p
+		l.set(k, p)
 		v[0].Value, v[1].Value, v[2].Value = p.seq, ps.ID, p.head
 		v[3].Value, v[4].Value, v[5].Value = ps.State.Price, int64(ps.State.Version), states.blob(i)
 		v[6].Value = p.hourly
@@ -516,7 +506,8 @@ func writeBatch(ctx context.Context, ws *writeStmts, b *engine.Batch, states *en
 	// always the whole of what Load needs.
 	for i := range hist {
 		id := hist[i].ProductID
-		p := l.pend[id]
+		k := l.find(id, hist[i].Hint)
+		p := l.at(k)
 		if p.logged {
 			continue
 		}
@@ -534,7 +525,7 @@ func writeBatch(ctx context.Context, ws *writeStmts, b *engine.Batch, states *en
 		}
 		p.seq, p.logged = l.nextLog, true
 		l.nextLog++
-		l.pend[id] = p
+		l.set(k, p)
 		appended++
 	}
 	if err := l.clean(ctx, ws, 2*appended); err != nil {

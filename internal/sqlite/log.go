@@ -7,6 +7,10 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"sync"
+
+	"github.com/dynaprice/dynaprice/internal/engine"
+	"github.com/dynaprice/dynaprice/internal/pricing"
 )
 
 // Since migration 0006 both hot tables are appended to, never updated in
@@ -31,21 +35,155 @@ type logPos struct {
 	logged bool
 }
 
-// logState is the Store's in-memory index of the two logs. pos is written
-// only by the writer, under Store.wmu and Store.pmu, and read by History
-// under pmu; the other fields are the writer's, under wmu.
+// logState is the Store's in-memory index of the two logs: each product's
+// position, in a slot of its own. Slots are numbered in the order of the
+// catalog as Load returned it, products created since following, which
+// is the engine's order too: a commit finds a product's slot from the
+// hint its rows carry (engine.ProductState.Hint), checking the id, and
+// only by the map from ids otherwise. At a million products the map
+// lookups had been a seventh of a commit.
+//
+// slot, ids and pos are written only by the writer, under Store.wmu and
+// mu, and read by History under mu; the other fields are the writer's,
+// under wmu.
 type logState struct {
-	pos      map[string]logPos // nil until built (ensureLog or Load)
-	nextHist int64             // next price_history seq
-	nextLog  int64             // next state_log seq
-	tail     int64             // oldest state_log seq still stored
-	// pend holds the positions a commit in progress changes, applied to
-	// pos once it commits.
-	pend map[string]logPos
+	mu   sync.RWMutex
+	slot map[string]int32 // nil until built (ensureLog or Load)
+	ids  []string         // by slot
+	pos  []logPos         // by slot: as committed
+	// pend holds the positions a commit in progress changes, in the order
+	// first changed, applied to pos once it commits; pendOf is, by slot,
+	// 1 + the index of the slot's entry in pend, or 0.
+	pend     []pendPos
+	pendOf   []int32
+	pendPeak engine.Peak
+	nextHist int64 // next price_history seq
+	nextLog  int64 // next state_log seq
+	tail     int64 // oldest state_log seq still stored
 	// Cleaner scratch, reused.
-	cleanSeqs []int64
-	cleanIDs  []string
-	json      []byte
+	cleanSeqs  []int64
+	cleanSlots []int32
+	json       []byte
+}
+
+// pendPos is a slot's position as the commit in progress sees it.
+type pendPos struct {
+	slot int32
+	logPos
+}
+
+// noHint is the hint of a product known by its id only.
+const noHint = -1
+
+// build makes the index of the products (in catalog order) with the
+// positions pos gives (by product; nil: none), and more for products
+// outside the catalog. The caller holds wmu.
+func (l *logState) build(products []pricing.Product, pos []logPos, more map[string]logPos) {
+	n := len(products) + len(more)
+	slot := make(map[string]int32, n)
+	ids := make([]string, 0, n)
+	for i := range products {
+		slot[products[i].ID] = int32(len(ids))
+		ids = append(ids, products[i].ID)
+	}
+	if pos == nil {
+		pos = make([]logPos, len(ids), n)
+	}
+	for id, p := range more {
+		if k, ok := slot[id]; ok {
+			pos[k] = p
+			continue
+		}
+		slot[id] = int32(len(ids))
+		ids = append(ids, id)
+		pos = append(pos, p)
+	}
+	l.mu.Lock()
+	l.slot, l.ids, l.pos = slot, ids, pos
+	l.mu.Unlock()
+	l.pendOf = make([]int32, len(ids))
+	l.pend = l.pend[:0]
+}
+
+// align puts states in snap's catalog order (engine.Snapshot.States),
+// finding each product's place from the index build made of snap's
+// products; states of products outside the catalog are dropped, as the
+// engine would.
+func (l *logState) align(snap *engine.Snapshot, states []engine.ProductState) {
+	if len(states) == 0 {
+		return
+	}
+	n := len(snap.Products)
+	snap.States, snap.Stated = make([]pricing.State, n), make([]bool, n)
+	for i := range states {
+		if k, ok := l.slot[states[i].ID]; ok && int(k) < n && !snap.Stated[k] {
+			snap.States[k], snap.Stated[k] = states[i].State, true
+		}
+	}
+}
+
+// lookup returns id's slot, given a hint as find, if it has one.
+func (l *logState) lookup(id string, hint int32) (int32, bool) {
+	if hint >= 0 && int(hint) < len(l.ids) && l.ids[hint] == id {
+		return hint, true
+	}
+	k, ok := l.slot[id]
+	return k, ok
+}
+
+// find returns id's slot, given the slot the engine's hint names (or
+// noHint), making one for a product new to the index.
+func (l *logState) find(id string, hint int32) int32 {
+	if k, ok := l.lookup(id, hint); ok {
+		return k
+	}
+	// A product created in this commit. Its slot stays if the commit
+	// fails, with no position: what it would have without one.
+	l.mu.Lock()
+	k := int32(len(l.ids))
+	l.slot[id] = k
+	l.ids = append(l.ids, id)
+	l.pos = append(l.pos, logPos{})
+	l.mu.Unlock()
+	l.pendOf = append(l.pendOf, 0)
+	return k
+}
+
+// at returns slot k's position as the commit in progress sees it.
+func (l *logState) at(k int32) logPos {
+	if o := l.pendOf[k]; o != 0 {
+		return l.pend[o-1].logPos
+	}
+	return l.pos[k]
+}
+
+// set records slot k's position in the commit in progress.
+func (l *logState) set(k int32, p logPos) {
+	if o := l.pendOf[k]; o != 0 {
+		l.pend[o-1].logPos = p
+		return
+	}
+	l.pend = append(l.pend, pendPos{slot: k, logPos: p})
+	l.pendOf[k] = int32(len(l.pend))
+}
+
+// settle makes the positions of a commit that committed the index's. The
+// caller holds mu.
+func (l *logState) settle() {
+	for _, p := range l.pend {
+		p.logged = false
+		l.pos[p.slot] = p.logPos
+		l.pendOf[p.slot] = 0
+	}
+	l.pend = engine.Trim(l.pend, &l.pendPeak)
+}
+
+// discard forgets the positions of a commit that failed.
+func (l *logState) discard() {
+	for _, p := range l.pend {
+		l.pendOf[p.slot] = 0
+	}
+	l.pend = engine.Trim(l.pend, &l.pendPeak)
 }
 
 // cleanMin is the state_log length above twice the products at which the
@@ -56,7 +194,7 @@ const cleanMin = 1024
 // not: for a Store that commits or reads history before any Load. The
 // caller holds wmu, so no commit runs meanwhile.
 func (s *Store) ensureLog(ctx context.Context) error {
-	if s.logs.pos != nil {
+	if s.logs.slot != nil {
 		return nil
 	}
 	pos := map[string]logPos{}
@@ -74,18 +212,23 @@ func (s *Store) ensureLog(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("state log: %w", err)
 	}
-	return s.setLog(ctx, s.r, pos)
+	products, err := s.loadProducts(ctx)
+	if err != nil {
+		return err
+	}
+	s.logs.build(products, nil, pos)
+	return s.setEnds(ctx, s.r)
 }
 
-// setLog installs pos and reads the tables' ends. The caller holds wmu.
+// setEnds reads the tables' ends. The caller holds wmu.
 //
 // The next history seq follows the highest one any product's head holds,
 // not only the highest row left: the history retention may have deleted
 // every row (PruneHistory), and a seq given again would extend the chain
 // of the product whose head still names it.
-func (s *Store) setLog(ctx context.Context, q interface {
+func (s *Store) setEnds(ctx context.Context, q interface {
 	QueryRowContext(context.Context, string, ...any) *sql.Row
-}, pos map[string]logPos) error {
+}) error {
 	var maxHist, minLog, maxLog int64
 	if err := q.QueryRowContext(ctx, "SELECT coalesce(max(seq), 0) FROM price_history").Scan(&maxHist); err != nil {
 		return fmt.Errorf("history end: %w", err)
@@ -96,10 +239,7 @@ func (s *Store) setLog(ctx context.Context, q interface {
 	if err := q.QueryRowContext(ctx, "SELECT coalesce((SELECT min(seq) FROM state_log), 1), coalesce((SELECT max(seq) FROM state_log), 0)").Scan(&minLog, &maxLog); err != nil {
 		return fmt.Errorf("state log ends: %w", err)
 	}
-	s.pmu.Lock()
-	s.logs.pos = pos
-	s.pmu.Unlock()
-	for _, p := range pos {
+	for _, p := range s.logs.pos {
 		maxHist = max(maxHist, p.head)
 	}
 	s.logs.nextHist, s.logs.nextLog, s.logs.tail = maxHist+1, maxLog+1, minLog
@@ -109,11 +249,15 @@ func (s *Store) setLog(ctx context.Context, q interface {
 // position returns where productID's newest rows are, building the
 // index first if need be.
 func (s *Store) position(ctx context.Context, productID string) (logPos, error) {
-	s.pmu.RLock()
-	pos := s.logs.pos
-	p := pos[productID]
-	s.pmu.RUnlock()
-	if pos == nil {
+	l := &s.logs
+	l.mu.RLock()
+	built := l.slot != nil
+	var p logPos
+	if k, ok := l.slot[productID]; ok {
+		p = l.pos[k]
+	}
+	l.mu.RUnlock()
+	if !built {
 		s.wmu.Lock()
 		err := s.ensureLog(ctx)
 		s.wmu.Unlock()
@@ -125,21 +269,13 @@ func (s *Store) position(ctx context.Context, productID string) (logPos, error) 
 	return p, nil
 }
 
-// at returns productID's position as the commit in progress sees it.
-func (l *logState) at(id string) logPos {
-	if p, ok := l.pend[id]; ok {
-		return p
-	}
-	return l.pos[id]
-}
-
 // clean copies the still-current rows among the oldest of state_log to
 // its end and deletes the oldest range, when the log holds more than
 // twice the products (plus cleanMin). It looks at most at budget rows.
 // Runs inside the commit's transaction; l.nextLog and l.tail are the
 // commit's tentative values.
 func (l *logState) clean(ctx context.Context, ws *writeStmts, budget int) error {
-	live := int64(len(l.pos) + len(l.pend))
+	live := int64(len(l.ids))
 	if l.nextLog-l.tail <= 2*live+cleanMin {
 		return nil
 	}
@@ -149,7 +285,7 @@ func (l *logState) clean(ctx context.Context, ws *writeStmts, budget int) error 
 	if err != nil {
 		return fmt.Errorf("scan: %w", err)
 	}
-	l.cleanSeqs, l.cleanIDs = l.cleanSeqs[:0], l.cleanIDs[:0]
+	l.cleanSeqs, l.cleanSlots = l.cleanSeqs[:0], l.cleanSlots[:0]
 	last := int64(-1)
 	dest := make([]driver.Value, 2)
 	for {
@@ -168,9 +304,9 @@ func (l *logState) clean(ctx context.Context, ws *writeStmts, budget int) error 
 			id = string(v)
 		}
 		last = seq
-		if l.at(id).seq == seq {
+		if k := l.find(id, noHint); l.at(k).seq == seq {
 			l.cleanSeqs = append(l.cleanSeqs, seq)
-			l.cleanIDs = append(l.cleanIDs, id)
+			l.cleanSlots = append(l.cleanSlots, k)
 		}
 	}
 	if err := rows.Close(); err != nil {
@@ -191,10 +327,10 @@ func (l *logState) clean(ctx context.Context, ws *writeStmts, budget int) error 
 		if err := ws.exec(ctx, ws.cleanCopy, l.nextLog, string(l.json)); err != nil {
 			return fmt.Errorf("copy: %w", err)
 		}
-		for k, id := range l.cleanIDs {
-			p := l.at(id)
-			p.seq = l.nextLog + int64(k)
-			l.pend[id] = p
+		for i, k := range l.cleanSlots {
+			p := l.at(k)
+			p.seq = l.nextLog + int64(i)
+			l.set(k, p)
 		}
 		l.nextLog += int64(len(l.cleanSeqs))
 	}

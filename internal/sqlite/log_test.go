@@ -135,6 +135,11 @@ func TestStateLogStaysSmall(t *testing.T) {
 	versions := map[string]uint64{}
 	for c := range commits {
 		b := &engine.Batch{}
+		if c == 0 {
+			for k := range products {
+				b.Products = append(b.Products, pricing.Product{ID: fmt.Sprintf("p%05d", k), BasePrice: 1})
+			}
+		}
 		for k := range perCommit {
 			id := fmt.Sprintf("p%05d", (c*perCommit+k)%products)
 			versions[id]++
@@ -165,7 +170,7 @@ func TestStateLogStaysSmall(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(snap.StateMap(), latest) {
-		t.Errorf("Load after cleaning: %d states, want %d (or different values)", len(snap.States), len(latest))
+		t.Errorf("Load after cleaning: %d states, want %d (or different values)", snap.NumStated(), len(latest))
 	}
 	for _, id := range []string{"p00000", "p01234", "p02999"} {
 		h, err := s.History(ctx, id, 1000)
@@ -176,4 +181,71 @@ func TestStateLogStaysSmall(t *testing.T) {
 			t.Errorf("History(%s): %d rows from version %d, want %d rows from %d down to 1", id, len(h), h[0].Version, versions[id], versions[id])
 		}
 	}
+}
+
+// TestWrongHintsCostOnlyTheLookup: the engine's hints (the product's
+// place in its catalog) let a commit find a product's positions without
+// the map of ids, but a hint is checked, never trusted: rows whose hints
+// name other products, or no product at all, land on their own products'
+// chains.
+func TestWrongHintsCostOnlyTheLookup(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "hints.db")
+	s := openTest(t, path)
+	ids := []string{"a", "b", "c"}
+	b := &engine.Batch{}
+	for k, id := range ids {
+		b.Products = append(b.Products, pricing.Product{ID: id, BasePrice: 1})
+		b.States = append(b.States, engine.ProductState{ID: id, Hint: int32(k), State: pricing.State{Price: 1, Version: 1}})
+		b.History = append(b.History, engine.HistoryRow{ProductID: id, Hint: int32(k), Price: 1, At: 1, Version: 1})
+	}
+	if err := s.Commit(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Load(ctx); err != nil { // slots in catalog order: a 0, b 1, c 2
+		t.Fatal(err)
+	}
+	// Version 2 with every hint wrong: a names b's place, b c's, c one past
+	// the end; then version 3 with a hint of -1, one far out of range and
+	// c naming a's place.
+	for _, step := range []struct {
+		v    uint64
+		hint func(k int) int32
+	}{{2, func(k int) int32 { return int32(k + 1) }}, {3, func(k int) int32 { return []int32{-1, 1 << 30, 0}[k] }}} {
+		b := &engine.Batch{}
+		for k, id := range ids {
+			st := pricing.State{Price: float64(step.v) + float64(k)/10, Version: step.v}
+			b.States = append(b.States, engine.ProductState{ID: id, Hint: step.hint(k), State: st})
+			b.History = append(b.History, engine.HistoryRow{ProductID: id, Hint: step.hint(k), Price: st.Price, At: int64(step.v), Version: step.v})
+		}
+		if err := s.Commit(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(when string, s *Store) {
+		t.Helper()
+		for k, id := range ids {
+			h, err := s.History(ctx, id, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(h) != 3 || h[0].Version != 3 || h[1].Version != 2 || h[2].Version != 1 || h[0].Price != 3+float64(k)/10 {
+				t.Errorf("%s: history of %s %+v, want its versions 3, 2, 1", when, id, h)
+			}
+		}
+		snap, err := s.Load(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, id := range ids {
+			if st, ok := snap.StateMap()[id]; !ok || st.Version != 3 || st.Price != 3+float64(k)/10 {
+				t.Errorf("%s: state of %s %+v, want its version 3", when, id, st)
+			}
+		}
+	}
+	check("at once", s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	check("after reopening", openTest(t, path))
 }

@@ -41,10 +41,9 @@ func (s *Store) load(ctx context.Context) (engine.Snapshot, error) {
 	// rows each, two million in the state log): from the snapshot of the
 	// last clean shutdown when there is one (snapshot.go), else from the
 	// tables, both at once, one core each.
-	var pos map[string]logPos
 	var fast bool
 	var err error
-	snap.Products, snap.States, pos, fast, err = s.takeSnapshot(ctx)
+	snap.Products, snap.States, snap.Stated, fast, err = s.takeSnapshot(ctx)
 	if err != nil {
 		return snap, err
 	}
@@ -56,18 +55,20 @@ func (s *Store) load(ctx context.Context) (engine.Snapshot, error) {
 			defer close(done)
 			snap.Products, catErr = s.loadProducts(ctx)
 		}()
-		snap.States, pos, err = s.loadStates(ctx)
+		states, pos, err := s.loadStates(ctx)
 		<-done
 		if err = errors.Join(catErr, err); err != nil {
 			return snap, err
 		}
+		s.logs.build(snap.Products, nil, pos)
+		s.logs.align(&snap, states)
 	}
 	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
 		return snap, err
 	}
 	defer tx.Rollback() //nolint:errcheck // read-only
-	if err := s.setLog(ctx, tx, pos); err != nil {
+	if err := s.setEnds(ctx, tx); err != nil {
 		return snap, err
 	}
 	if snap.Seen, err = loadSeen(ctx, tx); err != nil {

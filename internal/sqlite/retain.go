@@ -97,10 +97,6 @@ func (s *Store) rollStep(ctx context.Context, cut int64, summaries bool, n *engi
 			return err
 		}
 		l := &s.logs
-		if l.pend == nil {
-			l.pend = map[string]logPos{}
-		}
-		clear(l.pend)
 		nextLog, tail := l.nextLog, l.tail
 		rows, last, full, err := scanOldest(ctx, ws, s.tun.retainRows, cut)
 		var sums int
@@ -110,26 +106,23 @@ func (s *Store) rollStep(ctx context.Context, cut int64, summaries bool, n *engi
 		if err != nil || len(rows) == 0 {
 			tx.Rollback() //nolint:errcheck // secondary to err, or nothing done
 			l.nextLog, l.tail = nextLog, tail
-			clear(l.pend)
+			l.discard()
 			return err
 		}
 		more = full
 		// Readers find a product's summaries from memory: the commit and
 		// the pointers it moves are one event to them (HistoryPage).
 		s.rollGen.Add(1)
-		s.pmu.Lock()
+		l.mu.Lock()
 		err = tx.Commit()
 		if err == nil {
-			for id, p := range l.pend {
-				p.logged = false
-				l.pos[id] = p
-			}
+			l.settle()
 		} else {
 			l.nextLog, l.tail = nextLog, tail
+			l.discard()
 		}
-		s.pmu.Unlock()
+		l.mu.Unlock()
 		s.rollGen.Add(1)
-		clear(l.pend)
 		if err == nil {
 			n.Rolled += int64(len(rows))
 			n.Summaries += int64(sums)
@@ -221,7 +214,7 @@ func writeSummaries(ctx context.Context, ws *writeStmts, l *logState, sums []eng
 		if i > 0 && sums[i].ProductID == sums[i-1].ProductID {
 			continue
 		}
-		if p := l.at(sums[i].ProductID); p.hourly > 0 {
+		if p := l.at(l.find(sums[i].ProductID, noHint)); p.hourly > 0 {
 			if len(ids) > 0 {
 				ids = append(ids, ',')
 			}
@@ -261,7 +254,8 @@ func writeSummaries(ctx context.Context, ws *writeStmts, l *logState, sums []eng
 	var add []appended
 	for i := range sums {
 		h := &sums[i]
-		p := l.at(h.ProductID)
+		k := l.find(h.ProductID, noHint)
+		p := l.at(k)
 		if at, ok := newest[p.hourly]; ok && at.product == h.ProductID && at.hour == h.Hour {
 			if err := ws.exec(ctx, ws.hourlyMerge, p.hourly, h.High, h.Low, h.Close, h.Changes, h.CloseAt,
 				int64(h.Version), ws.source(h.Source), h.Demand); err != nil {
@@ -272,7 +266,7 @@ func writeSummaries(ctx context.Context, ws *writeStmts, l *logState, sums []eng
 		add = append(add, appended{seq: next, prev: p.hourly, i: i})
 		p.hourly = next
 		next++
-		l.pend[h.ProductID] = p
+		l.set(k, p)
 	}
 	if err := ws.hourly.exec(ctx, ws, len(add), func(v []driver.NamedValue, k int) {
 		a := add[k]
@@ -294,9 +288,10 @@ func writeSummaries(ctx context.Context, ws *writeStmts, l *logState, sums []eng
 	}
 	l.json = append(l.json[:0], '[')
 	k := int64(0)
-	for id, p := range l.pend {
+	for i := range l.pend {
+		p := &l.pend[i]
 		if p.seq == 0 { // cannot be: since 0006 a product with history has a state_log row
-			return fmt.Errorf("state of %q: no state_log row to copy", id)
+			return fmt.Errorf("state of %q: no state_log row to copy", l.ids[p.slot])
 		}
 		if k > 0 {
 			l.json = append(l.json, ',')
@@ -307,7 +302,6 @@ func writeSummaries(ctx context.Context, ws *writeStmts, l *logState, sums []eng
 		l.json = strconv.AppendInt(l.json, p.hourly, 10)
 		l.json = append(l.json, ']')
 		p.seq = l.nextLog + k
-		l.pend[id] = p
 		k++
 	}
 	l.json = append(l.json, ']')

@@ -14,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/dynaprice/dynaprice/internal/engine"
 	"github.com/dynaprice/dynaprice/internal/pricing"
 )
 
@@ -33,11 +32,14 @@ import (
 // corrupt (its checksum says so) is ignored the same way.
 //
 // Layout, little-endian: the magic, the 16-byte token, then, each as a
-// length-prefixed section, the products in catalog order (each followed by
-// its state, or none), and the logs' positions (product id, state_log seq,
-// price_history head, price_hourly head); a CRC-32C of everything before it ends the file.
+// length-prefixed section, the products in catalog order, each followed by
+// its state (or none) and its position in the logs (state_log seq,
+// price_history head, price_hourly head), and the positions of any ids
+// outside the catalog (id, then the same three); a CRC-32C of everything
+// before it ends the file. A file of an older layout is ignored (the
+// magic says which).
 
-const snapshotMagic = "dynaprice snapshot 2\n"
+const snapshotMagic = "dynaprice snapshot 3\n"
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -63,7 +65,7 @@ func (s *Store) SaveSnapshot(ctx context.Context, products []pricing.Product, st
 	}
 	final := snapshotPath(s.path)
 	tmp := final + ".tmp"
-	if err := writeSnapshot(tmp, token, products, state, s.logs.pos); err != nil {
+	if err := writeSnapshot(tmp, token, products, state, &s.logs); err != nil {
 		os.Remove(tmp) //nolint:errcheck // reporting the cause
 		return fmt.Errorf("sqlite: snapshot: %w", err)
 	}
@@ -86,7 +88,7 @@ func (s *Store) SaveSnapshot(ctx context.Context, products []pricing.Product, st
 // the tag. It returns ok false, with no error, when there is no usable
 // snapshot: no tag, or a file that is missing or does not match; the
 // caller then reads the tables. The caller holds wmu.
-func (s *Store) takeSnapshot(ctx context.Context) (products []pricing.Product, states []engine.ProductState, pos map[string]logPos, ok bool, err error) {
+func (s *Store) takeSnapshot(ctx context.Context) (products []pricing.Product, states []pricing.State, stated []bool, ok bool, err error) {
 	var token []byte
 	err = s.wc.QueryRowContext(ctx, "SELECT token FROM snapshot_tag WHERE id = 1").Scan(&token)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -103,15 +105,25 @@ func (s *Store) takeSnapshot(ctx context.Context) (products []pricing.Product, s
 	s.tagged = false
 	path := snapshotPath(s.path)
 	defer os.Remove(path) //nolint:errcheck // a stale file is ignored anyway
-	products, states, pos, err = readSnapshot(path, token)
+	snap, err := readSnapshot(path, token)
 	if err != nil {
 		s.log.Warn("sqlite: not starting from the snapshot; reading the tables", "path", path, "err", err)
 		return nil, nil, nil, false, nil
 	}
-	return products, states, pos, true, nil
+	s.logs.build(snap.products, snap.pos, snap.more)
+	return snap.products, snap.states, snap.stated, true, nil
 }
 
-func writeSnapshot(path string, token [16]byte, products []pricing.Product, state func(int) *pricing.State, pos map[string]logPos) (err error) {
+// snapshotFile is what a snapshot holds.
+type snapshotFile struct {
+	products []pricing.Product
+	states   []pricing.State // by product; nil when none has one
+	stated   []bool
+	pos      []logPos // by product
+	more     map[string]logPos
+}
+
+func writeSnapshot(path string, token [16]byte, products []pricing.Product, state func(int) *pricing.State, l *logState) (err error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
@@ -123,6 +135,7 @@ func writeSnapshot(path string, token [16]byte, products []pricing.Product, stat
 	}()
 	sum := crc32.New(castagnoli)
 	w := bufio.NewWriterSize(io.MultiWriter(f, sum), 1<<20)
+	inCatalog := make([]bool, len(l.ids))
 	var buf []byte
 	buf = append(buf, snapshotMagic...)
 	buf = append(buf, token[:]...)
@@ -140,16 +153,11 @@ func writeSnapshot(path string, token [16]byte, products []pricing.Product, stat
 			}
 			binary.LittleEndian.PutUint32(buf[mark:], uint32(len(buf)-mark-4))
 		}
-		if len(buf) >= 1<<20 {
-			if _, err := w.Write(buf); err != nil {
-				return err
-			}
-			buf = buf[:0]
+		var p logPos
+		if k, ok := l.lookup(products[i].ID, int32(i)); ok {
+			p = l.pos[k]
+			inCatalog[k] = true
 		}
-	}
-	buf = binary.AppendUvarint(buf, uint64(len(pos)))
-	for id, p := range pos {
-		buf = appendString(buf, id)
 		buf = binary.AppendVarint(buf, p.seq)
 		buf = binary.AppendVarint(buf, p.head)
 		buf = binary.AppendVarint(buf, p.hourly)
@@ -159,6 +167,20 @@ func writeSnapshot(path string, token [16]byte, products []pricing.Product, stat
 			}
 			buf = buf[:0]
 		}
+	}
+	var outside []int32
+	for k := range l.ids {
+		if !inCatalog[k] && l.pos[k] != (logPos{}) {
+			outside = append(outside, int32(k))
+		}
+	}
+	buf = binary.AppendUvarint(buf, uint64(len(outside)))
+	for _, k := range outside {
+		p := l.pos[k]
+		buf = appendString(buf, l.ids[k])
+		buf = binary.AppendVarint(buf, p.seq)
+		buf = binary.AppendVarint(buf, p.head)
+		buf = binary.AppendVarint(buf, p.hourly)
 	}
 	if _, err := w.Write(buf); err != nil {
 		return err
@@ -172,57 +194,60 @@ func writeSnapshot(path string, token [16]byte, products []pricing.Product, stat
 	return f.Sync()
 }
 
-func readSnapshot(path string, token []byte) ([]pricing.Product, []engine.ProductState, map[string]logPos, error) {
+func readSnapshot(path string, token []byte) (snapshotFile, error) {
+	var f snapshotFile
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, nil, nil, err
+		return f, err
 	}
 	if len(data) < len(snapshotMagic)+16+4 {
-		return nil, nil, nil, errors.New("file too short")
+		return f, errors.New("file too short")
 	}
 	body, tail := data[:len(data)-4], data[len(data)-4:]
 	if crc32.Checksum(body, castagnoli) != binary.LittleEndian.Uint32(tail) {
-		return nil, nil, nil, errors.New("checksum mismatch")
+		return f, errors.New("checksum mismatch")
 	}
 	if string(body[:len(snapshotMagic)]) != snapshotMagic {
-		return nil, nil, nil, errors.New("not a snapshot of this format")
+		return f, errors.New("not a snapshot of this format")
 	}
 	body = body[len(snapshotMagic):]
 	if string(body[:16]) != string(token) {
-		return nil, nil, nil, errors.New("the file is not the snapshot the database names")
+		return f, errors.New("the file is not the snapshot the database names")
 	}
 	r := reader{buf: body[16:]}
 	n := r.count()
-	products := make([]pricing.Product, n)
-	states := make([]engine.ProductState, 0, n)
-	for i := range products {
-		r.product(&products[i])
+	f.products, f.pos = make([]pricing.Product, n), make([]logPos, n)
+	// The states are decoded in place, into the list the engine keeps.
+	f.states, f.stated = make([]pricing.State, n), make([]bool, n)
+	for i := range f.products {
+		r.product(&f.products[i])
 		if r.byte() == 1 {
 			size := int(r.u32())
 			raw := r.take(size)
 			if r.err != nil {
 				break
 			}
-			states = append(states, engine.ProductState{ID: products[i].ID})
-			if err := states[len(states)-1].State.UnmarshalBinary(raw); err != nil {
-				return nil, nil, nil, fmt.Errorf("state of %q: %w", products[i].ID, err)
+			if err := f.states[i].UnmarshalBinary(raw); err != nil {
+				return f, fmt.Errorf("state of %q: %w", f.products[i].ID, err)
 			}
+			f.stated[i] = true
 		}
+		f.pos[i] = logPos{seq: r.varint(), head: r.varint(), hourly: r.varint()}
 	}
-	np := r.count()
-	pos := make(map[string]logPos, np)
-	for range np {
-		id := r.string()
-		seq, head, hourly := r.varint(), r.varint(), r.varint()
-		pos[id] = logPos{seq: seq, head: head, hourly: hourly}
+	if np := r.count(); np > 0 {
+		f.more = make(map[string]logPos, np)
+		for range np {
+			id := r.string()
+			f.more[id] = logPos{seq: r.varint(), head: r.varint(), hourly: r.varint()}
+		}
 	}
 	if r.err == nil && len(r.buf) != 0 {
 		r.err = errors.New("trailing bytes")
 	}
 	if r.err != nil {
-		return nil, nil, nil, r.err
+		return f, r.err
 	}
-	return products, states, pos, nil
+	return f, nil
 }
 
 // appendProduct appends the fields of p that the catalog stores.

@@ -153,9 +153,9 @@ func TestSnapshotNotUsedAfterACommit(t *testing.T) {
 	if err := s.Commit(ctx, &engine.Batch{States: []engine.ProductState{{ID: "PA", State: st}}}); err != nil {
 		t.Fatal(err)
 	}
-	for k := range want.States {
-		if want.States[k].ID == "PA" {
-			want.States[k].State = st
+	for k, p := range want.Products {
+		if p.ID == "PA" {
+			want.States[k] = st
 		}
 	}
 	s2 := openTest(t, path) // the first is not closed: as after kill -9

@@ -117,9 +117,8 @@ type Store struct {
 	wmu sync.Mutex
 	wc  *sql.Conn
 	ws  *writeStmts
-	// logs indexes the appended tables (log.go); pmu guards logs.pos.
+	// logs indexes the appended tables (log.go).
 	logs logState
-	pmu  sync.RWMutex
 	// fromSnapshot says whether the last Load read the snapshot of a clean
 	// shutdown (snapshot.go) rather than the tables.
 	fromSnapshot bool

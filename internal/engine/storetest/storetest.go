@@ -160,12 +160,9 @@ func load(t *testing.T, st Store) engine.Snapshot {
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
-	seen := map[string]bool{}
-	for _, ps := range snap.States {
-		if seen[ps.ID] {
-			t.Fatalf("Load: two states of %q", ps.ID)
-		}
-		seen[ps.ID] = true
+	if n := len(snap.States); n != len(snap.Stated) || (n != 0 && n != len(snap.Products)) {
+		t.Fatalf("Load: %d products with %d states and %d flags (want all as many, or no states)",
+			len(snap.Products), n, len(snap.Stated))
 	}
 	return snap
 }
@@ -294,7 +291,7 @@ func state(n int) pricing.State {
 func (s *suite) emptyLoad(t *testing.T) {
 	st, _ := s.openStore(t, storeName(t, ""))
 	snap := load(t, st)
-	if len(snap.Products) != 0 || len(snap.States) != 0 || len(snap.Seen) != 0 || len(snap.Settings) != 0 {
+	if len(snap.Products) != 0 || snap.NumStated() != 0 || len(snap.Seen) != 0 || len(snap.Settings) != 0 {
 		t.Errorf("Load of a new store = %+v, want it empty", snap)
 	}
 	if h := history(t, st, "nope", 10); len(h) != 0 {
@@ -336,8 +333,8 @@ func (s *suite) roundTrip(t *testing.T) {
 		want := slices.Clone(products)
 		slices.SortFunc(want, func(a, b pricing.Product) int { return strings.Compare(a.ID, b.ID) })
 		productsEqual(t, when+": products", got, want)
-		if len(snap.States) != len(states) {
-			t.Errorf("%s: %d states, want %d", when, len(snap.States), len(states))
+		if snap.NumStated() != len(states) {
+			t.Errorf("%s: %d states, want %d", when, snap.NumStated(), len(states))
 		}
 		byID := snap.StateMap()
 		for id, want := range states {
@@ -697,9 +694,9 @@ func (s *suite) cancelledContext(t *testing.T) {
 func assertEmpty(t *testing.T, st Store, when string) {
 	t.Helper()
 	snap := load(t, st)
-	if len(snap.Products) != 0 || len(snap.States) != 0 || len(snap.Seen) != 0 || len(snap.Settings) != 0 {
+	if len(snap.Products) != 0 || snap.NumStated() != 0 || len(snap.Seen) != 0 || len(snap.Settings) != 0 {
 		t.Errorf("%s: Load = %d products, %d states, %d seen, %d settings; want nothing",
-			when, len(snap.Products), len(snap.States), len(snap.Seen), len(snap.Settings))
+			when, len(snap.Products), snap.NumStated(), len(snap.Seen), len(snap.Settings))
 	}
 	for _, id := range []string{"a", "b"} {
 		if h := history(t, st, id, 10); len(h) != 0 {
