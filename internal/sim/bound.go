@@ -347,9 +347,8 @@ func logMax(f func(float64) float64, lo, hi float64, n int) float64 {
 // benchmarks are a market's best fixed prices (one per product) with
 // their fluid revenue, and its dynamic bound.
 type benchmarks struct {
-	prices        []float64
-	fixed, bound  float64
-	boundProducts []float64 // per product, for tests
+	prices       []float64
+	fixed, bound float64
 }
 
 // benchmark works out the market's benchmarks.
@@ -358,7 +357,7 @@ func benchmark(m *simmarket.Market, marginFloor bool) (benchmarks, error) {
 	if err != nil {
 		return benchmarks{}, err
 	}
-	b := benchmarks{prices: make([]float64, len(m.Products)), boundProducts: make([]float64, len(m.Products))}
+	b := benchmarks{prices: make([]float64, len(m.Products))}
 	var cells []simmarket.Cell
 	for i := range m.Products {
 		var md *model
@@ -366,8 +365,7 @@ func benchmark(m *simmarket.Market, marginFloor bool) (benchmarks, error) {
 		p, r := md.bestFixed()
 		b.prices[i] = p
 		b.fixed += r
-		b.boundProducts[i] = md.bound()
-		b.bound += b.boundProducts[i]
+		b.bound += md.bound()
 	}
 	return b, nil
 }
