@@ -55,6 +55,10 @@ Flags:
 	if err != nil {
 		return err
 	}
+	if seeds < 1 {
+		fmt.Fprintf(stderr, "dynaprice simulate: --seeds %d: want 1 or more\nRun \"dynaprice simulate --help\" to see the flags.\n", seeds)
+		return errUsage
+	}
 	if len(files) != 1 {
 		fmt.Fprintf(stderr, "dynaprice simulate: give one scenario file (got %d: %q)\nRun \"dynaprice simulate --help\" to see the flags.\n", len(files), files)
 		return errUsage
@@ -66,10 +70,6 @@ Flags:
 	pc, err := pricing.ConfigFrom(weights, halfLife)
 	if err != nil {
 		return err
-	}
-	if seeds < 1 {
-		fmt.Fprintf(stderr, "dynaprice simulate: --seeds %d: want 1 or more\n", seeds)
-		return errUsage
 	}
 	if isSet(fs, "seed") {
 		sc.Seed = seed
@@ -89,12 +89,12 @@ Flags:
 	for k := range list {
 		list[k] = sc.Seed + uint64(k)
 	}
-	// The charts are of the first seed, run again with its series (the
-	// summary drops them).
 	sum, err := sim.RunSeeds(ctx, cfg, list)
 	if err != nil {
 		return err
 	}
+	// The charts are of the first seed, run again for its series (the
+	// summary drops them).
 	var first sim.Report
 	if svgDir != "" {
 		if first, err = sim.Run(ctx, cfg); err != nil {
