@@ -205,7 +205,7 @@ func TestSimulateCommand(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("simulate: exit %d, %s", code, errb.String())
 	}
-	for _, want := range []string{"strategy", "static", "decay", "oracle", "100.0%"} {
+	for _, want := range []string{"strategy", "static", "decay", "best-fixed", "100.0%", "dynamic bound"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}
@@ -226,6 +226,29 @@ func TestSimulateCommand(t *testing.T) {
 		if err != nil || !strings.HasPrefix(string(b), "<svg") || strings.Count(string(b), "<path") < 2 {
 			t.Errorf("%s.svg: %v %.200s", chart, err, b)
 		}
+	}
+	// Several seeds: a summary with the spread, from the seed asked for,
+	// and a CSV row per strategy and one for the bound.
+	out.Reset()
+	errb.Reset()
+	code = Run(ctx, []string{"dynaprice", "simulate", "--strategies", "static", "--seed", "101", "--seeds", "2", "--csv", dir + "/s.csv",
+		"../../scenarios/steady.json"}, env(nil), &out, &errb)
+	if code != 0 {
+		t.Fatalf("simulate --seeds: exit %d, %s", code, errb.String())
+	}
+	for _, want := range []string{"steady over 2 seeds (101–102)", "static", "best-fixed", "% of bound", "dynamic bound"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, out.String())
+		}
+	}
+	if !strings.Contains(errb.String(), "seed 102 (2 of 2)") {
+		t.Errorf("no progress per seed: %s", errb.String())
+	}
+	if b, err := os.ReadFile(dir + "/s.csv"); err != nil || strings.Count(string(b), "\n") != 4 || !strings.Contains(string(b), "revenue_pct_of_bound_mean") {
+		t.Errorf("summary CSV: %v %s", err, b)
+	}
+	if code := Run(ctx, []string{"dynaprice", "simulate", "--seeds", "0", "../../scenarios/steady.json"}, env(nil), &out, &errb); code != 2 {
+		t.Errorf("--seeds 0: exit %d, want 2", code)
 	}
 	if code := Run(ctx, []string{"dynaprice", "simulate"}, env(nil), &out, &errb); code != 2 {
 		t.Errorf("no scenario: exit %d, want 2", code)

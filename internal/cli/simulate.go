@@ -17,12 +17,16 @@ func runSimulate(ctx context.Context, args []string, getenv Env, stdout, stderr 
 	var strategies, jsonOut, csvOut, svgDir, weights string
 	var halfLife time.Duration
 	var noFloor bool
+	var seed uint64
+	var seeds int
 	fs := flag.NewFlagSet("dynaprice simulate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&strategies, "strategies", "static,seed,decay,inventory,thompson", "strategies to compare, comma separated (the clairvoyant oracle is always added)")
-	fs.StringVar(&jsonOut, "json", "", "also write the results as JSON to this file")
-	fs.StringVar(&csvOut, "csv", "", "also write the results as CSV to this file")
-	fs.StringVar(&svgDir, "svg", "", "also draw charts into this directory: revenue.svg, regret.svg, price.svg")
+	fs.StringVar(&strategies, "strategies", "static,seed,decay,inventory,thompson", "strategies to compare, comma separated (best-fixed, the clairvoyant fixed price, is always added)")
+	fs.Uint64Var(&seed, "seed", 0, "first seed to run (default: the scenario's own, which its shipped settings were tuned on)")
+	fs.IntVar(&seeds, "seeds", 1, "run this many seeds, from --seed on, and report each figure's mean and spread over them")
+	fs.StringVar(&jsonOut, "json", "", "also write the results as JSON to this file (with --seeds, the summary and every seed's results)")
+	fs.StringVar(&csvOut, "csv", "", "also write the results as CSV to this file (with --seeds, one row per strategy with mean, sd, min and max)")
+	fs.StringVar(&svgDir, "svg", "", "also draw charts into this directory: revenue.svg, regret.svg, price.svg (with --seeds, of the first seed)")
 	fs.StringVar(&weights, "weights", "view=1,cart=3,purchase=5", "demand weight per event type")
 	fs.DurationVar(&halfLife, "half-life", time.Hour, "half-life of demand for the decay strategy")
 	fs.BoolVar(&noFloor, "no-margin-floor", false, "let prices fall below unit cost")
@@ -34,9 +38,13 @@ time and deterministic for the scenario's seed: shoppers arrive (Poisson,
 with daily and weekly seasonality and demand shocks), see the price the real
 engine code sets, and view, add to cart or buy according to each product's
 hidden demand curve; stock runs out and is restocked. Every strategy faces
-the same shoppers. Reports revenue, units, margin, revenue as a percentage
-of the clairvoyant optimum (the best fixed price per product knowing its
-true curve: "oracle"), price changes and their mean size, and stock-outs.
+the same shoppers. Reports revenue, units, margin, price changes and their
+mean size, stock-outs, and revenue as a percentage of two clairvoyant
+benchmarks worked out from the true demand: the best fixed price per
+product ("best-fixed", run like a strategy) and the dynamic bound, the
+most any pricing could expect to earn with any price at any time (an upper
+bound, not a strategy; docs/SIMULATE.md says how it is computed).
+With --seeds N it runs N seeds and reports each figure's mean and spread.
 Scenarios ship in scenarios/.
 
 Flags:
@@ -46,6 +54,10 @@ Flags:
 	files, err := parseArgs(fs, args, stderr)
 	if err != nil {
 		return err
+	}
+	if seeds < 1 {
+		fmt.Fprintf(stderr, "dynaprice simulate: --seeds %d: want 1 or more\nRun \"dynaprice simulate --help\" to see the flags.\n", seeds)
+		return errUsage
 	}
 	if len(files) != 1 {
 		fmt.Fprintf(stderr, "dynaprice simulate: give one scenario file (got %d: %q)\nRun \"dynaprice simulate --help\" to see the flags.\n", len(files), files)
@@ -59,14 +71,46 @@ Flags:
 	if err != nil {
 		return err
 	}
+	if isSet(fs, "seed") {
+		sc.Seed = seed
+	}
 	fmt.Fprintf(stderr, "simulating %q: %s\n", sc.Name, sc.Description)
-	rs, err := sim.Run(ctx, sim.Config{Scenario: sc, Strategies: splitList(strategies), Pricing: pc,
-		MarginFloor: !noFloor, Progress: stderr})
+	cfg := sim.Config{Scenario: sc, Strategies: splitList(strategies), Pricing: pc, MarginFloor: !noFloor, Progress: stderr}
+	if seeds == 1 {
+		rep, err := sim.Run(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		return writeSimulation(stdout, stderr, rep, jsonOut, csvOut, svgDir,
+			func(path string, f sim.Format) error { return sim.WriteReportFile(path, f, rep) },
+			func(w io.Writer) error { return sim.WriteReport(w, sim.Table, rep) })
+	}
+	list := make([]uint64, seeds)
+	for k := range list {
+		list[k] = sc.Seed + uint64(k)
+	}
+	sum, err := sim.RunSeeds(ctx, cfg, list)
 	if err != nil {
 		return err
 	}
-	rep := sim.Report{Scenario: sc.Name, Seed: sc.Seed, Results: rs}
-	if err := sim.WriteReport(stdout, sim.Table, rep); err != nil {
+	// The charts are of the first seed, run again for its series (the
+	// summary drops them).
+	var first sim.Report
+	if svgDir != "" {
+		if first, err = sim.Run(ctx, cfg); err != nil {
+			return err
+		}
+	}
+	return writeSimulation(stdout, stderr, first, jsonOut, csvOut, svgDir,
+		func(path string, f sim.Format) error { return sim.WriteSummaryFile(path, f, sum) },
+		func(w io.Writer) error { return sim.WriteSummary(w, sim.Table, sum) })
+}
+
+// writeSimulation prints the table and writes the files asked for: JSON
+// and CSV by writeFile, charts of rep.
+func writeSimulation(stdout, stderr io.Writer, rep sim.Report, jsonOut, csvOut, svgDir string,
+	writeFile func(string, sim.Format) error, table func(io.Writer) error) error {
+	if err := table(stdout); err != nil {
 		return err
 	}
 	for _, out := range []struct {
@@ -76,7 +120,7 @@ Flags:
 		if out.path == "" {
 			continue
 		}
-		if err := sim.WriteReportFile(out.path, out.format, rep); err != nil {
+		if err := writeFile(out.path, out.format); err != nil {
 			return err
 		}
 	}
@@ -87,4 +131,12 @@ Flags:
 		fmt.Fprintf(stderr, "charts written to %s\n", svgDir)
 	}
 	return nil
+}
+
+// isSet reports whether the flag called name was given (as opposed to
+// left at its default).
+func isSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }

@@ -5,11 +5,13 @@
 // shoppers (same arrivals, same random draws), so differences in revenue
 // come from the prices, not from luck.
 //
-// Besides the strategies asked for, every run includes "oracle": each
-// product at the best fixed price knowing its true demand curve, its
-// traffic, its competitors' prices and its stock (the revenue-maximising
-// price, raised to the price that just sells the stock when stock is
-// short), the clairvoyant benchmark the others are measured against.
+// Every run is measured against two clairvoyant benchmarks worked out from
+// the market's true expected demand (bound.go): "best-fixed", each
+// product at the one price that earns most over the horizon knowing its
+// demand and stock, run like a strategy; and the dynamic bound, what a
+// clairvoyant free to set any price at any moment could expect at most
+// (a fluid relaxation: an upper bound on every strategy's expected
+// revenue, not a policy). Each result is reported as a percentage of both.
 //
 // With competitors in the scenario, the simulator reports their prices to
 // the engine as competitor_price events and gives every product the
@@ -36,8 +38,8 @@ import (
 	"github.com/dynaprice/dynaprice/internal/sim/simmarket"
 )
 
-// Oracle is the name of the clairvoyant fixed-price benchmark.
-const Oracle = "oracle"
+// BestFixed is the name of the clairvoyant fixed-price benchmark.
+const BestFixed = "best-fixed"
 
 // Static is the list-price strategy: the catalog's base price, unchanged.
 const Static = "static"
@@ -46,7 +48,7 @@ const Static = "static"
 type Config struct {
 	Scenario *simmarket.Scenario
 	// Strategies to compare, by name: static, seed, decay, inventory,
-	// thompson, competitor (and any in Pricing.Strategies). The oracle is
+	// thompson, competitor (and any in Pricing.Strategies). BestFixed is
 	// always added.
 	Strategies []string
 	// Pricing configures the engine (weights, half-life, strategies).
@@ -65,8 +67,10 @@ type Result struct {
 	Margin    float64 `json:"margin"`
 	Units     int64   `json:"units"`
 	StockOuts int64   `json:"stock_outs"`
-	// OfOptimum is revenue as a percentage of the oracle's.
-	OfOptimum float64 `json:"revenue_pct_of_optimum"`
+	// OfBound is revenue as a percentage of the dynamic bound, OfFixed
+	// of the best fixed price's revenue in the same run.
+	OfBound float64 `json:"revenue_pct_of_bound"`
+	OfFixed float64 `json:"revenue_pct_of_best_fixed"`
 	// PriceChanges counts published price changes; Volatility is their
 	// mean absolute size in percent.
 	PriceChanges int64   `json:"price_changes"`
@@ -99,13 +103,14 @@ func (staticStrategy) Price(in pricing.Input) (float64, float64) {
 	return in.Product.BasePrice, in.State.Demand.Total
 }
 
-// Run simulates every strategy in turn on the same shoppers and returns
-// their results, the oracle last.
-func Run(ctx context.Context, cfg Config) ([]Result, error) {
+// Run simulates every strategy in turn on the same shoppers and reports
+// their results, the best fixed price last, with the dynamic bound.
+func Run(ctx context.Context, cfg Config) (Report, error) {
 	if cfg.Scenario == nil {
-		return nil, errors.New("sim: no scenario")
+		return Report{}, errors.New("sim: no scenario")
 	}
-	names := append(append([]string(nil), cfg.Strategies...), Oracle)
+	rep := Report{Scenario: cfg.Scenario.Name, Seed: cfg.Scenario.Seed}
+	names := append(append([]string(nil), cfg.Strategies...), BestFixed)
 	pc := cfg.Pricing
 	if pc.Weights == (pricing.Weights{}) {
 		pc = pricing.DefaultConfig()
@@ -124,34 +129,46 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 	for _, name := range cfg.Strategies {
 		if _, ok := strategies[name]; !ok {
 			known := slices.Sorted(maps.Keys(strategies))
-			return nil, fmt.Errorf("sim: unknown strategy %q (known: %s)", name, strings.Join(known, ", "))
+			return rep, fmt.Errorf("sim: unknown strategy %q (known: %s)", name, strings.Join(known, ", "))
 		}
 	}
-	var out []Result
+	m, err := simmarket.New(cfg.Scenario)
+	if err != nil {
+		return rep, err
+	}
+	bench, err := benchmark(m, cfg.MarginFloor)
+	if err != nil {
+		return rep, err
+	}
+	rep.Bound = pricing.RoundCents(bench.bound)
 	for _, name := range names {
-		r, err := runOne(ctx, cfg, pc, name)
+		r, err := runOne(ctx, cfg, pc, name, bench.prices)
 		if err != nil {
-			return out, err
+			return rep, err
 		}
-		out = append(out, r)
+		rep.Results = append(rep.Results, r)
 	}
-	best := out[len(out)-1].Revenue
-	for i := range out {
-		if best > 0 {
-			out[i].OfOptimum = 100 * out[i].Revenue / best
+	fixed := rep.Results[len(rep.Results)-1].Revenue
+	for i := range rep.Results {
+		if bench.bound > 0 {
+			rep.Results[i].OfBound = 100 * rep.Results[i].Revenue / bench.bound
+		}
+		if fixed > 0 {
+			rep.Results[i].OfFixed = 100 * rep.Results[i].Revenue / fixed
 		}
 	}
-	return out, nil
+	return rep, nil
 }
 
-func runOne(ctx context.Context, cfg Config, pc pricing.Config, name string) (Result, error) {
+// runOne runs one strategy; fixed is the best fixed prices, for BestFixed.
+func runOne(ctx context.Context, cfg Config, pc pricing.Config, name string, fixed []float64) (Result, error) {
 	start := time.Now()
 	m, err := simmarket.New(cfg.Scenario)
 	if err != nil {
 		return Result{}, err
 	}
 	strategy := name
-	if name == Oracle {
+	if name == BestFixed {
 		strategy = Static
 	}
 	if _, ok := pc.Strategies[strategy]; !ok {
@@ -162,40 +179,11 @@ func runOne(ctx context.Context, cfg Config, pc pricing.Config, name string) (Re
 	ecfg.Pricing = pc
 	mach := engine.NewMachine(ecfg)
 	products := make([]pricing.Product, len(m.Products))
-	var views []float64
-	var periods [][]periodViews
-	if name == Oracle {
-		if views, periods, err = countViews(m); err != nil {
-			return Result{}, err
-		}
-	}
 	comp := m.Competitors
 	for i, p := range m.Products {
 		pp := pricing.Product{ID: p.ID, BasePrice: p.BasePrice}
-		if name == Oracle {
-			// The revenue-maximising fixed price (the figure reported is
-			// revenue), searched well around the list price and, like
-			// every strategy's, not below cost with the margin floor.
-			lo := p.BasePrice / 10
-			if cfg.MarginFloor {
-				lo = math.Max(lo, p.Cost)
-			}
-			hi := math.Max(lo, p.BasePrice*10)
-			var best float64
-			var demand func(float64) float64 // expected units at a price
-			if comp == nil {
-				best = simmarket.OptimalPrice(p.Curve, 0, lo, hi)
-				demand = func(q float64) float64 { return views[i] * p.Curve.Buy(q) }
-			} else {
-				demand = competingDemand(p.Curve, comp, periods[i])
-				best = maxRevenue(demand, lo, hi)
-			}
-			// With limited stock, no fixed price below the one that just
-			// sells the stock to the shoppers who come earns more.
-			if c := capacity(p.Stock, cfg.Scenario.Horizon.Duration); demand(best) > c {
-				best = math.Max(best, sellOutPrice(demand, c, lo, hi))
-			}
-			pp.BasePrice = pricing.RoundCents(best)
+		if name == BestFixed {
+			pp.BasePrice = pricing.RoundCents(fixed[i])
 		}
 		if cfg.MarginFloor && p.Cost > 0 {
 			pp.UnitCost = p.Cost
@@ -347,112 +335,4 @@ func plan(sc *simmarket.Scenario, st simmarket.StockSpec) *pricing.InventoryPlan
 		period = st.RestockEvery.Duration
 	}
 	return &pricing.InventoryPlan{PeriodStart: sc.Start, PeriodEnd: sc.Start.Add(period), Repeat: true}
-}
-
-// periodViews is a product's views in one requote period, with the
-// lowest competitor price the viewers compared against.
-type periodViews struct {
-	views, lowest float64
-	period        int64
-}
-
-// countViews counts the shoppers each product gets over the horizon: the
-// clairvoyant knows the traffic as well as the curves. With competitors it
-// also counts them per requote period (periods without views are left
-// out, so the lists hold at most one entry per shopper however short the
-// periods).
-func countViews(m *simmarket.Market) ([]float64, [][]periodViews, error) {
-	st, err := m.Stream()
-	if err != nil {
-		return nil, nil, err
-	}
-	views := make([]float64, len(m.Products))
-	var periods [][]periodViews
-	comp := m.Competitors
-	if comp != nil {
-		periods = make([][]periodViews, len(m.Products))
-	}
-	var sh simmarket.Shopper
-	for st.Next(&sh) {
-		views[sh.Product]++
-		if comp == nil {
-			continue
-		}
-		// The stream is in time order, so a product's periods come in
-		// order too.
-		ps := periods[sh.Product]
-		if k := comp.Period(sh.At); len(ps) == 0 || ps[len(ps)-1].period != k {
-			ps = append(ps, periodViews{period: k, lowest: comp.Lowest(sh.Product, k)})
-		}
-		ps[len(ps)-1].views++
-		periods[sh.Product] = ps
-	}
-	return views, periods, nil
-}
-
-// competingDemand is a product's expected units over the horizon at a
-// fixed price when shoppers compare it with the competitors: the sum over
-// requote periods of views × min(1, Buy(p) × Factor(p, lowest)), as
-// simmarket.Market.Buy has it (without demand shocks, as the closed-form
-// oracle has it). It falls with the price, as sellOutPrice needs.
-func competingDemand(cv simmarket.Curve, comp *simmarket.Competitors, ps []periodViews) func(float64) float64 {
-	return func(p float64) float64 {
-		b, d := cv.Buy(p), 0.0
-		for _, pv := range ps {
-			d += pv.views * math.Min(1, b*comp.Factor(p, pv.lowest))
-		}
-		return d
-	}
-}
-
-// maxRevenue maximises p × demand(p) on [lo, hi] numerically, for the
-// oracle with competitors, whose revenue has no closed form and, being a
-// sum over periods of capped terms, kinks where a period's cap starts to
-// bind and may have several local maxima: simmarket.GridMax on a log-spaced
-// grid of 1024 cells (prices are compared in ratios, and the range spans
-// a factor of 100), refined to 1e-10.
-func maxRevenue(demand func(float64) float64, lo, hi float64) float64 {
-	if !(hi > lo) {
-		return lo
-	}
-	const grid = 1024
-	ratio := math.Pow(hi/lo, 1.0/grid)
-	at := func(k int) float64 {
-		if k >= grid {
-			return hi
-		}
-		return lo * math.Pow(ratio, float64(k))
-	}
-	return simmarket.GridMax(func(p float64) float64 { return p * demand(p) }, at, grid, 1e-10)
-}
-
-// capacity is how many units a product can sell over the horizon.
-func capacity(s simmarket.StockSpec, horizon time.Duration) float64 {
-	if s.Unlimited {
-		return math.Inf(1)
-	}
-	c := float64(s.Initial)
-	if s.RestockEvery.Duration > 0 {
-		n := float64(horizon / s.RestockEvery.Duration)
-		c += n * float64(max(s.RestockTo, s.RestockBy))
-	}
-	return c
-}
-
-// sellOutPrice is the price at which the shoppers buy c units, demand(p)
-// being the units they buy at p, found by bisection (demand falls with
-// price).
-func sellOutPrice(demand func(float64) float64, c, lo, hi float64) float64 {
-	if demand(hi) >= c {
-		return hi
-	}
-	for range 100 {
-		mid := (lo + hi) / 2
-		if demand(mid) > c {
-			lo = mid
-		} else {
-			hi = mid
-		}
-	}
-	return hi
 }

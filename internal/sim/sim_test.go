@@ -2,10 +2,8 @@ package sim
 
 import (
 	"context"
-	"math"
 	"reflect"
 	"testing"
-	"time"
 
 	"github.com/dynaprice/dynaprice/internal/sim/simmarket"
 )
@@ -21,13 +19,17 @@ func load(t *testing.T, name string) *simmarket.Scenario {
 
 func TestDeterministicForASeed(t *testing.T) {
 	cfg := Config{Scenario: load(t, "steady"), Strategies: []string{"static", "decay"}, MarginFloor: true}
-	a, err := Run(context.Background(), cfg)
+	ra, err := Run(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := Run(context.Background(), cfg)
+	rb, err := Run(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	a, b := ra.Results, rb.Results
+	if ra.Bound != rb.Bound || ra.Bound <= 0 {
+		t.Errorf("bounds %v and %v", ra.Bound, rb.Bound)
 	}
 	for i := range a {
 		a[i].Elapsed, b[i].Elapsed = 0, 0
@@ -41,21 +43,23 @@ func TestDeterministicForASeed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c[0].Revenue == a[0].Revenue {
+	if c.Results[0].Revenue == a[0].Revenue {
 		t.Error("another seed gave the same revenue")
 	}
 }
 
 // TestRevenueRanking is the regression test of the comparison: on steady
 // demand, the clairvoyant fixed price earns most, Thompson sampling
-// (learning each product's demand) comes within 10% of it, the list price
-// earns less, prices that fall again (decay) less still, and the
-// original's formula, whose prices only ever rise, least.
+// (learning each product's demand) comes within 15% of the dynamic bound
+// (90.6% on this seed when written), the list price earns less, prices
+// that fall again (decay) less still, and the original's formula, whose
+// prices only ever rise, least.
 func TestRevenueRanking(t *testing.T) {
-	rs, err := Run(context.Background(), Config{Scenario: load(t, "steady"), Strategies: []string{"seed", "decay", "static", "thompson"}, MarginFloor: true})
+	rep, err := Run(context.Background(), Config{Scenario: load(t, "steady"), Strategies: []string{"seed", "decay", "static", "thompson"}, MarginFloor: true})
 	if err != nil {
 		t.Fatal(err)
 	}
+	rs := rep.Results
 	by := map[string]Result{}
 	for _, r := range rs {
 		by[r.Strategy] = r
@@ -63,15 +67,15 @@ func TestRevenueRanking(t *testing.T) {
 			t.Errorf("%s saw %d shoppers, %s %d: the stream must be shared", r.Strategy, r.Shoppers, rs[0].Strategy, rs[0].Shoppers)
 		}
 	}
-	if !(by[Oracle].Revenue > by["thompson"].Revenue && by["thompson"].Revenue > by[Static].Revenue &&
+	if !(by[BestFixed].Revenue > by["thompson"].Revenue && by["thompson"].Revenue > by[Static].Revenue &&
 		by[Static].Revenue > by["decay"].Revenue && by["decay"].Revenue > by["seed"].Revenue) {
-		t.Errorf("ranking oracle > thompson > static > decay > seed broken: %+v", rs)
+		t.Errorf("ranking best-fixed > thompson > static > decay > seed broken: %+v", rs)
 	}
-	if by["thompson"].OfOptimum < 90 {
-		t.Errorf("thompson earned %.1f%% of the optimum, want 90%% or more", by["thompson"].OfOptimum)
+	if by["thompson"].OfBound < 85 {
+		t.Errorf("thompson earned %.1f%% of the dynamic bound, want 85%% or more", by["thompson"].OfBound)
 	}
-	if by[Oracle].OfOptimum != 100 || by[Static].PriceChanges != 0 || by["seed"].PriceChanges == 0 {
-		t.Errorf("oracle at 100%%, static never changing, seed changing: %+v", rs)
+	if by[BestFixed].OfFixed != 100 || by[Static].PriceChanges != 0 || by["seed"].PriceChanges == 0 {
+		t.Errorf("best-fixed at 100%%, static never changing, seed changing: %+v", rs)
 	}
 	// The series: samples of simulated time, revenue never falling, ending
 	// at the total.
@@ -92,7 +96,8 @@ func TestRevenueRanking(t *testing.T) {
 // TestUnknownStrategy: a typo is refused before any strategy runs (no
 // results), with the names that are known.
 func TestUnknownStrategy(t *testing.T) {
-	rs, err := Run(context.Background(), Config{Scenario: load(t, "steady"), Strategies: []string{"seed", "nope"}})
+	rep, err := Run(context.Background(), Config{Scenario: load(t, "steady"), Strategies: []string{"seed", "nope"}})
+	rs := rep.Results
 	if err == nil || len(rs) != 0 ||
 		err.Error() != `sim: unknown strategy "nope" (known: competitor, decay, inventory, seed, static, thompson)` {
 		t.Fatalf("results %d, err %v", len(rs), err)
@@ -113,97 +118,20 @@ func BenchmarkLarge(b *testing.B) {
 	}
 }
 
-// TestOracleKnowsTheStock: where stock is short the clairvoyant raises its
-// price to what just sells the stock, and no strategy beats it.
-func TestOracleKnowsTheStock(t *testing.T) {
-	rs, err := Run(context.Background(), Config{Scenario: load(t, "scarce-inventory"), Strategies: []string{"static", "decay", "thompson"}, MarginFloor: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range rs[:len(rs)-1] {
-		if r.OfOptimum >= 100 {
-			t.Errorf("%s earned %.1f%% of the stock-aware optimum", r.Strategy, r.OfOptimum)
-		}
-	}
-}
-
 // TestScarceStockIsRationed: told the stock and the restock cycle, the
 // inventory strategy and the inventory-aware Thompson sampling price
 // scarce stock up instead of selling out early: both earn more than the
 // list price and turn far fewer shoppers away empty-handed.
 func TestScarceStockIsRationed(t *testing.T) {
-	rs, err := Run(context.Background(), Config{Scenario: load(t, "scarce-inventory"), Strategies: []string{"static", "inventory", "thompson"}, MarginFloor: true})
+	rep, err := Run(context.Background(), Config{Scenario: load(t, "scarce-inventory"), Strategies: []string{"static", "inventory", "thompson"}, MarginFloor: true})
 	if err != nil {
 		t.Fatal(err)
 	}
+	rs := rep.Results
 	static := rs[0]
 	for _, r := range rs[1:3] {
 		if r.Revenue <= static.Revenue*1.2 || r.StockOuts*10 > static.StockOuts {
 			t.Errorf("%s: revenue %.0f, %d stock-outs; list price %.0f, %d stock-outs", r.Strategy, r.Revenue, r.StockOuts, static.Revenue, static.StockOuts)
-		}
-	}
-}
-
-func TestSellOutPrice(t *testing.T) {
-	cv := simmarket.Linear{P0: 1, Slope: 0.01} // buys at 1 - p/100
-	p := sellOutPrice(func(q float64) float64 { return 1000 * cv.Buy(q) }, 300, 1, 100)
-	if got := 1000 * cv.Buy(p); math.Abs(got-300) > 1e-6 {
-		t.Errorf("at %v, 1000 views buy %v, want 300", p, got)
-	}
-	if capacity(simmarket.StockSpec{Initial: 10, RestockEvery: simmarket.Duration{Duration: 24 * time.Hour}, RestockTo: 50}, 7*24*time.Hour) != 360 {
-		t.Error("capacity of 10 + 7 restocks to 50 is not 360")
-	}
-}
-
-// TestOracleWithCompetitors checks the oracle's numeric optimum against
-// brute force on a small case: one product whose shoppers compare it with
-// competitors at three levels in three periods (so the revenue has kinks
-// where a period's purchase probability reaches 1, and a dip), and that
-// its sell-out price sells exactly the stock.
-func TestOracleWithCompetitors(t *testing.T) {
-	sc, err := simmarket.ParseScenario([]byte(`{"name":"c","seed":3,"start":"2026-03-02T00:00:00Z","horizon":"18h",
-	  "arrivals":{"rate_per_hour":200},
-	  "products":{"list":[{"id":"a","base_price":20,"cost":2,"curve":{"family":"logit","a":2,"b":0.15},"stock":{"unlimited":true}}]},
-	  "funnel":{"cart_share":0.5},
-	  "competitors":{"count":2,"price_ratio":[0.7,1.3],"requote_every":"6h","volatility":0.3,"influence":6}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := simmarket.New(sc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	views, periods, err := countViews(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(periods[0]) != 3 || periods[0][0].views+periods[0][1].views+periods[0][2].views != views[0] {
-		t.Fatalf("views %v by period %+v", views, periods)
-	}
-	cv := m.Products[0].Curve
-	cases := map[string][]periodViews{
-		"scenario": periods[0],
-		"spread":   {{views: 500, lowest: 8}, {views: 300, lowest: 20}, {views: 900, lowest: 35}},
-	}
-	for name, ps := range cases {
-		demand := competingDemand(cv, m.Competitors, ps)
-		lo, hi := 2.0, 200.0
-		got := maxRevenue(demand, lo, hi)
-		rev := func(p float64) float64 { return p * demand(p) }
-		brute, bv := lo, rev(lo)
-		const n = 400000
-		for k := 1; k <= n; k++ {
-			if p := lo + (hi-lo)*float64(k)/n; rev(p) > bv {
-				brute, bv = p, rev(p)
-			}
-		}
-		if rev(got) < bv*(1-1e-9) || rev(got) > bv*(1+1e-4) {
-			t.Errorf("%s: optimum %v earns %v, brute force %v earns %v", name, got, rev(got), brute, bv)
-		}
-		want := 0.5 * demand(got)
-		p := sellOutPrice(demand, want, lo, hi)
-		if d := demand(p); math.Abs(d-want) > 1e-6*want || p <= got {
-			t.Errorf("%s: at the sell-out price %v (optimum %v) demand is %v, want %v", name, p, got, d, want)
 		}
 	}
 }
@@ -215,30 +143,32 @@ func TestOracleWithCompetitors(t *testing.T) {
 // product's price about once per requote; Thompson sampling, which learns
 // the demand as it stands against the competitors, earns more still, and
 // the clairvoyant fixed price most. The ranking
-// oracle > thompson > competitor > static held for seeds 1 to 5.
+// best-fixed > thompson > competitor > static held for seeds 1 to 5.
 func TestCompetitiveRanking(t *testing.T) {
 	cfg := Config{Scenario: load(t, "competitive"), Strategies: []string{"static", "competitor", "thompson"}, MarginFloor: true}
-	rs, err := Run(context.Background(), cfg)
+	rep, err := Run(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	rs := rep.Results
 	by := map[string]Result{}
 	for _, r := range rs {
 		by[r.Strategy] = r
 	}
-	o, th, c, s := by[Oracle], by["thompson"], by["competitor"], by[Static]
+	o, th, c, s := by[BestFixed], by["thompson"], by["competitor"], by[Static]
 	if !(o.Revenue > th.Revenue && th.Revenue > c.Revenue && c.Revenue > 1.1*s.Revenue) {
-		t.Errorf("want oracle > thompson > competitor > 1.1 × static: %.0f, %.0f, %.0f, %.0f", o.Revenue, th.Revenue, c.Revenue, s.Revenue)
+		t.Errorf("want best-fixed > thompson > competitor > 1.1 × static: %.0f, %.0f, %.0f, %.0f", o.Revenue, th.Revenue, c.Revenue, s.Revenue)
 	}
 	// 100 products × 28 requotes of 6 h in a week: a change at nearly
 	// every one, and none between them.
 	if c.PriceChanges < 2500 || c.PriceChanges > 2800 || s.PriceChanges != 0 {
 		t.Errorf("competitor changed prices %d times, static %d", c.PriceChanges, s.PriceChanges)
 	}
-	again, err := Run(context.Background(), Config{Scenario: cfg.Scenario, Strategies: []string{"competitor"}, MarginFloor: true})
+	rep2, err := Run(context.Background(), Config{Scenario: cfg.Scenario, Strategies: []string{"competitor"}, MarginFloor: true})
 	if err != nil {
 		t.Fatal(err)
 	}
+	again := rep2.Results
 	if again[0].Revenue != c.Revenue || again[0].Units != c.Units || again[1].Revenue != o.Revenue {
 		t.Errorf("not deterministic: %+v then %+v", c, again[0])
 	}

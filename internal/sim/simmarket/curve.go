@@ -14,6 +14,7 @@ package simmarket
 
 import (
 	"math"
+	"sort"
 )
 
 // Curve is a hidden demand curve: the probability that a shopper who views
@@ -120,6 +121,31 @@ func (c ConstElasticity) Optimum(cost float64) float64 {
 	}
 	return math.Max(cost*c.Eps/(c.Eps-1), math.Pow(c.K, 1/c.Eps))
 }
+
+// Ladder is a step curve: shoppers buy with probability Buys[k] at any
+// price above Prices[k-1] up to Prices[k] (Buys[0] at or below Prices[0])
+// and never above the top price. Prices rise strictly and Buys do not
+// rise. It is the textbook case of revenue management: with a few price
+// points and limited stock, the best policy is a linear program over the
+// time spent at each point (see docs/SIMULATE.md), so a scenario with a
+// ladder has an optimum known in closed form to check the simulator's
+// bound against.
+type Ladder struct{ Prices, Buys []float64 }
+
+// Buy implements Curve.
+func (l Ladder) Buy(p float64) float64 {
+	k := sort.SearchFloat64s(l.Prices, p) // first price >= p
+	if k == len(l.Prices) {
+		return 0
+	}
+	return l.Buys[k]
+}
+
+// Steps returns the prices at which the purchase probability steps down
+// (just above each), in increasing order; the caller must not modify
+// them. Revenue on a ladder is highest at one of these prices, which a
+// numeric search over an even or logarithmic grid would miss.
+func (l Ladder) Steps() []float64 { return l.Prices }
 
 // Scaled multiplies a curve's purchase probability by Mult (capped at 1).
 // It models a demand shock: the same shoppers become more (Mult>1) or less

@@ -64,6 +64,15 @@ type Scenario struct {
 	// prices shoppers compare with the shop's (see CompetitorSpec).
 	// Without it the shop is alone in its market.
 	Competitors *CompetitorSpec `json:"competitors,omitempty"`
+	// WTPDrift, when not 0, moves every shopper's willingness to pay by
+	// this fraction a day, compounded and stepping at every whole hour
+	// from the start: at hour h a shopper buys with the probability the
+	// curve gives at price / (1+WTPDrift)^(h/24), so the prices shoppers
+	// accept drift up (or down) over the horizon and a price that was
+	// right at the start is not right at the end. Hourly steps keep
+	// demand constant within an hour, as the arrival rate is, so the
+	// simulator's bound can take it exactly.
+	WTPDrift float64 `json:"wtp_drift_per_day,omitempty"`
 }
 
 // Products is either an explicit List or a Generate recipe, not both.
@@ -85,13 +94,16 @@ type ProductSpec struct {
 // CurveSpec names a demand family and its parameters; only the family's
 // own parameters may be set.
 type CurveSpec struct {
-	Family string  `json:"family"` // "logit", "linear" or "const_elasticity"
+	Family string  `json:"family"` // "logit", "linear", "const_elasticity" or "ladder"
 	A      float64 `json:"a,omitempty"`
 	B      float64 `json:"b,omitempty"`
 	P0     float64 `json:"p0,omitempty"`
 	Slope  float64 `json:"slope,omitempty"`
 	K      float64 `json:"k,omitempty"`
 	Eps    float64 `json:"eps,omitempty"`
+	// Prices and Buys are the ladder's (see Ladder).
+	Prices []float64 `json:"prices,omitempty"`
+	Buys   []float64 `json:"buys,omitempty"`
 }
 
 // Generate makes Count products. Rather than raw family parameters, each
@@ -160,6 +172,9 @@ func (sc *Scenario) Validate() error {
 		return fmt.Errorf("arrivals.rate_per_hour: %v must be positive", sc.Arrivals.RatePerHour)
 	case !(sc.Funnel.CartShare >= 0 && sc.Funnel.CartShare <= 1):
 		return fmt.Errorf("funnel.cart_share: %v must be in [0,1]", sc.Funnel.CartShare)
+	}
+	if !(sc.WTPDrift >= -0.5 && sc.WTPDrift <= 1) {
+		return fmt.Errorf("wtp_drift_per_day: %v must be in [-0.5, 1]", sc.WTPDrift)
 	}
 	var tmp [24]float64
 	if err := normalise(tmp[:], sc.Arrivals.Hourly, "arrivals.hourly"); err != nil {
@@ -250,7 +265,7 @@ func (c CurveSpec) Build() (Curve, error) {
 				set--
 			}
 		}
-		if set != 0 {
+		if set != 0 || (c.Family != "ladder" && (c.Prices != nil || c.Buys != nil)) {
 			return fmt.Errorf("family: %q takes only its own parameters", c.Family)
 		}
 		return nil
@@ -277,8 +292,29 @@ func (c CurveSpec) Build() (Curve, error) {
 			return nil, fmt.Errorf("eps: %v must exceed 1 for a finite optimal price", c.Eps)
 		}
 		return ConstElasticity{K: c.K, Eps: c.Eps}, nil
+	case "ladder":
+		if err := errors.Join(only(), c.ladder()); err != nil {
+			return nil, err
+		}
+		return Ladder{Prices: c.Prices, Buys: c.Buys}, nil
 	}
-	return nil, fmt.Errorf("family: unknown %q (want logit, linear or const_elasticity)", c.Family)
+	return nil, fmt.Errorf("family: unknown %q (want logit, linear, const_elasticity or ladder)", c.Family)
+}
+
+// ladder checks a ladder's prices and purchase probabilities.
+func (c CurveSpec) ladder() error {
+	if len(c.Prices) == 0 || len(c.Prices) != len(c.Buys) {
+		return fmt.Errorf("prices/buys: want as many of each, at least one (got %d and %d)", len(c.Prices), len(c.Buys))
+	}
+	for k, p := range c.Prices {
+		if !(p > 0) || !finite(p) || (k > 0 && !(p > c.Prices[k-1])) {
+			return fmt.Errorf("prices[%d]: %v must be positive and above the one before", k, p)
+		}
+		if b := c.Buys[k]; !(b >= 0 && b <= 1) || (k > 0 && b > c.Buys[k-1]) {
+			return fmt.Errorf("buys[%d]: %v must be in [0,1] and not above the one before", k, b)
+		}
+	}
+	return nil
 }
 
 func (g *Generate) validate() error {
@@ -429,16 +465,49 @@ func (m *Market) Stream() (*Stream, error) {
 // Reset restores inventory for another run.
 func (m *Market) Reset() { m.Stock.Reset() }
 
-// Buy is the shopper's purchase probability at price: the product's
-// curve scaled by the shopper's shock demand multiplier and, with
-// competitors, by how the price compares with the lowest competitor price
-// at the shopper's time (Competitors.Factor), capped at 1.
-func (m *Market) Buy(s *Shopper, price float64) float64 {
-	b := s.Demand * m.Products[s.Product].Curve.Buy(price)
+// Demand is what a product's purchase probability depends on at a
+// moment besides the price: shoppers and the simulator's bound (see
+// Outlook) read it through BuyAt, so the two cannot disagree.
+type Demand struct {
+	// Mult is the product of the active demand shocks' multipliers (1:
+	// none).
+	Mult float64
+	// WTP is the willingness-to-pay factor of the drift (1: none).
+	WTP float64
+	// Lowest is the lowest competitor price (0 without competitors).
+	Lowest float64
+}
+
+// BuyAt is product i's purchase probability at price under demand d: the
+// curve at price/d.WTP, times d.Mult and, with competitors, times how the
+// price compares with d.Lowest (Competitors.Factor), capped at 1.
+func (m *Market) BuyAt(i int, d Demand, price float64) float64 {
+	b := d.Mult * m.Products[i].Curve.Buy(price/d.WTP)
 	if c := m.Competitors; c != nil {
-		b *= c.Factor(price, c.lowestAt(s.Product, s.At))
+		b *= c.Factor(price, d.Lowest)
 	}
 	return math.Min(1, b)
+}
+
+// Buy is the shopper's purchase probability at price: BuyAt with the
+// shopper's shock multiplier, the drift at the shopper's time and the
+// lowest competitor price then.
+func (m *Market) Buy(s *Shopper, price float64) float64 {
+	d := Demand{Mult: s.Demand, WTP: m.WTP(s.At.Sub(m.Scenario.Start))}
+	if c := m.Competitors; c != nil {
+		d.Lowest = c.lowestAt(s.Product, s.At)
+	}
+	return m.BuyAt(s.Product, d, price)
+}
+
+// WTP is the willingness-to-pay factor at offset d from the start:
+// (1+WTPDrift)^(h/24) with h the whole hours since the start, exactly 1
+// without drift.
+func (m *Market) WTP(d time.Duration) float64 {
+	if m.Scenario.WTPDrift == 0 {
+		return 1
+	}
+	return math.Pow(1+m.Scenario.WTPDrift, float64(d/time.Hour)/24)
 }
 
 // Outcome is what happened to one shopper.

@@ -199,6 +199,27 @@ func (s *Stream) Rate(d time.Duration) float64 {
 	return r
 }
 
+// Demand is the demand multiplier of the shocks active at offset d from
+// the start for product i (1 outside shocks): what Next gives a shopper of
+// the product then.
+func (s *Stream) Demand(i int, d time.Duration) float64 {
+	m := 1.0
+	for _, sh := range s.shocks {
+		if int64(d) >= sh.start && int64(d) < sh.end {
+			m *= sh.demandOf(i)
+		}
+	}
+	return m
+}
+
+// demandOf is the shock's demand multiplier for product i.
+func (sh *shock) demandOf(i int) float64 {
+	if sh.mask == nil || sh.mask[i] {
+		return sh.demand
+	}
+	return 1
+}
+
 // enter sets up the segment starting at offset ns.
 func (s *Stream) enter(ns int64) {
 	s.segStart = ns
@@ -250,9 +271,7 @@ func (s *Stream) Next(sh *Shopper) bool {
 	p := s.alias.Draw(s.rng)
 	d := 1.0
 	for _, k := range s.active {
-		if m := s.shocks[k].mask; m == nil || m[p] {
-			d *= s.shocks[k].demand
-		}
+		d *= s.shocks[k].demandOf(p)
 	}
 	*sh = Shopper{At: s.start.Add(time.Duration(ns)), Product: p, U1: s.rng.Float64(), U2: s.rng.Float64(), Demand: d}
 	return true
