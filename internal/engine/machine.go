@@ -427,7 +427,7 @@ func (m *Machine) ApplyEvents(events []ingest.Event, now int64, res *SubmitResul
 			if m.cfg.BaseFromEvents {
 				m.baseFromEvent(i, ev.Price)
 			}
-			m.touch(i, m.book.ApplyShown(i, ev.Type, qty, ev.Price, now))
+			m.touch(i, m.book.ApplyAt(i, ev.Type, qty, ev.Price, ev.Timestamp, now))
 		}
 		if ev.EventID != "" {
 			m.seen.add(h, now)
