@@ -390,14 +390,21 @@ func (l *Learning) forget(at, hl int64) {
 // in the Dry views since the last one although, at Rate (the product's
 // purchases per view as learned up to that purchase), the chance of that
 // many views without one is below fallbackP: (1 − Rate)^Dry < 0.1%, that
-// is Dry > ln(1000) / −ln(1 − Rate). At a conversion of 5% that is 135
-// views, at 1% 688. A product that never sold has the rate of the prior,
-// 1 purchase in 50 views (2%, a typical shop's conversion): it falls back
-// after 342 views without a purchase. The rate is the posterior mean
-// before the drought on purpose: the posterior including the drought
-// would fall with every view and never find the drought unlikely.
+// is Dry > ln(1000) / −ln(1 − Rate); and at least fallbackMinViews views
+// went without one. At a conversion of 5% that is 135 views, at 1% 688. A
+// product that never sold has the rate of the prior, 1 purchase in 50
+// views (2%, a typical shop's conversion): it falls back after 342 views
+// without a purchase. The rate is the posterior mean before the drought
+// on purpose: the posterior including the drought would fall with every
+// view and never find the drought unlikely.
+//
+// The rule is tested after every purchase, so a product that sells well
+// would meet a 0.1% drought by chance once in about a thousand purchases;
+// the 100 views make that vanishingly rare for conversions above 7% (a
+// broken feed stays broken: waiting for 100 views costs little).
 const (
 	fallbackP          = 0.001
+	fallbackMinViews   = 100.0
 	fallbackPriorBuys  = 1.0
 	fallbackPriorViews = 50.0
 )
@@ -418,7 +425,13 @@ func (l *Learning) NoPurchaseChance() float64 {
 
 // Fallback reports whether the purchase signal stopped: the product is
 // shown its list price until a purchase arrives.
-func (l *Learning) Fallback() bool { return l != nil && l.NoPurchaseChance() < fallbackP }
+func (l *Learning) Fallback() bool {
+	return l != nil && l.Dry >= fallbackMinViews && l.NoPurchaseChance() < fallbackP
+}
+
+// Fallback reports whether product i is priced by a learning strategy
+// that fell back to its list price because its purchases stopped.
+func (b *Book) Fallback(i int) bool { return b.learners[i] != nil && b.states[i].Learn.Fallback() }
 
 // minPlanViews is how many views Thompson waits for before it trusts its
 // estimate of the product's traffic for the inventory constraint.
