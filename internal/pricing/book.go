@@ -305,8 +305,11 @@ func (b *Book) ApplyShown(i int, t EventType, qty int32, shown float64, now int6
 // same events gives the same prices whenever they are processed.
 func (b *Book) ApplyAt(i int, t EventType, qty int32, shown float64, at, now int64) bool {
 	s := &b.states[i]
-	if at <= 0 {
-		at = now // an event with no time of its own
+	if at <= 0 || at > now {
+		// An event with no time of its own, or one from a clock ahead of
+		// the caller's: a skewed client must not age what every product
+		// learned, nor hold its next change back until its clock.
+		at = now
 	}
 	if l := b.learners[i]; l != nil {
 		l.Observe(Input{Product: &b.products[i], State: s, Now: at, learn: &b.guards[i].learn}, t, qty, shown)
