@@ -71,16 +71,6 @@ func thompsonBook(t *testing.T, g Guardrails, pol *LearnPolicy) *Book {
 	return b
 }
 
-func mostShown(shown map[float64]int) (best float64, bestN, total int) {
-	for p, n := range shown {
-		total += n
-		if n > bestN {
-			best, bestN = p, n
-		}
-	}
-	return best, bestN, total
-}
-
 // TestThompsonLearnsTheBestRung: with a linear demand curve whose revenue
 // optimum is at 140, Thompson sampling given the whole ladder ends up
 // showing prices that earn within a few percent of the optimum (141.2 and
