@@ -14,11 +14,19 @@ import (
 	"github.com/dynaprice/dynaprice/internal/pricing"
 )
 
-// File is a catalog file: products and an optional catalog-wide default
-// strategy. A bare JSON array of products is accepted too.
+// File is a catalog file: products, an optional catalog-wide default
+// strategy and optional catalog-wide defaults of the learning policy. A
+// bare JSON array of products is accepted too.
 type File struct {
-	DefaultStrategy string            `json:"default_strategy,omitempty"`
-	Products        []pricing.Product `json:"products"`
+	DefaultStrategy string `json:"default_strategy,omitempty"`
+	// Learning gives every product the learning policy's fields it does
+	// not set itself (the price band, half-life, change cap, objective);
+	// what neither sets takes the engine's default
+	// (pricing.DefaultLearnPolicy). Parse writes it into the products, so
+	// that each product carries, and the store keeps, the policy it is
+	// priced under.
+	Learning *pricing.LearnPolicy `json:"learning,omitempty"`
+	Products []pricing.Product    `json:"products"`
 }
 
 // Parse decodes and validates a catalog file.
@@ -42,8 +50,16 @@ func Parse(b []byte) (File, error) {
 	if len(f.Products) == 0 {
 		return File{}, errors.New("catalog: no products")
 	}
+	if err := f.Learning.Validate(); err != nil {
+		return File{}, fmt.Errorf("catalog: learning: %w", err)
+	}
 	seen := map[string]bool{}
-	for i, p := range f.Products {
+	for i := range f.Products {
+		p := &f.Products[i]
+		if f.Learning != nil {
+			l := p.Learning.Or(*f.Learning)
+			p.Learning = &l
+		}
 		if err := p.Validate(); err != nil {
 			return File{}, fmt.Errorf("catalog: product %d (%q): %w", i, p.ID, err)
 		}

@@ -69,6 +69,42 @@ func TestParse(t *testing.T) {
 	}
 }
 
+// TestParseLearningDefaults: the file's learning policy fills what each
+// product's leaves unset; a product's own fields win.
+func TestParseLearningDefaults(t *testing.T) {
+	f, err := Parse([]byte(`{"default_strategy":"thompson","learning":{"band_low":0.9,"band_high":1.2,"objective":"margin"},"products":[
+		{"product_id":"A","base_price":10},
+		{"product_id":"B","base_price":10,"learning":{"band_high":1.5,"max_changes_per_hour":2,"half_life":"72h"}}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []pricing.LearnPolicy{{BandLow: 0.9, BandHigh: 1.2, Objective: "margin"},
+		{BandLow: 0.9, BandHigh: 1.5, MaxChangesPerHour: 2, HalfLife: pricing.Duration(72 * time.Hour), Objective: "margin"}}
+	for i, p := range f.Products {
+		if p.Learning == nil || *p.Learning != want[i] {
+			t.Errorf("product %s: learning %+v, want %+v", p.ID, p.Learning, want[i])
+		}
+	}
+	if f.Products[0].Learning == f.Products[1].Learning {
+		t.Error("products share one policy")
+	}
+	// Without a file default a product keeps what it says, nothing more.
+	f, err = Parse([]byte(`[{"product_id":"A","base_price":10},{"product_id":"B","base_price":10,"learning":{"band_low":0.95}}]`))
+	if err != nil || f.Products[0].Learning != nil || *f.Products[1].Learning != (pricing.LearnPolicy{BandLow: 0.95}) {
+		t.Fatalf("%+v %v", f, err)
+	}
+	for in, want := range map[string]string{
+		`{"learning":{"band_high":0.5},"products":[{"product_id":"A","base_price":1}]}`:              "catalog: learning: band_high",
+		`{"products":[{"product_id":"A","base_price":1,"learning":{"objective":"profit"}}]}`:         "learning: objective",
+		`{"products":[{"product_id":"A","base_price":1,"learning":{"half_life":"1s"}}]}`:             "half_life",
+		`{"products":[{"product_id":"A","base_price":1,"learning":{"band_low":0.9,"bandwidth":2}}]}`: "unknown field",
+	} {
+		if _, err := Parse([]byte(in)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: err %v, want %q", in, err, want)
+		}
+	}
+}
+
 func TestSynthetic(t *testing.T) {
 	for i, want := range map[int]string{0: "P0000000", 7: "P0000007", 10: "P0000010", 999_999: "P0999999",
 		1_234_567: "P1234567", 9_999_999: "P9999999", 10_000_000: "P10000000"} {

@@ -52,6 +52,10 @@ type Machine struct {
 	// held is how many products the breaker holds; heldMark says which.
 	held     int
 	heldMark []bool
+	// fallen is how many learning products fell back to their list price
+	// for want of purchases (pricing.Book.Fallback); fallMark says which.
+	fallen   int
+	fallMark []bool
 	// unpriced are the products loaded without a state, whose first price
 	// the next round records (recordFirstPrices); unpricedAtBegin are
 	// those of the round's start, for Undo.
@@ -114,11 +118,16 @@ func (m *Machine) Load(snap Snapshot, now int64) ([]live.Price, error) {
 	m.undo, m.isKept, m.base, m.noUndo = m.undo[:0], make([]bool, n), n, false
 	m.clock = now
 	m.due, m.heldMark, m.held = make([]int64, n), make([]bool, n), 0
+	m.fallMark, m.fallen = make([]bool, n), 0
 	for i := range n {
 		m.due[i] = book.NextTick(i, now)
 		if book.Held(i) {
 			m.heldMark[i] = true
 			m.held++
+		}
+		if book.Fallback(i) {
+			m.fallMark[i] = true
+			m.fallen++
 		}
 	}
 	m.rebuildTimers()
@@ -414,7 +423,7 @@ func (m *Machine) ApplyEvents(events []ingest.Event, now int64, res *SubmitResul
 			if m.cfg.BaseFromEvents {
 				m.baseFromEvent(i, ev.Price)
 			}
-			m.touch(i, m.book.ApplyShown(i, ev.Type, qty, ev.Price, now))
+			m.touch(i, m.book.ApplyAt(i, ev.Type, qty, ev.Price, ev.Timestamp, now))
 		}
 		if ev.EventID != "" {
 			m.seen.add(h, now)
@@ -467,6 +476,7 @@ func (m *Machine) growDirty() {
 	for len(m.dirty) < m.book.Len() {
 		m.dirty = append(m.dirty, 0)
 		m.isKept, m.due, m.heldMark = append(m.isKept, false), append(m.due, 0), append(m.heldMark, false)
+		m.fallMark = append(m.fallMark, false)
 		m.grew = true
 	}
 }
@@ -568,6 +578,10 @@ func (m *Machine) Tripped() (int, []string) {
 
 // Held is how many products the price-velocity breaker holds.
 func (m *Machine) Held() int { return m.held }
+
+// Fallback is how many products priced by a learning strategy are at
+// their list price because their purchases stopped (pricing.Book.Fallback).
+func (m *Machine) Fallback() int { return m.fallen }
 
 // Upsert adds or updates a catalog product.
 func (m *Machine) Upsert(p pricing.Product, now int64) (bool, error) {

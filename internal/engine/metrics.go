@@ -37,6 +37,10 @@ type Metrics struct {
 	// many products they hold now.
 	BreakerTrips prometheus.Counter
 	Held         prometheus.Gauge
+	// LearningFallback is how many products priced by a learning
+	// strategy show their list price because their purchases stopped
+	// arriving (a broken purchase feed, most likely).
+	LearningFallback prometheus.Gauge
 }
 
 // NewMetrics creates the collectors with the label role=role and registers
@@ -73,11 +77,13 @@ func NewMetrics(reg prometheus.Registerer, role string) *Metrics {
 		BreakerTrips: c("breaker_trips_total", "Products whose price-velocity breaker tripped: their dynamic price would have moved more than max_move_pct within move_window, and was held."),
 		Held: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "dynaprice", Name: "prices_held",
 			Help: "Products whose price the price-velocity breaker holds (as of the last tick); POST /release/{id} lets one go."}),
+		LearningFallback: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "dynaprice", Name: "learning_fallback_products",
+			Help: "Products priced by a learning strategy (thompson) that fell back to their list price because no purchase came in more views than their conversion makes credible (under 0.1% likely): check the shop's purchase events. Each recovers with its next purchase."}),
 	}
 	if reg != nil {
 		reg = prometheus.WrapRegistererWith(prometheus.Labels{"role": role}, reg)
 		reg.MustRegister(m.Applied, m.Duplicates, m.Rejected, m.PriceChanges, m.Commits, m.CommitErrors,
-			m.CommitTime, m.PruneTime, m.HistoryPruneTime, m.HistoryRolled, m.HistoryExpired, m.BatchEvents, m.Partitions, m.Stalled, m.Reloads, m.Poisoned, m.DedupEvicted, m.BreakerTrips, m.Held)
+			m.CommitTime, m.PruneTime, m.HistoryPruneTime, m.HistoryRolled, m.HistoryExpired, m.BatchEvents, m.Partitions, m.Stalled, m.Reloads, m.Poisoned, m.DedupEvicted, m.BreakerTrips, m.Held, m.LearningFallback)
 	}
 	return m
 }

@@ -40,8 +40,10 @@ type Partition struct {
 	// evictLogged, when that was last logged.
 	evicted     int
 	evictLogged time.Time
-	// held is this partition's share of Metrics.Held.
-	held int
+	// held is this partition's share of Metrics.Held, fallen its share
+	// of Metrics.LearningFallback.
+	held   int
+	fallen int
 	// pruning is closed when the store prune Prune started has ended;
 	// stopPrune cancels it.
 	pruning   chan struct{}
@@ -141,6 +143,7 @@ func (p *Partition) Round(ctx context.Context, apply func(m *Machine, now int64)
 				p.pub.Publish(prices)
 			}
 			p.setHeld(p.m.Held())
+			p.setFallback(p.m.Fallback())
 			if n, ids := p.m.Tripped(); n > 0 {
 				p.met.BreakerTrips.Add(float64(n))
 				p.log.Warn("price-velocity breaker tripped: prices held until released (POST /release/{id}) or their window passes",
@@ -332,6 +335,16 @@ func (p *Partition) setHeld(n int) {
 	p.held = n
 }
 
+// setFallback makes n this partition's share of Metrics.LearningFallback.
+func (p *Partition) setFallback(n int) {
+	if n > p.fallen {
+		p.log.Warn("learning products at their list price for want of purchases (dynaprice_learning_fallback_products); check the shop's purchase events",
+			"products", n, "before", p.fallen)
+	}
+	p.met.LearningFallback.Add(float64(n - p.fallen))
+	p.fallen = n
+}
+
 // Close stops a store prune (and a history retention) in progress and
 // takes the partition's share out of the process's gauges, for a
 // partition the process no longer owns or that stops; the store may be
@@ -339,6 +352,8 @@ func (p *Partition) setHeld(n int) {
 func (p *Partition) Close() {
 	p.stopPruning()
 	p.setHeld(0)
+	p.met.LearningFallback.Add(float64(-p.fallen))
+	p.fallen = 0
 	if p.reported {
 		p.reported = false
 		p.met.Stalled.Dec()

@@ -107,8 +107,8 @@ func (m *Machine) down(k int) {
 	}
 }
 
-// track brings product i's timer (no earlier than after) and its share
-// of Held up to date with its state, after a change.
+// track brings product i's timer (no earlier than after) and its shares
+// of Held and Fallback up to date with its state, after a change.
 func (m *Machine) track(i int, after int64) {
 	if h := m.book.Held(i); h != m.heldMark[i] {
 		m.heldMark[i] = h
@@ -116,6 +116,14 @@ func (m *Machine) track(i int, after int64) {
 			m.held++
 		} else {
 			m.held--
+		}
+	}
+	if f := m.book.Fallback(i); f != m.fallMark[i] {
+		m.fallMark[i] = f
+		if f {
+			m.fallen++
+		} else {
+			m.fallen--
 		}
 	}
 	m.schedule(i, after)

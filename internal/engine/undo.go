@@ -63,9 +63,13 @@ func (m *Machine) Undo() bool {
 			if m.heldMark[i] {
 				m.held--
 			}
+			if m.fallMark[i] {
+				m.fallen--
+			}
 		}
 		m.book.Truncate(m.base)
 		m.dirty, m.due, m.heldMark = m.dirty[:m.base], m.due[:m.base], m.heldMark[:m.base]
+		m.fallMark = m.fallMark[:m.base]
 		if m.rankLen > m.base {
 			m.rankLen = 0
 		}

@@ -101,11 +101,15 @@ type Config struct {
 	Strategies map[string]Strategy
 	// Limits are the catalog defaults of the products' Limits.
 	Limits Limits
+	// Learning is the catalog default of the products' learning policy
+	// (a zero field: DefaultLearnPolicy's).
+	Learning LearnPolicy
 }
 
 // DefaultConfig is the original's behaviour: weights 1/3/5, seed strategy.
 func DefaultConfig() Config {
-	return Config{Weights: DefaultWeights(), HalfLife: time.Hour, DefaultStrategy: "seed", Limits: DefaultLimits()}
+	return Config{Weights: DefaultWeights(), HalfLife: time.Hour, DefaultStrategy: "seed", Limits: DefaultLimits(),
+		Learning: DefaultLearnPolicy()}
 }
 
 // Validate reports configuration errors.
@@ -120,6 +124,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Limits.validate(); err != nil {
 		return fmt.Errorf("pricing: %w", err)
+	}
+	if err := c.Learning.Validate(); err != nil {
+		return fmt.Errorf("pricing: learning: %w", err)
 	}
 	if _, ok := c.strategies()[c.DefaultStrategy]; !ok {
 		return fmt.Errorf("pricing: unknown default strategy %q", c.DefaultStrategy)
@@ -214,7 +221,7 @@ func (b *Book) Load(products []Product, states []State, stated []bool, now int64
 		if name == "" {
 			name = b.cfg.DefaultStrategy
 		}
-		b.strat[i], b.guards[i] = b.strategies[name], parseGuardrails(*p, b.cfg.Limits)
+		b.strat[i], b.guards[i] = b.strategies[name], parseGuardrails(*p, &b.cfg)
 		b.setLearner(i)
 		if !stated[i] {
 			b.reprice(i, now)
@@ -276,10 +283,10 @@ func (b *Book) Upsert(p Product, now int64) (int, bool, error) {
 		b.products = append(b.products, p)
 		b.strat = append(b.strat, b.strategies[name])
 		b.learners = append(b.learners, nil)
-		b.guards = append(b.guards, parseGuardrails(p, b.cfg.Limits))
+		b.guards = append(b.guards, parseGuardrails(p, &b.cfg))
 		b.states = append(b.states, State{})
 	} else {
-		b.products[i], b.strat[i], b.guards[i] = p, b.strategies[name], parseGuardrails(p, b.cfg.Limits)
+		b.products[i], b.strat[i], b.guards[i] = p, b.strategies[name], parseGuardrails(p, &b.cfg)
 		b.states[i].Brake = Brake{} // an operator's change: a new window from its price
 	}
 	b.setLearner(i)
@@ -325,9 +332,23 @@ func (b *Book) Apply(i int, t EventType, qty int32, now int64) bool {
 // that price. A purchase takes its quantity off the known stock; a view
 // counts towards the selling period's traffic.
 func (b *Book) ApplyShown(i int, t EventType, qty int32, shown float64, now int64) bool {
+	return b.ApplyAt(i, t, qty, shown, now, now)
+}
+
+// ApplyAt is ApplyShown for an event that happened at at (its timestamp,
+// unix ns), applied at now. A learning strategy learns in event time (what
+// it forgets, how often it may move the price), so that replaying the
+// same events gives the same prices whenever they are processed.
+func (b *Book) ApplyAt(i int, t EventType, qty int32, shown float64, at, now int64) bool {
 	s := &b.states[i]
+	if at <= 0 || at > now {
+		// An event with no time of its own, or one from a clock ahead of
+		// the caller's: a skewed client must not age what every product
+		// learned, nor hold its next change back until its clock.
+		at = now
+	}
 	if l := b.learners[i]; l != nil {
-		l.Observe(s.Learn, b.products[i].BasePrice, t, qty, shown)
+		l.Observe(Input{Product: &b.products[i], State: s, Now: at, learn: &b.guards[i].learn}, t, qty, shown)
 	}
 	if m := s.Market; m != nil && m.StockKnown {
 		b.roll(i, now)
@@ -428,7 +449,7 @@ func (b *Book) ClearOverride(i int, now int64) (had, changed bool) {
 func (b *Book) reprice(i int, now int64) bool {
 	s := &b.states[i]
 	p := &b.products[i]
-	raw, dem := b.strat[i].Price(Input{Product: p, State: s, Now: now, Selling: b.selling(i, now)})
+	raw, dem := b.strat[i].Price(Input{Product: p, State: s, Now: now, Selling: b.selling(i, now), learn: &b.guards[i].learn})
 	ref := s.Trace.Final
 	if ref == 0 {
 		ref = p.BasePrice
@@ -495,7 +516,7 @@ func (b *Book) Put(i int, p Product, s State) {
 	if name == "" {
 		name = b.cfg.DefaultStrategy
 	}
-	b.products[i], b.strat[i], b.guards[i] = p, b.strategies[name], parseGuardrails(p, b.cfg.Limits)
+	b.products[i], b.strat[i], b.guards[i] = p, b.strategies[name], parseGuardrails(p, &b.cfg)
 	b.states[i] = s
 	b.setLearner(i)
 }

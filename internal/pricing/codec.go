@@ -19,6 +19,10 @@ const (
 	hasLearn
 	hasMarket
 	hasBrake
+	// hasLearnTime: the learning state's base, times and purchase-signal
+	// figures follow the brake (states written before safe learning
+	// have none: they decode as zero).
+	hasLearnTime
 )
 
 // ErrNonFinite is returned by AppendBinary for a state holding NaN or an
@@ -47,6 +51,9 @@ func (s *State) AppendBinary(buf []byte) ([]byte, error) {
 	}
 	if s.Brake != (Brake{}) {
 		parts |= hasBrake
+	}
+	if l := s.Learn; l != nil && (l.Base != 0 || l.At != 0 || l.Moved != 0 || l.Dry != 0 || l.Rate != 0) {
+		parts |= hasLearnTime
 	}
 	e.buf = append(e.buf, parts)
 	e.float(s.Demand.Total)
@@ -109,6 +116,14 @@ func (s *State) AppendBinary(buf []byte) ([]byte, error) {
 		e.int(s.Brake.Since)
 		e.int(s.Brake.Held)
 		e.float(s.Brake.Wanted)
+	}
+	if parts&hasLearnTime != 0 {
+		l := s.Learn
+		e.float(l.Base)
+		e.int(l.At)
+		e.int(l.Moved)
+		e.float(l.Dry)
+		e.float(l.Rate)
 	}
 	if e.nonFinite {
 		return buf, ErrNonFinite
@@ -203,6 +218,17 @@ func (s *State) UnmarshalBinary(data []byte) error {
 		st.Brake.Since = d.int()
 		st.Brake.Held = d.int()
 		st.Brake.Wanted = d.float()
+	}
+	if parts&hasLearnTime != 0 {
+		l := st.Learn
+		if l == nil {
+			return errors.New("pricing: learning times without a learning state")
+		}
+		l.Base = d.float()
+		l.At = d.int()
+		l.Moved = d.int()
+		l.Dry = d.float()
+		l.Rate = d.float()
 	}
 	if d.err != nil {
 		return d.err

@@ -20,6 +20,9 @@ type Explanation struct {
 	Breaker *BreakerInfo `json:"breaker,omitempty"`
 	// Learning is what a learning strategy knows, per price it tries.
 	Learning []RungInfo `json:"learning,omitempty"`
+	// Learner is what bounds a learning strategy's price (the product's
+	// effective learning policy) and whether its purchase signal holds.
+	Learner *LearnerInfo `json:"learner,omitempty"`
 	// Market is the stock and competitor prices the engine knows of.
 	Market    *MarketInfo `json:"market,omitempty"`
 	Lowest30  float64     `json:"lowest_30d"`
@@ -34,6 +37,39 @@ type RungInfo struct {
 	Buys  float64 `json:"purchases"`
 	// Shown marks the rung shown now.
 	Shown bool `json:"shown"`
+	// InBand marks the rungs inside the product's price band, the only
+	// ones learning may show.
+	InBand bool `json:"in_band"`
+}
+
+// LearnerInfo explains the learning policy a product is priced under and
+// where it stands (see LearnPolicy).
+type LearnerInfo struct {
+	// The price band, as multiples of the base price and as prices.
+	BandLow       float64 `json:"band_low"`
+	BandHigh      float64 `json:"band_high"`
+	BandLowPrice  float64 `json:"band_low_price"`
+	BandHighPrice float64 `json:"band_high_price"`
+	// Objective is what is maximised per view: "revenue", or "margin"
+	// (revenue while the product has no unit_cost).
+	Objective string `json:"objective"`
+	// HalfLife is how fast what was learned is forgotten (event time).
+	HalfLife string `json:"half_life"`
+	// MaxChangesPerHour caps the price changes learning makes;
+	// NextChangeAt is the earliest event time of the next one.
+	MaxChangesPerHour int        `json:"max_changes_per_hour"`
+	NextChangeAt      *time.Time `json:"next_change_at,omitempty"`
+	// Fallback is set while the product shows its list price because its
+	// purchases stopped: ViewsWithoutPurchase views (while in stock) since
+	// the last purchase, where ExpectedPurchases were expected at the
+	// learned ConversionRate, a drought as likely as NoPurchaseChance
+	// (fallback below 0.001).
+	Fallback             bool    `json:"fallback"`
+	ViewsWithoutPurchase float64 `json:"views_without_purchase"`
+	ConversionRate       float64 `json:"conversion_rate"`
+	ExpectedPurchases    float64 `json:"expected_purchases"`
+	NoPurchaseChance     float64 `json:"no_purchase_chance"`
+	Detail               string  `json:"detail"`
 }
 
 // MarketInfo explains the market signals a price was set on.
@@ -139,10 +175,12 @@ func (b *Book) Explain(i int) Explanation {
 		e.Guardrails = append(e.Guardrails, GuardrailStep{"rounding", t.Bounded, t.Final, "rounded to " + rule})
 	}
 	if th, ok := b.strat[i].(Thompson); ok && s.Learn != nil && len(s.Learn.Views) == len(th.Ladder) {
+		r := &b.guards[i].learn
 		for k, m := range th.Ladder {
-			e.Learning = append(e.Learning, RungInfo{Price: RoundCents(p.BasePrice * m), Views: s.Learn.Views[k],
-				Buys: s.Learn.Buys[k], Shown: k == s.Learn.Arm})
+			e.Learning = append(e.Learning, RungInfo{Price: RoundCents(p.BasePrice * m), Views: Round(s.Learn.Views[k], DemandDecimals),
+				Buys: Round(s.Learn.Buys[k], DemandDecimals), Shown: k == s.Learn.Arm, InBand: r.inBand(m)})
 		}
+		e.Learner = explainLearner(p, s.Learn, r)
 	}
 	if m := s.Market; m != nil {
 		e.Market = b.explainMarket(i, m)
@@ -199,4 +237,29 @@ func (b *Book) explainMarket(i int, m *Signals) *MarketInfo {
 
 func quoteInfo(q Quote) QuoteInfo {
 	return QuoteInfo{Competitor: q.Competitor, Price: q.Price, At: time.Unix(0, q.At).UTC()}
+}
+
+func explainLearner(p Product, l *Learning, r *learnRules) *LearnerInfo {
+	info := &LearnerInfo{BandLow: r.lo, BandHigh: r.hi, BandLowPrice: RoundCents(p.BasePrice * r.lo),
+		BandHighPrice: RoundCents(p.BasePrice * r.hi), Objective: ObjectiveRevenue,
+		HalfLife: time.Duration(r.halfLife).String(), MaxChangesPerHour: int(int64(time.Hour) / r.gap),
+		Fallback: l.Fallback(), ViewsWithoutPurchase: l.Dry, ConversionRate: Round(l.rate(), 6),
+		ExpectedPurchases: Round(l.Dry*l.rate(), DemandDecimals), NoPurchaseChance: Round(l.NoPurchaseChance(), 6)}
+	if r.margin && p.UnitCost > 0 {
+		info.Objective = ObjectiveMargin
+	}
+	if l.Moved != 0 {
+		t := time.Unix(0, l.Moved+r.gap).UTC()
+		info.NextChangeAt = &t
+	}
+	band := "learning shows prices from " + ftoa(info.BandLowPrice) + " to " + ftoa(info.BandHighPrice) +
+		" (" + ftoa(r.lo) + "× to " + ftoa(r.hi) + "× the base price), maximising " + info.Objective + " per view"
+	if info.Fallback {
+		info.Detail = "fallen back to the base price: no purchase in " + ftoa(l.Dry) + " views, where " +
+			ftoa(info.ExpectedPurchases) + " were expected at the learned conversion of " + ftoa(info.ConversionRate) +
+			" (a chance of " + ftoa(info.NoPurchaseChance) + "); check that purchase events arrive. Learning resumes with the next purchase; " + band
+		return info
+	}
+	info.Detail = band
+	return info
 }

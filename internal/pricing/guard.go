@@ -36,22 +36,26 @@ type guardrails struct {
 	maxQty  int32
 	movePct float64
 	window  int64
+	// learn is the effective learning policy (the product's, else the
+	// catalog's, else the built-in one).
+	learn learnRules
 }
 
-// parseGuardrails parses p's guardrails, and its limits with the catalog's
-// defaults def.
-func parseGuardrails(p Product, def Limits) guardrails {
+// parseGuardrails parses p's guardrails, and its limits and learning
+// policy with the catalog's defaults in cfg.
+func parseGuardrails(p Product, cfg *Config) guardrails {
 	g := p.Guardrails
 	r, err := ParseRounding(g.Rounding)
 	if err != nil {
 		r = Rounding{Step: 0.01}
 	}
 	gr := guardrails{floor: g.Floor, ceiling: g.Ceiling, maxChange: g.MaxChangePct, margin: p.MarginFloor(), round: r}
-	l := p.Limits.Or(def)
+	l := p.Limits.Or(cfg.Limits)
 	gr.maxQty = l.MaxQuantity
 	if l.breakerOn() {
 		gr.movePct, gr.window = l.MaxMovePct, int64(l.MoveWindow)
 	}
+	gr.learn = parseLearnRules(p.Learning, cfg.Learning)
 	return gr
 }
 

@@ -49,6 +49,9 @@ type Product struct {
 	// Competition is how the competitor strategy positions the product
 	// against competitors' prices.
 	Competition *CompetitorRule `json:"competitor,omitempty"`
+	// Learning bounds what a learning strategy (thompson) may do to the
+	// product's price; nil, or a zero field, takes the catalog default.
+	Learning *LearnPolicy `json:"learning,omitempty"`
 }
 
 // Guardrails bound what a strategy may do to a product's price. Zero values
@@ -142,6 +145,9 @@ func (p Product) Validate() error {
 	}
 	if err := p.Competition.validate(); err != nil {
 		return fmt.Errorf("competitor: %w", err)
+	}
+	if err := p.Learning.Validate(); err != nil {
+		return fmt.Errorf("learning: %w", err)
 	}
 	return nil
 }

@@ -369,22 +369,23 @@ func (c Competitor) Price(in Input) (float64, float64) {
 type plans struct {
 	Inventory   *InventoryPlan  `json:"inventory,omitempty"`
 	Competition *CompetitorRule `json:"competitor,omitempty"`
+	Learning    *LearnPolicy    `json:"learning,omitempty"`
 }
 
-// PlansJSON encodes the product's strategy plans (Inventory and
-// Competition) for a store that keeps them in one column; "" when it has
-// none.
+// PlansJSON encodes the product's strategy plans (Inventory, Competition
+// and the Learning policy) for a store that keeps them in one column; ""
+// when it has none.
 func (p Product) PlansJSON() string {
-	if p.Inventory == nil && p.Competition == nil {
+	if p.Inventory == nil && p.Competition == nil && p.Learning == nil {
 		return ""
 	}
-	b, _ := json.Marshal(plans{p.Inventory, p.Competition}) // cannot fail: plain fields
+	b, _ := json.Marshal(plans{p.Inventory, p.Competition, p.Learning}) // cannot fail: plain fields
 	return string(b)
 }
 
 // SetPlansJSON is the inverse of PlansJSON.
 func (p *Product) SetPlansJSON(s string) error {
-	p.Inventory, p.Competition = nil, nil
+	p.Inventory, p.Competition, p.Learning = nil, nil, nil
 	if s == "" {
 		return nil
 	}
@@ -392,6 +393,6 @@ func (p *Product) SetPlansJSON(s string) error {
 	if err := json.Unmarshal([]byte(s), &v); err != nil {
 		return fmt.Errorf("product %s: plans: %w", p.ID, err)
 	}
-	p.Inventory, p.Competition = v.Inventory, v.Competition
+	p.Inventory, p.Competition, p.Learning = v.Inventory, v.Competition, v.Learning
 	return nil
 }

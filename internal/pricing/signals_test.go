@@ -244,35 +244,57 @@ func TestInventoryStrategySteersToPlan(t *testing.T) {
 func TestThompsonRationsScarceStock(t *testing.T) {
 	th := Thompson{Ladder: []float64{1, 2, 3}}
 	l := &Learning{Rand: 7}
+	wide := &learnRules{lo: 0.5, hi: 3}
 	theta := []float64{0.5, 0.3, 0.1} // revenue per view 0.5, 0.6, 0.3
+	prod := &Product{BasePrice: 1}
 	in := func(toSell, views float64) Input {
-		return Input{Now: s0 + 10*hour, Selling: Selling{Active: true, Start: s0, End: s0 + 20*hour,
+		return Input{Product: prod, Now: s0 + 10*hour, Selling: Selling{Active: true, Start: s0, End: s0 + 20*hour,
 			Stock: toSell, Opening: 100, Views: views, ViewRate: views / float64(10*hour)}}
 	}
-	if got := th.decide(theta, l, Input{}); got != 1 {
+	if got := th.decide(theta, l, wide, Input{Product: prod}); got != 1 {
 		t.Fatalf("no plan: rung %d, want 1 (best revenue per view)", got)
 	}
 	// 100 views in 10 h, 10 h left: 100 views to come.
-	if got := th.decide(theta, l, in(40, 100)); got != 1 {
+	if got := th.decide(theta, l, wide, in(40, 100)); got != 1 {
 		t.Fatalf("ample stock (0.4 a view allowed): rung %d, want 1", got)
 	}
-	if got := th.decide(theta, l, in(40, 10)); got != 1 {
+	if got := th.decide(theta, l, wide, in(40, 10)); got != 1 {
 		t.Fatalf("too few views to plan on: rung %d, want 1", got)
 	}
 	// 0.2 a view allowed: the best mix is rungs 1 and 2 half each.
 	n := map[int]int{}
 	for range 10000 {
-		n[th.decide(theta, l, in(20, 100))]++
+		n[th.decide(theta, l, wide, in(20, 100))]++
 	}
 	if n[0] != 0 || math.Abs(float64(n[1])/10000-0.5) > 0.03 || math.Abs(float64(n[2])/10000-0.5) > 0.03 {
 		t.Fatalf("mix %v, want rungs 1 and 2 half each", n)
 	}
 	// Less than any rung sells: the dearest.
-	if got := th.decide(theta, l, in(5, 100)); got != 2 {
+	if got := th.decide(theta, l, wide, in(5, 100)); got != 2 {
 		t.Fatalf("0.05 a view: rung %d, want 2", got)
 	}
-	if got := th.decide(theta, l, in(0, 100)); got != 2 {
+	if got := th.decide(theta, l, wide, in(0, 100)); got != 2 {
 		t.Fatalf("nothing to sell: rung %d, want 2", got)
+	}
+	// With a band to 2 × base the dearest rung is never chosen: sold out
+	// or rationing, the top of the band is as high as it goes.
+	band := &learnRules{lo: 1, hi: 2}
+	for _, c := range []Input{in(0, 100), in(5, 100), in(20, 100)} {
+		for range 100 {
+			if got := th.decide(theta, l, band, c); got == 2 {
+				t.Fatalf("to sell %v: rung 2, outside the band", c.Selling.Stock)
+			}
+		}
+	}
+	// The margin objective: a unit cost of 0.9 makes rung 0 earn 0.05 a
+	// view, rung 1 0.33 and rung 2 0.21; with a cost of 1.7, rung 2 (0.13)
+	// beats rung 1 (0.09).
+	margin := &learnRules{lo: 0.5, hi: 3, margin: true}
+	if got := th.decide(theta, l, margin, Input{Product: &Product{BasePrice: 1, UnitCost: 1.7}}); got != 2 {
+		t.Fatalf("margin objective at cost 1.7: rung %d, want 2", got)
+	}
+	if got := th.decide(theta, l, wide, Input{Product: &Product{BasePrice: 1, UnitCost: 1.7}}); got != 1 {
+		t.Fatalf("revenue objective at cost 1.7: rung %d, want 1 (cost ignored)", got)
 	}
 }
 

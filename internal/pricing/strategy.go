@@ -124,6 +124,9 @@ type Input struct {
 	// Selling is where the product stands in its selling period (only
 	// Active when the product has an inventory plan and a known stock).
 	Selling Selling
+	// learn is the product's effective learning policy (nil outside a
+	// Book: the defaults).
+	learn *learnRules
 }
 
 // Seed is the original system's formula: base + sqrt(cumulative demand) * K.

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/dynaprice/dynaprice/internal/pricing"
 	"github.com/dynaprice/dynaprice/internal/sim/simmarket"
 )
 
@@ -48,14 +49,26 @@ func TestDeterministicForASeed(t *testing.T) {
 	}
 }
 
+// wideBand is the engine's configuration with learning free to roam the
+// whole thompson ladder (0.5 to 3.07 × the list price) instead of the
+// default band of 0.8 to 1.3: the tests below judge what the learner
+// learns, and the oracle they compare it with may price far from the list
+// price. The other safeguards (change cap, forgetting, fallback) keep
+// their defaults.
+func wideBand() pricing.Config {
+	pc := pricing.DefaultConfig()
+	pc.Learning.BandLow, pc.Learning.BandHigh = 0.5, 3.07
+	return pc
+}
+
 // TestRevenueRanking is the regression test of the comparison: on steady
 // demand, the clairvoyant fixed price earns most, Thompson sampling
-// (learning each product's demand) comes within 15% of the dynamic bound
-// (90.6% on this seed when written), the list price earns less, prices
-// that fall again (decay) less still, and the original's formula, whose
-// prices only ever rise, least.
+// (learning each product's demand, given the whole ladder) comes within
+// 15% of the dynamic bound (90.6% on this seed when written), the list
+// price earns less, prices that fall again (decay) less still, and the
+// original's formula, whose prices only ever rise, least.
 func TestRevenueRanking(t *testing.T) {
-	rep, err := Run(context.Background(), Config{Scenario: load(t, "steady"), Strategies: []string{"seed", "decay", "static", "thompson"}, MarginFloor: true})
+	rep, err := Run(context.Background(), Config{Scenario: load(t, "steady"), Strategies: []string{"seed", "decay", "static", "thompson"}, MarginFloor: true, Pricing: wideBand()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,11 +132,13 @@ func BenchmarkLarge(b *testing.B) {
 }
 
 // TestScarceStockIsRationed: told the stock and the restock cycle, the
-// inventory strategy and the inventory-aware Thompson sampling price
-// scarce stock up instead of selling out early: both earn more than the
-// list price and turn far fewer shoppers away empty-handed.
+// inventory strategy and the inventory-aware Thompson sampling (given the
+// whole ladder: rationing 20 units among 600 shoppers an hour takes
+// prices far above 1.3 × list) price scarce stock up instead of selling
+// out early: both earn more than the list price and turn far fewer
+// shoppers away empty-handed.
 func TestScarceStockIsRationed(t *testing.T) {
-	rep, err := Run(context.Background(), Config{Scenario: load(t, "scarce-inventory"), Strategies: []string{"static", "inventory", "thompson"}, MarginFloor: true})
+	rep, err := Run(context.Background(), Config{Scenario: load(t, "scarce-inventory"), Strategies: []string{"static", "inventory", "thompson"}, MarginFloor: true, Pricing: wideBand()})
 	if err != nil {
 		t.Fatal(err)
 	}

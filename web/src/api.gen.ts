@@ -408,12 +408,14 @@ export interface components {
             override?: components["schemas"]["OverrideInfo"];
             /** @description Present when the price-velocity breaker holds the price: `price` is the held price, `dynamic_price` what the strategy wants. */
             breaker?: components["schemas"]["BreakerInfo"];
-            /** @description Only for a learning strategy (`thompson`): each of the 22 rungs of its ladder (base price × 0.502 … × 3.066, rounded to cents), with the views and purchases seen at that price, and which one is shown now. */
+            /** @description Only for a learning strategy (`thompson`): each of the 22 rungs of its ladder (base price × 0.502 … × 3.066, rounded to cents), with the views and purchases seen at that price (forgotten with the policy's half-life, so not whole numbers), which one is shown now, and which are inside the price band. */
             learning?: {
                 price: number;
                 views: number;
                 purchases: number;
                 shown: boolean;
+                /** @description Whether the rung is inside the product's price band: only those are ever shown. */
+                in_band: boolean;
             }[];
             /** @description Present once the product has had a `stock` or `competitor_price` event. */
             market?: components["schemas"]["MarketInfo"];
@@ -422,6 +424,8 @@ export interface components {
             version: number;
             /** Format: date-time */
             updated_at: string;
+            /** @description Only for a learning strategy (`thompson`): the policy it prices under and its purchase signal. */
+            learner?: components["schemas"]["LearnerInfo"];
         };
         /** @description One competitor's latest price, from a `competitor_price` event. */
         Quote: {
@@ -674,7 +678,7 @@ export interface components {
             /** @description Catalog base price. Only the catalog sets it: events never do. */
             base_price: number;
             /**
-             * @description The product's own strategy; omitted (empty) means the catalog default (`seed` for the demo catalog). `seed`: the original's base + sqrt(cumulative demand) × 5. `decay`: the same shape on exponentially decayed demand (`--half-life`, default 1 h), so the price falls back towards its base when interest cools. `thompson`: Thompson sampling over a ladder of 22 rungs, 0.5× to 3.07× the base price in steps of 9%, learning each rung's purchase probability per view from the events; the rungs are pooled through a logistic demand model, and with an `inventory` plan and a known stock it is inventory-aware (a linear program rations the stock left over the views expected in the rest of the period). `inventory`: scarcity pricing that steers the stock along the `inventory` plan: base price × (to sell / on plan)^-1, bounded to [0.5, 3]; the base price without a plan, outside its period or before the stock is known. `competitor`: positions the product by its `competitor` rule against the lowest competitor price quoted in the last 72 h; the base price without a rule or a fresh quote.
+             * @description The product's own strategy; omitted (empty) means the catalog default (`seed` for the demo catalog). `seed`: the original's base + sqrt(cumulative demand) × 5. `decay`: the same shape on exponentially decayed demand (`--half-life`, default 1 h), so the price falls back towards its base when interest cools. `thompson`: Thompson sampling over a ladder of 22 rungs, 0.5× to 3.07× the base price in steps of 9%, learning each rung's purchase probability per view from the events, showing only the rungs inside the product's price band (`learning`, default 0.8× to 1.3× the base price), at most 4 changes an hour by default, falling back to the base price when purchases stop; the rungs are pooled through a logistic demand model, and with an `inventory` plan and a known stock it is inventory-aware (a linear program rations the stock left over the views expected in the rest of the period). `inventory`: scarcity pricing that steers the stock along the `inventory` plan: base price × (to sell / on plan)^-1, bounded to [0.5, 3]; the base price without a plan, outside its period or before the stock is known. `competitor`: positions the product by its `competitor` rule against the lowest competitor price quoted in the last 72 h; the base price without a rule or a fresh quote.
              * @enum {string}
              */
             strategy?: "seed" | "decay" | "thompson" | "inventory" | "competitor";
@@ -709,6 +713,8 @@ export interface components {
             inventory?: components["schemas"]["InventoryPlan"];
             /** @description The rule against competitors' prices; omitted when none. */
             competitor?: components["schemas"]["CompetitorRule"];
+            /** @description The learning policy of a `thompson` product (price band, forgetting, change cap, objective); omitted when the product sets none (the catalog's defaults apply). */
+            learning?: components["schemas"]["LearnPolicy"];
         };
         /** @description Body of PUT /products/{id} (and an entry of a catalog file): the whole definition of the product, which replaces the stored one (a guardrail or plan left out is removed). Unknown fields are an error, in `inventory` and `competitor` too. */
         ProductInput: {
@@ -719,7 +725,7 @@ export interface components {
             /** @description Catalog base price. Only the catalog sets it: events never do. */
             base_price: number;
             /**
-             * @description The product's own strategy; omitted (empty) means the catalog default (`seed` for the demo catalog). `seed`: the original's base + sqrt(cumulative demand) × 5. `decay`: the same shape on exponentially decayed demand (`--half-life`, default 1 h), so the price falls back towards its base when interest cools. `thompson`: Thompson sampling over a ladder of 22 rungs, 0.5× to 3.07× the base price in steps of 9%, learning each rung's purchase probability per view from the events; the rungs are pooled through a logistic demand model, and with an `inventory` plan and a known stock it is inventory-aware (a linear program rations the stock left over the views expected in the rest of the period). `inventory`: scarcity pricing that steers the stock along the `inventory` plan: base price × (to sell / on plan)^-1, bounded to [0.5, 3]; the base price without a plan, outside its period or before the stock is known. `competitor`: positions the product by its `competitor` rule against the lowest competitor price quoted in the last 72 h; the base price without a rule or a fresh quote.
+             * @description The product's own strategy; omitted (empty) means the catalog default (`seed` for the demo catalog). `seed`: the original's base + sqrt(cumulative demand) × 5. `decay`: the same shape on exponentially decayed demand (`--half-life`, default 1 h), so the price falls back towards its base when interest cools. `thompson`: Thompson sampling over a ladder of 22 rungs, 0.5× to 3.07× the base price in steps of 9%, learning each rung's purchase probability per view from the events, showing only the rungs inside the product's price band (`learning`, default 0.8× to 1.3× the base price), at most 4 changes an hour by default, falling back to the base price when purchases stop; the rungs are pooled through a logistic demand model, and with an `inventory` plan and a known stock it is inventory-aware (a linear program rations the stock left over the views expected in the rest of the period). `inventory`: scarcity pricing that steers the stock along the `inventory` plan: base price × (to sell / on plan)^-1, bounded to [0.5, 3]; the base price without a plan, outside its period or before the stock is known. `competitor`: positions the product by its `competitor` rule against the lowest competitor price quoted in the last 72 h; the base price without a rule or a fresh quote.
              * @enum {string}
              */
             strategy?: "seed" | "decay" | "thompson" | "inventory" | "competitor";
@@ -754,6 +760,8 @@ export interface components {
             inventory?: components["schemas"]["InventoryPlan"];
             /** @description The rule against competitors' prices; omitted when none. */
             competitor?: components["schemas"]["CompetitorRule"];
+            /** @description The learning policy of a `thompson` product (price band, forgetting, change cap, objective); omitted when the product sets none (the catalog's defaults apply). */
+            learning?: components["schemas"]["LearnPolicy"];
         };
         /** @description A catalog entry with its current price. */
         ProductState: {
@@ -940,6 +948,67 @@ export interface components {
              * @constant
              */
             status?: "accepted";
+        };
+        /**
+         * @description What a learning strategy (`thompson`) may do to a product's price. Every field is optional: 0 or omitted takes the catalog file's `learning` default, else the built-in one. Unknown fields are an error.
+         * @example {
+         *       "band_low": 0.9,
+         *       "band_high": 1.2,
+         *       "max_changes_per_hour": 2,
+         *       "objective": "margin"
+         *     }
+         */
+        LearnPolicy: {
+            /** @description Lowest price learning may show, as a multiple of the base price (default 0.8). Ladder rungs below it are never shown. */
+            band_low?: number;
+            /** @description Highest price learning may show, as a multiple of the base price: 0 (the default, 1.3) or 1 to 10. Ladder rungs above it are never shown; sold out or with the selling plan's target reached, the price rationing goes to is the band's top. */
+            band_high?: number | 0 | unknown;
+            /** @description How fast what was learned is forgotten, in event time (the events' timestamps): a view or purchase counts half as much this long after it happened. A Go duration, 1m to 8760h; default 168h (a week). */
+            half_life?: string;
+            /** @description Most price changes learning makes in an hour of event time: at least an hour / this passes between two, and the price stays in between (default 4: at least 15 minutes). Falling back to the base price is never held back. */
+            max_changes_per_hour?: number;
+            /**
+             * @description What is maximised per view: `revenue` (price × purchase probability, the default) or `margin` ((price − `unit_cost`) × purchase probability; revenue for a product without `unit_cost`).
+             * @enum {string}
+             */
+            objective?: "revenue" | "margin";
+        };
+        /** @description The learning policy a `thompson` product is priced under (its own `learning`, else the catalog's defaults, else the built-in ones) and whether its purchase signal holds. */
+        LearnerInfo: {
+            /** @description The band's low end, a multiple of the base price. */
+            band_low: number;
+            /** @description The band's high end, a multiple of the base price. */
+            band_high: number;
+            /** @description The lowest price learning may show. */
+            band_low_price: number;
+            /** @description The highest price learning may show. */
+            band_high_price: number;
+            /**
+             * @description What is maximised per view (`revenue` for a product without `unit_cost`, whatever the policy says).
+             * @enum {string}
+             */
+            objective: "revenue" | "margin";
+            /** @description The half-life of what was learned, a Go duration such as `168h0m0s`. */
+            half_life: string;
+            /** @description The change cap. */
+            max_changes_per_hour: number;
+            /**
+             * Format: date-time
+             * @description The earliest event time at which learning may change the price again; omitted before its first change.
+             */
+            next_change_at?: string;
+            /** @description Whether the product shows its base price because its purchases stopped: at least 100 views without a purchase (while in stock), fewer than 0.1% likely at the conversion learned up to the last purchase. Counted in `dynaprice_learning_fallback_products`; learning resumes with the next purchase. */
+            fallback: boolean;
+            /** @description Views (while in stock) since the last purchase. */
+            views_without_purchase: number;
+            /** @description Purchases per view as learned up to the last purchase (2% before any). */
+            conversion_rate: number;
+            /** @description The purchases `views_without_purchase` would have brought at `conversion_rate`. */
+            expected_purchases: number;
+            /** @description The probability of that many views without a purchase at `conversion_rate`. */
+            no_purchase_chance: number;
+            /** @description The same in words. */
+            detail: string;
         };
     };
     responses: {

@@ -25,7 +25,7 @@ const base: Explanation = {
 };
 
 function rung(price: number, views: number, purchases: number, shown = false): Rung {
-  return { price, views, purchases, shown };
+  return { price, views, purchases, shown, in_band: true };
 }
 
 describe('guardrailLine', () => {
