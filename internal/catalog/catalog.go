@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"os"
 
-	"github.com/dynaprice/dynaprice/internal/engine"
 	"github.com/dynaprice/dynaprice/internal/pricing"
 )
 
@@ -73,7 +72,7 @@ func Parse(b []byte) (File, error) {
 
 // Writer is what a catalog is imported into: serve's engine.Writer.
 type Writer interface {
-	Products(ctx context.Context) ([]engine.ProductInfo, error)
+	NumProducts(ctx context.Context) (int, error)
 	ImportCatalog(ctx context.Context, ps []pricing.Product, def string) error
 }
 
@@ -82,8 +81,8 @@ type Writer interface {
 // --catalog changes nothing.
 func Import(ctx context.Context, w Writer, f *File, log *slog.Logger) error {
 	if f == nil {
-		ps, err := w.Products(ctx)
-		if err != nil || len(ps) > 0 {
+		n, err := w.NumProducts(ctx)
+		if err != nil || n > 0 {
 			return err
 		}
 		d := Demo()

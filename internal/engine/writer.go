@@ -331,6 +331,8 @@ func (r *request) apply(m *Machine, now int64) {
 		r.err = m.Import(r.products, r.defStrategy, now)
 	case reqProducts:
 		r.listed = m.Products()
+	case reqCount:
+		r.count = m.book.Len()
 	case reqExplain:
 		r.explanation, r.err = m.Explain(r.override.ProductID)
 	case reqTick:
@@ -443,6 +445,15 @@ func (e *Writer) Products(ctx context.Context) ([]ProductInfo, error) {
 	return r.listed, err
 }
 
+// NumProducts is the size of the catalog: what a caller asks that only
+// wants to know whether there is one, instead of listing a million
+// products (Products).
+func (e *Writer) NumProducts(ctx context.Context) (int, error) {
+	r := &request{kind: reqCount}
+	err := e.submit(ctx, r)
+	return r.count, err
+}
+
 // Explain explains a product's current price.
 func (e *Writer) Explain(ctx context.Context, productID string) (pricing.Explanation, error) {
 	r := &request{kind: reqExplain, override: OverrideInput{ProductID: productID}}
@@ -463,6 +474,7 @@ const (
 	reqUpsert
 	reqImport
 	reqProducts
+	reqCount
 	reqExplain
 	reqTick
 )
@@ -478,6 +490,7 @@ type request struct {
 	result      SubmitResult
 	created     bool
 	listed      []ProductInfo
+	count       int
 	explanation pricing.Explanation
 	err         error
 	state       reqState

@@ -13,6 +13,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
+	"sync"
 
 	"github.com/dynaprice/dynaprice/internal/pricing"
 )
@@ -217,22 +219,35 @@ func readSnapshot(path string, token []byte) (snapshotFile, error) {
 	r := reader{buf: body[16:]}
 	n := r.count()
 	f.products, f.pos = make([]pricing.Product, n), make([]logPos, n)
-	// The states are decoded in place, into the list the engine keeps.
+	// The states are decoded in place, into the list the engine keeps,
+	// by workers beside this loop, a block of products at a time: the
+	// products must be read in order (their records have no fixed size),
+	// the states need not, and decoding them (touching 488 bytes of new
+	// memory each) is most of the work.
 	f.states, f.stated = make([]pricing.State, n), make([]bool, n)
+	dec := newStateDecoder(f.states)
+	raw := make([][]byte, 0, stateBlock)
+	from := 0
 	for i := range f.products {
 		r.product(&f.products[i])
+		var blob []byte
 		if r.byte() == 1 {
-			size := int(r.u32())
-			raw := r.take(size)
-			if r.err != nil {
-				break
-			}
-			if err := f.states[i].UnmarshalBinary(raw); err != nil {
-				return f, fmt.Errorf("state of %q: %w", f.products[i].ID, err)
-			}
-			f.stated[i] = true
+			blob = r.take(int(r.u32()))
+			f.stated[i] = r.err == nil
 		}
+		raw = append(raw, blob)
 		f.pos[i] = logPos{seq: r.varint(), head: r.varint(), hourly: r.varint()}
+		if r.err != nil {
+			break
+		}
+		if len(raw) == stateBlock {
+			dec.decode(from, raw)
+			from, raw = i+1, make([][]byte, 0, stateBlock)
+		}
+	}
+	dec.decode(from, raw)
+	if k, err := dec.wait(); err != nil {
+		return f, fmt.Errorf("state of %q: %w", f.products[k].ID, err)
 	}
 	if np := r.count(); np > 0 {
 		f.more = make(map[string]logPos, np)
@@ -248,6 +263,70 @@ func readSnapshot(path string, token []byte) (snapshotFile, error) {
 		return f, r.err
 	}
 	return f, nil
+}
+
+// stateBlock is how many products' states a snapshot decoder worker
+// takes at a time.
+const stateBlock = 16 << 10
+
+// stateDecoder decodes blocks of encoded states into their places in a
+// list, on a worker per CPU.
+type stateDecoder struct {
+	into   []pricing.State
+	blocks chan stateBlockJob
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	bad    int // the first product whose state did not decode; -1: none
+	err    error
+}
+
+type stateBlockJob struct {
+	from int
+	raw  [][]byte // nil for a product without a state
+}
+
+func newStateDecoder(into []pricing.State) *stateDecoder {
+	d := &stateDecoder{into: into, blocks: make(chan stateBlockJob, runtime.GOMAXPROCS(0)), bad: -1}
+	for range runtime.GOMAXPROCS(0) {
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			for job := range d.blocks {
+				for k, b := range job.raw {
+					if b == nil {
+						continue
+					}
+					if err := d.into[job.from+k].UnmarshalBinary(b); err != nil {
+						d.fail(job.from+k, err)
+						break
+					}
+				}
+			}
+		}()
+	}
+	return d
+}
+
+func (d *stateDecoder) decode(from int, raw [][]byte) {
+	if len(raw) > 0 {
+		d.blocks <- stateBlockJob{from: from, raw: raw}
+	}
+}
+
+func (d *stateDecoder) fail(i int, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.bad < 0 || i < d.bad {
+		d.bad, d.err = i, err
+	}
+}
+
+// wait waits for the blocks given and returns the first product whose
+// state did not decode, and why.
+func (d *stateDecoder) wait() (int, error) {
+	close(d.blocks)
+	d.wg.Wait()
+	return d.bad, d.err
 }
 
 // appendProduct appends the fields of p that the catalog stores.

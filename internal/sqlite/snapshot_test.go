@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -194,5 +195,54 @@ func TestSnapshotCorruptIsIgnored(t *testing.T) {
 		}
 		s = openTest(t, path)
 		sameLoad(t, damage.name, s, want, false)
+	}
+}
+
+// TestSnapshotOfManyProducts: states are decoded in blocks by several
+// workers; a catalog of a few blocks, with products that have no state
+// among them, comes back whole and in place.
+func TestSnapshotOfManyProducts(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "d.db")
+	s := openTest(t, path)
+	const n = 2*stateBlock + 123
+	products := make([]pricing.Product, n)
+	states := make([]pricing.State, n)
+	for i := range products {
+		products[i] = pricing.Product{ID: fmt.Sprintf("P%06d", i), BasePrice: 10}
+		states[i] = pricing.State{Price: float64(i%1000) + 1, Version: uint64(i) + 1, Source: pricing.SourceDynamic}
+		states[i].Low.Set(20_000, float64(i%1000)+0.5)
+	}
+	if err := s.Commit(ctx, &engine.Batch{Products: products}); err != nil {
+		t.Fatal(err)
+	}
+	stateless := func(i int) bool { return i%7 == 3 }
+	err := s.SaveSnapshot(ctx, products, func(i int) *pricing.State {
+		if stateless(i) {
+			return nil
+		}
+		return &states[i]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, path)
+	snap, err := s.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.fromSnapshot || len(snap.Products) != n || len(snap.States) != n {
+		t.Fatalf("from the snapshot %v: %d products, %d states; want %d", s.fromSnapshot, len(snap.Products), len(snap.States), n)
+	}
+	for i := range products {
+		if snap.Products[i].ID != products[i].ID || snap.Stated[i] == stateless(i) {
+			t.Fatalf("product %d: %s stated %v", i, snap.Products[i].ID, snap.Stated[i])
+		}
+		if !stateless(i) && !reflect.DeepEqual(snap.States[i], states[i]) {
+			t.Fatalf("state %d: %+v, want %+v", i, snap.States[i], states[i])
+		}
 	}
 }
