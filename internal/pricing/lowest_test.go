@@ -111,7 +111,7 @@ func TestLowestMatchesDayRing(t *testing.T) {
 	}
 }
 
-func isEmpty(l Lowest) bool { return l.Min == [lowestSlots]float64{} }
+func isEmpty(l Lowest) bool { return l.min == [lowestSlots * centBytes]byte{} }
 
 // TestLowestReadsDayPerSlotJSON: a state stored as JSON before Lowest kept
 // only its newest day (a day and a price per slot, some slots stale) reads
@@ -163,5 +163,22 @@ func TestLowestIgnoresMonthOld(t *testing.T) {
 	}
 	if low := l.lowest(9, 20_041*dayNS); low != 8 {
 		t.Fatalf("lowest = %v, want 8", low)
+	}
+}
+
+// TestLowestKeepsCents: a slot keeps any published price (whole cents, from
+// 0.01 to MaxPrice) exactly, as RoundCents gives it.
+func TestLowestKeepsCents(t *testing.T) {
+	for _, p := range []float64{0.01, 0.29, 19.99, 314, 1234567.89, MaxPrice - 0.01, MaxPrice} {
+		var l Lowest
+		l.observe(0, p, 20_000*dayNS)
+		if got := l.lowest(MaxPrice, 20_000*dayNS); got != RoundCents(p) || got != p {
+			t.Errorf("kept %v as %v", p, got)
+		}
+	}
+	var l Lowest
+	l.observe(0, 10.004, 20_000*dayNS) // not a published price: to the nearest cent
+	if got := l.lowest(20, 20_000*dayNS); got != 10 {
+		t.Errorf("10.004 kept as %v", got)
 	}
 }
