@@ -7,8 +7,12 @@ package live
 
 import (
 	"context"
+	"math"
+	"runtime"
 	"sync"
 	"sync/atomic"
+
+	"github.com/dynaprice/dynaprice/internal/pricing"
 )
 
 // View holds the latest committed price of every product, so that a read
@@ -29,11 +33,52 @@ type View struct {
 // viewEntry is a product's place in the view. It keeps the price, not its
 // JSON: encoding on read costs a read a microsecond, where keeping the
 // bytes cost every published change an encoding and an allocation, and a
-// million-product view 250 MB.
+// million-product view 250 MB. The price is kept in the entry itself,
+// behind a sequence lock, rather than behind a pointer swapped per change:
+// no allocation per published price, and entries allocated in blocks (a
+// million of them at a start) instead of two objects a product.
 type viewEntry struct {
-	id     string
-	pos    int // index in order, which only grows
-	change atomic.Pointer[Price]
+	id  string
+	pos int // index in order, which only grows
+	// seq is odd while the one writer changes the fields below; a reader
+	// reads them between two equal even values. Every field is atomic, so
+	// a reader that overlaps a write only retries.
+	seq                               atomic.Uint64
+	price, demand, version, at, low30 atomic.Uint64
+	flags                             atomic.Uint64 // Source, and 1<<8 for PriceChanged
+}
+
+// load returns the entry's price.
+func (e *viewEntry) load() Price {
+	for {
+		s := e.seq.Load()
+		if s&1 == 0 {
+			f := e.flags.Load()
+			p := Price{ProductID: e.id, Price: math.Float64frombits(e.price.Load()), Source: pricing.Source(f),
+				Demand: math.Float64frombits(e.demand.Load()), Version: e.version.Load(), At: int64(e.at.Load()),
+				Lowest30: math.Float64frombits(e.low30.Load()), PriceChanged: f&(1<<8) != 0}
+			if e.seq.Load() == s {
+				return p
+			}
+		}
+		runtime.Gosched() // the writer is between its two increments
+	}
+}
+
+// store sets the entry's price; the caller is the view's one writer.
+func (e *viewEntry) store(p *Price) {
+	e.seq.Add(1)
+	e.price.Store(math.Float64bits(p.Price))
+	e.demand.Store(math.Float64bits(p.Demand))
+	e.version.Store(p.Version)
+	e.at.Store(uint64(p.At))
+	e.low30.Store(math.Float64bits(p.Lowest30))
+	f := uint64(p.Source)
+	if p.PriceChanged {
+		f |= 1 << 8
+	}
+	e.flags.Store(f)
+	e.seq.Add(1)
 }
 
 // New returns an empty view and its hub, configured by cfg. Unless
@@ -71,8 +116,9 @@ func (v *View) store(changes []Price) {
 	m := *v.entries.Load()
 	var grown map[string]*viewEntry
 	var order []*viewEntry
+	var block []viewEntry // new entries, allocated together
 	for i := range changes {
-		c := changes[i]
+		c := &changes[i]
 		e, ok := m[c.ProductID]
 		if !ok && grown != nil {
 			e, ok = grown[c.ProductID]
@@ -88,16 +134,20 @@ func (v *View) store(changes []Price) {
 				}
 				order = append([]*viewEntry(nil), *v.order.Load()...)
 			}
-			e = &viewEntry{id: c.ProductID, pos: len(order)}
+			if len(block) == cap(block) {
+				block = make([]viewEntry, 0, len(changes)-i)
+			}
+			block = block[:len(block)+1]
+			e = &block[len(block)-1]
+			e.id, e.pos = c.ProductID, len(order)
 			grown[c.ProductID] = e
 			order = append(order, e)
-		}
-		if old := e.change.Load(); old != nil && c.Version < old.Version {
+		} else if c.Version < e.version.Load() {
 			// Only an API replica's view, fed from Redis and price-updates
 			// which can overlap, ever sees an older version.
 			continue
 		}
-		e.change.Store(&c)
+		e.store(c)
 	}
 	if grown != nil {
 		v.order.Store(&order)
@@ -111,7 +161,7 @@ func (v *View) Price(id string) ([]byte, bool) {
 	if !ok {
 		return nil, false
 	}
-	return e.change.Load().AppendJSON(nil), true
+	return e.load().AppendJSON(nil), true
 }
 
 // Get returns a product's current price.
@@ -120,7 +170,7 @@ func (v *View) Get(id string) (Price, bool) {
 	if !ok {
 		return Price{}, false
 	}
-	return *e.change.Load(), true
+	return e.load(), true
 }
 
 // AppendAll appends {"prices":[...]} with every product, in catalog order.
@@ -153,7 +203,7 @@ func (v *View) AppendPage(ctx context.Context, dst []byte, p Page) ([]byte, int,
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = es[pos].change.Load().AppendJSON(dst)
+			dst = es[pos].load().AppendJSON(dst)
 		}
 		return dst, len(rows), next, nil
 	}
@@ -176,7 +226,7 @@ func (v *View) AppendPage(ctx context.Context, dst []byte, p Page) ([]byte, int,
 		if n > 0 {
 			dst = append(dst, ',')
 		}
-		dst = e.change.Load().AppendJSON(dst)
+		dst = e.load().AppendJSON(dst)
 		n, last = n+1, e.id
 	}
 	return dst, n, "", nil
@@ -198,7 +248,7 @@ func (v *View) SnapshotPage(_ context.Context, after string, limit int) ([]Price
 	page := order[start:min(start+limit, len(order))]
 	out := make([]Price, len(page))
 	for i, e := range page {
-		out[i] = *e.change.Load()
+		out[i] = e.load()
 	}
 	next := ""
 	if start+len(page) < len(order) {
@@ -224,7 +274,7 @@ func (v *View) Snapshot() []Price {
 	es := *v.order.Load()
 	out := make([]Price, len(es))
 	for i, e := range es {
-		out[i] = *e.change.Load()
+		out[i] = e.load()
 	}
 	return out
 }
@@ -238,7 +288,8 @@ func (s viewSource) ID(pos int) string { return s[pos].id }
 
 func (s viewSource) Keys(_ context.Context, k SortKey, n int, set func(int, uint64)) error {
 	for i, e := range s[:n] {
-		set(i, sortKey(k, e.change.Load()))
+		p := e.load()
+		set(i, sortKey(k, &p))
 	}
 	return nil
 }

@@ -57,6 +57,8 @@ func TestPriceJSONMatchesOriginalShape(t *testing.T) {
 	}
 }
 
+// TestConcurrentReadsDuringPublish: readers never wait for the writer and
+// never see a price torn between two changes.
 func TestConcurrentReadsDuringPublish(t *testing.T) {
 	v := New(HubConfig{})
 	var wg sync.WaitGroup
@@ -74,12 +76,20 @@ func TestConcurrentReadsDuringPublish(t *testing.T) {
 				if b, ok := v.Price("P1"); ok && !json.Valid(b) {
 					t.Error("torn read")
 				}
+				// Every field of a price read is from the same change.
+				if p, ok := v.Get("P7"); ok && (p.Price != float64(p.Version) || p.Demand != 2*float64(p.Version) ||
+					p.Lowest30 != 3*float64(p.Version) || p.At != 4*int64(p.Version) || p.PriceChanged != (p.Version%2 == 0) ||
+					p.Source != pricing.Source(p.Version%3)) {
+					t.Errorf("torn read: %+v", p)
+				}
 				_ = v.AppendAll(nil)
 			}
 		}()
 	}
-	for i := 0; i < 2000; i++ {
-		v.Publish([]Price{{ProductID: fmt.Sprintf("P%d", i%50), Price: float64(i), Version: uint64(i)}})
+	for i := 0; i < 20000; i++ {
+		n := uint64(i)
+		v.Publish([]Price{{ProductID: fmt.Sprintf("P%d", i%50), Price: float64(i), Version: n, Demand: 2 * float64(i),
+			Lowest30: 3 * float64(i), At: 4 * int64(i), PriceChanged: n%2 == 0, Source: pricing.Source(n % 3)}})
 	}
 	close(stop)
 	wg.Wait()
