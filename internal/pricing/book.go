@@ -163,9 +163,12 @@ type Book struct {
 	products   []Product
 	strat      []Strategy
 	learners   []Learner // strat[i] if it learns, else nil
-	guards     []guardrails
-	states     []State
-	index      map[string]int
+	// guards are the products' parsed guardrails; products with the same
+	// ones share them (see guard).
+	guards []*guardrails
+	shared map[guardrails]*guardrails
+	states []State
+	index  map[string]int
 	// trips counts the breakers tripped since Tripped, and tripped names
 	// the first of them.
 	trips   int
@@ -203,7 +206,7 @@ func (b *Book) Load(products []Product, states []State, stated []bool, now int64
 		b.index = make(map[string]int, n)
 	}
 	b.products, b.states = products, states
-	b.strat, b.learners, b.guards = make([]Strategy, n), make([]Learner, n), make([]guardrails, n)
+	b.strat, b.learners, b.guards = make([]Strategy, n), make([]Learner, n), make([]*guardrails, n)
 	for i := range products {
 		p := &products[i]
 		if err := b.CheckProduct(*p); err != nil {
@@ -221,7 +224,7 @@ func (b *Book) Load(products []Product, states []State, stated []bool, now int64
 		if name == "" {
 			name = b.cfg.DefaultStrategy
 		}
-		b.strat[i], b.guards[i] = b.strategies[name], parseGuardrails(*p, &b.cfg)
+		b.strat[i], b.guards[i] = b.strategies[name], b.guard(p)
 		b.setLearner(i)
 		if !stated[i] {
 			b.reprice(i, now)
@@ -229,6 +232,30 @@ func (b *Book) Load(products []Product, states []State, stated []bool, now int64
 		}
 	}
 	return unstated, nil
+}
+
+// maxShared bounds the distinct guardrails a Book shares between products.
+const maxShared = 4096
+
+// guard returns p's parsed guardrails. Products whose guardrails are the
+// same share one copy: most catalogs give most products the catalog's
+// defaults, and 120 bytes a product are 120 MB at a million. A catalog of
+// products that each have their own (a floor per product, say) gets a
+// copy each once maxShared distinct ones are shared, so that the sharing
+// never costs more than it saves.
+func (b *Book) guard(p *Product) *guardrails {
+	g := parseGuardrails(*p, &b.cfg)
+	if s, ok := b.shared[g]; ok {
+		return s
+	}
+	if b.shared == nil {
+		b.shared = map[guardrails]*guardrails{}
+	}
+	if len(b.shared) >= maxShared {
+		return &g
+	}
+	b.shared[g] = &g
+	return &g
 }
 
 // Products returns the catalog in index order. The slice is the Book's:
@@ -283,10 +310,10 @@ func (b *Book) Upsert(p Product, now int64) (int, bool, error) {
 		b.products = append(b.products, p)
 		b.strat = append(b.strat, b.strategies[name])
 		b.learners = append(b.learners, nil)
-		b.guards = append(b.guards, parseGuardrails(p, &b.cfg))
+		b.guards = append(b.guards, b.guard(&p))
 		b.states = append(b.states, State{})
 	} else {
-		b.products[i], b.strat[i], b.guards[i] = p, b.strategies[name], parseGuardrails(p, &b.cfg)
+		b.products[i], b.strat[i], b.guards[i] = p, b.strategies[name], b.guard(&p)
 		b.states[i].Brake = Brake{} // an operator's change: a new window from its price
 	}
 	b.setLearner(i)
@@ -516,7 +543,7 @@ func (b *Book) Put(i int, p Product, s State) {
 	if name == "" {
 		name = b.cfg.DefaultStrategy
 	}
-	b.products[i], b.strat[i], b.guards[i] = p, b.strategies[name], parseGuardrails(p, &b.cfg)
+	b.products[i], b.strat[i], b.guards[i] = p, b.strategies[name], b.guard(&p)
 	b.states[i] = s
 	b.setLearner(i)
 }

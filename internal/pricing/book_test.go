@@ -406,3 +406,33 @@ func TestLoadTakesStatesAsTheyAre(t *testing.T) {
 		t.Errorf("Load without states: %v, unstated %v, PB at %v", err, u, empty.State(1).Price)
 	}
 }
+
+// TestGuardrailsShared: products with the same guardrails share one parsed
+// copy, a product's own guardrails are its own, and an update that changes
+// them does not change the others'.
+func TestGuardrailsShared(t *testing.T) {
+	b := newBook(t, DefaultConfig(), Product{ID: "PA", BasePrice: 10}, Product{ID: "PB", BasePrice: 20},
+		Product{ID: "PC", BasePrice: 30, Guardrails: Guardrails{Floor: 25}})
+	if b.guards[0] != b.guards[1] || b.guards[2] == b.guards[0] {
+		t.Fatalf("PA and PB do not share, or PC (floor 25) shares: %p %p %p", b.guards[0], b.guards[1], b.guards[2])
+	}
+	if _, _, err := b.Upsert(Product{ID: "PB", BasePrice: 20, Guardrails: Guardrails{Ceiling: 21}}, t0); err != nil {
+		t.Fatal(err)
+	}
+	if b.guards[1].ceiling != 21 || b.guards[0].ceiling != 0 {
+		t.Errorf("PB's ceiling %v, PA's %v: want 21 and none", b.guards[1].ceiling, b.guards[0].ceiling)
+	}
+	// Past maxShared distinct ones, each product gets its own copy.
+	many, _ := NewBook(DefaultConfig())
+	for i := range maxShared + 10 {
+		if _, _, err := many.Upsert(Product{ID: fmt.Sprintf("P%d", i), BasePrice: 100, Guardrails: Guardrails{Floor: 1 + float64(i)/100}}, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(many.shared) != maxShared {
+		t.Errorf("%d guardrails shared, want at most %d", len(many.shared), maxShared)
+	}
+	if g := many.guards[maxShared+5]; g.floor != 1+float64(maxShared+5)/100 {
+		t.Errorf("an unshared product's floor %v", g.floor)
+	}
+}

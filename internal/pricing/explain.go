@@ -186,7 +186,7 @@ func (b *Book) Explain(i int) Explanation {
 		e.Market = b.explainMarket(i, m)
 	}
 	if br := s.Brake; br.Held != 0 && !s.Override.Active {
-		gr := &b.guards[i]
+		gr := b.guards[i]
 		w := time.Duration(gr.window)
 		e.Breaker = &BreakerInfo{Held: true, HeldSince: time.Unix(0, br.Held).UTC(), Wanted: br.Wanted, Anchor: br.Anchor,
 			WindowStart: time.Unix(0, br.Since).UTC(), ReleaseAt: time.Unix(0, br.Since+gr.window).UTC(),

@@ -124,7 +124,7 @@ type Brake struct {
 // src) at now and returns what to publish. It is called only while no
 // override is active: an operator's price is never held.
 func (b *Book) brake(i int, cand float64, src Source, now int64) (float64, Source) {
-	s, g := &b.states[i], &b.guards[i]
+	s, g := &b.states[i], b.guards[i]
 	br := &s.Brake
 	if br.Since == 0 || s.Version == 0 {
 		// A new window after an operator's change (or the first price):

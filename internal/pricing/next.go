@@ -37,7 +37,7 @@ const InventoryEvery = time.Minute
 // The engine keeps products in a queue by NextTick instead of ticking the
 // whole catalog.
 func (b *Book) NextTick(i int, now int64) int64 {
-	s, g := &b.states[i], &b.guards[i]
+	s, g := &b.states[i], b.guards[i]
 	next := int64(0)
 	at := func(t int64) {
 		t = max(t, now)
@@ -75,7 +75,7 @@ func (b *Book) NextTick(i int, now int64) int64 {
 // strategyMoves is when product i's strategy price moves with time alone
 // (0: never); see NextTick.
 func (b *Book) strategyMoves(i int, now int64) int64 {
-	s, g, p := &b.states[i], &b.guards[i], &b.products[i]
+	s, g, p := &b.states[i], b.guards[i], &b.products[i]
 	switch st := b.strat[i].(type) {
 	case Seed, Thompson:
 		return 0
