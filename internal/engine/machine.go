@@ -337,6 +337,20 @@ func (m *Machine) touch(i int, priceChanged bool) {
 	}
 }
 
+// roll adds product i's analytics tally to the batch as a row if its hour
+// is over (pricing.Book.RollTally), before anything of a later hour is
+// counted. The row names the product's strategy now, which is the one
+// that priced the hour unless the catalog changed it since.
+func (m *Machine) roll(i int) {
+	t, ok := m.book.RollTally(i, m.clock)
+	if !ok {
+		return
+	}
+	m.batch.Analytics = append(m.batch.Analytics, AnalyticsRow{ProductID: m.book.Product(i).ID, Hint: int32(i),
+		Strategy: m.book.StrategyName(i), Tally: t})
+	m.touch(i, false)
+}
+
 // sortHistory puts the batch's history rows in key order (SortHistory's:
 // product id, then At, then Version) and the touched products in id order.
 // A product's own rows are appended in that order already (its versions
@@ -404,6 +418,7 @@ func (m *Machine) ApplyEvents(events []ingest.Event, now int64, res *SubmitResul
 			}
 		}
 		m.keep(i)
+		m.roll(i)
 		switch ev.Type {
 		case pricing.Stock:
 			m.touch(i, m.book.SetStock(i, float64(ev.Quantity), now))
@@ -658,6 +673,7 @@ func (m *Machine) Tick(now int64) {
 			return
 		}
 		m.keep(i)
+		m.roll(i)
 		s := m.book.State(i)
 		hadOverride := s.Override.Active
 		priceChanged, changed := m.book.Tick(i, now)

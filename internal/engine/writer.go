@@ -335,6 +335,9 @@ func (r *request) apply(m *Machine, now int64) {
 		r.explanation, r.err = m.Explain(r.override.ProductID)
 	case reqTick:
 		m.Tick(now)
+	case reqTallies:
+		m.at(now)
+		r.tallies, r.at = m.OpenTallies(r.override.ProductID), m.clock
 	}
 }
 
@@ -465,6 +468,7 @@ const (
 	reqProducts
 	reqExplain
 	reqTick
+	reqTallies
 )
 
 type request struct {
@@ -479,6 +483,8 @@ type request struct {
 	created     bool
 	listed      []ProductInfo
 	explanation pricing.Explanation
+	tallies     []OpenTally
+	at          int64
 	err         error
 	state       reqState
 	done        chan struct{}

@@ -16,6 +16,7 @@ const InventoryEvery = time.Minute
 // which Tick may change product i without any event in between, or 0 if it
 // never will:
 // the override's expiry, the end of the price-velocity breaker's window,
+// the end of the hour its analytics tally counts,
 // the day a daily low leaves the 30-day window, and the moment the
 // strategy's price moves with time alone:
 //
@@ -62,6 +63,11 @@ func (b *Book) NextTick(i int, now int64) int64 {
 		if t := b.strategyMoves(i, now); t != 0 {
 			at(t)
 		}
+	}
+	// The hour's analytics tally is taken out when the hour is over
+	// (RollTally), even for a product no event comes back to.
+	if s.Tally.Hour != 0 {
+		at(s.Tally.Hour + HourNS)
 	}
 	// A daily low leaves the window at the start of its 31st day.
 	s.Low.Days(func(d int32, m float64) {
