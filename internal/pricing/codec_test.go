@@ -175,7 +175,7 @@ func TestTallyCountsAndRolls(t *testing.T) {
 	b.ApplyAt(i, View, 1, 0, h0+1, h0+1)
 	b.ApplyAt(i, Cart, 1, 0, h0+2, h0+2)
 	before := b.State(i).Price
-	b.ApplyAt(i, Purchase, 2, 0, h0+3, h0+3)  // at the current price
+	b.ApplyAt(i, Purchase, 2, 0, h0+3, h0+3)   // at the current price
 	b.ApplyAt(i, Purchase, 1, 9.5, h0+4, h0+4) // at the price shown
 	mid := b.State(i).Price
 	b.ApplyAt(i, Purchase, 1, -1, h0+5, h0+5) // a shown price no store takes: the current one
