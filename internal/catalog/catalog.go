@@ -19,6 +19,11 @@ import (
 // bare JSON array of products is accepted too.
 type File struct {
 	DefaultStrategy string `json:"default_strategy,omitempty"`
+	// Currency is the ISO 4217 code of the currency every price of the
+	// catalog is in (pricing.CheckCurrency); kept as a catalog-wide
+	// setting, so a later start without the file keeps it. Empty: the
+	// one stored, else pricing.DefaultCurrency.
+	Currency string `json:"currency,omitempty"`
 	// Learning gives every product the learning policy's fields it does
 	// not set itself (the price band, half-life, change cap, objective);
 	// what neither sets takes the engine's default
@@ -50,6 +55,11 @@ func Parse(b []byte) (File, error) {
 	if len(f.Products) == 0 {
 		return File{}, errors.New("catalog: no products")
 	}
+	if f.Currency != "" {
+		if err := pricing.CheckCurrency(f.Currency); err != nil {
+			return File{}, fmt.Errorf("catalog: %w", err)
+		}
+	}
 	if err := f.Learning.Validate(); err != nil {
 		return File{}, fmt.Errorf("catalog: learning: %w", err)
 	}
@@ -75,6 +85,7 @@ func Parse(b []byte) (File, error) {
 type Writer interface {
 	Products(ctx context.Context) ([]engine.ProductInfo, error)
 	ImportCatalog(ctx context.Context, ps []pricing.Product, def string) error
+	SetCurrency(ctx context.Context, code string) error
 }
 
 // Import imports f into w, or, without a file, the demo catalog into an
@@ -92,6 +103,11 @@ func Import(ctx context.Context, w Writer, f *File, log *slog.Logger) error {
 	}
 	if err := w.ImportCatalog(ctx, f.Products, f.DefaultStrategy); err != nil {
 		return fmt.Errorf("importing catalog: %w", err)
+	}
+	if f.Currency != "" {
+		if err := w.SetCurrency(ctx, f.Currency); err != nil {
+			return fmt.Errorf("importing catalog: %w", err)
+		}
 	}
 	return nil
 }

@@ -212,6 +212,7 @@ func (r *serveRole) Open(ctx context.Context) (err error) {
 		RequestTimeout: 30 * time.Second, Logger: log, Registerer: reg,
 	}, httpapi.Deps{
 		Engine: r.eng, Prices: live.Prices{V: view}, Archive: r.store,
+		Analytics: engine.Analyst{Store: r.store, Open: r.eng.OpenTallies}, Currency: r.eng.Currency,
 		Decoder:   &ingest.Decoder{Now: time.Now, MaxEvents: o.MaxEvents},
 		WebSocket: r.hub, Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 		Ready: r.ready.Why, UI: dashboard.Handler(),

@@ -166,26 +166,38 @@ type Analyst struct {
 	Store AnalyticsReader
 	// Open returns the open tallies as of a moment, committing those
 	// whose hour is over first (Writer.OpenTallies).
+	// Open may be nil where the engine's memory is out of reach (an API
+	// replica): then only the hours before the current one are counted.
 	Open func(ctx context.Context, id string) ([]OpenTally, int64, error)
+	// Now is the clock used when Open is nil.
+	Now func() time.Time
 }
 
 // Analytics sums the rows of q's hours and the open tallies that fall in
-// them, grouped by q.By: at most q.Max groups (0: all), the most revenue
+// them, grouped by q.By: at most limit groups (0: all), the most revenue
 // first (ByHour, ByDay: in time order); more reports that groups were
-// left out.
+// left out. The store is asked for q.Max groups (0: all), so with more
+// groups than that in the range, a group just below the store's cut whose
+// open hour would lift it is missed.
 //
 // The open tallies are read first, through the writer, which commits the
 // ones whose hour is over as rows in that round; so every hour before the
 // current one is in the store when it is read, and the store is asked
 // only for hours before the current one (an hour ending between the two
 // reads is counted once, from memory, as of the first).
-func (a Analyst) Analytics(ctx context.Context, q AnalyticsQuery) ([]AnalyticsTotal, bool, error) {
+func (a Analyst) Analytics(ctx context.Context, q AnalyticsQuery, limit int) ([]AnalyticsTotal, bool, error) {
 	if err := q.Validate(); err != nil {
 		return nil, false, &Error{Kind: KindInvalid, Msg: err.Error()}
 	}
-	open, now, err := a.Open(ctx, q.ProductID)
-	if err != nil {
-		return nil, false, err
+	var open []OpenTally
+	var now int64
+	if a.Open != nil {
+		var err error
+		if open, now, err = a.Open(ctx, q.ProductID); err != nil {
+			return nil, false, err
+		}
+	} else {
+		now = a.Now().UnixNano()
 	}
 	cur := pricing.HourOf(now)
 	groups := map[string]int{}
@@ -220,8 +232,8 @@ func (a Analyst) Analytics(ctx context.Context, q AnalyticsQuery) ([]AnalyticsTo
 		add(key, start, &o.Tally)
 	}
 	SortTotals(q.By, out)
-	if q.Max > 0 && len(out) > q.Max {
-		out, more = out[:q.Max], true
+	if limit > 0 && len(out) > limit {
+		out, more = out[:limit], true
 	}
 	return out, more, nil
 }

@@ -95,7 +95,7 @@ func TestAnalystCountsEachHourOnce(t *testing.T) {
 	a := engine.Analyst{Store: &store, Open: func(context.Context, string) ([]engine.OpenTally, int64, error) {
 		return []engine.OpenTally{{ProductID: "A", Strategy: "seed", Tally: pricing.Tally{Hour: h, Purchases: 1, Revenue: 7}}}, h + 10, nil
 	}}
-	got, more, err := a.Analytics(context.Background(), engine.AnalyticsQuery{From: h - 3*pricing.HourNS, To: h + pricing.HourNS, By: engine.ByProduct})
+	got, more, err := a.Analytics(context.Background(), engine.AnalyticsQuery{From: h - 3*pricing.HourNS, To: h + pricing.HourNS, By: engine.ByProduct}, 0)
 	if err != nil || more {
 		t.Fatal(err, more)
 	}
@@ -109,11 +109,11 @@ func TestAnalystCountsEachHourOnce(t *testing.T) {
 	if store.asked.To != h {
 		t.Errorf("the store was asked for hours up to %d, want up to the open hour %d", store.asked.To, h)
 	}
-	got, more, err = a.Analytics(context.Background(), engine.AnalyticsQuery{From: h - 3*pricing.HourNS, To: h + pricing.HourNS, By: engine.ByHour, Max: 2})
+	got, more, err = a.Analytics(context.Background(), engine.AnalyticsQuery{From: h - 3*pricing.HourNS, To: h + pricing.HourNS, By: engine.ByHour}, 2)
 	if err != nil || !more || len(got) != 2 || got[0].Start != h-2*pricing.HourNS || got[1].Start != h-pricing.HourNS {
 		t.Errorf("by hour, at most 2: %+v more=%v err=%v", got, more, err)
 	}
-	if _, _, err := a.Analytics(context.Background(), engine.AnalyticsQuery{From: h + 1, To: h + pricing.HourNS, By: engine.ByHour}); err == nil {
+	if _, _, err := a.Analytics(context.Background(), engine.AnalyticsQuery{From: h + 1, To: h + pricing.HourNS, By: engine.ByHour}, 0); err == nil {
 		t.Error("a query from the middle of an hour was accepted")
 	}
 }

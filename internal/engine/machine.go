@@ -76,6 +76,10 @@ type Machine struct {
 	timers []timer
 	due    []int64
 	clock  int64
+
+	// currency is the catalog's currency (ISO 4217), "" until one is set
+	// (pricing.DefaultCurrency applies).
+	currency string
 }
 
 // at advances the machine's clock to now.
@@ -103,6 +107,7 @@ func (m *Machine) Load(snap Snapshot, now int64) ([]live.Price, error) {
 		return nil, fmt.Errorf("stored catalog: %w", err)
 	}
 	m.book = book
+	m.currency = snap.Settings["currency"]
 	m.seen = newSeenIDs(m.cfg.DedupMax, randomMultiplier())
 	m.seen.window = int64(m.cfg.DedupWindow)
 	m.seen.reserve(len(snap.Seen))
@@ -636,7 +641,7 @@ func (m *Machine) Import(ps []pricing.Product, def string, now int64) error {
 		for _, r := range repriced {
 			m.touch(r.Index, r.PriceChanged)
 		}
-		m.batch.Settings = map[string]string{"default_strategy": def}
+		m.setting("default_strategy", def)
 	}
 	for _, p := range ps {
 		if _, err := m.Upsert(p, now); err != nil {
@@ -644,6 +649,37 @@ func (m *Machine) Import(ps []pricing.Product, def string, now int64) error {
 		}
 	}
 	return nil
+}
+
+// setting adds a catalog-wide setting to the batch.
+func (m *Machine) setting(key, value string) {
+	if m.batch.Settings == nil {
+		m.batch.Settings = map[string]string{}
+	}
+	m.batch.Settings[key] = value
+}
+
+// SetCurrency sets the catalog's currency, an ISO 4217 code
+// (pricing.CheckCurrency); KindInvalid for any other.
+func (m *Machine) SetCurrency(code string) error {
+	if err := pricing.CheckCurrency(code); err != nil {
+		return &Error{Kind: KindInvalid, Msg: err.Error()}
+	}
+	if code == m.currency {
+		return nil
+	}
+	m.noUndo = true // Undo does not keep settings: a failed round reloads
+	m.currency = code
+	m.setting("currency", code)
+	return nil
+}
+
+// Currency is the catalog's currency code.
+func (m *Machine) Currency() string {
+	if m.currency == "" {
+		return pricing.DefaultCurrency
+	}
+	return m.currency
 }
 
 // Products lists the catalog in insertion order.
