@@ -92,13 +92,17 @@ type Writer interface {
 // empty w: a new user's first start shows prices, and a restart without
 // --catalog changes nothing.
 func Import(ctx context.Context, w Writer, f *File, log *slog.Logger) error {
+	return ImportOr(ctx, w, f, Demo(), log)
+}
+
+// ImportOr is Import with another catalog than Demo for an empty w.
+func ImportOr(ctx context.Context, w Writer, f *File, empty File, log *slog.Logger) error {
 	if f == nil {
 		ps, err := w.Products(ctx)
 		if err != nil || len(ps) > 0 {
 			return err
 		}
-		d := Demo()
-		f = &d
+		f = &empty
 		log.Info("empty store: loading the demo catalog", "products", len(f.Products))
 	}
 	if err := w.ImportCatalog(ctx, f.Products, f.DefaultStrategy); err != nil {
@@ -110,6 +114,27 @@ func Import(ctx context.Context, w Writer, f *File, log *slog.Logger) error {
 		}
 	}
 	return nil
+}
+
+// DemoMix is the demo catalog of `serve --demo`: Demo's products, in
+// euros, with unit costs (about 60% of the list price, so that margins
+// show) and a mix of strategies, so that prices fall as well as rise:
+// thompson (learns the best price within 0.8–1.3× list), decay (follows
+// interest up and down, capped at 1.5× list), and seed (the original's
+// formula) for two of them.
+func DemoMix() File {
+	f := Demo()
+	f.Currency = pricing.DefaultCurrency
+	strategies := []string{"thompson", "decay", "thompson", "decay", "seed", "thompson", "decay", "thompson", "seed", "decay"}
+	for i := range f.Products {
+		p := &f.Products[i]
+		p.Strategy = strategies[i%len(strategies)]
+		p.UnitCost = pricing.RoundCents(0.6 * p.BasePrice)
+		if p.Strategy != "thompson" {
+			p.Ceiling = pricing.RoundCents(1.5 * p.BasePrice)
+		}
+	}
+	return f
 }
 
 // ReadFile reads and parses a catalog file; "" gives nil (no file).

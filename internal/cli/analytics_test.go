@@ -9,6 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/dynaprice/dynaprice/internal/poll"
 )
 
 // analytics asks GET /analytics as the viewer and returns its groups.
@@ -140,6 +143,51 @@ func TestAnalyticsEndToEnd(t *testing.T) {
 		code, m := s2.do("GET", "/analytics?"+c.query, c.key, "", "")
 		if code != c.status || m["error"] == nil {
 			t.Errorf("GET /analytics?%.40s with key %q = %d %v, want %d with an error", c.query, c.key, code, m, c.status)
+		}
+	}
+}
+
+// TestDemoShowsTheMix: `serve --demo` on an empty store prices the demo
+// catalog with thompson, decay and seed, and its traffic fills the
+// analytics of all three within seconds; --demo shortens the decay
+// half-life unless --half-life is given.
+func TestDemoShowsTheMix(t *testing.T) {
+	o := testOptions(t.TempDir())
+	o.Demo, o.DemoRate = true, 400
+	s := startServer(t, o)
+	code, m := s.do("GET", "/products", viewerKey, "", "")
+	if code != 200 {
+		t.Fatalf("GET /products = %d %v", code, m)
+	}
+	strategies := map[string]int{}
+	for _, p := range m["products"].([]any) {
+		strategies[p.(map[string]any)["effective_strategy"].(string)]++
+	}
+	if strategies["thompson"] == 0 || strategies["decay"] == 0 || strategies["seed"] == 0 {
+		t.Errorf("demo catalog strategies %v, want thompson, decay and seed", strategies)
+	}
+	poll.Until(t, 20*time.Second, "revenue under every strategy", func() error {
+		sold := 0
+		for _, g := range groups(t, s.analytics("by=strategy")) {
+			if g["revenue"].(float64) > 0 && g["margin"].(float64) != g["revenue"].(float64) {
+				sold++
+			}
+		}
+		return poll.Check(sold == 3, "%d strategies with revenue and a cost", sold)
+	})
+
+	var stderr strings.Builder
+	for _, c := range []struct {
+		args []string
+		want time.Duration
+	}{
+		{[]string{"--demo"}, demoHalfLife},
+		{[]string{"--demo", "--half-life", "2h"}, 2 * time.Hour},
+		{nil, time.Hour},
+	} {
+		po, err := parseServe(c.args, env(nil), &stderr)
+		if err != nil || po.HalfLife != c.want {
+			t.Errorf("serve %v: half-life %v (%v), want %v", c.args, po.HalfLife, err, c.want)
 		}
 	}
 }

@@ -57,7 +57,7 @@ func (a *API) getPrices(w http.ResponseWriter, r *http.Request, _ Key) error {
 	if err != nil {
 		return pageError(err)
 	}
-	b = append(append(append(b, `],"currency":`...), strconv.Quote(a.currency())...))
+	b = append(append(b, `],"currency":`...), strconv.Quote(a.currency())...)
 	if next != "" {
 		cursor, _ := json.Marshal(next) // a string always encodes
 		b = append(append(b, `,"next":`...), cursor...)
