@@ -26,7 +26,7 @@ describe('revenue analytics', () => {
     expect(await page.isVisible('#grid')).toBe(false);
     expect(await page.getAttribute('#view-analytics', 'aria-pressed')).toBe('true');
     await eventually(() => page.textContent('#an-msg'), 'Enter a viewer or operator key above to see revenue analytics.');
-    await eventually(() => page.textContent('#currency'), 'prices in EUR');
+    await eventually(() => page.textContent('#currency'), 'in EUR');
   });
 
   it('shows revenue, a chart and the products with the most of it', async () => {

@@ -127,10 +127,12 @@ export class AnalyticsView {
     const axis = { stroke: css('--muted'), grid: { stroke: css('--border'), width: 1 }, ticks: { stroke: css('--border'), width: 1 } };
     const bars = uPlot.paths.bars!({ size: [0.8, 40] });
     this.plot = new uPlot({
-      width: this.width(), height: HEIGHT, scales: { x: { time: true } },
+      // The whole range asked for, however few hours had shoppers.
+      width: this.width(), height: HEIGHT, scales: { x: { time: true, range: () => [Date.parse(a.from) / 1000, Date.parse(a.to) / 1000] },
+        y: { range: (_u, min, max) => [Math.min(0, min), Math.max(1, max * 1.1)] } },
       series: [{}, { label: `Revenue (${a.currency})`, stroke: css('--dynamic'), fill: css('--dynamic'), paths: bars, points: { show: false } },
         { label: `Margin (${a.currency})`, stroke: css('--fg'), width: 1.5, points: { show: xs.length < 50 } }],
-      axes: [axis, { ...axis, size: 72, values: (_u, vals) => vals.map((v) => money(v, a.currency)) }],
+      axes: [axis, { ...axis, size: 96, values: (_u, vals) => vals.map((v) => money(v, a.currency)) }],
       legend: { show: true },
     }, [xs, revenue, margin], this.chart);
   }

@@ -81,7 +81,7 @@ let listing = catalog;
 async function pricesPage(q: string, sort: string, after: string | undefined, limit: number): Promise<PageAnswer> {
   const a = await api.pricesPage(q, sort, after, limit);
   if (a.currency) {
-    setText(byId('currency'), `prices in ${a.currency}`);
+    setText(byId('currency'), `in ${a.currency}`);
     setText(byId('d-currency'), a.currency);
   }
   return a;
