@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"reflect"
@@ -199,5 +200,38 @@ func TestTallyCountsAndRolls(t *testing.T) {
 	b.ApplyAt(i, View, 1, 0, h0+2*HourNS+5, h0+2*HourNS+5)
 	if h := b.State(i).Tally.Hour; h != h0+2*HourNS {
 		t.Errorf("the next tally counts hour %d, want %d", h, h0+2*HourNS)
+	}
+}
+
+// TestTallyTimersAreSpread: a product's tally is rolled by its timer
+// within RollSpread after its hour, each product at a moment of its own,
+// so that a large catalog's rows are not all written in one round.
+func TestTallyTimersAreSpread(t *testing.T) {
+	b, err := NewBook(DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const h0 = int64(1_773_712_800_000_000_000)
+	const n = 1000
+	perMinute := map[int64]int{}
+	for k := range n {
+		i, _, err := b.Upsert(Product{ID: fmt.Sprintf("P%04d", k), BasePrice: 10}, h0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.ApplyAt(i, View, 1, 0, h0+1, h0+1)
+		at := b.NextTick(i, h0+2)
+		if at < h0+HourNS || at >= h0+HourNS+RollSpread {
+			t.Fatalf("product %d: timer at %d, want within RollSpread after %d", k, at, h0+HourNS)
+		}
+		perMinute[(at-h0-HourNS)/60e9]++
+	}
+	for m, c := range perMinute {
+		if c > 2*n/10 {
+			t.Errorf("%d of %d timers in minute %d of the spread", c, n, m)
+		}
+	}
+	if len(perMinute) != 10 {
+		t.Errorf("timers fall in %d of the spread's 10 minutes", len(perMinute))
 	}
 }
