@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dynaprice/dynaprice/internal/dashboard"
+	"github.com/dynaprice/dynaprice/internal/engine"
 	"github.com/dynaprice/dynaprice/internal/health"
 	"github.com/dynaprice/dynaprice/internal/httpapi"
 	"github.com/dynaprice/dynaprice/internal/ingest"
@@ -208,6 +209,9 @@ func (r *apiRole) Open(ctx context.Context) (err error) {
 		RequestTimeout: 30 * time.Second, Logger: log, Registerer: reg,
 	}, httpapi.Deps{
 		Engine: kafka.NewGateway(pr, prices, db, pc, o.createsProducts()), Archive: db, Prices: prices,
+		// The hours not over yet are in the engines' memory: a replica
+		// reports the hours before the current one.
+		Analytics: engine.Analyst{Store: db, Now: time.Now},
 		Decoder:   &ingest.Decoder{Now: time.Now, MaxEvents: o.MaxEvents},
 		WebSocket: r.hub, Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 		Ready: r.ready.Why, UI: dashboard.Handler(),

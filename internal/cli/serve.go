@@ -56,7 +56,7 @@ func parseServe(args []string, getenv Env, stderr io.Writer) (ServeOptions, erro
 	o.HTTPOptions.register(fs, getenv, "drain, HTTP, the engine's last commit and closing the store", "127.0.0.1")
 	fs.StringVar(&o.DataDir, "data", "./dynaprice-data", "data directory (created if missing)")
 	fs.StringVar(&o.CatalogFile, "catalog", "", "catalog JSON file to import or update products from")
-	fs.BoolVar(&o.Demo, "demo", false, "generate demo traffic (seed-format events) in-process")
+	fs.BoolVar(&o.Demo, "demo", false, "generate demo traffic in-process; an empty store gets the demo catalog with a mix of strategies (thompson, decay, seed) and --half-life defaults to 5m")
 	fs.Float64Var(&o.DemoRate, "demo-rate", 20, "demo events per second")
 	o.PricingOptions.register(fs, getenv, "create unknown products from an event's price instead of rejecting the event")
 	fs.StringVar(&o.Sync, "sync", "full", "SQLite durability: full (fsync every commit) or normal (survives process crashes, not power loss)")
@@ -81,7 +81,26 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	return o, parseFlags(fs, args, stderr)
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return o, err
+	}
+	if o.Demo && !flagGiven(fs, "half-life") {
+		// Demand that halves in an hour hardly falls while someone
+		// watches: the demo's decay prices follow its shoppers in minutes.
+		o.HalfLife = demoHalfLife
+	}
+	return o, nil
+}
+
+// demoHalfLife is the decay strategy's half-life under --demo, unless
+// --half-life says otherwise.
+const demoHalfLife = 5 * time.Minute
+
+// flagGiven reports whether the command line set the flag name.
+func flagGiven(fs *flag.FlagSet, name string) bool {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	return given
 }
 
 func splitList(s string) []string {
@@ -212,6 +231,7 @@ func (r *serveRole) Open(ctx context.Context) (err error) {
 		RequestTimeout: 30 * time.Second, Logger: log, Registerer: reg,
 	}, httpapi.Deps{
 		Engine: r.eng, Prices: live.Prices{V: view}, Archive: r.store,
+		Analytics: engine.Analyst{Store: r.store, Open: r.eng.OpenTallies}, Currency: r.eng.Currency,
 		Decoder:   &ingest.Decoder{Now: time.Now, MaxEvents: o.MaxEvents},
 		WebSocket: r.hub, Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
 		Ready: r.ready.Why, UI: dashboard.Handler(),
@@ -236,7 +256,11 @@ func (r *serveRole) Open(ctx context.Context) (err error) {
 		r.engStopped = true
 		return err
 	}
-	if err := catalog.Import(ctx, r.eng, cat, log); err != nil {
+	empty := catalog.Demo()
+	if o.Demo {
+		empty = catalog.DemoMix()
+	}
+	if err := catalog.ImportOr(ctx, r.eng, cat, empty, log); err != nil {
 		return err
 	}
 	r.web.Open(api)
@@ -255,7 +279,7 @@ func (r *serveRole) Open(ctx context.Context) (err error) {
 	if o.Demo {
 		go func() {
 			defer close(r.demoDone)
-			runDemo(demoCtx, r.eng, o.DemoRate, log)
+			runDemo(demoCtx, r.eng, view, o.DemoRate, log)
 		}()
 		fmt.Fprintf(r.stdout, "  demo:      generating %.0f events/s\n", o.DemoRate)
 	} else {
@@ -354,7 +378,7 @@ func displayAddr(a net.Addr) string {
 	return net.JoinHostPort(host, port)
 }
 
-func runDemo(ctx context.Context, eng *engine.Writer, rate float64, log *slog.Logger) {
+func runDemo(ctx context.Context, eng *engine.Writer, view *live.View, rate float64, log *slog.Logger) {
 	ps, err := eng.Products(ctx)
 	if err != nil {
 		return
@@ -368,7 +392,11 @@ func runDemo(ctx context.Context, eng *engine.Writer, rate float64, log *slog.Lo
 			_, err := eng.Submit(ctx, evs)
 			return err
 		},
-		Rand: mrand.New(mrand.NewPCG(uint64(time.Now().UnixNano()), 1)), Now: time.Now})
+		Rand: mrand.New(mrand.NewPCG(uint64(time.Now().UnixNano()), 1)), Now: time.Now,
+		Shown: func(id string) (float64, bool) {
+			p, ok := view.Get(id)
+			return p.Price, ok
+		}})
 	if err != nil {
 		log.Error("demo traffic stopped", "err", err)
 	}

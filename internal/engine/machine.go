@@ -76,6 +76,10 @@ type Machine struct {
 	timers []timer
 	due    []int64
 	clock  int64
+
+	// currency is the catalog's currency (ISO 4217), "" until one is set
+	// (pricing.DefaultCurrency applies).
+	currency string
 }
 
 // at advances the machine's clock to now.
@@ -103,6 +107,7 @@ func (m *Machine) Load(snap Snapshot, now int64) ([]live.Price, error) {
 		return nil, fmt.Errorf("stored catalog: %w", err)
 	}
 	m.book = book
+	m.currency = snap.Settings["currency"]
 	m.seen = newSeenIDs(m.cfg.DedupMax, randomMultiplier())
 	m.seen.window = int64(m.cfg.DedupWindow)
 	m.seen.reserve(len(snap.Seen))
@@ -337,6 +342,20 @@ func (m *Machine) touch(i int, priceChanged bool) {
 	}
 }
 
+// roll adds product i's analytics tally to the batch as a row if its hour
+// is over (pricing.Book.RollTally), before anything of a later hour is
+// counted. The row names the product's strategy now, which is the one
+// that priced the hour unless the catalog changed it since.
+func (m *Machine) roll(i int) {
+	t, ok := m.book.RollTally(i, m.clock)
+	if !ok {
+		return
+	}
+	m.batch.Analytics = append(m.batch.Analytics, AnalyticsRow{ProductID: m.book.Product(i).ID, Hint: int32(i),
+		Strategy: m.book.StrategyName(i), Tally: t})
+	m.touch(i, false)
+}
+
 // sortHistory puts the batch's history rows in key order (SortHistory's:
 // product id, then At, then Version) and the touched products in id order.
 // A product's own rows are appended in that order already (its versions
@@ -404,6 +423,7 @@ func (m *Machine) ApplyEvents(events []ingest.Event, now int64, res *SubmitResul
 			}
 		}
 		m.keep(i)
+		m.roll(i)
 		switch ev.Type {
 		case pricing.Stock:
 			m.touch(i, m.book.SetStock(i, float64(ev.Quantity), now))
@@ -621,7 +641,7 @@ func (m *Machine) Import(ps []pricing.Product, def string, now int64) error {
 		for _, r := range repriced {
 			m.touch(r.Index, r.PriceChanged)
 		}
-		m.batch.Settings = map[string]string{"default_strategy": def}
+		m.setting("default_strategy", def)
 	}
 	for _, p := range ps {
 		if _, err := m.Upsert(p, now); err != nil {
@@ -629,6 +649,37 @@ func (m *Machine) Import(ps []pricing.Product, def string, now int64) error {
 		}
 	}
 	return nil
+}
+
+// setting adds a catalog-wide setting to the batch.
+func (m *Machine) setting(key, value string) {
+	if m.batch.Settings == nil {
+		m.batch.Settings = map[string]string{}
+	}
+	m.batch.Settings[key] = value
+}
+
+// SetCurrency sets the catalog's currency, an ISO 4217 code
+// (pricing.CheckCurrency); KindInvalid for any other.
+func (m *Machine) SetCurrency(code string) error {
+	if err := pricing.CheckCurrency(code); err != nil {
+		return &Error{Kind: KindInvalid, Msg: err.Error()}
+	}
+	if code == m.currency {
+		return nil
+	}
+	m.noUndo = true // Undo does not keep settings: a failed round reloads
+	m.currency = code
+	m.setting("currency", code)
+	return nil
+}
+
+// Currency is the catalog's currency code.
+func (m *Machine) Currency() string {
+	if m.currency == "" {
+		return pricing.DefaultCurrency
+	}
+	return m.currency
 }
 
 // Products lists the catalog in insertion order.
@@ -658,6 +709,7 @@ func (m *Machine) Tick(now int64) {
 			return
 		}
 		m.keep(i)
+		m.roll(i)
 		s := m.book.State(i)
 		hadOverride := s.Override.Active
 		priceChanged, changed := m.book.Tick(i, now)

@@ -190,6 +190,9 @@ type HistoryPruned struct {
 	// policy keeps none); Summaries the hourly summaries written or
 	// updated; Expired the summaries deleted for being older than Hourly.
 	Rolled, Summaries, Expired int64
+	// Analytics is the analytics rows deleted: they are kept as long as
+	// the hourly summaries (Hourly), for the same year-on-year reports.
+	Analytics int64
 	// Partitions created ahead and dropped (PostgreSQL).
 	Created, Dropped int
 }

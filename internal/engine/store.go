@@ -147,6 +147,11 @@ type Batch struct {
 	Overrides []OverrideChange
 	// Settings to upsert.
 	Settings map[string]string
+	// Analytics are the hourly analytics rows of products whose hour
+	// ended (pricing.Book.RollTally): each is committed with the state
+	// that no longer counts it, so an event is counted exactly once. A
+	// store appends them as they come.
+	Analytics []AnalyticsRow
 	// Cursor, when not empty, replaces the stored input position in the
 	// same transaction. A stream-fed engine puts its consumed offsets here,
 	// which is what makes its effect exactly once: state, history and the
@@ -154,7 +159,7 @@ type Batch struct {
 	// The store treats it as opaque.
 	Cursor string
 	// peaks are the lists' recent high-water marks, for Reset.
-	peaks [5]Peak
+	peaks [6]Peak
 }
 
 // Reset empties b for reuse. It keeps each list's capacity unless that is
@@ -166,6 +171,7 @@ func (b *Batch) Reset() {
 	b.History = Trim(b.History, &b.peaks[2])
 	b.Seen = Trim(b.Seen, &b.peaks[3])
 	b.Overrides = Trim(b.Overrides, &b.peaks[4])
+	b.Analytics = Trim(b.Analytics, &b.peaks[5])
 	b.Settings = nil
 	b.Cursor = ""
 }
@@ -202,7 +208,7 @@ func shrink[T any](s []T, used int, p *Peak) []T {
 // Empty reports whether b has nothing to write.
 func (b *Batch) Empty() bool {
 	return len(b.Products) == 0 && len(b.States) == 0 && len(b.History) == 0 && len(b.Seen) == 0 &&
-		len(b.Overrides) == 0 && len(b.Settings) == 0 && b.Cursor == ""
+		len(b.Overrides) == 0 && len(b.Settings) == 0 && len(b.Analytics) == 0 && b.Cursor == ""
 }
 
 // check reports a number in the batch's history or override changes that
@@ -214,6 +220,11 @@ func (b *Batch) check() error {
 	for i := range b.History {
 		if h := &b.History[i]; bad(h.Price) || bad(h.Demand) {
 			return fmt.Errorf("price history of %q: %w: price %v, demand %v", h.ProductID, ErrUnencodable, h.Price, h.Demand)
+		}
+	}
+	for i := range b.Analytics {
+		if a := &b.Analytics[i]; bad(a.Revenue) || bad(a.Cost) || bad(a.List) {
+			return fmt.Errorf("analytics of %q: %w: revenue %v, cost %v, list %v", a.ProductID, ErrUnencodable, a.Revenue, a.Cost, a.List)
 		}
 	}
 	for _, c := range b.Overrides {

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dynaprice/dynaprice/internal/ingest"
@@ -138,6 +139,8 @@ type Writer struct {
 	mu       sync.RWMutex // guards closed against concurrent Submit/stop
 	closed   bool
 	ready    chan struct{}
+	// currency is the committed catalog currency (noteCurrency).
+	currency atomic.Pointer[string]
 }
 
 // NewWriter returns a writer that commits to store and publishes to pub.
@@ -187,6 +190,7 @@ func (e *Writer) Run(ctx context.Context) (err error) {
 	if err := loadQuietly(ctx, e.part); err != nil {
 		return fmt.Errorf("engine: %w", err)
 	}
+	e.noteCurrency()
 	close(e.ready)
 	tick := time.NewTicker(e.cfg.TickInterval)
 	defer tick.Stop()
@@ -305,10 +309,36 @@ func (e *Writer) process(ctx context.Context, pending []*request) error {
 			close(r.done)
 		}
 	}
+	e.noteCurrency()
 	if err == nil || errors.Is(err, ErrNotCommitted) {
 		return nil
 	}
 	return err
+}
+
+// noteCurrency publishes the machine's currency to Currency's readers.
+// After a failed round the machine was reloaded, so it holds the
+// committed one either way.
+func (e *Writer) noteCurrency() {
+	c := e.part.Machine().Currency()
+	if p := e.currency.Load(); p == nil || *p != c {
+		e.currency.Store(&c)
+	}
+}
+
+// Currency is the catalog's currency (ISO 4217) as last committed, for
+// readers on any goroutine.
+func (e *Writer) Currency() string {
+	if p := e.currency.Load(); p != nil {
+		return *p
+	}
+	return pricing.DefaultCurrency
+}
+
+// SetCurrency sets the catalog's currency; KindInvalid for a code that
+// is not an ISO 4217 currency code.
+func (e *Writer) SetCurrency(ctx context.Context, code string) error {
+	return e.submit(ctx, &request{kind: reqCurrency, defStrategy: code})
 }
 
 // apply applies r to m, resetting what an earlier, uncommitted attempt of
@@ -337,6 +367,11 @@ func (r *request) apply(m *Machine, now int64) {
 		r.explanation, r.err = m.Explain(r.override.ProductID)
 	case reqTick:
 		m.Tick(now)
+	case reqCurrency:
+		r.err = m.SetCurrency(r.defStrategy)
+	case reqTallies:
+		m.at(now)
+		r.tallies, r.at = m.OpenTallies(r.override.ProductID), m.clock
 	}
 }
 
@@ -477,6 +512,8 @@ const (
 	reqCount
 	reqExplain
 	reqTick
+	reqTallies
+	reqCurrency
 )
 
 type request struct {
@@ -492,6 +529,8 @@ type request struct {
 	listed      []ProductInfo
 	count       int
 	explanation pricing.Explanation
+	tallies     []OpenTally
+	at          int64
 	err         error
 	state       reqState
 	done        chan struct{}

@@ -66,8 +66,38 @@ func (a *API) getPrice(w http.ResponseWriter, r *http.Request, _ Key) error {
 	if !ok {
 		return errStatus(http.StatusNotFound, "unknown product_id "+strconv.Quote(id))
 	}
-	writeJSONBytes(w, http.StatusOK, b)
+	a.writePrice(w, b)
 	return nil
+}
+
+// currencyField is the `,"currency":"XXX"}` that ends a price's JSON, for
+// one currency code.
+type currencyField struct {
+	code string
+	tail []byte
+}
+
+// writePrice writes a price's JSON object with the catalog's currency
+// added as its last field, without copying the object (which a Prices
+// implementation may share): the object without its closing brace, then
+// the field. The field is built once per currency.
+func (a *API) writePrice(w http.ResponseWriter, b []byte) {
+	code := a.currency()
+	f := a.curField.Load()
+	if f == nil || f.code != code {
+		f = &currencyField{code: code, tail: []byte(`,"currency":` + strconv.Quote(code) + "}")}
+		a.curField.Store(f)
+	}
+	if len(b) < 2 || b[len(b)-1] != '}' {
+		writeJSONBytes(w, http.StatusOK, b)
+		return
+	}
+	h := w.Header()
+	h["Content-Type"] = jsonContentType
+	h["Content-Length"] = []string{strconv.Itoa(len(b) - 1 + len(f.tail))}
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b[:len(b)-1])
+	_, _ = w.Write(f.tail)
 }
 
 // explain needs a key with read access: an explanation reveals floors,
@@ -380,6 +410,7 @@ type hourlyPoint struct {
 
 type historyAnswer struct {
 	ProductID string         `json:"product_id"`
+	Currency  string         `json:"currency"`
 	History   []historyPoint `json:"history"`
 	// Hourly is absent, rather than empty, when there are none: the
 	// answer of a product whose changes are all kept one by one is the
@@ -420,7 +451,7 @@ func (a *API) getHistory(w http.ResponseWriter, r *http.Request, _ Key) error {
 		return err
 	}
 	at := func(ns int64) string { return time.Unix(0, ns).UTC().Format(time.RFC3339Nano) }
-	out := historyAnswer{ProductID: id, History: make([]historyPoint, len(page.Changes))}
+	out := historyAnswer{ProductID: id, Currency: a.currency(), History: make([]historyPoint, len(page.Changes))}
 	for i, h := range page.Changes {
 		out.History[i] = historyPoint{Price: h.Price, EventTime: at(h.At),
 			PriceSource: h.Source.String(), Demand: pricing.Round(h.Demand, pricing.DemandDecimals), Version: h.Version}
@@ -485,7 +516,7 @@ func (a *API) getProducts(w http.ResponseWriter, r *http.Request, _ Key) error {
 		out[i] = productJSON{Product: p.Product, EffectiveStrategy: p.EffectiveStrategy, Price: p.Price,
 			PriceSource: p.Source.String(), Demand: pricing.Round(p.Demand, pricing.DemandDecimals)}
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"products": out})
+	return writeJSON(w, http.StatusOK, map[string]any{"products": out, "currency": a.currency()})
 }
 
 func (a *API) putProduct(w http.ResponseWriter, r *http.Request, _ Key) error {

@@ -151,6 +151,7 @@ func newOpenAPITestAPI(t *testing.T) *API {
 	cfg.RequestTimeout = 5 * time.Second
 	a, err := New(cfg, Deps{
 		Engine: openapiEngine{}, Prices: live.Prices{V: view}, Archive: openapiArchive{}, Decoder: &ingest.Decoder{},
+		Analytics: openapiAnalytics{},
 		WebSocket: hub, Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		Ready: func() string { return "" },
 	})
@@ -726,8 +727,11 @@ func TestOpenAPIExamplesFitSchemas(t *testing.T) {
 		}
 		if p := o.params.GetByInAndName("query", "limit"); p != nil {
 			def, most := defaultHistoryLimit, maxHistoryLimit
-			if o.path == "/prices" {
+			switch o.path {
+			case "/prices":
 				def, most = DefaultPricesLimit, MaxPricesLimit
+			case "/analytics":
+				def, most = DefaultAnalyticsLimit, MaxAnalyticsLimit
 			}
 			if d := p.Schema.Value.Default; d != float64(def) {
 				t.Errorf("%s: limit default %v, want %d", o, d, def)
@@ -766,4 +770,17 @@ func TestOpenAPIExamplesFitSchemas(t *testing.T) {
 			t.Error("a history that is a string was not caught")
 		}
 	})
+}
+
+// openapiAnalytics answers every analytics query with one group of
+// every kind of figure, and one without views (null ratios).
+type openapiAnalytics struct{}
+
+func (openapiAnalytics) Analytics(_ context.Context, q engine.AnalyticsQuery, _ int) ([]engine.AnalyticsTotal, bool, error) {
+	k, start := engine.GroupKey(q.By, "PA", "seed", "", q.From)
+	k2, start2 := engine.GroupKey(q.By, "PB", "decay", "", q.From+engine.DayNS)
+	return []engine.AnalyticsTotal{
+		{Key: k, Start: start, Tally: pricing.Tally{Views: 10, Carts: 3, Purchases: 1, Units: 2, Revenue: 630, Cost: 200, List: 598}},
+		{Key: k2, Start: start2},
+	}, false, nil
 }

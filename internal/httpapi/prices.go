@@ -57,7 +57,7 @@ func (a *API) getPrices(w http.ResponseWriter, r *http.Request, _ Key) error {
 	if err != nil {
 		return pageError(err)
 	}
-	b = append(b, ']')
+	b = append(append(b, `],"currency":`...), strconv.Quote(a.currency())...)
 	if next != "" {
 		cursor, _ := json.Marshal(next) // a string always encodes
 		b = append(append(b, `,"next":`...), cursor...)
@@ -107,7 +107,7 @@ func (a *API) streamPrices(w http.ResponseWriter, r *http.Request, o live.Sort) 
 		}
 		wrote = wrote || n > 0
 		if p.After == "" {
-			buf = append(buf, "]}"...)
+			buf = append(append(append(buf, `],"currency":`...), strconv.Quote(a.currency())...), '}')
 			if !started {
 				writeJSONBytes(w, http.StatusOK, buf)
 				return nil

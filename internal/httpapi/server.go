@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dynaprice/dynaprice/internal/engine"
@@ -91,8 +92,11 @@ type Config struct {
 	BodyTimeout time.Duration
 	// RequestTimeout bounds how long a request may wait for the engine.
 	RequestTimeout time.Duration
-	Logger         *slog.Logger
-	Registerer     prometheus.Registerer
+	// Now is the clock of the answers that depend on the time (the
+	// default range of GET /analytics); nil: time.Now.
+	Now        func() time.Time
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
 }
 
 // DefaultMaxErrors is how many rejected events a POST /events answer
@@ -147,7 +151,12 @@ type Deps struct {
 	Engine  Engine
 	Prices  Prices
 	Archive Archive
-	Decoder *ingest.Decoder
+	// Analytics serves GET /analytics; nil answers 501.
+	Analytics Analytics
+	// Currency returns the catalog's currency (ISO 4217), shown with
+	// every price; nil: DefaultCurrency.
+	Currency func() string
+	Decoder  *ingest.Decoder
 	// WebSocket serves GET /ws/prices.
 	WebSocket http.Handler
 	// Metrics serves GET /metrics.
@@ -176,6 +185,8 @@ type API struct {
 	// client paging through a large catalog reuses one instead of leaving
 	// a page of garbage per request.
 	pages sync.Pool
+	// curField is the currency field GET /price adds (writePrice).
+	curField atomic.Pointer[currencyField]
 }
 
 // New returns the API handler.
@@ -217,6 +228,24 @@ func cleanPath(p string) string {
 	return c
 }
 
+// now is the API's clock.
+func (a *API) now() time.Time {
+	if a.cfg.Now != nil {
+		return a.cfg.Now()
+	}
+	return time.Now()
+}
+
+// currency is the catalog's currency code.
+func (a *API) currency() string {
+	if a.deps.Currency != nil {
+		if c := a.deps.Currency(); c != "" {
+			return c
+		}
+	}
+	return pricing.DefaultCurrency
+}
+
 // Routes returns the "METHOD /path" patterns of the API's routes, as
 // registered with its mux: the route table, plus GET /ws/prices and
 // GET /metrics when those are served. The 405 and 404 fallbacks are not
@@ -242,6 +271,7 @@ func (a *API) routes() {
 		{"GET", "/overrides/{id}", "override_audit", permRead, a.getOverrideAudit},
 		{"GET", "/history/{id}", "history", permRead, a.getHistory},
 		{"GET", "/products", "products", permRead, a.getProducts},
+		{"GET", "/analytics", "analytics", permRead, a.getAnalytics},
 		{"PUT", "/products/{id}", "product_put", permAdmin, a.putProduct},
 	}
 	handle := func(pattern string, h http.Handler) {

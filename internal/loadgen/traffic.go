@@ -3,6 +3,7 @@ package loadgen
 import (
 	"context"
 	"errors"
+	"math"
 	"math/rand/v2"
 	"time"
 
@@ -22,6 +23,20 @@ type TrafficConfig struct {
 	// Rand and Now make runs reproducible.
 	Rand *rand.Rand
 	Now  func() time.Time
+	// Shown, when set, gives the price a shopper sees for a product (its
+	// current price), which events then carry; else they carry the list
+	// price. Shoppers who see a price above the list price buy less
+	// often (Elasticity) and those below it more.
+	Shown func(id string) (float64, bool)
+	// Elasticity is how strongly a cart or purchase depends on the price
+	// shown against the list price: it happens with probability
+	// (list / shown)^Elasticity (at most 1; else the shopper only views).
+	// 0: price does not matter.
+	Elasticity float64
+	// Rotate, when > 0, moves every product one place up the popularity
+	// ranking each Rotate (the most popular becomes the least), so that
+	// interest in each product rises and falls.
+	Rotate time.Duration
 }
 
 // Validate reports configuration errors.
@@ -35,6 +50,8 @@ func (c TrafficConfig) Validate() error {
 		return errors.New("traffic: shares must be >= 0 and sum to at most 1")
 	case c.Rand == nil || c.Now == nil:
 		return errors.New("traffic: Rand and Now are required")
+	case c.Elasticity < 0 || c.Rotate < 0:
+		return errors.New("traffic: elasticity and rotation must be >= 0")
 	}
 	return nil
 }
@@ -42,8 +59,9 @@ func (c TrafficConfig) Validate() error {
 // Traffic makes synthetic shopper events in the original system's format.
 // It is not safe for concurrent use (it draws from its Rand).
 type Traffic struct {
-	cfg TrafficConfig
-	cum []float64 // cumulative popularity
+	cfg   TrafficConfig
+	cum   []float64 // cumulative popularity
+	start int64     // when Rotate's turns are counted from
 }
 
 // NewTraffic returns a Traffic.
@@ -51,7 +69,7 @@ func NewTraffic(cfg TrafficConfig) (*Traffic, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	g := &Traffic{cfg: cfg}
+	g := &Traffic{cfg: cfg, start: cfg.Now().UnixNano()}
 	total := 0.0
 	for i := range cfg.Products {
 		total += 1 / float64(i+1)
@@ -80,8 +98,21 @@ func (g *Traffic) Next(dst []ingest.Event, n int) []ingest.Event {
 		case v < g.cfg.ViewShare+g.cfg.CartShare:
 			t = pricing.Cart
 		}
+		if n := len(g.cfg.Products); g.cfg.Rotate > 0 {
+			i = (i + int((now-g.start)/int64(g.cfg.Rotate))) % n
+		}
 		p := g.cfg.Products[i]
-		dst = append(dst, ingest.Event{Type: t, ProductID: p.ID, Timestamp: now, Price: p.BasePrice, Quantity: 1})
+		price := p.BasePrice
+		if g.cfg.Shown != nil {
+			if shown, ok := g.cfg.Shown(p.ID); ok && shown > 0 {
+				price = shown
+			}
+		}
+		if t != pricing.View && g.cfg.Elasticity > 0 && price > 0 &&
+			r.Float64() >= math.Pow(p.BasePrice/price, g.cfg.Elasticity) {
+			t = pricing.View // the price put the shopper off
+		}
+		dst = append(dst, ingest.Event{Type: t, ProductID: p.ID, Timestamp: now, Price: price, Quantity: 1})
 	}
 	return dst
 }
@@ -135,17 +166,30 @@ type DemoConfig struct {
 	// Rand and Now make runs reproducible.
 	Rand *rand.Rand
 	Now  func() time.Time
+	// Shown is the price a shopper sees (TrafficConfig.Shown); nil: the
+	// list price.
+	Shown func(id string) (float64, bool)
 }
 
+// The demo's shoppers: they buy less the further a price is above the
+// list price (and more below it), and interest moves from product to
+// product every DemoRotate, so that prices fall as well as rise.
+const (
+	DemoElasticity = 2
+	DemoRotate     = 3 * time.Minute
+)
+
 // Demo is the traffic of `dynaprice serve --demo`: it sends events in the
-// demo mix (80% views, 15% carts, 5% purchases, popular products first)
-// at cfg.Rate to cfg.Submit until ctx ends, and then returns nil.
+// demo mix (80% views, 15% carts, 5% purchases, popular products first,
+// fewer carts and purchases at prices above the list price: DemoElasticity;
+// the ranking turning every DemoRotate) at cfg.Rate to cfg.Submit until
+// ctx ends, and then returns nil. Events carry the price shown (cfg.Shown).
 func Demo(ctx context.Context, cfg DemoConfig) error {
 	if cfg.Submit == nil {
 		return errors.New("traffic: no Submit")
 	}
 	g, err := NewTraffic(TrafficConfig{Rate: cfg.Rate, Products: cfg.Products, ViewShare: viewShare, CartShare: cartShare,
-		Rand: cfg.Rand, Now: cfg.Now})
+		Rand: cfg.Rand, Now: cfg.Now, Shown: cfg.Shown, Elasticity: DemoElasticity, Rotate: DemoRotate})
 	if err != nil {
 		return err
 	}

@@ -79,6 +79,9 @@ func (s *Store) commit(ctx context.Context, b *engine.Batch) (int64, error) {
 			return 0, fmt.Errorf("seen: %w", err)
 		}
 	}
+	if err := copyAnalytics(ctx, tx, b.Analytics); err != nil {
+		return 0, fmt.Errorf("analytics: %w", err)
+	}
 	// The last look at ctx. COMMIT itself runs without its cancellation:
 	// cancelling a COMMIT in flight would leave the outcome unknown, when
 	// the caller only asked to stop early.

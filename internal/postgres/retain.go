@@ -192,6 +192,10 @@ func (db *DB) retain(ctx context.Context, c *pgxpool.Conn, now int64, r engine.H
 				return err
 			}
 		}
+		// Analytics rows are kept as long as the hourly summaries.
+		if err := expireAnalytics(ctx, c, hourly, n); err != nil {
+			return err
+		}
 	}
 	return nil
 }

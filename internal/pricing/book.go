@@ -80,6 +80,9 @@ type State struct {
 	// Brake is the price-velocity breaker's window (Limits); zero while
 	// the breaker is off.
 	Brake Brake `json:"brake,omitzero"`
+	// Tally counts the shoppers and sales of the hour so far, for
+	// revenue analytics (see Tally).
+	Tally Tally `json:"tally,omitzero"`
 }
 
 // Copy returns s with its own copy of the learning and market state, for
@@ -374,6 +377,11 @@ func (b *Book) ApplyAt(i int, t EventType, qty int32, shown float64, at, now int
 		// learned, nor hold its next change back until its clock.
 		at = now
 	}
+	charged := s.Price
+	if t == Purchase && CheckPrice("price", shown) == nil {
+		charged = shown
+	}
+	b.count(i, t, qty, charged, now)
 	if l := b.learners[i]; l != nil {
 		l.Observe(Input{Product: &b.products[i], State: s, Now: at, learn: &b.guards[i].learn}, t, qty, shown)
 	}

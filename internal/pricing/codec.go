@@ -23,6 +23,9 @@ const (
 	// figures follow the brake (states written before safe learning
 	// have none: they decode as zero).
 	hasLearnTime
+	// hasTally: the hour's analytics counts (Tally) follow the learning
+	// times (states written before analytics have none: zero).
+	hasTally
 )
 
 // ErrNonFinite is returned by AppendBinary for a state holding NaN or an
@@ -54,6 +57,9 @@ func (s *State) AppendBinary(buf []byte) ([]byte, error) {
 	}
 	if l := s.Learn; l != nil && (l.Base != 0 || l.At != 0 || l.Moved != 0 || l.Dry != 0 || l.Rate != 0) {
 		parts |= hasLearnTime
+	}
+	if !s.Tally.Empty() {
+		parts |= hasTally
 	}
 	e.buf = append(e.buf, parts)
 	e.float(s.Demand.Total)
@@ -124,6 +130,17 @@ func (s *State) AppendBinary(buf []byte) ([]byte, error) {
 		e.int(l.Moved)
 		e.float(l.Dry)
 		e.float(l.Rate)
+	}
+	if parts&hasTally != 0 {
+		t := &s.Tally
+		e.int(t.Hour)
+		e.uint(uint64(t.Views))
+		e.uint(uint64(t.Carts))
+		e.uint(uint64(t.Purchases))
+		e.uint(uint64(t.Units))
+		e.float(t.Revenue)
+		e.float(t.Cost)
+		e.float(t.List)
 	}
 	if e.nonFinite {
 		return buf, ErrNonFinite
@@ -229,6 +246,17 @@ func (s *State) UnmarshalBinary(data []byte) error {
 		l.Moved = d.int()
 		l.Dry = d.float()
 		l.Rate = d.float()
+	}
+	if parts&hasTally != 0 {
+		t := &st.Tally
+		t.Hour = d.int()
+		t.Views = int64(d.uint())
+		t.Carts = int64(d.uint())
+		t.Purchases = int64(d.uint())
+		t.Units = int64(d.uint())
+		t.Revenue = d.float()
+		t.Cost = d.float()
+		t.List = d.float()
 	}
 	if d.err != nil {
 		return d.err

@@ -1,10 +1,14 @@
 package pricing
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
+	"os"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -29,6 +33,8 @@ func fullState() State {
 		Market: &Signals{Stock: 41.5, StockKnown: true, Period: 1, Opening: 120, Opened: 2, Views: 0.3, Since: 3,
 			Quotes: []Quote{{Competitor: "rival", Price: 18.49, At: math.MinInt64}, {Competitor: "", Price: 1e-3}}},
 		Brake: Brake{Anchor: 19.99, Since: 1, Held: 2, Wanted: 0.1 + 0.2},
+		Tally: Tally{Hour: 1_773_712_800_000_000_000, Views: 1 << 40, Carts: 3, Purchases: 2, Units: 7,
+			Revenue: 0.1 + 0.2, Cost: 1e-9, List: 139.93},
 	}
 	for k := range lowestSlots {
 		if k%4 != 3 { // some days without a price, as in a ring not yet full
@@ -118,5 +124,114 @@ func TestStateBinaryNonFinite(t *testing.T) {
 		if _, err := st.AppendBinary(nil); !errors.Is(err, ErrNonFinite) {
 			t.Errorf("quote price %v: err = %v, want ErrNonFinite", f, err)
 		}
+	}
+}
+
+// TestStateBeforeTallyDecodes: a state encoded before analytics counts
+// existed (testdata: fullState as the encoder of that release wrote it)
+// still decodes, with an empty tally and everything else as it was.
+func TestStateBeforeTallyDecodes(t *testing.T) {
+	h, err := os.ReadFile("testdata/state-v1-before-tally.hex")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := hex.DecodeString(strings.TrimSpace(string(h)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got State
+	if err := UnmarshalState(old, &got); err != nil {
+		t.Fatalf("decoding a state written before tallies: %v", err)
+	}
+	want := fullState()
+	want.Tally = Tally{}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("old state:\n got %+v\nwant %+v", got, want)
+	}
+	// And a state without a tally is still written as before, byte for
+	// byte, so an older release can read what this one writes while no
+	// hour is being counted.
+	b, err := want.AppendBinary(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(b, old) {
+		t.Error("a state without a tally encodes differently from before")
+	}
+}
+
+// TestTallyCountsAndRolls: purchases count at the price the shopper was
+// shown, or at the current price when the event carries none; the tally
+// rolls only once its hour is over, and leaves the state counting afresh.
+func TestTallyCountsAndRolls(t *testing.T) {
+	b, err := NewBook(DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const h0 = int64(1_773_712_800_000_000_000) // a whole hour
+	i, _, err := b.Upsert(Product{ID: "A", BasePrice: 10, UnitCost: 4}, h0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.ApplyAt(i, View, 1, 0, h0+1, h0+1)
+	b.ApplyAt(i, Cart, 1, 0, h0+2, h0+2)
+	before := b.State(i).Price
+	b.ApplyAt(i, Purchase, 2, 0, h0+3, h0+3)   // at the current price
+	b.ApplyAt(i, Purchase, 1, 9.5, h0+4, h0+4) // at the price shown
+	mid := b.State(i).Price
+	b.ApplyAt(i, Purchase, 1, -1, h0+5, h0+5) // a shown price no store takes: the current one
+	if _, ok := b.RollTally(i, h0+HourNS-1); ok {
+		t.Fatal("a tally rolled before its hour was over")
+	}
+	got, ok := b.RollTally(i, h0+HourNS)
+	if !ok {
+		t.Fatal("the tally did not roll after its hour")
+	}
+	want := Tally{Hour: h0, Views: 1, Carts: 1, Purchases: 3, Units: 4, Revenue: 2*before + 9.5 + mid, Cost: 16, List: 40}
+	if got != want || mid == before {
+		t.Errorf("tally = %+v (prices %v then %v), want %+v", got, before, mid, want)
+	}
+	if !b.State(i).Tally.Empty() {
+		t.Errorf("after the roll the state still holds %+v", b.State(i).Tally)
+	}
+	if _, ok := b.RollTally(i, h0+2*HourNS); ok {
+		t.Error("an empty tally rolled")
+	}
+	b.ApplyAt(i, View, 1, 0, h0+2*HourNS+5, h0+2*HourNS+5)
+	if h := b.State(i).Tally.Hour; h != h0+2*HourNS {
+		t.Errorf("the next tally counts hour %d, want %d", h, h0+2*HourNS)
+	}
+}
+
+// TestTallyTimersAreSpread: a product's tally is rolled by its timer
+// within RollSpread after its hour, each product at a moment of its own,
+// so that a large catalog's rows are not all written in one round.
+func TestTallyTimersAreSpread(t *testing.T) {
+	b, err := NewBook(DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const h0 = int64(1_773_712_800_000_000_000)
+	const n = 1000
+	perMinute := map[int64]int{}
+	for k := range n {
+		i, _, err := b.Upsert(Product{ID: fmt.Sprintf("P%04d", k), BasePrice: 10}, h0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.ApplyAt(i, View, 1, 0, h0+1, h0+1)
+		at := b.NextTick(i, h0+2)
+		if at < h0+HourNS || at >= h0+HourNS+RollSpread {
+			t.Fatalf("product %d: timer at %d, want within RollSpread after %d", k, at, h0+HourNS)
+		}
+		perMinute[(at-h0-HourNS)/60e9]++
+	}
+	for m, c := range perMinute {
+		if c > 2*n/10 {
+			t.Errorf("%d of %d timers in minute %d of the spread", c, n, m)
+		}
+	}
+	if len(perMinute) != 10 {
+		t.Errorf("timers fall in %d of the spread's 10 minutes", len(perMinute))
 	}
 }

@@ -16,6 +16,7 @@ const InventoryEvery = time.Minute
 // which Tick may change product i without any event in between, or 0 if it
 // never will:
 // the override's expiry, the end of the price-velocity breaker's window,
+// the end of the hour its analytics tally counts,
 // the day a daily low leaves the 30-day window, and the moment the
 // strategy's price moves with time alone:
 //
@@ -63,6 +64,14 @@ func (b *Book) NextTick(i int, now int64) int64 {
 			at(t)
 		}
 	}
+	// The hour's analytics tally is taken out when the hour is over
+	// (RollTally), even for a product no event comes back to: within
+	// RollSpread after it, at a moment of the product's own, so that a
+	// large catalog's rows are written over minutes rather than all in
+	// the first round of the hour.
+	if s.Tally.Hour != 0 {
+		at(s.Tally.Hour + HourNS + rollDelay(i))
+	}
 	// A daily low leaves the window at the start of its 31st day.
 	s.Low.Days(func(d int32, m float64) {
 		if t := int64(d+LowestWindowDays) * dayNS; m > 0 && t >= now {
@@ -70,6 +79,17 @@ func (b *Book) NextTick(i int, now int64) int64 {
 		}
 	})
 	return next
+}
+
+// RollSpread is how long after its hour a product's tally may wait for
+// its timer (an event of the product rolls it at once).
+const RollSpread = int64(10 * time.Minute)
+
+// rollDelay is product i's share of RollSpread: the same for the product
+// every hour, spread evenly over the catalog (a multiplicative hash of
+// its index).
+func rollDelay(i int) int64 {
+	return int64(uint64(i) * 0x9E3779B97F4A7C15 % uint64(RollSpread))
 }
 
 // strategyMoves is when product i's strategy price moves with time alone

@@ -107,8 +107,9 @@ type writeStmts struct {
 	conn any // the driver connection they belong to
 
 	history, seen, states *bulk
-	// hourly appends summaries (retain.go).
-	hourly *bulk
+	// hourly appends summaries (retain.go); analytics the analytics rows
+	// (analytics.go).
+	hourly, analytics *bulk
 
 	product, setting, cursor      driver.Stmt
 	overrideClose, overrideInsert driver.Stmt
@@ -121,6 +122,7 @@ type writeStmts struct {
 	hourlyNewest, hourlyNext, hourlyMerge driver.Stmt
 	stateRepoint                          driver.Stmt
 	expireScan, expireDelete              driver.Stmt
+	analyticsExpire                       driver.Stmt
 
 	args []driver.NamedValue
 	// sources holds the names of pricing.Source values already converted
@@ -199,6 +201,11 @@ func prepareWriteStmts(ctx context.Context, c writeConn, tun tuning) (_ *writeSt
 		tun.historyRows); err != nil {
 		return nil, err
 	}
+	if ws.analytics, err = prepareBulk(ctx, c,
+		"INSERT INTO analytics_hourly (hour, product_id, strategy, arm, views, carts, purchases, units, revenue, cost, list)", 11,
+		tun.historyRows); err != nil {
+		return nil, err
+	}
 	for _, p := range []struct {
 		st *driver.Stmt
 		q  string
@@ -240,6 +247,7 @@ func prepareWriteStmts(ctx context.Context, c writeConn, tun tuning) (_ *writeSt
 			FROM json_each(?2) AS k JOIN state_log AS l ON l.seq = k.value ->> 0`},
 		{&ws.expireScan, "SELECT seq, hour FROM price_hourly ORDER BY seq LIMIT ?"},
 		{&ws.expireDelete, "DELETE FROM price_hourly WHERE seq <= ?"},
+		{&ws.analyticsExpire, "DELETE FROM analytics_hourly WHERE seq IN (SELECT seq FROM analytics_hourly WHERE hour < ? ORDER BY hour LIMIT ?)"},
 	} {
 		if *p.st, err = c.PrepareContext(ctx, p.q); err != nil {
 			return nil, err
@@ -250,14 +258,14 @@ func prepareWriteStmts(ctx context.Context, c writeConn, tun tuning) (_ *writeSt
 
 func (ws *writeStmts) close() error {
 	var errs []error
-	for _, b := range []*bulk{ws.history, ws.seen, ws.states, ws.hourly} {
+	for _, b := range []*bulk{ws.history, ws.seen, ws.states, ws.hourly, ws.analytics} {
 		if b != nil {
 			errs = append(errs, b.close())
 		}
 	}
 	for _, st := range []driver.Stmt{ws.product, ws.setting, ws.cursor, ws.overrideClose, ws.overrideInsert,
 		ws.stateCopy, ws.cleanScan, ws.cleanCopy, ws.cleanDelete,
-		ws.rollScan, ws.rollDelete, ws.hourlyNewest, ws.hourlyNext, ws.hourlyMerge, ws.stateRepoint, ws.expireScan, ws.expireDelete} {
+		ws.rollScan, ws.rollDelete, ws.hourlyNewest, ws.hourlyNext, ws.hourlyMerge, ws.stateRepoint, ws.expireScan, ws.expireDelete, ws.analyticsExpire} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -530,6 +538,9 @@ func writeBatch(ctx context.Context, ws *writeStmts, b *engine.Batch, states *en
 	}
 	if err := l.clean(ctx, ws, 2*appended); err != nil {
 		return fmt.Errorf("state log cleaner: %w", err)
+	}
+	if err := writeAnalytics(ctx, ws, b.Analytics); err != nil {
+		return fmt.Errorf("analytics: %w", err)
 	}
 	if err := writeOverrides(ctx, ws, b); err != nil {
 		return err

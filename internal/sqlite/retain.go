@@ -54,6 +54,9 @@ func (s *Store) PruneHistory(ctx context.Context, now int64, r engine.HistoryRet
 	if err == nil && hourly > 0 {
 		err = s.steps(ctx, func() (bool, error) { return s.expireStep(ctx, hourly, &n) })
 	}
+	if err == nil && hourly > 0 {
+		err = s.steps(ctx, func() (bool, error) { return s.expireAnalytics(ctx, hourly, &n) })
+	}
 	if err != nil {
 		return n, fmt.Errorf("sqlite: prune history: %w", err)
 	}

@@ -93,6 +93,13 @@ it('takes the screenshots', async () => {
   await eventually(async () => ((await page.textContent('#explain')) ?? '').includes('Learning (thompson)'), true);
   await page.locator('#explain').locator('..').screenshot({ path: `${out}explain.png` });
 
+  // Revenue analytics of the demo's shoppers (a few minutes of them).
+  await page.click('#view-analytics');
+  await eventually(async () => (await page.locator('#an-rows tr').count()) >= 5, true);
+  await eventually(() => page.locator('#an-chart canvas').count(), 1);
+  await sleep(500);
+  await page.screenshot({ path: `${out}analytics.png` });
+
   const dark = await open({ ...desktop, colorScheme: 'dark' });
   expect(await useKey(dark, OPERATOR_KEY)).toBe('Key accepted for this tab.');
   await openPA(dark);

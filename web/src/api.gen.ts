@@ -271,6 +271,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/analytics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Revenue analytics
+         * @description Revenue, units, conversion, margin and the average price against the list price, over whole UTC hours of the server's clock, grouped by product, strategy, experiment arm, hour or day. Each product's current hour is counted in its state as events arrive and written as one row when the hour is over, so the hour not over yet is included as far as it goes. `format=csv` answers the same groups as a CSV file. Rows are kept as long as the hourly history summaries (`--history-hourly`, 400 days by default).
+         */
+        get: operations["revenueAnalytics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -332,12 +352,14 @@ export interface components {
              * @description When the current price took effect (server time, RFC 3339, UTC, nanoseconds).
              */
             updated_at: string;
+            currency?: components["schemas"]["Currency"];
         };
         PriceList: {
             /** @description Every product, in catalog order; or the page asked for. */
             prices: components["schemas"]["Price"][];
             /** @description Only in a page that is not the last: the cursor of the next page (the last product id of this one), to pass as `after`. */
             next?: string;
+            currency?: components["schemas"]["Currency"];
         };
         /** @description One guardrail that changed the price, in the order applied. */
         GuardrailStep: {
@@ -637,6 +659,7 @@ export interface components {
             history: components["schemas"]["HistoryPoint"][];
             /** @description Hourly summaries of the changes the server no longer keeps one by one (older than its raw history retention, `--history-raw`), newest first, all older than the changes in `history`. Absent when there are none (a product whose changes are all kept, or `hourly=0`). */
             hourly?: components["schemas"]["HourlyPoint"][];
+            currency?: components["schemas"]["Currency"];
         };
         OverrideRecord: {
             product_id: components["schemas"]["ProductId"];
@@ -819,6 +842,7 @@ export interface components {
         ProductList: {
             /** @description In catalog order. */
             products: components["schemas"]["ProductState"][];
+            currency?: components["schemas"]["Currency"];
         };
         ProductUpserted: {
             product: components["schemas"]["Product"];
@@ -1009,6 +1033,63 @@ export interface components {
             no_purchase_chance: number;
             /** @description The same in words. */
             detail: string;
+        };
+        /**
+         * @description The catalog's currency, an ISO 4217 code: the currency of every price and amount in the answer. Set by the catalog file's `currency` (default EUR).
+         * @example EUR
+         */
+        Currency: string;
+        AnalyticsGroup: {
+            /** @description The group: a product id, a strategy name or an experiment arm ("" outside experiments); for `by=hour` and `by=day` the group's start, as `start`. */
+            key: string;
+            /**
+             * Format: date-time
+             * @description Only for `by=hour` and `by=day`: the hour's or UTC day's start.
+             */
+            start?: string;
+            /** @description View events. */
+            views: number;
+            /** @description Cart events. */
+            carts: number;
+            /** @description Purchase events. */
+            purchases: number;
+            /** @description Units purchased (the purchases' quantities). */
+            units: number;
+            /** @description Purchases per view, to 4 decimals; null without views. */
+            conversion: number | null;
+            /** @description Units × the price charged: the `price` the purchase event carried (what the shopper was shown), else the product's price when it arrived. In `currency`, to cents. */
+            revenue: number;
+            /** @description Units × the product's `unit_cost` (0 for products without one). */
+            cost: number;
+            /** @description revenue − cost. */
+            margin: number;
+            /** @description margin as a percentage of revenue, to 2 decimals; null without revenue. */
+            margin_pct: number | null;
+            /** @description Average price paid per unit (revenue / units); null without units. */
+            avg_price: number | null;
+            /** @description Average list (base) price of the units sold; null without units. */
+            avg_list_price: number | null;
+            /** @description Average price against list: revenue / (units × list price), to 4 decimals (1.05: 5% above list); null without units. */
+            price_index: number | null;
+        };
+        Analytics: {
+            /**
+             * Format: date-time
+             * @description Start of the first hour counted (the `from` asked for, down to its hour).
+             */
+            from: string;
+            /**
+             * Format: date-time
+             * @description End of the last hour counted (the `to` asked for, up to its hour); the hour not over yet counts what it has so far.
+             */
+            to: string;
+            /** @enum {string} */
+            by: "product" | "strategy" | "arm" | "hour" | "day";
+            currency: components["schemas"]["Currency"];
+            /** @description The most revenue first (`by=hour`, `by=day`: in time order, only hours and days with shoppers), at most `limit`. */
+            groups: components["schemas"]["AnalyticsGroup"][];
+            /** @description More groups matched than `limit` (or than the 10,000 the store ranks): narrow the range or filter. */
+            more: boolean;
         };
     };
     responses: {
@@ -1814,6 +1895,94 @@ export interface operations {
             413: components["responses"]["BodyTooLarge"];
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    revenueAnalytics: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Start: RFC 3339, a date (YYYY-MM-DD, UTC) or unix seconds; taken down to its hour. Default: 24 hours before `to`.
+                 * @example 2026-03-16T11:00:00Z
+                 */
+                from?: string;
+                /**
+                 * @description End (exclusive), as `from`; taken up to its hour. Default: now. At most 400 days after `from` (by=hour: 31 days).
+                 * @example 2026-03-17T11:00:00Z
+                 */
+                to?: string;
+                /**
+                 * @description Grouping: `product` (default), `strategy` (the strategy that priced the product in that hour), `arm` (a price experiment's arm; "" for now, experiments do not label rows yet), `hour` or `day` (UTC).
+                 * @example product
+                 */
+                by?: "product" | "strategy" | "arm" | "hour" | "day";
+                /**
+                 * @description Count only this product.
+                 * @example PA
+                 */
+                product?: string;
+                /**
+                 * @description Count only the hours priced by this strategy.
+                 * @example seed
+                 */
+                strategy?: string;
+                /**
+                 * @description Most groups: default 100, values above 1000 are capped to 1000.
+                 * @example 50
+                 */
+                limit?: number;
+                /**
+                 * @description `json` (default) or `csv`: a CSV file with a header line, one line per group, empty cells for null ratios, and the currency in every line.
+                 * @example json
+                 */
+                format?: "json" | "csv";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The groups. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Analytics"];
+                    "text/csv": string;
+                };
+            };
+            /** @description A bad parameter, or a range longer than 400 days (by=hour: 31 days). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description The key's role may not read (ingest). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
+            /** @description This process does not serve analytics. */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             503: components["responses"]["Unavailable"];
         };
     };

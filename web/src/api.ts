@@ -1,3 +1,4 @@
+import type { AnalyticsAnswer } from './analyticsdata';
 import type { PageAnswer } from './pages';
 import type { AuditEntry, CatalogProduct, Explanation, HistoryPoint } from './types';
 
@@ -73,4 +74,24 @@ export const api = {
   audit: (id: string, key: string) => call<{ overrides: AuditEntry[] }>('GET', `/overrides/${p(id)}?limit=500`, { key }),
   setOverride: (body: object, key: string) => call<unknown>('POST', '/override', { key, body }),
   removeOverride: (id: string, key: string) => call<unknown>('DELETE', `/override/${p(id)}`, { key }),
+  analytics: (q: Record<string, string>, key: string) => call<AnalyticsAnswer>('GET', `/analytics?${new URLSearchParams(q)}`, { key }),
+  analyticsCSV: async (q: Record<string, string>, key: string): Promise<string> => {
+    let res: Response;
+    try {
+      res = await fetch(`/analytics?${new URLSearchParams({ ...q, format: 'csv' })}`, { headers: { [KEY_HEADER]: key }, cache: 'no-store' });
+    } catch {
+      throw new ApiError(NETWORK_ERROR, '');
+    }
+    const text = await res.text();
+    if (!res.ok) {
+      let msg = '';
+      try {
+        msg = (JSON.parse(text) as { error?: string }).error ?? '';
+      } catch {
+        // not JSON
+      }
+      throw new ApiError(res.status, msg);
+    }
+    return text;
+  },
 };

@@ -1,7 +1,8 @@
 import { ApiError, BAD_RESPONSE, NETWORK_ERROR, TIMEOUT } from './api';
 
 export type Action =
-  | 'load-prices' | 'check-key' | 'read-history' | 'read-explanation' | 'read-audit' | 'set-override' | 'remove-override';
+  | 'load-prices' | 'check-key' | 'read-history' | 'read-explanation' | 'read-audit' | 'set-override' | 'remove-override'
+  | 'read-analytics';
 
 const actions: Record<Action, { verb: string; needs: string; changes: boolean }> = {
   'load-prices': { verb: 'load prices', needs: 'no key', changes: false },
@@ -11,6 +12,7 @@ const actions: Record<Action, { verb: string; needs: string; changes: boolean }>
   'read-audit': { verb: 'read the override audit trail', needs: 'a viewer or operator key', changes: false },
   'set-override': { verb: 'set overrides', needs: 'an operator key', changes: true },
   'remove-override': { verb: 'remove overrides', needs: 'an operator key', changes: true },
+  'read-analytics': { verb: 'read revenue analytics', needs: 'a viewer or operator key', changes: false },
 };
 
 /** A sentence a user understands for a failed action. */

@@ -1,5 +1,7 @@
 import './style.css';
+import { AnalyticsView } from './analytics';
 import { api } from './api';
+import type { PageAnswer } from './pages';
 import { DetailPanel } from './detail';
 import { byId, say, setText } from './dom';
 import { describeError } from './errors';
@@ -32,6 +34,7 @@ let reorderTimer = 0;
 const grid = byId('grid');
 const table = new PriceTable(grid, byId('viewport'), byId('spacer'), (id) => detail.open(id), () => invalidate());
 const detail = new DetailPanel(store, keys, () => grid.focus());
+const analytics = new AnalyticsView(keys, (id) => store.get(id)?.name ?? '');
 
 function invalidate(order = false): void {
   orderStale ||= order;
@@ -70,9 +73,19 @@ function draw(): void {
 // --- pages of GET /prices: the catalog as the user scrolls, searches and sorts
 
 /** The catalog by id, the table's first order; once read to the end, the page holds every product. */
-const catalog = new Pager('', 'id', api.pricesPage, applyRows);
+const catalog = new Pager('', 'id', pricesPage, applyRows);
 /** The listing the table shows and reads on: the catalog, or the server's search and sort of it. */
 let listing = catalog;
+
+/** Reads a page of GET /prices, showing the catalog's currency it names. */
+async function pricesPage(q: string, sort: string, after: string | undefined, limit: number): Promise<PageAnswer> {
+  const a = await api.pricesPage(q, sort, after, limit);
+  if (a.currency) {
+    setText(byId('currency'), `in ${a.currency}`);
+    setText(byId('d-currency'), a.currency);
+  }
+  return a;
+}
 
 function listed(p: Pager): Product[] {
   const out: Product[] = [];
@@ -95,7 +108,7 @@ function relist(): void {
   const sort = serverSort(query) ?? 'id';
   let next = listing;
   if (catalog.done || (q === '' && sort === 'id')) next = catalog;
-  else if (listing.q !== q || listing.sort !== sort) next = new Pager(q, sort, api.pricesPage, applyRows);
+  else if (listing.q !== q || listing.sort !== sort) next = new Pager(q, sort, pricesPage, applyRows);
   if (next === listing) return;
   listing = next;
   lastOrder = 0;
@@ -258,6 +271,7 @@ async function checkKey(): Promise<void> {
     if (key !== keys.value) return;
     say(keyStatus, keys.isRemembered ? 'Key accepted and remembered on this device.' : 'Key accepted for this tab.');
     if (store.setNames(r.products.map((p) => [p.product_id, p.name ?? '']))) invalidate(true);
+    void analytics.load(); // with the names
   } catch (e) {
     if (key === keys.value) say(keyStatus, describeError(e, 'check-key', true), 'error');
   }
@@ -276,14 +290,29 @@ keyForm.addEventListener('submit', (e) => {
   showKey();
   detail.keyChanged();
   void checkKey();
+  void analytics.load();
 });
 forget.addEventListener('click', () => {
   keys.clear();
   showKey();
   say(keyStatus, 'Key forgotten.');
   detail.keyChanged();
+  void analytics.load();
   keyInput.focus();
 });
+
+// --- views: live prices, or revenue analytics (#analytics)
+
+const viewButtons = { prices: byId<HTMLButtonElement>('view-prices'), analytics: byId<HTMLButtonElement>('view-analytics') };
+function showView(v: 'prices' | 'analytics'): void {
+  if (v === 'analytics') detail.close();
+  byId('layout').hidden = v !== 'prices';
+  analytics.setVisible(v === 'analytics');
+  for (const [k, b] of Object.entries(viewButtons)) b.setAttribute('aria-pressed', String(k === v));
+  if (location.hash !== (v === 'analytics' ? '#analytics' : '')) history.replaceState(null, '', v === 'analytics' ? '#analytics' : location.pathname + location.search);
+}
+viewButtons.prices.addEventListener('click', () => showView('prices'));
+viewButtons.analytics.addEventListener('click', () => showView('analytics'));
 
 // --- start
 
@@ -299,3 +328,4 @@ showKey();
 void load(() => catalog.more());
 feed.start();
 void checkKey();
+showView(location.hash === '#analytics' ? 'analytics' : 'prices');

@@ -7,6 +7,8 @@ export const RETRY_MS = 5000;
 export interface PageAnswer {
   prices: unknown[];
   next?: string;
+  /** The catalog's currency (ISO 4217). */
+  currency?: string;
 }
 
 export type FetchPage = (q: string, sort: string, after: string | undefined, limit: number) => Promise<PageAnswer>;

@@ -16,8 +16,8 @@
 // The suite asserts what the engine relies on: exact round trips across a
 // close and reopen, atomic commits (also when the context ends part-way),
 // the override audit trail, the remembered event ids and their pruning,
-// reads that keep working while commits run, and the history retention
-// (retention.go).
+// reads that keep working while commits run, the history retention
+// (retention.go) and the analytics rows and their retention (analytics.go).
 package storetest
 
 import (
@@ -51,6 +51,8 @@ type Store interface {
 	// (at most hourly; < 0: as many as limit leaves), newest first, from
 	// one snapshot.
 	HistoryPage(ctx context.Context, id string, limit, hourly int) (engine.HistoryPage, error)
+	// AnalyticsTotals sums the analytics rows (engine.AnalyticsReader).
+	engine.AnalyticsReader
 }
 
 // Opener opens the store called name; opening the same name again after
@@ -87,6 +89,8 @@ func Run(t *testing.T, open Opener) {
 		{"RetentionWithoutSummaries", s.retentionWithoutSummaries},
 		{"RetentionOfEveryRow", s.retentionOfEveryRow},
 		{"RetentionDuringReads", s.retentionDuringReads},
+		{"Analytics", s.analyticsRows},
+		{"AnalyticsRetention", s.analyticsRetention},
 	} {
 		t.Run(c.name, c.f)
 	}
