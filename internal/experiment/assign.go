@@ -8,7 +8,7 @@ import "math"
 // every replica and after every restart, with nothing stored. Build it
 // once per experiment (NewAssigner) and share it: it is read-only.
 type Assigner struct {
-	salt  string
+	salt  uint64 // IDHash of the definition's salt
 	split Split
 	// cut[i] is the upper end, in [0, 2^64), of arm i's share of the
 	// hash space; the last is 2^64-1.
@@ -21,7 +21,7 @@ func NewAssigner(d *Definition) *Assigner {
 	for _, a := range d.Arms {
 		total += a.Weight
 	}
-	a := &Assigner{salt: d.Salt, split: d.Split, cut: make([]uint64, len(d.Arms))}
+	a := &Assigner{salt: IDHash(d.Salt), split: d.Split, cut: make([]uint64, len(d.Arms))}
 	acc := 0.0
 	for i, arm := range d.Arms {
 		acc += arm.Weight
@@ -43,13 +43,20 @@ func NewAssigner(d *Definition) *Assigner {
 // visit is not in the experiment: split by shopper and no shopper id
 // (an anonymous visit is priced like the baseline and not counted).
 func (a *Assigner) Arm(shopper, product string) int {
+	return a.ArmOf(IDHash(shopper), IDHash(product))
+}
+
+// ArmOf is Arm for ids already hashed with IDHash (0: no id), as the
+// ingest path keeps the shopper id of an event, without a string.
+func (a *Assigner) ArmOf(shopper, product uint64) int {
 	key := shopper
 	if a.split == ByProduct {
 		key = product
-	} else if shopper == "" {
+	}
+	if key == 0 {
 		return -1
 	}
-	h := Hash(a.salt, key)
+	h := Mix(a.salt, key)
 	for i, c := range a.cut {
 		if h <= c {
 			return i
@@ -58,21 +65,28 @@ func (a *Assigner) Arm(shopper, product string) int {
 	return len(a.cut) - 1
 }
 
-// Hash is the assignment hash of a salt and an id: 64-bit FNV-1a over the
-// salt, a zero byte and the id, finished with the SplitMix64 mixer so that
-// ids differing in their last byte spread over the whole range. It is
-// part of the contract, not a detail: changing it reassigns every shopper
-// of every running experiment.
-func Hash(salt, id string) uint64 {
+// IDHash is the 64-bit FNV-1a hash of an id, or 0 for no id (an id that
+// hashes to 0 is taken as 1). It is part of the assignment contract (see
+// Hash), for strings and bytes alike so that a decoder hashes what it
+// reads without making a string of it.
+func IDHash[T string | []byte](id T) uint64 {
+	if len(id) == 0 {
+		return 0
+	}
 	const offset, prime = 14695981039346656037, 1099511628211
 	h := uint64(offset)
-	for i := 0; i < len(salt); i++ {
-		h = (h ^ uint64(salt[i])) * prime
-	}
-	h *= prime // the zero byte between salt and id
 	for i := 0; i < len(id); i++ {
 		h = (h ^ uint64(id[i])) * prime
 	}
+	return max(h, 1)
+}
+
+// Mix combines the hashes of a salt and an id into the assignment hash:
+// the id's hash times the golden-ratio constant, xored with the salt's,
+// through the SplitMix64 finisher, so that every bit of both moves every
+// bit of the result and two salts assign independently.
+func Mix(salt, id uint64) uint64 {
+	h := salt ^ id*0x9e3779b97f4a7c15
 	h ^= h >> 30
 	h *= 0xbf58476d1ce4e5b9
 	h ^= h >> 27
@@ -80,3 +94,8 @@ func Hash(salt, id string) uint64 {
 	h ^= h >> 31
 	return h
 }
+
+// Hash is the assignment hash of a salt and an id: Mix(IDHash(salt),
+// IDHash(id)). It is part of the contract, not a detail: changing it
+// reassigns every shopper of every running experiment.
+func Hash(salt, id string) uint64 { return Mix(IDHash(salt), IDHash(id)) }

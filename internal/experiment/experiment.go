@@ -49,6 +49,10 @@ const (
 	Control ArmKind = "control"
 	// Fixed prices at the arm's Price.
 	Fixed ArmKind = "fixed"
+	// Live prices at the engine's own price for the product: its
+	// strategy, learning from all of the product's traffic. Against a
+	// Control arm it is a holdout test of dynamic pricing itself.
+	Live ArmKind = "live"
 	// Strategy prices with the named pricing strategy, learning from
 	// its own arm's traffic only.
 	Strategy ArmKind = "strategy"
@@ -109,13 +113,21 @@ type Definition struct {
 type Limits struct {
 	MaxArms     int
 	MaxProducts int
+	// MaxActive bounds the experiments not yet ended (running or
+	// scheduled); MaxKept the experiments kept at all, ended ones
+	// included (the oldest ended are not deleted for it: creating one
+	// more is refused).
+	MaxActive int
+	MaxKept   int
 	// MaxIDLen bounds ids, names, salts and strategy names, in bytes.
 	MaxIDLen int
 }
 
 // DefaultLimits are generous for real experiments and small enough that
 // one experiment costs the engine little.
-func DefaultLimits() Limits { return Limits{MaxArms: 8, MaxProducts: 1000, MaxIDLen: 128} }
+func DefaultLimits() Limits {
+	return Limits{MaxArms: 8, MaxProducts: 1000, MaxActive: 50, MaxKept: 1000, MaxIDLen: 128}
+}
 
 // Defaults for the zero values of a Definition.
 const (
@@ -216,9 +228,9 @@ func (d *Definition) Validate(l Limits, checkPrice func(float64) error, knownStr
 			return invalid("arm %q: weight %v: want more than 0 and at most 1000", a.Name, a.Weight)
 		}
 		switch a.Kind {
-		case Control:
+		case Control, Live:
 			if a.Price != 0 || a.Strategy != "" {
-				return invalid("arm %q: a control arm takes no price or strategy", a.Name)
+				return invalid("arm %q: a %s arm takes no price or strategy", a.Name, a.Kind)
 			}
 		case Fixed:
 			if a.Strategy != "" {
@@ -242,7 +254,7 @@ func (d *Definition) Validate(l Limits, checkPrice func(float64) error, knownStr
 				return invalid("arm %q: unknown strategy %q", a.Name, a.Strategy)
 			}
 		default:
-			return invalid("arm %q: kind %q: want %q, %q or %q", a.Name, a.Kind, Control, Fixed, Strategy)
+			return invalid("arm %q: kind %q: want %q, %q, %q or %q", a.Name, a.Kind, Control, Fixed, Live, Strategy)
 		}
 	}
 	return nil

@@ -134,8 +134,13 @@ func RunExperiment(ctx context.Context, cfg ExperimentConfig) (ExperimentReport,
 	for a, arm := range d.Arms {
 		apc := pc
 		apc.DefaultStrategy = Static
-		if arm.Kind == experiment.Strategy {
+		switch arm.Kind {
+		case experiment.Strategy:
 			apc.DefaultStrategy = arm.Strategy
+		case experiment.Live:
+			// The engine's own price: the run's default strategy, as a
+			// product that names none is priced in serve.
+			apc.DefaultStrategy = pc.DefaultStrategy
 		}
 		ecfg := engine.DefaultConfig()
 		ecfg.Pricing = apc
@@ -146,7 +151,7 @@ func RunExperiment(ctx context.Context, cfg ExperimentConfig) (ExperimentReport,
 			if arm.Kind == experiment.Fixed && in[i] {
 				pp.BasePrice = arm.Price
 			}
-			if cfg.MarginFloor && p.Cost > 0 && arm.Kind == experiment.Strategy {
+			if cfg.MarginFloor && p.Cost > 0 && (arm.Kind == experiment.Strategy || arm.Kind == experiment.Live) {
 				// The floor is a guardrail on what a strategy
 				// chooses; a fixed or list price is the operator's.
 				pp.UnitCost = p.Cost
