@@ -76,6 +76,9 @@ type Machine struct {
 	timers []timer
 	due    []int64
 	clock  int64
+
+	// exps are the price experiments (experiments.go).
+	exps expTable
 }
 
 // at advances the machine's clock to now.
@@ -103,6 +106,7 @@ func (m *Machine) Load(snap Snapshot, now int64) ([]live.Price, error) {
 		return nil, fmt.Errorf("stored catalog: %w", err)
 	}
 	m.book = book
+	m.loadExperiments(snap.Experiments)
 	m.seen = newSeenIDs(m.cfg.DedupMax, randomMultiplier())
 	m.seen.window = int64(m.cfg.DedupWindow)
 	m.seen.reserve(len(snap.Seen))
@@ -169,6 +173,7 @@ func (m *Machine) Seal() (*Batch, []live.Price) {
 		m.track(i, 0)
 	}
 	m.touched = m.touched[:0]
+	m.sealExperiments()
 	return b, m.changes
 }
 
@@ -250,6 +255,7 @@ func (m *Machine) Begin() {
 	m.changes = shrink(m.changes, touched, &m.peaks[4])
 	m.batch.Reset()
 	m.forgetKept()
+	m.beginExperiments()
 	m.base, m.noUndo, m.seen.evicted = m.book.Len(), false, 0
 	m.unpricedAtBegin = append(m.unpricedAtBegin[:0], m.unpriced...)
 	if len(m.unpriced) > 0 {
@@ -424,6 +430,9 @@ func (m *Machine) ApplyEvents(events []ingest.Event, now int64, res *SubmitResul
 				m.baseFromEvent(i, ev.Price)
 			}
 			m.touch(i, m.book.ApplyAt(i, ev.Type, qty, ev.Price, ev.Timestamp, now))
+			if len(m.exps.byProduct) > 0 {
+				m.countExperiment(i, ev, qty, now)
+			}
 		}
 		if ev.EventID != "" {
 			m.seen.add(h, now)
@@ -448,6 +457,7 @@ func (m *Machine) baseFromEvent(i int, price float64) {
 		p.BasePrice = base
 		m.book.SetBasePrice(i, base)
 		m.batch.Products = append(m.batch.Products, p)
+		m.catalogChanged(i)
 	}
 }
 
@@ -597,6 +607,7 @@ func (m *Machine) Upsert(p pricing.Product, now int64) (bool, error) {
 	m.growDirty()
 	m.batch.Products = append(m.batch.Products, p)
 	m.touch(i, changed)
+	m.catalogChanged(i)
 	return !existed, nil
 }
 

@@ -14,8 +14,10 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/dynaprice/dynaprice/internal/experiment"
 	"github.com/dynaprice/dynaprice/internal/ingest"
 	"github.com/dynaprice/dynaprice/internal/live"
 	"github.com/dynaprice/dynaprice/internal/pricing"
@@ -52,6 +54,9 @@ type Config struct {
 	// keeps all of it. It is applied beside each prune (every
 	// PruneInterval), by Store.PruneHistory on a goroutine of its own.
 	Retention HistoryRetention
+	// Experiments bounds the price experiments clients may create (the
+	// zero value: experiment.DefaultLimits).
+	Experiments experiment.Limits
 	// AutoCreate creates unknown products from an event's price instead of
 	// rejecting the event.
 	AutoCreate bool
@@ -86,6 +91,7 @@ func DefaultConfig() Config {
 	return Config{
 		Pricing: pricing.DefaultConfig(), MaxBatch: 50000, TickInterval: time.Second,
 		DedupWindow: 24 * time.Hour, DedupMax: DefaultDedupMax, QueueSize: 1024, Retention: DefaultHistoryRetention(),
+		Experiments: experiment.DefaultLimits(),
 		Now: time.Now, Logger: slog.Default(),
 	}
 }
@@ -138,6 +144,9 @@ type Writer struct {
 	mu       sync.RWMutex // guards closed against concurrent Submit/stop
 	closed   bool
 	ready    chan struct{}
+	// serving is what GET /price needs to price shoppers in experiments,
+	// replaced by Run after each round that changed it.
+	serving atomic.Pointer[Serving]
 }
 
 // NewWriter returns a writer that commits to store and publishes to pub.
@@ -187,6 +196,7 @@ func (e *Writer) Run(ctx context.Context) (err error) {
 	if err := loadQuietly(ctx, e.part); err != nil {
 		return fmt.Errorf("engine: %w", err)
 	}
+	e.publishServing()
 	close(e.ready)
 	tick := time.NewTicker(e.cfg.TickInterval)
 	defer tick.Stop()
@@ -297,6 +307,9 @@ func (e *Writer) process(ctx context.Context, pending []*request) error {
 		e.cfg.Logger.Error("commit failed; answering the requests not committed with errors", "err", err,
 			"requests", len(pending), "committed", committed)
 	}
+	// Before the answers: a client told its experiment was created gets
+	// its prices from the next GET /price.
+	e.publishServing()
 	for _, r := range pending {
 		if r.state == pendingReq {
 			r.err = errorf(KindUnavailable, "could not persist the change; retry later")
@@ -335,7 +348,55 @@ func (r *request) apply(m *Machine, now int64) {
 		r.explanation, r.err = m.Explain(r.override.ProductID)
 	case reqTick:
 		m.Tick(now)
+	case reqExperimentCreate:
+		r.experiment, r.err = m.CreateExperiment(r.expIn, now)
+	case reqExperimentStop:
+		r.experiment, r.err = m.StopExperiment(r.expIn, now)
+	case reqExperimentPromote:
+		r.experiment, r.err = m.PromoteExperiment(r.expIn, now)
+	case reqExperiments:
+		r.experiments, r.err = m.Experiments(r.expIn.ID)
 	}
+}
+
+// publishServing publishes the machine's experiments for GET /price when
+// they changed. Only Run's goroutine calls it.
+func (e *Writer) publishServing() {
+	if s, ok := e.part.m.TakeServing(); ok {
+		e.serving.Store(s)
+	}
+}
+
+// Serving returns what GET /price needs to price a shopper in an
+// experiment, as of the last round. Safe for concurrent use.
+func (e *Writer) Serving() *Serving { return e.serving.Load() }
+
+// CreateExperiment creates a price experiment (Machine.CreateExperiment).
+func (e *Writer) CreateExperiment(ctx context.Context, in ExperimentInput) (ExperimentState, error) {
+	r := &request{kind: reqExperimentCreate, expIn: in}
+	err := e.submit(ctx, r)
+	return r.experiment, err
+}
+
+// StopExperiment stops an experiment.
+func (e *Writer) StopExperiment(ctx context.Context, in ExperimentInput) (ExperimentState, error) {
+	r := &request{kind: reqExperimentStop, expIn: in}
+	err := e.submit(ctx, r)
+	return r.experiment, err
+}
+
+// PromoteExperiment stops an experiment and promotes an arm.
+func (e *Writer) PromoteExperiment(ctx context.Context, in ExperimentInput) (ExperimentState, error) {
+	r := &request{kind: reqExperimentPromote, expIn: in}
+	err := e.submit(ctx, r)
+	return r.experiment, err
+}
+
+// Experiments lists the experiments (id ""), or returns the one.
+func (e *Writer) Experiments(ctx context.Context, id string) ([]ExperimentState, error) {
+	r := &request{kind: reqExperiments, expIn: ExperimentInput{ID: id}}
+	err := e.submit(ctx, r)
+	return r.experiments, err
 }
 
 // submit queues r and waits for its result.
@@ -465,6 +526,10 @@ const (
 	reqProducts
 	reqExplain
 	reqTick
+	reqExperimentCreate
+	reqExperimentStop
+	reqExperimentPromote
+	reqExperiments
 )
 
 type request struct {
@@ -479,6 +544,9 @@ type request struct {
 	created     bool
 	listed      []ProductInfo
 	explanation pricing.Explanation
+	expIn       ExperimentInput
+	experiment  ExperimentState
+	experiments []ExperimentState
 	err         error
 	state       reqState
 	done        chan struct{}
