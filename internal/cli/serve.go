@@ -214,7 +214,7 @@ func (r *serveRole) Open(ctx context.Context) (err error) {
 		Engine: r.eng, Prices: live.Prices{V: view}, Archive: r.store,
 		Decoder:   &ingest.Decoder{Now: time.Now, MaxEvents: o.MaxEvents},
 		WebSocket: r.hub, Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
-		Ready: r.ready.Why, UI: dashboard.Handler(),
+		Ready: r.ready.Why, UI: dashboard.Handler(), Experiments: r.eng,
 	})
 	if err != nil {
 		return err

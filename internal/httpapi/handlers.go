@@ -54,9 +54,14 @@ func (a *API) getPrice(w http.ResponseWriter, r *http.Request, _ Key) error {
 	if err != nil {
 		return err
 	}
+	var shopper string
 	if r.URL.RawQuery != "" {
-		if v := r.URL.Query().Get("explain"); v != "" && v != "0" && v != "false" {
+		q := r.URL.Query()
+		if v := q.Get("explain"); v != "" && v != "0" && v != "false" {
 			return a.explain(w, r, id)
+		}
+		if shopper = q.Get("shopper"); len(shopper) > maxShopperLen {
+			return errStatus(http.StatusBadRequest, "shopper must be at most "+strconv.Itoa(maxShopperLen)+" bytes")
 		}
 	}
 	b, ok, err := a.deps.Prices.Price(r.Context(), id)
@@ -65,6 +70,11 @@ func (a *API) getPrice(w http.ResponseWriter, r *http.Request, _ Key) error {
 	}
 	if !ok {
 		return errStatus(http.StatusNotFound, "unknown product_id "+strconv.Quote(id))
+	}
+	if shopper != "" {
+		if done, err := a.experimentPrice(w, r, id, shopper, b); done || err != nil {
+			return err
+		}
 	}
 	writeJSONBytes(w, http.StatusOK, b)
 	return nil
