@@ -92,7 +92,7 @@ func DefaultConfig() Config {
 		Pricing: pricing.DefaultConfig(), MaxBatch: 50000, TickInterval: time.Second,
 		DedupWindow: 24 * time.Hour, DedupMax: DefaultDedupMax, QueueSize: 1024, Retention: DefaultHistoryRetention(),
 		Experiments: experiment.DefaultLimits(),
-		Now: time.Now, Logger: slog.Default(),
+		Now:         time.Now, Logger: slog.Default(),
 	}
 }
 
