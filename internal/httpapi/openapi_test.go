@@ -152,7 +152,7 @@ func newOpenAPITestAPI(t *testing.T) *API {
 	a, err := New(cfg, Deps{
 		Engine: openapiEngine{}, Prices: live.Prices{V: view}, Archive: openapiArchive{}, Decoder: &ingest.Decoder{},
 		WebSocket: hub, Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
-		Ready: func() string { return "" },
+		Ready: func() string { return "" }, Experiments: openapiExperiments{},
 	})
 	if err != nil {
 		t.Fatal(err)
