@@ -221,9 +221,11 @@ func (a *API) experimentPrice(w http.ResponseWriter, r *http.Request, id, shoppe
 	if err := json.Unmarshal(live, &m); err != nil {
 		return false, err
 	}
+	// price_source stays the product's own: the experiment and arm say
+	// whose price this is (the source's values are shared with the
+	// WebSocket feed and the price list, where experiments never appear).
 	if !math.IsNaN(as.Price) {
 		m["price"] = pricing.RoundCents(as.Price)
-		m["price_source"] = "experiment"
 	}
 	m["experiment"], m["arm"] = as.Experiment, as.Arm
 	return true, writeJSON(w, http.StatusOK, m)
