@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"encoding/json"
 	"math"
 	"slices"
 
@@ -75,15 +76,17 @@ type expRun struct {
 	dirty  bool
 }
 
-// expTable is the machine's experiments. byProduct holds, for each
-// product in an experiment not yet ended when it was created, that
-// experiment: a product is in at most one such experiment, so an event
-// finds its arm with one lookup. The map is empty, and costs an event
-// nothing, while no experiment was ever created.
+// expTable is the machine's experiments. byProduct holds, by catalog
+// index, each product's experiment if it is in one not stopped: a product
+// is in at most one experiment not yet ended, so an event finds its arm
+// with one index (a slice, not a map: ingest pays for the lookup on every
+// event while any experiment is on). inExp counts the products in one;
+// while it is 0 an event pays nothing at all.
 type expTable struct {
 	runs      []*expRun
 	byID      map[string]*expRun
-	byProduct map[int]*expRun
+	byProduct []*expRun
+	inExp     int
 	// The round's undo log: records as they were at Begin, by run, and
 	// how many runs there were.
 	undoRec map[*expRun]ExperimentRecord
@@ -96,7 +99,7 @@ type expTable struct {
 // loadExperiments replaces the table with the stored experiments.
 func (m *Machine) loadExperiments(states []ExperimentState) {
 	t := &m.exps
-	*t = expTable{byID: map[string]*expRun{}, byProduct: map[int]*expRun{}, undoRec: map[*expRun]ExperimentRecord{}, changed: true}
+	*t = expTable{byID: map[string]*expRun{}, undoRec: map[*expRun]ExperimentRecord{}, changed: true}
 	for _, s := range states {
 		r := &expRun{rec: s.Record, arms: slices.Clone(s.Arms)}
 		for len(r.arms) < len(r.rec.Arms) {
@@ -129,9 +132,24 @@ func (m *Machine) indexRun(r *expRun) {
 	if r.rec.StoppedAt != 0 {
 		return
 	}
+	t := &m.exps
 	for _, i := range r.products {
-		m.exps.byProduct[i] = r
+		for len(t.byProduct) <= i {
+			t.byProduct = append(t.byProduct, nil)
+		}
+		if t.byProduct[i] == nil {
+			t.inExp++
+		}
+		t.byProduct[i] = r
 	}
+}
+
+// experimentOf is the experiment product i is in, or nil.
+func (m *Machine) experimentOf(i int) *expRun {
+	if i < len(m.exps.byProduct) {
+		return m.exps.byProduct[i]
+	}
+	return nil
 }
 
 // keepRun saves r's record for Undo, once per round.
@@ -144,7 +162,7 @@ func (m *Machine) keepRun(r *expRun) {
 // countExperiment counts an applied shopper event of product i in the
 // experiment running for it, if any, and the shopper's arm.
 func (m *Machine) countExperiment(i int, ev *ingest.Event, qty int32, now int64) {
-	r := m.exps.byProduct[i]
+	r := m.experimentOf(i)
 	if r == nil || !r.rec.Running(now) {
 		return
 	}
@@ -243,6 +261,7 @@ func (m *Machine) undoExperiments() {
 	}
 	t.runs = t.runs[:t.base]
 	clear(t.byProduct)
+	t.inExp = 0
 	for _, r := range t.runs {
 		m.indexRun(r)
 	}
@@ -303,7 +322,7 @@ func (m *Machine) CreateExperiment(in ExperimentInput, now int64) (ExperimentSta
 		if !ok {
 			return ExperimentState{}, errorf(KindInvalid, "unknown product_id %q", id)
 		}
-		if r := t.byProduct[i]; r != nil && (r.rec.End == 0 || r.rec.End > now) {
+		if r := m.experimentOf(i); r != nil && (r.rec.End == 0 || r.rec.End > now) {
 			return ExperimentState{}, errorf(KindConflict, "product %q is in experiment %q, which has not ended", id, r.rec.ID)
 		}
 	}
@@ -393,8 +412,9 @@ func (m *Machine) stop(r *expRun, by string, now int64) {
 		r.rec.End = max(now, r.rec.Start)
 	}
 	for _, i := range r.products {
-		if m.exps.byProduct[i] == r {
-			delete(m.exps.byProduct, i)
+		if m.experimentOf(i) == r {
+			m.exps.byProduct[i] = nil
+			m.exps.inExp--
 		}
 	}
 	m.batch.Experiments = append(m.batch.Experiments, r.rec)
@@ -443,7 +463,12 @@ type servedExp struct {
 	prices []float64
 }
 
-type servedArm struct{ name string }
+type servedArm struct {
+	name string
+	// fields is `,"experiment":"<id>","arm":"<name>"`, JSON-encoded once,
+	// for an answer that adds it to the product's price JSON.
+	fields []byte
+}
 
 // Assignment is a shopper's arm for a product.
 type Assignment struct {
@@ -452,6 +477,9 @@ type Assignment struct {
 	// Price is the arm's price, or NaN for a live arm: the product's
 	// current price.
 	Price float64
+	// Fields are the experiment's and arm's JSON object members,
+	// `,"experiment":"…","arm":"…"`, ready to append; shared, read-only.
+	Fields []byte
 }
 
 // Assign returns the shopper's assignment for a product at now, if the
@@ -469,7 +497,7 @@ func (s *Serving) Assign(productID, shopper string, now int64) (Assignment, bool
 	if a < 0 {
 		return Assignment{}, false
 	}
-	return Assignment{Experiment: e.id, Arm: e.arms[a].name, Price: e.prices[a]}, true
+	return Assignment{Experiment: e.id, Arm: e.arms[a].name, Price: e.prices[a], Fields: e.arms[a].fields}, true
 }
 
 // TakeServing returns, when experiments or their prices may have changed
@@ -480,11 +508,14 @@ func (m *Machine) TakeServing() (*Serving, bool) {
 	}
 	m.exps.changed = false
 	s := &Serving{byProduct: map[string]*servedExp{}}
-	for i, r := range m.exps.byProduct {
+	for i, r := range m.servedProducts() {
 		e := &servedExp{id: r.rec.ID, start: r.rec.Start, end: r.rec.End, split: r.rec.Split, asg: r.asg,
 			arms: make([]servedArm, len(r.rec.Arms)), prices: make([]float64, len(r.rec.Arms))}
 		for a, arm := range r.rec.Arms {
-			e.arms[a].name = arm.Name
+			id, _ := json.Marshal(r.rec.ID)
+			name, _ := json.Marshal(arm.Name)
+			e.arms[a] = servedArm{name: arm.Name,
+				fields: append(append(append([]byte(`,"experiment":`), id...), `,"arm":`...), name...)}
 			switch arm.Kind {
 			case experiment.Live:
 				e.prices[a] = math.NaN()
@@ -497,10 +528,24 @@ func (m *Machine) TakeServing() (*Serving, bool) {
 	return s, true
 }
 
+// servedProducts yields each product in an experiment not stopped, with
+// it, going through the experiments rather than the catalog.
+func (m *Machine) servedProducts() func(yield func(int, *expRun) bool) {
+	return func(yield func(int, *expRun) bool) {
+		for _, r := range m.exps.runs {
+			for _, i := range r.products {
+				if m.experimentOf(i) == r && !yield(i, r) {
+					return
+				}
+			}
+		}
+	}
+}
+
 // catalogChanged notes that product i's list price may have changed,
 // which a control arm shows.
 func (m *Machine) catalogChanged(i int) {
-	if m.exps.byProduct[i] != nil {
+	if m.experimentOf(i) != nil {
 		m.exps.changed = true
 	}
 }

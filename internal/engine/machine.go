@@ -430,7 +430,7 @@ func (m *Machine) ApplyEvents(events []ingest.Event, now int64, res *SubmitResul
 				m.baseFromEvent(i, ev.Price)
 			}
 			m.touch(i, m.book.ApplyAt(i, ev.Type, qty, ev.Price, ev.Timestamp, now))
-			if len(m.exps.byProduct) > 0 {
+			if m.exps.inExp > 0 {
 				m.countExperiment(i, ev, qty, now)
 			}
 		}

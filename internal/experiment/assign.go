@@ -43,7 +43,10 @@ func NewAssigner(d *Definition) *Assigner {
 // visit is not in the experiment: split by shopper and no shopper id
 // (an anonymous visit is priced like the baseline and not counted).
 func (a *Assigner) Arm(shopper, product string) int {
-	return a.ArmOf(IDHash(shopper), IDHash(product))
+	if a.split == ByProduct {
+		return a.ArmOf(0, IDHash(product))
+	}
+	return a.ArmOf(IDHash(shopper), 0)
 }
 
 // ArmOf is Arm for ids already hashed with IDHash (0: no id), as the

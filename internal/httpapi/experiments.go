@@ -1,11 +1,13 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
 	"math"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/dynaprice/dynaprice/internal/engine"
@@ -206,27 +208,65 @@ func (a *API) postExperimentPromote(w http.ResponseWriter, r *http.Request, k Ke
 const maxShopperLen = 128
 
 // experimentPrice writes a shopper's price for a product in a running
-// experiment: the product's price JSON, with the arm's price and the
-// experiment and arm named. It reports false when the shopper is not in
-// an experiment for the product, for the caller to answer as usual.
-func (a *API) experimentPrice(w http.ResponseWriter, r *http.Request, id, shopper string, live []byte) (bool, error) {
+// experiment: the product's price JSON with the arm's price in place of
+// its own and the experiment and arm added. It reports false when the
+// shopper is not in an experiment for the product, for the caller to
+// answer as usual. It splices bytes rather than decoding and encoding the
+// JSON again: GET /price is the hot path, and assignment must cost it
+// little (docs/BENCHMARKS.md).
+func (a *API) experimentPrice(w http.ResponseWriter, id, shopper string, live []byte) bool {
 	if a.deps.Experiments == nil {
-		return false, nil
+		return false
 	}
 	as, ok := a.deps.Experiments.Serving().Assign(id, shopper, time.Now().UnixNano())
 	if !ok {
-		return false, nil
+		return false
 	}
-	var m map[string]any
-	if err := json.Unmarshal(live, &m); err != nil {
-		return false, err
+	// The live JSON is live.Price.AppendJSON's: `{"product_id":…,
+	// "price":N,…}`, the price a number up to the next comma.
+	i := bytes.Index(live, priceKey)
+	j := -1
+	if i >= 0 {
+		j = bytes.IndexByte(live[i+len(priceKey):], ',')
 	}
-	// price_source stays the product's own: the experiment and arm say
-	// whose price this is (the source's values are shared with the
-	// WebSocket feed and the price list, where experiments never appear).
-	if !math.IsNaN(as.Price) {
-		m["price"] = pricing.RoundCents(as.Price)
+	if j < 0 || len(live) == 0 || live[len(live)-1] != '}' {
+		return false // not the shape expected: answer the product's price
 	}
-	m["experiment"], m["arm"] = as.Experiment, as.Arm
-	return true, writeJSON(w, http.StatusOK, m)
+	j += i + len(priceKey)
+	b := make([]byte, 0, len(live)+len(as.Fields)+16)
+	if math.IsNaN(as.Price) {
+		b = append(b, live[:len(live)-1]...)
+	} else {
+		b = append(b, live[:i+len(priceKey)]...)
+		b = strconv.AppendFloat(b, pricing.RoundCents(as.Price), 'f', -1, 64)
+		b = append(b, live[j:len(live)-1]...)
+	}
+	b = append(append(b, as.Fields...), '}')
+	writeJSONBytes(w, http.StatusOK, b)
+	return true
+}
+
+var priceKey = []byte(`,"price":`)
+
+// queryValue is url.Values.Get of a raw query without building the map
+// (GET /price is the hot path): the first value of key, unescaped, ""
+// when absent or not unescapable.
+func queryValue(raw, key string) string {
+	for raw != "" {
+		var kv string
+		kv, raw, _ = strings.Cut(raw, "&")
+		k, v, _ := strings.Cut(kv, "=")
+		if k != key {
+			continue
+		}
+		if strings.ContainsAny(v, "%+") {
+			u, err := url.QueryUnescape(v)
+			if err != nil {
+				return ""
+			}
+			return u
+		}
+		return v
+	}
+	return ""
 }

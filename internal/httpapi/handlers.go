@@ -55,12 +55,11 @@ func (a *API) getPrice(w http.ResponseWriter, r *http.Request, _ Key) error {
 		return err
 	}
 	var shopper string
-	if r.URL.RawQuery != "" {
-		q := r.URL.Query()
-		if v := q.Get("explain"); v != "" && v != "0" && v != "false" {
+	if raw := r.URL.RawQuery; raw != "" {
+		if v := queryValue(raw, "explain"); v != "" && v != "0" && v != "false" {
 			return a.explain(w, r, id)
 		}
-		if shopper = q.Get("shopper"); len(shopper) > maxShopperLen {
+		if shopper = queryValue(raw, "shopper"); len(shopper) > maxShopperLen {
 			return errStatus(http.StatusBadRequest, "shopper must be at most "+strconv.Itoa(maxShopperLen)+" bytes")
 		}
 	}
@@ -71,10 +70,8 @@ func (a *API) getPrice(w http.ResponseWriter, r *http.Request, _ Key) error {
 	if !ok {
 		return errStatus(http.StatusNotFound, "unknown product_id "+strconv.Quote(id))
 	}
-	if shopper != "" {
-		if done, err := a.experimentPrice(w, r, id, shopper, b); done || err != nil {
-			return err
-		}
+	if shopper != "" && a.experimentPrice(w, id, shopper, b) {
+		return nil
 	}
 	writeJSONBytes(w, http.StatusOK, b)
 	return nil
