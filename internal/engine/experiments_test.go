@@ -188,3 +188,44 @@ func TestExperimentLimits(t *testing.T) {
 		t.Fatalf("a fourth experiment kept: %v", err)
 	}
 }
+
+// TestExperimentChangesUndoneWithTheRound checks that a round that cannot
+// be committed takes back what it did to experiments: one it created is
+// gone, one it stopped runs again, and both are as a fresh load has them.
+func TestExperimentChangesUndoneWithTheRound(t *testing.T) {
+	h := start(t, filepath.Join(t.TempDir(), "db"), nil)
+	ctx := context.Background()
+	if err := h.eng.ImportCatalog(ctx, []pricing.Product{{ID: "PA", BasePrice: 10}, {ID: "PB", BasePrice: 20}}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.eng.CreateExperiment(ctx, engine.ExperimentInput{Definition: priceTest()}); err != nil {
+		t.Fatal(err)
+	}
+	h.store.fail.Store(true)
+	if _, err := h.eng.StopExperiment(ctx, engine.ExperimentInput{ID: "e1"}); kindOf(err) != engine.KindUnavailable {
+		t.Fatalf("stop while the store fails: %v", err)
+	}
+	d := priceTest()
+	d.ID, d.Products = "e2", []string{"PB"}
+	if _, err := h.eng.CreateExperiment(ctx, engine.ExperimentInput{Definition: d}); kindOf(err) != engine.KindUnavailable {
+		t.Fatalf("create while the store fails: %v", err)
+	}
+	h.store.fail.Store(false)
+	es, err := h.eng.Experiments(ctx, "")
+	if err != nil || len(es) != 1 || es[0].Record.StoppedAt != 0 || es[0].Record.End != 0 {
+		t.Fatalf("after the failed rounds: %+v %v", es, err)
+	}
+	if _, ok := h.eng.Serving().Assign("PA", "U1", h.clock.Now().UnixNano()); !ok {
+		t.Error("the experiment whose stop failed does not assign")
+	}
+	if _, ok := h.eng.Serving().Assign("PB", "U1", h.clock.Now().UnixNano()); ok {
+		t.Error("the experiment whose creation failed assigns")
+	}
+	// And the store agrees: e2 can be created now, e1 stopped.
+	if _, err := h.eng.CreateExperiment(ctx, engine.ExperimentInput{Definition: d}); err != nil {
+		t.Errorf("create again: %v", err)
+	}
+	if _, err := h.eng.StopExperiment(ctx, engine.ExperimentInput{ID: "e1"}); err != nil {
+		t.Errorf("stop again: %v", err)
+	}
+}
