@@ -229,3 +229,42 @@ func TestExperimentChangesUndoneWithTheRound(t *testing.T) {
 		t.Errorf("stop again: %v", err)
 	}
 }
+
+// TestExperimentSplitByProduct checks that a product split assigns every
+// visit of a product to the product's arm, with or without a shopper id,
+// and counts events the same way GET /price assigned them.
+func TestExperimentSplitByProduct(t *testing.T) {
+	h := start(t, filepath.Join(t.TempDir(), "db"), nil)
+	ctx := context.Background()
+	var ps []pricing.Product
+	d := priceTest()
+	d.Split, d.Products = experiment.ByProduct, nil
+	for i := range 8 {
+		ps = append(ps, pricing.Product{ID: fmt.Sprint("P", i), BasePrice: 10})
+		d.Products = append(d.Products, ps[i].ID)
+	}
+	if err := h.eng.ImportCatalog(ctx, ps, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.eng.CreateExperiment(ctx, engine.ExperimentInput{Definition: d}); err != nil {
+		t.Fatal(err)
+	}
+	now := h.clock.Now().UnixNano()
+	want := map[string]int64{}
+	var evs []ingest.Event
+	for _, p := range ps {
+		a, ok := h.eng.Serving().Assign(p.ID, "", now)
+		if b, _ := h.eng.Serving().Assign(p.ID, "U1", now); !ok || b.Arm != a.Arm {
+			t.Fatalf("%s: assigned %+v without a shopper, %+v with one", p.ID, a, b)
+		}
+		want[a.Arm]++
+		evs = append(evs, ingest.Event{Type: pricing.View, ProductID: p.ID, Quantity: 1})
+	}
+	if _, err := h.eng.Submit(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	es, _ := h.eng.Experiments(ctx, "e1")
+	if es[0].Arms[0].Views != want["list"] || es[0].Arms[1].Views != want["cheap"] || want["list"] == 0 || want["cheap"] == 0 {
+		t.Errorf("views per arm %d, %d; assigned %v", es[0].Arms[0].Views, es[0].Arms[1].Views, want)
+	}
+}

@@ -149,3 +149,42 @@ func TestExperimentReport(t *testing.T) {
 		t.Errorf("unknown strategy: %v", err)
 	}
 }
+
+// TestExperimentStrategyArms runs the kinds of arm serve does not:
+// a strategy arm learning from its own shoppers only, and a live arm (the
+// run's default strategy), split by product too. Each arm's shoppers see
+// its own prices: the list-price arm's never move, the strategy's do.
+func TestExperimentStrategyArms(t *testing.T) {
+	sc := load(t, "steady")
+	sc.Horizon.Duration = sc.Horizon.Duration / 7 // a day
+	for _, split := range []experiment.Split{experiment.ByShopper, experiment.ByProduct} {
+		d := experiment.Definition{Split: split, Metric: experiment.Profit, Arms: []experiment.Arm{
+			{Name: "list", Kind: experiment.Control},
+			{Name: "thompson", Kind: experiment.Strategy, Strategy: "thompson"},
+			{Name: "engine", Kind: experiment.Live}}}
+		rep, err := RunExperiment(context.Background(), ExperimentConfig{Config: Config{Scenario: sc, MarginFloor: true}, Experiment: d})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var views int64
+		for a, ar := range rep.Readout.Arms {
+			views += ar.Views
+			if ar.Views < rep.Shoppers/5 || ar.Purchases == 0 {
+				t.Errorf("%s: arm %s: %d views, %d purchases of %d shoppers", split, ar.Name, ar.Views, ar.Purchases, rep.Shoppers)
+			}
+			if rep.Truth[a].RevenuePerVisitor <= 0 {
+				t.Errorf("%s: arm %s: truth %+v", split, ar.Name, rep.Truth[a])
+			}
+		}
+		if views != rep.Shoppers {
+			t.Errorf("%s: %d views counted of %d shoppers", split, views, rep.Shoppers)
+		}
+		// The list price is the same for every visitor of a product, so its
+		// revenue per purchase is the product's list price on average; the
+		// strategy's prices differ from it.
+		list, th := rep.Readout.Arms[0], rep.Readout.Arms[1]
+		if list.Revenue/float64(list.Purchases) == th.Revenue/float64(th.Purchases) {
+			t.Errorf("%s: the strategy arm earned exactly the list arm's revenue per purchase", split)
+		}
+	}
+}
