@@ -1,4 +1,4 @@
--- 0007: price experiments (docs/EXPERIMENTS.md). An experiment is kept
+-- 0008: price experiments (docs/EXPERIMENTS.md). An experiment is kept
 -- whole as jsonb (its definition and what became of it), upserted by id;
 -- its arms' totals are plain sums each commit adds its events' share to,
 -- in the same transaction as those events' ids and the consumed offsets,

@@ -1,4 +1,4 @@
--- 0009: price experiments (docs/EXPERIMENTS.md). An experiment is kept
+-- 0010: price experiments (docs/EXPERIMENTS.md). An experiment is kept
 -- whole as JSON (its definition and what became of it: stopped, promoted),
 -- upserted by id; its arms' totals are plain sums that each commit adds
 -- its events' share to, in the same transaction as those events' ids, so
