@@ -428,3 +428,44 @@ func TestHistoryRetentionFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestSimulateExperiment runs the shipped experiment examples through the
+// command: one seed prints the readout and writes it as JSON; several
+// print a line per seed and the rates; a misspelt field is refused.
+func TestSimulateExperiment(t *testing.T) {
+	var out, errb bytes.Buffer
+	ctx := context.Background()
+	dir := t.TempDir()
+	market := "../../scenarios/experiments/ab-market.json"
+	code := Run(ctx, []string{"dynaprice", "simulate", "--experiment", "../../scenarios/experiments/five-percent.json", "--json", dir + "/r.json", market}, env(nil), &out, &errb)
+	if code != 0 {
+		t.Fatalf("simulate --experiment: exit %d, %s", code, errb.String())
+	}
+	for _, want := range []string{"revenue/visitor", "p-value", "winner: 11.10", "true winner: 11.10"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("readout lacks %q:\n%s", want, out.String())
+		}
+	}
+	var rep struct {
+		TrueWinner string `json:"true_winner"`
+		Readout    struct{ Arms []struct{ Views int64 } }
+	}
+	if b, err := os.ReadFile(dir + "/r.json"); err != nil || json.Unmarshal(b, &rep) != nil || rep.TrueWinner != "11.10" || len(rep.Readout.Arms) != 2 || rep.Readout.Arms[0].Views < 30000 {
+		t.Errorf("JSON readout: %v %+v", err, rep)
+	}
+	out.Reset()
+	if code := Run(ctx, []string{"dynaprice", "simulate", "--seeds", "3", "--experiment", "../../scenarios/experiments/a-a.json", market}, env(nil), &out, &errb); code != 0 {
+		t.Fatalf("simulate --seeds 3 --experiment: exit %d, %s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "seed 3: ") || !strings.Contains(out.String(), "of 3 seeds") {
+		t.Errorf("several seeds:\n%s", out.String())
+	}
+	bad := dir + "/bad.json"
+	if err := os.WriteFile(bad, []byte(`{"split":"shopper","arms":[{"name":"a","kind":"control","wieght":2},{"name":"b","kind":"control"}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	errb.Reset()
+	if code := Run(ctx, []string{"dynaprice", "simulate", "--experiment", bad, market}, env(nil), &out, &errb); code == 0 || !strings.Contains(errb.String(), "wieght") {
+		t.Errorf("misspelt field: exit %d, %s", code, errb.String())
+	}
+}

@@ -234,7 +234,7 @@ func (r *serveRole) Open(ctx context.Context) (err error) {
 		Analytics: engine.Analyst{Store: r.store, Open: r.eng.OpenTallies}, Currency: r.eng.Currency,
 		Decoder:   &ingest.Decoder{Now: time.Now, MaxEvents: o.MaxEvents},
 		WebSocket: r.hub, Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}),
-		Ready: r.ready.Why, UI: dashboard.Handler(),
+		Ready: r.ready.Why, UI: dashboard.Handler(), Experiments: r.eng,
 	})
 	if err != nil {
 		return err

@@ -14,6 +14,7 @@ const (
 	KindInvalid     Kind = iota + 1 // the caller sent something wrong
 	KindNotFound                    // no such product or override
 	KindUnavailable                 // stopped, overloaded or the store failed; retry later
+	KindConflict                    // the request conflicts with the state (an experiment's id or products taken)
 )
 
 // Error is the engine's domain error: a kind and a message that is safe to

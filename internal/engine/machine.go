@@ -80,6 +80,8 @@ type Machine struct {
 	// currency is the catalog's currency (ISO 4217), "" until one is set
 	// (pricing.DefaultCurrency applies).
 	currency string
+	// exps are the price experiments (experiments.go).
+	exps expTable
 }
 
 // at advances the machine's clock to now.
@@ -108,6 +110,7 @@ func (m *Machine) Load(snap Snapshot, now int64) ([]live.Price, error) {
 	}
 	m.book = book
 	m.currency = snap.Settings["currency"]
+	m.loadExperiments(snap.Experiments)
 	m.seen = newSeenIDs(m.cfg.DedupMax, randomMultiplier())
 	m.seen.window = int64(m.cfg.DedupWindow)
 	m.seen.reserve(len(snap.Seen))
@@ -174,6 +177,7 @@ func (m *Machine) Seal() (*Batch, []live.Price) {
 		m.track(i, 0)
 	}
 	m.touched = m.touched[:0]
+	m.sealExperiments()
 	return b, m.changes
 }
 
@@ -255,6 +259,7 @@ func (m *Machine) Begin() {
 	m.changes = shrink(m.changes, touched, &m.peaks[4])
 	m.batch.Reset()
 	m.forgetKept()
+	m.beginExperiments()
 	m.base, m.noUndo, m.seen.evicted = m.book.Len(), false, 0
 	m.unpricedAtBegin = append(m.unpricedAtBegin[:0], m.unpriced...)
 	if len(m.unpriced) > 0 {
@@ -444,6 +449,9 @@ func (m *Machine) ApplyEvents(events []ingest.Event, now int64, res *SubmitResul
 				m.baseFromEvent(i, ev.Price)
 			}
 			m.touch(i, m.book.ApplyAt(i, ev.Type, qty, ev.Price, ev.Timestamp, now))
+			if m.exps.inExp > 0 {
+				m.countExperiment(i, ev, qty, now)
+			}
 		}
 		if ev.EventID != "" {
 			m.seen.add(h, now)
@@ -468,6 +476,7 @@ func (m *Machine) baseFromEvent(i int, price float64) {
 		p.BasePrice = base
 		m.book.SetBasePrice(i, base)
 		m.batch.Products = append(m.batch.Products, p)
+		m.catalogChanged(i)
 	}
 }
 
@@ -617,6 +626,7 @@ func (m *Machine) Upsert(p pricing.Product, now int64) (bool, error) {
 	m.growDirty()
 	m.batch.Products = append(m.batch.Products, p)
 	m.touch(i, changed)
+	m.catalogChanged(i)
 	return !existed, nil
 }
 

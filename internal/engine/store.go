@@ -78,6 +78,9 @@ type Snapshot struct {
 	// Cursor is the input position last committed (see Batch.Cursor); ""
 	// when none was ever committed.
 	Cursor string
+	// Experiments are the price experiments kept, oldest first, with
+	// their arms' totals.
+	Experiments []ExperimentState
 }
 
 // StateMap returns the states by product id.
@@ -152,6 +155,14 @@ type Batch struct {
 	// that no longer counts it, so an event is counted exactly once. A
 	// store appends them as they come.
 	Analytics []AnalyticsRow
+	// Experiments are price experiments created or changed (stopped,
+	// promoted), each whole: a store upserts them by id.
+	Experiments []ExperimentRecord
+	// ArmDeltas are what the batch's events add to experiments' arms; a
+	// store adds them to its totals (and keeps the smaller p-value), in
+	// the same transaction as the event ids that deduplicate those
+	// events, which is what makes the counts exactly once.
+	ArmDeltas []ArmDelta
 	// Cursor, when not empty, replaces the stored input position in the
 	// same transaction. A stream-fed engine puts its consumed offsets here,
 	// which is what makes its effect exactly once: state, history and the
@@ -174,6 +185,8 @@ func (b *Batch) Reset() {
 	b.Analytics = Trim(b.Analytics, &b.peaks[5])
 	b.Settings = nil
 	b.Cursor = ""
+	b.Experiments = nil
+	b.ArmDeltas = b.ArmDeltas[:0]
 }
 
 // TrimKeep is the capacity, in elements, that a reused buffer may always
@@ -208,7 +221,8 @@ func shrink[T any](s []T, used int, p *Peak) []T {
 // Empty reports whether b has nothing to write.
 func (b *Batch) Empty() bool {
 	return len(b.Products) == 0 && len(b.States) == 0 && len(b.History) == 0 && len(b.Seen) == 0 &&
-		len(b.Overrides) == 0 && len(b.Settings) == 0 && len(b.Analytics) == 0 && b.Cursor == ""
+		len(b.Overrides) == 0 && len(b.Settings) == 0 && len(b.Analytics) == 0 && b.Cursor == "" &&
+		len(b.Experiments) == 0 && len(b.ArmDeltas) == 0
 }
 
 // check reports a number in the batch's history or override changes that

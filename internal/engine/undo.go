@@ -84,6 +84,7 @@ func (m *Machine) Undo() bool {
 	}
 	m.book.Tripped() // trips of the round are forgotten with it
 	m.unpriced = append(m.unpriced[:0], m.unpricedAtBegin...)
+	m.undoExperiments()
 	m.forgetKept()
 	m.batch.Reset()
 	m.touched, m.changes, m.histOf = m.touched[:0], m.changes[:0], m.histOf[:0]

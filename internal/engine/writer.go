@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dynaprice/dynaprice/internal/experiment"
 	"github.com/dynaprice/dynaprice/internal/ingest"
 	"github.com/dynaprice/dynaprice/internal/live"
 	"github.com/dynaprice/dynaprice/internal/pricing"
@@ -53,6 +54,9 @@ type Config struct {
 	// keeps all of it. It is applied beside each prune (every
 	// PruneInterval), by Store.PruneHistory on a goroutine of its own.
 	Retention HistoryRetention
+	// Experiments bounds the price experiments clients may create (the
+	// zero value: experiment.DefaultLimits).
+	Experiments experiment.Limits
 	// AutoCreate creates unknown products from an event's price instead of
 	// rejecting the event.
 	AutoCreate bool
@@ -87,7 +91,8 @@ func DefaultConfig() Config {
 	return Config{
 		Pricing: pricing.DefaultConfig(), MaxBatch: 50000, TickInterval: time.Second,
 		DedupWindow: 24 * time.Hour, DedupMax: DefaultDedupMax, QueueSize: 1024, Retention: DefaultHistoryRetention(),
-		Now: time.Now, Logger: slog.Default(),
+		Experiments: experiment.DefaultLimits(),
+		Now:         time.Now, Logger: slog.Default(),
 	}
 }
 
@@ -141,6 +146,9 @@ type Writer struct {
 	ready    chan struct{}
 	// currency is the committed catalog currency (noteCurrency).
 	currency atomic.Pointer[string]
+	// serving is what GET /price needs to price shoppers in experiments,
+	// replaced by Run after each round that changed it.
+	serving atomic.Pointer[Serving]
 }
 
 // NewWriter returns a writer that commits to store and publishes to pub.
@@ -191,6 +199,7 @@ func (e *Writer) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("engine: %w", err)
 	}
 	e.noteCurrency()
+	e.publishServing()
 	close(e.ready)
 	tick := time.NewTicker(e.cfg.TickInterval)
 	defer tick.Stop()
@@ -301,6 +310,9 @@ func (e *Writer) process(ctx context.Context, pending []*request) error {
 		e.cfg.Logger.Error("commit failed; answering the requests not committed with errors", "err", err,
 			"requests", len(pending), "committed", committed)
 	}
+	// Before the answers: a client told its experiment was created gets
+	// its prices from the next GET /price.
+	e.publishServing()
 	for _, r := range pending {
 		if r.state == pendingReq {
 			r.err = errorf(KindUnavailable, "could not persist the change; retry later")
@@ -372,7 +384,55 @@ func (r *request) apply(m *Machine, now int64) {
 	case reqTallies:
 		m.at(now)
 		r.tallies, r.at = m.OpenTallies(r.override.ProductID), m.clock
+	case reqExperimentCreate:
+		r.experiment, r.err = m.CreateExperiment(r.expIn, now)
+	case reqExperimentStop:
+		r.experiment, r.err = m.StopExperiment(r.expIn, now)
+	case reqExperimentPromote:
+		r.experiment, r.err = m.PromoteExperiment(r.expIn, now)
+	case reqExperiments:
+		r.experiments, r.err = m.Experiments(r.expIn.ID)
 	}
+}
+
+// publishServing publishes the machine's experiments for GET /price when
+// they changed. Only Run's goroutine calls it.
+func (e *Writer) publishServing() {
+	if s, ok := e.part.m.TakeServing(); ok {
+		e.serving.Store(s)
+	}
+}
+
+// Serving returns what GET /price needs to price a shopper in an
+// experiment, as of the last round. Safe for concurrent use.
+func (e *Writer) Serving() *Serving { return e.serving.Load() }
+
+// CreateExperiment creates a price experiment (Machine.CreateExperiment).
+func (e *Writer) CreateExperiment(ctx context.Context, in ExperimentInput) (ExperimentState, error) {
+	r := &request{kind: reqExperimentCreate, expIn: in}
+	err := e.submit(ctx, r)
+	return r.experiment, err
+}
+
+// StopExperiment stops an experiment.
+func (e *Writer) StopExperiment(ctx context.Context, in ExperimentInput) (ExperimentState, error) {
+	r := &request{kind: reqExperimentStop, expIn: in}
+	err := e.submit(ctx, r)
+	return r.experiment, err
+}
+
+// PromoteExperiment stops an experiment and promotes an arm.
+func (e *Writer) PromoteExperiment(ctx context.Context, in ExperimentInput) (ExperimentState, error) {
+	r := &request{kind: reqExperimentPromote, expIn: in}
+	err := e.submit(ctx, r)
+	return r.experiment, err
+}
+
+// Experiments lists the experiments (id ""), or returns the one.
+func (e *Writer) Experiments(ctx context.Context, id string) ([]ExperimentState, error) {
+	r := &request{kind: reqExperiments, expIn: ExperimentInput{ID: id}}
+	err := e.submit(ctx, r)
+	return r.experiments, err
 }
 
 // submit queues r and waits for its result.
@@ -514,6 +574,10 @@ const (
 	reqTick
 	reqTallies
 	reqCurrency
+	reqExperimentCreate
+	reqExperimentStop
+	reqExperimentPromote
+	reqExperiments
 )
 
 type request struct {
@@ -531,6 +595,9 @@ type request struct {
 	explanation pricing.Explanation
 	tallies     []OpenTally
 	at          int64
+	expIn       ExperimentInput
+	experiment  ExperimentState
+	experiments []ExperimentState
 	err         error
 	state       reqState
 	done        chan struct{}

@@ -64,6 +64,8 @@ func statusOf(err error) (int, string) {
 			return http.StatusNotFound, ee.Msg
 		case engine.KindUnavailable:
 			return http.StatusServiceUnavailable, ee.Msg
+		case engine.KindConflict:
+			return http.StatusConflict, ee.Msg
 		}
 	case errors.As(err, &mb):
 		return http.StatusRequestEntityTooLarge, "request body is larger than " + strconv.FormatInt(mb.Limit, 10) + " bytes"

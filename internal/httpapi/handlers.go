@@ -54,9 +54,13 @@ func (a *API) getPrice(w http.ResponseWriter, r *http.Request, _ Key) error {
 	if err != nil {
 		return err
 	}
-	if r.URL.RawQuery != "" {
-		if v := r.URL.Query().Get("explain"); v != "" && v != "0" && v != "false" {
+	var shopper string
+	if raw := r.URL.RawQuery; raw != "" {
+		if v := queryValue(raw, "explain"); v != "" && v != "0" && v != "false" {
 			return a.explain(w, r, id)
+		}
+		if shopper = queryValue(raw, "shopper"); len(shopper) > maxShopperLen {
+			return errStatus(http.StatusBadRequest, "shopper must be at most "+strconv.Itoa(maxShopperLen)+" bytes")
 		}
 	}
 	b, ok, err := a.deps.Prices.Price(r.Context(), id)
@@ -65,6 +69,9 @@ func (a *API) getPrice(w http.ResponseWriter, r *http.Request, _ Key) error {
 	}
 	if !ok {
 		return errStatus(http.StatusNotFound, "unknown product_id "+strconv.Quote(id))
+	}
+	if shopper != "" && a.experimentPrice(w, id, shopper, b) {
+		return nil
 	}
 	a.writePrice(w, b)
 	return nil

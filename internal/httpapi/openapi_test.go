@@ -153,7 +153,7 @@ func newOpenAPITestAPI(t *testing.T) *API {
 		Engine: openapiEngine{}, Prices: live.Prices{V: view}, Archive: openapiArchive{}, Decoder: &ingest.Decoder{},
 		Analytics: openapiAnalytics{},
 		WebSocket: hub, Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
-		Ready: func() string { return "" },
+		Ready: func() string { return "" }, Experiments: openapiExperiments{},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -166,6 +166,9 @@ type Deps struct {
 	// Ready reports readiness for GET /readyz: "" when ready, else why
 	// not (health.Readiness.Why).
 	Ready func() string
+	// Experiments, when set, serves the price experiment routes and
+	// prices GET /price/{id}?shopper= by the shopper's arm.
+	Experiments Experiments
 }
 
 // API is the HTTP handler. Build it with New.
@@ -273,6 +276,14 @@ func (a *API) routes() {
 		{"GET", "/products", "products", permRead, a.getProducts},
 		{"GET", "/analytics", "analytics", permRead, a.getAnalytics},
 		{"PUT", "/products/{id}", "product_put", permAdmin, a.putProduct},
+	}
+	if a.deps.Experiments != nil {
+		rs = append(rs,
+			route{"POST", "/experiments", "experiment_create", permOverride, a.postExperiment},
+			route{"GET", "/experiments", "experiments", permRead, a.getExperiments},
+			route{"GET", "/experiments/{id}", "experiment", permRead, a.getExperiment},
+			route{"POST", "/experiments/{id}/stop", "experiment_stop", permOverride, a.postExperimentStop},
+			route{"POST", "/experiments/{id}/promote", "experiment_promote", permOverride, a.postExperimentPromote})
 	}
 	handle := func(pattern string, h http.Handler) {
 		a.mux.Handle(pattern, h)

@@ -11,6 +11,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/dynaprice/dynaprice/internal/experiment"
 	"github.com/dynaprice/dynaprice/internal/pricing"
 )
 
@@ -153,7 +154,8 @@ func TestDecodeValid(t *testing.T) {
 			if reason != "" {
 				t.Fatalf("rejected: %s", reason)
 			}
-			if got != tt.want {
+			// User is checked by TestDecodeUserHash.
+			if got.User = 0; got != tt.want {
 				t.Errorf("got  %+v\nwant %+v", got, tt.want)
 			}
 		})
@@ -284,7 +286,10 @@ func TestSeedEvents(t *testing.T) {
 		t.Fatalf("%d events, rejects %v, error %v", len(events), rejects, err)
 	}
 	for i, e := range events {
-		if idx[i] != i || e != want[i] {
+		if e.User == 0 {
+			t.Errorf("event %d: the user_id was not kept", i)
+		}
+		if e.User = 0; idx[i] != i || e != want[i] {
 			t.Errorf("event %d at %d: %+v, want %+v", i, idx[i], e, want[i])
 		}
 	}
@@ -583,4 +588,21 @@ func TestDecodeConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestDecodeUserHash checks that an event keeps its user_id as the hash an
+// experiment assigns arms by, of the unescaped string, and 0 without one.
+func TestDecodeUserHash(t *testing.T) {
+	for body, want := range map[string]uint64{
+		`{"event_type":"view","product_id":"PA","user_id":"U1"}`:                               experiment.IDHash("U1"),
+		`{"event_type":"view","product_id":"PA","user_id":"J\u00e9r\u00f4me \ud83d\ude00 ok"}`: experiment.IDHash("Jérôme 😀 ok"),
+		`{"event_type":"view","product_id":"PA","user_id":""}`:                                 0,
+		`{"event_type":"view","product_id":"PA","user_id":null}`:                               0,
+		`{"event_type":"view","product_id":"PA"}`:                                              0,
+	} {
+		got, reason := one(t, testDecoder(), body, "")
+		if reason != "" || got.User != want {
+			t.Errorf("%s: user %d (%s), want %d", body, got.User, reason, want)
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"math"
 	"strconv"
 
+	"github.com/dynaprice/dynaprice/internal/experiment"
 	"github.com/dynaprice/dynaprice/internal/pricing"
 )
 
@@ -26,6 +27,10 @@ type Event struct {
 	// Competitor names the competitor of a competitor_price event, whose
 	// Price is the competitor's.
 	Competitor string
+	// User is the hash of the event's user_id (experiment.IDHash; 0 when
+	// absent): the shopper an experiment assigns an arm. A hash, not the
+	// string, so that decoding allocates nothing for it.
+	User uint64
 }
 
 // Limits on event fields.
@@ -132,6 +137,7 @@ func (st *state) fields(r *rawEvent) (Event, string) {
 		if len(b) > MaxUserIDLen {
 			return e, fmt.Sprintf("user_id must be at most %d bytes, got %d", MaxUserIDLen, len(b))
 		}
+		e.User = experiment.IDHash(b)
 	}
 
 	if r.eventID.present() {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dynaprice/dynaprice/internal/experiment"
 	"github.com/dynaprice/dynaprice/internal/pricing"
 )
 
@@ -60,6 +61,7 @@ func refEvent(m map[string]any, now time.Time, maxFuture time.Duration) (Event, 
 		if s, isStr = v.(string); !isStr || len(s) > 128 {
 			return e, "user_id"
 		}
+		e.User = experiment.IDHash(s)
 	}
 
 	if v, ok = get("event_id"); ok {

@@ -1,11 +1,13 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -209,7 +211,42 @@ func (s *Store) buildBatch(b *engine.Batch) (labelledBatch, *int64, error) {
 		lb.exec("settings", `INSERT INTO settings (key, value) SELECT * FROM unnest($1::text[], $2::text[])
 			ON CONFLICT (key) DO UPDATE SET value = excluded.value`, keys, vals)
 	}
+	if err := queueExperiments(lb, b); err != nil {
+		return lb, nil, err
+	}
 	return lb, gen, nil
+}
+
+// queueExperiments queues b's experiment upserts, then its arm deltas,
+// one statement each: a batch holds few. Deltas are added in the order
+// of (experiment, arm), so that two engines adding to the same arms lock
+// their rows in the same order and cannot deadlock.
+func queueExperiments(lb labelledBatch, b *engine.Batch) error {
+	for _, r := range b.Experiments {
+		js, err := json.Marshal(r)
+		if err != nil {
+			return fmt.Errorf("experiment %q: %w: %w", r.ID, engine.ErrUnencodable, err)
+		}
+		lb.exec("experiment "+r.ID, `INSERT INTO experiments (id, record, created_at) VALUES ($1, $2::jsonb, $3)
+			ON CONFLICT (id) DO UPDATE SET record = excluded.record`, r.ID, string(js), r.CreatedAt)
+	}
+	ds := slices.Clone(b.ArmDeltas)
+	slices.SortStableFunc(ds, func(x, y engine.ArmDelta) int {
+		return cmp.Or(strings.Compare(x.ExperimentID, y.ExperimentID), cmp.Compare(x.Arm, y.Arm))
+	})
+	for _, d := range ds {
+		a := &d.Delta
+		lb.exec("experiment arm", `INSERT INTO experiment_arms AS t (experiment_id, arm, views, purchases, units,
+				revenue, revenue_sq, profit, profit_sq, p_value)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+			ON CONFLICT (experiment_id, arm) DO UPDATE SET views = t.views + excluded.views,
+				purchases = t.purchases + excluded.purchases, units = t.units + excluded.units,
+				revenue = t.revenue + excluded.revenue, revenue_sq = t.revenue_sq + excluded.revenue_sq,
+				profit = t.profit + excluded.profit, profit_sq = t.profit_sq + excluded.profit_sq,
+				p_value = least(t.p_value, excluded.p_value)`,
+			d.ExperimentID, d.Arm, a.Views, a.Purchases, a.Units, a.Revenue, a.RevenueSq, a.Profit, a.ProfitSq, d.PValue)
+	}
+	return nil
 }
 
 // lastOf returns xs with only the last of the elements sharing a key, in

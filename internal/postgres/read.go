@@ -93,7 +93,47 @@ func (s *Store) load(ctx context.Context) (engine.Snapshot, int64, error) {
 	if snap.Settings, err = querySettings(ctx, tx); err != nil {
 		return snap, 0, fmt.Errorf("settings: %w", err)
 	}
+	if snap.Experiments, err = queryExperiments(ctx, tx); err != nil {
+		return snap, 0, fmt.Errorf("experiments: %w", err)
+	}
 	return snap, gen, nil
+}
+
+// queryExperiments returns the experiments, oldest first, with their
+// arms' totals.
+func queryExperiments(ctx context.Context, q querier) ([]engine.ExperimentState, error) {
+	var out []engine.ExperimentState
+	at := map[string]int{}
+	var id string
+	var js []byte
+	rows, _ := q.Query(ctx, "SELECT id, record FROM experiments ORDER BY created_at, id")
+	_, err := pgx.ForEachRow(rows, []any{&id, &js}, func() error {
+		var st engine.ExperimentState
+		if err := json.Unmarshal(js, &st.Record); err != nil {
+			return fmt.Errorf("%q: %w", id, err)
+		}
+		st.Arms = make([]engine.ArmTotal, len(st.Record.Arms))
+		for a := range st.Arms {
+			st.Arms[a].PValue = 1
+		}
+		at[id] = len(out)
+		out = append(out, st)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var arm int
+	var t engine.ArmTotal
+	rows, _ = q.Query(ctx, `SELECT experiment_id, arm, views, purchases, units, revenue, revenue_sq, profit, profit_sq, p_value
+		FROM experiment_arms`)
+	_, err = pgx.ForEachRow(rows, []any{&id, &arm, &t.Views, &t.Purchases, &t.Units, &t.Revenue, &t.RevenueSq, &t.Profit, &t.ProfitSq, &t.PValue}, func() error {
+		if k, ok := at[id]; ok && arm >= 0 && arm < len(out[k].Arms) {
+			out[k].Arms[arm] = t
+		}
+		return nil
+	})
+	return out, err
 }
 
 // querier is what the pool and a transaction share.

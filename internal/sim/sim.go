@@ -111,25 +111,12 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	}
 	rep := Report{Scenario: cfg.Scenario.Name, Seed: cfg.Scenario.Seed}
 	names := append(append([]string(nil), cfg.Strategies...), BestFixed)
-	pc := cfg.Pricing
-	if pc.Weights == (pricing.Weights{}) {
-		pc = pricing.DefaultConfig()
-	}
-	strategies := map[string]pricing.Strategy{
-		"seed": pricing.Seed{K: 5}, "decay": pricing.Decay{K: 5, HalfLife: pc.HalfLife}, Static: staticStrategy{},
-		"thompson": pricing.DefaultThompson(), "inventory": pricing.DefaultInventory(),
-		"competitor": pricing.DefaultCompetitor(),
-	}
-	for n, s := range pc.Strategies {
-		strategies[n] = s
-	}
-	pc.Strategies = strategies
+	pc := withStrategies(cfg.Pricing)
 	// Check every name before the first run: a typo in the last one must
 	// not cost the time of the others.
 	for _, name := range cfg.Strategies {
-		if _, ok := strategies[name]; !ok {
-			known := slices.Sorted(maps.Keys(strategies))
-			return rep, fmt.Errorf("sim: unknown strategy %q (known: %s)", name, strings.Join(known, ", "))
+		if err := knownStrategy(pc, name); err != nil {
+			return rep, err
 		}
 	}
 	m, err := simmarket.New(cfg.Scenario)
@@ -158,6 +145,34 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		}
 	}
 	return rep, nil
+}
+
+// withStrategies is pc (the default configuration if unset) with every
+// strategy the simulator knows, the built-ins and pc's own.
+func withStrategies(pc pricing.Config) pricing.Config {
+	if pc.Weights == (pricing.Weights{}) {
+		pc = pricing.DefaultConfig()
+	}
+	strategies := map[string]pricing.Strategy{
+		"seed": pricing.Seed{K: 5}, "decay": pricing.Decay{K: 5, HalfLife: pc.HalfLife}, Static: staticStrategy{},
+		"thompson": pricing.DefaultThompson(), "inventory": pricing.DefaultInventory(),
+		"competitor": pricing.DefaultCompetitor(),
+	}
+	for n, s := range pc.Strategies {
+		strategies[n] = s
+	}
+	pc.Strategies = strategies
+	return pc
+}
+
+// knownStrategy says whether pc knows the strategy called name, listing
+// the ones it knows if not.
+func knownStrategy(pc pricing.Config, name string) error {
+	if _, ok := pc.Strategies[name]; !ok {
+		known := slices.Sorted(maps.Keys(pc.Strategies))
+		return fmt.Errorf("sim: unknown strategy %q (known: %s)", name, strings.Join(known, ", "))
+	}
+	return nil
 }
 
 // runOne runs one strategy; fixed is the best fixed prices, for BestFixed.

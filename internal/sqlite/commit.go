@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -123,6 +124,8 @@ type writeStmts struct {
 	stateRepoint                          driver.Stmt
 	expireScan, expireDelete              driver.Stmt
 	analyticsExpire                       driver.Stmt
+	// Price experiments: a record upserted whole, an arm's delta added.
+	expUpsert, armAdd driver.Stmt
 
 	args []driver.NamedValue
 	// sources holds the names of pricing.Source values already converted
@@ -221,6 +224,12 @@ func prepareWriteStmts(ctx context.Context, c writeConn, tun tuning) (_ *writeSt
 				updated_at = excluded.updated_at`},
 		{&ws.setting, "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"},
 		{&ws.cursor, "INSERT INTO cursor (id, value) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET value = excluded.value"},
+		{&ws.expUpsert, "INSERT INTO experiments (id, record, created_at) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET record = excluded.record"},
+		{&ws.armAdd, `INSERT INTO experiment_arms (experiment_id, arm, views, purchases, units, revenue, revenue_sq, profit, profit_sq, p_value)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (experiment_id, arm) DO UPDATE SET views = views + excluded.views, purchases = purchases + excluded.purchases,
+				units = units + excluded.units, revenue = revenue + excluded.revenue, revenue_sq = revenue_sq + excluded.revenue_sq,
+				profit = profit + excluded.profit, profit_sq = profit_sq + excluded.profit_sq, p_value = min(p_value, excluded.p_value)`},
 		{&ws.overrideClose, "UPDATE overrides SET ended_at = ?, ended_by = ?, end_reason = ? WHERE product_id = ? AND ended_at IS NULL"},
 		{&ws.overrideInsert, `INSERT INTO overrides (product_id, override_price, reason, set_by, created_at, expires_at, ended_at, ended_by, end_reason)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`},
@@ -265,7 +274,8 @@ func (ws *writeStmts) close() error {
 	}
 	for _, st := range []driver.Stmt{ws.product, ws.setting, ws.cursor, ws.overrideClose, ws.overrideInsert,
 		ws.stateCopy, ws.cleanScan, ws.cleanCopy, ws.cleanDelete,
-		ws.rollScan, ws.rollDelete, ws.hourlyNewest, ws.hourlyNext, ws.hourlyMerge, ws.stateRepoint, ws.expireScan, ws.expireDelete, ws.analyticsExpire} {
+		ws.rollScan, ws.rollDelete, ws.hourlyNewest, ws.hourlyNext, ws.hourlyMerge, ws.stateRepoint, ws.expireScan, ws.expireDelete, ws.analyticsExpire,
+		ws.expUpsert, ws.armAdd} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -553,6 +563,28 @@ func writeBatch(ctx context.Context, ws *writeStmts, b *engine.Batch, states *en
 	if b.Cursor != "" {
 		if err := ws.exec(ctx, ws.cursor, b.Cursor); err != nil {
 			return fmt.Errorf("cursor: %w", err)
+		}
+	}
+	return writeExperiments(ctx, ws, b)
+}
+
+// writeExperiments upserts b's experiment records, then adds its arm
+// deltas.
+func writeExperiments(ctx context.Context, ws *writeStmts, b *engine.Batch) error {
+	for _, r := range b.Experiments {
+		js, err := json.Marshal(r)
+		if err != nil {
+			return fmt.Errorf("experiment %q: %w: %v", r.ID, engine.ErrUnencodable, err)
+		}
+		if err := ws.exec(ctx, ws.expUpsert, r.ID, string(js), r.CreatedAt); err != nil {
+			return fmt.Errorf("experiment %q: %w", r.ID, err)
+		}
+	}
+	for _, d := range b.ArmDeltas {
+		a := &d.Delta
+		if err := ws.exec(ctx, ws.armAdd, d.ExperimentID, int64(d.Arm), a.Views, a.Purchases, a.Units,
+			a.Revenue, a.RevenueSq, a.Profit, a.ProfitSq, d.PValue); err != nil {
+			return fmt.Errorf("experiment %q arm %d: %w", d.ExperimentID, d.Arm, err)
 		}
 	}
 	return nil

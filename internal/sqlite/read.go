@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -89,7 +90,52 @@ func (s *Store) load(ctx context.Context) (engine.Snapshot, error) {
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return snap, fmt.Errorf("cursor: %w", err)
 	}
+	if snap.Experiments, err = loadExperiments(ctx, tx); err != nil {
+		return snap, fmt.Errorf("experiments: %w", err)
+	}
 	return snap, nil
+}
+
+// loadExperiments reads the experiments, oldest first, with their arms'
+// totals. They are read from the tables even after a snapshot: they are
+// few, and the snapshot file does not hold them.
+func loadExperiments(ctx context.Context, tx *sql.Tx) ([]engine.ExperimentState, error) {
+	var out []engine.ExperimentState
+	at := map[string]int{}
+	err := query(ctx, tx, "SELECT id, record FROM experiments ORDER BY created_at, id", nil, func(r *sql.Rows) error {
+		var id, js string
+		if err := r.Scan(&id, &js); err != nil {
+			return err
+		}
+		var st engine.ExperimentState
+		if err := json.Unmarshal([]byte(js), &st.Record); err != nil {
+			return fmt.Errorf("%q: %w", id, err)
+		}
+		st.Arms = make([]engine.ArmTotal, len(st.Record.Arms))
+		for a := range st.Arms {
+			st.Arms[a].PValue = 1
+		}
+		at[id] = len(out)
+		out = append(out, st)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = query(ctx, tx, `SELECT experiment_id, arm, views, purchases, units, revenue, revenue_sq, profit, profit_sq, p_value
+		FROM experiment_arms`, nil, func(r *sql.Rows) error {
+		var id string
+		var arm int
+		var t engine.ArmTotal
+		if err := r.Scan(&id, &arm, &t.Views, &t.Purchases, &t.Units, &t.Revenue, &t.RevenueSq, &t.Profit, &t.ProfitSq, &t.PValue); err != nil {
+			return err
+		}
+		if k, ok := at[id]; ok && arm >= 0 && arm < len(out[k].Arms) {
+			out[k].Arms[arm] = t
+		}
+		return nil
+	})
+	return out, err
 }
 
 // loadProducts reads the catalog in catalog order, which is insertion

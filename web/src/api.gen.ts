@@ -291,6 +291,90 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/experiments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List experiments with their readouts
+         * @description Every experiment kept, oldest first, each with its readout.
+         */
+        get: operations["listExperiments"];
+        put?: never;
+        /**
+         * Create a price experiment
+         * @description Creates an experiment on products of the catalog; it runs from `start` (default now) until `end` or until stopped. Its arms' counts are committed with the events that feed them, exactly once. Operators and admins may create.
+         */
+        post: operations["createExperiment"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/experiments/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * An experiment and its readout
+         * @description The readout's intervals and p-values are always valid: looking at them as often as you like does not raise the chance of a false winner above `alpha`.
+         */
+        get: operations["getExperiment"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/experiments/{id}/stop": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Stop an experiment
+         * @description Ends the experiment now: its products are priced as usual again and may join another experiment. Its counts and readout are kept.
+         */
+        post: operations["stopExperiment"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/experiments/{id}/promote": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Stop an experiment and promote an arm
+         * @description Stops the experiment and makes the arm the products' pricing: a fixed arm's price becomes their list (base) price; a control or live arm leaves the catalog as it is. Without `arm`, the readout's winner.
+         */
+        post: operations["promoteExperiment"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -353,6 +437,10 @@ export interface components {
              */
             updated_at: string;
             currency?: components["schemas"]["Currency"];
+            /** @description Present when `GET /price/{id}?shopper=` answers with the price of the shopper's arm of a running experiment: the experiment's id. `price` is then the arm's (for a control or fixed arm; a live arm shows the product's own), and `price_source` and the other fields stay the product's own. */
+            experiment?: string;
+            /** @description With `experiment`: the name of the shopper's arm. */
+            arm?: string;
         };
         PriceList: {
             /** @description Every product, in catalog order; or the page asked for. */
@@ -1091,6 +1179,126 @@ export interface components {
             /** @description More groups matched than `limit` (or than the 10,000 the store ranks): narrow the range or filter. */
             more: boolean;
         };
+        /** @description One way of pricing the experiment's products. */
+        ExperimentArm: {
+            name: string;
+            /**
+             * @description `control`: the list (base) price; `fixed`: `price`; `live`: the engine's own price (the product's strategy); `strategy`: a named strategy learning from its arm only — `dynaprice simulate` only, refused by serve with 400.
+             * @enum {string}
+             */
+            kind: "control" | "fixed" | "live" | "strategy";
+            /** @description A fixed arm's price (only). */
+            price?: number;
+            /** @description A strategy arm's strategy (only). */
+            strategy?: string;
+            /** @description Share of traffic relative to the other arms' (default 1). */
+            weight?: number;
+        };
+        /** @description A new experiment. Limits: 2 to 8 arms, 1 to 1,000 products, 50 experiments not yet ended and 1,000 kept; names and salts of at most 128 bytes. */
+        ExperimentInput: {
+            id: string;
+            name?: string;
+            /** @description Products in the catalog, in no other experiment that has not ended. */
+            products: components["schemas"]["ProductId"][];
+            /** @description The first is the baseline the others are compared with. */
+            arms: components["schemas"]["ExperimentArm"][];
+            /**
+             * @description `shopper`: each shopper (user_id) gets one arm for every product; `product`: each product gets one arm (at least one product per arm).
+             * @enum {string}
+             */
+            split: "shopper" | "product";
+            /** @description Hashed with the shopper or product id to assign arms (default: the id). */
+            salt?: string;
+            /**
+             * @description What the test compares, per visitor (default revenue).
+             * @enum {string}
+             */
+            metric?: "revenue" | "profit" | "conversion";
+            /** @description Nominal level of the sequential test (default 0.05). */
+            alpha?: number;
+            /**
+             * Format: date-time
+             * @description Default: now.
+             */
+            start?: string;
+            /**
+             * Format: date-time
+             * @description Default: none (runs until stopped).
+             */
+            end?: string;
+        };
+        /** @description An estimate with its always-valid confidence interval; an end is null while there is too little data to bound it. */
+        Interval: {
+            estimate: number;
+            low: number | null;
+            high: number | null;
+        };
+        ArmReadout: {
+            name: string;
+            views: number;
+            purchases: number;
+            units: number;
+            revenue: number;
+            /** @description Sum of squared revenue per purchase (for the variance). */
+            revenue_sq: number;
+            profit: number;
+            profit_sq: number;
+            conversion: components["schemas"]["Interval"];
+            revenue_per_visitor: components["schemas"]["Interval"];
+            profit_per_visitor: components["schemas"]["Interval"];
+            /** @description The arm's metric less the baseline's (absent for the baseline). */
+            difference?: components["schemas"]["Interval"];
+            /** @description The difference as a fraction of the baseline's metric (absent for the baseline). */
+            lift?: components["schemas"]["Interval"];
+            /** @description Always-valid p-value of the mixture sequential probability ratio test against the baseline: the smallest so far, safe to read at any time. */
+            p_value: number;
+            /** @description p_value is at most `level`. */
+            significant: boolean;
+        };
+        Readout: {
+            /** @enum {string} */
+            metric: "revenue" | "profit" | "conversion";
+            alpha: number;
+            /** @description The level each comparison is tested at: alpha / (arms − 1). */
+            level: number;
+            arms: components["schemas"]["ArmReadout"][];
+            /** @description The arm to promote once the test decides; absent while undecided. */
+            winner?: string;
+        };
+        Experiment: {
+            id: string;
+            name?: string;
+            products: components["schemas"]["ProductId"][];
+            arms: components["schemas"]["ExperimentArm"][];
+            /** @enum {string} */
+            split: "shopper" | "product";
+            salt: string;
+            /** @enum {string} */
+            metric: "revenue" | "profit" | "conversion";
+            alpha: number;
+            /** Format: date-time */
+            start: string;
+            /** Format: date-time */
+            end?: string;
+            /** @enum {string} */
+            status: "scheduled" | "running" | "ended" | "stopped";
+            /** Format: date-time */
+            created_at: string;
+            created_by?: string;
+            /** Format: date-time */
+            stopped_at?: string;
+            stopped_by?: string;
+            /** @description The arm promoted when the experiment was stopped, if any. */
+            promoted?: string;
+            readout: components["schemas"]["Readout"];
+        };
+        ExperimentList: {
+            experiments: components["schemas"]["Experiment"][];
+        };
+        PromoteRequest: {
+            /** @description The arm to promote; absent: the readout's winner (409 while there is none). */
+            arm?: string;
+        };
     };
     responses: {
         /** @description No API key, or an unknown one. */
@@ -1259,6 +1467,11 @@ export interface operations {
                  * @example 1
                  */
                 explain?: string;
+                /**
+                 * @description The shopper's id (the `user_id` their events carry, at most 128 bytes). When the product is in a running experiment split by shopper (or by product), the answer is the price of the shopper's arm, with `experiment` and `arm`; the same shopper always gets the same arm. Without it, or outside experiments, the answer is the product's price as usual.
+                 * @example U17
+                 */
+                shopper?: string;
             };
             header?: never;
             path: {
@@ -1983,6 +2196,251 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    listExperiments: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The experiments. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExperimentList"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    createExperiment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ExperimentInput"];
+            };
+        };
+        responses: {
+            /** @description Created. */
+            201: {
+                headers: {
+                    /** @description The experiment's path. */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Experiment"];
+                };
+            };
+            /** @description Invalid definition, unknown product, or a strategy arm (simulate only). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description The id exists, a product is in an experiment that has not ended, or too many experiments. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            413: components["responses"]["BodyTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    getExperiment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Experiment id.
+                 * @example spring
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The experiment. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Experiment"];
+                };
+            };
+            /** @description The `{id}` in the path is not a valid experiment id. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description Unknown experiment. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    stopExperiment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Experiment id.
+                 * @example spring
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Stopped. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Experiment"];
+                };
+            };
+            /** @description The `{id}` in the path is not a valid experiment id. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description Unknown experiment. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Already stopped. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    promoteExperiment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description Experiment id.
+                 * @example spring
+                 */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["PromoteRequest"];
+            };
+        };
+        responses: {
+            /** @description Stopped, the arm promoted. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Experiment"];
+                };
+            };
+            /** @description Invalid id or body, an arm the experiment does not have, or a price a product's guardrails refuse. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description Unknown experiment. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Already stopped, or no winner yet and no arm named. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            413: components["responses"]["BodyTooLarge"];
+            429: components["responses"]["TooManyRequests"];
+            500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];
         };
     };

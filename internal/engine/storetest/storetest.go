@@ -16,6 +16,7 @@
 // The suite asserts what the engine relies on: exact round trips across a
 // close and reopen, atomic commits (also when the context ends part-way),
 // the override audit trail, the remembered event ids and their pruning,
+// price experiments and their arms' totals (experiments.go),
 // reads that keep working while commits run, the history retention
 // (retention.go) and the analytics rows and their retention (analytics.go).
 package storetest
@@ -85,6 +86,7 @@ func Run(t *testing.T, open Opener) {
 		{"LargeBatch", s.largeBatch},
 		{"ConcurrentReads", s.concurrentReads},
 		{"IndependentNames", s.independentNames},
+		{"Experiments", s.experiments},
 		{"Retention", s.retention},
 		{"RetentionWithoutSummaries", s.retentionWithoutSummaries},
 		{"RetentionOfEveryRow", s.retentionOfEveryRow},
