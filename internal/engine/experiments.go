@@ -51,6 +51,17 @@ type ExperimentState struct {
 	Arms []ArmTotal
 }
 
+// NewExperimentState is rec with nothing counted yet: every arm's totals
+// empty and its p-value 1. An experiment starts so, and a store reads one
+// so before it adds the totals it keeps.
+func NewExperimentState(rec ExperimentRecord) ExperimentState {
+	arms := make([]ArmTotal, len(rec.Arms))
+	for a := range arms {
+		arms[a].PValue = 1
+	}
+	return ExperimentState{Record: rec, Arms: arms}
+}
+
 // Readout is the experiment's readout from its totals.
 func (s ExperimentState) Readout() experiment.Readout {
 	accs := make([]experiment.Accumulator, len(s.Arms))
@@ -326,11 +337,8 @@ func (m *Machine) CreateExperiment(in ExperimentInput, now int64) (ExperimentSta
 			return ExperimentState{}, errorf(KindConflict, "product %q is in experiment %q, which has not ended", id, r.rec.ID)
 		}
 	}
-	r := &expRun{rec: ExperimentRecord{Definition: d, CreatedAt: now, CreatedBy: in.By}}
-	r.arms = make([]ArmTotal, len(d.Arms))
-	for a := range r.arms {
-		r.arms[a].PValue = 1
-	}
+	st := NewExperimentState(ExperimentRecord{Definition: d, CreatedAt: now, CreatedBy: in.By})
+	r := &expRun{rec: st.Record, arms: st.Arms}
 	m.addRun(r)
 	m.batch.Experiments = append(m.batch.Experiments, r.rec)
 	t.changed = true

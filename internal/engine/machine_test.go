@@ -519,12 +519,12 @@ func TestAlignPutsStatesInCatalogOrder(t *testing.T) {
 	snap.Align([]engine.ProductState{
 		{ID: "PC", State: pricing.State{Version: 3}}, {ID: "PZ", State: pricing.State{Version: 9}},
 		{ID: "PA", State: pricing.State{Version: 1}}, {ID: "PA", State: pricing.State{Version: 2}},
-	})
+	}, nil)
 	if len(snap.States) != 3 || !snap.Stated[0] || snap.Stated[1] || !snap.Stated[2] ||
 		snap.States[0].Version != 1 || snap.States[2].Version != 3 || snap.NumStated() != 2 {
 		t.Errorf("aligned %+v %v", snap.States, snap.Stated)
 	}
-	snap.Align(nil)
+	snap.Align(nil, nil)
 	if snap.States != nil || snap.Stated != nil || snap.NumStated() != 0 {
 		t.Errorf("no states: %+v %v", snap.States, snap.Stated)
 	}

@@ -107,21 +107,26 @@ func (s Snapshot) NumStated() int {
 
 // Align puts states, given by product id in any order (a product's first
 // one counts), in the places Snapshot.States wants them, for a store
-// that reads them by id. States of products not in the catalog are
-// dropped: the engine prices only what it has a product for.
-func (s *Snapshot) Align(states []ProductState) {
+// that reads them by id. place returns a product's index in s.Products;
+// nil builds that index, for a store that keeps none of its own. States
+// of products not in the catalog are dropped: the engine prices only what
+// it has a product for.
+func (s *Snapshot) Align(states []ProductState, place func(id string) (int, bool)) {
 	s.States, s.Stated = nil, nil
 	if len(states) == 0 {
 		return
 	}
-	at := make(map[string]int, len(s.Products))
-	for k, p := range s.Products {
-		at[p.ID] = k
+	if place == nil {
+		at := make(map[string]int, len(s.Products))
+		for k, p := range s.Products {
+			at[p.ID] = k
+		}
+		place = func(id string) (int, bool) { k, ok := at[id]; return k, ok }
 	}
-	s.States = make([]pricing.State, len(s.Products))
-	s.Stated = make([]bool, len(s.Products))
+	n := len(s.Products)
+	s.States, s.Stated = make([]pricing.State, n), make([]bool, n)
 	for i := range states {
-		if k, ok := at[states[i].ID]; ok && !s.Stated[k] {
+		if k, ok := place(states[i].ID); ok && k < n && !s.Stated[k] {
 			s.States[k], s.Stated[k] = states[i].State, true
 		}
 	}

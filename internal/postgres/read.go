@@ -86,7 +86,7 @@ func (s *Store) load(ctx context.Context) (engine.Snapshot, int64, error) {
 	if err != nil {
 		return snap, 0, fmt.Errorf("states: %w", err)
 	}
-	snap.Align(states)
+	snap.Align(states, nil)
 	if snap.Seen, err = s.loadSeen(ctx, tx); err != nil {
 		return snap, 0, fmt.Errorf("seen: %w", err)
 	}
@@ -108,16 +108,12 @@ func queryExperiments(ctx context.Context, q querier) ([]engine.ExperimentState,
 	var js []byte
 	rows, _ := q.Query(ctx, "SELECT id, record FROM experiments ORDER BY created_at, id")
 	_, err := pgx.ForEachRow(rows, []any{&id, &js}, func() error {
-		var st engine.ExperimentState
-		if err := json.Unmarshal(js, &st.Record); err != nil {
+		var rec engine.ExperimentRecord
+		if err := json.Unmarshal(js, &rec); err != nil {
 			return fmt.Errorf("%q: %w", id, err)
 		}
-		st.Arms = make([]engine.ArmTotal, len(st.Record.Arms))
-		for a := range st.Arms {
-			st.Arms[a].PValue = 1
-		}
 		at[id] = len(out)
-		out = append(out, st)
+		out = append(out, engine.NewExperimentState(rec))
 		return nil
 	})
 	if err != nil {

@@ -105,23 +105,6 @@ func (l *logState) build(products []pricing.Product, pos []logPos, more map[stri
 	l.pend = l.pend[:0]
 }
 
-// align puts states in snap's catalog order (engine.Snapshot.States),
-// finding each product's place from the index build made of snap's
-// products; states of products outside the catalog are dropped, as the
-// engine would.
-func (l *logState) align(snap *engine.Snapshot, states []engine.ProductState) {
-	if len(states) == 0 {
-		return
-	}
-	n := len(snap.Products)
-	snap.States, snap.Stated = make([]pricing.State, n), make([]bool, n)
-	for i := range states {
-		if k, ok := l.slot[states[i].ID]; ok && int(k) < n && !snap.Stated[k] {
-			snap.States[k], snap.Stated[k] = states[i].State, true
-		}
-	}
-}
-
 // lookup returns id's slot, given a hint as find, if it has one.
 func (l *logState) lookup(id string, hint int32) (int32, bool) {
 	if hint >= 0 && int(hint) < len(l.ids) && l.ids[hint] == id {

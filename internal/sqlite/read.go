@@ -62,7 +62,11 @@ func (s *Store) load(ctx context.Context) (engine.Snapshot, error) {
 			return snap, err
 		}
 		s.logs.build(snap.Products, nil, pos)
-		s.logs.align(&snap, states)
+		// The index's slots are the catalog's places (build).
+		snap.Align(states, func(id string) (int, bool) {
+			k, ok := s.logs.slot[id]
+			return int(k), ok
+		})
 	}
 	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
@@ -107,16 +111,12 @@ func loadExperiments(ctx context.Context, tx *sql.Tx) ([]engine.ExperimentState,
 		if err := r.Scan(&id, &js); err != nil {
 			return err
 		}
-		var st engine.ExperimentState
-		if err := json.Unmarshal([]byte(js), &st.Record); err != nil {
+		var rec engine.ExperimentRecord
+		if err := json.Unmarshal([]byte(js), &rec); err != nil {
 			return fmt.Errorf("%q: %w", id, err)
 		}
-		st.Arms = make([]engine.ArmTotal, len(st.Record.Arms))
-		for a := range st.Arms {
-			st.Arms[a].PValue = 1
-		}
 		at[id] = len(out)
-		out = append(out, st)
+		out = append(out, engine.NewExperimentState(rec))
 		return nil
 	})
 	if err != nil {
